@@ -1,0 +1,51 @@
+# Batch MLOps platform: the commands a newcomer needs.
+#   make demo   set up, then run the whole chain locally and print a served forecast
+#   make test   set up, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: help setup demo test test-fast lint format serve mlflow-ui clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed  ## create .venv with the pinned dependencies (idempotent)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: setup  ## ingest -> validate -> features -> train -> register -> promote -> serve one forecast
+	PY=$(BIN)/python infra/scripts/demo.sh
+
+test: setup  ## lint and type-check, then the whole suite (unit, integration with real servers, e2e)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/pytest
+
+test-fast: setup  ## unit tests only
+	$(BIN)/pytest tests/unit
+
+lint: setup  ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: setup  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+serve: setup  ## run the forecasting service on the settings' host and port
+	$(BIN)/python -m model_serving
+
+mlflow-ui: setup  ## open MLflow's UI on the local tracking database
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .mlops)/mlflow.db
+
+clean:  ## remove local state and caches (keeps .venv)
+	rm -rf .mlops reports .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

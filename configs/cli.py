@@ -1,0 +1,29 @@
+"""Arguments every command shares: which dataset and which logical date."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from datetime import date
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings, get_settings
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dataset", help="dataset config YAML (default: the settings' dataset_config)", default=None
+    )
+    parser.add_argument(
+        "--logical-date",
+        type=date.fromisoformat,
+        default=None,
+        help="the run's logical date, YYYY-MM-DD (default: today)",
+    )
+
+
+def resolve(args: argparse.Namespace) -> tuple[Settings, DatasetConfig, date]:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    dataset = DatasetConfig.from_yaml(args.dataset or settings.dataset_config)
+    return settings, dataset, args.logical_date or date.today()

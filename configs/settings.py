@@ -1,0 +1,195 @@
+"""The platform's one settings object.
+
+Every path, URL and credential the platform uses is read here, from environment variables with the
+``MLOPS_`` prefix (or a ``.env`` file). A *profile* fills in the defaults for a kind of deployment, so
+a user changes one variable to move from the embedded local setup to the compose stack:
+
+* ``local``: everything lives under one home folder (``.mlops/``): SQLite MLflow tracking with local
+  artifacts, a Feast file offline store with a SQLite online store and a file registry, and a local
+  landing folder. No server is needed.
+* ``compose``: the docker-compose services: Postgres, Redis, MinIO (S3) and the MLflow server.
+* ``k8s``: the same services addressed by their in-cluster names.
+
+Explicitly set variables always win over the profile's defaults.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Profile(StrEnum):
+    LOCAL = "local"
+    COMPOSE = "compose"
+    K8S = "k8s"
+
+
+class OnlineStoreKind(StrEnum):
+    SQLITE = "sqlite"
+    REDIS = "redis"
+
+
+# Service addresses of the non-embedded profiles. Only these tables name hosts.
+_SERVICE_HOSTS: dict[Profile, dict[str, str]] = {
+    Profile.COMPOSE: {
+        "mlflow": "http://mlflow:5000",
+        "redis": "redis",
+        "s3": "http://minio:9000",
+        "postgres": "postgres",
+    },
+    Profile.K8S: {
+        "mlflow": "http://mlflow.mlops.svc.cluster.local:5000",
+        "redis": "redis.mlops.svc.cluster.local",
+        "s3": "",
+        "postgres": "postgres.mlops.svc.cluster.local",
+    },
+}
+
+
+class Settings(BaseSettings):
+    """Typed settings; ``Settings()`` reads the environment, tests pass values directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    profile: Profile = Profile.LOCAL
+    home: Path = Field(default=Path(".mlops"), description="Root of all local state.")
+    dataset_config: Path = Field(
+        default=PROJECT_ROOT / "configs" / "datasets" / "ett.yaml",
+        description="The dataset YAML the commands run on when none is given.",
+    )
+
+    # Raw data landing area (a local folder; partitions by logical date).
+    landing_dir: Path | None = None
+    artifacts_dir: Path | None = None
+
+    # S3 / MinIO for s3:// sources.
+    s3_endpoint_url: str | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_region: str = "us-east-1"
+
+    # MLflow.
+    mlflow_tracking_uri: str | None = None
+    mlflow_registry_uri: str | None = None
+    mlflow_experiment: str = "forecasting"
+    registered_model_name: str | None = Field(
+        default=None, description="Defaults to '<dataset name>_forecaster'."
+    )
+
+    # Feast.
+    feast_project: str = "mlops"
+    feast_repo_dir: Path | None = None
+    feast_registry: str | None = None
+    online_store: OnlineStoreKind | None = None
+    redis_host: str = "localhost"
+    redis_port: int = 6379
+    redis_password: SecretStr | None = None
+    redis_ssl: bool = False
+
+    # Serving.
+    serving_host: str = "127.0.0.1"
+    serving_port: int = 8000
+    max_batch_entities: int = 100
+
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        """Fill service addresses of the chosen profile where the user set none."""
+        if not isinstance(data, dict):
+            return data
+        profile = Profile(data.get("profile", Profile.LOCAL))
+        hosts = _SERVICE_HOSTS.get(profile)
+        if hosts is None:
+            return data
+        defaults: dict[str, Any] = {
+            "mlflow_tracking_uri": hosts["mlflow"],
+            "online_store": OnlineStoreKind.REDIS,
+            "redis_host": hosts["redis"],
+        }
+        if hosts["s3"]:
+            defaults["s3_endpoint_url"] = hosts["s3"]
+        return {**defaults, **data}
+
+    @model_validator(mode="after")
+    def _local_defaults(self) -> Settings:
+        """Put every unset local path under ``home`` (made absolute so subprocesses agree)."""
+        self.home = self.home.expanduser().resolve()
+        if self.landing_dir is None:
+            self.landing_dir = self.home / "landing"
+        if self.artifacts_dir is None:
+            self.artifacts_dir = self.home / "artifacts"
+        if self.feast_repo_dir is None:
+            self.feast_repo_dir = self.home / "feature_repo"
+        if self.feast_registry is None:
+            self.feast_registry = str(self.feast_repo_dir / "registry.db")
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
+        if self.online_store is None:
+            self.online_store = OnlineStoreKind.SQLITE
+        return self
+
+    # Typed accessors: after validation these are never None.
+    @property
+    def landing(self) -> Path:
+        assert self.landing_dir is not None
+        return self.landing_dir
+
+    @property
+    def artifacts(self) -> Path:
+        assert self.artifacts_dir is not None
+        return self.artifacts_dir
+
+    @property
+    def feast_repo(self) -> Path:
+        assert self.feast_repo_dir is not None
+        return self.feast_repo_dir
+
+    @property
+    def tracking_uri(self) -> str:
+        assert self.mlflow_tracking_uri is not None
+        return self.mlflow_tracking_uri
+
+    @property
+    def mlflow_artifact_root(self) -> str | None:
+        """Where a new local experiment stores artifacts (None: the server decides)."""
+        if self.tracking_uri.startswith("sqlite:"):
+            return (self.home / "mlartifacts").as_uri()
+        return None
+
+    def model_name(self, dataset_name: str) -> str:
+        return self.registered_model_name or f"{dataset_name}_forecaster"
+
+    def redis_connection_string(self) -> str:
+        """Feast's Redis connection string: ``host:port[,password=...][,ssl=true]``."""
+        parts = [f"{self.redis_host}:{self.redis_port}"]
+        if self.redis_password is not None:
+            parts.append(f"password={self.redis_password.get_secret_value()}")
+        if self.redis_ssl:
+            parts.append("ssl=true")
+        return ",".join(parts)
+
+    def boto3_client_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"region_name": self.aws_region}
+        if self.s3_endpoint_url:
+            kwargs["endpoint_url"] = self.s3_endpoint_url
+        if self.aws_access_key_id is not None:
+            kwargs["aws_access_key_id"] = self.aws_access_key_id.get_secret_value()
+        if self.aws_secret_access_key is not None:
+            kwargs["aws_secret_access_key"] = self.aws_secret_access_key.get_secret_value()
+        return kwargs
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

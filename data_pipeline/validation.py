@@ -1,0 +1,223 @@
+"""Data-quality gate: a Great Expectations 1.x suite built from the dataset config.
+
+The suite is code, versioned with the repo. A landing partition that fails it raises
+:class:`DataValidationError` naming every failed expectation with its offending counts, and nothing
+is written to the validated area, which is the only place the feature step reads from. The
+validation result (JSON, and GE's Data Docs HTML) is written next to the run's artifacts either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings
+from data_pipeline.landing import end_of, read_partition, write_atomically
+
+log = logging.getLogger(__name__)
+
+STEP_COLUMN = "_step_seconds"
+GRID_COLUMN = "_off_grid_seconds"
+AGE_COLUMN = "_age_seconds"
+NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "Float64", "Int64"]
+
+
+@dataclass(frozen=True)
+class FailedExpectation:
+    expectation: str
+    column: str | None
+    details: str
+
+    def __str__(self) -> str:
+        where = f" on {self.column}" if self.column else ""
+        return f"{self.expectation}{where}: {self.details}"
+
+
+@dataclass
+class ValidationOutcome:
+    success: bool
+    evaluated: int
+    failures: list[FailedExpectation] = field(default_factory=list)
+    result_path: Path | None = None
+    data_docs_path: Path | None = None
+
+
+class DataValidationError(RuntimeError):
+    """Raised when a landing partition fails the suite; nothing downstream may run."""
+
+    def __init__(self, dataset: str, logical_date: date, outcome: ValidationOutcome):
+        self.outcome = outcome
+        lines = "\n".join(f"  - {failure}" for failure in outcome.failures)
+        super().__init__(
+            f"data validation failed for {dataset} on {logical_date}: "
+            f"{len(outcome.failures)} of {outcome.evaluated} expectations failed\n{lines}\n"
+            f"  result: {outcome.result_path}"
+        )
+
+
+def validated_path(settings: Settings, dataset: DatasetConfig, logical_date: date) -> Path:
+    return settings.home / "validated" / dataset.name / f"ds={logical_date.isoformat()}" / "data.parquet"
+
+
+def run_dir(settings: Settings, dataset: DatasetConfig, logical_date: date) -> Path:
+    return settings.artifacts / dataset.name / f"ds={logical_date.isoformat()}"
+
+
+def with_check_columns(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
+    """Add the derived columns that carry frequency and freshness into row-level expectations."""
+    ts, entity = dataset.timestamp_column, dataset.entity_column
+    out = frame.copy()
+    if ts not in out.columns or entity not in out.columns:
+        return out
+    stamps = pd.to_datetime(out[ts], utc=True, errors="coerce")
+    order = stamps.groupby(out[entity]).rank(method="first")
+    steps = (
+        pd.DataFrame({"e": out[entity], "t": stamps, "o": order})
+        .sort_values(["e", "o"])
+        .groupby("e")["t"]
+        .diff()
+        .dt.total_seconds()
+    )
+    freq = dataset.frequency.total_seconds()
+    # The first row of an entity has no predecessor: treat it as one regular step.
+    out[STEP_COLUMN] = steps.reindex(out.index).fillna(freq)
+    epoch = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    out[GRID_COLUMN] = epoch % freq
+    out[AGE_COLUMN] = (pd.Timestamp(end_of(logical_date)) - stamps).dt.total_seconds()
+    return out
+
+
+def build_expectations(dataset: DatasetConfig, row_count_hint: int | None = None) -> list[Any]:
+    """The suite, one expectation per rule; every rule names the column it guards."""
+    import great_expectations as gx
+
+    e = gx.expectations
+    q = dataset.quality
+    key_columns = [dataset.entity_column, dataset.timestamp_column]
+    expectations: list[Any] = [
+        e.ExpectTableRowCountToBeBetween(min_value=q.min_rows, max_value=q.max_rows),
+    ]
+    for column in dataset.raw_columns:
+        expectations.append(e.ExpectColumnToExist(column=column))
+    for column in [*key_columns, dataset.target]:
+        expectations.append(e.ExpectColumnValuesToNotBeNull(column=column))
+    for column in [dataset.target, *dataset.features]:
+        expectations.append(e.ExpectColumnValuesToBeInTypeList(column=column, type_list=NUMERIC_TYPES))
+    for column, (low, high) in q.value_ranges.items():
+        expectations.append(e.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
+    expectations += [
+        e.ExpectCompoundColumnsToBeUnique(column_list=key_columns),
+        # Regular frequency: steps between consecutive rows are at least one period and at most
+        # max_gap, and every timestamp sits on the frequency grid.
+        e.ExpectColumnValuesToBeBetween(
+            column=STEP_COLUMN,
+            min_value=dataset.frequency.total_seconds(),
+            max_value=q.max_gap.total_seconds(),
+        ),
+        e.ExpectColumnValuesToBeInSet(column=GRID_COLUMN, value_set=[0.0]),
+        # Freshness: the newest row is at most max_age old at the end of the logical date, and
+        # no row lies after it.
+        e.ExpectColumnMinToBeBetween(column=AGE_COLUMN, min_value=0, max_value=q.max_age.total_seconds()),
+        e.ExpectColumnValuesToBeBetween(column=AGE_COLUMN, min_value=0),
+    ]
+    return expectations
+
+
+def _describe(result: dict[str, Any], present: set[str]) -> FailedExpectation:
+    config = result.get("expectation_config", {})
+    kwargs = config.get("kwargs", {})
+    column = kwargs.get("column") or (",".join(kwargs["column_list"]) if "column_list" in kwargs else None)
+    details = result.get("result", {}) or {}
+    parts: list[str] = []
+    if "column" in kwargs and kwargs["column"] not in present:
+        return FailedExpectation(str(config.get("type", "unknown")), column, "column missing from the data")
+    if result.get("exception_info", {}).get("raised_exception"):
+        parts.append(str(result["exception_info"].get("exception_message", "error")).splitlines()[0])
+    if "unexpected_count" in details:
+        parts.append(f"{details['unexpected_count']} of {details.get('element_count', '?')} rows unexpected")
+        sample = details.get("partial_unexpected_list") or []
+        if sample:
+            parts.append(f"e.g. {sample[:3]}")
+    if "observed_value" in details:
+        parts.append(f"observed {details['observed_value']}")
+    bounds = {k: kwargs[k] for k in ("min_value", "max_value", "value_set", "type_list") if k in kwargs}
+    if bounds:
+        parts.append(f"expected {bounds}")
+    return FailedExpectation(
+        expectation=str(config.get("type", "unknown")), column=column, details="; ".join(parts) or "failed"
+    )
+
+
+def validate_frame(
+    frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date, out_dir: Path
+) -> ValidationOutcome:
+    """Run the suite on ``frame`` and write the result JSON and Data Docs under ``out_dir``."""
+    import great_expectations as gx
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="file", project_root_dir=str(out_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    name = f"{dataset.name}_landing"
+    source = context.data_sources.add_or_update_pandas(name=name)
+    asset = source.add_dataframe_asset(name=name)
+    batch_definition = asset.add_batch_definition_whole_dataframe(name=name)
+    suite = gx.ExpectationSuite(name=name, expectations=build_expectations(dataset))
+    suite = context.suites.add_or_update(suite)
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=name,
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
+        )
+    )
+    checked = with_check_columns(frame, dataset, logical_date)
+    run = checkpoint.run(batch_parameters={"dataframe": checked})
+    validation = next(iter(run.run_results.values()))
+    payload = validation.to_json_dict()
+    result_path = out_dir / "validation_result.json"
+    result_path.write_text(json.dumps(payload, indent=2, default=str))
+    docs = sorted(out_dir.glob("gx/uncommitted/data_docs/local_site/index.html"))
+    failures = [_describe(r, set(checked.columns)) for r in payload["results"] if not r.get("success")]
+    return ValidationOutcome(
+        success=bool(payload["success"]),
+        evaluated=len(payload["results"]),
+        failures=failures,
+        result_path=result_path,
+        data_docs_path=docs[0] if docs else None,
+    )
+
+
+def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> ValidationOutcome:
+    """Validate the landing partition; on success publish it to the validated area."""
+    frame = read_partition(settings.landing, dataset, logical_date)
+    target = validated_path(settings, dataset, logical_date)
+    out_dir = run_dir(settings, dataset, logical_date) / "validation"
+    outcome = validate_frame(frame, dataset, logical_date, out_dir)
+    if not outcome.success:
+        # A failed re-run must not leave an earlier run's validated copy for downstream to read.
+        target.unlink(missing_ok=True)
+        raise DataValidationError(dataset.name, logical_date, outcome)
+    write_atomically(frame, target)
+    log.info("validated %d rows of %s for %s -> %s", len(frame), dataset.name, logical_date, target)
+    return outcome
+
+
+def read_validated(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
+    path = validated_path(settings, dataset, logical_date)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no validated data for {dataset.name} on {logical_date}: run validate first ({path})"
+        )
+    return pd.read_parquet(path)

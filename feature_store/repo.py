@@ -1,0 +1,126 @@
+"""The Feast repo: ``feature_store.yaml`` per profile and the feature definitions, applied from Python.
+
+Training (``get_historical_features``) and serving (``get_online_features``) both ask for the one
+FeatureService named here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from configs.dataset import DatasetConfig
+from configs.settings import OnlineStoreKind, Settings
+from feature_store.features import (
+    EVENT_TIMESTAMP,
+    calendar_feature_names,
+    numeric_feature_names,
+    offline_source_path,
+)
+
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureStore, FeatureView
+
+log = logging.getLogger(__name__)
+
+
+def feature_view_name(dataset: DatasetConfig) -> str:
+    return f"{dataset.name}_features"
+
+
+def feature_service_name(dataset: DatasetConfig) -> str:
+    return f"{dataset.name}_forecasting"
+
+
+def repo_config(settings: Settings) -> dict[str, Any]:
+    """The content of ``feature_store.yaml`` for the settings' profile."""
+    online: dict[str, Any]
+    if settings.online_store is OnlineStoreKind.REDIS:
+        online = {"type": "redis", "connection_string": settings.redis_connection_string()}
+    else:
+        online = {"type": "sqlite", "path": str(settings.feast_repo / "online_store.db")}
+    return {
+        "project": settings.feast_project,
+        "provider": "local",
+        "registry": {"registry_type": "file", "path": settings.feast_registry},
+        "offline_store": {"type": "duckdb"},
+        "online_store": online,
+        "entity_key_serialization_version": 3,
+    }
+
+
+def write_repo_config(settings: Settings) -> Path:
+    repo = settings.feast_repo
+    (repo / "data").mkdir(parents=True, exist_ok=True)
+    path = repo / "feature_store.yaml"
+    path.write_text(yaml.safe_dump(repo_config(settings), sort_keys=False))
+    return path
+
+
+def get_store(settings: Settings) -> FeatureStore:
+    from feast import FeatureStore
+
+    write_repo_config(settings)
+    return FeatureStore(repo_path=str(settings.feast_repo))
+
+
+def definitions(settings: Settings, dataset: DatasetConfig) -> tuple[Any, FeatureView, FeatureService]:
+    """Entity, feature view and feature service of a dataset."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource
+    from feast.types import Float64, Int64
+    from feast.value_type import ValueType
+
+    entity = Entity(
+        name=dataset.entity_column,
+        join_keys=[dataset.entity_column],
+        value_type=ValueType.STRING,
+        description=f"Series key of the {dataset.name} dataset.",
+    )
+    source = FileSource(
+        name=f"{dataset.name}_feature_source",
+        path=str(offline_source_path(settings, dataset)),
+        timestamp_field=EVENT_TIMESTAMP,
+    )
+    schema = [Field(name=name, dtype=Float64) for name in numeric_feature_names(dataset)]
+    schema += [Field(name=name, dtype=Int64) for name in calendar_feature_names(dataset)]
+    view = FeatureView(
+        name=feature_view_name(dataset),
+        entities=[entity],
+        ttl=dataset.feature_engineering.ttl,
+        schema=schema,
+        source=source,
+        online=True,
+        tags={"dataset": dataset.name},
+    )
+    service = FeatureService(name=feature_service_name(dataset), features=[view])
+    return entity, view, service
+
+
+def apply(settings: Settings, dataset: DatasetConfig) -> FeatureStore:
+    """Register the dataset's definitions (idempotent: Feast diffs against its registry)."""
+    store = get_store(settings)
+    store.apply(list(definitions(settings, dataset)))
+    return store
+
+
+def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> tuple[datetime, datetime]:
+    """Load features up to ``end`` into the online store; returns the interval loaded.
+
+    Feast keeps the last materialized end per view. The first load has no such state and Feast would
+    start at ``now - ttl``, which misses historical data, so the caller's interval is explicit then:
+    ``[end - ttl, end)``. Later loads continue incrementally from Feast's recorded end.
+    """
+    store = get_store(settings)
+    view = store.get_feature_view(feature_view_name(dataset))
+    start = view.most_recent_end_time
+    if start is None:
+        start = end - (dataset.feature_engineering.ttl or timedelta(days=7))
+        store.materialize(start_date=start, end_date=end, feature_views=[view.name])
+    else:
+        store.materialize_incremental(end_date=end, feature_views=[view.name])
+    log.info("materialized %s from %s to %s", view.name, start, end)
+    return start, end

@@ -1,0 +1,45 @@
+"""The model bundle: one MLflow PyFunc holding the fitted preprocessor and model of a family.
+
+Everything fitted travels as data (JSON and the family's native model file), not as pickled
+objects, so the bundle loads across Python and library versions of the same pins.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+BUNDLE_ARTIFACT = "bundle"
+META_FILE = "bundle.json"
+
+
+def step_columns(horizon: int) -> list[str]:
+    return [f"y_{step}" for step in range(1, horizon + 1)]
+
+
+class ForecastBundle(PythonModel):
+    """PyFunc wrapper: a frame of feature rows in, a frame of H step forecasts out."""
+
+    def load_context(self, context: Any) -> None:
+        from model_training.forecasters import load
+
+        directory = Path(context.artifacts[BUNDLE_ARTIFACT])
+        self.meta = json.loads((directory / META_FILE).read_text())
+        self.forecaster = load(self.meta["family"], directory)
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        forecast = self.forecaster.predict(model_input.astype("float64"))
+        return pd.DataFrame(np.asarray(forecast), columns=step_columns(int(self.meta["horizon"])))
+
+
+def write_bundle_dir(directory: Path, forecaster: Any, meta: dict[str, Any]) -> Path:
+    forecaster.save(directory)
+    (directory / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    return directory

@@ -1,0 +1,80 @@
+"""The forecasting service: FastAPI app factory with a lifespan that loads model and store once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings, get_settings
+from model_serving.metrics import MODEL_READY, REQUEST_LATENCY
+from model_serving.routers import forecast, health, metrics
+from model_serving.runtime import ServingRuntime
+
+log = logging.getLogger(__name__)
+
+RETRY_INITIAL_SECONDS = 1.0
+RETRY_MAX_SECONDS = 30.0
+
+
+async def _load_until_ready(runtime: ServingRuntime) -> None:
+    """Load at startup; if the registry or store is not there yet, retry with backoff."""
+    delay = RETRY_INITIAL_SECONDS
+    while True:
+        await run_in_threadpool(runtime.load)
+        MODEL_READY.set(1 if runtime.ready else 0)
+        if runtime.ready:
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    dataset = DatasetConfig.from_yaml(settings.dataset_config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = ServingRuntime(settings=settings, dataset=dataset)
+        app.state.runtime = runtime
+        await run_in_threadpool(runtime.load)
+        MODEL_READY.set(1 if runtime.ready else 0)
+        retry = None if runtime.ready else asyncio.create_task(_load_until_ready(runtime))
+        yield
+        if retry is not None:
+            retry.cancel()
+
+    app = FastAPI(
+        title="Forecast service",
+        description=f"Forecasts of {dataset.target} for the {dataset.name} dataset, from the champion model.",
+        version="1",
+        lifespan=lifespan,
+    )
+
+    @app.middleware("http")
+    async def observe_latency(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            REQUEST_LATENCY.labels(route=path, method=request.method, status=str(status)).observe(
+                time.perf_counter() - started
+            )
+
+    app.include_router(health.router)
+    app.include_router(forecast.router)
+    app.include_router(metrics.router)
+    return app

@@ -1,0 +1,74 @@
+"""``/v1/forecast``: online features for the entities -> the champion bundle -> H timestamped values."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
+
+from model_serving.dependencies import get_ready_runtime
+from model_serving.metrics import ERRORS
+from model_serving.runtime import ServingRuntime, StoreUnavailableError, UnknownEntityError
+from model_serving.schemas import (
+    BatchForecast,
+    BatchForecastRequest,
+    ErrorBody,
+    Forecast,
+    ForecastPoint,
+    ForecastRequest,
+)
+
+router = APIRouter(prefix="/v1", tags=["forecast"])
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "Unknown entity."},
+    503: {"model": ErrorBody, "description": "Model or feature store unavailable."},
+}
+
+
+def _forecast(runtime: ServingRuntime, entity_ids: list[str]) -> list[Forecast]:
+    assert runtime.model is not None
+    assert runtime.features is not None
+    try:
+        rows = runtime.features.read(entity_ids, runtime.input_columns())
+    except UnknownEntityError as exc:
+        ERRORS.labels(reason="unknown_entity").inc()
+        raise HTTPException(status_code=404, detail=f"unknown entity: {', '.join(exc.args[0])}") from None
+    except StoreUnavailableError as exc:
+        ERRORS.labels(reason="store_unavailable").inc()
+        raise HTTPException(status_code=503, detail=str(exc)) from None
+    predictions = runtime.model.predict(rows.features).to_numpy()
+    step = runtime.step()
+    return [
+        Forecast(
+            entity_id=entity,
+            model_name=runtime.model.name,
+            model_version=runtime.model.version,
+            feature_event_time=event_time,
+            forecast=[
+                ForecastPoint(timestamp=event_time + (h + 1) * step, value=float(value))
+                for h, value in enumerate(values)
+            ],
+        )
+        for entity, event_time, values in zip(entity_ids, rows.event_times, predictions, strict=True)
+    ]
+
+
+@router.post("/forecast", response_model=Forecast, responses=ERROR_RESPONSES)
+async def forecast(
+    body: ForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]
+) -> Forecast:
+    return (await run_in_threadpool(_forecast, runtime, [body.entity_id]))[0]
+
+
+@router.post(
+    "/forecast/batch", response_model=BatchForecast, responses={**ERROR_RESPONSES, 413: {"model": ErrorBody}}
+)
+async def forecast_batch(
+    body: BatchForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]
+) -> BatchForecast:
+    limit = runtime.settings.max_batch_entities
+    if len(body.entity_ids) > limit:
+        raise HTTPException(status_code=413, detail=f"at most {limit} entities per request")
+    entity_ids = list(dict.fromkeys(body.entity_ids))
+    return BatchForecast(forecasts=await run_in_threadpool(_forecast, runtime, entity_ids))

@@ -1,0 +1,45 @@
+"""Request and response bodies of the forecasting API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ForecastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity_id: str = Field(min_length=1, max_length=256, examples=["ETTh1"])
+
+
+class BatchForecastRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    entity_ids: list[str] = Field(min_length=1, examples=[["ETTh1", "ETTh2"]])
+
+
+class ForecastPoint(BaseModel):
+    timestamp: datetime
+    value: float
+
+
+class Forecast(BaseModel):
+    entity_id: str
+    model_name: str
+    model_version: str
+    feature_event_time: datetime = Field(description="Event time of the features the forecast used.")
+    forecast: list[ForecastPoint]
+
+
+class BatchForecast(BaseModel):
+    forecasts: list[Forecast]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model_name: str
+    model_version: str | None
+    reason: str | None = None

@@ -1,0 +1,155 @@
+"""Rolling-origin backtest with an expanding window.
+
+Each fold trains on rows at least ``gap`` periods before the fold's cutoff (so no training label
+reaches into the test window) and tests on the ``test_size`` periods after it. The seasonal-naive
+baseline is scored on the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from configs.dataset import DatasetConfig
+from feature_store.features import EVENT_TIMESTAMP
+from feature_store.training_set import label_names
+from model_training.forecasters import Forecaster, SeasonalNaive
+from model_training.metrics import METRICS
+
+
+@dataclass(frozen=True)
+class Fold:
+    index: int
+    cutoff: pd.Timestamp
+    train_end: pd.Timestamp  # inclusive
+    test_end: pd.Timestamp  # inclusive
+
+
+@dataclass
+class FoldScore:
+    fold: Fold
+    model: dict[str, float]
+    baseline: dict[str, float]
+    model_by_step: dict[str, list[float]]
+    baseline_by_step: dict[str, list[float]]
+    model_mae_by_entity: dict[str, float]
+    baseline_mae_by_entity: dict[str, float]
+    train_rows: int
+    test_rows: int
+
+
+@dataclass
+class BacktestResult:
+    folds: list[FoldScore] = field(default_factory=list)
+
+    def mean(self, which: str, metric: str) -> float:
+        return float(np.mean([getattr(f, which)[metric] for f in self.folds]))
+
+    def mean_by_entity(self, which: str) -> dict[str, float]:
+        entities = self.folds[0].model_mae_by_entity.keys()
+        attr = f"{which}_mae_by_entity"
+        return {e: float(np.mean([getattr(f, attr)[e] for f in self.folds])) for e in entities}
+
+    def summary(self) -> dict[str, float]:
+        out = {}
+        for metric in METRICS:
+            out[f"backtest_{metric}"] = self.mean("model", metric)
+            out[f"baseline_{metric}"] = self.mean("baseline", metric)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary(),
+            "model_mae_by_entity": self.mean_by_entity("model"),
+            "baseline_mae_by_entity": self.mean_by_entity("baseline"),
+            "folds": [
+                {
+                    "fold": s.fold.index,
+                    "cutoff": s.fold.cutoff.isoformat(),
+                    "train_end": s.fold.train_end.isoformat(),
+                    "test_end": s.fold.test_end.isoformat(),
+                    "train_rows": s.train_rows,
+                    "test_rows": s.test_rows,
+                    "model": s.model,
+                    "baseline": s.baseline,
+                    "model_by_step": s.model_by_step,
+                    "baseline_by_step": s.baseline_by_step,
+                    "model_mae_by_entity": s.model_mae_by_entity,
+                    "baseline_mae_by_entity": s.baseline_mae_by_entity,
+                }
+                for s in self.folds
+            ],
+        }
+
+
+def make_folds(timestamps: pd.Series, dataset: DatasetConfig) -> list[Fold]:
+    """Cutoffs walk back from the newest timestamp in steps of ``test_size`` periods."""
+    config = dataset.training.backtest
+    period = dataset.frequency
+    last = timestamps.max()
+    first = timestamps.min()
+    folds = []
+    for i in range(config.folds):
+        test_end = last - (config.folds - 1 - i) * config.test_size * period
+        cutoff = test_end - config.test_size * period
+        train_end = cutoff - dataset.backtest_gap * period
+        if train_end <= first:
+            raise ValueError(
+                f"not enough history for {config.folds} folds of {config.test_size} rows "
+                f"(fold {i} would train on nothing before {train_end})"
+            )
+        folds.append(Fold(index=i, cutoff=cutoff, train_end=train_end, test_end=test_end))
+    return folds
+
+
+def _scores(actual: np.ndarray, forecast: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
+    overall = {name: float(fn(actual, forecast)) for name, fn in METRICS.items()}
+    by_step = {name: [float(v) for v in fn(actual, forecast, axis=0)] for name, fn in METRICS.items()}
+    return overall, by_step
+
+
+def _by_entity(
+    frame: pd.DataFrame, entity: str, actual: np.ndarray, forecast: np.ndarray
+) -> dict[str, float]:
+    errors = np.abs(actual - forecast).mean(axis=1)
+    return {
+        str(k): float(v)
+        for k, v in pd.Series(errors, index=frame.index).groupby(frame[entity]).mean().items()
+    }
+
+
+def backtest(
+    training_set: pd.DataFrame,
+    dataset: DatasetConfig,
+    make_model: Callable[[], Forecaster],
+) -> BacktestResult:
+    labels = label_names(dataset)
+    baseline = SeasonalNaive.for_dataset(dataset)
+    stamps = training_set[EVENT_TIMESTAMP]
+    result = BacktestResult()
+    for fold in make_folds(stamps, dataset):
+        train = training_set[stamps <= fold.train_end]
+        test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
+        actual = test[labels].to_numpy(dtype=np.float64)
+        model_forecast = make_model().fit(train, train[labels].to_numpy(dtype=np.float64)).predict(test)
+        naive_forecast = baseline.predict(test)
+        model_overall, model_steps = _scores(actual, model_forecast)
+        naive_overall, naive_steps = _scores(actual, naive_forecast)
+        result.folds.append(
+            FoldScore(
+                fold=fold,
+                model=model_overall,
+                baseline=naive_overall,
+                model_by_step=model_steps,
+                baseline_by_step=naive_steps,
+                model_mae_by_entity=_by_entity(test, dataset.entity_column, actual, model_forecast),
+                baseline_mae_by_entity=_by_entity(test, dataset.entity_column, actual, naive_forecast),
+                train_rows=len(train),
+                test_rows=len(test),
+            )
+        )
+    return result

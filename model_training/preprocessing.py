@@ -1,0 +1,47 @@
+"""The stateful preprocessor: everything learned from data before the model sees it.
+
+It is fitted on training rows only (per backtest fold, and once on the final window), and travels
+inside the model bundle as plain JSON, so serving transforms features exactly as training did.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class Preprocessor:
+    """Fixes column order and fills missing values with training medians."""
+
+    columns: list[str]
+    medians: dict[str, float] = field(default_factory=dict)
+
+    def fit(self, frame: pd.DataFrame) -> Preprocessor:
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise KeyError(f"training frame lacks feature columns: {missing}")
+        medians = frame[self.columns].astype("float64").median()
+        # A column with no value at all in training gets 0: it carries no information either way.
+        self.medians = {c: (0.0 if math.isnan(v) else float(v)) for c, v in medians.items()}
+        return self
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        if not self.medians:
+            raise RuntimeError("preprocessor used before fit")
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise KeyError(f"input lacks feature columns: {missing}")
+        values = frame[self.columns].astype("float64").fillna(self.medians)
+        return values.to_numpy(dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": self.columns, "medians": self.medians}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
+        return cls(columns=list(data["columns"]), medians={k: float(v) for k, v in data["medians"].items()})

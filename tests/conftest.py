@@ -1,0 +1,211 @@
+"""Shared fixtures: a small synthetic dataset of the ETT shape, settings under tmp, real servers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ETT_CONFIG = PROJECT_ROOT / "configs" / "datasets" / "ett.yaml"
+SYNTHETIC_END = date(2024, 3, 31)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def synthetic_frame(entities: int = 2, days: int = 50, seed: int = 7) -> pd.DataFrame:
+    """Hourly series with a daily cycle, a slow trend and noise; loads drive the target."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(
+        end=pd.Timestamp(SYNTHETIC_END) + pd.Timedelta(hours=23), periods=days * 24, freq="h"
+    )
+    hours = np.arange(len(stamps))
+    rows = []
+    for e in range(entities):
+        load = 10 + 3 * np.sin(2 * np.pi * hours / 24 + e) + rng.normal(0, 0.3, len(hours))
+        aux = 5 + np.cos(2 * np.pi * hours / 168) + rng.normal(0, 0.2, len(hours))
+        # A drifting level (a random walk) that a day-old value cannot know but the latest one does.
+        level = np.cumsum(rng.normal(0, 0.4, len(hours)))
+        target = 20 + 0.8 * load + level + rng.normal(0, 0.2, len(hours))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site": f"site_{e}",
+                    "ts": stamps.strftime("%Y-%m-%d %H:%M:%S"),
+                    "load": load,
+                    "aux": aux,
+                    "temp": target,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def synthetic_config(source_uri: str) -> dict[str, object]:
+    """A long-layout dataset config, small enough to train in seconds."""
+    return {
+        "name": "synthetic",
+        "entity_column": "site",
+        "timestamp_column": "ts",
+        "frequency": "PT1H",
+        "target": "temp",
+        "features": ["load", "aux"],
+        "horizon": 6,
+        "seasonal_period": 24,
+        "source": {"layout": "long", "format": "csv", "uri": source_uri},
+        "quality": {
+            "value_ranges": {"temp": [-50, 150], "load": [-100, 100], "aux": [-100, 100]},
+            "max_gap": "PT3H",
+            "min_rows": 100,
+            "max_rows": 100000,
+            "max_age": "P1D",
+        },
+        "feature_engineering": {"covariate_lags": [0, 1], "rolling_windows": [24], "ttl": "P2D"},
+        "training": {
+            "window": "P30D",
+            "backtest": {"folds": 2, "test_size": 24, "gap": 6},
+            "params": {"xgboost": {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.3}},
+        },
+    }
+
+
+def write_dataset(directory: Path, frame: pd.DataFrame | None = None, source_uri: str | None = None) -> Path:
+    """Write the CSV and its config into ``directory``; returns the config path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (frame if frame is not None else synthetic_frame()).to_csv(directory / "series.csv", index=False)
+    config_path = directory / "synthetic.yaml"
+    config_path.write_text(yaml.safe_dump(synthetic_config(source_uri or "series.csv")))
+    return config_path
+
+
+@pytest.fixture
+def dataset_path(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "dataset")
+
+
+@pytest.fixture
+def dataset(dataset_path: Path) -> DatasetConfig:
+    return DatasetConfig.from_yaml(dataset_path)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, dataset_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", dataset_config=dataset_path, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def logical_date() -> date:
+    return SYNTHETIC_END
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[int]:
+    """A throwaway ``redis-server`` on a free port, with a password, no persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed: run .ci/run or apt-get install redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            "test-secret",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto S3 server over real HTTP on a free port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
+    )
+    try:
+        wait_for_port(port, process, timeout=60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: date) -> None:
+    """ingest -> validate -> features -> apply -> materialize, as the demo runs them."""
+    from data_pipeline.ingest import ingest
+    from data_pipeline.landing import end_of
+    from data_pipeline.validation import validate
+    from feature_store.features import write_offline_source
+    from feature_store.repo import apply, materialize
+
+    ingest(dataset, logical_date, settings)
+    validate(dataset, logical_date, settings)
+    write_offline_source(settings, dataset, logical_date)
+    apply(settings, dataset)
+    materialize(settings, dataset, end_of(logical_date))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DatasetConfig]:
+    """The synthetic dataset taken through the whole chain once: a promoted champion, local profile."""
+    from model_registry.registry import promote
+    from model_training.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    config = write_dataset(root / "dataset")
+    settings = Settings(home=root / "home", dataset_config=config, _env_file=None)  # type: ignore[call-arg]
+    dataset = DatasetConfig.from_yaml(config)
+    run_data_chain(settings, dataset, SYNTHETIC_END)
+    outcome = train(settings, dataset, SYNTHETIC_END)
+    decision = promote(settings, outcome.model_name, outcome.version)
+    assert decision.promoted, decision.reason
+    return settings, dataset

@@ -1,0 +1,75 @@
+"""The commands a user runs, as subprocesses: the demo chain, and a bad file stopping it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT, SYNTHETIC_END, synthetic_frame, write_dataset
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _env(home: Path, config: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    return {**env, "MLOPS_HOME": str(home), "MLOPS_DATASET_CONFIG": str(config)}
+
+
+def test_demo_script_serves_a_forecast_for_another_dataset(tmp_path: Path) -> None:
+    config = write_dataset(tmp_path / "dataset")
+    env = {
+        **_env(tmp_path / "home", config),
+        "PY": sys.executable,
+        "DATASET": str(config),
+        "LOGICAL_DATE": SYNTHETIC_END.isoformat(),
+        "ENTITY": "site_1",
+    }
+    result = subprocess.run(
+        ["bash", "infra/scripts/demo.sh"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    start = out.index("{\n")
+    forecast = json.loads(out[start : out.index("\n}\n", start) + 2])
+    assert forecast["entity_id"] == "site_1"
+    assert len(forecast["forecast"]) == 6
+    assert forecast["model_name"] == "synthetic_forecaster"
+    assert "promoted to champion" in out
+    assert "validation_result.json" in out
+    assert "mlflow ui --backend-store-uri sqlite:///" in out
+
+
+def test_a_failed_validation_stops_the_chain_and_writes_nothing_downstream(tmp_path: Path) -> None:
+    bad = synthetic_frame()
+    bad.loc[[3, 4, 5], "temp"] = 1e6
+    config = write_dataset(tmp_path / "dataset", frame=bad)
+    env = _env(tmp_path / "home", config)
+    common = ["--dataset", str(config), "--logical-date", SYNTHETIC_END.isoformat()]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", *args, *common],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    assert run("data_pipeline", "ingest").returncode == 0
+    validation = run("data_pipeline", "validate")
+    assert validation.returncode == 1
+    assert "expect_column_values_to_be_between on temp: 3 of" in validation.stderr
+    build = run("feature_store", "build")
+    assert build.returncode != 0
+    assert "run validate first" in build.stderr
+    assert not list((tmp_path / "home").glob("feature_repo/data/*.parquet"))
+    assert not (tmp_path / "home" / "mlflow.db").exists()

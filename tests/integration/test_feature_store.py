@@ -1,0 +1,79 @@
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings
+from data_pipeline.landing import end_of
+from data_pipeline.validation import read_validated
+from feature_store.features import EVENT_TIMESTAMP, feature_names
+from feature_store.repo import feature_service_name, get_store, materialize
+from feature_store.training_set import get_training_set, label_names
+from tests.conftest import run_data_chain
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def applied(settings: Settings, dataset: DatasetConfig, logical_date: date) -> tuple[Settings, DatasetConfig]:
+    run_data_chain(settings, dataset, logical_date)
+    return settings, dataset
+
+
+def test_point_in_time_join_never_reaches_past_a_rows_timestamp(
+    applied: tuple[Settings, DatasetConfig], logical_date: date
+) -> None:
+    settings, dataset = applied
+    raw = read_validated(settings, dataset, logical_date).set_index(["site", "ts"])["temp"]
+    store = get_store(settings)
+    stamps = sorted(raw.index.get_level_values("ts").unique())[200:260]
+    # Ask half an hour after each row: the join must hand back the row at or before that instant.
+    entity_df = pd.DataFrame(
+        {"site": "site_0", EVENT_TIMESTAMP: [t + pd.Timedelta(minutes=30) for t in stamps]}
+    )
+    joined = store.get_historical_features(
+        entity_df=entity_df, features=store.get_feature_service(feature_service_name(dataset))
+    ).to_df()
+    joined[EVENT_TIMESTAMP] = pd.to_datetime(joined[EVENT_TIMESTAMP], utc=True)
+    joined = joined.sort_values(EVENT_TIMESTAMP)
+    expected = [raw[("site_0", t)] for t in stamps]
+    later = [raw[("site_0", t + pd.Timedelta(hours=1))] for t in stamps]
+    assert joined["temp_lag_0"].tolist() == pytest.approx(expected)
+    assert joined["temp_lag_0"].tolist() != pytest.approx(later)
+
+
+def test_training_set_rows_have_features_of_their_own_time(
+    applied: tuple[Settings, DatasetConfig], logical_date: date
+) -> None:
+    settings, dataset = applied
+    frame = get_training_set(settings, dataset, logical_date)
+    raw = read_validated(settings, dataset, logical_date).set_index(["site", "ts"])["temp"]
+    assert list(frame.columns) == ["site", EVENT_TIMESTAMP, *feature_names(dataset), *label_names(dataset)]
+    sample = frame.sample(50, random_state=0)
+    for _, row in sample.iterrows():
+        t = row[EVENT_TIMESTAMP]
+        assert row["temp_lag_0"] == pytest.approx(raw[(row["site"], t)])
+        assert row["y_1"] == pytest.approx(raw[(row["site"], t + pd.Timedelta(hours=1))])
+    window = dataset.training.window
+    assert window is not None
+    assert frame[EVENT_TIMESTAMP].max() - frame[EVENT_TIMESTAMP].min() < window
+
+
+def test_online_store_serves_the_latest_row_and_rematerializing_is_idempotent(
+    applied: tuple[Settings, DatasetConfig], logical_date: date
+) -> None:
+    settings, dataset = applied
+    store = get_store(settings)
+    service = store.get_feature_service(feature_service_name(dataset))
+    first = store.get_online_features(features=service, entity_rows=[{"site": "site_1"}]).to_dict(
+        include_event_timestamps=True
+    )
+    raw = read_validated(settings, dataset, logical_date)
+    newest = raw[raw["site"] == "site_1"]["ts"].max()
+    assert first["temp_lag_0__ts"][0] == int(newest.timestamp())
+    assert first["temp_lag_0"][0] == pytest.approx(raw.set_index(["site", "ts"])["temp"][("site_1", newest)])
+
+    materialize(settings, dataset, end_of(logical_date))  # incremental, same end: nothing changes
+    again = store.get_online_features(features=service, entity_rows=[{"site": "site_1"}]).to_dict()
+    assert again["temp_lag_0"] == first["temp_lag_0"]

@@ -1,0 +1,102 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings
+from data_pipeline.validation import read_validated
+from model_serving.app import create_app
+from tests.conftest import SYNTHETIC_END
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def client(trained: tuple[Settings, DatasetConfig]) -> Iterator[TestClient]:
+    settings, _ = trained
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def test_ready_once_the_champion_and_store_are_loaded(client: TestClient) -> None:
+    assert client.get("/health/live").json() == {"status": "alive"}
+    body = client.get("/health/ready").json()
+    assert body["ready"] is True
+    assert body["model_name"] == "synthetic_forecaster"
+    assert body["model_version"] == "1"
+
+
+def test_forecast_returns_h_timestamped_values_after_the_features_time(
+    client: TestClient, trained: tuple[Settings, DatasetConfig]
+) -> None:
+    settings, dataset = trained
+    response = client.post("/v1/forecast", json={"entity_id": "site_0"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    newest = read_validated(settings, dataset, SYNTHETIC_END).query("site == 'site_0'")["ts"].max()
+    assert pd.Timestamp(body["feature_event_time"]) == newest
+    stamps = [pd.Timestamp(p["timestamp"]) for p in body["forecast"]]
+    assert stamps == [newest + pd.Timedelta(hours=h) for h in range(1, dataset.horizon + 1)]
+    values = [p["value"] for p in body["forecast"]]
+    recent = read_validated(settings, dataset, SYNTHETIC_END).query("site == 'site_0'")["temp"].tail(48)
+    assert all(recent.min() - 10 < v < recent.max() + 10 for v in values)
+    assert body["model_version"] == "1"
+
+
+def test_batch_answers_each_entity_like_the_single_route(client: TestClient) -> None:
+    batch = client.post("/v1/forecast/batch", json={"entity_ids": ["site_0", "site_1"]}).json()["forecasts"]
+    assert [f["entity_id"] for f in batch] == ["site_0", "site_1"]
+    single = client.post("/v1/forecast", json={"entity_id": "site_1"}).json()
+    assert batch[1] == single
+
+
+def test_unknown_entity_is_404_json(client: TestClient) -> None:
+    response = client.post("/v1/forecast", json={"entity_id": "site_99"})
+    assert response.status_code == 404
+    assert response.json() == {"detail": "unknown entity: site_99"}
+    assert client.post("/v1/forecast/batch", json={"entity_ids": ["site_0", "nope"]}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"entity_id": ""}, {"entity": "site_0"}, {"entity_id": 5, "extra": 1}, {"entity_ids": []}]
+)
+def test_malformed_body_is_422(client: TestClient, body: dict[str, object]) -> None:
+    route = "/v1/forecast/batch" if "entity_ids" in body else "/v1/forecast"
+    assert client.post(route, json=body).status_code == 422
+
+
+def test_batch_over_the_limit_is_413(client: TestClient, trained: tuple[Settings, DatasetConfig]) -> None:
+    limit = trained[0].max_batch_entities
+    response = client.post("/v1/forecast/batch", json={"entity_ids": [f"e{i}" for i in range(limit + 1)]})
+    assert response.status_code == 413
+
+
+def test_metrics_expose_latencies_and_errors(client: TestClient) -> None:
+    client.post("/v1/forecast", json={"entity_id": "site_0"})
+    client.post("/v1/forecast", json={"entity_id": "missing"})
+    text = client.get("/metrics").text
+    assert (
+        'forecast_http_request_duration_seconds_count{method="POST",route="/v1/forecast",status="200"}'
+        in text
+    )
+    assert 'status="404"' in text
+    assert "forecast_feature_fetch_duration_seconds_count" in text
+    assert "forecast_inference_duration_seconds_count" in text
+    assert 'forecast_errors_total{reason="unknown_entity"}' in text
+    assert "forecast_model_ready 1.0" in text
+
+
+def test_no_champion_means_not_ready_and_503(tmp_path: Path, trained: tuple[Settings, DatasetConfig]) -> None:
+    settings = Settings(home=tmp_path / "empty", dataset_config=trained[0].dataset_config, _env_file=None)  # type: ignore[call-arg]
+    with TestClient(create_app(settings)) as empty:
+        ready = empty.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False
+        assert ready.json()["reason"]
+        response = empty.post("/v1/forecast", json={"entity_id": "site_0"})
+        assert response.status_code == 503
+        assert response.json()["detail"].startswith("service not ready")
+        assert empty.get("/health/live").status_code == 200
