@@ -22,8 +22,18 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PLATFORM_PACKAGES = ("configs", "data_pipeline", "feature_store", "model_training", "model_registry")
+
+
+def configure_logging() -> None:
+    """The platform's own progress at INFO; libraries only when they warn."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for package in PLATFORM_PACKAGES:
+        logging.getLogger(package).setLevel(logging.INFO)
+
+
 def resolve(args: argparse.Namespace) -> tuple[Settings, DatasetConfig, date]:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     settings = get_settings()
     dataset = DatasetConfig.from_yaml(args.dataset or settings.dataset_config)
     return settings, dataset, args.logical_date or date.today()

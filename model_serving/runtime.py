@@ -75,6 +75,7 @@ class ModelHandle:
     name: str
     version: str
     model: Any
+    input_columns: list[str]
     horizon: int
     loaded_at: datetime
 
@@ -99,7 +100,7 @@ def load_champion(settings: Settings, dataset: DatasetConfig) -> ModelHandle:
     # Warm up once so the first request does not pay lazy initialisation.
     model.predict(pd.DataFrame([[0.0] * len(inputs)], columns=inputs))
     log.info("loaded %s version %s", name, version)
-    return ModelHandle(name, str(version), model, len(outputs), datetime.now(UTC))
+    return ModelHandle(name, str(version), model, inputs, len(outputs), datetime.now(UTC))
 
 
 @dataclass
@@ -133,11 +134,6 @@ class ServingRuntime:
         except StoreUnavailableError as exc:
             return str(exc)
         return None
-
-    def input_columns(self) -> list[str]:
-        assert self.model is not None
-        names: list[str] = self.model.model.metadata.get_input_schema().input_names()
-        return names
 
     def step(self) -> timedelta:
         return self.dataset.frequency

@@ -30,7 +30,7 @@ def _forecast(runtime: ServingRuntime, entity_ids: list[str]) -> list[Forecast]:
     assert runtime.model is not None
     assert runtime.features is not None
     try:
-        rows = runtime.features.read(entity_ids, runtime.input_columns())
+        rows = runtime.features.read(entity_ids, runtime.model.input_columns)
     except UnknownEntityError as exc:
         ERRORS.labels(reason="unknown_entity").inc()
         raise HTTPException(status_code=404, detail=f"unknown entity: {', '.join(exc.args[0])}") from None
