@@ -11,9 +11,7 @@ from configs.settings import Settings, get_settings
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dataset", help="dataset config YAML (default: the settings' dataset_config)", default=None
-    )
+    parser.add_argument("--dataset", help="dataset config YAML (default: the settings' dataset_config)", default=None)
     parser.add_argument(
         "--logical-date",
         type=date.fromisoformat,

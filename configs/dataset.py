@@ -52,15 +52,11 @@ class QualityConfig(_Strict):
 
 
 class FeatureConfig(_Strict):
-    target_lags: list[int] | None = Field(
-        default=None, description="Default: 0..seasonal_period-1 and one week back."
-    )
+    target_lags: list[int] | None = Field(default=None, description="Default: 0..seasonal_period-1 and one week back.")
     covariate_lags: list[int] = Field(default_factory=lambda: [0, 1, 24])
     rolling_windows: list[int] = Field(default_factory=lambda: [24, 168])
     calendar: list[str] = Field(default_factory=lambda: ["hour", "day_of_week", "month"])
-    ttl: timedelta = Field(
-        default=timedelta(days=7), description="Feast feature view TTL (look-back of joins)."
-    )
+    ttl: timedelta = Field(default=timedelta(days=7), description="Feast feature view TTL (look-back of joins).")
 
     @field_validator("calendar")
     @classmethod
@@ -80,8 +76,28 @@ class BacktestConfig(_Strict):
 class TrainingConfig(_Strict):
     window: timedelta | None = Field(default=None, description="History used for training; None: all of it.")
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
-    params: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per model family: keyword arguments."
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
+
+
+class TuningConfig(_Strict):
+    """Optuna search spaces per family: name -> {low, high, log?, int?}."""
+
+    spaces: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+
+
+class PromotionConfig(_Strict):
+    min_improvement: float = Field(
+        default=0.0, ge=0, lt=1, description="Challenger MAE must be <= champion MAE * (1 - this)."
+    )
+    max_drift_share: float = Field(default=0.5, ge=0, le=1, description="Drift gate: share of drifted features.")
+    drift_window: timedelta = Field(default=timedelta(days=7), description="The 'current' window of the gate.")
+    drift_method: str | None = Field(
+        default=None, description="Evidently stat test per feature (e.g. wasserstein, psi, ks); None: its default."
+    )
+    drift_threshold: float | None = Field(default=None, description="Threshold of drift_method; None: its default.")
+    min_drift_rows: int = Field(default=100, ge=1, description="Fewer rows: 'not enough data', no verdict.")
+    backtest_error_ratio: float = Field(
+        default=1.5, gt=1, description="Nightly backtest fails past this ratio of the registered MAE."
     )
 
 
@@ -99,6 +115,8 @@ class DatasetConfig(_Strict):
     quality: QualityConfig
     feature_engineering: FeatureConfig = Field(default_factory=FeatureConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     # Folder of the YAML file: relative source paths are resolved against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -125,7 +143,13 @@ class DatasetConfig(_Strict):
 
     @property
     def backtest_gap(self) -> int:
-        return self.training.backtest.gap or self.horizon
+        return max(self.training.backtest.gap or self.horizon, self.horizon)
+
+    def with_horizon(self, horizon: int | None) -> DatasetConfig:
+        """The same dataset forecast over another horizon (a retraining run's override)."""
+        if horizon is None or horizon == self.horizon:
+            return self
+        return self.model_copy(update={"horizon": horizon})
 
     @property
     def raw_columns(self) -> list[str]:

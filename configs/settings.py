@@ -37,6 +37,11 @@ class OnlineStoreKind(StrEnum):
     REDIS = "redis"
 
 
+class TrainingExecutor(StrEnum):
+    LOCAL = "local"  # the training CLI in a subprocess of the Airflow worker
+    KUBERNETES = "kubernetes"  # the same CLI in a pod on the GPU node pool
+
+
 # Service addresses of the non-embedded profiles. Only these tables name hosts.
 _SERVICE_HOSTS: dict[Profile, dict[str, str]] = {
     Profile.COMPOSE: {
@@ -44,12 +49,14 @@ _SERVICE_HOSTS: dict[Profile, dict[str, str]] = {
         "redis": "redis",
         "s3": "http://minio:9000",
         "postgres": "postgres",
+        "pushgateway": "http://pushgateway:9091",
     },
     Profile.K8S: {
         "mlflow": "http://mlflow.mlops.svc.cluster.local:5000",
         "redis": "redis.mlops.svc.cluster.local",
         "s3": "",
         "postgres": "postgres.mlops.svc.cluster.local",
+        "pushgateway": "http://pushgateway.mlops.svc.cluster.local:9091",
     },
 }
 
@@ -57,15 +64,17 @@ _SERVICE_HOSTS: dict[Profile, dict[str, str]] = {
 class Settings(BaseSettings):
     """Typed settings; ``Settings()`` reads the environment, tests pass values directly."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="MLOPS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="MLOPS_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     profile: Profile = Profile.LOCAL
     home: Path = Field(default=Path(".mlops"), description="Root of all local state.")
     dataset_config: Path = Field(
         default=PROJECT_ROOT / "configs" / "datasets" / "ett.yaml",
         description="The dataset YAML the commands run on when none is given.",
+    )
+    datasets_dir: Path = Field(
+        default=PROJECT_ROOT / "configs" / "datasets",
+        description="Every YAML file here gets its own set of DAGs.",
     )
 
     # Raw data landing area (a local folder; partitions by logical date).
@@ -82,9 +91,7 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     mlflow_registry_uri: str | None = None
     mlflow_experiment: str = "forecasting"
-    registered_model_name: str | None = Field(
-        default=None, description="Defaults to '<dataset name>_forecaster'."
-    )
+    registered_model_name: str | None = Field(default=None, description="Defaults to '<dataset name>_forecaster'.")
 
     # Feast.
     feast_project: str = "mlops"
@@ -95,6 +102,29 @@ class Settings(BaseSettings):
     redis_port: int = 6379
     redis_password: SecretStr | None = None
     redis_ssl: bool = False
+
+    # Optuna study storage (an RDB URL shared by all tuning workers); default SQLite under home.
+    optuna_storage: str | None = None
+
+    # Prometheus Pushgateway for batch jobs' figures; None: figures are logged, not pushed.
+    pushgateway_url: str | None = None
+
+    # Where training runs, and the pod it runs in on Kubernetes.
+    training_executor: TrainingExecutor = TrainingExecutor.LOCAL
+    k8s_namespace: str = "mlops"
+    training_image: str = "ghcr.io/mlops-platform/training:latest"
+    training_service_account: str = "mlops-training"
+    training_cpu: str = "4"
+    training_memory: str = "16Gi"
+    training_gpus: int = 1
+    gpu_node_pool_label: str = "cloud.google.com/gke-nodepool"
+    gpu_node_pool: str = "gpu-pool"
+    gpu_taint_key: str = "nvidia.com/gpu"
+    training_secret: str = Field(
+        default="mlops-training-env", description="Kubernetes secret whose keys become the pod's env."
+    )
+    training_startup_timeout_seconds: int = 600
+    training_kube_config: Path | None = None
 
     # Serving.
     serving_host: str = "127.0.0.1"
@@ -115,6 +145,8 @@ class Settings(BaseSettings):
             "mlflow_tracking_uri": hosts["mlflow"],
             "online_store": OnlineStoreKind.REDIS,
             "redis_host": hosts["redis"],
+            "optuna_storage": f"postgresql+psycopg2://optuna@{hosts['postgres']}:5432/optuna",
+            "pushgateway_url": hosts["pushgateway"],
         }
         if hosts["s3"]:
             defaults["s3_endpoint_url"] = hosts["s3"]
@@ -136,6 +168,8 @@ class Settings(BaseSettings):
             self.mlflow_tracking_uri = f"sqlite:///{self.home / 'mlflow.db'}"
         if self.online_store is None:
             self.online_store = OnlineStoreKind.SQLITE
+        if self.optuna_storage is None:
+            self.optuna_storage = f"sqlite:///{self.home / 'optuna.db'}"
         return self
 
     # Typed accessors: after validation these are never None.
@@ -153,6 +187,11 @@ class Settings(BaseSettings):
     def feast_repo(self) -> Path:
         assert self.feast_repo_dir is not None
         return self.feast_repo_dir
+
+    @property
+    def study_storage(self) -> str:
+        assert self.optuna_storage is not None
+        return self.optuna_storage
 
     @property
     def tracking_uri(self) -> str:

@@ -39,7 +39,5 @@ def write_atomically(frame: pd.DataFrame, path: Path) -> None:
 def read_partition(landing_root: Path, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
     path = partition_path(landing_root, dataset, logical_date)
     if not path.exists():
-        raise FileNotFoundError(
-            f"no landing partition for {dataset.name} on {logical_date}: run ingest first ({path})"
-        )
+        raise FileNotFoundError(f"no landing partition for {dataset.name} on {logical_date}: run ingest first ({path})")
     return pd.read_parquet(path)

@@ -155,9 +155,7 @@ def _describe(result: dict[str, Any], present: set[str]) -> FailedExpectation:
     )
 
 
-def validate_frame(
-    frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date, out_dir: Path
-) -> ValidationOutcome:
+def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date, out_dir: Path) -> ValidationOutcome:
     """Run the suite on ``frame`` and write the result JSON and Data Docs under ``out_dir``."""
     import great_expectations as gx
 
@@ -217,7 +215,5 @@ def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> 
 def read_validated(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
     path = validated_path(settings, dataset, logical_date)
     if not path.exists():
-        raise FileNotFoundError(
-            f"no validated data for {dataset.name} on {logical_date}: run validate first ({path})"
-        )
+        raise FileNotFoundError(f"no validated data for {dataset.name} on {logical_date}: run validate first ({path})")
     return pd.read_parquet(path)

@@ -124,3 +124,9 @@ def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> tu
         store.materialize_incremental(end_date=end, feature_views=[view.name])
     log.info("materialized %s from %s to %s", view.name, start, end)
     return start, end
+
+
+def apply_and_materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> tuple[datetime, datetime]:
+    """Register the definitions, then load the online store up to ``end``: one idempotent step."""
+    apply(settings, dataset)
+    return materialize(settings, dataset, end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
@@ -57,3 +58,11 @@ def get_training_set(settings: Settings, dataset: DatasetConfig, logical_date: d
     joined[EVENT_TIMESTAMP] = pd.to_datetime(joined[EVENT_TIMESTAMP], utc=True)
     columns = [dataset.entity_column, EVENT_TIMESTAMP, *feature_names(dataset), *label_names(dataset)]
     return joined[columns].sort_values([EVENT_TIMESTAMP, dataset.entity_column]).reset_index(drop=True)
+
+
+def write_training_set(settings: Settings, dataset: DatasetConfig, logical_date: date, path: Path) -> Path:
+    """Persist the training set, so that tuning and training (maybe in a pod) read the same rows."""
+    from data_pipeline.landing import write_atomically
+
+    write_atomically(get_training_set(settings, dataset, logical_date), path)
+    return path

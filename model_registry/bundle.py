@@ -32,9 +32,7 @@ class ForecastBundle(PythonModel):
         self.meta = json.loads((directory / META_FILE).read_text())
         self.forecaster = load(self.meta["family"], directory)
 
-    def predict(
-        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
-    ) -> pd.DataFrame:
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         forecast = self.forecaster.predict(model_input.astype("float64"))
         return pd.DataFrame(np.asarray(forecast), columns=step_columns(int(self.meta["horizon"])))
 

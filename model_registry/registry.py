@@ -9,16 +9,18 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
-from model_registry.tracking import CHALLENGER, CHAMPION, client
+from model_registry.tracking import CHALLENGER, CHAMPION, PREVIOUS, client, configure
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Packages the bundle's code needs; shipped inside it so that it loads without this project installed.
 BUNDLE_CODE = ["configs", "feature_store", "model_training", "model_registry"]
+MODEL_URI_TAG = "model_uri"
 BUNDLE_REQUIREMENTS = [
     "mlflow",
     "cloudpickle",
@@ -43,23 +45,17 @@ def pinned_requirements() -> list[str]:
     return [f"{package}=={installed_version(package)}" for package in BUNDLE_REQUIREMENTS]
 
 
-def log_bundle(
-    forecaster: Any,
-    meta: dict[str, Any],
-    input_example: pd.DataFrame,
-    model_name: str,
-) -> RegisteredVersion:
-    """Log the fitted forecaster as a PyFunc in the active run and register a new version.
+def log_bundle(forecaster: Any, meta: dict[str, Any], input_example: pd.DataFrame) -> str:
+    """Log the fitted forecaster as a PyFunc in the active run; returns the model URI.
 
-    The version gets the ``challenger`` alias; it serves only after :func:`promote`.
+    Logging does not register: :func:`register_challenger` does, after checking the run's output.
     """
     import mlflow
     from mlflow.models import infer_signature
 
     from model_registry.bundle import BUNDLE_ARTIFACT, write_bundle_dir
 
-    run = mlflow.active_run()
-    if run is None:
+    if mlflow.active_run() is None:
         raise RuntimeError("log_bundle needs an active MLflow run")
     example = input_example.astype("float64")
     output = pd.DataFrame(forecaster.predict(example))
@@ -74,51 +70,105 @@ def log_bundle(
             signature=infer_signature(example, output),
             input_example=example,
             pip_requirements=pinned_requirements(),
-            registered_model_name=model_name,
         )
-    version = str(info.registered_model_version)
-    mlflow_client = mlflow.MlflowClient()
-    for key, value in {"run_id": run.info.run_id, "family": meta.get("family", "")}.items():
-        mlflow_client.set_model_version_tag(model_name, version, key, str(value))
+    mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+    return str(info.model_uri)
+
+
+def find_run(settings: Settings, tag: str, value: str) -> str:
+    """The newest finished run carrying ``tag=value`` (how a DAG finds what its training pod logged)."""
+    import mlflow
+
+    experiment_id = configure(settings)
+    runs = mlflow.search_runs(
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.{tag} = '{value}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+        output_format="list",
+    )
+    if not runs:
+        raise LookupError(f"no finished training run tagged {tag}={value}: did the training step fail?")
+    return str(runs[0].info.run_id)
+
+
+def register_challenger(settings: Settings, model_name: str, run_id: str) -> RegisteredVersion:
+    """Register a training run's bundle as a new version with alias ``challenger``.
+
+    The run's output is checked first (finished, backtest scores logged, bundle loads and predicts
+    its input example): a training job that died quietly must not become a version. Registering
+    the same run again returns its existing version.
+    """
+    import mlflow
+
+    mlflow_client = client(settings)
+    existing = mlflow_client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    if existing:
+        version = str(max(int(v.version) for v in existing))
+        log.info("run %s is already %s version %s", run_id, model_name, version)
+    else:
+        run = mlflow_client.get_run(run_id)
+        if run.info.status != "FINISHED":
+            raise RuntimeError(f"training run {run_id} is {run.info.status}, not FINISHED")
+        missing = {"backtest_mae", "baseline_mae"} - set(run.data.metrics)
+        if missing:
+            raise RuntimeError(f"training run {run_id} logged no {sorted(missing)}")
+        model_uri = run.data.tags.get(MODEL_URI_TAG)
+        if not model_uri:
+            raise RuntimeError(f"training run {run_id} logged no model")
+        load_and_warm(model_uri)
+        registered = mlflow.register_model(model_uri, model_name, tags={"run_id": run_id, **_version_tags(run)})
+        version = str(registered.version)
+        log.info("registered %s version %s from run %s", model_name, version, run_id)
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
-    log.info("registered %s version %s (alias %s)", model_name, version, CHALLENGER)
-    return RegisteredVersion(name=model_name, version=version, run_id=run.info.run_id)
+    return RegisteredVersion(name=model_name, version=version, run_id=run_id)
 
 
-@dataclass(frozen=True)
-class PromotionDecision:
-    promoted: bool
-    version: str
-    reason: str
-    model_mae: float
-    baseline_mae: float
+def _version_tags(run: Any) -> dict[str, str]:
+    keys = ("dataset", "family", "logical_date", "dag_run_id")
+    return {k: v for k, v in run.data.tags.items() if k in keys}
 
 
-def promote(settings: Settings, model_name: str, version: str | None = None) -> PromotionDecision:
-    """Move ``champion`` to a version (default: the challenger) if it beats seasonal naive.
+def load_and_warm(model_uri: str) -> None:
+    """Load the bundle and predict its own input example: proof that it will serve."""
+    import mlflow
 
-    The backtest scores are read from the version's training run, so the decision rests on what
-    was measured, not on what a caller says. The decision is recorded as version tags.
+    model = mlflow.pyfunc.load_model(model_uri)
+    example = model.input_example
+    if example is None:
+        raise RuntimeError(f"{model_uri} has no input example to warm with")
+    forecast = model.predict(example)
+    if len(forecast) != len(example) or not np.isfinite(np.asarray(forecast, dtype=float)).all():
+        raise RuntimeError(f"{model_uri} does not produce finite forecasts for its input example")
+
+
+def champion_version(settings: Settings, model_name: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client(settings).get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def promote_version(settings: Settings, model_name: str, version: str, reason: str) -> str | None:
+    """Make ``version`` the champion; the old champion keeps alias ``previous``. Returns the old one.
+
+    Promoting the current champion again changes nothing, so a retried task is harmless.
     """
     mlflow_client = client(settings)
-    if version is None:
-        version = mlflow_client.get_model_version_by_alias(model_name, CHALLENGER).version
-    model_version = mlflow_client.get_model_version(model_name, version)
-    if not model_version.run_id:
-        raise RuntimeError(f"{model_name} v{version} has no training run to read its scores from")
-    metrics = mlflow_client.get_run(model_version.run_id).data.metrics
-    try:
-        model_mae, baseline_mae = metrics["backtest_mae"], metrics["baseline_mae"]
-    except KeyError as exc:
-        raise RuntimeError(f"{model_name} v{version}: its run logged no backtest scores ({exc})") from None
-    promoted = model_mae < baseline_mae
-    reason = f"backtest MAE {model_mae:.4f} {'<' if promoted else '>='} seasonal naive {baseline_mae:.4f}"
-    if promoted:
-        mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
-    for key, value in {
-        "promotion_decision": "promoted" if promoted else "rejected",
-        "promotion_reason": reason,
-    }.items():
-        mlflow_client.set_model_version_tag(model_name, version, key, value)
-    log.info("%s v%s: %s (%s)", model_name, version, "promoted" if promoted else "not promoted", reason)
-    return PromotionDecision(promoted, str(version), reason, model_mae, baseline_mae)
+    current = champion_version(settings, model_name)
+    if current == str(version):
+        log.info("%s v%s is already champion", model_name, version)
+        return current
+    if current is not None:
+        mlflow_client.set_registered_model_alias(model_name, PREVIOUS, current)
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, str(version))
+    mlflow_client.set_model_version_tag(model_name, str(version), "promotion_reason", reason)
+    log.info("%s v%s is champion (was %s): %s", model_name, version, current, reason)
+    return current
+
+
+def register_run_of(settings: Settings, model_name: str, tag: str, value: str) -> RegisteredVersion:
+    """Register the newest finished run tagged ``tag=value`` (what an orchestrated training logged)."""
+    return register_challenger(settings, model_name, find_run(settings, tag, value))

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PREVIOUS = "previous"
 
 
 def configure(settings: Settings) -> str:

@@ -112,21 +112,19 @@ def _scores(actual: np.ndarray, forecast: np.ndarray) -> tuple[dict[str, float],
     return overall, by_step
 
 
-def _by_entity(
-    frame: pd.DataFrame, entity: str, actual: np.ndarray, forecast: np.ndarray
-) -> dict[str, float]:
+def _by_entity(frame: pd.DataFrame, entity: str, actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
     errors = np.abs(actual - forecast).mean(axis=1)
-    return {
-        str(k): float(v)
-        for k, v in pd.Series(errors, index=frame.index).groupby(frame[entity]).mean().items()
-    }
+    return {str(k): float(v) for k, v in pd.Series(errors, index=frame.index).groupby(frame[entity]).mean().items()}
 
 
 def backtest(
     training_set: pd.DataFrame,
     dataset: DatasetConfig,
     make_model: Callable[[], Forecaster],
+    on_fold: Callable[[FoldScore], None] | None = None,
 ) -> BacktestResult:
+    """Score a freshly fitted model per fold; ``on_fold`` sees each fold's score as it lands
+    (a tuner prunes hopeless trials there)."""
     labels = label_names(dataset)
     baseline = SeasonalNaive.for_dataset(dataset)
     stamps = training_set[EVENT_TIMESTAMP]
@@ -152,4 +150,6 @@ def backtest(
                 test_rows=len(test),
             )
         )
+        if on_fold is not None:
+            on_fold(result.folds[-1])
     return result

@@ -120,9 +120,7 @@ class XGBoostForecaster:
         import xgboost as xgb
 
         meta = json.loads((directory / "xgboost.json").read_text())
-        forecaster = cls(
-            anchor=meta["anchor"], columns=meta["preprocessor"]["columns"], params=meta["params"]
-        )
+        forecaster = cls(anchor=meta["anchor"], columns=meta["preprocessor"]["columns"], params=meta["params"])
         forecaster.preprocessor = Preprocessor.from_dict(meta["preprocessor"])
         forecaster.model = xgb.XGBRegressor()
         forecaster.model.load_model(directory / "model.ubj")

@@ -25,8 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainingOutcome:
     run_id: str
-    model_name: str
-    version: str
+    model_uri: str
     metrics: dict[str, float]
     model_mae_by_entity: dict[str, float]
     baseline_mae_by_entity: dict[str, float]
@@ -38,14 +37,26 @@ def train(
     logical_date: date,
     family: str = "xgboost",
     params: dict[str, Any] | None = None,
+    training_set: Path | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TrainingOutcome:
+    """Backtest, fit on the whole window and log one MLflow run with the bundle (not registered).
+
+    ``training_set`` is a parquet file written by an earlier step (so tuning and training see the
+    same rows); without it the set is read from Feast here. ``tags`` go on the run; an orchestrator
+    tags its run id there to find the run again.
+    """
     import mlflow
+    import pandas as pd
 
     from model_registry.registry import log_bundle
     from model_registry.tracking import configure
 
     started = time.monotonic()
-    frame = get_training_set(settings, dataset, logical_date)
+    if training_set is not None:
+        frame = pd.read_parquet(training_set)
+    else:
+        frame = get_training_set(settings, dataset, logical_date)
     labels = label_names(dataset)
 
     def make_model() -> forecasters.Forecaster:
@@ -55,9 +66,8 @@ def train(
     final = make_model().fit(frame, frame[labels].to_numpy(dtype="float64"))
 
     configure(settings)
-    model_name = settings.model_name(dataset.name)
     with mlflow.start_run(run_name=f"{dataset.name}-{family}-{logical_date}") as run:
-        mlflow.set_tags({"dataset": dataset.name, "family": family, "logical_date": str(logical_date)})
+        mlflow.set_tags({"dataset": dataset.name, "family": family, "logical_date": str(logical_date), **(tags or {})})
         mlflow.log_params(
             {
                 "family": family,
@@ -74,9 +84,7 @@ def train(
         mlflow.log_metrics(summary)
         for fold in result.folds:
             mlflow.log_metrics({f"fold_{k}": v for k, v in fold.model.items()}, step=fold.fold.index)
-            mlflow.log_metrics(
-                {f"fold_baseline_{k}": v for k, v in fold.baseline.items()}, step=fold.fold.index
-            )
+            mlflow.log_metrics({f"fold_baseline_{k}": v for k, v in fold.baseline.items()}, step=fold.fold.index)
         for entity, value in result.mean_by_entity("model").items():
             mlflow.log_metric(f"backtest_mae_{entity}", value)
         for entity, value in result.mean_by_entity("baseline").items():
@@ -85,9 +93,7 @@ def train(
             report = Path(tmp) / "backtest.json"
             report.write_text(json.dumps(result.to_dict(), indent=2))
             mlflow.log_artifact(str(report))
-            mlflow.log_artifact(
-                str(plot_backtest(result, Path(tmp) / "backtest.png", f"{dataset.name} {family}"))
-            )
+            mlflow.log_artifact(str(plot_backtest(result, Path(tmp) / "backtest.png", f"{dataset.name} {family}")))
         meta = {
             "family": family,
             "dataset": dataset.name,
@@ -96,7 +102,7 @@ def train(
             "features": feature_names(dataset),
         }
         example = frame[feature_names(dataset)].head(5)
-        registered = log_bundle(final, meta, example, model_name)
+        model_uri = log_bundle(final, meta, example)
     log.info(
         "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
         family,
@@ -108,8 +114,7 @@ def train(
     )
     return TrainingOutcome(
         run_id=run.info.run_id,
-        model_name=model_name,
-        version=registered.version,
+        model_uri=model_uri,
         metrics=summary,
         model_mae_by_entity=result.mean_by_entity("model"),
         baseline_mae_by_entity=result.mean_by_entity("baseline"),

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -21,6 +22,16 @@ from configs.dataset import DatasetConfig
 from configs.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Airflow reads its configuration once, at first import: point it at a throwaway home before any
+# test imports it, so tests never touch a developer's own Airflow.
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-"))
+os.environ.update(
+    AIRFLOW_HOME=str(AIRFLOW_HOME),
+    AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+    AIRFLOW__CORE__LOAD_EXAMPLES="False",
+    AIRFLOW__CORE__UNIT_TEST_MODE="False",
+)
 ETT_CONFIG = PROJECT_ROOT / "configs" / "datasets" / "ett.yaml"
 SYNTHETIC_END = date(2024, 3, 31)
 
@@ -47,16 +58,18 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
 def synthetic_frame(entities: int = 2, days: int = 50, seed: int = 7) -> pd.DataFrame:
     """Hourly series with a daily cycle, a slow trend and noise; loads drive the target."""
     rng = np.random.default_rng(seed)
-    stamps = pd.date_range(
-        end=pd.Timestamp(SYNTHETIC_END) + pd.Timedelta(hours=23), periods=days * 24, freq="h"
-    )
+    stamps = pd.date_range(end=pd.Timestamp(SYNTHETIC_END) + pd.Timedelta(hours=23), periods=days * 24, freq="h")
     hours = np.arange(len(stamps))
     rows = []
     for e in range(entities):
         load = 10 + 3 * np.sin(2 * np.pi * hours / 24 + e) + rng.normal(0, 0.3, len(hours))
         aux = 5 + np.cos(2 * np.pi * hours / 168) + rng.normal(0, 0.2, len(hours))
-        # A drifting level (a random walk) that a day-old value cannot know but the latest one does.
-        level = np.cumsum(rng.normal(0, 0.4, len(hours)))
+        # A persistent but stationary level (AR(1)): a day-old value cannot know it, the latest one
+        # does, and its distribution does not drift.
+        shocks = rng.normal(0, 0.5, len(hours))
+        level = np.zeros(len(hours))
+        for i in range(1, len(hours)):
+            level[i] = 0.9 * level[i - 1] + shocks[i]
         target = 20 + 0.8 * load + level + rng.normal(0, 0.2, len(hours))
         rows.append(
             pd.DataFrame(
@@ -92,6 +105,7 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
             "max_age": "P1D",
         },
         "feature_engineering": {"covariate_lags": [0, 1], "rolling_windows": [24], "ttl": "P2D"},
+        "promotion": {"drift_method": "wasserstein", "drift_threshold": 0.5},
         "training": {
             "window": "P30D",
             "backtest": {"folds": 2, "test_size": 24, "gap": 6},
@@ -197,8 +211,9 @@ def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: dat
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DatasetConfig]:
     """The synthetic dataset taken through the whole chain once: a promoted champion, local profile."""
-    from model_registry.registry import promote
+    from model_registry.registry import promote_version, register_challenger
     from model_training.train import train
+    from model_validation.champion import evaluate_challenger
 
     root = tmp_path_factory.mktemp("trained")
     config = write_dataset(root / "dataset")
@@ -206,6 +221,88 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Dataset
     dataset = DatasetConfig.from_yaml(config)
     run_data_chain(settings, dataset, SYNTHETIC_END)
     outcome = train(settings, dataset, SYNTHETIC_END)
-    decision = promote(settings, outcome.model_name, outcome.version)
-    assert decision.promoted, decision.reason
+    version = register_challenger(settings, settings.model_name(dataset.name), outcome.run_id).version
+    decision = evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version)
+    assert decision.passed, decision.reason
+    promote_version(settings, settings.model_name(dataset.name), version, decision.reason)
     return settings, dataset
+
+
+@pytest.fixture(scope="session")
+def pushgateway() -> Iterator[str]:
+    """A throwaway Debian ``prometheus-pushgateway`` on a free port."""
+    binary = shutil.which("prometheus-pushgateway")
+    if binary is None:
+        raise RuntimeError("prometheus-pushgateway is not installed: run .ci/run or apt-get install it")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for_port(port, process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Airflow's metadata database (SQLite) in the throwaway AIRFLOW_HOME, migrated once."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return AIRFLOW_HOME
+
+
+class PlatformEnv:
+    """MLOPS_* variables for a test, applied to os.environ (and undone) with the settings cache cleared."""
+
+    def __init__(self, root: Path, **extra: str):
+        self.root = root
+        self.datasets = root / "datasets"
+        self.config = write_dataset(self.datasets)
+        self.home = root / "home"
+        self.values = {
+            "MLOPS_HOME": str(self.home),
+            "MLOPS_DATASETS_DIR": str(self.datasets),
+            "MLOPS_DATASET_CONFIG": str(self.config),
+            **extra,
+        }
+        self._saved: dict[str, str | None] = {}
+
+    def __enter__(self) -> PlatformEnv:
+        from configs.settings import get_settings
+
+        for key in [k for k in os.environ if k.startswith("MLOPS_")]:
+            self._saved[key] = os.environ.pop(key)
+        for key, value in self.values.items():
+            self._saved.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        get_settings.cache_clear()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from configs.settings import get_settings
+
+        for key, value in self._saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+    def settings(self) -> Settings:
+        from configs.settings import get_settings
+
+        return get_settings()
+
+    def dag(self, dag_id: str):  # type: ignore[no-untyped-def]
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+        assert bag.import_errors == {}
+        return bag.get_dag(dag_id)

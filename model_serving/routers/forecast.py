@@ -55,15 +55,11 @@ def _forecast(runtime: ServingRuntime, entity_ids: list[str]) -> list[Forecast]:
 
 
 @router.post("/forecast", response_model=Forecast, responses=ERROR_RESPONSES)
-async def forecast(
-    body: ForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]
-) -> Forecast:
+async def forecast(body: ForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]) -> Forecast:
     return (await run_in_threadpool(_forecast, runtime, [body.entity_id]))[0]
 
 
-@router.post(
-    "/forecast/batch", response_model=BatchForecast, responses={**ERROR_RESPONSES, 413: {"model": ErrorBody}}
-)
+@router.post("/forecast/batch", response_model=BatchForecast, responses={**ERROR_RESPONSES, 413: {"model": ErrorBody}})
 async def forecast_batch(
     body: BatchForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]
 ) -> BatchForecast:

@@ -29,9 +29,7 @@ def test_point_in_time_join_never_reaches_past_a_rows_timestamp(
     store = get_store(settings)
     stamps = sorted(raw.index.get_level_values("ts").unique())[200:260]
     # Ask half an hour after each row: the join must hand back the row at or before that instant.
-    entity_df = pd.DataFrame(
-        {"site": "site_0", EVENT_TIMESTAMP: [t + pd.Timedelta(minutes=30) for t in stamps]}
-    )
+    entity_df = pd.DataFrame({"site": "site_0", EVENT_TIMESTAMP: [t + pd.Timedelta(minutes=30) for t in stamps]})
     joined = store.get_historical_features(
         entity_df=entity_df, features=store.get_feature_service(feature_service_name(dataset))
     ).to_df()

@@ -76,9 +76,7 @@ def test_s3_source_over_http_lands_the_same_rows(
     )
     s3.create_bucket(Bucket="raw")
     s3.put_object(Bucket="raw", Key="series/series.csv", Body=synthetic_frame().to_csv(index=False).encode())
-    s3_config = DatasetConfig.from_yaml(
-        write_dataset(tmp_path / "s3", source_uri="s3://raw/series/series.csv")
-    )
+    s3_config = DatasetConfig.from_yaml(write_dataset(tmp_path / "s3", source_uri="s3://raw/series/series.csv"))
     s3_settings = Settings(
         home=tmp_path / "s3home",
         s3_endpoint_url=moto_endpoint,

@@ -78,10 +78,7 @@ def test_metrics_expose_latencies_and_errors(client: TestClient) -> None:
     client.post("/v1/forecast", json={"entity_id": "site_0"})
     client.post("/v1/forecast", json={"entity_id": "missing"})
     text = client.get("/metrics").text
-    assert (
-        'forecast_http_request_duration_seconds_count{method="POST",route="/v1/forecast",status="200"}'
-        in text
-    )
+    assert 'forecast_http_request_duration_seconds_count{method="POST",route="/v1/forecast",status="200"}' in text
     assert 'status="404"' in text
     assert "forecast_feature_fetch_duration_seconds_count" in text
     assert "forecast_inference_duration_seconds_count" in text

@@ -40,9 +40,7 @@ def test_lags_follow_the_clock_not_row_positions(dataset: DatasetConfig) -> None
     features = build_features(raw, dataset).set_index(EVENT_TIMESTAMP)
     after = features.loc[gap_at + pd.Timedelta(hours=1)]
     assert np.isnan(after["temp_lag_1"])  # the hour before is missing: no silent shift
-    assert after["temp_lag_2"] == pytest.approx(
-        raw.set_index("ts").loc[gap_at - pd.Timedelta(hours=1), "temp"]
-    )
+    assert after["temp_lag_2"] == pytest.approx(raw.set_index("ts").loc[gap_at - pd.Timedelta(hours=1), "temp"])
 
 
 def test_rolling_and_calendar_values(dataset: DatasetConfig) -> None:

@@ -1,0 +1,36 @@
+"""What every DAG shares: default task arguments and the dataset configs DAGs are made for.
+
+Kept free of Airflow and heavy imports: DAG files import this at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+OWNER = "ml-platform"
+
+# I/O-bound tasks (files, S3, registry, online store) retry with exponential backoff.
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(minutes=30),
+}
+# Compute-bound steps do not get better by retrying quickly.
+TRAINING_ARGS: dict[str, Any] = {"retries": 1, "execution_timeout": timedelta(hours=6)}
+
+
+def discover_datasets(directory: Path) -> dict[str, Path]:
+    """Dataset name -> config path for every YAML file in ``directory`` (only the name is read)."""
+    found: dict[str, Path] = {}
+    for path in sorted(directory.glob("*.y*ml")):
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("name"), str):
+            found[data["name"]] = path.resolve()
+    return found

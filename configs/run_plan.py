@@ -1,0 +1,51 @@
+"""A retraining run's plan: the validated form of a DAG run's params, passed between tasks.
+
+Tasks exchange this small JSON-able dict over XCom instead of re-reading params, so every task of
+a run agrees on the dataset, data date, horizon and run key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings, get_settings
+
+
+def run_key(dag_run_id: str) -> str:
+    """A file-name-safe key of a DAG run id (run ids hold ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", dag_run_id)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    dataset_config: str
+    logical_date: date
+    dag_run_id: str
+    family: str = "xgboost"
+    horizon: int | None = None
+    n_trials: int = 0
+    force_promote: bool = False
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return run_key(self.dag_run_id)
+
+    def load(self) -> tuple[Settings, DatasetConfig]:
+        dataset = DatasetConfig.from_yaml(self.dataset_config).with_horizon(self.horizon)
+        return get_settings(), dataset
+
+    def run_dir(self, settings: Settings, dataset: DatasetConfig) -> Path:
+        return settings.artifacts / dataset.name / f"ds={self.logical_date.isoformat()}" / "runs" / self.key
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "logical_date": self.logical_date.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunPlan:
+        return cls(**{**data, "logical_date": date.fromisoformat(str(data["logical_date"]))})

@@ -1,0 +1,247 @@
+"""Retraining DAGs, one per dataset config: ``retrain_<dataset>_forecaster``.
+
+Triggered from the UI form or the REST API, never on a schedule. Every task calls one library
+function; heavy libraries are imported inside task bodies only, so this file parses in a blink.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+
+from configs.orchestration import DEFAULT_ARGS, TRAINING_ARGS, discover_datasets
+from configs.settings import get_settings
+from model_training.launch import training_operator
+
+FAMILIES = ["xgboost"]
+
+DOC = """
+### Retrain the {name} forecaster
+
+ingest -> validate (Great Expectations) -> features -> Feast apply + materialize -> training set
+-> tune (Optuna) -> train final (pod on the GPU pool, or a local process) -> register challenger
+-> champion/challenger gate -> drift gate -> promote or skip -> summary.
+
+A failed data check stops the run before any feature is written; the champion keeps serving.
+Re-running a task of the same run reuses its outputs (partitions are replaced, the registry
+version of a training run is reused, promotion of the current champion is a no-op).
+Config: `{config}`.
+"""
+
+
+def _xcom(task_id: str, key: str | None = None) -> str:
+    """A Jinja template pulling a task's return value (or one key of it) at run time."""
+    item = f"['{key}']" if key else ""
+    return "{{ ti.xcom_pull(task_ids='" + task_id + "')" + item + " }}"
+
+
+def build(name: str, config: Path) -> Any:
+    settings = get_settings()
+
+    @dag(
+        dag_id=f"retrain_{name}_forecaster",
+        schedule=None,
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["training", name],
+        doc_md=DOC.format(name=name, config=config),
+        params={
+            "model_family": Param("xgboost", type="string", enum=FAMILIES, title="Model family"),
+            "horizon": Param(
+                None, type=["null", "integer"], minimum=1, maximum=10000, title="Horizon (steps; empty: config's)"
+            ),
+            "n_trials": Param(5, type="integer", minimum=0, maximum=500, title="Optuna trials (0: no tuning)"),
+            "training_window_end": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                title="Training window end (YYYY-MM-DD; empty: the run's date)",
+            ),
+            "force_promote": Param(False, type="boolean", title="Promote despite the drift gate"),
+            "reason": Param("", type="string", maxLength=500, title="Why this run (recorded)"),
+        },
+        render_template_as_native_obj=False,
+    )
+    def retrain() -> None:
+        @task
+        def plan() -> dict[str, Any]:
+            from configs.dataset import DatasetConfig
+            from configs.run_plan import RunPlan
+
+            context = get_current_context()
+            params, dag_run = context["params"], context["dag_run"]
+            end = params.get("training_window_end")
+            logical_date = (
+                datetime.fromisoformat(end).date() if end else (dag_run.logical_date or dag_run.run_after).date()
+            )
+            horizon = params.get("horizon") or DatasetConfig.from_yaml(config).horizon
+            return RunPlan(
+                dataset_config=str(config),
+                logical_date=logical_date,
+                dag_run_id=dag_run.run_id,
+                family=params["model_family"],
+                horizon=int(horizon),
+                n_trials=int(params["n_trials"]),
+                force_promote=bool(params["force_promote"]),
+                reason=str(params["reason"]),
+            ).to_dict()
+
+        @task
+        def ingest(run: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from data_pipeline.ingest import ingest as land
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            return str(land(dataset, p.logical_date, settings))
+
+        @task(retries=0)
+        def validate(run: dict[str, Any]) -> dict[str, Any]:
+            from configs.run_plan import RunPlan
+            from data_pipeline.validation import validate as check
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            outcome = check(dataset, p.logical_date, settings)
+            return {"evaluated": outcome.evaluated, "result": str(outcome.result_path)}
+
+        @task
+        def build_features(run: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from feature_store.features import write_offline_source
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            return str(write_offline_source(settings, dataset, p.logical_date))
+
+        @task
+        def feast_apply_materialize(run: dict[str, Any]) -> list[str]:
+            from configs.run_plan import RunPlan
+            from data_pipeline.landing import end_of
+            from feature_store.repo import apply_and_materialize
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            return [t.isoformat() for t in apply_and_materialize(settings, dataset, end_of(p.logical_date))]
+
+        @task
+        def training_set(run: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from feature_store.training_set import write_training_set
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            path = p.run_dir(settings, dataset) / "training_set.parquet"
+            return str(write_training_set(settings, dataset, p.logical_date, path))
+
+        @task(**TRAINING_ARGS)
+        def tune(run: dict[str, Any], training_set_path: str) -> str:
+            from configs.run_plan import RunPlan
+            from model_training.tuning import tune_to_file
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            out = p.run_dir(settings, dataset) / "params.json"
+            return str(tune_to_file(settings, dataset, Path(training_set_path), p.family, p.n_trials, p.key, out))
+
+        train_argv = [
+            "train",
+            "--dataset", _xcom("plan", "dataset_config"),
+            "--logical-date", _xcom("plan", "logical_date"),
+            "--model", _xcom("plan", "family"),
+            "--horizon", _xcom("plan", "horizon"),
+            "--params-file", _xcom("tune"),
+            "--training-set", _xcom("training_set"),
+            "--tag", "dag_run_id={{ run_id }}",
+        ]  # fmt: skip
+        train_final = training_operator("train_final", settings, train_argv, **TRAINING_ARGS)
+
+        @task
+        def register_challenger(run: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from model_registry.registry import register_run_of
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            return register_run_of(settings, settings.model_name(dataset.name), "dag_run_id", p.dag_run_id).version
+
+        @task
+        def champion_gate(run: dict[str, Any], version: str) -> dict[str, Any]:
+            from configs.run_plan import RunPlan
+            from model_validation.champion import evaluate_challenger
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            return evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version).as_dict()
+
+        @task
+        def drift_gate(run: dict[str, Any], version: str, training_set_path: str) -> dict[str, Any]:
+            from configs.run_plan import RunPlan
+            from model_validation.drift import gate_version
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            return gate_version(settings, dataset, p, version, Path(training_set_path)).as_dict()
+
+        @task.branch
+        def decide(champion: dict[str, Any], drift: dict[str, Any]) -> str:
+            from model_validation.decision import promotion_allowed
+
+            return "promote" if promotion_allowed(champion, drift) else "skip_promotion"
+
+        @task
+        def promote(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from model_registry.registry import promote_version
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            reason = f"{champion['reason']}; {drift['reason']}"
+            promote_version(settings, settings.model_name(dataset.name), version, reason)
+            return version
+
+        @task
+        def skip_promotion(champion: dict[str, Any], drift: dict[str, Any]) -> str:
+            from model_validation.decision import explain_skip
+
+            return explain_skip(champion, drift)
+
+        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+        def summary(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from model_validation.decision import run_summary
+
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            return run_summary(settings, settings.model_name(dataset.name), p, version, champion, drift)
+
+        run = plan()
+        features = build_features(run)
+        ingest(run) >> validate(run) >> features
+        materialized = feast_apply_materialize(run)
+        features >> materialized
+        rows = training_set(run)
+        materialized >> rows
+        params_file = tune(run, rows)
+        params_file >> train_final
+        version = register_challenger(run)
+        train_final >> version
+        champion = champion_gate(run, version)
+        drift = drift_gate(run, version, rows)
+        branch = decide(champion, drift)
+        (
+            branch
+            >> [promote(run, version, champion, drift), skip_promotion(champion, drift)]
+            >> summary(run, version, champion, drift)
+        )
+
+    return retrain()
+
+
+for _name, _config in discover_datasets(get_settings().datasets_dir).items():
+    globals()[f"retrain_{_name}_forecaster"] = build(_name, _config)

@@ -1,0 +1,52 @@
+"""The promotion decision of a retraining run, from its gates' outcomes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from configs.run_plan import RunPlan
+from configs.settings import Settings
+
+
+def promotion_allowed(champion: dict[str, Any], drift: dict[str, Any]) -> bool:
+    """Both gates must let it through; a forced run overrides the drift gate only, never a worse model."""
+    return bool(champion["passed"]) and drift["outcome"] != "blocked"
+
+
+def explain_skip(champion: dict[str, Any], drift: dict[str, Any]) -> str:
+    reasons = []
+    if not champion["passed"]:
+        reasons.append(f"champion/challenger gate failed: {champion['reason']}")
+    if drift["outcome"] == "blocked":
+        reasons.append(f"drift gate blocked: {drift['reason']}")
+    return "not promoted: " + "; ".join(reasons)
+
+
+def run_summary(
+    settings: Settings,
+    model_name: str,
+    plan: RunPlan,
+    version: str,
+    champion: dict[str, Any],
+    drift: dict[str, Any],
+) -> str:
+    """One JSON line that tells what the run did (also the task's return value in the UI)."""
+    from model_registry.registry import champion_version
+
+    summary = {
+        "model": model_name,
+        "version": version,
+        "champion_now": champion_version(settings, model_name),
+        "promoted": champion_version(settings, model_name) == version,
+        "data_date": plan.logical_date.isoformat(),
+        "family": plan.family,
+        "horizon": plan.horizon,
+        "challenger_mae": champion["challenger_mae"],
+        "baseline_mae": champion["baseline_mae"],
+        "champion_mae": champion["champion_mae"],
+        "drift": drift["outcome"],
+        "drift_share": drift["drift_share"],
+        "reason": plan.reason,
+    }
+    return json.dumps(summary, sort_keys=True)

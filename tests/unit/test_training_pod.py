@@ -1,0 +1,59 @@
+"""The training pod, rendered by the cncf-kubernetes provider's own code (no cluster needed)."""
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PlatformEnv
+
+
+@pytest.fixture
+def pod_task(tmp_path: Path, airflow_db: Path):  # type: ignore[no-untyped-def]
+    extra = {
+        "MLOPS_TRAINING_EXECUTOR": "kubernetes",
+        "MLOPS_TRAINING_IMAGE": "registry.example/mlops-training:1.2.3",
+        "MLOPS_TRAINING_GPUS": "2",
+        "MLOPS_GPU_NODE_POOL": "a100-pool",
+        "MLOPS_MLFLOW_TRACKING_URI": "http://mlflow:5000",
+        "MLOPS_AWS_SECRET_ACCESS_KEY": "never-in-a-pod-spec",
+    }
+    with PlatformEnv(tmp_path, **extra) as env:
+        yield env.dag("retrain_synthetic_forecaster").get_task("train_final")
+
+
+def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: ignore[no-untyped-def]
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    assert isinstance(pod_task, KubernetesPodOperator)
+    pod = pod_task.build_pod_request_obj(dry_run=True)
+    container = pod.spec.containers[0]
+    assert container.image == "registry.example/mlops-training:1.2.3"
+    assert container.command == ["python", "-m", "model_training"]
+    assert container.args[0] == "train"
+    assert container.args[container.args.index("--tag") + 1] == "dag_run_id={{ run_id }}"
+    assert "{{ ti.xcom_pull(task_ids='tune') }}" in container.args
+    assert container.resources.limits["nvidia.com/gpu"] == "2"
+    assert container.resources.requests["cpu"] == "4"
+    assert pod.spec.node_selector == {"cloud.google.com/gke-nodepool": "a100-pool"}
+    [toleration] = pod.spec.tolerations
+    assert (toleration.key, toleration.operator, toleration.effect) == ("nvidia.com/gpu", "Exists", "NoSchedule")
+    assert pod.spec.service_account_name == "mlops-training"
+    env = {e.name: e.value for e in container.env}
+    assert env["MLOPS_PROFILE"] == "local"
+    assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert [source.secret_ref.name for source in container.env_from] == ["mlops-training-env"]
+    assert "never-in-a-pod-spec" not in str(pod.to_dict())
+    assert pod_task.on_finish_action.value == "delete_pod"
+    assert pod_task.startup_timeout_seconds == 600
+    assert pod_task.retries == 1
+
+
+def test_local_executor_runs_the_same_cli_in_a_subprocess(tmp_path: Path, airflow_db: Path) -> None:
+    from airflow.providers.standard.operators.python import PythonOperator
+
+    with PlatformEnv(tmp_path) as env:
+        task = env.dag("retrain_synthetic_forecaster").get_task("train_final")
+    assert isinstance(task, PythonOperator)
+    [argv] = task.op_args
+    assert argv[0] == "train"
+    assert "--training-set" in argv
