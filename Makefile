@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast lint format serve mlflow-ui clean
+.PHONY: help setup demo test test-fast lint format serve airflow mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-demo: setup  ## ingest -> validate -> features -> train -> register -> promote -> serve one forecast
+demo: setup  ## the retraining DAG with dag.test(), then serve and print one forecast
 	PY=$(BIN)/python infra/scripts/demo.sh
 
 test: setup  ## lint and type-check, then the whole suite (unit, integration with real servers, e2e)
@@ -42,6 +42,9 @@ format: setup  ## apply ruff's fixes and formatting
 
 serve: setup  ## run the forecasting service on the settings' host and port
 	$(BIN)/python -m model_serving
+
+airflow: setup  ## start a local Airflow with the project's DAGs; prints the UI address and login
+	VENV_BIN=$(BIN) infra/scripts/airflow.sh
 
 mlflow-ui: setup  ## open MLflow's UI on the local tracking database
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .mlops)/mlflow.db

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole chain on the local profile: ingest -> validate -> features -> Feast apply/materialize
-# -> train + backtest -> register -> promote -> serve -> one forecast over HTTP -> stop.
+# The whole chain on the local profile: the retraining DAG in-process (ingest -> validate ->
+# features -> Feast apply/materialize -> tune -> train + backtest -> register -> gates -> promote),
+# then serve -> one forecast over HTTP -> stop. DATASET, LOGICAL_DATE, ENTITY, MODEL and N_TRIALS
+# may be set from the environment.
 set -euo pipefail
 
 PY=${PY:-.venv/bin/python}
@@ -11,28 +13,16 @@ MODEL=${MODEL:-xgboost}
 export MLOPS_HOME=${MLOPS_HOME:-.mlops}
 export MLOPS_DATASET_CONFIG=$DATASET
 export MLOPS_SERVING_PORT=${MLOPS_SERVING_PORT:-$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
-args=(--dataset "$DATASET" --logical-date "$LOGICAL_DATE")
 started=$(date +%s)
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "ingest $DATASET for $LOGICAL_DATE"
-"$PY" -m data_pipeline ingest "${args[@]}"
-step "validate (Great Expectations)"
-"$PY" -m data_pipeline validate "${args[@]}"
-step "build features"
-"$PY" -m feature_store build "${args[@]}"
-step "feast apply"
-"$PY" -m feature_store apply "${args[@]}"
-step "feast materialize"
-"$PY" -m feature_store materialize "${args[@]}"
-run_tag="demo_run=$(date +%Y%m%dT%H%M%S)-$$"
-step "train $MODEL + backtest (one MLflow run)"
-"$PY" -m model_training train "${args[@]}" --model "$MODEL" --tag "$run_tag"
-step "register the run's bundle as the challenger"
-"$PY" -m model_registry register "${args[@]}" --tag "$run_tag"
-step "promote the challenger if it beats seasonal naive and the champion"
-"$PY" -m model_registry promote "${args[@]}"
+name=$("$PY" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["name"])' "$DATASET")
+export MLOPS_DATASETS_DIR=$(cd "$(dirname "$DATASET")" && pwd)
+conf=$(printf '{"training_window_end": "%s", "model_family": "%s", "n_trials": %s, "reason": "make demo"}' \
+    "$LOGICAL_DATE" "$MODEL" "${N_TRIALS:-0}")
+step "retrain_${name}_forecaster with dag.test(): ingest -> validate -> features -> Feast -> tune -> train -> register -> gates -> promote"
+"$PY" infra/scripts/run_dag.py "retrain_${name}_forecaster" --conf "$conf" --report "$MLOPS_HOME/retrain_timings.json"
 
 step "serve on 127.0.0.1:$MLOPS_SERVING_PORT and ask for a forecast of $ENTITY"
 "$PY" -m model_serving > "$MLOPS_HOME/serving.log" 2>&1 &
@@ -48,5 +38,6 @@ cat <<TXT
   open the UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///$home/mlflow.db
   GE result:        $(ls "$home"/artifacts/*/ds="$LOGICAL_DATE"/validation/validation_result.json)
   GE data docs:     $(ls "$home"/artifacts/*/ds="$LOGICAL_DATE"/validation/gx/uncommitted/data_docs/local_site/index.html)
+  task timings:     $home/retrain_timings.json
   service log:      $home/serving.log
 TXT

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,10 @@ def test_demo_script_serves_a_forecast_for_another_dataset(tmp_path: Path) -> No
     assert forecast["entity_id"] == "site_1"
     assert len(forecast["forecast"]) == 6
     assert forecast["model_name"] == "synthetic_forecaster"
-    assert "promoted to champion" in out
+    assert "retrain_synthetic_forecaster run" in out
+    assert ": success" in out
+    assert re.search(r"promote\s+success", out), out[-3000:]
+    assert "Airflow overhead" in out
     assert "validation_result.json" in out
     assert "mlflow ui --backend-store-uri sqlite:///" in out
 
