@@ -38,10 +38,6 @@ class DriftResult:
     reason: str = ""
     report_path: str | None = None
 
-    @property
-    def allows_promotion(self) -> bool:
-        return self.outcome != BLOCKED
-
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -12,6 +13,7 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -143,54 +145,36 @@ def logical_date() -> date:
     return SYNTHETIC_END
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[int]:
-    """A throwaway ``redis-server`` on a free port, with a password, no persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed: run .ci/run or apt-get install redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--requirepass",
-            "test-secret",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+@contextlib.contextmanager
+def server_process(argv: list[str], port: int, timeout: float = 30.0, **popen: Any) -> Iterator[None]:
+    """Run a real server binary on ``port`` for the duration of the block."""
+    if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
+        raise RuntimeError(f"{argv[0]} is not installed: run .ci/run (it installs the test servers)")
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
     try:
-        wait_for_port(port, process)
-        yield port
+        wait_for_port(port, process, timeout=timeout)
+        yield
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[int]:
+    """A throwaway ``redis-server`` on a free port, with a password, no persistence."""
+    port = free_port()
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    with server_process([*argv, "--requirepass", "test-secret"], port):
+        yield port
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto S3 server over real HTTP on a free port."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
-    )
-    try:
-        wait_for_port(port, process, timeout=60)
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    with server_process([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], port, 60, env=env):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: date) -> None:
@@ -231,19 +215,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Dataset
 @pytest.fixture(scope="session")
 def pushgateway() -> Iterator[str]:
     """A throwaway Debian ``prometheus-pushgateway`` on a free port."""
-    binary = shutil.which("prometheus-pushgateway")
-    if binary is None:
-        raise RuntimeError("prometheus-pushgateway is not installed: run .ci/run or apt-get install it")
     port = free_port()
-    process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for_port(port, process)
+    with server_process(["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{port}"], port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
