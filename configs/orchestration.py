@@ -5,7 +5,8 @@ Kept free of Airflow and heavy imports: DAG files import this at parse time.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +35,26 @@ def discover_datasets(directory: Path) -> dict[str, Path]:
         if isinstance(data, dict) and isinstance(data.get("name"), str):
             found[data["name"]] = path.resolve()
     return found
+
+
+def dag_arguments(dag_id: str, schedule: str | None, tags: list[str], doc_md: str, **overrides: Any) -> dict[str, Any]:
+    """What every DAG of the platform shares: one active run, no catch-up, the default task arguments."""
+    return {
+        "dag_id": dag_id,
+        "schedule": schedule,
+        "start_date": datetime(2024, 1, 1),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": DEFAULT_ARGS,
+        "tags": tags,
+        "doc_md": doc_md,
+        **overrides,
+    }
+
+
+def dags_for_each_dataset(build: Callable[[str, Path], Any]) -> dict[str, Any]:
+    """``build(name, config)`` for every dataset config; keyed by dag_id for a DAG file's globals()."""
+    from configs.settings import get_settings
+
+    dags = (build(name, config) for name, config in discover_datasets(get_settings().datasets_dir).items())
+    return {dag.dag_id: dag for dag in dags}

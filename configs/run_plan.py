@@ -41,7 +41,9 @@ class RunPlan:
         return get_settings(), dataset
 
     def run_dir(self, settings: Settings, dataset: DatasetConfig) -> Path:
-        return settings.artifacts / dataset.name / f"ds={self.logical_date.isoformat()}" / "runs" / self.key
+        from data_pipeline.validation import run_dir
+
+        return run_dir(settings, dataset, self.logical_date) / "runs" / self.key
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "logical_date": self.logical_date.isoformat()}

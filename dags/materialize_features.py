@@ -6,26 +6,25 @@ re-run of the same hour loads the same interval again (idempotent), and catching
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from configs.orchestration import DEFAULT_ARGS, discover_datasets
+from configs.orchestration import DEFAULT_ARGS, dag_arguments, dags_for_each_dataset
 from configs.settings import get_settings
 
 
 def build(name: str, config: Path) -> Any:
     @dag(
-        dag_id=f"materialize_{name}_features",
-        schedule="@hourly",
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=20)},
-        tags=["features", name],
-        doc_md=f"Load `{name}` features up to the end of each hour into the online store. Config: `{config}`.",
+        **dag_arguments(
+            f"materialize_{name}_features",
+            "@hourly",
+            ["features", name],
+            f"Load `{name}` features up to the end of each hour into the online store. Config: `{config}`.",
+            default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=20)},
+        )
     )
     def materialize_features() -> None:
         @task
@@ -43,5 +42,4 @@ def build(name: str, config: Path) -> Any:
     return materialize_features()
 
 
-for _name, _config in discover_datasets(get_settings().datasets_dir).items():
-    globals()[f"materialize_{_name}_features"] = build(_name, _config)
+globals().update(dags_for_each_dataset(build))

@@ -7,26 +7,23 @@ backtest error it was registered with.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import dag, task
 
-from configs.orchestration import DEFAULT_ARGS, discover_datasets
+from configs.orchestration import dag_arguments, dags_for_each_dataset
 from configs.settings import get_settings
 
 
 def build(name: str, config: Path) -> Any:
     @dag(
-        dag_id=f"nightly_backtest_{name}",
-        schedule="0 2 * * *",
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["monitoring", "backtest", name],
-        doc_md=f"Rolling-origin backtest of the `{name}` champion on the newest validated data. Config: `{config}`.",
+        **dag_arguments(
+            f"nightly_backtest_{name}",
+            "0 2 * * *",
+            ["monitoring", "backtest", name],
+            f"Rolling-origin backtest of the `{name}` champion on the newest validated data. Config: `{config}`.",
+        )
     )
     def nightly_backtest() -> None:
         @task
@@ -56,5 +53,4 @@ def build(name: str, config: Path) -> Any:
     return nightly_backtest()
 
 
-for _name, _config in discover_datasets(get_settings().datasets_dir).items():
-    globals()[f"nightly_backtest_{_name}"] = build(_name, _config)
+globals().update(dags_for_each_dataset(build))

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from configs.orchestration import DEFAULT_ARGS, TRAINING_ARGS, discover_datasets
+from configs.orchestration import TRAINING_ARGS, dag_arguments, dags_for_each_dataset
 from configs.settings import get_settings
 from model_training.launch import training_operator
 
@@ -42,14 +42,7 @@ def build(name: str, config: Path) -> Any:
     settings = get_settings()
 
     @dag(
-        dag_id=f"retrain_{name}_forecaster",
-        schedule=None,
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        default_args=DEFAULT_ARGS,
-        tags=["training", name],
-        doc_md=DOC.format(name=name, config=config),
+        **dag_arguments(f"retrain_{name}_forecaster", None, ["training", name], DOC.format(name=name, config=config)),
         params={
             "model_family": Param("xgboost", type="string", enum=FAMILIES, title="Model family"),
             "horizon": Param(
@@ -243,5 +236,4 @@ def build(name: str, config: Path) -> Any:
     return retrain()
 
 
-for _name, _config in discover_datasets(get_settings().datasets_dir).items():
-    globals()[f"retrain_{_name}_forecaster"] = build(_name, _config)
+globals().update(dags_for_each_dataset(build))

@@ -16,8 +16,19 @@ import pandas as pd
 from configs.dataset import DatasetConfig
 
 
+def partition_dir(root: Path, dataset: DatasetConfig, logical_date: date) -> Path:
+    """``<root>/<dataset>/ds=<date>``: the one layout of every per-date folder (landing, validated, artifacts)."""
+    return root / dataset.name / f"ds={logical_date.isoformat()}"
+
+
+def partition_dates(root: Path, dataset: DatasetConfig) -> list[date]:
+    """The logical dates that have a partition under ``root``, oldest first."""
+    folder = root / dataset.name
+    return sorted(date.fromisoformat(p.name.removeprefix("ds=")) for p in folder.glob("ds=*") if p.is_dir())
+
+
 def partition_path(landing_root: Path, dataset: DatasetConfig, logical_date: date) -> Path:
-    return landing_root / dataset.name / f"ds={logical_date.isoformat()}" / "data.parquet"
+    return partition_dir(landing_root, dataset, logical_date) / "data.parquet"
 
 
 def end_of(logical_date: date) -> datetime:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
-from data_pipeline.landing import end_of, read_partition, write_atomically
+from data_pipeline.landing import end_of, partition_dir, partition_path, read_partition, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,16 @@ class DataValidationError(RuntimeError):
         )
 
 
+def validated_root(settings: Settings) -> Path:
+    return settings.home / "validated"
+
+
 def validated_path(settings: Settings, dataset: DatasetConfig, logical_date: date) -> Path:
-    return settings.home / "validated" / dataset.name / f"ds={logical_date.isoformat()}" / "data.parquet"
+    return partition_path(validated_root(settings), dataset, logical_date)
 
 
 def run_dir(settings: Settings, dataset: DatasetConfig, logical_date: date) -> Path:
-    return settings.artifacts / dataset.name / f"ds={logical_date.isoformat()}"
+    return partition_dir(settings.artifacts, dataset, logical_date)
 
 
 def with_check_columns(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:

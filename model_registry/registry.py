@@ -21,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Packages the bundle's code needs; shipped inside it so that it loads without this project installed.
 BUNDLE_CODE = ["configs", "feature_store", "model_training", "model_registry"]
 MODEL_URI_TAG = "model_uri"
+REQUIRED_SCORES = ("backtest_mae", "baseline_mae")
 BUNDLE_REQUIREMENTS = [
     "mlflow",
     "cloudpickle",
@@ -75,6 +76,14 @@ def log_bundle(forecaster: Any, meta: dict[str, Any], input_example: pd.DataFram
     return str(info.model_uri)
 
 
+def training_scores(run: Any) -> dict[str, float]:
+    """The backtest scores a training run must have logged (every gate reads these)."""
+    missing = set(REQUIRED_SCORES) - set(run.data.metrics)
+    if missing:
+        raise RuntimeError(f"training run {run.info.run_id} logged no {sorted(missing)}")
+    return dict(run.data.metrics)
+
+
 def find_run(settings: Settings, tag: str, value: str) -> str:
     """The newest finished run carrying ``tag=value`` (how a DAG finds what its training pod logged)."""
     import mlflow
@@ -110,9 +119,7 @@ def register_challenger(settings: Settings, model_name: str, run_id: str) -> Reg
         run = mlflow_client.get_run(run_id)
         if run.info.status != "FINISHED":
             raise RuntimeError(f"training run {run_id} is {run.info.status}, not FINISHED")
-        missing = {"backtest_mae", "baseline_mae"} - set(run.data.metrics)
-        if missing:
-            raise RuntimeError(f"training run {run_id} logged no {sorted(missing)}")
+        training_scores(run)
         model_uri = run.data.tags.get(MODEL_URI_TAG)
         if not model_uri:
             raise RuntimeError(f"training run {run_id} logged no model")

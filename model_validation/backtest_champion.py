@@ -17,7 +17,8 @@ import pandas as pd
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
-from data_pipeline.validation import validated_path
+from data_pipeline.landing import partition_dates
+from data_pipeline.validation import validated_root
 from feature_store.features import EVENT_TIMESTAMP, feature_names
 from feature_store.training_set import get_training_set, label_names
 from model_registry.registry import champion_version
@@ -52,10 +53,9 @@ class ModelBacktest:
 
 
 def latest_validated_date(settings: Settings, dataset: DatasetConfig) -> date:
-    root = validated_path(settings, dataset, date.today()).parent.parent
-    dates = sorted(date.fromisoformat(p.name.removeprefix("ds=")) for p in root.glob("ds=*") if p.is_dir())
+    dates = partition_dates(validated_root(settings), dataset)
     if not dates:
-        raise FileNotFoundError(f"no validated data for {dataset.name} under {root}: run the retraining DAG first")
+        raise FileNotFoundError(f"no validated data for {dataset.name}: run the retraining DAG first")
     return dates[-1]
 
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
-from model_registry.registry import champion_version
+from model_registry.registry import champion_version, training_scores
 from model_registry.tracking import client
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,7 @@ def _scores(settings: Settings, model_name: str, version: str) -> dict[str, floa
     run_id = mlflow_client.get_model_version(model_name, version).run_id
     if not run_id:
         raise RuntimeError(f"{model_name} v{version} has no training run to read its scores from")
-    metrics = mlflow_client.get_run(run_id).data.metrics
-    missing = {"backtest_mae", "baseline_mae"} - set(metrics)
-    if missing:
-        raise RuntimeError(f"{model_name} v{version}: its run logged no {sorted(missing)}")
-    return metrics
+    return training_scores(mlflow_client.get_run(run_id))
 
 
 def evaluate_challenger(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> GateDecision:

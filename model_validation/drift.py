@@ -19,6 +19,7 @@ from configs.dataset import DatasetConfig
 from configs.run_plan import RunPlan
 from configs.settings import Settings
 from data_pipeline.landing import end_of
+from data_pipeline.validation import run_dir
 from feature_store.features import EVENT_TIMESTAMP, numeric_feature_names, offline_source_path
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def monitor_champion(settings: Settings, dataset: DatasetConfig) -> DriftResult:
     start, end = pd.Timestamp(params["training_start"]), pd.Timestamp(params["training_end"])
     reference = features[(stamps >= start) & (stamps <= end)]
     day = latest_validated_date(settings, dataset)
-    out_dir = settings.artifacts / dataset.name / f"ds={day.isoformat()}" / "drift_monitor"
+    out_dir = run_dir(settings, dataset, day) / "drift_monitor"
     result = drift_gate(settings, dataset, day, reference, out_dir)
     labels = {"version": version}
     figures = [
