@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast lint format serve airflow mlflow-ui clean
+.PHONY: help setup demo test test-fast test-gpu bench-accuracy bench-training lint format serve airflow mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,15 @@ test: setup  ## lint and type-check, then the whole suite (unit, integration wit
 
 test-fast: setup  ## unit tests only
 	$(BIN)/pytest tests/unit
+
+test-gpu: setup  ## the GPU paths of every model family (needs a CUDA device)
+	$(BIN)/pytest -m gpu tests/gpu
+
+bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.{json,md}
+	$(BIN)/python -m model_training.benchmark --config configs/benchmarks/ltsf_univariate.yaml --out reports
+
+bench-training: setup  ## fit time per family and tuning time with/without pruning -> reports/training_speed.{json,md}
+	MLOPS_HOME=$(abspath .mlops)/bench $(BIN)/python -m model_training.speed --out reports
 
 lint: setup  ## ruff and mypy
 	$(BIN)/ruff check .

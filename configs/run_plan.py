@@ -7,7 +7,7 @@ a run agrees on the dataset, data date, horizon and run key.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,25 @@ class RunPlan:
     family: str = "xgboost"
     horizon: int | None = None
     n_trials: int = 0
+    tuning_workers: int = 1
     force_promote: bool = False
     reason: str = ""
 
     @property
     def key(self) -> str:
         return run_key(self.dag_run_id)
+
+    def study(self, dataset: DatasetConfig) -> str:
+        """The run's Optuna study: every tuning worker of the run (and a retry) joins this one."""
+        return f"{dataset.name}-{self.family}-{self.key}"
+
+    def tuning_commands(self, training_set: str) -> list[list[str]]:
+        """One training-CLI argument list per tuning worker (at least one: it also closes an empty study)."""
+        common = ["tune", "--dataset", self.dataset_config, "--logical-date", self.logical_date.isoformat()]
+        common += ["--model", self.family, "--training-set", training_set]
+        common += ["--horizon", str(self.horizon)] if self.horizon is not None else []
+        common += ["--trials", str(self.n_trials), "--study", self.study(DatasetConfig.from_yaml(self.dataset_config))]
+        return [[*common, "--worker", str(worker)] for worker in range(max(self.tuning_workers, 1))]
 
     def load(self) -> tuple[Settings, DatasetConfig]:
         dataset = DatasetConfig.from_yaml(self.dataset_config).with_horizon(self.horizon)
@@ -46,8 +59,12 @@ class RunPlan:
         return run_dir(settings, dataset, self.logical_date) / "runs" / self.key
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "logical_date": self.logical_date.isoformat()}
+        """The plan, plus derived names that templates pull (``study``)."""
+        study = self.study(DatasetConfig.from_yaml(self.dataset_config))
+        return {**asdict(self), "logical_date": self.logical_date.isoformat(), "study": study}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunPlan:
-        return cls(**{**data, "logical_date": date.fromisoformat(str(data["logical_date"]))})
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        return cls(**{**values, "logical_date": date.fromisoformat(str(data["logical_date"]))})

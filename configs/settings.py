@@ -18,7 +18,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -105,6 +105,8 @@ class Settings(BaseSettings):
 
     # Optuna study storage (an RDB URL shared by all tuning workers); default SQLite under home.
     optuna_storage: str | None = None
+    # Where models train: auto takes a visible CUDA device, else the CPU.
+    training_device: Literal["auto", "cpu", "cuda"] = "auto"
 
     # Prometheus Pushgateway for batch jobs' figures; None: figures are logged, not pushed.
     pushgateway_url: str | None = None
@@ -145,7 +147,7 @@ class Settings(BaseSettings):
             "mlflow_tracking_uri": hosts["mlflow"],
             "online_store": OnlineStoreKind.REDIS,
             "redis_host": hosts["redis"],
-            "optuna_storage": f"postgresql+psycopg2://optuna@{hosts['postgres']}:5432/optuna",
+            "optuna_storage": f"postgresql+psycopg://optuna@{hosts['postgres']}:5432/optuna",
             "pushgateway_url": hosts["pushgateway"],
         }
         if hosts["s3"]:

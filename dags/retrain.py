@@ -14,15 +14,17 @@ from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
 from configs.orchestration import TRAINING_ARGS, dag_arguments, dags_for_each_dataset
 from configs.settings import get_settings
-from model_training.launch import training_operator
+from model_training.launch import mapped_training_operator, training_operator
 
-FAMILIES = ["xgboost"]
+# The trainable families of model_training.forecasters (that module is not imported at parse time).
+FAMILIES = ["xgboost", "lightgbm", "nlinear", "dlinear"]
 
 DOC = """
 ### Retrain the {name} forecaster
 
 ingest -> validate (Great Expectations) -> features -> Feast apply + materialize -> training set
--> tune (Optuna) -> train final (pod on the GPU pool, or a local process) -> register challenger
+-> tune (Optuna workers sharing one study) -> best parameters
+-> train final (pod on the GPU pool, or a local process) -> register challenger
 -> champion/challenger gate -> drift gate -> promote or skip -> summary.
 
 A failed data check stops the run before any feature is written; the champion keeps serving.
@@ -49,6 +51,9 @@ def build(name: str, config: Path) -> Any:
                 None, type=["null", "integer"], minimum=1, maximum=10000, title="Horizon (steps; empty: config's)"
             ),
             "n_trials": Param(5, type="integer", minimum=0, maximum=500, title="Optuna trials (0: no tuning)"),
+            "tuning_workers": Param(
+                1, type="integer", minimum=1, maximum=16, title="Tuning workers (processes or pods on one study)"
+            ),
             "training_window_end": Param(
                 None,
                 type=["null", "string"],
@@ -80,6 +85,7 @@ def build(name: str, config: Path) -> Any:
                 family=params["model_family"],
                 horizon=int(horizon),
                 n_trials=int(params["n_trials"]),
+                tuning_workers=int(params["tuning_workers"]),
                 force_promote=bool(params["force_promote"]),
                 reason=str(params["reason"]),
             ).to_dict()
@@ -132,15 +138,21 @@ def build(name: str, config: Path) -> Any:
             path = p.run_dir(settings, dataset) / "training_set.parquet"
             return str(write_training_set(settings, dataset, p.logical_date, path))
 
-        @task(**TRAINING_ARGS)
-        def tune(run: dict[str, Any], training_set_path: str) -> str:
+        @task
+        def tuning_commands(run: dict[str, Any], training_set_path: str) -> list[list[str]]:
             from configs.run_plan import RunPlan
-            from model_training.tuning import tune_to_file
+
+            return RunPlan.from_dict(run).tuning_commands(training_set_path)
+
+        @task
+        def best_params(run: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from model_training.tuning import write_best_params
 
             p = RunPlan.from_dict(run)
             settings, dataset = p.load()
             out = p.run_dir(settings, dataset) / "params.json"
-            return str(tune_to_file(settings, dataset, Path(training_set_path), p.family, p.n_trials, p.key, out))
+            return str(write_best_params(settings, dataset, p.family, p.study(dataset), out))
 
         train_argv = [
             "train",
@@ -148,8 +160,9 @@ def build(name: str, config: Path) -> Any:
             "--logical-date", _xcom("plan", "logical_date"),
             "--model", _xcom("plan", "family"),
             "--horizon", _xcom("plan", "horizon"),
-            "--params-file", _xcom("tune"),
+            "--params-file", _xcom("best_params"),
             "--training-set", _xcom("training_set"),
+            "--study", _xcom("plan", "study"),
             "--tag", "dag_run_id={{ run_id }}",
         ]  # fmt: skip
         train_final = training_operator("train_final", settings, train_argv, **TRAINING_ARGS)
@@ -220,8 +233,8 @@ def build(name: str, config: Path) -> Any:
         features >> materialized
         rows = training_set(run)
         materialized >> rows
-        params_file = tune(run, rows)
-        params_file >> train_final
+        workers = mapped_training_operator("tune", settings, tuning_commands(run, rows), **TRAINING_ARGS)
+        workers >> best_params(run) >> train_final
         version = register_challenger(run)
         train_final >> version
         champion = champion_gate(run, version)

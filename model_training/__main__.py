@@ -1,6 +1,8 @@
-"""``python -m model_training train --dataset CONFIG --logical-date YYYY-MM-DD --model xgboost``.
+"""The training CLI; the same commands run locally and as training pods' entrypoint.
 
-The same command runs locally and as the training pod's entrypoint.
+``train``: backtest, fit and log one MLflow run with the bundle.
+``tune``: one Optuna worker on a shared study (start several, on any machines, with the same study).
+``best-params``: the study's best parameters as JSON for ``train --params-file``.
 """
 
 from __future__ import annotations
@@ -11,22 +13,55 @@ import sys
 from pathlib import Path
 
 from configs.cli import add_common_args, resolve
-from model_training.forecasters import FAMILIES
+from model_training.forecasters import TRAINABLE
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_training", description=__doc__)
-    parser.add_argument("command", choices=["train"])
+    parser.add_argument("command", choices=["train", "tune", "best-params"])
     add_common_args(parser)
-    parser.add_argument("--model", default="xgboost", choices=sorted(set(FAMILIES) - {"seasonal_naive"}))
+    parser.add_argument("--model", default="xgboost", choices=TRAINABLE)
     parser.add_argument("--params", type=json.loads, default=None, help="JSON object of model parameters")
     parser.add_argument("--params-file", type=Path, default=None, help="JSON file of model parameters")
     parser.add_argument("--horizon", type=int, default=None, help="override the dataset's horizon")
     parser.add_argument("--training-set", type=Path, default=None, help="parquet written by an earlier step")
     parser.add_argument("--tag", action="append", default=[], help="key=value tag on the MLflow run")
+    parser.add_argument("--study", default=None, help="Optuna study name (tune, best-params; train logs it)")
+    parser.add_argument("--trials", type=int, default=20, help="tune: finished trials the study should hold")
+    parser.add_argument("--worker", type=int, default=0, help="tune: this worker's index (seeds its sampler)")
+    parser.add_argument("--no-pruning", action="store_true", help="tune: run every fold of every trial")
+    parser.add_argument("--out", type=Path, default=None, help="best-params: the JSON file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     settings, dataset, logical_date = resolve(args)
     dataset = dataset.with_horizon(args.horizon)
+    if args.command in ("tune", "best-params") and not args.study:
+        parser.error(f"{args.command} needs --study")
+    if args.command == "tune":
+        import pandas as pd
+
+        from model_training.tuning import tune_worker
+
+        if args.training_set is None:
+            parser.error("tune needs --training-set")
+        frame = pd.read_parquet(args.training_set)
+        ran = tune_worker(
+            settings, dataset, frame, args.model, args.trials, args.study, args.worker, pruning=not args.no_pruning
+        )
+        print(f"worker {args.worker} ran {ran} trials of study {args.study}")
+        return 0
+    if args.command == "best-params":
+        from model_training.tuning import write_best_params
+
+        if args.out is None:
+            parser.error("best-params needs --out")
+        print(write_best_params(settings, dataset, args.model, args.study, args.out).read_text())
+        return 0
+
     params = dict(args.params or {})
     if args.params_file is not None:
         params = {**json.loads(args.params_file.read_text()), **params}
@@ -41,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         params=params or None,
         training_set=args.training_set,
         tags=tags,
+        study=args.study,
     )
     print(f"logged run {outcome.run_id}: {outcome.model_uri}")
     print("backtest MAE per entity (model vs seasonal naive):")

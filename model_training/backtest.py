@@ -17,7 +17,8 @@ import pandas as pd
 from configs.dataset import DatasetConfig
 from feature_store.features import EVENT_TIMESTAMP
 from feature_store.training_set import label_names
-from model_training.forecasters import Forecaster, SeasonalNaive
+from model_training.families.seasonal_naive import SeasonalNaive
+from model_training.forecasters import Forecaster
 from model_training.metrics import METRICS
 
 

@@ -17,6 +17,7 @@ from feature_store.features import EVENT_TIMESTAMP, feature_names
 from feature_store.training_set import get_training_set, label_names
 from model_training import forecasters
 from model_training.backtest import backtest
+from model_training.devices import select
 from model_training.plots import plot_backtest
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,14 @@ def train(
     params: dict[str, Any] | None = None,
     training_set: Path | None = None,
     tags: dict[str, str] | None = None,
+    study: str | None = None,
 ) -> TrainingOutcome:
     """Backtest, fit on the whole window and log one MLflow run with the bundle (not registered).
 
     ``training_set`` is a parquet file written by an earlier step (so tuning and training see the
     same rows); without it the set is read from Feast here. ``tags`` go on the run; an orchestrator
-    tags its run id there to find the run again.
+    tags its run id there to find the run again. ``study``: the Optuna study the parameters came
+    from; its summary, best trial and parameter importances are logged with the run.
     """
     import mlflow
     import pandas as pd
@@ -58,12 +61,15 @@ def train(
     else:
         frame = get_training_set(settings, dataset, logical_date)
     labels = label_names(dataset)
+    device = select(settings.training_device)
 
     def make_model() -> forecasters.Forecaster:
-        return forecasters.create(family, dataset, params)
+        return forecasters.create(family, dataset, params, device=device)
 
     result = backtest(frame, dataset, make_model)
+    fit_started = time.monotonic()
     final = make_model().fit(frame, frame[labels].to_numpy(dtype="float64"))
+    fit_seconds = time.monotonic() - fit_started
 
     configure(settings)
     with mlflow.start_run(run_name=f"{dataset.name}-{family}-{logical_date}") as run:
@@ -77,11 +83,15 @@ def train(
                 "training_end": frame[EVENT_TIMESTAMP].max().isoformat(),
                 "folds": dataset.training.backtest.folds,
                 "gap": dataset.backtest_gap,
-                **{f"param_{k}": v for k, v in getattr(final, "params", {}).items()},
+                **{f"param_{k}": v for k, v in final.params.items()},
             }
         )
         summary = result.summary()
         mlflow.log_metrics(summary)
+        mlflow.log_metrics({"final_fit_seconds": fit_seconds, "final_fit_rows_per_second": len(frame) / fit_seconds})
+        mlflow.set_tag("device", device.kind)
+        if study:
+            _log_study(settings, study)
         for fold in result.folds:
             mlflow.log_metrics({f"fold_{k}": v for k, v in fold.model.items()}, step=fold.fold.index)
             mlflow.log_metrics({f"fold_baseline_{k}": v for k, v in fold.baseline.items()}, step=fold.fold.index)
@@ -119,3 +129,23 @@ def train(
         model_mae_by_entity=result.mean_by_entity("model"),
         baseline_mae_by_entity=result.mean_by_entity("baseline"),
     )
+
+
+def _log_study(settings: Settings, study: str) -> None:
+    """The tuning study behind the parameters: counts, best trial and importances as MLflow data."""
+    import mlflow
+
+    from model_training.tuning import study_summary
+
+    summary = study_summary(settings, study)
+    if summary is None:
+        mlflow.set_tag("tuning_study", f"{study} (not found)")
+        return
+    mlflow.set_tag("tuning_study", study)
+    metrics = {f"tuning_trials_{state}": float(count) for state, count in summary["states"].items()}
+    if "best_trial" in summary:
+        metrics["tuning_best_value"] = summary["best_trial"]["value"]
+        metrics["tuning_best_trial"] = float(summary["best_trial"]["number"])
+    metrics.update({f"tuning_importance_{k}": v for k, v in summary.get("importances", {}).items()})
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(summary, "tuning/study.json")

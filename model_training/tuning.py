@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,22 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "subsample": {"low": 0.6, "high": 1.0},
         "colsample_bytree": {"low": 0.5, "high": 1.0},
     },
+    "lightgbm": {
+        "n_estimators": {"low": 50, "high": 400, "int": True},
+        "learning_rate": {"low": 0.02, "high": 0.2, "log": True},
+        "num_leaves": {"low": 7, "high": 63, "int": True, "log": True},
+        "min_child_samples": {"low": 5, "high": 100, "int": True, "log": True},
+        "colsample_bytree": {"low": 0.3, "high": 1.0},
+    },
+    "nlinear": {
+        "learning_rate": {"low": 0.0005, "high": 0.05, "log": True},
+        "batch_size": {"choices": [16, 32, 64, 128]},
+    },
+    "dlinear": {
+        "learning_rate": {"low": 0.0005, "high": 0.05, "log": True},
+        "batch_size": {"choices": [16, 32, 64, 128]},
+        "kernel_size": {"choices": [13, 25, 49]},
+    },
 }
 
 
@@ -35,37 +53,79 @@ def search_space(dataset: DatasetConfig, family: str) -> dict[str, dict[str, Any
     return dataset.tuning.spaces.get(family) or DEFAULT_SPACES.get(family, {})
 
 
-def _suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One point of a search space: ``{choices: [...]}``, or ``{low, high, log?, int?}``."""
     params: dict[str, Any] = {}
     for name, spec in space.items():
-        if spec.get("int"):
+        if "choices" in spec:
+            params[name] = trial.suggest_categorical(name, list(spec["choices"]))
+        elif spec.get("int"):
             params[name] = trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
         else:
             params[name] = trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
     return params
 
 
-def tune(
+def _study(settings: Settings, name: str, seed: int, pruning: bool = True, attempts: int = 5) -> Any:
+    """Create or join the study. Workers that start together race to create the storage's tables
+    and the study row; the loser sees an SQL error, retries and joins what the winner made."""
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if settings.study_storage.startswith("sqlite:///"):
+        Path(settings.study_storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+    if pruning:  # prune a trial whose fold score is worse than the median of earlier trials at that fold
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    for attempt in range(1, attempts + 1):
+        try:
+            return optuna.create_study(
+                study_name=name,
+                storage=settings.study_storage,
+                direction="minimize",
+                sampler=optuna.samplers.TPESampler(seed=seed),
+                pruner=pruner,
+                load_if_exists=True,
+            )
+        except (SQLAlchemyError, optuna.exceptions.DuplicatedStudyError) as exc:
+            if attempt == attempts:
+                raise
+            log.info("joining study %s failed (%s): retry %d", name, type(exc).__name__, attempt)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _finished(study: Any) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
+
+
+def tune_worker(
     settings: Settings,
     dataset: DatasetConfig,
     training_set: pd.DataFrame,
     family: str,
     n_trials: int,
-    study_name: str,
-    seed: int = 42,
-) -> dict[str, Any]:
-    """Run up to ``n_trials`` more trials of the study; return the best parameters (config defaults
-    merged in). With no search space or no trials, the config's parameters are returned as they are."""
+    name: str,
+    worker: int = 0,
+    pruning: bool = True,
+) -> int:
+    """One tuning worker: runs trials of the shared study until it holds ``n_trials`` finished ones.
+
+    Any number of workers (processes, pods) may run this on the same study at once; each seeds its
+    sampler with its index so they explore different points. Returns the trials this worker ran.
+    """
     import optuna
 
     base = dict(dataset.training.params.get(family, {}))
     space = search_space(dataset, family)
     if n_trials <= 0 or not space:
         log.info("no tuning for %s (trials=%d, space=%s): using configured parameters", family, n_trials, space)
-        return base
+        return 0
 
     def objective(trial: optuna.Trial) -> float:
-        params = {**base, **_suggest(trial, space)}
+        trial.set_user_attr("worker", worker)
+        params = {**base, **suggest(trial, space)}
 
         def report(score: FoldScore) -> None:
             trial.report(score.model["mae"], step=score.fold.index)
@@ -75,38 +135,97 @@ def tune(
         result = backtest(training_set, dataset, lambda: forecasters.create(family, dataset, params), on_fold=report)
         return result.mean("model", "mae")
 
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=settings.study_storage,
-        direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-        load_if_exists=True,
-    )
-    finished = [t for t in study.trials if t.state.is_finished()]
-    remaining = max(n_trials - len(finished), 0)
-    if remaining:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study.optimize(objective, n_trials=remaining)
-    best = {**base, **study.best_params}
-    log.info("study %s: best MAE %.4f with %s", study_name, study.best_value, best)
-    return best
+    study = _study(settings, name, seed=42 + worker, pruning=pruning)
+    remaining = n_trials - _finished(study)
+    if remaining <= 0:
+        return 0
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    # Other workers finish trials too: stop once the study as a whole has enough.
+    stop = optuna.study.MaxTrialsCallback(n_trials, states=finished_states)
+    ran = 0
+
+    def count(_: Any, __: Any) -> None:
+        nonlocal ran
+        ran += 1
+
+    study.optimize(objective, n_trials=remaining, callbacks=[stop, count])
+    log.info("worker %d ran %d trials; study %s holds %d finished", worker, ran, name, _finished(study))
+    return ran
 
 
-def tune_to_file(
+def best_params(settings: Settings, dataset: DatasetConfig, family: str, name: str) -> dict[str, Any]:
+    """The config's parameters with the study's best trial on top (the config's alone when the study
+    has no completed trial, e.g. tuning was off)."""
+    import optuna
+
+    base = dict(dataset.training.params.get(family, {}))
+    try:
+        study = optuna.load_study(study_name=name, storage=settings.study_storage)
+    except KeyError:  # no such study: tuning was skipped
+        return base
+    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not completed:
+        return base
+    return {**base, **study.best_params}
+
+
+def study_summary(settings: Settings, name: str) -> dict[str, Any] | None:
+    """What MLflow records of a study: trial counts by state, the best trial, parameter importances."""
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=name, storage=settings.study_storage)
+    except KeyError:
+        return None
+    trials = study.get_trials(deepcopy=False)
+    states: dict[str, int] = {}
+    for t in trials:
+        states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    summary: dict[str, Any] = {"study": name, "trials": len(trials), "states": states}
+    if completed:
+        best = study.best_trial
+        summary["best_trial"] = {"number": best.number, "value": best.value, "params": best.params}
+    if len(completed) >= 2:
+        try:
+            summary["importances"] = dict(optuna.importance.get_param_importances(study))
+        except (RuntimeError, ValueError) as exc:  # e.g. every completed trial has the same params
+            log.info("no parameter importances for %s: %s", name, exc)
+    summary["trial_list"] = [
+        {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "value": t.value,
+            "params": t.params,
+            "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
+            "seconds": t.duration.total_seconds() if t.duration else None,
+        }
+        for t in trials
+    ]
+    return summary
+
+
+def tune(
     settings: Settings,
     dataset: DatasetConfig,
-    training_set_path: Path,
+    training_set: pd.DataFrame,
     family: str,
     n_trials: int,
-    study_key: str,
-    out: Path,
-) -> Path:
-    """Tune on a persisted training set and write the best parameters as JSON for the training job."""
-    settings.home.mkdir(parents=True, exist_ok=True)
-    params = tune(
-        settings, dataset, pd.read_parquet(training_set_path), family, n_trials, f"{dataset.name}-{family}-{study_key}"
-    )
+    name: str,
+    pruning: bool = True,
+) -> dict[str, Any]:
+    """Tune in this process alone and return the best parameters."""
+    tune_worker(settings, dataset, training_set, family, n_trials, name, pruning=pruning)
+    params = best_params(settings, dataset, family, name)
+    log.info("study %s: best parameters %s", name, params)
+    return params
+
+
+def write_best_params(settings: Settings, dataset: DatasetConfig, family: str, name: str, out: Path) -> Path:
+    """The best parameters as JSON for the final training job (write, then rename)."""
+    params = best_params(settings, dataset, family, name)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(params, indent=2, sort_keys=True))
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(params, indent=2, sort_keys=True))
+    os.replace(tmp, out)
     return out

@@ -24,7 +24,7 @@ from feature_store.training_set import get_training_set, label_names
 from model_registry.registry import champion_version
 from model_registry.tracking import CHALLENGER, client, configure
 from model_training.backtest import make_folds
-from model_training.forecasters import SeasonalNaive
+from model_training.families.seasonal_naive import SeasonalNaive
 from model_training.metrics import METRICS
 from monitoring.pushgateway import Figure, push_figures
 

@@ -220,6 +220,47 @@ def pushgateway() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+def postgres_bin(name: str) -> str:
+    """Debian keeps PostgreSQL's server binaries off PATH, under /usr/lib/postgresql/<major>/bin."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    if found:
+        return str(found[-1])
+    if shutil.which(name):
+        return name
+    raise RuntimeError(f"PostgreSQL's {name} is not installed: run .ci/run (it installs the test servers)")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway Debian PostgreSQL on a free port; yields a SQLAlchemy URL of an empty database.
+
+    PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user.
+    """
+    root = Path(tempfile.mkdtemp(prefix="pg-test-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run(
+        [*as_user, postgres_bin("initdb"), "-D", str(data), "-U", "mlops", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    port = free_port()
+    server = [*as_user, postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1"]
+    with server_process([*server, "-k", str(sockets), "-c", "fsync=off"], port, timeout=60):
+        import psycopg
+
+        with psycopg.connect(f"postgresql://mlops@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE optuna")
+        yield f"postgresql+psycopg://mlops@127.0.0.1:{port}/optuna"
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Airflow's metadata database (SQLite) in the throwaway AIRFLOW_HOME, migrated once."""

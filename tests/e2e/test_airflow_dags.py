@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from configs.run_plan import run_key
 from tests.conftest import SYNTHETIC_END, PlatformEnv, synthetic_frame, write_dataset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CONF = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 2, "reason": "test run"}
+CONF = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 2, "tuning_workers": 2, "reason": "test run"}
 
 
 def _states(run) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
@@ -42,6 +43,10 @@ def test_retraining_runs_every_step_and_promotes(retrained) -> None:  # type: ig
     run = mlflow.get_run(champion.run_id)
     assert run.data.tags["dag_run_id"] == run_id
     assert {"backtest_mae", "baseline_mae", "drift_share"} <= set(run.data.metrics)
+    # two tuning workers filled one study; the final model was trained with its best trial and logs it
+    assert states["tune"] == "success"
+    assert run.data.tags["tuning_study"] == f"synthetic-xgboost-{run_key(run_id)}"
+    assert run.data.metrics["tuning_trials_complete"] + run.data.metrics.get("tuning_trials_pruned", 0) == 2
 
 
 def test_retried_registration_and_promotion_change_nothing(retrained) -> None:  # type: ignore[no-untyped-def]

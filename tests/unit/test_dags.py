@@ -61,8 +61,9 @@ def test_schedules(dagbag) -> None:  # type: ignore[no-untyped-def]
 def test_retrain_form_is_a_json_schema(dagbag) -> None:  # type: ignore[no-untyped-def]
     params = dagbag.dags["retrain_ett_forecaster"].params
     schema = {name: params.get_param(name).schema for name in params}
-    assert schema["model_family"]["enum"] == ["xgboost"]
+    assert schema["model_family"]["enum"] == ["xgboost", "lightgbm", "nlinear", "dlinear"]
     assert schema["n_trials"]["minimum"] == 0
+    assert (schema["tuning_workers"]["minimum"], schema["tuning_workers"]["maximum"]) == (1, 16)
     assert schema["training_window_end"]["format"] == "date"
     from airflow.sdk import Param
     from airflow.sdk.exceptions import ParamValidationError

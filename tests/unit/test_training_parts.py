@@ -5,7 +5,8 @@ import pytest
 from configs.dataset import DatasetConfig
 from feature_store.features import EVENT_TIMESTAMP
 from model_training.backtest import make_folds
-from model_training.forecasters import SeasonalNaive, create
+from model_training.families.seasonal_naive import SeasonalNaive
+from model_training.forecasters import create
 from model_training.metrics import mae, rmse, smape
 from model_training.preprocessing import Preprocessor
 

@@ -1,5 +1,6 @@
 """The training pod, rendered by the cncf-kubernetes provider's own code (no cluster needed)."""
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,8 @@ def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: igno
     assert container.command == ["python", "-m", "model_training"]
     assert container.args[0] == "train"
     assert container.args[container.args.index("--tag") + 1] == "dag_run_id={{ run_id }}"
-    assert "{{ ti.xcom_pull(task_ids='tune') }}" in container.args
+    assert "{{ ti.xcom_pull(task_ids='best_params') }}" in container.args
+    assert container.args[container.args.index("--study") + 1] == "{{ ti.xcom_pull(task_ids='plan')['study'] }}"
     assert container.resources.limits["nvidia.com/gpu"] == "2"
     assert container.resources.requests["cpu"] == "4"
     assert pod.spec.node_selector == {"cloud.google.com/gke-nodepool": "a100-pool"}
@@ -40,6 +42,7 @@ def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: igno
     assert pod.spec.service_account_name == "mlops-training"
     env = {e.name: e.value for e in container.env}
     assert env["MLOPS_PROFILE"] == "local"
+    assert env["MLOPS_TRAINING_DEVICE"] == "cuda", "a GPU pod without a GPU fails instead of crawling on CPU"
     assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert [source.secret_ref.name for source in container.env_from] == ["mlops-training-env"]
     assert "never-in-a-pod-spec" not in str(pod.to_dict())
@@ -57,3 +60,30 @@ def test_local_executor_runs_the_same_cli_in_a_subprocess(tmp_path: Path, airflo
     [argv] = task.op_args
     assert argv[0] == "train"
     assert "--training-set" in argv
+
+
+def test_tuning_workers_are_pods_of_one_study(tmp_path: Path, airflow_db: Path) -> None:
+    """The tuning step expands to one pod per worker at run time, all with the training pod's spec."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from configs.run_plan import RunPlan
+
+    with PlatformEnv(tmp_path, MLOPS_TRAINING_EXECUTOR="kubernetes", MLOPS_TRAINING_GPUS="1") as env:
+        dag = env.dag("retrain_synthetic_forecaster")
+        tune = dag.get_task("tune")
+        config = str(env.config)
+    assert tune.operator_class is KubernetesPodOperator or tune.operator_class.__name__ == "KubernetesPodOperator"
+    assert tune.partial_kwargs["image"] == "ghcr.io/mlops-platform/training:latest"
+    assert tune.partial_kwargs["container_resources"].limits["nvidia.com/gpu"] == "1"
+    assert set(tune.expand_input.value) == {"arguments"}
+    assert [t.task_id for t in tune.upstream_list] == ["tuning_commands"]
+    assert [t.task_id for t in tune.downstream_list] == ["best_params"]
+
+    plan = RunPlan(dataset_config=config, logical_date=date(2024, 3, 31), dag_run_id="manual__x", n_trials=9,
+                   tuning_workers=3, horizon=6)  # fmt: skip
+    commands = plan.tuning_commands("/data/rows.parquet")
+    assert [c[c.index("--worker") + 1] for c in commands] == ["0", "1", "2"]
+    assert {c[c.index("--study") + 1] for c in commands} == {"synthetic-xgboost-manual__x"}
+    assert all(c[0] == "tune" and c[c.index("--trials") + 1] == "9" for c in commands)
+    # no tuning still runs one worker: it finds nothing to do and best_params falls back to the config
+    assert len(RunPlan(dataset_config=config, logical_date=date(2024, 3, 31), dag_run_id="r").tuning_commands("p")) == 1

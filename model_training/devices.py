@@ -1,0 +1,102 @@
+"""The one place that decides where training runs and makes it repeatable.
+
+``auto`` takes the GPU when PyTorch sees one and the CPU otherwise; every family asks here instead of
+probing on its own, so a pod on a GPU node pool and a laptop run the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from dataclasses import dataclass
+from functools import cache
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+DevicePreference = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: Literal["cpu", "cuda"]
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.kind == "cuda"
+
+    @property
+    def torch(self) -> str:
+        return "cuda:0" if self.is_cuda else "cpu"
+
+    @property
+    def xgboost(self) -> str:
+        return "cuda" if self.is_cuda else "cpu"
+
+
+CPU = Device("cpu")
+
+
+@cache
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # a slim image without torch trains tree families on CPU
+        return False
+    available = bool(torch.cuda.is_available())
+    log.info("CUDA device visible: %s", torch.cuda.get_device_name(0) if available else "none, training on the CPU")
+    return available
+
+
+def select(preference: str = "auto") -> Device:
+    """``cuda`` asked for but absent is an error (a GPU pod without a GPU is misconfigured);
+    ``auto`` falls back to the CPU with a log line."""
+    if preference not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"unknown training device {preference!r}: use auto, cpu or cuda")
+    if preference == "cpu":
+        return CPU
+    if cuda_available():
+        return Device("cuda")
+    if preference == "cuda":
+        raise RuntimeError("training device 'cuda' requested but no CUDA device is visible")
+    return CPU
+
+
+@cache
+def lightgbm_device_type(device: Device) -> str:
+    """LightGBM's pip wheel may lack GPU support: probe once with a tiny fit, else the CPU."""
+    if not device.is_cuda:
+        return "cpu"
+    import lightgbm as lgb
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 2)), rng.normal(size=64)
+    for device_type in ("cuda", "gpu"):
+        try:
+            lgb.train({"device_type": device_type, "verbose": -1, "num_iterations": 1}, lgb.Dataset(x, y))
+        except Exception as exc:  # LightGBMError: built without this device
+            log.info("LightGBM device_type=%s unavailable (%s)", device_type, str(exc).splitlines()[0])
+            continue
+        return device_type
+    log.info("this LightGBM build has no GPU support: LightGBM trains on the CPU")
+    return "cpu"
+
+
+def seed_everything(seed: int, device: Device = CPU) -> None:
+    """Fixed seeds and deterministic kernels, so a rerun with the same data gives the same model."""
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:
+        return
+    if device.is_cuda:
+        # cuBLAS needs this before its first call to be deterministic.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)

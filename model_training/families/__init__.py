@@ -1,0 +1,1 @@
+"""One module per model family; :mod:`model_training.forecasters` registers them."""

@@ -1,0 +1,190 @@
+"""Shared part of the linear look-back families (NLinear, DLinear; Zeng et al. 2023).
+
+They read the target's last ``lookback`` values (lag columns ``lookback-1 .. 0`` of the feature row),
+standardised with training statistics, and map them linearly to the next H values. Training follows
+the paper's recipe: Adam, MSE, the learning rate halved every epoch, early stopping on held-out rows
+with the best epoch's weights kept. On a GPU the forward pass runs in bfloat16 autocast.
+
+The fitted weights are saved as a plain ``.npz`` and the forecast is computed with numpy, so a
+serving image needs no PyTorch; a test keeps the numpy and torch forward passes equal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from configs.dataset import DatasetConfig
+from feature_store.features import EVENT_TIMESTAMP, lag_name
+from model_training.devices import CPU, Device, seed_everything
+from model_training.forecasters import Validation
+from model_training.preprocessing import Preprocessor
+
+log = logging.getLogger(__name__)
+
+
+def contiguous_lags(lags: list[int]) -> int:
+    """How many consecutive lags 0, 1, 2, ... the feature rows carry."""
+    present, count = set(lags), 0
+    while count in present:
+        count += 1
+    return count
+
+
+class LinearWindowForecaster:
+    family: ClassVar[str]
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "learning_rate": 0.005,
+        "batch_size": 32,
+        "epochs": 10,
+        "patience": 3,
+        "lr_decay": 0.5,
+        "weight_decay": 0.0,
+        "validation_fraction": 0.1,
+        "seed": 42,
+    }
+
+    def __init__(
+        self, target: str, horizon: int, lookback: int, params: dict[str, Any] | None = None, device: Device = CPU
+    ):
+        if lookback < 1:
+            raise ValueError("lookback must be at least 1")
+        self.target, self.horizon, self.lookback, self.device = target, horizon, lookback, device
+        self.params = {**self.DEFAULTS, **(params or {}), "lookback": lookback}
+        self.preprocessor = Preprocessor(columns=[lag_name(target, k) for k in range(lookback - 1, -1, -1)])
+        self.mean, self.scale = 0.0, 1.0
+        self.weights: dict[str, np.ndarray] = {}
+        self.history: dict[str, Any] = {}
+
+    @classmethod
+    def for_dataset(cls, dataset: DatasetConfig, params: dict[str, Any] | None = None, device: Device = CPU) -> Any:
+        params = dict(params or {})
+        available = contiguous_lags(dataset.target_lags)
+        lookback = int(params.pop("lookback", available))
+        if lookback > available or lookback < 1:
+            raise ValueError(
+                f"{cls.family} with lookback {lookback} needs target lags 0..{lookback - 1}; the dataset's features "
+                f"carry 0..{available - 1} (set feature_engineering.target_lags)"
+            )
+        return cls(dataset.target, dataset.horizon, lookback, params, device)
+
+    # Each family defines its network (torch) and the same forward pass in numpy.
+    def _module(self) -> Any:
+        raise NotImplementedError
+
+    def _forward(self, window: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _windows(self, features: pd.DataFrame) -> np.ndarray:
+        return (self.preprocessor.transform(features) - self.mean) / self.scale
+
+    def _split(self, features: pd.DataFrame, targets: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, Validation]:
+        """Hold out the newest timestamps for early stopping, ``horizon`` steps after the last
+        training row so no training label reaches into them."""
+        stamps = features[EVENT_TIMESTAMP] if EVENT_TIMESTAMP in features else pd.Series(range(len(features)))
+        stamps = stamps.reset_index(drop=True)
+        unique = np.sort(stamps.unique())
+        start = int(len(unique) * (1 - float(self.params["validation_fraction"])))
+        if start - self.horizon < 1 or start >= len(unique):
+            raise ValueError(f"too few rows ({len(unique)} time steps) to hold out a validation window")
+        held = (stamps >= unique[start]).to_numpy()
+        kept = (stamps < unique[start - self.horizon]).to_numpy()
+        return features[kept], targets[kept], (features[held], targets[held])
+
+    def fit(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None) -> Any:
+        import torch
+
+        if validation is None:
+            features, targets, validation = self._split(features, targets)
+        self.preprocessor.fit(features)
+        anchor = features[self.preprocessor.columns[-1]].astype("float64")
+        self.mean = float(anchor.mean())
+        self.scale = float(anchor.std()) or 1.0
+        seed_everything(int(self.params["seed"]), self.device)
+        device = torch.device(self.device.torch)
+
+        def tensor(values: np.ndarray) -> Any:
+            return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32, device=device)
+
+        x, y = tensor(self._windows(features)), tensor((targets - self.mean) / self.scale)
+        x_val, y_val = tensor(self._windows(validation[0])), tensor((validation[1] - self.mean) / self.scale)
+        module = self._module().to(device)
+        lr = float(self.params["learning_rate"])
+        optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=float(self.params["weight_decay"]))
+        generator = torch.Generator(device="cpu").manual_seed(int(self.params["seed"]))
+        batch = int(self.params["batch_size"])
+        best, best_state, best_epoch, stale, epochs_run = float("inf"), None, -1, 0, 0
+        started = time.monotonic()
+        for epoch in range(int(self.params["epochs"])):
+            module.train()
+            order = torch.randperm(len(x), generator=generator).to(device)
+            for begin in range(0, len(x), batch):
+                rows = order[begin : begin + batch]
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.is_cuda):
+                    loss = torch.nn.functional.mse_loss(module(x[rows]).float(), y[rows])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            module.eval()
+            with torch.no_grad():
+                val_loss = float(torch.nn.functional.mse_loss(module(x_val), y_val))
+            epochs_run = epoch + 1
+            if val_loss < best:
+                best, best_epoch, stale = val_loss, epoch, 0
+                best_state = {k: v.detach().cpu().double().numpy().copy() for k, v in module.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= int(self.params["patience"]):
+                    break
+            for group in optimizer.param_groups:
+                group["lr"] = lr * float(self.params["lr_decay"]) ** (epoch + 1)
+        assert best_state is not None
+        self.weights = best_state
+        self.history = {
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch + 1,
+            "best_validation_mse_scaled": best,
+            "train_rows": len(x),
+            "validation_rows": len(x_val),
+            "seconds": time.monotonic() - started,
+            "device": self.device.kind,
+        }
+        log.info("%s: %s", self.family, self.history)
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        if not self.weights:
+            raise RuntimeError("model used before fit")
+        return self._forward(self._windows(features)) * self.scale + self.mean
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        with (directory / f"{self.family}_weights.npz").open("wb") as out:
+            np.savez(out, allow_pickle=False, **self.weights)
+        meta = {
+            "target": self.target,
+            "horizon": self.horizon,
+            "lookback": self.lookback,
+            "params": self.params,
+            "mean": self.mean,
+            "scale": self.scale,
+            "preprocessor": self.preprocessor.to_dict(),
+            "history": self.history,
+        }
+        (directory / f"{self.family}.json").write_text(json.dumps(meta, indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> Any:
+        meta = json.loads((directory / f"{cls.family}.json").read_text())
+        forecaster = cls(meta["target"], meta["horizon"], meta["lookback"], meta["params"])
+        forecaster.preprocessor = Preprocessor.from_dict(meta["preprocessor"])
+        forecaster.mean, forecaster.scale, forecaster.history = meta["mean"], meta["scale"], meta["history"]
+        with np.load(directory / f"{cls.family}_weights.npz", allow_pickle=False) as weights:
+            forecaster.weights = {name: weights[name] for name in weights.files}
+        return forecaster

@@ -1,0 +1,33 @@
+"""NLinear: subtract the window's last value, one linear layer, add the value back."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from model_training.families.linear import LinearWindowForecaster
+
+
+class NLinearForecaster(LinearWindowForecaster):
+    family: ClassVar[str] = "nlinear"
+
+    def _module(self) -> Any:
+        import torch
+
+        lookback, horizon = self.lookback, self.horizon
+
+        class NLinear(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.linear = torch.nn.Linear(lookback, horizon)
+
+            def forward(self, window: torch.Tensor) -> torch.Tensor:
+                last = window[:, -1:]
+                return self.linear(window - last) + last
+
+        return NLinear()
+
+    def _forward(self, window: np.ndarray) -> np.ndarray:
+        last = window[:, -1:]
+        return (window - last) @ self.weights["linear.weight"].T + self.weights["linear.bias"] + last

@@ -1,0 +1,126 @@
+"""Every model family behind the one interface: fit, predict, save and load as data, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from configs.dataset import DatasetConfig
+from dags.retrain import FAMILIES as DAG_FAMILIES
+from feature_store.features import EVENT_TIMESTAMP, build_features, feature_names
+from feature_store.training_set import build_labels, label_names
+from model_training import devices, forecasters
+from model_training.families.dlinear import moving_average
+from model_training.families.linear import contiguous_lags
+from model_training.families.seasonal_naive import SeasonalNaive
+from model_training.metrics import mae
+from tests.conftest import synthetic_frame
+
+FAST = {
+    "xgboost": {"n_estimators": 30, "max_depth": 3, "learning_rate": 0.2},
+    "lightgbm": {"n_estimators": 30, "learning_rate": 0.2, "num_leaves": 7},
+    "nlinear": {"epochs": 6, "batch_size": 64, "learning_rate": 0.01},
+    "dlinear": {"epochs": 6, "batch_size": 64, "learning_rate": 0.01, "kernel_size": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame]:
+    from tests.conftest import write_dataset
+
+    dataset = DatasetConfig.from_yaml(write_dataset(tmp_path_factory.mktemp("families")))
+    raw = synthetic_frame()
+    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
+    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP])
+    frame = frame.dropna(subset=label_names(dataset)).sort_values(EVENT_TIMESTAMP).reset_index(drop=True)
+    cut = frame[EVENT_TIMESTAMP].quantile(0.8)
+    return dataset, frame[frame[EVENT_TIMESTAMP] <= cut], frame[frame[EVENT_TIMESTAMP] > cut]
+
+
+def test_every_registered_family_loads_and_names_itself() -> None:
+    for name in forecasters.FAMILIES:
+        assert forecasters.family_class(name).family == name
+    # the retraining form offers exactly the trainable families
+    assert sorted(DAG_FAMILIES) == forecasters.TRAINABLE
+    with pytest.raises(ValueError, match="unknown model family 'prophet'"):
+        forecasters.family_class("prophet")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+def test_family_beats_naive_and_round_trips(family: str, frames, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    model = forecasters.create(family, dataset, FAST[family], device=devices.CPU)
+    model.fit(train, train[labels].to_numpy())
+    predictions = model.predict(test)
+    assert predictions.shape == (len(test), dataset.horizon)
+    actual = test[labels].to_numpy()
+    assert mae(actual, predictions) < mae(actual, SeasonalNaive.for_dataset(dataset).predict(test))
+
+    model.save(tmp_path / "bundle")
+    assert not list((tmp_path / "bundle").glob("*.pkl")), "fitted state travels as data, not pickles"
+    restored = forecasters.load(family, tmp_path / "bundle")
+    np.testing.assert_allclose(restored.predict(test[feature_names(dataset)]), predictions, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+def test_training_twice_gives_the_same_model(family: str, frames) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    first, second = (
+        forecasters.create(family, dataset, FAST[family], device=devices.CPU).fit(train, train[labels].to_numpy())
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(first.predict(test), second.predict(test))
+
+
+@pytest.mark.parametrize("family", ["nlinear", "dlinear"])
+def test_numpy_forecast_equals_the_torch_network(family: str, dataset: DatasetConfig) -> None:
+    """Serving computes the linear families with numpy; it must be the network trained in torch."""
+    import torch
+
+    model = forecasters.create(family, dataset, {"kernel_size": 7} if family == "dlinear" else {}, device=devices.CPU)
+    network = model._module().double()  # type: ignore[attr-defined]
+    model.weights = {k: v.detach().numpy() for k, v in network.state_dict().items()}  # type: ignore[attr-defined]
+    window = np.random.default_rng(0).normal(size=(5, model.lookback)).cumsum(axis=1)  # type: ignore[attr-defined]
+    expected = network(torch.as_tensor(window)).detach().numpy()
+    np.testing.assert_allclose(model._forward(window), expected, rtol=1e-10)  # type: ignore[attr-defined]
+
+
+def test_moving_average_pads_with_the_edge_values() -> None:
+    window = np.array([[1.0, 2.0, 3.0, 10.0]])
+    np.testing.assert_allclose(moving_average(window, 3), [[4 / 3, 2.0, 5.0, 23 / 3]])
+    np.testing.assert_allclose(moving_average(window, 1), window)
+
+
+def test_linear_lookback_needs_consecutive_target_lags(dataset: DatasetConfig) -> None:
+    assert contiguous_lags([0, 1, 2, 5]) == 3
+    assert contiguous_lags([1, 2]) == 0
+    assert forecasters.create("nlinear", dataset, device=devices.CPU).lookback == 24  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"needs target lags 0\.\.47"):
+        forecasters.create("nlinear", dataset, {"lookback": 48}, device=devices.CPU)
+
+
+def test_linear_holdout_leaves_a_horizon_gap(dataset: DatasetConfig, frames) -> None:  # type: ignore[no-untyped-def]
+    _, train, _ = frames
+    model = forecasters.create("nlinear", dataset, device=devices.CPU)
+    kept, _, (held, _) = model._split(train, train[label_names(dataset)].to_numpy())  # type: ignore[attr-defined]
+    gap = held[EVENT_TIMESTAMP].min() - kept[EVENT_TIMESTAMP].max()
+    assert gap > pd.Timedelta(hours=dataset.horizon), "no training label may reach into the held-out rows"
+    assert len(kept) + len(held) < len(train)
+
+
+def test_device_choice() -> None:
+    assert devices.select("cpu") == devices.CPU
+    assert devices.select("auto").is_cuda == devices.cuda_available()
+    with pytest.raises(ValueError, match="unknown training device"):
+        devices.select("tpu")
+    if not devices.cuda_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            devices.select("cuda")
+        assert devices.lightgbm_device_type(devices.CPU) == "cpu"
