@@ -152,7 +152,7 @@ def build(name: str, config: Path) -> Any:
             p = RunPlan.from_dict(run)
             settings, dataset = p.load()
             out = p.run_dir(settings, dataset) / "params.json"
-            return str(write_best_params(settings, dataset, p.family, p.study(dataset), out))
+            return str(write_best_params(settings, dataset, p.family, p.study(dataset), out, p.n_trials))
 
         train_argv = [
             "train",

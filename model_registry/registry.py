@@ -28,7 +28,6 @@ BUNDLE_REQUIREMENTS = [
     "numpy",
     "pandas",
     "pyarrow",
-    "xgboost",
     "pydantic",
     "pydantic-settings",
     "pyyaml",
@@ -42,8 +41,12 @@ class RegisteredVersion:
     run_id: str
 
 
-def pinned_requirements() -> list[str]:
-    return [f"{package}=={installed_version(package)}" for package in BUNDLE_REQUIREMENTS]
+def pinned_requirements(family: str) -> list[str]:
+    """What loading the bundle needs: the common set plus the family's own library, pinned."""
+    from model_training.forecasters import family_class
+
+    packages = [*BUNDLE_REQUIREMENTS, *family_class(family).serving_requirements]
+    return [f"{package}=={installed_version(package)}" for package in packages]
 
 
 def log_bundle(forecaster: Any, meta: dict[str, Any], input_example: pd.DataFrame) -> str:
@@ -70,7 +73,7 @@ def log_bundle(forecaster: Any, meta: dict[str, Any], input_example: pd.DataFram
             code_paths=[str(PROJECT_ROOT / package) for package in BUNDLE_CODE],
             signature=infer_signature(example, output),
             input_example=example,
-            pip_requirements=pinned_requirements(),
+            pip_requirements=pinned_requirements(meta["family"]),
         )
     mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
     return str(info.model_uri)

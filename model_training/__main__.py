@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--training-set", type=Path, default=None, help="parquet written by an earlier step")
     parser.add_argument("--tag", action="append", default=[], help="key=value tag on the MLflow run")
     parser.add_argument("--study", default=None, help="Optuna study name (tune, best-params; train logs it)")
-    parser.add_argument("--trials", type=int, default=20, help="tune: finished trials the study should hold")
+    parser.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
     parser.add_argument("--worker", type=int, default=0, help="tune: this worker's index (seeds its sampler)")
     parser.add_argument("--no-pruning", action="store_true", help="tune: run every fold of every trial")
     parser.add_argument("--out", type=Path, default=None, help="best-params: the JSON file to write")
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.out is None:
             parser.error("best-params needs --out")
-        print(write_best_params(settings, dataset, args.model, args.study, args.out).read_text())
+        print(write_best_params(settings, dataset, args.model, args.study, args.out, args.trials).read_text())
         return 0
 
     params = dict(args.params or {})

@@ -276,11 +276,13 @@ class Verdict:
     check: str
     passed: bool
     detail: str
+    target: bool = True  # False: reported for information, not a target of the benchmark
 
 
 def check_targets(results: list[Result], config: BenchmarkConfig) -> list[Verdict]:
-    """Published MSEs reproduced within tolerance; the best tuned model (chosen on validation)
-    at or below NLinear at the tuning horizon, on each series."""
+    """Published MSEs reproduced within tolerance; the best tuned model (chosen on validation) at or
+    below NLinear at the tuning horizon. That comparison is a target where NLinear's result is
+    published (ours and the paper's must both be matched) and reported for information elsewhere."""
     verdicts = []
     tolerance = config.published.tolerance if config.published else 0.0
     for r in results:
@@ -302,12 +304,14 @@ def check_targets(results: list[Result], config: BenchmarkConfig) -> list[Verdic
             if not tuned or not nlinear:
                 continue
             best = min(tuned, key=lambda r: r.validation_mse or float("inf"))
-            reference = min([nlinear[0].mse, *([nlinear[0].published_mse] if nlinear[0].published_mse else [])])
+            published = nlinear[0].published_mse
+            reference = min(nlinear[0].mse, published) if published else nlinear[0].mse
             verdicts.append(
                 Verdict(
                     f"{series} best tuned model at H={h} at or below NLinear's MSE",
                     best.mse <= reference,
                     f"{best.model} {best.mse:.4f} vs NLinear {reference:.4f}",
+                    target=published is not None,
                 )
             )
     return verdicts
@@ -338,7 +342,11 @@ def write_report(results: list[Result], verdicts: list[Verdict], config: Benchma
             f"{cell(r.published_mae, 3)} | {cell(r.validation_mse)} | {cell(r.fit_seconds, 1)} |"
         )
     lines += ["", "## Targets", "", "| check | result | detail |", "|---|---|---|"]
-    lines += [f"| {v.check} | {'pass' if v.passed else 'FAIL'} | {v.detail} |" for v in verdicts]
+    lines += [
+        f"| {v.check} | {('pass' if v.passed else 'FAIL') if v.target else 'info: ' + ('yes' if v.passed else 'no')} "
+        f"| {v.detail} |"
+        for v in verdicts
+    ]
     (out_dir / "accuracy.md").write_text("\n".join(lines) + "\n")
     return out_dir / "accuracy.json"
 
@@ -356,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     path = write_report(results, verdicts, config, args.out)
     print((args.out / "accuracy.md").read_text())
     print(f"wrote {path}")
-    return 0 if all(v.passed for v in verdicts) else 1
+    return 0 if all(v.passed for v in verdicts if v.target) else 1
 
 
 if __name__ == "__main__":

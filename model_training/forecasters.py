@@ -35,6 +35,8 @@ TRAINABLE = sorted(set(FAMILIES) - {BASELINE})
 
 class Forecaster(Protocol):
     family: ClassVar[str]
+    # Libraries that loading the saved model needs beyond numpy and pandas (a serving image installs them).
+    serving_requirements: ClassVar[tuple[str, ...]]
     params: dict[str, Any]
 
     def fit(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None) -> Forecaster:

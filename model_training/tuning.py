@@ -37,14 +37,20 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "min_child_samples": {"low": 5, "high": 100, "int": True, "log": True},
         "colsample_bytree": {"low": 0.3, "high": 1.0},
     },
+    # Linear families: the paper's Adam recipe or the exact ridge solution (each ignores the
+    # other's parameters, so TPE learns which one pays).
     "nlinear": {
+        "solver": {"choices": ["adam", "ridge"]},
         "learning_rate": {"low": 0.0005, "high": 0.05, "log": True},
         "batch_size": {"choices": [16, 32, 64, 128]},
+        "ridge_alpha": {"low": 0.01, "high": 100000.0, "log": True},
     },
     "dlinear": {
+        "solver": {"choices": ["adam", "ridge"]},
         "learning_rate": {"low": 0.0005, "high": 0.05, "log": True},
         "batch_size": {"choices": [16, 32, 64, 128]},
         "kernel_size": {"choices": [13, 25, 49]},
+        "ridge_alpha": {"low": 0.01, "high": 100000.0, "log": True},
     },
 }
 
@@ -153,18 +159,27 @@ def tune_worker(
     return ran
 
 
-def best_params(settings: Settings, dataset: DatasetConfig, family: str, name: str) -> dict[str, Any]:
-    """The config's parameters with the study's best trial on top (the config's alone when the study
-    has no completed trial, e.g. tuning was off)."""
+def best_params(
+    settings: Settings, dataset: DatasetConfig, family: str, name: str, expected_trials: int = 0
+) -> dict[str, Any]:
+    """The config's parameters with the study's best trial on top.
+
+    With tuning off (``expected_trials`` 0, or no search space) the config's parameters alone. When
+    trials were asked for but the study holds no completed one, the workers failed (a pod that died
+    quietly also exits 0): that is an error, not a silent fall-back to untuned parameters.
+    """
     import optuna
 
     base = dict(dataset.training.params.get(family, {}))
+    tuned = expected_trials > 0 and bool(search_space(dataset, family))
     try:
         study = optuna.load_study(study_name=name, storage=settings.study_storage)
-    except KeyError:  # no such study: tuning was skipped
-        return base
-    completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    except KeyError:  # no such study
+        completed = []
     if not completed:
+        if tuned:
+            raise RuntimeError(f"study {name!r} has no completed trial of the {expected_trials} asked for")
         return base
     return {**base, **study.best_params}
 
@@ -216,14 +231,16 @@ def tune(
 ) -> dict[str, Any]:
     """Tune in this process alone and return the best parameters."""
     tune_worker(settings, dataset, training_set, family, n_trials, name, pruning=pruning)
-    params = best_params(settings, dataset, family, name)
+    params = best_params(settings, dataset, family, name, n_trials)
     log.info("study %s: best parameters %s", name, params)
     return params
 
 
-def write_best_params(settings: Settings, dataset: DatasetConfig, family: str, name: str, out: Path) -> Path:
+def write_best_params(
+    settings: Settings, dataset: DatasetConfig, family: str, name: str, out: Path, expected_trials: int = 0
+) -> Path:
     """The best parameters as JSON for the final training job (write, then rename)."""
-    params = best_params(settings, dataset, family, name)
+    params = best_params(settings, dataset, family, name, expected_trials)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(params, indent=2, sort_keys=True))

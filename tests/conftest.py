@@ -116,6 +116,24 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
     }
 
 
+def training_frame(dataset: DatasetConfig) -> pd.DataFrame:
+    """Features and labels of :func:`synthetic_frame`, built by the pipeline's functions, time-ordered."""
+    from feature_store.features import EVENT_TIMESTAMP, build_features
+    from feature_store.training_set import build_labels, label_names
+
+    raw = synthetic_frame()
+    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
+    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP])
+    return frame.dropna(subset=label_names(dataset)).sort_values(EVENT_TIMESTAMP).reset_index(drop=True)
+
+
+def split_in_time(frame: pd.DataFrame, share: float = 0.8) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from feature_store.features import EVENT_TIMESTAMP
+
+    cut = frame[EVENT_TIMESTAMP].quantile(share)
+    return frame[frame[EVENT_TIMESTAMP] <= cut], frame[frame[EVENT_TIMESTAMP] > cut]
+
+
 def write_dataset(directory: Path, frame: pd.DataFrame | None = None, source_uri: str | None = None) -> Path:
     """Write the CSV and its config into ``directory``; returns the config path."""
     directory.mkdir(parents=True, exist_ok=True)

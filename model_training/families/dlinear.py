@@ -52,3 +52,16 @@ class DLinearForecaster(LinearWindowForecaster):
         trend = moving_average(window, self.kernel)
         seasonal = (window - trend) @ w["seasonal.weight"].T + w["seasonal.bias"]
         return seasonal + trend @ w["trend.weight"].T + w["trend.bias"]
+
+    def _design(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        trend = moving_average(window, self.kernel)
+        return np.hstack([window - trend, trend]), np.zeros((len(window), 1))
+
+    def _set_linear(self, w: np.ndarray, b: np.ndarray) -> None:
+        seasonal, trend = w[: self.lookback], w[self.lookback :]
+        self.weights = {
+            "seasonal.weight": seasonal.T.copy(),
+            "seasonal.bias": b.copy(),
+            "trend.weight": trend.T.copy(),
+            "trend.bias": np.zeros_like(b),
+        }

@@ -17,6 +17,7 @@ from model_training.families.tabular import AnchoredTreeForecaster, HeldOut
 
 class LightGBMForecaster(AnchoredTreeForecaster):
     family: ClassVar[str] = "lightgbm"
+    serving_requirements: ClassVar[tuple[str, ...]] = ("lightgbm",)
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "n_estimators": 200,
         "learning_rate": 0.05,

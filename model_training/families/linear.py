@@ -1,9 +1,11 @@
 """Shared part of the linear look-back families (NLinear, DLinear; Zeng et al. 2023).
 
 They read the target's last ``lookback`` values (lag columns ``lookback-1 .. 0`` of the feature row),
-standardised with training statistics, and map them linearly to the next H values. Training follows
-the paper's recipe: Adam, MSE, the learning rate halved every epoch, early stopping on held-out rows
-with the best epoch's weights kept. On a GPU the forward pass runs in bfloat16 autocast.
+standardised with training statistics, and map them linearly to the next H values. ``solver: adam``
+(the default) follows the paper's recipe: Adam, MSE, the learning rate halved every epoch, early
+stopping on held-out rows with the best epoch's weights kept; on a GPU the forward pass runs in
+bfloat16 autocast. The networks are linear in their weights, so ``solver: ridge`` solves the same
+least-squares problem exactly instead, with an L2 penalty ``ridge_alpha`` (a tuning choice).
 
 The fitted weights are saved as a plain ``.npz`` and the forecast is computed with numpy, so a
 serving image needs no PyTorch; a test keeps the numpy and torch forward passes equal.
@@ -39,6 +41,7 @@ def contiguous_lags(lags: list[int]) -> int:
 
 class LinearWindowForecaster:
     family: ClassVar[str]
+    serving_requirements: ClassVar[tuple[str, ...]] = ()
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "learning_rate": 0.005,
         "batch_size": 32,
@@ -48,6 +51,8 @@ class LinearWindowForecaster:
         "weight_decay": 0.0,
         "validation_fraction": 0.1,
         "seed": 42,
+        "solver": "adam",
+        "ridge_alpha": 1.0,
     }
 
     def __init__(
@@ -81,6 +86,13 @@ class LinearWindowForecaster:
     def _forward(self, window: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    # For the ridge solver: the forecast as design @ W + b + offset, and W, b back into the weights.
+    def _design(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _set_linear(self, w: np.ndarray, b: np.ndarray) -> None:
+        raise NotImplementedError
+
     def _windows(self, features: pd.DataFrame) -> np.ndarray:
         return (self.preprocessor.transform(features) - self.mean) / self.scale
 
@@ -98,14 +110,41 @@ class LinearWindowForecaster:
         return features[kept], targets[kept], (features[held], targets[held])
 
     def fit(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None) -> Any:
-        import torch
-
+        solver = self.params["solver"]
+        if solver not in ("adam", "ridge"):
+            raise ValueError(f"unknown solver {solver!r}: use adam or ridge")
+        if solver == "ridge":
+            return self._fit_ridge(features, targets, validation)
         if validation is None:
             features, targets, validation = self._split(features, targets)
+        self._fit_scaling(features)
+        return self._fit_adam(features, targets, validation)
+
+    def _fit_scaling(self, features: pd.DataFrame) -> None:
         self.preprocessor.fit(features)
         anchor = features[self.preprocessor.columns[-1]].astype("float64")
         self.mean = float(anchor.mean())
         self.scale = float(anchor.std()) or 1.0
+
+    def _fit_ridge(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None) -> Any:
+        """Closed-form ridge regression on every training row (no rows held out: nothing stops early)."""
+        started = time.monotonic()
+        self._fit_scaling(features)
+        design, offset = self._design(self._windows(features))
+        a = np.hstack([design, np.ones((len(design), 1))])
+        penalty = float(self.params["ridge_alpha"]) * np.eye(a.shape[1])
+        penalty[-1, -1] = 0.0  # the intercept is not shrunk
+        solution = np.linalg.solve(a.T @ a + penalty, a.T @ ((targets - self.mean) / self.scale - offset))
+        self._set_linear(solution[:-1], solution[-1])
+        self.history = {"solver": "ridge", "train_rows": len(a), "seconds": time.monotonic() - started}
+        if validation is not None:
+            error = (self.predict(validation[0]) - validation[1]) / self.scale
+            self.history["validation_mse_scaled"] = float(np.mean(error**2))
+        return self
+
+    def _fit_adam(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation) -> Any:
+        import torch
+
         seed_everything(int(self.params["seed"]), self.device)
         device = torch.device(self.device.torch)
 
@@ -147,6 +186,7 @@ class LinearWindowForecaster:
         assert best_state is not None
         self.weights = best_state
         self.history = {
+            "solver": "adam",
             "epochs_run": epochs_run,
             "best_epoch": best_epoch + 1,
             "best_validation_mse_scaled": best,

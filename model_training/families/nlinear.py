@@ -31,3 +31,10 @@ class NLinearForecaster(LinearWindowForecaster):
     def _forward(self, window: np.ndarray) -> np.ndarray:
         last = window[:, -1:]
         return (window - last) @ self.weights["linear.weight"].T + self.weights["linear.bias"] + last
+
+    def _design(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        last = window[:, -1:]
+        return window - last, last
+
+    def _set_linear(self, w: np.ndarray, b: np.ndarray) -> None:
+        self.weights = {"linear.weight": w.T.copy(), "linear.bias": b.copy()}

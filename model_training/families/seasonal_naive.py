@@ -18,6 +18,7 @@ class SeasonalNaive:
     """y(t+h) = y(t+h-k*m), the last value one or more seasons back."""
 
     family: ClassVar[str] = "seasonal_naive"
+    serving_requirements: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, target: str, horizon: int, seasonal_period: int):
         self.target, self.horizon, self.seasonal_period = target, horizon, seasonal_period

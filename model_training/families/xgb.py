@@ -12,6 +12,7 @@ from model_training.families.tabular import AnchoredTreeForecaster, HeldOut
 
 class XGBoostForecaster(AnchoredTreeForecaster):
     family: ClassVar[str] = "xgboost"
+    serving_requirements: ClassVar[tuple[str, ...]] = ("xgboost",)
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "n_estimators": 200,
         "max_depth": 6,

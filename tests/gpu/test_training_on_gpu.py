@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 from configs.dataset import DatasetConfig
-from feature_store.features import EVENT_TIMESTAMP, build_features
-from feature_store.training_set import build_labels, label_names
+from feature_store.training_set import label_names
 from model_training import devices, forecasters
 from model_training.families.seasonal_naive import SeasonalNaive
 from model_training.metrics import mae
-from tests.conftest import synthetic_frame, write_dataset
+from tests.conftest import split_in_time, training_frame, write_dataset
 
 pytestmark = pytest.mark.gpu
 
@@ -22,12 +21,7 @@ pytestmark = pytest.mark.gpu
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame]:
     dataset = DatasetConfig.from_yaml(write_dataset(tmp_path_factory.mktemp("gpu")))
-    raw = synthetic_frame()
-    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
-    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP])
-    frame = frame.dropna(subset=label_names(dataset)).sort_values(EVENT_TIMESTAMP).reset_index(drop=True)
-    cut = frame[EVENT_TIMESTAMP].quantile(0.8)
-    return dataset, frame[frame[EVENT_TIMESTAMP] <= cut], frame[frame[EVENT_TIMESTAMP] > cut]
+    return dataset, *split_in_time(training_frame(dataset))
 
 
 def test_auto_picks_the_gpu() -> None:

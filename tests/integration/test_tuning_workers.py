@@ -12,9 +12,8 @@ import pytest
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
-from feature_store.features import EVENT_TIMESTAMP, build_features
-from feature_store.training_set import build_labels, label_names
-from tests.conftest import PROJECT_ROOT, synthetic_frame, write_dataset
+from feature_store.features import EVENT_TIMESTAMP
+from tests.conftest import PROJECT_ROOT, training_frame, write_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TRIALS = 6
@@ -23,12 +22,8 @@ TRIALS = 6
 @pytest.fixture
 def training_set(tmp_path: Path) -> tuple[Path, Path]:
     config = write_dataset(tmp_path / "dataset")
-    dataset = DatasetConfig.from_yaml(config)
-    raw = synthetic_frame()
-    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
-    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP])
     path = tmp_path / "training_set.parquet"
-    frame.dropna(subset=label_names(dataset)).to_parquet(path, index=False)
+    training_frame(DatasetConfig.from_yaml(config)).to_parquet(path, index=False)
     return config, path
 
 
@@ -90,6 +85,9 @@ def test_best_params_retrain_and_the_study_is_logged(training_set, tmp_path: Pat
     out = write_best_params(settings, dataset, "lightgbm", "s1", tmp_path / "params.json")
     # no study (tuning off): the config's parameters as they are
     assert best_params(settings, dataset, "lightgbm", "missing") == dataset.training.params.get("lightgbm", {})
+    # trials asked for but none completed (workers died): an error, not untuned parameters
+    with pytest.raises(RuntimeError, match="no completed trial"):
+        best_params(settings, dataset, "lightgbm", "missing", expected_trials=4)
 
     import json
 

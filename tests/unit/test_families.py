@@ -10,14 +10,14 @@ import pytest
 
 from configs.dataset import DatasetConfig
 from dags.retrain import FAMILIES as DAG_FAMILIES
-from feature_store.features import EVENT_TIMESTAMP, build_features, feature_names
-from feature_store.training_set import build_labels, label_names
+from feature_store.features import EVENT_TIMESTAMP, feature_names
+from feature_store.training_set import label_names
 from model_training import devices, forecasters
 from model_training.families.dlinear import moving_average
 from model_training.families.linear import contiguous_lags
 from model_training.families.seasonal_naive import SeasonalNaive
 from model_training.metrics import mae
-from tests.conftest import synthetic_frame
+from tests.conftest import split_in_time, training_frame, write_dataset
 
 FAST = {
     "xgboost": {"n_estimators": 30, "max_depth": 3, "learning_rate": 0.2},
@@ -29,15 +29,8 @@ FAST = {
 
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame]:
-    from tests.conftest import write_dataset
-
     dataset = DatasetConfig.from_yaml(write_dataset(tmp_path_factory.mktemp("families")))
-    raw = synthetic_frame()
-    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
-    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP])
-    frame = frame.dropna(subset=label_names(dataset)).sort_values(EVENT_TIMESTAMP).reset_index(drop=True)
-    cut = frame[EVENT_TIMESTAMP].quantile(0.8)
-    return dataset, frame[frame[EVENT_TIMESTAMP] <= cut], frame[frame[EVENT_TIMESTAMP] > cut]
+    return dataset, *split_in_time(training_frame(dataset))
 
 
 def test_every_registered_family_loads_and_names_itself() -> None:
@@ -124,3 +117,37 @@ def test_device_choice() -> None:
         with pytest.raises(RuntimeError, match="no CUDA device"):
             devices.select("cuda")
         assert devices.lightgbm_device_type(devices.CPU) == "cpu"
+
+
+def test_bundles_pin_only_what_their_family_loads_with() -> None:
+    from model_registry.registry import pinned_requirements
+
+    names = {family: {r.split("==")[0] for r in pinned_requirements(family)} for family in forecasters.TRAINABLE}
+    assert "xgboost" in names["xgboost"]
+    assert "lightgbm" in names["lightgbm"]
+    for family in ("nlinear", "dlinear"):
+        assert not names[family] & {"torch", "xgboost", "lightgbm"}, "linear bundles forecast with numpy"
+    assert all(r.count("==") == 1 for r in pinned_requirements("lightgbm"))
+
+
+@pytest.mark.parametrize("family", ["nlinear", "dlinear"])
+def test_ridge_solver_is_the_exact_least_squares_fit(family: str, frames, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    params = {"solver": "ridge", "ridge_alpha": 1e-9, **({"kernel_size": 5} if family == "dlinear" else {})}
+    model = forecasters.create(family, dataset, params, device=devices.CPU).fit(train, train[labels].to_numpy())
+    # the same problem through numpy's least squares, on the scaled design the family builds
+    design, offset = model._design(model._windows(train))  # type: ignore[attr-defined]
+    a = np.hstack([design, np.ones((len(design), 1))])
+    scaled = (train[labels].to_numpy() - model.mean) / model.scale - offset  # type: ignore[attr-defined]
+    solution = np.linalg.lstsq(a, scaled, rcond=None)[0]
+    windows = model._windows(test)  # type: ignore[attr-defined]
+    test_design, test_offset = model._design(windows)  # type: ignore[attr-defined]
+    expected = (np.hstack([test_design, np.ones((len(test), 1))]) @ solution + test_offset) * model.scale + model.mean  # type: ignore[attr-defined]
+    np.testing.assert_allclose(model.predict(test), expected, rtol=1e-5, atol=1e-5)
+    actual = test[labels].to_numpy()
+    assert mae(actual, model.predict(test)) < mae(actual, SeasonalNaive.for_dataset(dataset).predict(test))
+    model.save(tmp_path / "m")
+    np.testing.assert_allclose(forecasters.load(family, tmp_path / "m").predict(test), model.predict(test))
+    with pytest.raises(ValueError, match="unknown solver"):
+        forecasters.create(family, dataset, {"solver": "sgd"}, device=devices.CPU).fit(train, train[labels].to_numpy())
