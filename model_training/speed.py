@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tuning-family", default="xgboost")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument(
-        "--tuning-window-days", type=int, default=90, help="tuning runs on the newest days of the window"
+        "--tuning-window-days", type=int, default=60, help="tuning runs on the newest days of the window"
     )
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 
 from configs.dataset import DatasetConfig
@@ -72,18 +73,52 @@ def suggest(trial: Any, space: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return params
 
 
+def _fold_mean(trial: optuna.trial.FrozenTrial, steps: int) -> float | None:
+    values = [trial.intermediate_values.get(step) for step in range(steps)]
+    if any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None) / steps
+
+
+class FoldMedianPruner(optuna.pruners.BasePruner):
+    """Prune a trial whose mean error over its first k folds is worse than the median of the
+    completed trials' mean over the same k folds.
+
+    Optuna's MedianPruner suits learning curves: it compares a trial's best value over all its
+    steps with the others' value at the current step. Backtest folds are not a curve (an easy fold
+    keeps a trial's best value low for ever), so with folds it never prunes; here like is compared
+    with like.
+    """
+
+    def __init__(self, n_startup_trials: int = 2, n_warmup_steps: int = 1):
+        self.n_startup_trials, self.n_warmup_steps = n_startup_trials, n_warmup_steps
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        step = trial.last_step
+        if step is None or step < self.n_warmup_steps:
+            return False
+        mine = _fold_mean(trial, step + 1)
+        completed = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        others = [m for m in (_fold_mean(t, step + 1) for t in completed) if m is not None]
+        if mine is None or len(others) < self.n_startup_trials:
+            return False
+        others.sort()
+        middle = len(others) // 2
+        median = others[middle] if len(others) % 2 else (others[middle - 1] + others[middle]) / 2
+        return mine > median
+
+
 def _study(settings: Settings, name: str, seed: int, pruning: bool = True, attempts: int = 5) -> Any:
     """Create or join the study. Workers that start together race to create the storage's tables
     and the study row; the loser sees an SQL error, retries and joins what the winner made."""
-    import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if settings.study_storage.startswith("sqlite:///"):
         Path(settings.study_storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
-    if pruning:  # prune a trial whose fold score is worse than the median of earlier trials at that fold
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if pruning:
+        pruner = FoldMedianPruner()
     for attempt in range(1, attempts + 1):
         try:
             return optuna.create_study(
@@ -121,13 +156,14 @@ def tune_worker(
     Any number of workers (processes, pods) may run this on the same study at once; each seeds its
     sampler with its index so they explore different points. Returns the trials this worker ran.
     """
-    import optuna
+    from model_training.devices import select
 
     base = dict(dataset.training.params.get(family, {}))
     space = search_space(dataset, family)
     if n_trials <= 0 or not space:
         log.info("no tuning for %s (trials=%d, space=%s): using configured parameters", family, n_trials, space)
         return 0
+    device = select(settings.training_device)
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker)
@@ -138,7 +174,10 @@ def tune_worker(
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        result = backtest(training_set, dataset, lambda: forecasters.create(family, dataset, params), on_fold=report)
+        def make_model() -> forecasters.Forecaster:
+            return forecasters.create(family, dataset, params, device=device)
+
+        result = backtest(training_set, dataset, make_model, on_fold=report)
         return result.mean("model", "mae")
 
     study = _study(settings, name, seed=42 + worker, pruning=pruning)
@@ -154,7 +193,8 @@ def tune_worker(
         nonlocal ran
         ran += 1
 
-    study.optimize(objective, n_trials=remaining, callbacks=[stop, count])
+    # A diverging trial (e.g. too high a learning rate) is recorded as failed; the study goes on.
+    study.optimize(objective, n_trials=remaining, callbacks=[stop, count], catch=(FloatingPointError,))
     log.info("worker %d ran %d trials; study %s holds %d finished", worker, ran, name, _finished(study))
     return ran
 
@@ -168,8 +208,6 @@ def best_params(
     trials were asked for but the study holds no completed one, the workers failed (a pod that died
     quietly also exits 0): that is an error, not a silent fall-back to untuned parameters.
     """
-    import optuna
-
     base = dict(dataset.training.params.get(family, {}))
     tuned = expected_trials > 0 and bool(search_space(dataset, family))
     try:
@@ -186,8 +224,6 @@ def best_params(
 
 def study_summary(settings: Settings, name: str) -> dict[str, Any] | None:
     """What MLflow records of a study: trial counts by state, the best trial, parameter importances."""
-    import optuna
-
     try:
         study = optuna.load_study(study_name=name, storage=settings.study_storage)
     except KeyError:

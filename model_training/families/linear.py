@@ -183,7 +183,8 @@ class LinearWindowForecaster:
                     break
             for group in optimizer.param_groups:
                 group["lr"] = lr * float(self.params["lr_decay"]) ** (epoch + 1)
-        assert best_state is not None
+        if best_state is None:  # every epoch's validation loss was NaN or infinite
+            raise FloatingPointError(f"{self.family} diverged (learning rate {lr}): no finite validation loss")
         self.weights = best_state
         self.history = {
             "solver": "adam",

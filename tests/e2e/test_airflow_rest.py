@@ -87,7 +87,13 @@ def test_retraining_triggered_over_rest_succeeds(airflow_api) -> None:  # type: 
     )
     assert bad.status_code == 400, bad.text  # the Param schema refuses it before anything runs
 
-    conf = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 1, "reason": "REST trigger"}
+    # another family than the in-process DAG test's, picked from the form like a user would
+    conf = {
+        "training_window_end": SYNTHETIC_END.isoformat(),
+        "model_family": "nlinear",
+        "n_trials": 1,
+        "reason": "REST trigger",
+    }
     created = requests.post(f"{dag_url}/dagRuns", json={"logical_date": None, "conf": conf}, headers=auth, timeout=10)
     assert created.ok, created.text
     run_id = created.json()["dag_run_id"]
@@ -109,4 +115,6 @@ def test_retraining_triggered_over_rest_succeeds(airflow_api) -> None:  # type: 
         settings = platform.settings()
         version = champion_version(settings, "synthetic_forecaster")
         assert version is not None
-        assert client(settings).get_model_version("synthetic_forecaster", version).tags["dag_run_id"] == run_id
+        champion = client(settings).get_model_version("synthetic_forecaster", version)
+        assert champion.tags["dag_run_id"] == run_id
+        assert client(settings).get_run(champion.run_id).data.params["family"] == "nlinear"

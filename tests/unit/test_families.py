@@ -151,3 +151,33 @@ def test_ridge_solver_is_the_exact_least_squares_fit(family: str, frames, tmp_pa
     np.testing.assert_allclose(forecasters.load(family, tmp_path / "m").predict(test), model.predict(test))
     with pytest.raises(ValueError, match="unknown solver"):
         forecasters.create(family, dataset, {"solver": "sgd"}, device=devices.CPU).fit(train, train[labels].to_numpy())
+
+
+def test_a_diverging_network_is_a_clear_error(frames) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, _ = frames
+    model = forecasters.create("nlinear", dataset, {"learning_rate": 1e30, "epochs": 2}, device=devices.CPU)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        model.fit(train, train[label_names(dataset)].to_numpy())
+
+
+def test_fold_pruner_compares_the_same_folds() -> None:
+    """Fold 0 is easy for everyone: a trial bad on fold 1 is pruned there, a good one is not."""
+    import optuna
+
+    from model_training.tuning import FoldMedianPruner
+
+    study = optuna.create_study(pruner=FoldMedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    for folds in ([1.0, 2.0, 3.0], [1.1, 2.1, 3.1], [0.9, 1.9, 2.9]):
+        trial = study.ask()
+        for step, value in enumerate(folds):
+            trial.report(value, step)
+        study.tell(trial, sum(folds) / 3)
+    bad = study.ask()
+    bad.report(0.5, 0)  # the easiest fold: below everyone, not a reason to keep it
+    assert not bad.should_prune(), "fold 0 is warm-up"
+    bad.report(3.5, 1)  # mean 2.0 over folds 0-1 against a median of 1.55
+    assert bad.should_prune()
+    good = study.ask()
+    good.report(1.0, 0)
+    good.report(1.9, 1)  # mean 1.45
+    assert not good.should_prune()
