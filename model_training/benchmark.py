@@ -193,7 +193,7 @@ def _tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial({k: v for k, v in base.items() if k in space}, skip_if_exists=True)
-    study.optimize(objective, n_trials=trials)
+    study.optimize(objective, n_trials=trials, catch=(FloatingPointError,))
     log.info("tuned %s: validation MSE %.4f with %s", family, study.best_value, study.best_params)
     return {**base, **study.best_params}
 
