@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "| pruning | seconds | pruned trials | best MAE |",
         "|---|---:|---:|---:|",
         *[
-            f"| {'median' if t['pruning'] else 'off'} | {t['seconds']} | {t['pruned']} | {t['best_mae']} |"
+            f"| {'fold median' if t['pruning'] else 'off'} | {t['seconds']} | {t['pruned']} | {t['best_mae']} |"
             for t in tuning
         ],
         "",
