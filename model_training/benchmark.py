@@ -104,9 +104,7 @@ def window_dataset(dataset: DatasetConfig, lookback: int, horizon: int) -> Datas
     features = FeatureConfig(
         target_lags=list(range(lookback)), covariate_lags=[], rolling_windows=[], calendar=[], ttl=dataset.frequency
     )
-    return dataset.model_copy(
-        update={"features": [], "feature_engineering": features, "horizon": horizon, "training": dataset.training}
-    )
+    return dataset.model_copy(update={"features": [], "feature_engineering": features, "horizon": horizon})
 
 
 def make_windows(values: np.ndarray, stamps: np.ndarray, target: str, lookback: int, horizon: int) -> Windows:

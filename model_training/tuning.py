@@ -256,22 +256,6 @@ def study_summary(settings: Settings, name: str) -> dict[str, Any] | None:
     return summary
 
 
-def tune(
-    settings: Settings,
-    dataset: DatasetConfig,
-    training_set: pd.DataFrame,
-    family: str,
-    n_trials: int,
-    name: str,
-    pruning: bool = True,
-) -> dict[str, Any]:
-    """Tune in this process alone and return the best parameters."""
-    tune_worker(settings, dataset, training_set, family, n_trials, name, pruning=pruning)
-    params = best_params(settings, dataset, family, name, n_trials)
-    log.info("study %s: best parameters %s", name, params)
-    return params
-
-
 def write_best_params(
     settings: Settings, dataset: DatasetConfig, family: str, name: str, out: Path, expected_trials: int = 0
 ) -> Path:
