@@ -89,6 +89,11 @@ class PromotionConfig(_Strict):
     min_improvement: float = Field(
         default=0.0, ge=0, lt=1, description="Challenger MAE must be <= champion MAE * (1 - this)."
     )
+    holdout: timedelta = Field(
+        default=timedelta(days=14),
+        description="The newest span of the training window, kept out of training: champion and challenger are "
+        "scored on the same rows of it.",
+    )
     max_drift_share: float = Field(default=0.5, ge=0, le=1, description="Drift gate: share of drifted features.")
     drift_window: timedelta = Field(default=timedelta(days=7), description="The 'current' window of the gate.")
     drift_method: str | None = Field(
@@ -96,6 +101,9 @@ class PromotionConfig(_Strict):
     )
     drift_threshold: float | None = Field(default=None, description="Threshold of drift_method; None: its default.")
     min_drift_rows: int = Field(default=100, ge=1, description="Fewer rows: 'not enough data', no verdict.")
+    drift_consecutive_checks: int = Field(
+        default=3, ge=1, description="Drift monitor: retrain after this many drifted daily checks in a row."
+    )
     backtest_error_ratio: float = Field(
         default=1.5, gt=1, description="Nightly backtest fails past this ratio of the registered MAE."
     )
@@ -131,6 +139,11 @@ class DatasetConfig(_Strict):
         gap = self.training.backtest.gap
         if gap is not None and gap < self.horizon:
             raise ValueError(f"backtest gap ({gap}) must be >= horizon ({self.horizon})")
+        holdout, window = self.promotion.holdout, self.training.window
+        if holdout < self.frequency:
+            raise ValueError(f"promotion.holdout ({holdout}) must hold at least one period ({self.frequency})")
+        if window is not None and holdout >= window / 2:
+            raise ValueError(f"promotion.holdout ({holdout}) must be under half the training window ({window})")
         return self
 
     @property

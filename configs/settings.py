@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     # Prometheus Pushgateway for batch jobs' figures; None: figures are logged, not pushed.
     pushgateway_url: str | None = None
 
+    # Serialises alias moves of the registry (promotion, rollback) across processes: a file lock
+    # where everything runs on one machine, a Redis lock where workers and pods share a cluster.
+    promotion_lock: Literal["file", "redis"] = "file"
+    promotion_lock_timeout_seconds: float = Field(default=60.0, gt=0)
+
     # Where training runs, and the pod it runs in on Kubernetes.
     training_executor: TrainingExecutor = TrainingExecutor.LOCAL
     k8s_namespace: str = "mlops"
@@ -132,6 +137,11 @@ class Settings(BaseSettings):
     serving_host: str = "127.0.0.1"
     serving_port: int = 8000
     max_batch_entities: int = 100
+    model_poll_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often the service checks the registry's champion alias for a new version; 0: never.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -149,6 +159,7 @@ class Settings(BaseSettings):
             "redis_host": hosts["redis"],
             "optuna_storage": f"postgresql+psycopg://optuna@{hosts['postgres']}:5432/optuna",
             "pushgateway_url": hosts["pushgateway"],
+            "promotion_lock": "redis",
         }
         if hosts["s3"]:
             defaults["s3_endpoint_url"] = hosts["s3"]

@@ -25,7 +25,12 @@ DOC = """
 ingest -> validate (Great Expectations) -> features -> Feast apply + materialize -> training set
 -> tune (Optuna workers sharing one study) -> best parameters
 -> train final (pod on the GPU pool, or a local process) -> register challenger
--> champion/challenger gate -> drift gate -> promote or skip -> summary.
+-> champion/challenger gate (both models on the same holdout) -> drift gate (Evidently, per entity)
+-> promote (atomic alias move; the old champion keeps alias `previous`) or skip -> summary.
+
+`force_promote` overrides the drift gate only (the override and the reason are recorded on the
+version), never a model that loses to the champion or to seasonal naive. Roll back with the
+`rollback_{name}_champion` DAG or `python -m model_registry rollback`.
 
 A failed data check stops the run before any feature is written; the champion keeps serving.
 Re-running a task of the same run reuses its outputs (partitions are replaced, the registry
@@ -107,7 +112,7 @@ def build(name: str, config: Path) -> Any:
             p = RunPlan.from_dict(run)
             settings, dataset = p.load()
             outcome = check(dataset, p.logical_date, settings)
-            return {"evaluated": outcome.evaluated, "result": str(outcome.result_path)}
+            return {"success": outcome.success, "evaluated": outcome.evaluated, "result": str(outcome.result_path)}
 
         @task
         def build_features(run: dict[str, Any]) -> str:
@@ -168,22 +173,31 @@ def build(name: str, config: Path) -> Any:
         train_final = training_operator("train_final", settings, train_argv, **TRAINING_ARGS)
 
         @task
-        def register_challenger(run: dict[str, Any]) -> str:
+        def register_challenger(run: dict[str, Any], checked: dict[str, Any]) -> str:
             from configs.run_plan import RunPlan
             from model_registry.registry import register_run_of
 
             p = RunPlan.from_dict(run)
             settings, dataset = p.load()
-            return register_run_of(settings, settings.model_name(dataset.name), "dag_run_id", p.dag_run_id).version
+            lineage = {
+                "ge_result": f"{'passed' if checked['success'] else 'failed'}: {checked['evaluated']} expectations",
+                "ge_result_path": checked["result"],
+            }
+            model_name = settings.model_name(dataset.name)
+            return register_run_of(settings, model_name, "dag_run_id", p.dag_run_id, lineage).version
 
         @task
-        def champion_gate(run: dict[str, Any], version: str) -> dict[str, Any]:
+        def champion_gate(run: dict[str, Any], version: str, training_set_path: str) -> dict[str, Any]:
+            import pandas as pd
+
             from configs.run_plan import RunPlan
+            from feature_store.training_set import holdout_path
             from model_validation.champion import evaluate_challenger
 
             p = RunPlan.from_dict(run)
             settings, dataset = p.load()
-            return evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version).as_dict()
+            holdout = pd.read_parquet(holdout_path(Path(training_set_path)))
+            return evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version, holdout).as_dict()
 
         @task
         def drift_gate(run: dict[str, Any], version: str, training_set_path: str) -> dict[str, Any]:
@@ -203,12 +217,14 @@ def build(name: str, config: Path) -> Any:
         @task
         def promote(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
             from configs.run_plan import RunPlan
-            from model_registry.registry import promote_version
+            from model_registry.promotion import promote_version
 
             p = RunPlan.from_dict(run)
             settings, dataset = p.load()
             reason = f"{champion['reason']}; {drift['reason']}"
-            promote_version(settings, settings.model_name(dataset.name), version, reason)
+            model_name = settings.model_name(dataset.name)
+            # Refused if another run moved the champion after this run's gate compared against it.
+            promote_version(settings, model_name, version, reason, expected_champion=champion["champion_version"])
             return version
 
         @task
@@ -228,16 +244,17 @@ def build(name: str, config: Path) -> Any:
 
         run = plan()
         features = build_features(run)
-        ingest(run) >> validate(run) >> features
+        checked = validate(run)
+        ingest(run) >> checked >> features
         materialized = feast_apply_materialize(run)
         features >> materialized
         rows = training_set(run)
         materialized >> rows
         workers = mapped_training_operator("tune", settings, tuning_commands(run, rows), **TRAINING_ARGS)
         workers >> best_params(run) >> train_final
-        version = register_challenger(run)
+        version = register_challenger(run, checked)
         train_final >> version
-        champion = champion_gate(run, version)
+        champion = champion_gate(run, version, rows)
         drift = drift_gate(run, version, rows)
         branch = decide(champion, drift)
         (

@@ -60,9 +60,48 @@ def get_training_set(settings: Settings, dataset: DatasetConfig, logical_date: d
     return joined[columns].sort_values([EVENT_TIMESTAMP, dataset.entity_column]).reset_index(drop=True)
 
 
+def split_holdout(frame: pd.DataFrame, dataset: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, holdout rows): the newest ``promotion.holdout`` is kept out of training.
+
+    Champion and challenger are compared on the holdout, so the challenger must not have seen it:
+    training rows end one horizon before the holdout starts, so that no training label is a target
+    inside it.
+    """
+    stamps = frame[EVENT_TIMESTAMP]
+    holdout_start = stamps.max() - dataset.promotion.holdout + dataset.frequency
+    last_training = holdout_start - dataset.horizon * dataset.frequency
+    training = frame[stamps <= last_training].reset_index(drop=True)
+    holdout = frame[stamps >= holdout_start].reset_index(drop=True)
+    if training.empty or holdout.empty:
+        raise ValueError(
+            f"{dataset.name}: {len(frame)} labelled rows leave {len(training)} for training and {len(holdout)} "
+            f"for the {dataset.promotion.holdout} holdout; more history or a shorter holdout is needed"
+        )
+    return training, holdout
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A content hash of a table (column names, dtypes and values, not the file's bytes): two runs
+    that trained on the same rows carry the same fingerprint."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def holdout_path(training_set_path: Path) -> Path:
+    """Where the holdout of a written training set lies (next to it)."""
+    return training_set_path.with_name(f"{training_set_path.stem}.holdout.parquet")
+
+
 def write_training_set(settings: Settings, dataset: DatasetConfig, logical_date: date, path: Path) -> Path:
-    """Persist the training set, so that tuning and training (maybe in a pod) read the same rows."""
+    """Persist training rows and holdout, so that tuning, training (maybe in a pod) and the promotion
+    gate read the same rows; returns the training rows' path."""
     from data_pipeline.landing import write_atomically
 
-    write_atomically(get_training_set(settings, dataset, logical_date), path)
+    training, holdout = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
+    write_atomically(holdout, holdout_path(path))
+    write_atomically(training, path)
     return path

@@ -1,4 +1,4 @@
-"""Registering bundles as model versions and moving the ``challenger``/``champion`` aliases."""
+"""Registering bundles as model versions with alias ``challenger`` (promotion: :mod:`model_registry.promotion`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
-from model_registry.tracking import CHALLENGER, CHAMPION, PREVIOUS, client, configure
+from model_registry.tracking import CHALLENGER, CHAMPION, client, configure
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,16 @@ def find_run(settings: Settings, tag: str, value: str) -> str:
     return str(runs[0].info.run_id)
 
 
-def register_challenger(settings: Settings, model_name: str, run_id: str) -> RegisteredVersion:
+def register_challenger(
+    settings: Settings, model_name: str, run_id: str, lineage: dict[str, str] | None = None
+) -> RegisteredVersion:
     """Register a training run's bundle as a new version with alias ``challenger``.
 
     The run's output is checked first (finished, backtest scores logged, bundle loads and predicts
     its input example): a training job that died quietly must not become a version. Registering
-    the same run again returns its existing version.
+    the same run again returns its existing version. ``lineage`` (e.g. the data check's result)
+    joins the tags the version gets from its run: data window, dataset fingerprint, code version,
+    DAG run id.
     """
     import mlflow
 
@@ -130,13 +134,20 @@ def register_challenger(settings: Settings, model_name: str, run_id: str) -> Reg
         registered = mlflow.register_model(model_uri, model_name, tags={"run_id": run_id, **_version_tags(run)})
         version = str(registered.version)
         log.info("registered %s version %s from run %s", model_name, version, run_id)
+    for key, value in (lineage or {}).items():
+        mlflow_client.set_model_version_tag(model_name, version, key, value)
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
     return RegisteredVersion(name=model_name, version=version, run_id=run_id)
 
 
 def _version_tags(run: Any) -> dict[str, str]:
-    keys = ("dataset", "family", "logical_date", "dag_run_id")
-    return {k: v for k, v in run.data.tags.items() if k in keys}
+    """What a version must tell about where it came from, copied from its training run."""
+    keys = ("dataset", "family", "logical_date", "dag_run_id", "dataset_fingerprint", "code_version")
+    tags = {k: v for k, v in run.data.tags.items() if k in keys}
+    params = run.data.params
+    if "training_start" in params and "training_end" in params:
+        tags["data_window"] = f"{params['training_start']}/{params['training_end']}"
+    return tags
 
 
 def load_and_warm(model_uri: str) -> None:
@@ -161,24 +172,8 @@ def champion_version(settings: Settings, model_name: str) -> str | None:
         return None
 
 
-def promote_version(settings: Settings, model_name: str, version: str, reason: str) -> str | None:
-    """Make ``version`` the champion; the old champion keeps alias ``previous``. Returns the old one.
-
-    Promoting the current champion again changes nothing, so a retried task is harmless.
-    """
-    mlflow_client = client(settings)
-    current = champion_version(settings, model_name)
-    if current == str(version):
-        log.info("%s v%s is already champion", model_name, version)
-        return current
-    if current is not None:
-        mlflow_client.set_registered_model_alias(model_name, PREVIOUS, current)
-    mlflow_client.set_registered_model_alias(model_name, CHAMPION, str(version))
-    mlflow_client.set_model_version_tag(model_name, str(version), "promotion_reason", reason)
-    log.info("%s v%s is champion (was %s): %s", model_name, version, current, reason)
-    return current
-
-
-def register_run_of(settings: Settings, model_name: str, tag: str, value: str) -> RegisteredVersion:
+def register_run_of(
+    settings: Settings, model_name: str, tag: str, value: str, lineage: dict[str, str] | None = None
+) -> RegisteredVersion:
     """Register the newest finished run tagged ``tag=value`` (what an orchestrated training logged)."""
-    return register_challenger(settings, model_name, find_run(settings, tag, value))
+    return register_challenger(settings, model_name, find_run(settings, tag, value), lineage)

@@ -1,4 +1,4 @@
-"""The forecasting service: FastAPI app factory with a lifespan that loads model and store once."""
+"""The forecasting service: FastAPI app factory; its lifespan loads model and store, then follows the champion."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from configs.dataset import DatasetConfig
 from configs.settings import Settings, get_settings
 from model_serving.metrics import MODEL_READY, REQUEST_LATENCY
-from model_serving.routers import forecast, health, metrics
+from model_serving.routers import forecast, health, metrics, model
 from model_serving.runtime import ServingRuntime
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,18 @@ async def _load_until_ready(runtime: ServingRuntime) -> None:
         delay = min(delay * 2, RETRY_MAX_SECONDS)
 
 
+async def _follow_champion(runtime: ServingRuntime, interval: float) -> None:
+    """Check the champion alias every ``interval`` seconds, so promotions and rollbacks need no restart."""
+    while True:
+        await asyncio.sleep(interval)
+        if runtime.model is None:
+            continue  # the startup load (or its retry) loads the first model
+        try:
+            await run_in_threadpool(runtime.refresh_model)
+        except Exception:  # e.g. the registry is unreachable: try again next time, never stop watching
+            log.exception("cannot check the champion alias")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dataset = DatasetConfig.from_yaml(settings.dataset_config)
@@ -45,10 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         await run_in_threadpool(runtime.load)
         MODEL_READY.set(1 if runtime.ready else 0)
-        retry = None if runtime.ready else asyncio.create_task(_load_until_ready(runtime))
+        tasks = [] if runtime.ready else [asyncio.create_task(_load_until_ready(runtime))]
+        if settings.model_poll_seconds > 0:
+            tasks.append(asyncio.create_task(_follow_champion(runtime, settings.model_poll_seconds)))
         yield
-        if retry is not None:
-            retry.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(
         title="Forecast service",
@@ -74,5 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(forecast.router)
+    app.include_router(model.router)
     app.include_router(metrics.router)
     return app

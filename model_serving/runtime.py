@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,12 +72,15 @@ class OnlineFeatureReader:
 
 @dataclass
 class ModelHandle:
+    """One registry version, loaded and warmed; replaced as a whole, never changed in place."""
+
     name: str
     version: str
     model: Any
     input_columns: list[str]
     horizon: int
     loaded_at: datetime
+    tags: dict[str, str] = field(default_factory=dict)  # the version's registry tags at load time
 
     def predict(self, features: pd.DataFrame) -> pd.DataFrame:
         started = time.perf_counter()
@@ -87,20 +90,33 @@ class ModelHandle:
             INFERENCE_LATENCY.observe(time.perf_counter() - started)
 
 
-def load_champion(settings: Settings, dataset: DatasetConfig) -> ModelHandle:
-    import mlflow
-
+def champion_version(settings: Settings, dataset: DatasetConfig) -> str:
+    """The version the registry's ``champion`` alias points to now."""
     from model_registry.tracking import CHAMPION, client
 
     name = settings.model_name(dataset.name)
-    version = client(settings).get_model_version_by_alias(name, CHAMPION).version
+    return str(client(settings).get_model_version_by_alias(name, CHAMPION).version)
+
+
+def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> ModelHandle:
+    """Load and warm one registry version; raises if it cannot serve, so callers never hold half a model."""
+    import mlflow
+
+    from model_registry.tracking import client
+
+    name = settings.model_name(dataset.name)
+    tags = dict(client(settings).get_model_version(name, version).tags)
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     inputs = model.metadata.get_input_schema().input_names()
     outputs = model.metadata.get_output_schema().input_names()
     # Warm up once so the first request does not pay lazy initialisation.
     model.predict(pd.DataFrame([[0.0] * len(inputs)], columns=inputs))
     log.info("loaded %s version %s", name, version)
-    return ModelHandle(name, str(version), model, inputs, len(outputs), datetime.now(UTC))
+    return ModelHandle(name, str(version), model, inputs, len(outputs), datetime.now(UTC), tags)
+
+
+def load_champion(settings: Settings, dataset: DatasetConfig) -> ModelHandle:
+    return load_version(settings, dataset, champion_version(settings, dataset))
 
 
 @dataclass
@@ -110,6 +126,7 @@ class ServingRuntime:
     model: ModelHandle | None = None
     features: OnlineFeatureReader | None = None
     error: str | None = None
+    last_reload_error: str | None = None  # why the newest champion is not served (None: it is)
 
     @property
     def ready(self) -> bool:
@@ -123,6 +140,29 @@ class ServingRuntime:
         except Exception as exc:  # keep serving health routes; readiness reports why
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("cannot load model or feature store: %s", self.error)
+
+    def refresh_model(self) -> bool:
+        """Serve the version ``champion`` points to now; True when the served model was swapped.
+
+        A promotion or rollback is picked up without a restart. The new version is loaded and warmed
+        before one assignment swaps it in, so requests see the old model or the new one, never a
+        half-loaded one; if it cannot load, the current model keeps serving.
+        """
+        version = champion_version(self.settings, self.dataset)
+        current = self.model
+        if current is not None and current.version == version:
+            self.last_reload_error = None
+            return False
+        try:
+            handle = load_version(self.settings, self.dataset, version)
+        except Exception as exc:  # a broken version must not take the service down
+            self.last_reload_error = f"cannot load version {version}: {type(exc).__name__}: {exc}"
+            log.error("keeping version %s: %s", current.version if current else None, self.last_reload_error)
+            return False
+        self.model = handle
+        self.last_reload_error = None
+        log.info("now serving %s version %s (was %s)", handle.name, version, current.version if current else None)
+        return True
 
     def check(self) -> str | None:
         """Why the service cannot answer now (None when it can): not loaded, or store unreachable."""

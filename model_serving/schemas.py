@@ -43,3 +43,10 @@ class Readiness(BaseModel):
     model_name: str
     model_version: str | None
     reason: str | None = None
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    loaded_at: datetime = Field(description="When this version was loaded and warmed.")
+    tags: dict[str, str] = Field(description="The version's registry tags, as read when it was loaded.")

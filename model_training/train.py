@@ -13,8 +13,9 @@ from typing import Any
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
+from configs.version import code_version
 from feature_store.features import EVENT_TIMESTAMP, feature_names
-from feature_store.training_set import get_training_set, label_names
+from feature_store.training_set import fingerprint, get_training_set, label_names, split_holdout
 from model_training import forecasters
 from model_training.backtest import backtest
 from model_training.devices import select
@@ -45,9 +46,10 @@ def train(
     """Backtest, fit on the whole window and log one MLflow run with the bundle (not registered).
 
     ``training_set`` is a parquet file written by an earlier step (so tuning and training see the
-    same rows); without it the set is read from Feast here. ``tags`` go on the run; an orchestrator
-    tags its run id there to find the run again. ``study``: the Optuna study the parameters came
-    from; its summary, best trial and parameter importances are logged with the run.
+    same rows); without it the set is read from Feast here, less the promotion holdout. ``tags``
+    go on the run; an orchestrator tags its run id there to find the run again. ``study``: the
+    Optuna study the parameters came from; its summary, best trial and parameter importances are
+    logged with the run.
     """
     import mlflow
     import pandas as pd
@@ -59,7 +61,7 @@ def train(
     if training_set is not None:
         frame = pd.read_parquet(training_set)
     else:
-        frame = get_training_set(settings, dataset, logical_date)
+        frame, _ = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
     labels = label_names(dataset)
     device = select(settings.training_device)
 
@@ -73,7 +75,16 @@ def train(
 
     configure(settings)
     with mlflow.start_run(run_name=f"{dataset.name}-{family}-{logical_date}") as run:
-        mlflow.set_tags({"dataset": dataset.name, "family": family, "logical_date": str(logical_date), **(tags or {})})
+        mlflow.set_tags(
+            {
+                "dataset": dataset.name,
+                "family": family,
+                "logical_date": str(logical_date),
+                "dataset_fingerprint": fingerprint(frame),
+                "code_version": code_version(),
+                **(tags or {}),
+            }
+        )
         mlflow.log_params(
             {
                 "family": family,

@@ -1,20 +1,32 @@
-"""Champion/challenger gate: a new version must beat seasonal naive and the current champion.
+"""Champion/challenger gate: both registered bundles forecast the same holdout, from the same features.
 
-Scores are read from the versions' own training runs (what was measured, not what a caller says).
-The decision, both scores and the thresholds are set as tags on the challenger's version.
+The holdout is the newest span of the run's training window, which the challenger never trained
+on (:func:`feature_store.training_set.split_holdout`). The challenger must beat seasonal naive on
+it and, when there is a champion, reach at most the champion's MAE times ``1 - min_improvement``.
+The decision, the scores and the thresholds are logged to the challenger's MLflow run and set as
+tags on its model version.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import date
+
+import numpy as np
+import pandas as pd
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
-from model_registry.registry import champion_version, training_scores
+from feature_store.features import EVENT_TIMESTAMP, feature_names
+from feature_store.training_set import label_names
+from model_registry.registry import champion_version
 from model_registry.tracking import client
+from model_training.families.seasonal_naive import SeasonalNaive
 
 log = logging.getLogger(__name__)
+
+GATE_ARTIFACT = "gates/champion_challenger.json"
 
 
 @dataclass(frozen=True)
@@ -27,61 +39,147 @@ class GateDecision:
     champion_version: str | None
     champion_mae: float | None
     min_improvement: float
+    champion_bound: float | None
+    holdout_rows: int
+    holdout_start: str
+    holdout_end: str
+    challenger_mae_by_entity: dict[str, float] = field(default_factory=dict)
+    champion_mae_by_entity: dict[str, float] = field(default_factory=dict)
+    baseline_mae_by_entity: dict[str, float] = field(default_factory=dict)
+    champion_trained_on_holdout: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
-def _scores(settings: Settings, model_name: str, version: str) -> dict[str, float]:
+def decide(
+    challenger_mae: float, baseline_mae: float, champion_mae: float | None, min_improvement: float
+) -> tuple[bool, list[str]]:
+    """The rule itself: (passed, one reason per condition)."""
+    beats_baseline = challenger_mae < baseline_mae
+    reasons = [f"holdout MAE {challenger_mae:.4f} {'<' if beats_baseline else '>='} seasonal naive {baseline_mae:.4f}"]
+    if champion_mae is None:
+        reasons.append("no champion yet: the baseline rule decides")
+        return beats_baseline, reasons
+    bound = champion_mae * (1 - min_improvement)
+    beats_champion = challenger_mae <= bound
+    reasons.append(
+        f"{'<=' if beats_champion else '>'} champion {champion_mae:.4f} x (1 - {min_improvement}) = {bound:.4f}"
+    )
+    return beats_baseline and beats_champion, reasons
+
+
+def holdout_errors(
+    forecast: np.ndarray, holdout: pd.DataFrame, dataset: DatasetConfig
+) -> tuple[float, dict[str, float]]:
+    """MAE over the whole holdout and per entity."""
+    errors = np.abs(holdout[label_names(dataset)].to_numpy(dtype=np.float64) - forecast)
+    per_row = pd.Series(errors.mean(axis=1), index=holdout.index)
+    by_entity = per_row.groupby(holdout[dataset.entity_column]).mean()
+    return float(errors.mean()), {str(k): float(v) for k, v in by_entity.items()}
+
+
+def _forecast(model_name: str, version: str, features: pd.DataFrame) -> np.ndarray:
+    import mlflow
+
+    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    forecast = np.asarray(model.predict(features), dtype=np.float64)
+    if not np.isfinite(forecast).all():
+        raise RuntimeError(f"{model_name} v{version} forecasts non-finite values on the holdout")
+    return forecast
+
+
+def evaluate_challenger(
+    settings: Settings, dataset: DatasetConfig, model_name: str, version: str, holdout: pd.DataFrame
+) -> GateDecision:
+    """Score challenger, champion and seasonal naive on ``holdout``; record and return the decision."""
+    if holdout.empty:
+        raise ValueError(f"{dataset.name}: the holdout is empty, so nothing can be compared")
+    version = str(version)
+    features = holdout[feature_names(dataset)].astype("float64")
+    challenger_mae, challenger_by_entity = holdout_errors(_forecast(model_name, version, features), holdout, dataset)
+    baseline = SeasonalNaive.for_dataset(dataset).predict(holdout)
+    baseline_mae, baseline_by_entity = holdout_errors(baseline, holdout, dataset)
+
     mlflow_client = client(settings)
-    run_id = mlflow_client.get_model_version(model_name, version).run_id
-    if not run_id:
-        raise RuntimeError(f"{model_name} v{version} has no training run to read its scores from")
-    return training_scores(mlflow_client.get_run(run_id))
-
-
-def evaluate_challenger(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> GateDecision:
-    challenger = _scores(settings, model_name, version)
-    min_improvement = dataset.promotion.min_improvement
     current = champion_version(settings, model_name)
-    champion_mae = None
+    champion_mae: float | None = None
+    champion_by_entity: dict[str, float] = {}
+    saw_holdout = False
+    start, end = holdout[EVENT_TIMESTAMP].min(), holdout[EVENT_TIMESTAMP].max()
     if current is not None and current != version:
-        champion_mae = _scores(settings, model_name, current)["backtest_mae"]
-    mae, naive = challenger["backtest_mae"], challenger["baseline_mae"]
-    reasons = []
-    passed = mae < naive
-    reasons.append(f"MAE {mae:.4f} {'<' if mae < naive else '>='} seasonal naive {naive:.4f}")
-    if champion_mae is not None:
-        bound = champion_mae * (1 - min_improvement)
-        beats = mae <= bound
-        passed = passed and beats
-        reasons.append(
-            f"{'<=' if beats else '>'} champion v{current} {champion_mae:.4f} x (1 - {min_improvement}) = {bound:.4f}"
-        )
+        champion_mae, champion_by_entity = holdout_errors(_forecast(model_name, current, features), holdout, dataset)
+        champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, current).run_id))
+        trained_until = champion_run.data.params.get("training_end")
+        # A champion trained on these rows scores too well: the comparison is harder, never easier.
+        saw_holdout = trained_until is not None and pd.Timestamp(trained_until) >= start
     else:
-        reasons.append("no other champion: the baseline rule decides")
+        current = None
+    min_improvement = dataset.promotion.min_improvement
+    passed, reasons = decide(challenger_mae, baseline_mae, champion_mae, min_improvement)
+    if saw_holdout:
+        reasons.append(f"the champion v{current} was trained on part of this holdout")
     decision = GateDecision(
         passed=passed,
         reason="; ".join(reasons),
         version=version,
-        challenger_mae=mae,
-        baseline_mae=naive,
+        challenger_mae=challenger_mae,
+        baseline_mae=baseline_mae,
         champion_version=current,
         champion_mae=champion_mae,
         min_improvement=min_improvement,
+        champion_bound=None if champion_mae is None else champion_mae * (1 - min_improvement),
+        holdout_rows=len(holdout),
+        holdout_start=start.isoformat(),
+        holdout_end=end.isoformat(),
+        challenger_mae_by_entity=challenger_by_entity,
+        champion_mae_by_entity=champion_by_entity,
+        baseline_mae_by_entity=baseline_by_entity,
+        champion_trained_on_holdout=saw_holdout,
     )
-    mlflow_client = client(settings)
-    tags = {
-        "gate_champion_challenger": "passed" if passed else "failed",
-        "gate_champion_challenger_reason": decision.reason,
-    }
-    for key, value in tags.items():
-        mlflow_client.set_model_version_tag(model_name, version, key, value)
-    log.info(
-        "%s v%s champion/challenger gate %s: %s",
-        model_name,
-        version,
-        tags["gate_champion_challenger"],
-        decision.reason,
-    )
+    _record(settings, model_name, decision)
+    log.info("%s v%s champion/challenger gate %s: %s", model_name, version, _word(passed), decision.reason)
     return decision
+
+
+def _word(passed: bool) -> str:
+    return "passed" if passed else "failed"
+
+
+def _record(settings: Settings, model_name: str, decision: GateDecision) -> None:
+    """Metrics and the decision file on the challenger's run; decision and thresholds as version tags."""
+    mlflow_client = client(settings)
+    run_id = str(mlflow_client.get_model_version(model_name, decision.version).run_id)
+    metrics = {
+        "holdout_mae": decision.challenger_mae,
+        "holdout_baseline_mae": decision.baseline_mae,
+        "gate_min_improvement": decision.min_improvement,
+        "gate_champion_challenger_passed": float(decision.passed),
+        **{f"holdout_mae_{entity}": value for entity, value in decision.challenger_mae_by_entity.items()},
+    }
+    if decision.champion_mae is not None and decision.champion_bound is not None:
+        metrics["holdout_champion_mae"] = decision.champion_mae
+        metrics["gate_champion_bound"] = decision.champion_bound
+        metrics.update({f"holdout_champion_mae_{e}": v for e, v in decision.champion_mae_by_entity.items()})
+    for key, value in metrics.items():
+        mlflow_client.log_metric(run_id, key, value)
+    mlflow_client.log_dict(run_id, decision.as_dict(), GATE_ARTIFACT)
+    tags = {
+        "gate_champion_challenger": _word(decision.passed),
+        "gate_champion_challenger_reason": decision.reason,
+        "holdout_window": f"{decision.holdout_start}/{decision.holdout_end}",
+        "holdout_mae": f"{decision.challenger_mae:.6g}",
+        "holdout_baseline_mae": f"{decision.baseline_mae:.6g}",
+        "holdout_champion_version": decision.champion_version or "",
+        "holdout_champion_mae": "" if decision.champion_mae is None else f"{decision.champion_mae:.6g}",
+        "gate_min_improvement": str(decision.min_improvement),
+    }
+    for key, text in tags.items():
+        mlflow_client.set_model_version_tag(model_name, decision.version, key, text)
+
+
+def holdout_of(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
+    """The holdout of a date's training window, rebuilt from Feast (when no run wrote it to a file)."""
+    from feature_store.training_set import get_training_set, split_holdout
+
+    return split_holdout(get_training_set(settings, dataset, logical_date), dataset)[1]

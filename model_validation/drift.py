@@ -1,14 +1,17 @@
 """Drift gate (Evidently 0.7): the challenger's training window against the most recent window.
 
-Per-feature drift tests and the share of drifted features; promotion is blocked above the
-configured share unless a run forces it, and then the override and its reason are recorded. Too
-few recent rows give a clear "not enough data" outcome instead of a verdict: small samples make
-the tests flag drift that is not there.
+Each entity (transformer, store, site) is compared with its own history: pooled rows of series
+with different levels would hide a shift in one of them. Per entity, Evidently's per-feature drift
+tests decide which features drifted and give the share of drifted features; promotion is blocked
+when any entity's share is above the configured maximum, unless the run forces it, and then the
+override and its reason are recorded. Too few rows give a clear "not enough data" outcome instead
+of a verdict: small samples make the tests flag drift that is not there.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -19,7 +22,6 @@ from configs.dataset import DatasetConfig
 from configs.run_plan import RunPlan
 from configs.settings import Settings
 from data_pipeline.landing import end_of
-from data_pipeline.validation import run_dir
 from feature_store.features import EVENT_TIMESTAMP, numeric_feature_names, offline_source_path
 
 log = logging.getLogger(__name__)
@@ -28,19 +30,39 @@ PASSED, BLOCKED, FORCED, NOT_ENOUGH_DATA = "passed", "blocked", "forced", "not_e
 
 
 @dataclass
-class DriftResult:
-    outcome: str
+class EntityDrift:
+    """One entity's verdict; ``drift_share`` is None when its windows are too small for one."""
+
     drift_share: float | None
     drifted_features: list[str] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     reference_rows: int = 0
     current_rows: int = 0
-    max_drift_share: float = 0.0
-    reason: str = ""
     report_path: str | None = None
 
+
+@dataclass
+class DriftResult:
+    outcome: str
+    drift_share: float | None  # the largest share over the entities with a verdict
+    entities: dict[str, EntityDrift] = field(default_factory=dict)
+    reference_rows: int = 0
+    current_rows: int = 0
+    max_drift_share: float = 0.0
+    reason: str = ""
+    current_start: str = ""
+    current_end: str = ""
+
+    @property
+    def drifted(self) -> bool:
+        return self.drift_share is not None and self.drift_share > self.max_drift_share
+
+    @property
+    def report_paths(self) -> list[str]:
+        return [e.report_path for e in self.entities.values() if e.report_path]
+
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {**asdict(self), "drifted": self.drifted}
 
 
 def drift_columns(dataset: DatasetConfig) -> list[str]:
@@ -55,7 +77,11 @@ def measure_drift(
     dataset: DatasetConfig,
     report_path: Path,
 ) -> tuple[float, dict[str, float], list[str]]:
-    """Run Evidently's DataDriftPreset; returns (share drifted, score per column, drifted columns)."""
+    """Evidently's DataDriftPreset with its tests; returns (share drifted, score per column, drifted columns).
+
+    A column drifted when Evidently's drift test for it fails (p-value below, or distance at or
+    above, the threshold of the configured method).
+    """
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -66,24 +92,61 @@ def measure_drift(
         num_method=config.drift_method,
         threshold=config.drift_threshold,
     )
-    snapshot = Report([preset]).run(reference_data=reference[columns], current_data=current[columns])
+    snapshot = Report([preset], include_tests=True).run(
+        reference_data=reference[columns], current_data=current[columns]
+    )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(report_path))
+    result = snapshot.dict()
     share = 0.0
     scores: dict[str, float] = {}
-    drifted: list[str] = []
-    for metric in snapshot.dict()["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith("DriftedColumnsCount"):
+    for metric in result["metrics"]:
+        kind = metric["config"]["type"]
+        if kind.endswith("DriftedColumnsCount"):
             share = float(metric["value"]["share"])
-        elif config["type"].endswith("ValueDrift"):
-            column, value = config["column"], float(metric["value"])
-            scores[column] = value
-            # A p-value test drifts below its threshold, a distance at or above it.
-            threshold = float(config["threshold"])
-            if (value < threshold) if "p_value" in str(config["method"]) else (value >= threshold):
-                drifted.append(column)
+        elif kind.endswith("ValueDrift"):
+            scores[metric["config"]["column"]] = float(metric["value"])
+    drifted = sorted(
+        test["metric_config"]["params"]["column"]
+        for test in result["tests"]
+        if test["metric_config"]["params"]["type"].endswith("ValueDrift") and test["status"] == "FAIL"
+    )
     return share, scores, drifted
+
+
+def _file_name(entity: str) -> str:
+    return "drift_" + re.sub(r"[^A-Za-z0-9_.-]", "_", entity) + ".html"
+
+
+def compare_windows(
+    reference: pd.DataFrame, current: pd.DataFrame, dataset: DatasetConfig, out_dir: Path
+) -> dict[str, EntityDrift]:
+    """Per entity: a verdict with an HTML report, or none when either window is below the minimum."""
+    columns = drift_columns(dataset)
+    key, minimum = dataset.entity_column, dataset.promotion.min_drift_rows
+    reference = reference.dropna(subset=columns)
+    current = current.dropna(subset=columns)
+    entities: dict[str, EntityDrift] = {}
+    for entity in sorted(set(reference[key].astype(str)) | set(current[key].astype(str))):
+        ref = reference[reference[key].astype(str) == entity]
+        cur = current[current[key].astype(str) == entity]
+        verdict = EntityDrift(drift_share=None, reference_rows=len(ref), current_rows=len(cur))
+        if len(ref) >= minimum and len(cur) >= minimum:
+            report = out_dir / _file_name(entity)
+            share, scores, drifted = measure_drift(ref, cur, columns, dataset, report)
+            verdict.drift_share, verdict.scores, verdict.drifted_features = share, scores, drifted
+            verdict.report_path = str(report)
+        entities[entity] = verdict
+    return entities
+
+
+def current_window(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
+    """The newest ``drift_window`` of the offline feature source, up to the end of ``logical_date``:
+    the rows the online store was materialized from, so the inputs the service forecasts with."""
+    features = pd.read_parquet(offline_source_path(settings, dataset))
+    end = pd.Timestamp(end_of(logical_date))
+    stamps = features[EVENT_TIMESTAMP]
+    return features[(stamps < end) & (stamps >= end - dataset.promotion.drift_window)]
 
 
 def drift_gate(
@@ -97,38 +160,40 @@ def drift_gate(
 ) -> DriftResult:
     """Compare ``reference`` (the challenger's training rows) with the newest ``drift_window``."""
     config = dataset.promotion
-    columns = drift_columns(dataset)
-    features = pd.read_parquet(offline_source_path(settings, dataset))
-    end = pd.Timestamp(end_of(logical_date))
-    current = features[(features[EVENT_TIMESTAMP] < end) & (features[EVENT_TIMESTAMP] >= end - config.drift_window)]
-    current = current.dropna(subset=columns)
-    reference = reference.dropna(subset=columns)
+    current = current_window(settings, dataset, logical_date)
+    entities = compare_windows(reference, current, dataset, out_dir)
+    judged = {name: e for name, e in entities.items() if e.drift_share is not None}
     result = DriftResult(
         outcome=PASSED,
-        drift_share=None,
+        drift_share=max((e.drift_share or 0.0) for e in judged.values()) if judged else None,
+        entities=entities,
         reference_rows=len(reference),
         current_rows=len(current),
         max_drift_share=config.max_drift_share,
+        current_start=current[EVENT_TIMESTAMP].min().isoformat() if len(current) else "",
+        current_end=current[EVENT_TIMESTAMP].max().isoformat() if len(current) else "",
     )
-    if len(current) < config.min_drift_rows or len(reference) < config.min_drift_rows:
+    unjudged = sorted(set(entities) - set(judged))
+    if not judged:
         result.outcome = NOT_ENOUGH_DATA
         result.reason = (
-            f"not enough data: {len(current)} current and {len(reference)} reference rows, "
-            f"at least {config.min_drift_rows} each are needed for a verdict"
+            f"not enough data: {len(current)} current and {len(reference)} reference rows; every entity needs "
+            f"at least {config.min_drift_rows} in each window for a verdict"
         )
         log.warning("drift gate: %s", result.reason)
         return result
-    report = out_dir / "drift_report.html"
-    share, scores, drifted = measure_drift(reference, current, columns, dataset, report)
-    result.drift_share, result.scores, result.drifted_features = share, scores, drifted
-    result.report_path = str(report)
-    if share > config.max_drift_share:
+    shares = ", ".join(f"{name} {e.drift_share:.2f}" for name, e in judged.items())
+    over = {name: e for name, e in judged.items() if (e.drift_share or 0.0) > config.max_drift_share}
+    if over:
         result.outcome = FORCED if force else BLOCKED
-        result.reason = f"drift share {share:.2f} > {config.max_drift_share:.2f} ({len(drifted)} features drifted)"
+        drifted = "; ".join(f"{name}: {', '.join(e.drifted_features)}" for name, e in over.items())
+        result.reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {drifted}"
         if force:
             result.reason += f"; promotion forced: {reason or 'no reason given'}"
     else:
-        result.reason = f"drift share {share:.2f} <= {config.max_drift_share:.2f}"
+        result.reason = f"drift share at most {config.max_drift_share:.2f} ({shares})"
+    if unjudged:
+        result.reason += f"; not enough data for {', '.join(unjudged)}"
     log.info("drift gate %s: %s", result.outcome, result.reason)
     return result
 
@@ -136,9 +201,7 @@ def drift_gate(
 def gate_version(
     settings: Settings, dataset: DatasetConfig, plan: RunPlan, version: str, training_set_path: Path
 ) -> DriftResult:
-    """The drift gate of a retraining run: the report goes to the version's run, the outcome to its tags."""
-    import mlflow
-
+    """The drift gate of a retraining run: reports and figures to the version's run, outcome to its tags."""
     from model_registry.tracking import client
 
     model_name = settings.model_name(dataset.name)
@@ -147,65 +210,28 @@ def gate_version(
         dataset,
         plan.logical_date,
         pd.read_parquet(training_set_path),
-        plan.run_dir(settings, dataset),
+        plan.run_dir(settings, dataset) / "drift",
         force=plan.force_promote,
         reason=plan.reason,
     )
     mlflow_client = client(settings)
     run_id = str(mlflow_client.get_model_version(model_name, version).run_id)
-    if result.report_path:
-        mlflow_client.log_artifact(run_id, result.report_path, artifact_path="drift")
+    for path in result.report_paths:
+        mlflow_client.log_artifact(run_id, path, artifact_path="drift")
+    mlflow_client.log_dict(run_id, result.as_dict(), "gates/drift.json")
+    if result.drift_share is not None:
+        mlflow_client.log_metric(run_id, "drift_share", result.drift_share)
+    for entity, verdict in result.entities.items():
+        if verdict.drift_share is not None:
+            mlflow_client.log_metric(run_id, f"drift_share_{entity}", verdict.drift_share)
     tags = {
         "gate_drift": result.outcome,
         "gate_drift_reason": result.reason,
         "drift_share": "" if result.drift_share is None else f"{result.drift_share:.4f}",
+        "gate_max_drift_share": str(result.max_drift_share),
     }
+    if result.outcome == FORCED:
+        tags["force_promote_reason"] = plan.reason or "no reason given"
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(model_name, version, key, value)
-    with mlflow.start_run(run_id=run_id):
-        if result.drift_share is not None:
-            mlflow.log_metric("drift_share", result.drift_share)
-    return result
-
-
-def monitor_champion(settings: Settings, dataset: DatasetConfig) -> DriftResult:
-    """Daily check: the newest features against the champion's training window; figures pushed."""
-    import time
-
-    from model_registry.registry import champion_version
-    from model_registry.tracking import client
-    from model_validation.backtest_champion import latest_validated_date
-    from monitoring.pushgateway import Figure, push_figures
-
-    model_name = settings.model_name(dataset.name)
-    version = champion_version(settings, model_name)
-    if version is None:
-        raise LookupError(f"{model_name} has no champion to compare with")
-    mlflow_client = client(settings)
-    params = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, version).run_id)).data.params
-    features = pd.read_parquet(offline_source_path(settings, dataset))
-    stamps = features[EVENT_TIMESTAMP]
-    start, end = pd.Timestamp(params["training_start"]), pd.Timestamp(params["training_end"])
-    reference = features[(stamps >= start) & (stamps <= end)]
-    day = latest_validated_date(settings, dataset)
-    out_dir = run_dir(settings, dataset, day) / "drift_monitor"
-    result = drift_gate(settings, dataset, day, reference, out_dir)
-    labels = {"version": version}
-    figures = [
-        Figure("mlops_drift_window_rows", "Rows in the drift windows.", result.reference_rows, {"window": "reference"}),
-        Figure("mlops_drift_window_rows", "Rows in the drift windows.", result.current_rows, {"window": "current"}),
-        Figure("mlops_drift_enough_data", "1 when both windows are large enough for a verdict.",
-               0.0 if result.outcome == NOT_ENOUGH_DATA else 1.0, labels),
-        Figure("mlops_drift_last_check_timestamp_seconds", "Time of the last drift check.", time.time()),
-    ]  # fmt: skip
-    if result.drift_share is not None:
-        figures += [
-            Figure("mlops_drift_share", "Share of drifted features.", result.drift_share, labels),
-            Figure("mlops_drifted_features", "Number of drifted features.", len(result.drifted_features), labels),
-        ]
-        figures += [
-            Figure("mlops_drift_feature_score", "Drift score per feature.", score, {"feature": feature})
-            for feature, score in result.scores.items()
-        ]
-    push_figures(settings, "drift_monitor", {"dataset": dataset.name}, figures)
     return result

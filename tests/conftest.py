@@ -57,10 +57,10 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
-def synthetic_frame(entities: int = 2, days: int = 50, seed: int = 7) -> pd.DataFrame:
+def synthetic_frame(entities: int = 2, days: int = 50, seed: int = 7, end: date = SYNTHETIC_END) -> pd.DataFrame:
     """Hourly series with a daily cycle, a slow trend and noise; loads drive the target."""
     rng = np.random.default_rng(seed)
-    stamps = pd.date_range(end=pd.Timestamp(SYNTHETIC_END) + pd.Timedelta(hours=23), periods=days * 24, freq="h")
+    stamps = pd.date_range(end=pd.Timestamp(end) + pd.Timedelta(hours=23), periods=days * 24, freq="h")
     hours = np.arange(len(stamps))
     rows = []
     for e in range(entities):
@@ -107,13 +107,28 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
             "max_age": "P1D",
         },
         "feature_engineering": {"covariate_lags": [0, 1], "rolling_windows": [24], "ttl": "P2D"},
-        "promotion": {"drift_method": "wasserstein", "drift_threshold": 0.5},
+        "promotion": {
+            "holdout": "P3D",
+            "drift_method": "wasserstein",
+            "drift_threshold": 0.5,
+            "drift_consecutive_checks": 2,
+        },
         "training": {
             "window": "P30D",
             "backtest": {"folds": 2, "test_size": 24, "gap": 6},
             "params": {"xgboost": {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.3}},
         },
     }
+
+
+def with_regime_change(frame: pd.DataFrame, days: int = 7, load_shift: float = 6.0) -> pd.DataFrame:
+    """The last ``days`` of :func:`synthetic_frame` after a step in load, which the target follows."""
+    out = frame.copy()
+    stamps = pd.to_datetime(out["ts"])
+    recent = stamps > stamps.max() - pd.Timedelta(days=days)
+    out.loc[recent, "load"] += load_shift
+    out.loc[recent, "temp"] += 0.8 * load_shift
+    return out
 
 
 def training_frame(dataset: DatasetConfig) -> pd.DataFrame:
@@ -213,9 +228,10 @@ def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: dat
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DatasetConfig]:
     """The synthetic dataset taken through the whole chain once: a promoted champion, local profile."""
-    from model_registry.registry import promote_version, register_challenger
+    from model_registry.promotion import promote_version
+    from model_registry.registry import register_challenger
     from model_training.train import train
-    from model_validation.champion import evaluate_challenger
+    from model_validation.champion import evaluate_challenger, holdout_of
 
     root = tmp_path_factory.mktemp("trained")
     config = write_dataset(root / "dataset")
@@ -224,7 +240,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Dataset
     run_data_chain(settings, dataset, SYNTHETIC_END)
     outcome = train(settings, dataset, SYNTHETIC_END)
     version = register_challenger(settings, settings.model_name(dataset.name), outcome.run_id).version
-    decision = evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version)
+    holdout = holdout_of(settings, dataset, SYNTHETIC_END)
+    decision = evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version, holdout)
     assert decision.passed, decision.reason
     promote_version(settings, settings.model_name(dataset.name), version, decision.reason)
     return settings, dataset
@@ -339,3 +356,26 @@ class PlatformEnv:
         bag = DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
         assert bag.import_errors == {}
         return bag.get_dag(dag_id)
+
+
+@pytest.fixture(scope="session")
+def prometheus(pushgateway: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway Debian ``prometheus`` scraping the test Pushgateway every second."""
+    root = tmp_path_factory.mktemp("prometheus")
+    target = pushgateway.removeprefix("http://")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "pushgateway", "honor_labels": True, "static_configs": [{"targets": [target]}]}
+        ],
+    }
+    (root / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    argv = [
+        "prometheus",
+        f"--config.file={root / 'prometheus.yml'}",
+        f"--storage.tsdb.path={root / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with server_process(argv, port, timeout=60):
+        yield f"http://127.0.0.1:{port}"

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dag_id")
     parser.add_argument("--conf", type=json.loads, default={}, help="the run's conf (JSON object)")
     parser.add_argument("--report", type=Path, default=None, help="write task timings as JSON here")
+    parser.add_argument(
+        "--logical-date", default=None, help="the run's logical date, YYYY-MM-DD (default: now; e.g. a daily check)"
+    )
     args = parser.parse_args(argv)
     prepare_airflow()
     from airflow.dag_processing.dagbag import DagBag
@@ -47,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no DAG {args.dag_id!r}; known: {sorted(bag.dags)}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    run = dag.test(run_conf=args.conf)
+    if args.logical_date:
+        from datetime import UTC, datetime
+
+        run = dag.test(run_conf=args.conf, logical_date=datetime.fromisoformat(args.logical_date).replace(tzinfo=UTC))
+    else:
+        run = dag.test(run_conf=args.conf)
     wall = time.monotonic() - started
     tasks = sorted(run.get_task_instances(), key=lambda ti: ti.start_date or run.start_date)
     timings = {ti.task_id: {"state": str(ti.state), "seconds": ti.duration} for ti in tasks}

@@ -27,23 +27,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def _forecast(runtime: ServingRuntime, entity_ids: list[str]) -> list[Forecast]:
-    assert runtime.model is not None
+    model = runtime.model  # read once: a champion swap mid-request must not mix two versions
+    assert model is not None
     assert runtime.features is not None
     try:
-        rows = runtime.features.read(entity_ids, runtime.model.input_columns)
+        rows = runtime.features.read(entity_ids, model.input_columns)
     except UnknownEntityError as exc:
         ERRORS.labels(reason="unknown_entity").inc()
         raise HTTPException(status_code=404, detail=f"unknown entity: {', '.join(exc.args[0])}") from None
     except StoreUnavailableError as exc:
         ERRORS.labels(reason="store_unavailable").inc()
         raise HTTPException(status_code=503, detail=str(exc)) from None
-    predictions = runtime.model.predict(rows.features).to_numpy()
+    predictions = model.predict(rows.features).to_numpy()
     step = runtime.step()
     return [
         Forecast(
             entity_id=entity,
-            model_name=runtime.model.name,
-            model_version=runtime.model.version,
+            model_name=model.name,
+            model_version=model.version,
             feature_event_time=event_time,
             forecast=[
                 ForecastPoint(timestamp=event_time + (h + 1) * step, value=float(value))

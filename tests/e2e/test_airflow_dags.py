@@ -1,14 +1,22 @@
 """Every DAG runs end to end with ``dag.test()`` (in-process, SQLite) on a generated dataset."""
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
+from configs.dataset import DatasetConfig
 from configs.run_plan import run_key
-from tests.conftest import SYNTHETIC_END, PlatformEnv, synthetic_frame, write_dataset
+from tests.conftest import (
+    SYNTHETIC_END,
+    PlatformEnv,
+    run_data_chain,
+    synthetic_frame,
+    with_regime_change,
+    write_dataset,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -50,7 +58,8 @@ def test_retraining_runs_every_step_and_promotes(retrained) -> None:  # type: ig
 
 
 def test_retried_registration_and_promotion_change_nothing(retrained) -> None:  # type: ignore[no-untyped-def]
-    from model_registry.registry import champion_version, promote_version, register_run_of
+    from model_registry.promotion import promote_version
+    from model_registry.registry import champion_version, register_run_of
     from model_registry.tracking import client
 
     env, _, run_id = retrained
@@ -85,12 +94,67 @@ def test_nightly_backtest_pushes_its_figures(retrained, pushgateway: str) -> Non
 
 def test_drift_monitor_pushes_drift_figures(retrained, pushgateway: str) -> None:  # type: ignore[no-untyped-def]
     env, _, _ = retrained
-    run = env.dag("drift_monitor_synthetic").test()
-    assert set(_states(run).values()) == {"success"}
+    run = env.dag("drift_monitor_synthetic").test(logical_date=datetime(2024, 4, 1, tzinfo=UTC))
+    states = _states(run)
+    assert states == {
+        "check_drift": "success",
+        "needs_retraining": "success",
+        "trigger_retraining": "skipped",
+        "record_trigger": "skipped",
+    }
     metrics = requests.get(f"{pushgateway}/metrics", timeout=5).text
-    assert 'mlops_drift_share{dataset="synthetic",instance="",job="drift_monitor",version="1"}' in metrics
-    assert 'mlops_drift_window_rows{dataset="synthetic",instance="",job="drift_monitor",window="current"}' in metrics
-    assert 'mlops_drift_feature_score{dataset="synthetic",feature="temp_lag_0"' in metrics
+    labels = 'dataset="synthetic",entity="site_0",instance="",job="drift_monitor",version="1"'
+    assert f"mlops_drift_share{{{labels}}}" in metrics
+    assert f'mlops_drift_window_rows{{{labels},window="current"}}' in metrics
+    assert 'mlops_drift_feature_score{dataset="synthetic",entity="site_1",feature="temp_lag_0"' in metrics
+    assert 'mlops_drift_consecutive_checks{dataset="synthetic",instance="",job="drift_monitor"} 0' in metrics
+
+
+def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion(retrained) -> None:  # type: ignore[no-untyped-def]
+    """A regime change arrives; two drifted daily checks trigger retraining with a reason; the new
+    model is gated against the drifted week and not promoted; the champion keeps its alias."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from model_registry.registry import champion_version
+    from model_registry.tracking import client
+
+    env, _, _ = retrained
+    settings = env.settings()
+    dataset = DatasetConfig.from_yaml(env.config)
+    shifted_end = SYNTHETIC_END + timedelta(days=7)
+    with_regime_change(synthetic_frame(days=57, end=shifted_end)).to_csv(env.datasets / "series.csv", index=False)
+    run_data_chain(settings, dataset, shifted_end)
+
+    monitor = env.dag("drift_monitor_synthetic")
+    first = _states(monitor.test(logical_date=datetime(2024, 4, 8, tzinfo=UTC)))
+    assert first["check_drift"] == "success"
+    assert first["trigger_retraining"] == "skipped"
+    second = _states(monitor.test(logical_date=datetime(2024, 4, 9, tzinfo=UTC)))
+    assert second["trigger_retraining"] == "success", second
+    assert second["record_trigger"] == "success", second
+    with create_session() as session:
+        triggered = session.query(DagRun).filter(DagRun.run_id == "drift__2024-04-09").one()
+        conf = dict(triggered.conf)
+    assert triggered.dag_id == "retrain_synthetic_forecaster"
+    assert "drift share above 0.50 in 2 consecutive daily checks" in conf["reason"]
+    assert conf["training_window_end"] == shifted_end.isoformat()
+    checks = client(settings).search_runs(
+        [client(settings).get_experiment_by_name(settings.mlflow_experiment).experiment_id],
+        "tags.job = 'drift_monitor' and tags.triggered_retraining = 'true'",
+    )
+    assert [r.data.tags["check_date"] for r in checks] == ["2024-04-09"]
+
+    before = champion_version(settings, "synthetic_forecaster")
+    run = env.dag("retrain_synthetic_forecaster").test(run_conf={**conf, "n_trials": 0})
+    states = _states(run)
+    assert states["drift_gate"] == "success", states
+    assert states["promote"] == "skipped", states
+    assert states["skip_promotion"] == "success"
+    assert champion_version(settings, "synthetic_forecaster") == before
+    challenger = client(settings).get_model_version_by_alias("synthetic_forecaster", "challenger")
+    assert challenger.tags["gate_drift"] == "blocked"
+    assert challenger.tags["dag_run_id"] == run.run_id
 
 
 def test_corrupted_input_fails_at_validation_with_nothing_registered(tmp_path: Path, airflow_db: Path) -> None:

@@ -35,6 +35,7 @@ def test_no_import_errors_and_one_set_of_dags_per_dataset(dagbag) -> None:  # ty
         "materialize_ett_features",
         "nightly_backtest_ett",
         "drift_monitor_ett",
+        "rollback_ett_champion",
     }
 
 
@@ -56,6 +57,7 @@ def test_schedules(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert schedules["nightly_backtest_ett"] == "0 2 * * *"
     assert schedules["materialize_ett_features"] == "@hourly"
     assert schedules["drift_monitor_ett"] == "@daily"
+    assert schedules["rollback_ett_champion"] is None
 
 
 def test_retrain_form_is_a_json_schema(dagbag) -> None:  # type: ignore[no-untyped-def]
@@ -96,3 +98,26 @@ def test_dag_files_import_no_heavy_library() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_drift_monitor_triggers_the_retraining_dag_of_its_dataset(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["drift_monitor_ett"]
+    trigger = dag.get_task("trigger_retraining")
+    assert trigger.trigger_dag_id == "retrain_ett_forecaster"
+    assert trigger.skip_when_already_exists  # a retried check does not start a second retraining
+    assert set(trigger.conf) == {"reason", "training_window_end"}
+    assert set(trigger.conf) <= set(dagbag.dags["retrain_ett_forecaster"].params)
+    assert [t.task_id for t in dag.get_task("needs_retraining").downstream_list] == ["trigger_retraining"]
+
+
+def test_rollback_form_needs_a_reason(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import Param
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["rollback_ett_champion"].params
+    reason, version = params.get_param("reason").schema, params.get_param("to_version").schema
+    with pytest.raises(ParamValidationError):
+        Param(**reason).resolve("")
+    with pytest.raises(ParamValidationError):
+        Param(None, **version).resolve("1; DROP TABLE")
+    assert Param(None, **version).resolve("7") == "7"

@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from configs.dataset import DatasetConfig
@@ -26,3 +27,136 @@ def test_force_overrides_the_drift_gate_only() -> None:
     assert not promotion_allowed(passed, {"outcome": "blocked", "reason": "share 0.9"})
     assert not promotion_allowed(failed, {"outcome": "forced"})
     assert "champion/challenger gate failed: MAE 2" in explain_skip(failed, {"outcome": "passed"})
+
+
+# --- champion/challenger rule -------------------------------------------------------------------
+
+
+def test_without_a_champion_the_baseline_rule_alone_decides() -> None:
+    from model_validation.champion import decide
+
+    assert decide(1.0, 1.5, None, 0.1) == (True, ["holdout MAE 1.0000 < seasonal naive 1.5000", ANY_REASON])
+    passed, reasons = decide(1.6, 1.5, None, 0.1)
+    assert not passed
+    assert "no champion yet" in reasons[1]
+
+
+def test_a_challenger_must_beat_the_champion_by_the_margin() -> None:
+    from model_validation.champion import decide
+
+    assert decide(0.90, 1.5, 1.0, 0.1)[0]  # exactly at the bound 1.0 x (1 - 0.1)
+    passed, reasons = decide(0.95, 1.5, 1.0, 0.1)
+    assert not passed
+    assert reasons[1] == "> champion 1.0000 x (1 - 0.1) = 0.9000"
+    assert not decide(0.5, 0.4, 1.0, 0.0)[0]  # better than the champion, worse than naive
+
+
+class _AnyReason:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and "baseline rule decides" in other
+
+
+ANY_REASON = _AnyReason()
+
+
+# --- holdout ------------------------------------------------------------------------------------
+
+
+def test_the_holdout_is_the_newest_span_and_no_training_label_reaches_into_it(dataset: DatasetConfig) -> None:
+    from feature_store.features import EVENT_TIMESTAMP
+    from feature_store.training_set import fingerprint, split_holdout
+    from tests.conftest import training_frame
+
+    frame = training_frame(dataset)
+    training, holdout = split_holdout(frame, dataset)
+    step = dataset.frequency
+    assert holdout[EVENT_TIMESTAMP].min() == frame[EVENT_TIMESTAMP].max() - dataset.promotion.holdout + step
+    assert holdout[EVENT_TIMESTAMP].max() == frame[EVENT_TIMESTAMP].max()
+    # the last training row's last label is the target at the holdout's first timestamp, no later
+    assert training[EVENT_TIMESTAMP].max() + dataset.horizon * step == holdout[EVENT_TIMESTAMP].min()
+    assert len(holdout) == 2 * dataset.promotion.holdout / step  # two entities, one row per hour
+    assert fingerprint(training) == fingerprint(training.copy()) != fingerprint(holdout)
+    with pytest.raises(ValueError, match="more history or a shorter holdout"):
+        split_holdout(holdout, dataset)
+
+
+# --- drift ------------------------------------------------------------------------------------
+
+
+def _features(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    from feature_store.features import build_features
+
+    raw = raw.copy()
+    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
+    return build_features(raw, dataset)
+
+
+def _windows(dataset: DatasetConfig, shift: dict[str, float], entity: str = "site_0"):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from feature_store.features import EVENT_TIMESTAMP
+    from tests.conftest import synthetic_frame
+
+    raw = synthetic_frame()
+    recent = (pd.to_datetime(raw["ts"]) > pd.to_datetime(raw["ts"]).max() - pd.Timedelta(days=7)) & (
+        raw["site"] == entity
+    )
+    for column, delta in shift.items():
+        raw.loc[recent, column] += delta
+    features = _features(raw, dataset)
+    cut = features[EVENT_TIMESTAMP].max() - pd.Timedelta(days=7)
+    return features[features[EVENT_TIMESTAMP] <= cut], features[features[EVENT_TIMESTAMP] > cut]
+
+
+def test_a_shifted_feature_is_flagged_for_its_entity_only(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import compare_windows
+
+    clean = compare_windows(*_windows(dataset, {}), dataset, tmp_path / "clean")
+    verdicts = compare_windows(*_windows(dataset, {"aux": 3.0}), dataset, tmp_path)
+    added = set(verdicts["site_0"].drifted_features) - set(clean["site_0"].drifted_features)
+    assert added == {"aux_lag_0", "aux_lag_1"}
+    assert verdicts["site_1"].drifted_features == clean["site_1"].drifted_features
+    assert not {"aux_lag_0", "aux_lag_1"} & set(clean["site_0"].drifted_features)
+    share = verdicts["site_0"].drift_share
+    assert share == pytest.approx(len(verdicts["site_0"].drifted_features) / len(verdicts["site_0"].scores))
+    assert verdicts["site_0"].scores["aux_lag_0"] > 1.0 > verdicts["site_1"].scores["aux_lag_0"]
+    assert "aux_lag_0" in (tmp_path / "drift_site_0.html").read_text()
+
+
+def test_a_regime_change_is_drift_and_a_clean_week_is_not(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import compare_windows
+
+    # loads up by 6 MW; the target follows (it is 0.8 x load in this data)
+    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    shifted = compare_windows(reference, current, dataset, tmp_path / "shifted")
+    assert shifted["site_0"].drift_share is not None
+    assert shifted["site_0"].drift_share > 0.5
+    reference, current = _windows(dataset, {})
+    clean = compare_windows(reference, current, dataset, tmp_path / "clean")
+    assert all(v.drift_share is not None and v.drift_share <= 0.5 for v in clean.values()), clean
+
+
+def test_small_windows_give_no_verdict(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import compare_windows
+
+    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    few = current.groupby("site").head(dataset.promotion.min_drift_rows - 1)
+    verdicts = compare_windows(reference, few, dataset, tmp_path)
+    assert {v.drift_share for v in verdicts.values()} == {None}
+    assert not list(tmp_path.glob("*.html"))
+
+
+# --- drift monitor streak ---------------------------------------------------------------------
+
+
+def test_retraining_needs_n_drifted_checks_in_a_row() -> None:
+    from model_validation.drift_monitor import DRIFTED, STEADY, UNKNOWN, CheckRecord, consecutive_drifted
+
+    def history(*states: str, triggered_at: int | None = None) -> list[CheckRecord]:
+        return [CheckRecord(f"2024-04-{day + 1:02d}", s, day == triggered_at) for day, s in enumerate(states)]
+
+    assert consecutive_drifted(history(STEADY, DRIFTED, DRIFTED)) == 2
+    assert consecutive_drifted(history(DRIFTED, DRIFTED, STEADY)) == 0
+    assert consecutive_drifted(history(DRIFTED, UNKNOWN, DRIFTED)) == 1  # too little data breaks a streak
+    assert consecutive_drifted(history(DRIFTED, DRIFTED, DRIFTED, triggered_at=1)) == 1  # a trigger ends one
+    assert consecutive_drifted(list(reversed(history(STEADY, DRIFTED, DRIFTED)))) == 2  # order of the records

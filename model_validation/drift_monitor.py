@@ -1,0 +1,259 @@
+"""The daily drift check of the champion, its history, and when drift calls for retraining.
+
+Each check compares the newest materialized features (what the service forecasts from) with the
+champion's training window, per entity, and pushes the figures to the Pushgateway for Prometheus
+and Grafana. Every check is one MLflow run (tag ``job=drift_monitor``, one per check date, so a
+re-run replaces its figures instead of adding a check): that history is what "drift above the
+threshold for N consecutive checks" is counted on. Checks without a verdict (not enough data) break
+a streak rather than extend it, and a check that led to a retraining trigger ends its streak.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from configs.dataset import DatasetConfig
+from configs.settings import Settings
+from feature_store.features import EVENT_TIMESTAMP, offline_source_path
+from model_validation.drift import NOT_ENOUGH_DATA, DriftResult, drift_gate
+
+log = logging.getLogger(__name__)
+
+JOB = "drift_monitor"
+DRIFTED, STEADY, UNKNOWN = "drifted", "steady", "unknown"
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    check_date: str
+    state: str  # drifted | steady | unknown (not enough data)
+    triggered: bool
+
+
+@dataclass
+class MonitorOutcome:
+    check_date: str
+    data_date: str
+    champion_version: str
+    state: str
+    drift: dict[str, object]
+    consecutive_drifted: int
+    required_consecutive: int
+    trigger: bool
+    trigger_reason: str
+    check_run_id: str
+    seconds: float
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def state_of(result: DriftResult) -> str:
+    if result.outcome == NOT_ENOUGH_DATA or result.drift_share is None:
+        return UNKNOWN
+    return DRIFTED if result.drifted else STEADY
+
+
+def consecutive_drifted(history: list[CheckRecord]) -> int:
+    """Drifted checks in a row, newest first, up to the first steady, unknown or triggering check."""
+    count = 0
+    for record in sorted(history, key=lambda r: r.check_date, reverse=True):
+        if record.state != DRIFTED or record.triggered:
+            break
+        count += 1
+    return count
+
+
+def _history(settings: Settings, dataset: DatasetConfig) -> list[Any]:
+    import mlflow
+
+    from model_registry.tracking import configure
+
+    experiment_id = configure(settings)
+    return list(
+        mlflow.search_runs(
+            experiment_ids=[experiment_id],
+            filter_string=f"tags.job = '{JOB}' and tags.dataset = '{dataset.name}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=500,
+            output_format="list",
+        )
+    )
+
+
+def history(settings: Settings, dataset: DatasetConfig) -> list[CheckRecord]:
+    return [
+        CheckRecord(
+            check_date=run.data.tags["check_date"],
+            state=run.data.tags.get("state", UNKNOWN),
+            triggered=run.data.tags.get("triggered_retraining") == "true",
+        )
+        for run in _history(settings, dataset)
+        if "check_date" in run.data.tags
+    ]
+
+
+def champion_reference(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
+    """The champion's training window, read back from the offline feature source."""
+    from model_registry.tracking import client
+
+    mlflow_client = client(settings)
+    params = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, version).run_id)).data.params
+    features = pd.read_parquet(offline_source_path(settings, dataset))
+    stamps = features[EVENT_TIMESTAMP]
+    start, end = pd.Timestamp(params["training_start"]), pd.Timestamp(params["training_end"])
+    return features[(stamps >= start) & (stamps <= end)]
+
+
+def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date) -> MonitorOutcome:
+    """One daily check: Evidently verdicts, an MLflow run, the Pushgateway figures, the trigger decision."""
+    import mlflow
+
+    from model_registry.registry import champion_version
+    from model_validation.backtest_champion import latest_validated_date
+
+    started = time.monotonic()
+    model_name = settings.model_name(dataset.name)
+    version = champion_version(settings, model_name)
+    if version is None:
+        raise LookupError(f"{model_name} has no champion to compare with")
+    data_date = latest_validated_date(settings, dataset)
+    out_dir = settings.artifacts / dataset.name / "drift_monitor" / check_date.isoformat()
+    reference = champion_reference(settings, dataset, model_name, version)
+    result = drift_gate(settings, dataset, data_date, reference, out_dir)
+    state = state_of(result)
+
+    previous = [r for r in history(settings, dataset) if r.check_date != check_date.isoformat()]
+    streak = consecutive_drifted([*previous, CheckRecord(check_date.isoformat(), state, False)])
+    required = dataset.promotion.drift_consecutive_checks
+    trigger = streak >= required
+    trigger_reason = ""
+    if trigger:
+        entities = ", ".join(
+            f"{name} {e.drift_share:.2f}" for name, e in result.entities.items() if e.drift_share is not None
+        )
+        trigger_reason = (
+            f"drift monitor: drift share above {result.max_drift_share:.2f} in {streak} consecutive daily checks "
+            f"up to {check_date} (champion v{version}; {entities})"
+        )
+
+    run_id = _record(settings, dataset, check_date, data_date, version, result, state, streak)
+    outcome = MonitorOutcome(
+        check_date=check_date.isoformat(),
+        data_date=data_date.isoformat(),
+        champion_version=version,
+        state=state,
+        drift=result.as_dict(),
+        consecutive_drifted=streak,
+        required_consecutive=required,
+        trigger=trigger,
+        trigger_reason=trigger_reason,
+        check_run_id=run_id,
+        seconds=time.monotonic() - started,
+    )
+    push_monitor_figures(settings, dataset, outcome, result)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metric("check_seconds", outcome.seconds)
+    log.info(
+        "drift check %s of %s v%s: %s (%s), %d/%d drifted in a row%s",
+        check_date, dataset.name, version, state, result.reason, streak, required,
+        f"; retraining: {trigger_reason}" if trigger else "",
+    )  # fmt: skip
+    return outcome
+
+
+def _record(
+    settings: Settings,
+    dataset: DatasetConfig,
+    check_date: date,
+    data_date: date,
+    version: str,
+    result: DriftResult,
+    state: str,
+    streak: int,
+) -> str:
+    """The check's MLflow run (the same run when the date is checked again)."""
+    import mlflow
+
+    existing = [r for r in _history(settings, dataset) if r.data.tags.get("check_date") == check_date.isoformat()]
+    run_id = existing[0].info.run_id if existing else None
+    with mlflow.start_run(run_id=run_id, run_name=f"drift-check-{dataset.name}-{check_date}") as run:
+        mlflow.set_tags(
+            {
+                "job": JOB,
+                "dataset": dataset.name,
+                "check_date": check_date.isoformat(),
+                "data_date": data_date.isoformat(),
+                "champion_version": version,
+                "state": state,
+                "reason": result.reason[:5000],
+            }
+        )
+        metrics = {
+            "consecutive_drifted": float(streak),
+            "reference_rows": float(result.reference_rows),
+            "current_rows": float(result.current_rows),
+        }
+        if result.drift_share is not None:
+            metrics["drift_share"] = result.drift_share
+        for entity, verdict in result.entities.items():
+            if verdict.drift_share is not None:
+                metrics[f"drift_share_{entity}"] = verdict.drift_share
+                metrics[f"drifted_features_{entity}"] = float(len(verdict.drifted_features))
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(result.as_dict(), "drift.json")
+        for path in result.report_paths:
+            mlflow.log_artifact(path, artifact_path="drift")
+        return str(run.info.run_id)
+
+
+def mark_triggered(settings: Settings, run_id: str, retraining_run_id: str) -> None:
+    """Tag the check that started a retraining: the next streak starts after it."""
+    from model_registry.tracking import client
+
+    mlflow_client = client(settings)
+    mlflow_client.set_tag(run_id, "triggered_retraining", "true")
+    mlflow_client.set_tag(run_id, "retraining_run_id", retraining_run_id)
+
+
+def push_monitor_figures(
+    settings: Settings, dataset: DatasetConfig, outcome: MonitorOutcome, result: DriftResult
+) -> bool:
+    from monitoring.pushgateway import Figure, push_figures
+
+    version = {"version": outcome.champion_version}
+    figures = [
+        Figure("mlops_drift_last_check_timestamp_seconds", "Unix time of the last drift check.", time.time()),
+        Figure("mlops_drift_max_share", "Share of drifted features above which drift counts.", result.max_drift_share),
+        Figure("mlops_drift_consecutive_checks", "Drifted checks in a row.", outcome.consecutive_drifted),
+        Figure("mlops_drift_required_consecutive_checks", "Drifted checks in a row that trigger retraining.",
+               outcome.required_consecutive),
+        Figure("mlops_drift_retraining_triggered", "1 when this check triggered retraining.", float(outcome.trigger)),
+    ]  # fmt: skip
+    for entity, verdict in result.entities.items():
+        labels = {**version, "entity": entity}
+        figures += [
+            Figure("mlops_drift_window_rows", "Rows in the drift windows.", verdict.reference_rows,
+                   {**labels, "window": "reference"}),
+            Figure("mlops_drift_window_rows", "Rows in the drift windows.", verdict.current_rows,
+                   {**labels, "window": "current"}),
+            Figure("mlops_drift_enough_data", "1 when both windows are large enough for a verdict.",
+                   0.0 if verdict.drift_share is None else 1.0, labels),
+        ]  # fmt: skip
+        if verdict.drift_share is None:
+            continue
+        figures += [
+            Figure("mlops_drift_share", "Share of drifted features.", verdict.drift_share, labels),
+            Figure("mlops_drifted_features", "Number of drifted features.", len(verdict.drifted_features), labels),
+        ]
+        figures += [
+            Figure("mlops_drift_feature_score", "Drift score per feature.", score, {**labels, "feature": feature})
+            for feature, score in verdict.scores.items()
+        ]
+    return push_figures(settings, JOB, {"dataset": dataset.name}, figures)
