@@ -218,6 +218,7 @@ def build(name: str, config: Path) -> Any:
         def promote(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
             from configs.run_plan import RunPlan
             from model_registry.promotion import promote_version
+            from model_validation.decision import record_decision
 
             p = RunPlan.from_dict(run)
             settings, dataset = p.load()
@@ -225,13 +226,19 @@ def build(name: str, config: Path) -> Any:
             model_name = settings.model_name(dataset.name)
             # Refused if another run moved the champion after this run's gate compared against it.
             promote_version(settings, model_name, version, reason, expected_champion=champion["champion_version"])
+            record_decision(settings, model_name, version, True, reason)
             return version
 
         @task
-        def skip_promotion(champion: dict[str, Any], drift: dict[str, Any]) -> str:
-            from model_validation.decision import explain_skip
+        def skip_promotion(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
+            from configs.run_plan import RunPlan
+            from model_validation.decision import explain_skip, record_decision
 
-            return explain_skip(champion, drift)
+            p = RunPlan.from_dict(run)
+            settings, dataset = p.load()
+            reason = explain_skip(champion, drift)
+            record_decision(settings, settings.model_name(dataset.name), version, False, reason)
+            return reason
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
         def summary(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
@@ -259,7 +266,7 @@ def build(name: str, config: Path) -> Any:
         branch = decide(champion, drift)
         (
             branch
-            >> [promote(run, version, champion, drift), skip_promotion(champion, drift)]
+            >> [promote(run, version, champion, drift), skip_promotion(run, version, champion, drift)]
             >> summary(run, version, champion, drift)
         )
 

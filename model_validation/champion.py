@@ -96,12 +96,12 @@ def evaluate_challenger(
     if holdout.empty:
         raise ValueError(f"{dataset.name}: the holdout is empty, so nothing can be compared")
     version = str(version)
+    mlflow_client = client(settings)  # also points MLflow's models:/ URIs at this registry
     features = holdout[feature_names(dataset)].astype("float64")
     challenger_mae, challenger_by_entity = holdout_errors(_forecast(model_name, version, features), holdout, dataset)
     baseline = SeasonalNaive.for_dataset(dataset).predict(holdout)
     baseline_mae, baseline_by_entity = holdout_errors(baseline, holdout, dataset)
 
-    mlflow_client = client(settings)
     current = champion_version(settings, model_name)
     champion_mae: float | None = None
     champion_by_entity: dict[str, float] = {}

@@ -23,6 +23,15 @@ def explain_skip(champion: dict[str, Any], drift: dict[str, Any]) -> str:
     return "not promoted: " + "; ".join(reasons)
 
 
+def record_decision(settings: Settings, model_name: str, version: str, promoted: bool, reason: str) -> None:
+    """The run's final word on the version, as a tag next to each gate's own."""
+    from model_registry.tracking import client
+
+    mlflow_client = client(settings)
+    mlflow_client.set_model_version_tag(model_name, version, "gate_decision", "promoted" if promoted else "rejected")
+    mlflow_client.set_model_version_tag(model_name, version, "gate_decision_reason", reason)
+
+
 def run_summary(
     settings: Settings,
     model_name: str,

@@ -235,3 +235,45 @@ def gate_version(
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(model_name, version, key, value)
     return result
+
+
+def normed_wasserstein(reference: pd.Series, current: pd.Series) -> float:
+    """Evidently's ``wasserstein`` drift score: the Wasserstein distance in reference standard deviations."""
+    import numpy as np
+    from scipy.stats import wasserstein_distance
+
+    return float(wasserstein_distance(reference, current) / max(float(np.std(reference)), 0.001))
+
+
+def calibrate_threshold(
+    reference: pd.DataFrame, dataset: DatasetConfig, thresholds: list[float]
+) -> dict[str, dict[float, float]]:
+    """How often the gate would have fired on the reference's own past: per entity and threshold, the
+    share of ``drift_window``-long slices of the reference whose share of drifted features is above
+    ``max_drift_share``.
+
+    A threshold that flags most past weeks of normal data measures the seasons, not drift; pick one
+    that flags few (the dataset config's ``drift_threshold``). Only the ``wasserstein`` method.
+    """
+    if dataset.promotion.drift_method != "wasserstein":
+        raise ValueError("drift calibration supports the wasserstein method only")
+    columns, key = drift_columns(dataset), dataset.entity_column
+    rates: dict[str, dict[float, float]] = {}
+    for entity, rows in reference.dropna(subset=columns).groupby(key):
+        rows = rows.sort_values(EVENT_TIMESTAMP)
+        stamps = rows[EVENT_TIMESTAMP]
+        window = dataset.promotion.drift_window
+        starts = pd.date_range(stamps.min(), stamps.max() - window, freq=window)
+        flagged = {t: 0 for t in thresholds}
+        slices = 0
+        for start in starts:
+            part = rows[(stamps >= start) & (stamps < start + window)]
+            if len(part) < dataset.promotion.min_drift_rows:
+                continue
+            slices += 1
+            scores = [normed_wasserstein(rows[c], part[c]) for c in columns]
+            for t in thresholds:
+                share = sum(score >= t for score in scores) / len(scores)
+                flagged[t] += share > dataset.promotion.max_drift_share
+        rates[str(entity)] = {t: flagged[t] / slices if slices else float("nan") for t in thresholds}
+    return rates

@@ -48,6 +48,10 @@ def test_retraining_runs_every_step_and_promotes(retrained) -> None:  # type: ig
     assert champion.tags["dag_run_id"] == run_id
     assert champion.tags["gate_champion_challenger"] == "passed"
     assert champion.tags["gate_drift"] == "passed"
+    assert champion.tags["gate_decision"] == "promoted"
+    lineage = {"data_window", "dataset_fingerprint", "ge_result", "drift_share", "code_version", "dag_run_id"}
+    assert lineage <= set(champion.tags)
+    assert champion.tags["ge_result"].startswith("passed: ")
     run = mlflow.get_run(champion.run_id)
     assert run.data.tags["dag_run_id"] == run_id
     assert {"backtest_mae", "baseline_mae", "drift_share"} <= set(run.data.metrics)
@@ -154,6 +158,8 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
     assert champion_version(settings, "synthetic_forecaster") == before
     challenger = client(settings).get_model_version_by_alias("synthetic_forecaster", "challenger")
     assert challenger.tags["gate_drift"] == "blocked"
+    assert challenger.tags["gate_decision"] == "rejected"
+    assert challenger.tags["gate_decision_reason"].startswith("not promoted: drift gate blocked")
     assert challenger.tags["dag_run_id"] == run.run_id
 
 

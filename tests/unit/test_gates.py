@@ -160,3 +160,16 @@ def test_retraining_needs_n_drifted_checks_in_a_row() -> None:
     assert consecutive_drifted(history(DRIFTED, UNKNOWN, DRIFTED)) == 1  # too little data breaks a streak
     assert consecutive_drifted(history(DRIFTED, DRIFTED, DRIFTED, triggered_at=1)) == 1  # a trigger ends one
     assert consecutive_drifted(list(reversed(history(STEADY, DRIFTED, DRIFTED)))) == 2  # order of the records
+
+
+def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import calibrate_threshold, measure_drift, normed_wasserstein
+
+    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    ref, cur = reference[reference["site"] == "site_0"], current[current["site"] == "site_0"]
+    columns = ["load_lag_0", "temp_lag_0", "aux_lag_0"]
+    _, scores, _ = measure_drift(ref, cur, columns, dataset, tmp_path / "r.html")
+    for column in columns:
+        assert normed_wasserstein(ref[column], cur[column]) == pytest.approx(scores[column], rel=1e-9)
+    rates = calibrate_threshold(reference, dataset, [0.0, 1e9])
+    assert rates == {"site_0": {0.0: 1.0, 1e9: 0.0}, "site_1": {0.0: 1.0, 1e9: 0.0}}
