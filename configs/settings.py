@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     redis_port: int = 6379
     redis_password: SecretStr | None = None
     redis_ssl: bool = False
+    redis_max_connections: int = Field(default=32, ge=1, description="Pool size of the service's Redis client.")
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, description="Connect and read timeout of a Redis call.")
 
     # Optuna study storage (an RDB URL shared by all tuning workers); default SQLite under home.
     optuna_storage: str | None = None
@@ -142,6 +144,26 @@ class Settings(BaseSettings):
         ge=0,
         description="How often the service checks the registry's champion alias for a new version; 0: never.",
     )
+    serving_workers: int = Field(
+        default=1,
+        ge=1,
+        description="uvicorn worker processes of the service; each loads its own model and feature store client.",
+    )
+    online_read_path: Literal["auto", "feast", "redis"] = Field(
+        default="auto",
+        description="How the service reads online features: Feast's get_online_features, or one pipelined "
+        "Redis round trip of the same keys (auto: redis when the online store is Redis).",
+    )
+    stale_features: Literal["serve", "refuse"] = Field(
+        default="serve",
+        description="Features older than the feature view's TTL: serve them flagged stale, or answer 503.",
+    )
+    registry_request_retries: int = Field(
+        default=2, ge=0, description="MLflow client retries per registry call of the service (it retries on its own)."
+    )
+    registry_request_timeout_seconds: float = Field(default=10.0, gt=0, description="Per registry HTTP call.")
+    admin_token: SecretStr | None = Field(default=None, description="Bearer token of /admin routes; None: disabled.")
+    max_request_bytes: int = Field(default=65536, ge=256, description="Larger request bodies get 413.")
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ def main() -> None:
         factory=True,
         host=settings.serving_host,
         port=settings.serving_port,
+        workers=settings.serving_workers,
         log_level="info",
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -13,8 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings, get_settings
+from model_serving.limits import BodySizeLimit
 from model_serving.metrics import MODEL_READY, REQUEST_LATENCY
-from model_serving.routers import forecast, health, metrics, model
+from model_serving.routers import admin, forecast, health, metrics, model
 from model_serving.runtime import ServingRuntime
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ async def _follow_champion(runtime: ServingRuntime, interval: float) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dataset = DatasetConfig.from_yaml(settings.dataset_config)
+    # MLflow's client retries a dead registry for minutes by default; the service has its own backoff.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.registry_request_retries))
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.registry_request_timeout_seconds)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,8 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 time.perf_counter() - started
             )
 
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.include_router(health.router)
     app.include_router(forecast.router)
     app.include_router(model.router)
     app.include_router(metrics.router)
+    app.include_router(admin.router)
     return app

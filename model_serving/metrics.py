@@ -20,3 +20,25 @@ INFERENCE_LATENCY = Histogram(
 )
 ERRORS = Counter("forecast_errors_total", "Requests that failed, by reason.", ["reason"])
 MODEL_READY = Gauge("forecast_model_ready", "1 when a model and the feature store are loaded.")
+MODEL_INFO = Gauge(
+    "forecast_model_info", "1 for the model version being served, 0 for versions served before.", ["model", "version"]
+)
+MODEL_RELOADS = Counter(
+    "forecast_model_reloads_total", "Attempts to serve a new champion, by outcome (swapped, failed).", ["outcome"]
+)
+PREDICTION_VALUES = Histogram(
+    "forecast_prediction_value",
+    "Forecast values returned (every step of every entity).",
+    buckets=(-50, -20, -10, -5, 0, 5, 10, 20, 30, 40, 50, 75, 100, 150, 250, 500, 1000),
+)
+FEATURE_AGE = Histogram(
+    "forecast_feature_age_seconds",
+    "Age of the features a forecast used (now minus their event time).",
+    buckets=(60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 2 * 86400, 7 * 86400, 30 * 86400, 365 * 86400),
+)
+STALE_FEATURES = Counter(
+    "forecast_stale_features_total", "Entities whose features were older than the TTL, by action.", ["action"]
+)
+MISSING_FEATURES = Counter(
+    "forecast_missing_features_total", "Feature values missing from the online store, by feature.", ["feature"]
+)

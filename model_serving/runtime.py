@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,62 +13,18 @@ import pandas as pd
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
-from model_serving.metrics import FEATURE_FETCH_LATENCY, INFERENCE_LATENCY
+from model_serving.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_RELOADS
+from model_serving.online_features import (
+    FeatureReader,
+    OnlineRows,
+    StoreUnavailableError,
+    UnknownEntityError,
+    open_reader,
+)
+
+__all__ = ["OnlineRows", "StoreUnavailableError", "UnknownEntityError"]
 
 log = logging.getLogger(__name__)
-
-
-class UnknownEntityError(KeyError):
-    """The online store holds no features for these entities."""
-
-
-class StoreUnavailableError(RuntimeError):
-    """The online store could not be read."""
-
-
-@dataclass(frozen=True)
-class OnlineRows:
-    features: pd.DataFrame  # one row per requested entity, columns = model features
-    event_times: list[datetime]
-
-
-class OnlineFeatureReader:
-    """Reads the FeatureService's online features for a batch of entities in one call."""
-
-    def __init__(self, settings: Settings, dataset: DatasetConfig):
-        from feature_store.repo import feature_service_name, get_store
-
-        self.dataset = dataset
-        self.store = get_store(settings)
-        self.service = self.store.get_feature_service(feature_service_name(dataset))
-
-    def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows:
-        key = self.dataset.entity_column
-        started = time.perf_counter()
-        try:
-            response = self.store.get_online_features(
-                features=self.service, entity_rows=[{key: e} for e in entity_ids]
-            ).to_dict(include_event_timestamps=True)
-        except Exception as exc:  # any store/client failure is an unavailable store to callers
-            raise StoreUnavailableError(f"online store read failed: {exc}") from exc
-        finally:
-            FEATURE_FETCH_LATENCY.observe(time.perf_counter() - started)
-        frame = pd.DataFrame({c: response[c] for c in columns}, dtype="float64")
-        stamps = pd.DataFrame({c: response[f"{c}__ts"] for c in columns}).max(axis=1)
-        missing = [e for e, ts in zip(entity_ids, stamps, strict=True) if ts <= 0]
-        if missing:
-            raise UnknownEntityError(missing)
-        times = [datetime.fromtimestamp(int(ts), tz=UTC) for ts in stamps]
-        return OnlineRows(features=frame, event_times=times)
-
-    def probe(self) -> None:
-        """One real round trip to the online store; raises StoreUnavailableError if it fails."""
-        try:
-            self.store.get_online_features(
-                features=self.service, entity_rows=[{self.dataset.entity_column: "__readiness_probe__"}]
-            )
-        except Exception as exc:  # any store/client failure means the store is not usable
-            raise StoreUnavailableError(f"online store unreachable: {exc}") from exc
 
 
 @dataclass
@@ -124,9 +81,10 @@ class ServingRuntime:
     settings: Settings
     dataset: DatasetConfig
     model: ModelHandle | None = None
-    features: OnlineFeatureReader | None = None
+    features: FeatureReader | None = None
     error: str | None = None
     last_reload_error: str | None = None  # why the newest champion is not served (None: it is)
+    _reloading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def ready(self) -> bool:
@@ -134,8 +92,8 @@ class ServingRuntime:
 
     def load(self) -> None:
         try:
-            self.features = OnlineFeatureReader(self.settings, self.dataset)
-            self.model = load_champion(self.settings, self.dataset)
+            self.features = open_reader(self.settings, self.dataset)
+            self.serve(load_champion(self.settings, self.dataset))
             self.error = None
         except Exception as exc:  # keep serving health routes; readiness reports why
             self.error = f"{type(exc).__name__}: {exc}"
@@ -148,21 +106,32 @@ class ServingRuntime:
         before one assignment swaps it in, so requests see the old model or the new one, never a
         half-loaded one; if it cannot load, the current model keeps serving.
         """
-        version = champion_version(self.settings, self.dataset)
-        current = self.model
-        if current is not None and current.version == version:
-            self.last_reload_error = None
-            return False
-        try:
-            handle = load_version(self.settings, self.dataset, version)
-        except Exception as exc:  # a broken version must not take the service down
-            self.last_reload_error = f"cannot load version {version}: {type(exc).__name__}: {exc}"
-            log.error("keeping version %s: %s", current.version if current else None, self.last_reload_error)
-            return False
+        with self._reloading:  # the watcher and /admin/reload never load the same version twice at once
+            version = champion_version(self.settings, self.dataset)
+            current = self.model
+            if current is not None and current.version == version:
+                self.last_reload_error = None
+                return False
+            try:
+                handle = load_version(self.settings, self.dataset, version)
+            except Exception as exc:  # a broken version must not take the service down
+                self.last_reload_error = f"cannot load version {version}: {type(exc).__name__}: {exc}"
+                MODEL_RELOADS.labels(outcome="failed").inc()
+                log.error("keeping version %s: %s", current.version if current else None, self.last_reload_error)
+                return False
+            self.serve(handle)
+            MODEL_RELOADS.labels(outcome="swapped").inc()
+            log.info("now serving %s version %s (was %s)", handle.name, version, current.version if current else None)
+            return True
+
+    def serve(self, handle: ModelHandle) -> None:
+        """Swap in a loaded, warmed model (one assignment) and tell Prometheus which version serves."""
+        previous = self.model
         self.model = handle
         self.last_reload_error = None
-        log.info("now serving %s version %s (was %s)", handle.name, version, current.version if current else None)
-        return True
+        if previous is not None and previous.version != handle.version:
+            MODEL_INFO.labels(model=previous.name, version=previous.version).set(0)
+        MODEL_INFO.labels(model=handle.name, version=handle.version).set(1)
 
     def check(self) -> str | None:
         """Why the service cannot answer now (None when it can): not loaded, or store unreachable."""

@@ -27,6 +27,8 @@ class Forecast(BaseModel):
     model_name: str
     model_version: str
     feature_event_time: datetime = Field(description="Event time of the features the forecast used.")
+    feature_age_seconds: float = Field(description="Seconds between that event time and the answer.")
+    stale: bool = Field(description="True when the features are older than the feature view's TTL.")
     forecast: list[ForecastPoint]
 
 
@@ -50,3 +52,9 @@ class ModelInfo(BaseModel):
     version: str
     loaded_at: datetime = Field(description="When this version was loaded and warmed.")
     tags: dict[str, str] = Field(description="The version's registry tags, as read when it was loaded.")
+
+
+class ReloadResult(BaseModel):
+    swapped: bool = Field(description="True when a new version was loaded and swapped in.")
+    version: str
+    loaded_at: datetime

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "dataset": dataset.name,
         "logical_date": logical_date.isoformat(),
-        "drift_window": str(promotion.drift_window),
+        "drift_window_hours": promotion.drift_window.total_seconds() / 3600,
         "max_drift_share": promotion.max_drift_share,
         "configured_threshold": promotion.drift_threshold,
         "blocked_share": {e: {str(t): v for t, v in r.items()} for e, r in rates.items()},

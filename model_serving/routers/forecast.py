@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
 from model_serving.dependencies import get_ready_runtime
-from model_serving.metrics import ERRORS
+from model_serving.metrics import (
+    ERRORS,
+    FEATURE_AGE,
+    MISSING_FEATURES,
+    PREDICTION_VALUES,
+    STALE_FEATURES,
+)
 from model_serving.runtime import ServingRuntime, StoreUnavailableError, UnknownEntityError
 from model_serving.schemas import (
     BatchForecast,
@@ -38,21 +45,51 @@ def _forecast(runtime: ServingRuntime, entity_ids: list[str]) -> list[Forecast]:
     except StoreUnavailableError as exc:
         ERRORS.labels(reason="store_unavailable").inc()
         raise HTTPException(status_code=503, detail=str(exc)) from None
+    ages = _judge_freshness(runtime, entity_ids, rows.event_times)
+    for feature, count in rows.features.isna().sum().items():
+        if count:
+            MISSING_FEATURES.labels(feature=str(feature)).inc(int(count))
     predictions = model.predict(rows.features).to_numpy()
-    step = runtime.step()
+    for value in predictions.ravel():
+        PREDICTION_VALUES.observe(float(value))
+    step, ttl = runtime.step(), runtime.dataset.feature_engineering.ttl.total_seconds()
     return [
         Forecast(
             entity_id=entity,
             model_name=model.name,
             model_version=model.version,
             feature_event_time=event_time,
+            feature_age_seconds=age,
+            stale=age > ttl,
             forecast=[
                 ForecastPoint(timestamp=event_time + (h + 1) * step, value=float(value))
                 for h, value in enumerate(values)
             ],
         )
-        for entity, event_time, values in zip(entity_ids, rows.event_times, predictions, strict=True)
+        for entity, event_time, age, values in zip(entity_ids, rows.event_times, ages, predictions, strict=True)
     ]
+
+
+def _judge_freshness(runtime: ServingRuntime, entity_ids: list[str], event_times: list[datetime]) -> list[float]:
+    """Ages of the features in seconds; stale ones (older than the feature view's TTL, which Feast
+    does not enforce on online reads) are counted and, under the ``refuse`` policy, answered with 503."""
+    now = datetime.now(UTC)
+    ages = [(now - t).total_seconds() for t in event_times]
+    ttl = runtime.dataset.feature_engineering.ttl.total_seconds()
+    stale = [e for e, age in zip(entity_ids, ages, strict=True) if age > ttl]
+    for age in ages:
+        FEATURE_AGE.observe(age)
+    if stale:
+        refuse = runtime.settings.stale_features == "refuse"
+        STALE_FEATURES.labels(action="refused" if refuse else "served").inc(len(stale))
+        if refuse:
+            ERRORS.labels(reason="stale_features").inc()
+            raise HTTPException(
+                status_code=503,
+                detail=f"stale features for {', '.join(stale)}: older than the feature view's TTL "
+                f"({runtime.dataset.feature_engineering.ttl}); the online store needs a materialization",
+            )
+    return ages
 
 
 @router.post("/forecast", response_model=Forecast, responses=ERROR_RESPONSES)

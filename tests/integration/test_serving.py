@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
@@ -72,7 +73,7 @@ def test_batch_answers_each_entity_like_the_single_route(client: TestClient) -> 
     batch = client.post("/v1/forecast/batch", json={"entity_ids": ["site_0", "site_1"]}).json()["forecasts"]
     assert [f["entity_id"] for f in batch] == ["site_0", "site_1"]
     single = client.post("/v1/forecast", json={"entity_id": "site_1"}).json()
-    assert batch[1] == single
+    assert without_age(batch[1]) == without_age(single)
 
 
 def test_unknown_entity_is_404_json(client: TestClient) -> None:
@@ -202,3 +203,124 @@ def wait_for_version(app_client: TestClient, version: str, timeout: float = 30.0
             assert body["version"] == version, f"still serving {body['version']} after {timeout}s"
             return body
         time.sleep(0.1)
+
+
+def without_age(forecast: dict[str, Any]) -> dict[str, Any]:
+    """A forecast body without the features' age, which grows between two requests."""
+    return {k: v for k, v in forecast.items() if k != "feature_age_seconds"}
+
+
+def test_features_older_than_the_ttl_are_flagged_or_refused(trained: tuple[Settings, DatasetConfig]) -> None:
+    settings, dataset = trained
+    ttl = dataset.feature_engineering.ttl.total_seconds()
+    with TestClient(create_app(settings.model_copy(update={"model_poll_seconds": 0}))) as serving:
+        body = serving.post("/v1/forecast", json={"entity_id": "site_0"}).json()
+        newest = datetime.fromisoformat(body["feature_event_time"])
+        assert body["feature_age_seconds"] == pytest.approx(
+            (datetime.now(newest.tzinfo) - newest).total_seconds(), abs=60
+        )
+        assert body["feature_age_seconds"] > ttl  # the synthetic data ends in 2024
+        assert body["stale"] is True
+        assert 'forecast_stale_features_total{action="served"}' in serving.get("/metrics").text
+    refusing = settings.model_copy(update={"model_poll_seconds": 0, "stale_features": "refuse"})
+    with TestClient(create_app(refusing)) as serving:
+        response = serving.post("/v1/forecast", json={"entity_id": "site_0"})
+        assert response.status_code == 503
+        assert response.json()["detail"].startswith("stale features for site_0: older than the feature view's TTL")
+        assert 'forecast_stale_features_total{action="refused"}' in serving.get("/metrics").text
+
+
+def test_metrics_tell_the_version_predictions_and_feature_age(client: TestClient) -> None:
+    client.post("/v1/forecast", json={"entity_id": "site_0"})
+    text = client.get("/metrics").text
+    assert 'forecast_model_info{model="synthetic_forecaster",version="1"} 1.0' in text
+    assert "forecast_prediction_value_count" in text
+    assert "forecast_feature_age_seconds_count" in text
+
+
+def test_bodies_over_the_limit_are_413_json(trained: tuple[Settings, DatasetConfig]) -> None:
+    settings = trained[0].model_copy(update={"model_poll_seconds": 0, "max_request_bytes": 1024})
+    with TestClient(create_app(settings)) as serving:
+        big = {"entity_id": "x" * 2000}
+        declared = serving.post("/v1/forecast", json=big)
+        assert declared.status_code == 413
+        assert declared.json() == {"detail": "request body larger than 1024 bytes"}
+        chunks = (b'{"entity_ids": [' + b'"site_0",' * 100 for _ in range(3))  # chunked: no Content-Length
+        streamed = serving.post("/v1/forecast/batch", content=chunks, headers={"content-type": "application/json"})
+        assert streamed.status_code == 413
+        assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).status_code == 200
+
+
+def test_admin_reload_needs_the_token_and_keeps_serving_when_a_version_is_broken(
+    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
+) -> None:
+    settings, dataset = own_registry
+    name = settings.model_name(dataset.name)
+    registry = registry_client(settings)
+    with TestClient(create_app(settings)) as serving:
+        assert serving.post("/admin/reload").status_code == 404  # no token configured: no admin routes
+    guarded = settings.model_copy(update={"admin_token": SecretStr("s3cret-token")})
+    with TestClient(create_app(guarded)) as serving:
+        assert serving.post("/admin/reload").status_code == 401
+        assert serving.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        auth = {"Authorization": "Bearer s3cret-token"}
+        unchanged = serving.post("/admin/reload", headers=auth)
+        assert unchanged.status_code == 200, unchanged.text
+        assert unchanged.json()["swapped"] is False
+        assert unchanged.json()["version"] == "1"
+
+        empty = tmp_path / "not_a_model"
+        empty.mkdir()
+        broken = str(registry.create_model_version(name, str(empty)).version)
+        registry.set_registered_model_alias(name, CHAMPION, broken)
+        failed = serving.post("/admin/reload", headers=auth)
+        assert failed.status_code == 500
+        assert failed.json()["detail"].endswith("still serving version 1")
+        assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).json()["model_version"] == "1"
+        assert 'forecast_model_reloads_total{outcome="failed"}' in serving.get("/metrics").text
+
+        source = registry.get_model_version(name, "1")
+        good = str(registry.create_model_version(name, source.source, run_id=source.run_id).version)
+        registry.set_registered_model_alias(name, CHAMPION, good)
+        swapped = serving.post("/admin/reload", headers=auth).json()
+        assert swapped["swapped"] is True
+        assert swapped["version"] == good
+        assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).json()["model_version"] == good
+
+
+def test_an_unreachable_registry_at_startup_means_not_ready_then_retried_until_it_answers(
+    own_registry: tuple[Settings, DatasetConfig],
+) -> None:
+    """No MLflow server yet: the service starts, is live but not ready, and keeps retrying with
+    backoff; once a real ``mlflow server`` answers on that address it becomes ready by itself."""
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port, wait_for_port
+
+    settings, _ = own_registry
+    port = free_port()
+    remote = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{port}", "model_poll_seconds": 0})
+    with TestClient(create_app(remote)) as serving:
+        assert serving.get("/health/live").status_code == 200
+        ready = serving.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["ready"] is False
+        assert "Connection" in ready.json()["reason"] or "connect" in ready.json()["reason"]
+        assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).status_code == 503
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", settings.tracking_uri, "--workers", "1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for_port(port, server, timeout=120)
+            deadline = time.monotonic() + 90
+            while serving.get("/health/ready").status_code != 200:
+                assert time.monotonic() < deadline, "still not ready 90 s after the registry came up"
+                time.sleep(0.5)
+            assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).json()["model_version"] == "1"
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

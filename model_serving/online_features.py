@@ -1,0 +1,208 @@
+"""Reading the FeatureService's online features for a batch of entities, in one round trip.
+
+Two readers give the same rows (a test holds them equal):
+
+* :class:`FeastReader` calls Feast's ``get_online_features``: any online store, but Feast builds
+  protos, response objects and a dict of lists per call.
+* :class:`RedisReader` reads the very hashes Feast materialized into Redis, with the keys computed
+  by Feast's own Redis store code, in one pipelined ``HMGET`` per entity: the serving hot path in
+  the compose and k8s profiles. It owns a connection pool with timeouts, password and TLS.
+
+Both report each entity's event time; the caller judges freshness (Feast does not apply the feature
+view's TTL on online reads).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from configs.dataset import DatasetConfig
+from configs.settings import OnlineStoreKind, Settings
+from model_serving.metrics import FEATURE_FETCH_LATENCY
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+
+class UnknownEntityError(KeyError):
+    """The online store holds no features for these entities."""
+
+
+class StoreUnavailableError(RuntimeError):
+    """The online store could not be read."""
+
+
+@dataclass(frozen=True)
+class OnlineRows:
+    features: pd.DataFrame  # one row per requested entity, columns = model features (NaN: missing)
+    event_times: list[datetime]
+
+
+class FeatureReader(Protocol):
+    def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows: ...
+
+    def probe(self) -> None: ...
+
+
+def _rows(entity_ids: list[str], columns: list[str], values: dict[str, list[Any]], stamps: list[float]) -> OnlineRows:
+    missing = [e for e, ts in zip(entity_ids, stamps, strict=True) if ts <= 0]
+    if missing:
+        raise UnknownEntityError(missing)
+    frame = pd.DataFrame({c: values[c] for c in columns}, dtype="float64")
+    return OnlineRows(features=frame, event_times=[datetime.fromtimestamp(ts, tz=UTC) for ts in stamps])
+
+
+class FeastReader:
+    """Feast's ``get_online_features`` over the FeatureService (any online store)."""
+
+    def __init__(self, settings: Settings, dataset: DatasetConfig, store: FeatureStore):
+        from feature_store.repo import feature_service_name
+
+        self.dataset = dataset
+        self.store = store
+        self.service = store.get_feature_service(feature_service_name(dataset))
+
+    def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows:
+        key = self.dataset.entity_column
+        started = time.perf_counter()
+        try:
+            response = self.store.get_online_features(
+                features=self.service, entity_rows=[{key: e} for e in entity_ids]
+            ).to_dict(include_event_timestamps=True)
+        except Exception as exc:  # any store/client failure is an unavailable store to callers
+            raise StoreUnavailableError(f"online store read failed: {exc}") from exc
+        finally:
+            FEATURE_FETCH_LATENCY.observe(time.perf_counter() - started)
+        stamps = pd.DataFrame({c: response[f"{c}__ts"] for c in columns}).max(axis=1)
+        return _rows(entity_ids, columns, response, [float(ts) for ts in stamps])
+
+    def probe(self) -> None:
+        """One real round trip to the online store; raises StoreUnavailableError if it fails."""
+        try:
+            self.store.get_online_features(
+                features=self.service, entity_rows=[{self.dataset.entity_column: "__readiness_probe__"}]
+            )
+        except Exception as exc:  # any store/client failure means the store is not usable
+            raise StoreUnavailableError(f"online store unreachable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _View:
+    name: str  # as stored in Redis (versioned when Feast versions views)
+    fields: list[str]  # feature names, then Feast's "_ts:<view>" field
+    hash_keys: list[Any]  # the hash fields of those, as Feast writes them
+
+
+class RedisReader:
+    """The FeatureService's features straight from Redis: one pipelined HMGET per entity and view."""
+
+    def __init__(self, settings: Settings, dataset: DatasetConfig, store: FeatureStore):
+        import redis
+        from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+
+        from feature_store.repo import feature_service_name
+
+        self.dataset = dataset
+        self.config = store.config
+        self.feast_redis = RedisOnlineStore()
+        service = store.get_feature_service(feature_service_name(dataset))
+        self.views: list[_View] = []
+        for projection in service.feature_view_projections:
+            view = store.get_feature_view(projection.name)
+            name = _versioned_fv_name(view, store.config)
+            fields, hash_keys = self.feast_redis._generate_hset_keys_for_features(
+                view, [f.name for f in projection.features], fv_name_override=name
+            )
+            self.views.append(_View(name, list(fields), list(hash_keys)))
+        pool_class = redis.BlockingConnectionPool
+        connection: dict[str, Any] = {
+            "host": settings.redis_host,
+            "port": settings.redis_port,
+            "password": settings.redis_password.get_secret_value() if settings.redis_password else None,
+            "socket_timeout": settings.redis_timeout_seconds,
+            "socket_connect_timeout": settings.redis_timeout_seconds,
+            "max_connections": settings.redis_max_connections,
+            "timeout": settings.redis_timeout_seconds,  # waiting for a free pooled connection
+            "health_check_interval": 30,
+        }
+        if settings.redis_ssl:
+            connection["connection_class"] = redis.SSLConnection
+        self.client = redis.Redis(connection_pool=pool_class(**connection))
+        self.errors = (redis.exceptions.RedisError, OSError)
+        from feast.protos.feast.types.Value_pb2 import Value
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        self._value, self._timestamp = Value, Timestamp
+
+    def _keys(self, entity_ids: list[str]) -> list[bytes]:
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+        from feast.protos.feast.types.Value_pb2 import Value
+
+        protos = [
+            EntityKey(join_keys=[self.dataset.entity_column], entity_values=[Value(string_val=e)]) for e in entity_ids
+        ]
+        return list(self.feast_redis._generate_redis_keys_for_entities(self.config, protos))
+
+    def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows:
+        started = time.perf_counter()
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in self._keys(entity_ids):
+                for view in self.views:
+                    pipe.hmget(key, view.hash_keys)  # type: ignore[arg-type]  # redis-py takes bytes keys
+            replies = pipe.execute()
+        except self.errors as exc:
+            raise StoreUnavailableError(f"online store read failed: {exc}") from exc
+        finally:
+            FEATURE_FETCH_LATENCY.observe(time.perf_counter() - started)
+        values: dict[str, list[Any]] = {c: [] for c in columns}
+        stamps: list[float] = []
+        for index in range(len(entity_ids)):
+            row: dict[str, Any] = {}
+            newest = 0.0
+            for offset, view in enumerate(self.views):
+                reply = replies[index * len(self.views) + offset]
+                *encoded, stamp = reply  # Feast's "_ts:<view>" field comes last
+                if stamp:
+                    ts = self._timestamp.FromString(stamp)
+                    newest = max(newest, ts.seconds + ts.nanos / 1e9)
+                for name, raw in zip(view.fields, encoded, strict=False):
+                    row[name] = _scalar(self._value.FromString(raw)) if raw else None
+            for column in columns:
+                value = row.get(column)
+                values[column].append(math.nan if value is None else value)
+            stamps.append(newest)
+        return _rows(entity_ids, columns, values, stamps)
+
+    def probe(self) -> None:
+        try:
+            self.client.ping()
+        except self.errors as exc:
+            raise StoreUnavailableError(f"online store unreachable: {exc}") from exc
+
+
+def _scalar(value: Any) -> Any:
+    """The number a Feast ``Value`` proto holds (the features are scalars); None when unset."""
+    kind = value.WhichOneof("val")
+    return None if kind is None or kind == "null_val" else getattr(value, kind)
+
+
+def open_reader(settings: Settings, dataset: DatasetConfig) -> FeatureReader:
+    """The configured read path (``online_read_path``); Redis reads need the Redis online store."""
+    from feature_store.repo import get_store
+
+    store = get_store(settings)
+    path = settings.online_read_path
+    if path == "auto":
+        path = "redis" if settings.online_store is OnlineStoreKind.REDIS else "feast"
+    if path == "redis":
+        if settings.online_store is not OnlineStoreKind.REDIS:
+            raise ValueError("online_read_path=redis needs online_store=redis")
+        return RedisReader(settings, dataset, store)
+    return FeastReader(settings, dataset, store)
