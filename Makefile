@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast test-gpu bench-accuracy bench-training lint format serve airflow mlflow-ui clean
+.PHONY: help setup demo test test-fast test-gpu bench-accuracy bench-training bench-serving lint format serve airflow mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.
 
 bench-training: setup  ## fit time per family and tuning time with/without pruning -> reports/training_speed.{json,md}
 	MLOPS_HOME=$(abspath .mlops)/bench $(BIN)/python -m model_training.speed --out reports
+
+bench-serving: setup  ## latency at fixed rates: our service vs feast serve vs mlflow models serve -> reports/serving.{json,md}
+	$(BIN)/python -m model_serving.benchmark --home $(abspath .mlops)/bench-serving --out reports
 
 lint: setup  ## ruff and mypy
 	$(BIN)/ruff check .

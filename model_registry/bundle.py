@@ -33,7 +33,7 @@ class ForecastBundle(PythonModel):
         self.forecaster = load(self.meta["family"], directory)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        forecast = self.forecaster.predict(model_input.astype("float64"))
+        forecast = self.forecaster.predict(model_input.astype("float64", copy=False))
         return pd.DataFrame(np.asarray(forecast), columns=step_columns(int(self.meta["horizon"])))
 
 

@@ -6,16 +6,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings, get_settings
-from model_serving.limits import BodySizeLimit
-from model_serving.metrics import MODEL_READY, REQUEST_LATENCY
+from model_serving.limits import BodySizeLimit, RequestLatency
+from model_serving.metrics import MODEL_READY
 from model_serving.routers import admin, forecast, health, metrics, model
 from model_serving.runtime import ServingRuntime
 
@@ -77,22 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
-    @app.middleware("http")
-    async def observe_latency(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            REQUEST_LATENCY.labels(route=path, method=request.method, status=str(status)).observe(
-                time.perf_counter() - started
-            )
-
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestLatency)  # outermost: a refused body is counted too
     app.include_router(health.router)
     app.include_router(forecast.router)
     app.include_router(model.router)

@@ -20,6 +20,7 @@ class Preprocessor:
 
     columns: list[str]
     medians: dict[str, float] = field(default_factory=dict)
+    _median_vector: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def fit(self, frame: pd.DataFrame) -> Preprocessor:
         missing = [c for c in self.columns if c not in frame.columns]
@@ -28,6 +29,7 @@ class Preprocessor:
         medians = frame[self.columns].astype("float64").median()
         # A column with no value at all in training gets 0: it carries no information either way.
         self.medians = {c: (0.0 if math.isnan(v) else float(v)) for c, v in medians.items()}
+        self._median_vector = None
         return self
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -36,8 +38,18 @@ class Preprocessor:
         missing = [c for c in self.columns if c not in frame.columns]
         if missing:
             raise KeyError(f"input lacks feature columns: {missing}")
-        values = frame[self.columns].astype("float64").fillna(self.medians)
-        return values.to_numpy(dtype=np.float64)
+        # numpy, not DataFrame.fillna: the same values in a fraction of the time (serving calls this per request)
+        values = frame[self.columns].to_numpy(dtype=np.float64, na_value=np.nan)
+        rows, cols = np.nonzero(np.isnan(values))
+        if len(rows):
+            values[rows, cols] = self.median_vector()[cols]
+        return values
+
+    def median_vector(self) -> np.ndarray:
+        """The medians in column order (cached: the fitted medians do not change)."""
+        if self._median_vector is None:
+            self._median_vector = np.array([self.medians[c] for c in self.columns], dtype=np.float64)
+        return self._median_vector
 
     def to_dict(self) -> dict[str, Any]:
         return {"columns": self.columns, "medians": self.medians}

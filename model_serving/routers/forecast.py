@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 
 from model_serving.dependencies import get_ready_runtime
@@ -46,12 +47,12 @@ def _forecast(runtime: ServingRuntime, entity_ids: list[str]) -> list[Forecast]:
         ERRORS.labels(reason="store_unavailable").inc()
         raise HTTPException(status_code=503, detail=str(exc)) from None
     ages = _judge_freshness(runtime, entity_ids, rows.event_times)
-    for feature, count in rows.features.isna().sum().items():
-        if count:
-            MISSING_FEATURES.labels(feature=str(feature)).inc(int(count))
+    missing = np.isnan(rows.features.to_numpy()).sum(axis=0)
+    for column in np.flatnonzero(missing):
+        MISSING_FEATURES.labels(feature=str(rows.features.columns[column])).inc(int(missing[column]))
     predictions = model.predict(rows.features).to_numpy()
-    for value in predictions.ravel():
-        PREDICTION_VALUES.observe(float(value))
+    for value in predictions.ravel().tolist():
+        PREDICTION_VALUES.observe(value)
     step, ttl = runtime.step(), runtime.dataset.feature_engineering.ttl.total_seconds()
     return [
         Forecast(
@@ -93,16 +94,19 @@ def _judge_freshness(runtime: ServingRuntime, entity_ids: list[str], event_times
 
 
 @router.post("/forecast", response_model=Forecast, responses=ERROR_RESPONSES)
-async def forecast(body: ForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]) -> Forecast:
-    return (await run_in_threadpool(_forecast, runtime, [body.entity_id]))[0]
+async def forecast(body: ForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]) -> Response:
+    # Serialized here, by pydantic: FastAPI would validate the model it was just built from again.
+    result = (await run_in_threadpool(_forecast, runtime, [body.entity_id]))[0]
+    return Response(result.model_dump_json(), media_type="application/json")
 
 
 @router.post("/forecast/batch", response_model=BatchForecast, responses={**ERROR_RESPONSES, 413: {"model": ErrorBody}})
 async def forecast_batch(
     body: BatchForecastRequest, runtime: Annotated[ServingRuntime, Depends(get_ready_runtime)]
-) -> BatchForecast:
+) -> Response:
     limit = runtime.settings.max_batch_entities
     if len(body.entity_ids) > limit:
         raise HTTPException(status_code=413, detail=f"at most {limit} entities per request")
     entity_ids = list(dict.fromkeys(body.entity_ids))
-    return BatchForecast(forecasts=await run_in_threadpool(_forecast, runtime, entity_ids))
+    result = BatchForecast(forecasts=await run_in_threadpool(_forecast, runtime, entity_ids))
+    return Response(result.model_dump_json(), media_type="application/json")

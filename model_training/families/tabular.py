@@ -77,8 +77,8 @@ class AnchoredTreeForecaster:
         return changes.reshape(len(features), -1) + self._anchor(features)
 
     def _anchor(self, features: pd.DataFrame) -> np.ndarray:
-        anchor = features[self.anchor].astype("float64").fillna(self.preprocessor.medians[self.anchor])
-        return anchor.to_numpy()[:, None]
+        anchor = features[self.anchor].to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.where(np.isnan(anchor), self.preprocessor.medians[self.anchor], anchor)[:, None]
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

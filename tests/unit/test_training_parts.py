@@ -82,3 +82,20 @@ def test_xgboost_beats_naive_on_learnable_data_and_round_trips(dataset: DatasetC
 
     restored = load("xgboost", tmp_path / "m")
     np.testing.assert_allclose(restored.predict(test[feature_names(dataset)]), predictions, rtol=1e-6)
+
+
+def test_the_preprocessor_fills_exactly_like_pandas_fillna() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from model_training.preprocessing import Preprocessor
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(rng.normal(size=(200, 6)), columns=list("abcdef"))
+    frame = frame.mask(rng.random(frame.shape) < 0.2)
+    frame["f"] = np.nan  # a column never seen: median 0
+    prep = Preprocessor(columns=["c", "a", "f", "b"]).fit(frame)
+    fresh = frame.sample(50, random_state=1).mask(rng.random((50, 6)) < 0.3)
+    expected = fresh[prep.columns].astype("float64").fillna(prep.medians).to_numpy()
+    np.testing.assert_array_equal(prep.transform(fresh), expected)
+    assert not np.isnan(prep.transform(fresh)).any()
