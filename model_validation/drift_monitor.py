@@ -26,6 +26,7 @@ from model_validation.drift import NOT_ENOUGH_DATA, DriftResult, drift_gate
 log = logging.getLogger(__name__)
 
 JOB = "drift_monitor"
+REASON_LIMIT = 500  # the retraining form's reason field takes at most this many characters
 DRIFTED, STEADY, UNKNOWN = "drifted", "steady", "unknown"
 
 
@@ -141,7 +142,7 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
         trigger_reason = (
             f"drift monitor: drift share above {result.max_drift_share:.2f} in {streak} consecutive daily checks "
             f"up to {check_date} (champion v{version}; {entities})"
-        )
+        )[:REASON_LIMIT]
 
     run_id = _record(settings, dataset, check_date, data_date, version, result, state, streak)
     outcome = MonitorOutcome(
