@@ -513,6 +513,37 @@ def markdown(rows: list[dict[str, Any]], seconds: float, version: str, model: st
     return "\n".join(lines) + "\n"
 
 
+def compare_read_paths(
+    settings: Settings, dataset: DatasetConfig, entity: str, calls: int = 500
+) -> list[dict[str, Any]]:
+    """In-process latency of the two online read paths over the same Redis data: the evidence for
+    serving through the direct read (both return the same rows; a test holds them equal)."""
+    from feature_store.features import feature_names
+    from feature_store.repo import get_store
+    from model_serving.online_features import FeastReader, FeatureReader, RedisReader
+
+    store = get_store(settings)
+    columns = feature_names(dataset)
+    readers: dict[str, FeatureReader] = {
+        "feast get_online_features": FeastReader(settings, dataset, store),
+        "direct redis read": RedisReader(settings, dataset, store),
+    }
+    rows = []
+    for name, reader in readers.items():
+        for batch in ([entity], [entity] * 100):
+            for _ in range(50):
+                reader.read(batch, columns)
+            times = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                reader.read(batch, columns)
+                times.append((time.perf_counter() - started) * 1000)
+            times.sort()
+            p50, p99 = times[len(times) // 2], times[int(len(times) * 0.99)]
+            rows.append({"read_path": name, "entities": len(batch), "calls": calls, "p50_ms": p50, "p99_ms": p99})
+    return rows
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -541,6 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_argv += ["--appendonly", "no", "--requirepass", REDIS_PASSWORD]
     with running("redis", redis_argv, port_open(redis_port), logs):
         version = prepare(settings, dataset, args.logical_date, args.retrain)
+        reads = compare_read_paths(settings, dataset, args.entity)
         rows = ours(settings, 1, RATES, args.seconds, args.entity, logs)
         rows += feast_serve(settings, dataset, RATES, args.seconds, args.entity, logs)
         rows += mlflow_serve(settings, dataset, version, RATES, args.seconds, args.entity, logs)
@@ -548,7 +580,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.out / "serving_reads.json").write_text(json.dumps(reads, indent=2) + "\n")
     report = markdown(rows, args.seconds, version, settings.model_name(dataset.name), args.entity)
+    report += "\n## Online read paths (in-process, same Redis data)\n\n"
+    report += "| read path | entities | p50 ms | p99 ms |\n|---|---:|---:|---:|\n"
+    report += "".join(
+        f"| {r['read_path']} | {r['entities']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} |\n" for r in reads
+    )
     (args.out / "serving.md").write_text(report)
     print(report)
     return 0
