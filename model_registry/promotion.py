@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from configs.settings import Settings
-from model_registry.registry import champion_version, load_and_warm
+from model_registry.registry import alias_version, champion_version, load_and_warm
 from model_registry.tracking import CHAMPION, PREVIOUS, client
 
 log = logging.getLogger(__name__)
@@ -106,16 +106,7 @@ def registry_lock(settings: Settings, model_name: str) -> Iterator[None]:
 
 
 def previous_version(settings: Settings, model_name: str) -> str | None:
-    return _alias(settings, model_name, PREVIOUS)
-
-
-def _alias(settings: Settings, model_name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client(settings).get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
+    return alias_version(settings, model_name, PREVIOUS)
 
 
 def promote_version(
@@ -169,13 +160,13 @@ def rollback(settings: Settings, model_name: str, reason: str, to_version: str |
         current = champion_version(settings, model_name)
         if current is None:
             raise RollbackError(f"{model_name} has no champion to roll back")
-        target = str(to_version) if to_version else _alias(settings, model_name, PREVIOUS)
+        target = str(to_version) if to_version else previous_version(settings, model_name)
         if target is None:
             raise RollbackError(f"{model_name} has no previous champion to roll back to (champion is v{current})")
         if target == current:
             if to_version:  # asked for exactly this: a retried rollback finds its work done
                 log.info("%s v%s is already champion", model_name, target)
-                return AliasMove(model_name, target, None, _alias(settings, model_name, PREVIOUS), reason)
+                return AliasMove(model_name, target, None, previous_version(settings, model_name), reason)
             raise RollbackError(f"{model_name} v{target} is already the champion")
         load_and_warm(f"models:/{model_name}/{target}")
         before = mlflow_client.get_model_version(model_name, target).tags.get(PREVIOUS_CHAMPION_TAG) or None

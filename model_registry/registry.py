@@ -163,13 +163,18 @@ def load_and_warm(model_uri: str) -> None:
         raise RuntimeError(f"{model_uri} does not produce finite forecasts for its input example")
 
 
-def champion_version(settings: Settings, model_name: str) -> str | None:
+def alias_version(settings: Settings, model_name: str, alias: str) -> str | None:
+    """The version an alias names, or None when it names none."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(client(settings).get_model_version_by_alias(model_name, CHAMPION).version)
+        return str(client(settings).get_model_version_by_alias(model_name, alias).version)
     except MlflowException:
         return None
+
+
+def champion_version(settings: Settings, model_name: str) -> str | None:
+    return alias_version(settings, model_name, CHAMPION)
 
 
 def register_run_of(

@@ -135,18 +135,15 @@ class RedisReader:
             connection["connection_class"] = redis.SSLConnection
         self.client = redis.Redis(connection_pool=pool_class(**connection))
         self.errors = (redis.exceptions.RedisError, OSError)
+        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
         from google.protobuf.timestamp_pb2 import Timestamp
 
-        self._value, self._timestamp = Value, Timestamp
+        self._entity_key, self._value, self._timestamp = EntityKey, Value, Timestamp
 
     def _keys(self, entity_ids: list[str]) -> list[bytes]:
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-        from feast.protos.feast.types.Value_pb2 import Value
-
-        protos = [
-            EntityKey(join_keys=[self.dataset.entity_column], entity_values=[Value(string_val=e)]) for e in entity_ids
-        ]
+        key = self.dataset.entity_column
+        protos = [self._entity_key(join_keys=[key], entity_values=[self._value(string_val=e)]) for e in entity_ids]
         return list(self.feast_redis._generate_redis_keys_for_entities(self.config, protos))
 
     def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows:

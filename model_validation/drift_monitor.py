@@ -88,14 +88,14 @@ def _history(settings: Settings, dataset: DatasetConfig) -> list[Any]:
     )
 
 
-def history(settings: Settings, dataset: DatasetConfig) -> list[CheckRecord]:
+def records(runs: list[Any]) -> list[CheckRecord]:
     return [
         CheckRecord(
             check_date=run.data.tags["check_date"],
             state=run.data.tags.get("state", UNKNOWN),
             triggered=run.data.tags.get("triggered_retraining") == "true",
         )
-        for run in _history(settings, dataset)
+        for run in runs
         if "check_date" in run.data.tags
     ]
 
@@ -130,7 +130,8 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
     result = drift_gate(settings, dataset, data_date, reference, out_dir)
     state = state_of(result)
 
-    previous = [r for r in history(settings, dataset) if r.check_date != check_date.isoformat()]
+    runs = _history(settings, dataset)
+    previous = [r for r in records(runs) if r.check_date != check_date.isoformat()]
     streak = consecutive_drifted([*previous, CheckRecord(check_date.isoformat(), state, False)])
     required = dataset.promotion.drift_consecutive_checks
     trigger = streak >= required
@@ -144,7 +145,8 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
             f"up to {check_date} (champion v{version}; {entities})"
         )[:REASON_LIMIT]
 
-    run_id = _record(settings, dataset, check_date, data_date, version, result, state, streak)
+    same_day = [r.info.run_id for r in runs if r.data.tags.get("check_date") == check_date.isoformat()]
+    run_id = _record(dataset, check_date, data_date, version, result, state, streak, next(iter(same_day), None))
     outcome = MonitorOutcome(
         check_date=check_date.isoformat(),
         data_date=data_date.isoformat(),
@@ -170,7 +172,6 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
 
 
 def _record(
-    settings: Settings,
     dataset: DatasetConfig,
     check_date: date,
     data_date: date,
@@ -178,12 +179,11 @@ def _record(
     result: DriftResult,
     state: str,
     streak: int,
+    run_id: str | None,
 ) -> str:
-    """The check's MLflow run (the same run when the date is checked again)."""
+    """The check's MLflow run (``run_id``: the same date's run, when it is checked again)."""
     import mlflow
 
-    existing = [r for r in _history(settings, dataset) if r.data.tags.get("check_date") == check_date.isoformat()]
-    run_id = existing[0].info.run_id if existing else None
     with mlflow.start_run(run_id=run_id, run_name=f"drift-check-{dataset.name}-{check_date}") as run:
         mlflow.set_tags(
             {

@@ -172,9 +172,7 @@ def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
     settings, dataset = own_registry
     name = settings.model_name(dataset.name)
     registry = registry_client(settings)
-    empty = tmp_path / "not_a_model"
-    empty.mkdir()
-    broken = str(registry.create_model_version(name, str(empty)).version)
+    broken = register_broken_version(registry, name, tmp_path)
     with TestClient(create_app(settings)) as app_client:
         runtime = app_client.app.state.runtime  # type: ignore[attr-defined]
         assert runtime.refresh_model() is False  # champion unchanged: nothing to do
@@ -192,6 +190,13 @@ def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
         registry.set_registered_model_alias(name, CHAMPION, "1")
         assert runtime.refresh_model() is False
         assert runtime.last_reload_error is None
+
+
+def register_broken_version(registry: Any, name: str, tmp_path: Path) -> str:
+    """A registry version whose source is an empty folder: it exists, but cannot load."""
+    empty = tmp_path / "not_a_model"
+    empty.mkdir()
+    return str(registry.create_model_version(name, str(empty)).version)
 
 
 def wait_for_version(app_client: TestClient, version: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -269,9 +274,7 @@ def test_admin_reload_needs_the_token_and_keeps_serving_when_a_version_is_broken
         assert unchanged.json()["swapped"] is False
         assert unchanged.json()["version"] == "1"
 
-        empty = tmp_path / "not_a_model"
-        empty.mkdir()
-        broken = str(registry.create_model_version(name, str(empty)).version)
+        broken = register_broken_version(registry, name, tmp_path)
         registry.set_registered_model_alias(name, CHAMPION, broken)
         failed = serving.post("/admin/reload", headers=auth)
         assert failed.status_code == 500
