@@ -138,7 +138,26 @@ class Settings(BaseSettings):
     # Serving.
     serving_host: str = "127.0.0.1"
     serving_port: int = 8000
-    max_batch_entities: int = 100
+    max_batch_entities: int = Field(
+        default=100,
+        ge=1,
+        description="Entities per /v1/forecast/batch request, and per batch of concurrent requests computed together.",
+    )
+    inference_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Threads per worker for the model libraries (OMP_NUM_THREADS); None: the CPUs divided "
+        "among the workers.",
+    )
+    serving_metrics_dir: Path | None = Field(
+        default=None,
+        description="With several workers: the directory their Prometheus values share (emptied at start); "
+        "None: a temporary one.",
+    )
+    serving_access_log: bool = Field(
+        default=False,
+        description="uvicorn's line per request; off by default: the latency histogram counts every request.",
+    )
     model_poll_seconds: float = Field(
         default=30.0,
         ge=0,

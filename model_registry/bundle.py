@@ -33,8 +33,11 @@ class ForecastBundle(PythonModel):
         self.forecaster = load(self.meta["family"], directory)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        forecast = self.forecaster.predict(model_input.astype("float64", copy=False))
-        return pd.DataFrame(np.asarray(forecast), columns=step_columns(int(self.meta["horizon"])))
+        return pd.DataFrame(self.predict_array(model_input), columns=step_columns(int(self.meta["horizon"])))
+
+    def predict_array(self, model_input: pd.DataFrame) -> np.ndarray:
+        """The forecasts as a (rows, H) float64 array: what the service needs, without a frame around it."""
+        return np.asarray(self.forecaster.predict(model_input.astype("float64", copy=False)), dtype=np.float64)
 
 
 def write_bundle_dir(directory: Path, forecaster: Any, meta: dict[str, Any]) -> Path:

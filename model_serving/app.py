@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -13,6 +14,8 @@ from fastapi.concurrency import run_in_threadpool
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings, get_settings
+from model_serving.batching import RequestBatcher
+from model_serving.forecasting import forecast_requests
 from model_serving.limits import BodySizeLimit, RequestLatency
 from model_serving.metrics import MODEL_READY
 from model_serving.routers import admin, forecast, health, metrics, model
@@ -59,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = ServingRuntime(settings=settings, dataset=dataset)
         app.state.runtime = runtime
+        batcher = RequestBatcher(functools.partial(forecast_requests, runtime), settings.max_batch_entities)
+        app.state.batcher = batcher
         await run_in_threadpool(runtime.load)
         MODEL_READY.set(1 if runtime.ready else 0)
         tasks = [] if runtime.ready else [asyncio.create_task(_load_until_ready(runtime))]
@@ -68,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        batcher.close()
 
     app = FastAPI(
         title="Forecast service",

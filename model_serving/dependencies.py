@@ -1,31 +1,50 @@
-"""Request dependencies: routes get the loaded runtime instead of reaching for globals."""
+"""Request dependencies: routes get the loaded runtime instead of reaching for globals.
+
+They are ``async`` although they never wait: FastAPI runs a plain ``def`` dependency on its thread
+pool, a thread hop per request that costs more than the check itself.
+"""
 
 from __future__ import annotations
 
 from fastapi import HTTPException, Request
 
+from model_serving.batching import RequestBatcher
 from model_serving.metrics import ERRORS
 from model_serving.runtime import ModelHandle, ServingRuntime
+from model_serving.schemas import Forecast
+
+ForecastBatcher = RequestBatcher[list[Forecast]]
 
 
-def get_runtime(request: Request) -> ServingRuntime:
+def _runtime(request: Request) -> ServingRuntime:
     runtime: ServingRuntime = request.app.state.runtime
     return runtime
 
 
-def get_ready_runtime(request: Request) -> ServingRuntime:
-    runtime = get_runtime(request)
+def _ready(request: Request) -> ServingRuntime:
+    runtime = _runtime(request)
     if not runtime.ready:
         ERRORS.labels(reason="not_ready").inc()
         raise HTTPException(status_code=503, detail=f"service not ready: {runtime.error or 'loading'}")
     return runtime
 
 
-def get_model(request: Request) -> ModelHandle:
+async def get_runtime(request: Request) -> ServingRuntime:
+    return _runtime(request)
+
+
+async def get_model(request: Request) -> ModelHandle:
     """The model serving now, taken once so a request never mixes two versions."""
-    runtime = get_runtime(request)
+    runtime = _runtime(request)
     model = runtime.model
     if model is None:
         ERRORS.labels(reason="not_ready").inc()
         raise HTTPException(status_code=503, detail=f"no model loaded: {runtime.error or 'loading'}")
     return model
+
+
+async def get_ready_batcher(request: Request) -> ForecastBatcher:
+    """The forecast batcher, once the service is ready (503 before)."""
+    _ready(request)
+    batcher: ForecastBatcher = request.app.state.batcher
+    return batcher

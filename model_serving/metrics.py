@@ -1,8 +1,18 @@
-"""Prometheus metrics of the service (exposed at ``/metrics``)."""
+"""Prometheus metrics of the service (exposed at ``/metrics``).
+
+With several uvicorn workers the values live in files under ``PROMETHEUS_MULTIPROC_DIR`` (set by
+``python -m model_serving`` before the workers start) and ``/metrics`` sums them over the workers.
+The gauges say how: ready only when every live worker is, a version served when any worker serves it.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from model_serving.metrics_mode import MULTIPROCESS_ENV
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -18,10 +28,20 @@ FEATURE_FETCH_LATENCY = Histogram(
 INFERENCE_LATENCY = Histogram(
     "forecast_inference_duration_seconds", "Model inference latency.", buckets=LATENCY_BUCKETS
 )
+BATCH_ENTITIES = Histogram(
+    "forecast_batch_entities",
+    "Entities per computed batch: concurrent requests are read and predicted together.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 ERRORS = Counter("forecast_errors_total", "Requests that failed, by reason.", ["reason"])
-MODEL_READY = Gauge("forecast_model_ready", "1 when a model and the feature store are loaded.")
+MODEL_READY = Gauge(
+    "forecast_model_ready", "1 when a model and the feature store are loaded.", multiprocess_mode="livemin"
+)
 MODEL_INFO = Gauge(
-    "forecast_model_info", "1 for the model version being served, 0 for versions served before.", ["model", "version"]
+    "forecast_model_info",
+    "1 for the model version being served, 0 for versions served before.",
+    ["model", "version"],
+    multiprocess_mode="livemax",
 )
 MODEL_RELOADS = Counter(
     "forecast_model_reloads_total", "Attempts to serve a new champion, by outcome (swapped, failed).", ["outcome"]
@@ -42,3 +62,13 @@ STALE_FEATURES = Counter(
 MISSING_FEATURES = Counter(
     "forecast_missing_features_total", "Feature values missing from the online store, by feature.", ["feature"]
 )
+
+
+def exposition(workers: int) -> bytes:
+    """The text ``/metrics`` answers: this process's registry, or every worker's files summed."""
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if workers > 1 and directory:
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry)
+    return generate_latest()

@@ -14,12 +14,12 @@ view's TTL on online reads).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from configs.dataset import DatasetConfig
@@ -33,6 +33,13 @@ if TYPE_CHECKING:
 class UnknownEntityError(KeyError):
     """The online store holds no features for these entities."""
 
+    def __init__(self, entity_ids: list[str]):
+        super().__init__(entity_ids)
+        self.entity_ids = entity_ids
+
+    def __str__(self) -> str:
+        return f"unknown entity: {', '.join(self.entity_ids)}"
+
 
 class StoreUnavailableError(RuntimeError):
     """The online store could not be read."""
@@ -40,8 +47,16 @@ class StoreUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class OnlineRows:
-    features: pd.DataFrame  # one row per requested entity, columns = model features (NaN: missing)
-    event_times: list[datetime]
+    """One row per requested entity, in request order; an entity the store does not hold has all
+    features NaN and no event time, so one unknown entity does not fail the others read with it."""
+
+    entity_ids: list[str]
+    features: pd.DataFrame  # columns = model features (NaN: missing)
+    event_times: list[datetime | None]  # None: the store holds nothing for this entity
+
+    @property
+    def unknown(self) -> list[str]:
+        return [e for e, t in zip(self.entity_ids, self.event_times, strict=True) if t is None]
 
 
 class FeatureReader(Protocol):
@@ -50,12 +65,11 @@ class FeatureReader(Protocol):
     def probe(self) -> None: ...
 
 
-def _rows(entity_ids: list[str], columns: list[str], values: dict[str, list[Any]], stamps: list[float]) -> OnlineRows:
-    missing = [e for e, ts in zip(entity_ids, stamps, strict=True) if ts <= 0]
-    if missing:
-        raise UnknownEntityError(missing)
-    frame = pd.DataFrame({c: values[c] for c in columns}, dtype="float64")
-    return OnlineRows(features=frame, event_times=[datetime.fromtimestamp(ts, tz=UTC) for ts in stamps])
+def _rows(entity_ids: list[str], columns: list[str], matrix: np.ndarray, stamps: list[float]) -> OnlineRows:
+    """``matrix``: one row per entity, one float64 column per feature (NaN: missing)."""
+    frame = pd.DataFrame(matrix, columns=columns, copy=False)
+    times = [datetime.fromtimestamp(ts, tz=UTC) if ts > 0 else None for ts in stamps]
+    return OnlineRows(entity_ids=list(entity_ids), features=frame, event_times=times)
 
 
 class FeastReader:
@@ -80,7 +94,8 @@ class FeastReader:
         finally:
             FEATURE_FETCH_LATENCY.observe(time.perf_counter() - started)
         stamps = pd.DataFrame({c: response[f"{c}__ts"] for c in columns}).max(axis=1)
-        return _rows(entity_ids, columns, response, [float(ts) for ts in stamps])
+        matrix = np.array([response[c] for c in columns], dtype=np.float64).T.reshape(len(entity_ids), len(columns))
+        return _rows(entity_ids, columns, matrix, [float(ts) for ts in stamps])
 
     def probe(self) -> None:
         """One real round trip to the online store; raises StoreUnavailableError if it fails."""
@@ -158,10 +173,10 @@ class RedisReader:
             raise StoreUnavailableError(f"online store read failed: {exc}") from exc
         finally:
             FEATURE_FETCH_LATENCY.observe(time.perf_counter() - started)
-        values: dict[str, list[Any]] = {c: [] for c in columns}
+        position = {name: i for i, name in enumerate(columns)}
+        matrix = np.full((len(entity_ids), len(columns)), np.nan)
         stamps: list[float] = []
         for index in range(len(entity_ids)):
-            row: dict[str, Any] = {}
             newest = 0.0
             for offset, view in enumerate(self.views):
                 reply = replies[index * len(self.views) + offset]
@@ -170,12 +185,13 @@ class RedisReader:
                     ts = self._timestamp.FromString(stamp)
                     newest = max(newest, ts.seconds + ts.nanos / 1e9)
                 for name, raw in zip(view.fields, encoded, strict=False):
-                    row[name] = _scalar(self._value.FromString(raw)) if raw else None
-            for column in columns:
-                value = row.get(column)
-                values[column].append(math.nan if value is None else value)
+                    column = position.get(name)
+                    if column is not None and raw:
+                        value = _scalar(self._value.FromString(raw))
+                        if value is not None:
+                            matrix[index, column] = value
             stamps.append(newest)
-        return _rows(entity_ids, columns, values, stamps)
+        return _rows(entity_ids, columns, matrix, stamps)
 
     def probe(self) -> None:
         try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from configs.dataset import DatasetConfig
@@ -39,28 +40,35 @@ class ModelHandle:
     horizon: int
     loaded_at: datetime
     tags: dict[str, str] = field(default_factory=dict)  # the version's registry tags at load time
-    predictor: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    predictor: Callable[[pd.DataFrame], np.ndarray] | None = None
 
-    def predict(self, features: pd.DataFrame) -> pd.DataFrame:
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """(rows, H) forecasts of the feature rows (columns: ``input_columns``, float64)."""
         started = time.perf_counter()
         try:
-            return (self.predictor or self.model.predict)(features)
+            if self.predictor is not None:
+                return self.predictor(features)
+            return np.asarray(self.model.predict(features), dtype=np.float64)
         finally:
             INFERENCE_LATENCY.observe(time.perf_counter() - started)
 
 
-def _direct_predictor(model: Any) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
-    """The bundle's own ``predict``, skipping the PyFunc's per-call input schema enforcement.
+def _direct_predictor(model: Any) -> Callable[[pd.DataFrame], np.ndarray] | None:
+    """The bundle's own array ``predict``, skipping the PyFunc's per-call input schema enforcement
+    and the output frame.
 
     The service builds every input frame itself, from the signature's columns in float64, so the
     check (milliseconds per call, more than the model) is done once at load instead: the warm-up
-    below goes through the full PyFunc path.
+    below goes through the full PyFunc path and must give the same numbers.
     """
     try:
         bundle = model.unwrap_python_model()
     except Exception:  # not a Python-model bundle: keep the generic path
         return None
-    return lambda features: bundle.predict(None, features)
+    predict_array = getattr(bundle, "predict_array", None)
+    if callable(predict_array):
+        return predict_array
+    return lambda features: np.asarray(bundle.predict(None, features), dtype=np.float64)  # bundles of older code
 
 
 def champion_version(settings: Settings, dataset: DatasetConfig) -> str:
@@ -87,7 +95,7 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
     checked = model.predict(example)
     predictor = _direct_predictor(model)
     if predictor is not None:
-        pd.testing.assert_frame_equal(predictor(example), checked, check_exact=True)
+        np.testing.assert_array_equal(predictor(example), checked.to_numpy(dtype=np.float64))
     log.info("loaded %s version %s", name, version)
     return ModelHandle(name, str(version), model, inputs, len(outputs), datetime.now(UTC), tags, predictor)
 

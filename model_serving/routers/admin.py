@@ -15,7 +15,7 @@ from model_serving.schemas import ErrorBody, ReloadResult
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
-def require_admin(
+async def require_admin(
     runtime: Annotated[ServingRuntime, Depends(get_runtime)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> ServingRuntime:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from model_serving.dependencies import get_runtime
+from model_serving.metrics import exposition
+from model_serving.runtime import ServingRuntime
 
 router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(runtime: Annotated[ServingRuntime, Depends(get_runtime)]) -> Response:
+    return Response(exposition(runtime.settings.serving_workers), media_type=CONTENT_TYPE_LATEST)

@@ -58,27 +58,28 @@ class AnchoredTreeForecaster:
     def _load_model(self, directory: Path) -> None:
         raise NotImplementedError
 
-    def _inputs(self, features: pd.DataFrame) -> np.ndarray:
+    def _inputs(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input matrix and the anchor column (the current target, median-filled)."""
         x = self.preprocessor.transform(features)
+        anchor = x[:, [self.preprocessor.columns.index(self.anchor)]].copy()
         if self.relative_levels and self._level_columns:
-            x[:, self._level_columns] -= self._anchor(features)
-        return x
+            x[:, self._level_columns] -= anchor
+        return x, anchor
 
     def fit(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None) -> Any:
         self.preprocessor.fit(features)
         held_out = None
         if validation is not None:
-            held_out = (self._inputs(validation[0]), validation[1] - self._anchor(validation[0]))
-        self._fit_changes(self._inputs(features), targets - self._anchor(features), held_out)
+            x_valid, anchor_valid = self._inputs(validation[0])
+            held_out = (x_valid, validation[1] - anchor_valid)
+        x, anchor = self._inputs(features)
+        self._fit_changes(x, targets - anchor, held_out)
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        changes = np.asarray(self._predict_changes(self._inputs(features)), dtype=np.float64)
-        return changes.reshape(len(features), -1) + self._anchor(features)
-
-    def _anchor(self, features: pd.DataFrame) -> np.ndarray:
-        anchor = features[self.anchor].to_numpy(dtype=np.float64, na_value=np.nan)
-        return np.where(np.isnan(anchor), self.preprocessor.medians[self.anchor], anchor)[:, None]
+        x, anchor = self._inputs(features)
+        changes = np.asarray(self._predict_changes(x), dtype=np.float64)
+        return changes.reshape(len(features), -1) + anchor
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,37 @@ def test_batch_answers_each_entity_like_the_single_route(client: TestClient) -> 
     assert without_age(batch[1]) == without_age(single)
 
 
+def batch_counts(client: TestClient) -> tuple[float, float]:
+    """(batches computed, entities in them) so far, from the service's own histogram."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    family = next(
+        f for f in text_string_to_metric_families(client.get("/metrics").text) if f.name == "forecast_batch_entities"
+    )
+    values = {s.name: s.value for s in family.samples}
+    return values["forecast_batch_entities_count"], values["forecast_batch_entities_sum"]
+
+
+def test_concurrent_requests_are_batched_and_each_answered_as_if_alone(client: TestClient) -> None:
+    """Requests computed together get exactly their own answers; an unknown entity fails only its request."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    alone = {e: without_age(client.post("/v1/forecast", json={"entity_id": e}).json()) for e in ("site_0", "site_1")}
+    entities = ["site_0", "site_1", "site_99"] * 40
+    batches_before, entities_before = batch_counts(client)
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        responses = list(pool.map(lambda e: client.post("/v1/forecast", json={"entity_id": e}), entities))
+    for entity, response in zip(entities, responses, strict=True):
+        if entity == "site_99":
+            assert (response.status_code, response.json()) == (404, {"detail": "unknown entity: site_99"})
+        else:
+            assert response.status_code == 200
+            assert without_age(response.json()) == alone[entity]
+    batches, computed = batch_counts(client)
+    assert computed - entities_before == len(entities)
+    assert batches - batches_before < len(entities)  # some requests shared a batch
+
+
 def test_unknown_entity_is_404_json(client: TestClient) -> None:
     response = client.post("/v1/forecast", json={"entity_id": "site_99"})
     assert response.status_code == 404
@@ -327,3 +358,82 @@ def test_an_unreachable_registry_at_startup_means_not_ready_then_retried_until_i
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def test_two_workers_report_every_request_in_each_scrape(
+    trained: tuple[Settings, DatasetConfig], tmp_path: Path
+) -> None:
+    """With two uvicorn workers, /metrics sums both: any scrape counts every request, whichever worker answered.
+
+    The parent's environment carries a stale PROMETHEUS_MULTIPROC_DIR (as after importing Feast);
+    the service must not write there.
+    """
+    import sys
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from configs.settings import PROJECT_ROOT
+    from model_serving.benchmark import settings_env
+    from tests.conftest import free_port, server_process
+
+    port, shared, inherited = free_port(), tmp_path / "metrics", tmp_path / "inherited"
+    inherited.mkdir()
+    env = settings_env(
+        trained[0], serving_port=port, serving_workers=2, model_poll_seconds=0, serving_metrics_dir=shared
+    )
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(inherited)
+    base = f"http://127.0.0.1:{port}"
+
+    def post(_: int) -> int:
+        request = urllib.request.Request(
+            f"{base}/v1/forecast", data=b'{"entity_id": "site_0"}', headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+
+    def answered() -> float:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+            families = text_string_to_metric_families(response.read().decode())
+        family = next(f for f in families if f.name == "forecast_http_request_duration_seconds")
+        return sum(
+            s.value
+            for s in family.samples
+            if s.name.endswith("_count") and s.labels["route"] == "/v1/forecast" and s.labels["status"] == "200"
+        )
+
+    with server_process([sys.executable, "-m", "model_serving"], port, timeout=180, env=env, cwd=PROJECT_ROOT):
+        deadline = time.monotonic() + 180
+        while not all(post(0) == 200 for _ in range(4)):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        before = answered()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert set(pool.map(post, range(200))) == {200}
+        assert [answered() - before for _ in range(6)] == [200.0] * 6
+        # Both workers answered some of them (else the sum above would prove nothing): per-process files.
+        per_worker = {path.stem: answered_by(path) for path in shared.glob("histogram_*.db")}
+        assert len(per_worker) == 2
+        assert all(count > 0 for count in per_worker.values()), per_worker
+    assert list(inherited.iterdir()) == []
+
+
+def answered_by(values_file: Path) -> float:
+    """Requests to /v1/forecast answered 200 that one worker's Prometheus values file holds."""
+    import json
+
+    from prometheus_client.mmap_dict import MmapedDict
+
+    total = 0.0
+    for key, value, _, _ in MmapedDict.read_all_values_from_file(str(values_file)):
+        metric, sample, labels, _ = json.loads(key)
+        if (metric, labels.get("route"), labels.get("status")) != (
+            "forecast_http_request_duration_seconds",
+            "/v1/forecast",
+            "200",
+        ):
+            continue
+        if sample.endswith("_bucket"):  # stored per bucket, not cumulated: together they are the count
+            total += value
+    return total
