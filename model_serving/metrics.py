@@ -63,6 +63,14 @@ MISSING_FEATURES = Counter(
     "forecast_missing_features_total", "Feature values missing from the online store, by feature.", ["feature"]
 )
 
+# Every known label value starts at 0, so a dashboard or alert sees "none yet" rather than no series.
+for _outcome in ("swapped", "failed"):
+    MODEL_RELOADS.labels(outcome=_outcome)
+for _action in ("served", "refused"):
+    STALE_FEATURES.labels(action=_action)
+for _reason in ("unknown_entity", "store_unavailable", "stale_features", "not_ready"):
+    ERRORS.labels(reason=_reason)
+
 
 def exposition(workers: int) -> bytes:
     """The text ``/metrics`` answers: this process's registry, or every worker's files summed."""

@@ -132,6 +132,13 @@ def publish(settings: Settings, dataset: DatasetConfig, results: list[ModelBackt
     figures.append(
         Figure("mlops_backtest_last_run_timestamp_seconds", "End of the last nightly backtest.", time.time())
     )
+    figures.append(
+        Figure(
+            "mlops_backtest_max_error_ratio",
+            "Error ratio above which the champion counts as regressed (the dataset's backtest_error_ratio).",
+            dataset.promotion.backtest_error_ratio,
+        )
+    )
     return push_figures(settings, "nightly_backtest", {"dataset": dataset.name}, figures)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from configs.run_plan import RunPlan
@@ -58,4 +59,20 @@ def run_summary(
         "drift_share": drift["drift_share"],
         "reason": plan.reason,
     }
+    publish_run(settings, plan, summary["promoted"])
     return json.dumps(summary, sort_keys=True)
+
+
+def publish_run(settings: Settings, plan: RunPlan, promoted: bool) -> bool:
+    """Tell Prometheus a retraining run finished (the "no successful retraining in N days" alert)."""
+    from configs.dataset import DatasetConfig
+    from monitoring.pushgateway import Figure, push_figures
+
+    dataset = DatasetConfig.from_yaml(plan.dataset_config)
+    figures = [
+        Figure(
+            "mlops_retrain_last_success_timestamp_seconds", "End of the last retraining run that finished.", time.time()
+        ),
+        Figure("mlops_retrain_last_promoted", "1 when the last finished run promoted its model.", float(promoted)),
+    ]
+    return push_figures(settings, "retrain", {"dataset": dataset.name}, figures)
