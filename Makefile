@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast test-gpu bench-accuracy bench-training bench-serving lint format serve airflow mlflow-ui clean
+.PHONY: help setup demo test test-fast test-gpu bench-accuracy bench-training bench-serving lint format serve airflow mlflow-ui up down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -64,3 +64,10 @@ mlflow-ui: setup  ## open MLflow's UI on the local tracking database
 clean:  ## remove local state and caches (keeps .venv)
 	rm -rf .mlops reports .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+up:  ## the whole stack in containers (needs Docker with compose, and .env from .env.example)
+	test -f .env || { echo "copy .env.example to .env and set the compose passwords first"; exit 1; }
+	docker compose up --detach --build
+
+down:  ## stop the stack (its volumes stay; docker compose down --volumes drops them)
+	docker compose down

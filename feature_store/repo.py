@@ -46,11 +46,26 @@ def repo_config(settings: Settings) -> dict[str, Any]:
     return {
         "project": settings.feast_project,
         "provider": "local",
-        "registry": {"registry_type": "file", "path": settings.feast_registry},
+        "registry": registry_config(settings),
         "offline_store": {"type": "duckdb"},
         "online_store": online,
         "entity_key_serialization_version": 3,
     }
+
+
+def registry_config(settings: Settings) -> dict[str, Any]:
+    """A file registry by default; a database URL (compose, k8s) gives Feast's SQL registry, which
+    every container and pod reads without a shared volume."""
+    path = settings.feast_registry
+    assert path is not None
+    if "://" in path and not path.startswith(("file://", "s3://", "gs://")):
+        return {
+            "registry_type": "sql",
+            "path": path,
+            "cache_ttl_seconds": 60,
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
+        }
+    return {"registry_type": "file", "path": path}
 
 
 def write_repo_config(settings: Settings) -> Path:

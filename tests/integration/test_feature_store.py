@@ -1,14 +1,16 @@
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
 from data_pipeline.landing import end_of
 from data_pipeline.validation import read_validated
 from feature_store.features import EVENT_TIMESTAMP, feature_names
-from feature_store.repo import feature_service_name, get_store, materialize
+from feature_store.repo import feature_service_name, get_store, materialize, write_repo_config
 from feature_store.training_set import get_training_set, label_names
 from tests.conftest import run_data_chain
 
@@ -75,3 +77,31 @@ def test_online_store_serves_the_latest_row_and_rematerializing_is_idempotent(
     materialize(settings, dataset, end_of(logical_date))  # incremental, same end: nothing changes
     again = store.get_online_features(features=service, entity_rows=[{"site": "site_1"}]).to_dict()
     assert again["temp_lag_0"] == first["temp_lag_0"]
+
+
+def test_a_sql_registry_on_postgres_is_shared_without_a_shared_folder(
+    dataset: DatasetConfig, dataset_path: Path, postgres_url: str, tmp_path: Path
+) -> None:
+    """The compose/k8s layout: Airflow applies the definitions, the service (another machine, another
+    repo folder) reads them from PostgreSQL, and a second apply changes nothing."""
+    import psycopg
+
+    from feature_store.repo import apply, feature_view_name
+
+    server = postgres_url.rsplit("/", 1)[0]
+    with psycopg.connect(server.replace("+psycopg", "") + "/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE feast_registry")
+    registry = f"{server}/feast_registry"
+
+    def on(home: str) -> Settings:
+        return Settings(home=tmp_path / home, dataset_config=dataset_path, feast_registry=registry, _env_file=None)  # type: ignore[call-arg]
+
+    writer, reader = on("airflow"), on("serving")
+    assert yaml.safe_load((write_repo_config(writer)).read_text())["registry"]["registry_type"] == "sql"
+    apply(writer, dataset)
+    apply(writer, dataset)  # idempotent
+    store = get_store(reader)
+    service = store.get_feature_service(feature_service_name(dataset))
+    assert [p.name for p in service.feature_view_projections] == [feature_view_name(dataset)]
+    assert not (tmp_path / "serving" / "feature_repo" / "registry.db").exists()
+    assert len(store.list_feature_views()) == 1

@@ -1,0 +1,37 @@
+# The forecasting service: FastAPI + the model libraries, without Airflow, Great Expectations or
+# Evidently (requirements-serving.txt; a test imports the service with those requirements alone).
+# Build from the repository root: docker build -f infra/docker/serving.Dockerfile .
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY requirements-serving.txt /tmp/requirements-serving.txt
+# CPU torch: the service predicts on CPUs; PyPI's default Linux wheel carries CUDA (several GB).
+RUN /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu -r /tmp/requirements-serving.txt
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY configs configs
+COPY data_pipeline data_pipeline
+COPY feature_store feature_store
+COPY model_registry model_registry
+COPY model_training model_training
+COPY model_validation model_validation
+COPY model_serving model_serving
+COPY monitoring monitoring
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation .
+
+FROM python:3.11-slim-bookworm
+COPY --from=build /opt/venv /opt/venv
+# The dataset configs travel inside the installed configs package; /app holds the service's local
+# state (the generated Feast repo config), so it belongs to the service's user.
+RUN useradd --uid 10001 --create-home forecast && mkdir /app && chown forecast /app
+USER 10001
+WORKDIR /app
+ARG CODE_VERSION=unknown
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    MLOPS_PROFILE=compose \
+    MLOPS_SERVING_HOST=0.0.0.0 \
+    MLOPS_SERVING_PORT=8000 \
+    MLOPS_CODE_VERSION=$CODE_VERSION
+EXPOSE 8000
+ENTRYPOINT ["python", "-m", "model_serving"]
