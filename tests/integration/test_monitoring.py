@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -184,3 +186,113 @@ def query_until_data(prometheus: str, expression: str, timeout: float = 30.0) ->
         if body["data"]["result"] or time.monotonic() > deadline:
             return list(body["data"]["result"])
         time.sleep(0.5)
+
+
+STATSD_MAPPING = MONITORING / "statsd" / "mapping.yml"
+PROBE_DAG = """
+from datetime import datetime
+from airflow.sdk import dag, task
+
+@dag(dag_id="statsd_probe", schedule=None, start_date=datetime(2024, 1, 1))
+def statsd_probe():
+    @task
+    def hello() -> int:
+        return 1
+    hello()
+
+statsd_probe()
+"""
+
+
+def glob_match(pattern: str, name: str) -> list[str] | None:
+    """statsd-exporter's glob: ``*`` stands for one dot-separated part; returns the parts it took."""
+    expected, actual = pattern.split("."), name.split(".")
+    if len(expected) != len(actual):
+        return None
+    captured = []
+    for want, got in zip(expected, actual, strict=True):
+        if want == "*":
+            captured.append(got)
+        elif want != got:
+            return None
+    return captured
+
+
+def airflow_statsd_names(tmp_path: Path) -> set[str]:
+    """The StatsD metric names Airflow itself sends while it runs a one-task DAG (``dag.test()``, in a
+    process of its own so its metrics client starts with StatsD on), received on a UDP socket."""
+    import socket
+    import threading
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(0.2)
+    received: list[str] = []
+    done = threading.Event()
+
+    def listen() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                received.extend(receiver.recv(65535).decode().splitlines())
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "statsd_probe.py").write_text(PROBE_DAG)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        "AIRFLOW_HOME": str(tmp_path / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+        "AIRFLOW__METRICS__STATSD_PORT": str(receiver.getsockname()[1]),
+        "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+    }
+    run = "from airflow.dag_processing.dagbag import DagBag; DagBag(dag_folder={!r}).get_dag('statsd_probe').test()"
+    listener = threading.Thread(target=listen)
+    listener.start()
+    try:
+        airflow = str(Path(sys.executable).parent / "airflow")
+        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+        subprocess.run([sys.executable, "-c", run.format(str(dags))], env=env, check=True, capture_output=True,
+                       timeout=300)  # fmt: skip
+        time.sleep(0.5)
+    finally:
+        done.set()
+        listener.join()
+        receiver.close()
+    return {line.split(":", 1)[0] for line in received}
+
+
+def fill(template: str, captured: list[str]) -> str:
+    """A label template with ``$n`` replaced by the n-th part a glob took."""
+    return re.sub(r"\$(\d+)", lambda m: captured[int(m.group(1)) - 1], template)
+
+
+def test_the_statsd_mapping_turns_what_airflow_emits_into_labelled_metrics(tmp_path: Path) -> None:
+    mapping = yaml.safe_load(STATSD_MAPPING.read_text())
+    for rule in mapping["mappings"]:
+        assert re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", rule["name"]), rule["name"]
+        wildcards = rule["match"].split(".").count("*")
+        used = {int(n) for value in rule.get("labels", {}).values() for n in re.findall(r"\$(\d+)", value)}
+        assert used == set(range(1, wildcards + 1)), rule["match"]
+
+    names = airflow_statsd_names(tmp_path)
+    assert "airflow.ti.finish.statsd_probe.hello.success" in names, sorted(names)
+
+    def mapped(name: str) -> tuple[str, dict[str, str]] | None:
+        for rule in mapping["mappings"]:
+            captured = glob_match(rule["match"], name)
+            if captured is not None:
+                return rule["name"], {k: fill(v, captured) for k, v in rule.get("labels", {}).items()}
+        return None
+
+    assert mapped("airflow.ti.finish.statsd_probe.hello.success") == (
+        "airflow_task_instances_finished_total",
+        {"dag_id": "statsd_probe", "task_id": "hello", "state": "success"},
+    )
+    assert mapped("airflow.dag.statsd_probe.hello.duration") == (
+        "airflow_task_duration_seconds",
+        {"dag_id": "statsd_probe", "task_id": "hello"},
+    )
+    assert "airflow.dag.statsd_probe.hello.duration" in names
