@@ -247,6 +247,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Dataset
     return settings, dataset
 
 
+def on_registry_copy(settings: Settings, directory: Path, **update: Any) -> Settings:
+    """``settings`` on a copy of their MLflow database in ``directory``: a test's alias moves and runs
+    stay in it. The service it starts does not watch the registry (``model_poll_seconds=0``)."""
+    import sqlite3
+
+    copy = directory / "mlflow.db"
+    with (
+        contextlib.closing(sqlite3.connect(settings.home / "mlflow.db")) as source,
+        contextlib.closing(sqlite3.connect(copy)) as target,
+    ):
+        source.backup(target)
+    return settings.model_copy(update={"mlflow_tracking_uri": f"sqlite:///{copy}", "model_poll_seconds": 0, **update})
+
+
 @pytest.fixture(scope="session")
 def pushgateway() -> Iterator[str]:
     """A throwaway Debian ``prometheus-pushgateway`` on a free port."""

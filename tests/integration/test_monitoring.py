@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import yaml
 
 from configs.dataset import DatasetConfig
 from configs.settings import PROJECT_ROOT, Settings
-from tests.conftest import SYNTHETIC_END, free_port, server_process
+from tests.conftest import SYNTHETIC_END, free_port, on_registry_copy, server_process
 
 pytestmark = [pytest.mark.integration]
 
@@ -111,15 +110,7 @@ def project_prometheus(tmp: Path, targets: dict[str, str]) -> Iterator[str]:
 def registry_copy(tmp_path: Path, trained: tuple[Settings, DatasetConfig], pushgateway: str) -> Settings:
     """The trained settings on a copy of the MLflow database (the batch jobs below add runs), pushing
     to the test Pushgateway."""
-    settings, _ = trained
-    copy = tmp_path / "mlflow.db"
-    with (
-        contextlib.closing(sqlite3.connect(settings.home / "mlflow.db")) as source,
-        contextlib.closing(sqlite3.connect(copy)) as target,
-    ):
-        source.backup(target)
-    update = {"mlflow_tracking_uri": f"sqlite:///{copy}", "model_poll_seconds": 0, "pushgateway_url": pushgateway}
-    return settings.model_copy(update=update)
+    return on_registry_copy(trained[0], tmp_path, pushgateway_url=pushgateway)
 
 
 @pytest.mark.slow

@@ -1,5 +1,3 @@
-import contextlib
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,7 +15,7 @@ from data_pipeline.validation import read_validated
 from model_registry.tracking import CHAMPION
 from model_registry.tracking import client as registry_client
 from model_serving.app import create_app
-from tests.conftest import SYNTHETIC_END
+from tests.conftest import SYNTHETIC_END, on_registry_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -33,15 +31,7 @@ def client(trained: tuple[Settings, DatasetConfig]) -> Iterator[TestClient]:
 @pytest.fixture
 def own_registry(tmp_path: Path, trained: tuple[Settings, DatasetConfig]) -> tuple[Settings, DatasetConfig]:
     """The trained settings on this test's own copy of the MLflow database: its alias moves stay here."""
-    settings, dataset = trained
-    copy = tmp_path / "mlflow.db"
-    with (
-        contextlib.closing(sqlite3.connect(settings.home / "mlflow.db")) as source,
-        contextlib.closing(sqlite3.connect(copy)) as target,
-    ):
-        source.backup(target)
-    update = {"mlflow_tracking_uri": f"sqlite:///{copy}", "model_poll_seconds": 0}
-    return settings.model_copy(update=update), dataset
+    return on_registry_copy(trained[0], tmp_path), trained[1]
 
 
 def test_ready_once_the_champion_and_store_are_loaded(client: TestClient) -> None:
