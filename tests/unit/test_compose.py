@@ -175,3 +175,8 @@ def test_prometheus_scrapes_compose_services(services: dict[str, dict[str, Any]]
             for target in static["targets"]:
                 host = target.split(":")[0]
                 assert host == "localhost" or host in services, f"{job['job_name']}: {target}"
+
+
+def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
+    running = [name for name, service in services.items() if service.get("restart") != "no"]
+    assert [name for name in running if "healthcheck" not in services[name]] == []
