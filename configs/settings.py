@@ -146,8 +146,8 @@ class Settings(BaseSettings):
     inference_threads: int | None = Field(
         default=None,
         ge=1,
-        description="Threads per worker for the model libraries (OMP_NUM_THREADS); None: the CPUs divided "
-        "among the workers.",
+        description="Threads per worker for the model libraries (OMP_NUM_THREADS); None: OMP_NUM_THREADS "
+        "if set, else the CPUs divided among the workers.",
     )
     serving_metrics_dir: Path | None = Field(
         default=None,

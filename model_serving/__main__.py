@@ -16,8 +16,12 @@ def share_cores(workers: int, threads: int | None) -> int:
 
     Each worker predicts with its own thread pool; N workers each sized for the whole machine
     oversubscribe it, and OpenMP threads that spin while waiting take CPU from the event loops. So
-    the CPUs are divided among the workers unless ``threads`` says otherwise.
+    the CPUs are divided among the workers unless ``threads`` (or an ``OMP_NUM_THREADS`` already in the
+    environment) says otherwise.
     """
+    inherited = os.environ.get("OMP_NUM_THREADS", "")
+    if threads is None and inherited.isdigit() and int(inherited) > 0:
+        return int(inherited)
     count = threads or max(1, (os.cpu_count() or 1) // workers)
     os.environ["OMP_NUM_THREADS"] = str(count)
     return count

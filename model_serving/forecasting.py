@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from model_serving.metrics import ERRORS, FEATURE_AGE, MISSING_FEATURES, PREDICTION_VALUES, STALE_FEATURES
+from model_serving.metrics import FEATURE_AGE, MISSING_FEATURES, PREDICTION_VALUES, STALE_FEATURES
 from model_serving.online_features import UnknownEntityError
 from model_serving.runtime import ServingRuntime
 from model_serving.schemas import Forecast, ForecastPoint
@@ -44,7 +44,6 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
         start += len(request)
         unknown = [entity_ids[i] for i in span if rows.event_times[i] is None]
         if unknown:
-            ERRORS.labels(reason="unknown_entity").inc()
             answers.append(UnknownEntityError(unknown))
             continue
         ages = {i: (now - rows.event_times[i]).total_seconds() for i in span}  # type: ignore[operator]
@@ -54,7 +53,6 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
         if stale:
             STALE_FEATURES.labels(action="refused" if refuse else "served").inc(len(stale))
             if refuse:
-                ERRORS.labels(reason="stale_features").inc()
                 answers.append(
                     StaleFeaturesError(
                         f"stale features for {', '.join(stale)}: older than the feature view's TTL ({ttl}); "

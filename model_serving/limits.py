@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
+
+from model_serving.metrics import REQUEST_LATENCY
 
 Scope = dict[str, Any]
 Receive = Any
@@ -67,10 +70,6 @@ class RequestLatency:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        import time
-
-        from model_serving.metrics import REQUEST_LATENCY
-
         started = time.perf_counter()
         status = 500
 

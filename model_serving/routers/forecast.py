@@ -19,20 +19,23 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+# What a request's own failure answers, and the reason it is counted under.
+FAILURES: tuple[tuple[type[Exception], int, str], ...] = (
+    (UnknownEntityError, 404, "unknown_entity"),
+    (StoreUnavailableError, 503, "store_unavailable"),
+    (StaleFeaturesError, 503, "stale_features"),
+    (NotReadyError, 503, "not_ready"),
+)
+
+
 async def _forecast(batcher: ForecastBatcher, entity_ids: list[str]) -> list[Forecast]:
     """This request's forecasts, computed in one batch with the requests that arrived alongside it."""
     try:
         return await batcher.submit(entity_ids)
-    except UnknownEntityError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-    except StoreUnavailableError as exc:
-        ERRORS.labels(reason="store_unavailable").inc()
-        raise HTTPException(status_code=503, detail=str(exc)) from None
-    except NotReadyError as exc:
-        ERRORS.labels(reason="not_ready").inc()
-        raise HTTPException(status_code=503, detail=str(exc)) from None
-    except StaleFeaturesError as exc:
-        raise HTTPException(status_code=503, detail=str(exc)) from None
+    except tuple(kind for kind, _, _ in FAILURES) as exc:
+        status, reason = next((status, reason) for kind, status, reason in FAILURES if isinstance(exc, kind))
+        ERRORS.labels(reason=reason).inc()
+        raise HTTPException(status_code=status, detail=str(exc)) from None
 
 
 @router.post("/forecast", response_model=Forecast, responses=ERROR_RESPONSES)

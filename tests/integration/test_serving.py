@@ -66,15 +66,22 @@ def test_batch_answers_each_entity_like_the_single_route(client: TestClient) -> 
     assert without_age(batch[1]) == without_age(single)
 
 
-def batch_counts(client: TestClient) -> tuple[float, float]:
-    """(batches computed, entities in them) so far, from the service's own histogram."""
+def metric(client: TestClient, sample: str, **labels: str) -> float:
+    """The service's current value of one sample (summed over the series matching ``labels``); known
+    label values start at 0, so tests compare before and after."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    family = next(
-        f for f in text_string_to_metric_families(client.get("/metrics").text) if f.name == "forecast_batch_entities"
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(client.get("/metrics").text)
+        for s in family.samples
+        if s.name == sample and labels.items() <= s.labels.items()
     )
-    values = {s.name: s.value for s in family.samples}
-    return values["forecast_batch_entities_count"], values["forecast_batch_entities_sum"]
+
+
+def batch_counts(client: TestClient) -> tuple[float, float]:
+    """(batches computed, entities in them) so far, from the service's own histogram."""
+    return metric(client, "forecast_batch_entities_count"), metric(client, "forecast_batch_entities_sum")
 
 
 def test_concurrent_requests_are_batched_and_each_answered_as_if_alone(client: TestClient) -> None:
@@ -119,14 +126,15 @@ def test_batch_over_the_limit_is_413(client: TestClient, trained: tuple[Settings
 
 
 def test_metrics_expose_latencies_and_errors(client: TestClient) -> None:
+    unknown_before = metric(client, "forecast_errors_total", reason="unknown_entity")
     client.post("/v1/forecast", json={"entity_id": "site_0"})
     client.post("/v1/forecast", json={"entity_id": "missing"})
+    assert metric(client, "forecast_errors_total", reason="unknown_entity") == unknown_before + 1
     text = client.get("/metrics").text
     assert 'forecast_http_request_duration_seconds_count{method="POST",route="/v1/forecast",status="200"}' in text
     assert 'status="404"' in text
     assert "forecast_feature_fetch_duration_seconds_count" in text
     assert "forecast_inference_duration_seconds_count" in text
-    assert 'forecast_errors_total{reason="unknown_entity"}' in text
     assert "forecast_model_ready 1.0" in text
 
 
@@ -240,6 +248,7 @@ def test_features_older_than_the_ttl_are_flagged_or_refused(trained: tuple[Setti
     settings, dataset = trained
     ttl = dataset.feature_engineering.ttl.total_seconds()
     with TestClient(create_app(settings.model_copy(update={"model_poll_seconds": 0}))) as serving:
+        served_before = metric(serving, "forecast_stale_features_total", action="served")
         body = serving.post("/v1/forecast", json={"entity_id": "site_0"}).json()
         newest = datetime.fromisoformat(body["feature_event_time"])
         assert body["feature_age_seconds"] == pytest.approx(
@@ -247,13 +256,16 @@ def test_features_older_than_the_ttl_are_flagged_or_refused(trained: tuple[Setti
         )
         assert body["feature_age_seconds"] > ttl  # the synthetic data ends in 2024
         assert body["stale"] is True
-        assert 'forecast_stale_features_total{action="served"}' in serving.get("/metrics").text
+        assert metric(serving, "forecast_stale_features_total", action="served") == served_before + 1
     refusing = settings.model_copy(update={"model_poll_seconds": 0, "stale_features": "refuse"})
     with TestClient(create_app(refusing)) as serving:
+        refused_before = metric(serving, "forecast_stale_features_total", action="refused")
+        stale_errors_before = metric(serving, "forecast_errors_total", reason="stale_features")
         response = serving.post("/v1/forecast", json={"entity_id": "site_0"})
         assert response.status_code == 503
         assert response.json()["detail"].startswith("stale features for site_0: older than the feature view's TTL")
-        assert 'forecast_stale_features_total{action="refused"}' in serving.get("/metrics").text
+        assert metric(serving, "forecast_stale_features_total", action="refused") == refused_before + 1
+        assert metric(serving, "forecast_errors_total", reason="stale_features") == stale_errors_before + 1
 
 
 def test_metrics_tell_the_version_predictions_and_feature_age(client: TestClient) -> None:
@@ -297,11 +309,12 @@ def test_admin_reload_needs_the_token_and_keeps_serving_when_a_version_is_broken
 
         broken = register_broken_version(registry, name, tmp_path)
         registry.set_registered_model_alias(name, CHAMPION, broken)
+        failures_before = metric(serving, "forecast_model_reloads_total", outcome="failed")
         failed = serving.post("/admin/reload", headers=auth)
         assert failed.status_code == 500
         assert failed.json()["detail"].endswith("still serving version 1")
         assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).json()["model_version"] == "1"
-        assert 'forecast_model_reloads_total{outcome="failed"}' in serving.get("/metrics").text
+        assert metric(serving, "forecast_model_reloads_total", outcome="failed") == failures_before + 1
 
         source = registry.get_model_version(name, "1")
         good = str(registry.create_model_version(name, source.source, run_id=source.run_id).version)
