@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
@@ -51,6 +52,22 @@ async def _follow_champion(runtime: ServingRuntime, interval: float) -> None:
             log.exception("cannot check the champion alias")
 
 
+def _state_limits_in_schema(app: FastAPI, settings: Settings) -> None:
+    """The batch limit is a setting, not a constant of the request model: the published schema
+    states the configured one, so clients (and schema-driven tests) know it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            batch = schema["components"]["schemas"]["BatchForecastRequest"]["properties"]["entity_ids"]
+            batch["maxItems"] = settings.max_batch_entities
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dataset = DatasetConfig.from_yaml(settings.dataset_config)
@@ -82,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    _state_limits_in_schema(app, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(RequestLatency)  # outermost: a refused body is counted too
     app.include_router(health.router)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+EntityId = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class ForecastRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    entity_id: str = Field(min_length=1, max_length=256, examples=["ETTh1"])
+    entity_id: EntityId = Field(examples=["ETTh1"])
 
 
 class BatchForecastRequest(BaseModel):
+    """``entity_ids`` holds at most ``MLOPS_MAX_BATCH_ENTITIES`` ids: the app's schema states its own limit."""
+
     model_config = ConfigDict(extra="forbid")
-    entity_ids: list[str] = Field(min_length=1, examples=[["ETTh1", "ETTh2"]])
+    entity_ids: list[EntityId] = Field(min_length=1, examples=[["ETTh1", "ETTh2"]])
 
 
 class ForecastPoint(BaseModel):
@@ -38,6 +43,17 @@ class BatchForecast(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+# Answers of every route that reads a JSON body, before the route runs.
+BODY_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "The body is not readable JSON."},
+    413: {
+        "model": ErrorBody,
+        "description": "The body is larger than MLOPS_MAX_REQUEST_BYTES, or a batch holds "
+        "more than MLOPS_MAX_BATCH_ENTITIES ids.",
+    },
+}
 
 
 class Readiness(BaseModel):

@@ -10,10 +10,11 @@ from model_serving.dependencies import ForecastBatcher, get_ready_batcher
 from model_serving.forecasting import NotReadyError, StaleFeaturesError
 from model_serving.metrics import ERRORS
 from model_serving.runtime import StoreUnavailableError, UnknownEntityError
-from model_serving.schemas import BatchForecast, BatchForecastRequest, ErrorBody, Forecast, ForecastRequest
+from model_serving.schemas import BODY_ERRORS, BatchForecast, BatchForecastRequest, ErrorBody, Forecast, ForecastRequest
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    **BODY_ERRORS,
     404: {"model": ErrorBody, "description": "Unknown entity."},
     503: {"model": ErrorBody, "description": "Model or feature store unavailable, or stale features refused."},
 }
@@ -45,7 +46,7 @@ async def forecast(body: ForecastRequest, batcher: Annotated[ForecastBatcher, De
     return Response(result.model_dump_json(), media_type="application/json")
 
 
-@router.post("/forecast/batch", response_model=BatchForecast, responses={**ERROR_RESPONSES, 413: {"model": ErrorBody}})
+@router.post("/forecast/batch", response_model=BatchForecast, responses=ERROR_RESPONSES)
 async def forecast_batch(
     body: BatchForecastRequest, batcher: Annotated[ForecastBatcher, Depends(get_ready_batcher)]
 ) -> Response:
