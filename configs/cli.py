@@ -30,8 +30,10 @@ def configure_logging() -> None:
         logging.getLogger(package).setLevel(logging.INFO)
 
 
-def resolve(args: argparse.Namespace) -> tuple[Settings, DatasetConfig, date]:
+def resolve(args: argparse.Namespace, check_sources: bool = False) -> tuple[Settings, DatasetConfig, date]:
+    """Settings, dataset and date of a command; ``check_sources``: hold the dataset's sources against
+    the whole source policy now (commands that read them), not only their form."""
     configure_logging()
     settings = get_settings()
-    dataset = DatasetConfig.from_yaml(args.dataset or settings.dataset_config)
+    dataset = DatasetConfig.from_yaml(args.dataset or settings.dataset_config, settings if check_sources else None)
     return settings, dataset, args.logical_date or date.today()

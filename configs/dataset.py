@@ -10,10 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from configs.settings import Settings
 
 
 class Layout(StrEnum):
@@ -176,7 +179,16 @@ class DatasetConfig(_Strict):
         return str((self.base_dir / uri).resolve())
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> DatasetConfig:
+    def from_yaml(cls, path: str | Path, settings: Settings | None = None) -> DatasetConfig:
+        """Load and check a config; its sources go through the source policy here, so a config that
+        names a forbidden source fails before any task runs (``SourcePolicyError``, a ValueError).
+
+        With ``settings`` the full policy applies (schemes, buckets, roots); without, only what no
+        setting could allow is refused (other schemes, hosts in file:// URIs). Reads check again.
+        """
+        # Imported here, not with the module: a model bundle ships configs without data_pipeline.
+        from data_pipeline.source_policy import SourcePolicyError, check_dataset
+
         path = Path(path)
         try:
             raw = yaml.safe_load(path.read_text())
@@ -184,4 +196,9 @@ class DatasetConfig(_Strict):
             raise FileNotFoundError(f"dataset config not found: {path}") from exc
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a dataset config is a YAML mapping")
-        return cls.model_validate({**raw, "base_dir": path.resolve().parent})
+        config = cls.model_validate({**raw, "base_dir": path.resolve().parent})
+        try:
+            check_dataset(config, settings)
+        except SourcePolicyError as exc:
+            raise SourcePolicyError(f"{path}: {exc}") from None
+        return config

@@ -14,8 +14,22 @@ import yaml
 
 OWNER = "ml-platform"
 
+
+def mask_platform_secrets(context: Any) -> None:
+    """Before a task runs: Airflow masks the platform's credentials (``***``) wherever the task's
+    log would show them, e.g. a library's error message with a database URL. Airflow knows its own
+    connections' secrets, not the ones that come in ``MLOPS_*`` variables."""
+    from airflow.sdk.log import mask_secret
+
+    from configs.settings import get_settings
+
+    for value in get_settings().secret_values():
+        mask_secret(value)
+
+
 # I/O-bound tasks (files, S3, registry, online store) retry with exponential backoff.
 DEFAULT_ARGS: dict[str, Any] = {
+    "on_execute_callback": mask_platform_secrets,
     "owner": OWNER,
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
@@ -25,6 +39,10 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 # Compute-bound steps do not get better by retrying quickly.
 TRAINING_ARGS: dict[str, Any] = {"retries": 1, "execution_timeout": timedelta(hours=6)}
+# JSON-schema pattern of a form's free text: it ends up in task logs and registry tags, so one line
+# without control characters, which could forge log lines or terminal output. Python's ``$`` also
+# matches before a final newline: ``(?![\s\S])`` is the end of the text in Python and in the browser.
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*(?![\s\S])"
 
 
 def discover_datasets(directory: Path) -> dict[str, Path]:

@@ -19,6 +19,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -86,10 +87,17 @@ class Settings(BaseSettings):
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
     aws_region: str = "us-east-1"
+    s3_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts per S3 read (botocore standard retries, with backoff) before failing."
+    )
 
     # MLflow.
     mlflow_tracking_uri: str | None = None
     mlflow_registry_uri: str | None = None
+    mlflow_tracking_username: str | None = Field(
+        default=None, description="Login of a tracking server with basic auth (the compose stack's MLflow has it)."
+    )
+    mlflow_tracking_password: SecretStr | None = None
     mlflow_experiment: str = "forecasting"
     registered_model_name: str | None = Field(default=None, description="Defaults to '<dataset name>_forecaster'.")
 
@@ -184,6 +192,27 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(default=None, description="Bearer token of /admin routes; None: disabled.")
     max_request_bytes: int = Field(default=65536, ge=256, description="Larger request bodies get 413.")
 
+    # Untrusted input: where dataset sources and model bundles may be read from (data_pipeline.source_policy,
+    # model_registry.provenance).
+    source_schemes: list[Literal["file", "s3"]] = Field(
+        default=["file", "s3"], description="Schemes a dataset source may use ('file': local paths and file:///)."
+    )
+    source_buckets: list[str] = Field(
+        default_factory=list,
+        description="S3 buckets a dataset source may name; empty: none, every s3:// source is refused "
+        "(the platform's credentials also reach the MLflow bucket). The compose profile lists its 'raw' bucket.",
+    )
+    source_roots: list[Path] | None = Field(
+        default=None,
+        description="Folders a local source must lie under once symlinks and '..' are resolved; None: the "
+        "project's data/ folder, datasets_dir and the folder of dataset_config.",
+    )
+    model_artifact_roots: list[str] | None = Field(
+        default=None,
+        description="URI prefixes a model version's files may be loaded from; None: <home>/mlartifacts, plus "
+        "the tracking server's own mlflow-artifacts: store when tracking is an HTTP server.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _profile_defaults(cls, data: Any) -> Any:
@@ -204,6 +233,8 @@ class Settings(BaseSettings):
         }
         if hosts["s3"]:
             defaults["s3_endpoint_url"] = hosts["s3"]
+        if profile is Profile.COMPOSE:
+            defaults["source_buckets"] = ["raw"]  # the raw-data bucket the compose file creates
         return {**defaults, **data}
 
     @model_validator(mode="after")
@@ -258,6 +289,36 @@ class Settings(BaseSettings):
         if self.tracking_uri.startswith("sqlite:"):
             return (self.home / "mlartifacts").as_uri()
         return None
+
+    @property
+    def allowed_source_roots(self) -> list[Path]:
+        """``source_roots``, or where the platform's own datasets live when none are set."""
+        if self.source_roots is not None:
+            return list(self.source_roots)
+        return [PROJECT_ROOT / "data", self.datasets_dir, self.dataset_config.parent]
+
+    @property
+    def allowed_model_roots(self) -> list[str]:
+        """``model_artifact_roots``, or the artifact store of the configured registry when none are set."""
+        if self.model_artifact_roots is not None:
+            return list(self.model_artifact_roots)
+        roots = [(self.home / "mlartifacts").as_uri()]
+        if self.tracking_uri.startswith(("http://", "https://")):
+            roots.append("mlflow-artifacts:")
+        return roots
+
+    def secret_values(self) -> list[str]:
+        """Every credential these settings hold: the secret fields, and passwords inside URLs
+        (database, registry and storage URLs carry theirs). Task logs mask them."""
+        values = [
+            value.get_secret_value()
+            for value in (getattr(self, name) for name in type(self).model_fields)
+            if isinstance(value, SecretStr)
+        ]
+        for url in (self.mlflow_tracking_uri, self.mlflow_registry_uri, self.optuna_storage, self.feast_registry):
+            if url and "://" in url and (password := urlsplit(url).password):
+                values.append(unquote(password))
+        return [value for value in values if value]
 
     def model_name(self, dataset_name: str) -> str:
         return self.registered_model_name or f"{dataset_name}_forecaster"

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from configs.orchestration import TRAINING_ARGS, dag_arguments, dags_for_each_dataset
+from configs.orchestration import NO_CONTROL_CHARACTERS, TRAINING_ARGS, dag_arguments, dags_for_each_dataset
 from configs.settings import get_settings
 from model_training.launch import mapped_training_operator, training_operator
 
@@ -66,7 +66,9 @@ def build(name: str, config: Path) -> Any:
                 title="Training window end (YYYY-MM-DD; empty: the run's date)",
             ),
             "force_promote": Param(False, type="boolean", title="Promote despite the drift gate"),
-            "reason": Param("", type="string", maxLength=500, title="Why this run (recorded)"),
+            "reason": Param(
+                "", type="string", maxLength=500, pattern=NO_CONTROL_CHARACTERS, title="Why this run (recorded)"
+            ),
         },
         render_template_as_native_obj=False,
     )
@@ -82,7 +84,10 @@ def build(name: str, config: Path) -> Any:
             logical_date = (
                 datetime.fromisoformat(end).date() if end else (dag_run.logical_date or dag_run.run_after).date()
             )
-            horizon = params.get("horizon") or DatasetConfig.from_yaml(config).horizon
+            # The whole source policy, here at the run's first task: a config naming a forbidden source
+            # stops the run before anything is read or written.
+            dataset = DatasetConfig.from_yaml(config, get_settings())
+            horizon = params.get("horizon") or dataset.horizon
             return RunPlan(
                 dataset_config=str(config),
                 logical_date=logical_date,

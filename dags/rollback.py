@@ -11,7 +11,7 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from configs.orchestration import dag_arguments, dags_for_each_dataset
+from configs.orchestration import NO_CONTROL_CHARACTERS, dag_arguments, dags_for_each_dataset
 from configs.settings import get_settings
 
 
@@ -24,9 +24,19 @@ def build(name: str, config: Path) -> Any:
             f"Move the `{name}` champion back to the previous version (or a chosen one). Config: `{config}`.",
         ),
         params={
-            "reason": Param(type="string", minLength=3, maxLength=500, title="Why roll back (recorded)"),
+            "reason": Param(
+                type="string",
+                minLength=3,
+                maxLength=500,
+                pattern=NO_CONTROL_CHARACTERS,
+                title="Why roll back (recorded)",
+            ),
             "to_version": Param(
-                None, type=["null", "string"], pattern=r"^[0-9]+$", title="Version (empty: the previous champion)"
+                None,
+                type=["null", "string"],
+                maxLength=9,
+                pattern=r"^[1-9][0-9]{0,8}(?![\s\S])",
+                title="Version (empty: the previous champion)",
             ),
         },
     )

@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["ingest", "validate"])
     add_common_args(parser)
     args = parser.parse_args(argv)
-    settings, dataset, logical_date = resolve(args)
+    settings, dataset, logical_date = resolve(args, check_sources=args.command == "ingest")
     if args.command == "ingest":
         from data_pipeline.ingest import ingest
 

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
 from configs.settings import Settings
+from data_pipeline.source_policy import check
 
 
 class SourceError(RuntimeError):
-    """A raw source could not be read (missing file, unreachable bucket, unknown scheme)."""
+    """A raw source could not be read (missing file, unreachable bucket)."""
 
 
 def read_bytes(uri: str, settings: Settings) -> bytes:
-    """Return the raw bytes behind ``uri``; S3 goes through boto3 with the configured endpoint."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        path = Path(parsed.path if parsed.scheme == "file" else uri)
+    """Return the raw bytes behind ``uri``; S3 goes through boto3 with the configured endpoint.
+
+    The source policy sees ``uri`` first (it raises ``SourcePolicyError``), and the read goes to the
+    path the policy resolved, not to ``uri`` parsed a second time: what was checked is what is read.
+    """
+    source = check(uri, settings)
+    if source.path is not None:
         try:
-            return path.read_bytes()
+            return source.path.read_bytes()
         except FileNotFoundError as exc:
-            raise SourceError(f"source file not found: {path}") from exc
-    if parsed.scheme == "s3":
-        return _read_s3(parsed.netloc, parsed.path.lstrip("/"), settings)
-    raise SourceError(f"unsupported source scheme {parsed.scheme!r} in {uri!r} (use a path or s3://)")
+            raise SourceError(f"source file not found: {source.path}") from exc
+    assert source.bucket is not None
+    assert source.key is not None
+    return _read_s3(source.bucket, source.key, settings)
 
 
 def _read_s3(bucket: str, key: str, settings: Settings) -> bytes:
@@ -31,13 +34,27 @@ def _read_s3(bucket: str, key: str, settings: Settings) -> bytes:
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
+    max_attempts = settings.s3_max_attempts
+    # total_max_attempts counts the first request too; botocore's max_attempts would add one to it.
     client = boto3.client(
         "s3",
-        config=Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5),
+        config=Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}, connect_timeout=5),
         **settings.boto3_client_kwargs(),
     )
+    sent = 0
+
+    def count_attempt(**_: Any) -> None:
+        nonlocal sent
+        sent += 1
+
+    # Botocore retries on its own; counting its sends lets the error say whether the store was
+    # unreachable after every attempt or refused the request outright (a missing key is not retried).
+    client.meta.events.register("before-send.s3.GetObject", count_attempt)
     try:
         body = client.get_object(Bucket=bucket, Key=key)["Body"]
         return bytes(body.read())
     except (BotoCoreError, ClientError) as exc:
-        raise SourceError(f"cannot read s3://{bucket}/{key}: {exc}") from exc
+        raise SourceError(
+            f"cannot read s3://{bucket}/{key} from {client.meta.endpoint_url}: gave up after {sent} "
+            f"attempt{'' if sent == 1 else 's'} (at most {max_attempts}, MLOPS_S3_MAX_ATTEMPTS): {exc}"
+        ) from exc

@@ -19,7 +19,14 @@ import pandas as pd
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
-from data_pipeline.landing import end_of, partition_dir, partition_path, read_partition, write_atomically
+from data_pipeline.landing import (
+    end_of,
+    partition_dir,
+    partition_path,
+    read_partition,
+    write_atomically,
+    write_text_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +196,7 @@ def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: da
     validation = next(iter(run.run_results.values()))
     payload = validation.to_json_dict()
     result_path = out_dir / "validation_result.json"
-    result_path.write_text(json.dumps(payload, indent=2, default=str))
+    write_text_atomically(json.dumps(payload, indent=2, default=str), result_path)
     docs = sorted(out_dir.glob("gx/uncommitted/data_docs/local_site/index.html"))
     failures = [_describe(r, set(checked.columns)) for r in payload["results"] if not r.get("success")]
     return ValidationOutcome(

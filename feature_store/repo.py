@@ -15,6 +15,7 @@ import yaml
 
 from configs.dataset import DatasetConfig
 from configs.settings import OnlineStoreKind, Settings
+from data_pipeline.landing import write_text_atomically
 from feature_store.features import (
     EVENT_TIMESTAMP,
     calendar_feature_names,
@@ -36,32 +37,43 @@ def feature_service_name(dataset: DatasetConfig) -> str:
     return f"{dataset.name}_forecasting"
 
 
-def repo_config(settings: Settings) -> dict[str, Any]:
-    """The content of ``feature_store.yaml`` for the settings' profile."""
+# What ``feature_store.yaml`` holds in place of a credential: Feast expands environment variables
+# when it reads the file (``feast`` CLI, ``feast serve``), and those run with the platform's settings.
+REDIS_PASSWORD_VARIABLE = "${MLOPS_REDIS_PASSWORD}"
+REGISTRY_VARIABLE = "${MLOPS_FEAST_REGISTRY}"
+
+
+def repo_config(settings: Settings, *, for_file: bool = False) -> dict[str, Any]:
+    """Feast's configuration for the settings' profile; ``for_file``: credentials as variables."""
     online: dict[str, Any]
     if settings.online_store is OnlineStoreKind.REDIS:
-        online = {"type": "redis", "connection_string": settings.redis_connection_string()}
+        connection = settings.redis_connection_string()
+        if for_file and settings.redis_password is not None:
+            connection = connection.replace(settings.redis_password.get_secret_value(), REDIS_PASSWORD_VARIABLE)
+        online = {"type": "redis", "connection_string": connection}
     else:
         online = {"type": "sqlite", "path": str(settings.feast_repo / "online_store.db")}
     return {
         "project": settings.feast_project,
         "provider": "local",
-        "registry": registry_config(settings),
+        "registry": registry_config(settings, for_file=for_file),
         "offline_store": {"type": "duckdb"},
         "online_store": online,
         "entity_key_serialization_version": 3,
     }
 
 
-def registry_config(settings: Settings) -> dict[str, Any]:
+def registry_config(settings: Settings, *, for_file: bool = False) -> dict[str, Any]:
     """A file registry by default; a database URL (compose, k8s) gives Feast's SQL registry, which
     every container and pod reads without a shared volume."""
     path = settings.feast_registry
     assert path is not None
     if "://" in path and not path.startswith(("file://", "s3://", "gs://")):
+        from sqlalchemy.engine import make_url
+
         return {
             "registry_type": "sql",
-            "path": path,
+            "path": REGISTRY_VARIABLE if for_file and make_url(path).password else path,
             "cache_ttl_seconds": 60,
             "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
         }
@@ -72,15 +84,21 @@ def write_repo_config(settings: Settings) -> Path:
     repo = settings.feast_repo
     (repo / "data").mkdir(parents=True, exist_ok=True)
     path = repo / "feature_store.yaml"
-    path.write_text(yaml.safe_dump(repo_config(settings), sort_keys=False))
+    # Every process that opens the store rewrites this file; another one may be reading it meanwhile.
+    write_text_atomically(yaml.safe_dump(repo_config(settings, for_file=True), sort_keys=False), path)
     return path
 
 
 def get_store(settings: Settings) -> FeatureStore:
+    """The store, configured in memory: the credentials never touch the disk. The file written
+    alongside serves the ``feast`` CLI."""
     from feast import FeatureStore
+    from feast.repo_config import RepoConfig
 
     write_repo_config(settings)
-    return FeatureStore(repo_path=str(settings.feast_repo))
+    config = RepoConfig(**repo_config(settings))
+    config.repo_path = settings.feast_repo
+    return FeatureStore(config=config)
 
 
 def definitions(settings: Settings, dataset: DatasetConfig) -> tuple[Any, FeatureView, FeatureService]:
@@ -123,20 +141,18 @@ def apply(settings: Settings, dataset: DatasetConfig) -> FeatureStore:
 
 
 def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> tuple[datetime, datetime]:
-    """Load features up to ``end`` into the online store; returns the interval loaded.
+    """Load each entity's newest features before ``end`` into the online store; returns the interval read.
 
-    Feast keeps the last materialized end per view. The first load has no such state and Feast would
-    start at ``now - ttl``, which misses historical data, so the caller's interval is explicit then:
-    ``[end - ttl, end)``. Later loads continue incrementally from Feast's recorded end.
+    The interval is always the TTL window ``[end - ttl, end)``, never Feast's incremental one from its
+    recorded end: a day's rows reach the offline source late (after validation, or after a failed
+    day is fixed) while hourly loads keep advancing that end, so an incremental load would skip them
+    for good. Feast writes one row per entity, so the wider read costs little; a failed load records
+    no end, and its retry reads the same rows again.
     """
     store = get_store(settings)
     view = store.get_feature_view(feature_view_name(dataset))
-    start = view.most_recent_end_time
-    if start is None:
-        start = end - (dataset.feature_engineering.ttl or timedelta(days=7))
-        store.materialize(start_date=start, end_date=end, feature_views=[view.name])
-    else:
-        store.materialize_incremental(end_date=end, feature_views=[view.name])
+    start = end - (dataset.feature_engineering.ttl or timedelta(days=7))
+    store.materialize(start_date=start, end_date=end, feature_views=[view.name])
     log.info("materialized %s from %s to %s", view.name, start, end)
     return start, end
 

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from configs.settings import Settings
-from model_registry.registry import alias_version, champion_version, load_and_warm
+from model_registry.provenance import trusted_model
+from model_registry.registry import alias_version, champion_version, warm
 from model_registry.tracking import CHAMPION, PREVIOUS, client
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,8 @@ def rollback(settings: Settings, model_name: str, reason: str, to_version: str |
                 log.info("%s v%s is already champion", model_name, target)
                 return AliasMove(model_name, target, None, previous_version(settings, model_name), reason)
             raise RollbackError(f"{model_name} v{target} is already the champion")
-        load_and_warm(f"models:/{model_name}/{target}")
+        with trusted_model(settings, model_name, target) as model:
+            warm(model, f"{model_name} v{target}")
         before = mlflow_client.get_model_version(model_name, target).tags.get(PREVIOUS_CHAMPION_TAG) or None
         if before in (current, target):
             before = None

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from configs.settings import Settings
+from model_registry.provenance import BUNDLE_DIGEST_TAG, discard, seal
 from model_registry.tracking import CHALLENGER, CHAMPION, client, configure
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,12 @@ def register_challenger(
     mlflow_client = client(settings)
     existing = mlflow_client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
     if existing:
-        version = str(max(int(v.version) for v in existing))
+        newest = max(existing, key=lambda v: int(v.version))
+        version = str(newest.version)
         log.info("run %s is already %s version %s", run_id, model_name, version)
+        if BUNDLE_DIGEST_TAG not in newest.tags:  # registered before digests were recorded: seal it now
+            digest = _sealed_and_warmed(settings, f"models:/{model_name}/{version}")
+            mlflow_client.set_model_version_tag(model_name, version, BUNDLE_DIGEST_TAG, digest)
     else:
         run = mlflow_client.get_run(run_id)
         if run.info.status != "FINISHED":
@@ -130,8 +135,8 @@ def register_challenger(
         model_uri = run.data.tags.get(MODEL_URI_TAG)
         if not model_uri:
             raise RuntimeError(f"training run {run_id} logged no model")
-        load_and_warm(model_uri)
-        registered = mlflow.register_model(model_uri, model_name, tags={"run_id": run_id, **_version_tags(run)})
+        tags = {"run_id": run_id, **_version_tags(run), BUNDLE_DIGEST_TAG: _sealed_and_warmed(settings, model_uri)}
+        registered = mlflow.register_model(model_uri, model_name, tags=tags)
         version = str(registered.version)
         log.info("registered %s version %s from run %s", model_name, version, run_id)
     for key, value in (lineage or {}).items():
@@ -150,17 +155,27 @@ def _version_tags(run: Any) -> dict[str, str]:
     return tags
 
 
-def load_and_warm(model_uri: str) -> None:
-    """Load the bundle and predict its own input example: proof that it will serve."""
+def _sealed_and_warmed(settings: Settings, model_uri: str) -> str:
+    """The digest of the bundle at ``model_uri``, taken on the very copy that was then loaded and
+    warmed: what is recorded is what was proven to serve."""
     import mlflow
 
-    model = mlflow.pyfunc.load_model(model_uri)
+    local, digest = seal(settings, model_uri)
+    try:
+        warm(mlflow.pyfunc.load_model(str(local)), model_uri)
+    finally:
+        discard(local)
+    return digest
+
+
+def warm(model: Any, label: str) -> None:
+    """Predict the loaded bundle's own input example; raises when it cannot serve."""
     example = model.input_example
     if example is None:
-        raise RuntimeError(f"{model_uri} has no input example to warm with")
+        raise RuntimeError(f"{label} has no input example to warm with")
     forecast = model.predict(example)
     if len(forecast) != len(example) or not np.isfinite(np.asarray(forecast, dtype=float)).all():
-        raise RuntimeError(f"{model_uri} does not produce finite forecasts for its input example")
+        raise RuntimeError(f"{label} does not produce finite forecasts for its input example")
 
 
 def alias_version(settings: Settings, model_name: str, alias: str) -> str | None:
@@ -180,5 +195,18 @@ def champion_version(settings: Settings, model_name: str) -> str | None:
 def register_run_of(
     settings: Settings, model_name: str, tag: str, value: str, lineage: dict[str, str] | None = None
 ) -> RegisteredVersion:
-    """Register the newest finished run tagged ``tag=value`` (what an orchestrated training logged)."""
-    return register_challenger(settings, model_name, find_run(settings, tag, value), lineage)
+    """Register the newest finished run tagged ``tag=value`` (what an orchestrated training logged).
+
+    A version registered earlier for ``tag=value`` is returned instead: a retried training task logs
+    a second run under the same tag, and the gates, promotion and summary of one orchestrated run must
+    all speak of one version, the first that any of its tasks saw.
+    """
+    earlier = client(settings).search_model_versions(f"name = '{model_name}' and tags.`{tag}` = '{value}'")
+    if earlier:
+        first = min(earlier, key=lambda v: int(v.version))
+        log.info("%s=%s already registered %s version %s", tag, value, model_name, first.version)
+        run_id = str(first.run_id)
+    else:
+        run_id = find_run(settings, tag, value)
+    # The tag goes on the version itself, so that the lookup above finds it whatever the tag is.
+    return register_challenger(settings, model_name, run_id, {**(lineage or {}), tag: value})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from configs.settings import Settings
@@ -19,6 +20,7 @@ def configure(settings: Settings) -> str:
     import mlflow
 
     settings.home.mkdir(parents=True, exist_ok=True)
+    _login(settings)
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_registry_uri or settings.tracking_uri)
     experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
@@ -30,6 +32,14 @@ def configure(settings: Settings) -> str:
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return str(experiment_id)
+
+
+def _login(settings: Settings) -> None:
+    """MLflow's client reads a server's basic-auth login from its environment, nowhere else."""
+    if settings.mlflow_tracking_username is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = settings.mlflow_tracking_username
+    if settings.mlflow_tracking_password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_tracking_password.get_secret_value()
 
 
 def client(settings: Settings) -> MlflowClient:

@@ -119,14 +119,20 @@ def bench_settings(home: Path, dataset_config: Path, redis_port: int) -> Setting
 def settings_env(settings: Settings, **overrides: Any) -> dict[str, str]:
     """The environment in which a child's ``Settings()`` equals ``settings`` (plus ``overrides``).
 
-    The venv's ``bin`` goes first on PATH: ``mlflow models serve`` starts ``uvicorn`` by name.
+    The venv's ``bin`` goes first on PATH: ``mlflow models serve`` starts ``uvicorn`` by name. Lists
+    and mappings go as JSON, the one form pydantic-settings reads them back from.
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLOPS_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     for name, value in {**settings.model_dump(), **overrides}.items():
         if value is None:
             continue
-        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, list | tuple | set | dict):
+            text = json.dumps(list(value) if isinstance(value, set) else value, default=str)
+        else:
+            text = str(value)
         env[f"MLOPS_{name.upper()}"] = text
     return env
 
@@ -169,7 +175,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 @contextlib.contextmanager
 def running(
     name: str, argv: list[str], ready: Callable[[], bool], logs: Path, env: dict[str, str] | None = None
-) -> Iterator[None]:
+) -> Iterator[subprocess.Popen[bytes]]:
     """Run a server in its own session until the block ends (also on errors); wait until ``ready()``.
 
     Its working directory is its log folder, so it reads no ``.env`` of the project.
@@ -189,9 +195,16 @@ def running(
                     raise TimeoutError(f"{name} not ready after {READY_TIMEOUT_SECONDS:.0f}s: {log_path}")
                 time.sleep(0.2)
             log.info("%s is ready (log: %s)", name, log_path)
-            yield
+            yield process
         finally:
             stop(process)
+
+
+def redis_server(port: int, logs: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """A throwaway ``redis-server`` on loopback, nothing saved to disk, behind ``REDIS_PASSWORD``."""
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "no", "--requirepass", REDIS_PASSWORD]
+    return running("redis", argv, port_open(port), logs)
 
 
 def load_online_store(settings: Settings, dataset: DatasetConfig, end: datetime) -> None:
@@ -226,6 +239,8 @@ def prepare(settings: Settings, dataset: DatasetConfig, logical_date: date, retr
 
     name = settings.model_name(dataset.name)
     version = None if retrain else champion_version(settings, name)
+    if version is not None and not _loadable(settings, name, version):
+        version = None
     if version is None:
         ingest(dataset, logical_date, settings)
         validate(dataset, logical_date, settings)
@@ -241,6 +256,19 @@ def prepare(settings: Settings, dataset: DatasetConfig, logical_date: date, retr
         raise RuntimeError(f"{name} v{version} failed the champion/challenger gate: {decision.reason}")
     promote_version(settings, name, version, f"serving benchmark: {decision.reason}")
     return version
+
+
+def _loadable(settings: Settings, name: str, version: str) -> bool:
+    """Whether the service would load this champion (a home made before bundle digests were recorded
+    holds one it refuses): otherwise the benchmark trains a new one."""
+    from model_registry.provenance import UntrustedModelError, discard, verified_copy
+
+    try:
+        discard(verified_copy(settings, name, version))
+    except UntrustedModelError as exc:
+        log.warning("%s v%s will not be served (%s): training a new champion", name, version, exc)
+        return False
+    return True
 
 
 def invocation_body(settings: Settings, dataset: DatasetConfig, version: str, entity: str) -> dict[str, Any]:
@@ -376,14 +404,21 @@ def measure(
     return rows
 
 
-def ours(
-    settings: Settings, workers: int, rates: tuple[int, ...], seconds: float, entity: str, logs: Path
-) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def our_service(settings: Settings, workers: int, logs: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``python -m model_serving`` on a free loopback port until the block ends: (base URL, process)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = settings_env(settings, serving_host="127.0.0.1", serving_port=port, serving_workers=workers)
     argv = [sys.executable, "-m", "model_serving"]
-    with running(f"ours-{workers}-workers", argv, http_ok(f"{base}/health/ready"), logs, env):
+    with running(f"ours-{workers}-workers", argv, http_ok(f"{base}/health/ready"), logs, env) as process:
+        yield base, process
+
+
+def ours(
+    settings: Settings, workers: int, rates: tuple[int, ...], seconds: float, entity: str, logs: Path
+) -> list[dict[str, Any]]:
+    with our_service(settings, workers, logs) as (base, _):
         return measure(OURS, f"{base}/v1/forecast", {"entity_id": entity}, rates, seconds, workers, logs, base)
 
 
@@ -587,9 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.home.resolve() / "logs"
     redis_port = free_port()
     settings = bench_settings(args.home, args.dataset, redis_port)
-    redis_argv = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
-    redis_argv += ["--appendonly", "no", "--requirepass", REDIS_PASSWORD]
-    with running("redis", redis_argv, port_open(redis_port), logs):
+    with redis_server(redis_port, logs):
         version = prepare(settings, dataset, args.logical_date, args.retrain)
         reads = compare_read_paths(settings, dataset, args.entity) if "reads" in args.systems else []
         rows: list[dict[str, Any]] = []

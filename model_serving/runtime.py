@@ -80,14 +80,17 @@ def champion_version(settings: Settings, dataset: DatasetConfig) -> str:
 
 
 def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> ModelHandle:
-    """Load and warm one registry version; raises if it cannot serve, so callers never hold half a model."""
-    import mlflow
+    """Load and warm one registry version; raises if it cannot serve, so callers never hold half a model.
 
+    Only from the registry's own store and only the files registered (``UntrustedModelError``
+    otherwise): the service runs the bundle's code, so a re-pointed alias must not choose it.
+    """
+    from model_registry.provenance import load_trusted
     from model_registry.tracking import client
 
     name = settings.model_name(dataset.name)
     tags = dict(client(settings).get_model_version(name, version).tags)
-    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    model = load_trusted(settings, name, version)
     inputs = model.metadata.get_input_schema().input_names()
     outputs = model.metadata.get_output_schema().input_names()
     # Warm up both paths, so the first request pays no lazy initialisation and the two agree.

@@ -44,10 +44,14 @@ def run_training_cli(argv: list[str], timeout_seconds: float | None = None) -> N
 
 
 def pod_env(settings: Settings) -> dict[str, str]:
+    """The pod's plain environment. A setting that holds a credential (a URL with a password) is left
+    out: the pod spec is stored as the task's rendered template, so such values come from the
+    training secret (``MLOPS_TRAINING_SECRET``) instead."""
     env = {}
+    secrets = settings.secret_values()
     for name in POD_SETTINGS:
         value = getattr(settings, name)
-        if value is not None:
+        if value is not None and not any(secret in str(value) for secret in secrets):
             env[f"MLOPS_{name.upper()}"] = str(value)
     if settings.training_gpus > 0 and settings.training_device == "auto":
         # A pod that asked for a GPU and sees none must fail, not train quietly on the CPU.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pandas as pd
 
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
+from data_pipeline.landing import write_text_atomically
 from model_training import forecasters
 from model_training.backtest import FoldScore, backtest
 
@@ -261,8 +261,5 @@ def write_best_params(
 ) -> Path:
     """The best parameters as JSON for the final training job (write, then rename)."""
     params = best_params(settings, dataset, family, name, expected_trials)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(params, indent=2, sort_keys=True))
-    os.replace(tmp, out)
+    write_text_atomically(json.dumps(params, indent=2, sort_keys=True), out)
     return out

@@ -64,15 +64,19 @@ def _score_version(
 ) -> ModelBacktest:
     import mlflow
 
+    from model_registry.provenance import trusted_model
+
     mlflow_client = client(settings)
     model_version = mlflow_client.get_model_version(model_name, version)
     registered_mae = float(mlflow_client.get_run(str(model_version.run_id)).data.metrics["backtest_mae"])
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     baseline = SeasonalNaive.for_dataset(dataset)
     labels, columns = label_names(dataset), feature_names(dataset)
     stamps = frame[EVENT_TIMESTAMP]
     per_fold: list[dict[str, float]] = []
-    with mlflow.start_run(run_name=f"nightly-backtest-{role}-v{version}"):
+    with (
+        trusted_model(settings, model_name, version) as model,
+        mlflow.start_run(run_name=f"nightly-backtest-{role}-v{version}"),
+    ):
         mlflow.set_tags({"job": "nightly_backtest", "dataset": dataset.name, "model_version": version, "role": role})
         for fold in make_folds(stamps, dataset):
             test = frame[(stamps > fold.cutoff) & (stamps <= fold.test_end)]

@@ -79,11 +79,11 @@ def holdout_errors(
     return float(errors.mean()), {str(k): float(v) for k, v in by_entity.items()}
 
 
-def _forecast(model_name: str, version: str, features: pd.DataFrame) -> np.ndarray:
-    import mlflow
+def _forecast(settings: Settings, model_name: str, version: str, features: pd.DataFrame) -> np.ndarray:
+    from model_registry.provenance import trusted_model
 
-    model = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
-    forecast = np.asarray(model.predict(features), dtype=np.float64)
+    with trusted_model(settings, model_name, version) as model:
+        forecast = np.asarray(model.predict(features), dtype=np.float64)
     if not np.isfinite(forecast).all():
         raise RuntimeError(f"{model_name} v{version} forecasts non-finite values on the holdout")
     return forecast
@@ -98,7 +98,9 @@ def evaluate_challenger(
     version = str(version)
     mlflow_client = client(settings)  # also points MLflow's models:/ URIs at this registry
     features = holdout[feature_names(dataset)].astype("float64")
-    challenger_mae, challenger_by_entity = holdout_errors(_forecast(model_name, version, features), holdout, dataset)
+    challenger_mae, challenger_by_entity = holdout_errors(
+        _forecast(settings, model_name, version, features), holdout, dataset
+    )
     baseline = SeasonalNaive.for_dataset(dataset).predict(holdout)
     baseline_mae, baseline_by_entity = holdout_errors(baseline, holdout, dataset)
 
@@ -108,7 +110,9 @@ def evaluate_challenger(
     saw_holdout = False
     start, end = holdout[EVENT_TIMESTAMP].min(), holdout[EVENT_TIMESTAMP].max()
     if current is not None and current != version:
-        champion_mae, champion_by_entity = holdout_errors(_forecast(model_name, current, features), holdout, dataset)
+        champion_mae, champion_by_entity = holdout_errors(
+            _forecast(settings, model_name, current, features), holdout, dataset
+        )
         champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, current).run_id))
         trained_until = champion_run.data.params.get("training_end")
         # A champion trained on these rows scores too well: the comparison is harder, never easier.

@@ -21,7 +21,7 @@ import pandas as pd
 from configs.dataset import DatasetConfig
 from configs.run_plan import RunPlan
 from configs.settings import Settings
-from data_pipeline.landing import end_of
+from data_pipeline.landing import end_of, write_text_atomically
 from feature_store.features import EVENT_TIMESTAMP, numeric_feature_names, offline_source_path
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,7 @@ def measure_drift(
     snapshot = Report([preset], include_tests=True).run(
         reference_data=reference[columns], current_data=current[columns]
     )
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    snapshot.save_html(str(report_path))
+    write_text_atomically(snapshot.get_html_str(as_iframe=False), report_path)
     result = snapshot.dict()
     share = 0.0
     scores: dict[str, float] = {}

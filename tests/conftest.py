@@ -170,7 +170,8 @@ def dataset(dataset_path: Path) -> DatasetConfig:
 
 @pytest.fixture
 def settings(tmp_path: Path, dataset_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", dataset_config=dataset_path, _env_file=None)  # type: ignore[call-arg]
+    """Local sources anywhere under the test's tmp_path (tests write their CSVs there), nowhere else."""
+    return Settings(home=tmp_path / "home", dataset_config=dataset_path, source_roots=[tmp_path], _env_file=None)  # type: ignore[call-arg]
 
 
 @pytest.fixture
@@ -179,17 +180,21 @@ def logical_date() -> date:
 
 
 @contextlib.contextmanager
-def server_process(argv: list[str], port: int, timeout: float = 30.0, **popen: Any) -> Iterator[None]:
-    """Run a real server binary on ``port`` for the duration of the block."""
+def server_process(
+    argv: list[str], port: int, timeout: float = 30.0, log: Path | None = None, **popen: Any
+) -> Iterator[None]:
+    """Run a real server binary on ``port`` for the duration of the block; its output goes to ``log``."""
     if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
         raise RuntimeError(f"{argv[0]} is not installed: run .ci/run (it installs the test servers)")
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen)
-    try:
-        wait_for_port(port, process, timeout=timeout)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with contextlib.ExitStack() as stack:
+        output = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT if log else output, **popen)
+        try:
+            wait_for_port(port, process, timeout=timeout)
+            yield
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ COPY --chown=airflow:root model_validation /opt/airflow/project/model_validation
 COPY --chown=airflow:root model_serving /opt/airflow/project/model_serving
 COPY --chown=airflow:root monitoring /opt/airflow/project/monitoring
 COPY --chown=airflow:root infra/scripts /opt/airflow/project/infra/scripts
+COPY --chown=airflow:root infra/compose/airflow_passwords.py /opt/airflow/project/infra/compose/airflow_passwords.py
 COPY --chown=airflow:root data /opt/airflow/project/data
 RUN pip install --no-deps --no-build-isolation /opt/airflow/project
 COPY --chown=airflow:root dags /opt/airflow/dags

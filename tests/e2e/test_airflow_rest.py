@@ -18,6 +18,34 @@ from tests.conftest import PROJECT_ROOT, SYNTHETIC_END, PlatformEnv, free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAG_ID = "retrain_synthetic_forecaster"
+ADMIN_PASSWORD = "airflow-admin-password"
+REDIS_PASSWORD, ADMIN_TOKEN = "redis-password-in-env", "serving-admin-token-in-env"
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+LEAKY_DAG = """
+from datetime import datetime
+
+from airflow.sdk import dag, task
+
+from configs.orchestration import DEFAULT_ARGS
+
+
+@dag(dag_id="leaky", schedule=None, start_date=datetime(2024, 1, 1), default_args={**DEFAULT_ARGS, "retries": 0})
+def leaky():
+    @task
+    def print_credentials() -> None:
+        import logging
+
+        from configs.settings import get_settings
+
+        settings = get_settings()
+        logging.getLogger("leaky").warning("admin token %s", settings.admin_token.get_secret_value())
+        print("redis password:", settings.redis_password.get_secret_value())
+
+    print_credentials()
+
+
+leaky()
+"""
 
 
 def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
@@ -37,8 +65,11 @@ def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str], PlatformEnv]]:
     root = tmp_path_factory.mktemp("standalone")
-    platform = PlatformEnv(root)
+    platform = PlatformEnv(root, MLOPS_REDIS_PASSWORD=REDIS_PASSWORD, MLOPS_ADMIN_TOKEN=ADMIN_TOKEN)
     home = root / "airflow"
+    leaky = root / "leaky_dags"
+    leaky.mkdir()
+    (leaky / "leaky.py").write_text(LEAKY_DAG)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "MLOPS_"))}
     env.update(platform.values)
@@ -51,8 +82,23 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         # Task runners report to the execution API of this server, not to the default port.
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"http://127.0.0.1:{port}/execution/",
         AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+        # The platform's DAGs, and a DAG whose task prints credentials (the masking check).
+        AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST=json.dumps(
+            [
+                {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+                {"name": "leaky", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(leaky)}},
+            ]
+        ),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
+    # The login as the compose stack sets it up: airflow-init writes the password from .env.
+    passwords = root / "auth" / "passwords.json"
+    subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "infra" / "compose" / "airflow_passwords.py"), str(passwords)],
+        env={**env, "AIRFLOW_ADMIN_PASSWORD": ADMIN_PASSWORD},
+        check=True,
+    )
+    env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
     log = (root / "standalone.log").open("w")
     process = subprocess.Popen(
         ["airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -60,11 +106,12 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     base = f"http://127.0.0.1:{port}"
     try:
         _wait(lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok, 240, "Airflow API up")
-        passwords = home / "simple_auth_manager_passwords.json.generated"
-        password = json.loads(_wait(passwords.read_text if passwords.exists() else lambda: "", 60, "password"))
+        wrong = requests.post(f"{base}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10)
+        assert wrong.status_code == 401
         token = requests.post(
-            f"{base}/auth/token", json={"username": "admin", "password": password["admin"]}, timeout=10
+            f"{base}/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}, timeout=10
         ).json()["access_token"]
+        assert json.loads(passwords.read_text()) == {"admin": ADMIN_PASSWORD}  # kept, not regenerated
         yield base, {"Authorization": f"Bearer {token}"}, platform
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -118,3 +165,28 @@ def test_retraining_triggered_over_rest_succeeds(airflow_api) -> None:  # type: 
         champion = client(settings).get_model_version("synthetic_forecaster", version)
         assert champion.tags["dag_run_id"] == run_id
         assert client(settings).get_run(champion.run_id).data.params["family"] == "nlinear"
+
+
+def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(airflow_api) -> None:  # type: ignore[no-untyped-def]
+    """The DAGs' default arguments register the MLOPS_* credentials with Airflow's secrets masker
+    before each task: Airflow masks only its own connections' secrets by itself."""
+    base, auth, _ = airflow_api
+    dag_url = f"{base}/api/v2/dags/leaky"
+    _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "leaky DAG parsed")
+    assert requests.patch(dag_url, json={"is_paused": False}, headers=auth, timeout=10).ok
+    created = requests.post(f"{dag_url}/dagRuns", json={"logical_date": None}, headers=auth, timeout=10)
+    assert created.ok, created.text
+    run_url = f"{dag_url}/dagRuns/{created.json()['dag_run_id']}"
+
+    def finished() -> str | None:
+        state = requests.get(run_url, headers=auth, timeout=10).json()["state"]
+        return state if state in ("success", "failed") else None
+
+    assert _wait(finished, 300, "leaky run finished") == "success"
+    answer = requests.get(f"{run_url}/taskInstances/print_credentials/logs/1", headers=auth, timeout=30)
+    assert answer.ok, answer.text
+    log = answer.text
+    assert "redis password: ***" in log
+    assert "admin token ***" in log
+    assert REDIS_PASSWORD not in log
+    assert ADMIN_TOKEN not in log

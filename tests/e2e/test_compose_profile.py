@@ -13,9 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+from pydantic import SecretStr
 
 from configs.settings import PROJECT_ROOT
-from tests.conftest import SYNTHETIC_END, PlatformEnv, free_port, server_process
+from tests.conftest import SYNTHETIC_END, PlatformEnv, free_port, postgres_bin, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -25,6 +27,12 @@ PASSWORDS = {
     "FEAST_DB_PASSWORD": "feast-pw",
     "OPTUNA_DB_PASSWORD": "optuna-pw",
 }
+MLFLOW_USER, MLFLOW_PASSWORD = "platform", "mlflow-login-password"
+S3_SECRET = "s3-secret-access-key"
+REDIS_PASSWORD = "test-secret"  # the session redis_server's
+ADMIN_TOKEN = "serving-admin-token"
+SECRETS = [*PASSWORDS.values(), MLFLOW_PASSWORD, S3_SECRET, REDIS_PASSWORD, ADMIN_TOKEN]
+SERVER_LOGS: list[Path] = []
 CONF = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 2, "tuning_workers": 2, "reason": "compose"}
 
 
@@ -47,25 +55,30 @@ def postgres_server(postgres_url: str) -> str:
     return f"{url.host}:{url.port}"
 
 
-def database(server: str, name: str) -> str:
-    return f"postgresql+psycopg://{name}:{PASSWORDS[f'{name.upper()}_DB_PASSWORD']}@{server}/{name}"
+def database(server: str, role: str, name: str | None = None) -> str:
+    return f"postgresql+psycopg://{role}:{PASSWORDS[f'{role.upper()}_DB_PASSWORD']}@{server}/{name or role}"
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(postgres_server: str, moto_endpoint: str) -> Iterator[str]:
-    """``mlflow server`` as compose runs it: PostgreSQL backend, S3 artifacts it proxies."""
+def mlflow_server(postgres_server: str, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mlflow server`` as compose runs it: logins required, PostgreSQL backend, S3 artifacts it proxies."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, aws_access_key_id="test", aws_secret_access_key=S3_SECRET,
                       region_name="us-east-1")  # fmt: skip
     s3.create_bucket(Bucket="mlflow")
     port = free_port()
-    argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-            "--backend-store-uri", database(postgres_server, "mlflow"),
+    argv = ["bash", str(PROJECT_ROOT / "infra" / "compose" / "mlflow-server.sh"), "--host", "127.0.0.1",
+            "--port", str(port), "--backend-store-uri", database(postgres_server, "mlflow"),
             "--artifacts-destination", "s3://mlflow/artifacts", "--serve-artifacts", "--workers", "1"]  # fmt: skip
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "MLFLOW_S3_ENDPOINT_URL": moto_endpoint}  # fmt: skip
-    with server_process(argv, port, timeout=180, env=env):
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+           "MLFLOW_S3_ENDPOINT_URL": moto_endpoint, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
+           "MLFLOW_AUTH_DATABASE_URI": database(postgres_server, "mlflow", "mlflow_auth"),
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret-key-for-tests"}  # fmt: skip
+    log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
+    SERVER_LOGS.append(log)
+    with server_process(argv, port, timeout=180, log=log, env=env):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -77,6 +90,7 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
     moto_endpoint: str,
     redis_server: int,
     pushgateway: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     import boto3
     import optuna
@@ -98,7 +112,9 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         "MLOPS_FEAST_REGISTRY": database(postgres_server, "feast"),
         "MLOPS_S3_ENDPOINT_URL": moto_endpoint,
         "MLOPS_AWS_ACCESS_KEY_ID": "test",
-        "MLOPS_AWS_SECRET_ACCESS_KEY": "test",
+        "MLOPS_AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "MLOPS_MLFLOW_TRACKING_USERNAME": MLFLOW_USER,
+        "MLOPS_MLFLOW_TRACKING_PASSWORD": MLFLOW_PASSWORD,
         "MLOPS_PUSHGATEWAY_URL": pushgateway,
     }
     with PlatformEnv(tmp_path, **compose) as env:
@@ -126,9 +142,35 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         assert not (settings.feast_repo / "registry.db").exists()
 
         # The service, as compose runs it: registry from PostgreSQL, features from Redis, model via MLflow.
-        serving = settings.model_copy(update={"model_poll_seconds": 0})
+        serving = settings.model_copy(update={"model_poll_seconds": 0, "admin_token": SecretStr(ADMIN_TOKEN)})
         with TestClient(create_app(serving)) as service:
             assert service.get("/health/ready").status_code == 200
             answer = service.post("/v1/forecast", json={"entity_id": "site_0"})
             assert answer.status_code == 200, answer.text
             assert answer.json()["model_version"] == str(champion.version)
+
+    # Logins: the tracking server answers nothing without the platform's password.
+    api = f"{mlflow_server}/api/2.0/mlflow/experiments/search"
+    assert requests.post(api, json={"max_results": 1}, timeout=30).status_code == 401
+    assert (
+        requests.post(api, json={"max_results": 1}, auth=(MLFLOW_USER, "not-the-password"), timeout=30).status_code
+        == 401
+    )
+    assert requests.post(api, json={"max_results": 1}, auth=(MLFLOW_USER, MLFLOW_PASSWORD), timeout=30).ok
+
+    # No credential is written anywhere the run leaves a trace.
+    output = capfd.readouterr()
+    places: dict[str, bytes] = {"task and service output": (output.out + output.err).encode()}
+    for root in (tmp_path, airflow_db):  # MLOPS_HOME, the Feast repo; Airflow's logs and its database
+        places.update({str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()})
+    places.update({str(p): p.read_bytes() for p in SERVER_LOGS})
+    for name in ("mlflow", "mlflow_auth"):  # every run param, tag, model version and login
+        url = database(postgres_server, "mlflow", name).replace("+psycopg", "")
+        dump = subprocess.run([postgres_bin("pg_dump"), "--data-only", url], check=True, capture_output=True)
+        places[f"database {name}"] = dump.stdout
+    s3 = boto3.client("s3", **settings.boto3_client_kwargs())
+    for key in [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow")["Contents"]]:
+        places[f"s3://mlflow/{key}"] = s3.get_object(Bucket="mlflow", Key=key)["Body"].read()
+    assert len(places) > 20
+    leaks = {where: [s for s in SECRETS if s.encode() in content] for where, content in places.items()}
+    assert {where: found for where, found in leaks.items() if found} == {}

@@ -15,7 +15,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _env(home: Path, config: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    """As on a fresh clone: the demo keeps Airflow's home (and its SQLite database) under MLOPS_HOME,
+    not in the test session's Airflow home, whose database this process holds open."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "AIRFLOW", "MLFLOW_TRACKING_"))}
     return {**env, "MLOPS_HOME": str(home), "MLOPS_DATASET_CONFIG": str(config)}
 
 

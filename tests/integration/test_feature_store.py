@@ -74,7 +74,7 @@ def test_online_store_serves_the_latest_row_and_rematerializing_is_idempotent(
     assert first["temp_lag_0__ts"][0] == int(newest.timestamp())
     assert first["temp_lag_0"][0] == pytest.approx(raw.set_index(["site", "ts"])["temp"][("site_1", newest)])
 
-    materialize(settings, dataset, end_of(logical_date))  # incremental, same end: nothing changes
+    materialize(settings, dataset, end_of(logical_date))  # again, same end: nothing changes
     again = store.get_online_features(features=service, entity_rows=[{"site": "site_1"}]).to_dict()
     assert again["temp_lag_0"] == first["temp_lag_0"]
 
@@ -105,3 +105,33 @@ def test_a_sql_registry_on_postgres_is_shared_without_a_shared_folder(
     assert [p.name for p in service.feature_view_projections] == [feature_view_name(dataset)]
     assert not (tmp_path / "serving" / "feature_repo" / "registry.db").exists()
     assert len(store.list_feature_views()) == 1
+
+
+def test_feature_store_yaml_holds_no_credential_and_feast_reads_them_from_the_environment(
+    tmp_path: Path, dataset_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feast.repo_config import load_repo_config
+    from pydantic import SecretStr
+
+    from configs.settings import OnlineStoreKind
+
+    registry = "postgresql+psycopg://feast:registry-pw@db:5432/feast"
+    settings = Settings(
+        home=tmp_path,
+        dataset_config=dataset_path,
+        online_store=OnlineStoreKind.REDIS,
+        redis_host="cache",
+        redis_password=SecretStr("redis-pw"),
+        feast_registry=registry,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    path = write_repo_config(settings)
+    text = path.read_text()
+    assert "redis-pw" not in text
+    assert "registry-pw" not in text
+    # What the feast CLI (or feast serve) sees when it runs with the platform's settings.
+    monkeypatch.setenv("MLOPS_REDIS_PASSWORD", "redis-pw")
+    monkeypatch.setenv("MLOPS_FEAST_REGISTRY", registry)
+    config = load_repo_config(path.parent, path)
+    assert config.online_store.connection_string == "cache:6379,password=redis-pw"
+    assert config.registry.path == registry

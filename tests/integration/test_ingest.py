@@ -82,6 +82,7 @@ def test_s3_source_over_http_lands_the_same_rows(
         s3_endpoint_url=moto_endpoint,
         aws_access_key_id="test",
         aws_secret_access_key="test",
+        source_buckets=["raw"],
         _env_file=None,
     )  # type: ignore[call-arg]
     from_s3 = pd.read_parquet(ingest(s3_config, logical_date, s3_settings))

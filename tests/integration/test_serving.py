@@ -12,6 +12,7 @@ from pydantic import SecretStr
 from configs.dataset import DatasetConfig
 from configs.settings import Settings
 from data_pipeline.validation import read_validated
+from model_registry.provenance import BUNDLE_DIGEST_TAG, bundle_digest
 from model_registry.tracking import CHAMPION
 from model_registry.tracking import client as registry_client
 from model_serving.app import create_app
@@ -174,7 +175,8 @@ def test_champion_moves_are_served_without_a_restart(own_registry: tuple[Setting
     name = settings.model_name(dataset.name)
     registry = registry_client(settings)
     champion = registry.get_model_version_by_alias(name, CHAMPION)
-    again = registry.create_model_version(name, champion.source, run_id=champion.run_id, tags={"note": "again"})
+    tags = {"note": "again", BUNDLE_DIGEST_TAG: champion.tags[BUNDLE_DIGEST_TAG]}  # the same files: their digest
+    again = registry.create_model_version(name, champion.source, run_id=champion.run_id, tags=tags)
     new = str(again.version)
     watching = settings.model_copy(update={"model_poll_seconds": 0.2})
     with TestClient(create_app(watching)) as app_client:
@@ -183,7 +185,7 @@ def test_champion_moves_are_served_without_a_restart(own_registry: tuple[Setting
 
         registry.set_registered_model_alias(name, CHAMPION, new)
         promoted = wait_for_version(app_client, new)
-        assert promoted["tags"] == {"note": "again"}
+        assert promoted["tags"] == tags
         assert datetime.fromisoformat(promoted["loaded_at"]) > datetime.fromisoformat(before["loaded_at"])
         forecast = app_client.post("/v1/forecast", json={"entity_id": "site_0"})
         assert forecast.status_code == 200, forecast.text
@@ -201,7 +203,7 @@ def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
     settings, dataset = own_registry
     name = settings.model_name(dataset.name)
     registry = registry_client(settings)
-    broken = register_broken_version(registry, name, tmp_path)
+    broken = register_broken_version(registry, name, settings, tmp_path)
     with TestClient(create_app(settings)) as app_client:
         runtime = app_client.app.state.runtime  # type: ignore[attr-defined]
         assert runtime.refresh_model() is False  # champion unchanged: nothing to do
@@ -221,11 +223,12 @@ def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
         assert runtime.last_reload_error is None
 
 
-def register_broken_version(registry: Any, name: str, tmp_path: Path) -> str:
-    """A registry version whose source is an empty folder: it exists, but cannot load."""
-    empty = tmp_path / "not_a_model"
-    empty.mkdir()
-    return str(registry.create_model_version(name, str(empty)).version)
+def register_broken_version(registry: Any, name: str, settings: Settings, tmp_path: Path) -> str:
+    """A registry version whose source is an empty folder in the registry's store, with its digest: it
+    passes the provenance checks, but cannot load."""
+    empty = settings.home / "mlartifacts" / "not_a_model" / tmp_path.name
+    empty.mkdir(parents=True)
+    return str(registry.create_model_version(name, str(empty), tags={BUNDLE_DIGEST_TAG: bundle_digest(empty)}).version)
 
 
 def wait_for_version(app_client: TestClient, version: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -307,7 +310,7 @@ def test_admin_reload_needs_the_token_and_keeps_serving_when_a_version_is_broken
         assert unchanged.json()["swapped"] is False
         assert unchanged.json()["version"] == "1"
 
-        broken = register_broken_version(registry, name, tmp_path)
+        broken = register_broken_version(registry, name, settings, tmp_path)
         registry.set_registered_model_alias(name, CHAMPION, broken)
         failures_before = metric(serving, "forecast_model_reloads_total", outcome="failed")
         failed = serving.post("/admin/reload", headers=auth)
@@ -317,7 +320,8 @@ def test_admin_reload_needs_the_token_and_keeps_serving_when_a_version_is_broken
         assert metric(serving, "forecast_model_reloads_total", outcome="failed") == failures_before + 1
 
         source = registry.get_model_version(name, "1")
-        good = str(registry.create_model_version(name, source.source, run_id=source.run_id).version)
+        digest = {BUNDLE_DIGEST_TAG: source.tags[BUNDLE_DIGEST_TAG]}
+        good = str(registry.create_model_version(name, source.source, run_id=source.run_id, tags=digest).version)
         registry.set_registered_model_alias(name, CHAMPION, good)
         swapped = serving.post("/admin/reload", headers=auth).json()
         assert swapped["swapped"] is True

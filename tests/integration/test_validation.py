@@ -79,7 +79,7 @@ CORRUPTIONS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str]]]
 def test_corrupted_input_stops_with_a_clear_message(tmp_path: Path, logical_date: date, case: str) -> None:
     corrupt, expected = CORRUPTIONS[case]
     config = DatasetConfig.from_yaml(write_dataset(tmp_path / "d", frame=corrupt(synthetic_frame())))
-    settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(home=tmp_path / "home", source_roots=[tmp_path], _env_file=None)  # type: ignore[call-arg]
     ingest(config, logical_date, settings)
 
     with pytest.raises(DataValidationError) as raised:
@@ -97,7 +97,7 @@ def test_corrupted_input_stops_with_a_clear_message(tmp_path: Path, logical_date
 
 
 def test_a_failed_rerun_withdraws_the_earlier_validated_copy(tmp_path: Path, logical_date: date) -> None:
-    settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(home=tmp_path / "home", source_roots=[tmp_path], _env_file=None)  # type: ignore[call-arg]
     good = DatasetConfig.from_yaml(write_dataset(tmp_path / "d"))
     ingest(good, logical_date, settings)
     validate(good, logical_date, settings)

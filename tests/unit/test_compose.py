@@ -137,7 +137,7 @@ def test_no_secret_is_written_into_the_file_and_every_variable_is_in_the_env_exa
     assert used <= documented, used - documented
     for name, service in services.items():
         for key, value in environment(service).items():
-            if SECRET_NAME.search(key):
+            if SECRET_NAME.search(key) and not key.endswith("_FILE"):  # a path to a secrets file is no secret
                 assert INTERPOLATION.search(value), f"{name}: {key} is written into the file"
     # Interpolations that must be set fail loudly instead of starting with an empty password.
     for match in re.finditer(r"\$\{([A-Z0-9_]+)([^}]*)\}", text):
@@ -180,3 +180,21 @@ def test_prometheus_scrapes_compose_services(services: dict[str, dict[str, Any]]
 def test_every_long_running_service_has_a_healthcheck(services: dict[str, dict[str, Any]]) -> None:
     running = [name for name, service in services.items() if service.get("restart") != "no"]
     assert [name for name in running if "healthcheck" not in services[name]] == []
+
+
+def test_mlflow_and_airflow_require_logins(services: dict[str, dict[str, Any]]) -> None:
+    """MLflow runs its basic-auth app; Airflow's login comes from .env, never a generated password."""
+    mlflow_image = (PROJECT_ROOT / "infra" / "docker" / "mlflow.Dockerfile").read_text()
+    assert 'ENTRYPOINT ["/usr/local/bin/mlflow-server.sh"]' in mlflow_image
+    assert "exec mlflow server --app-name basic-auth" in (PROJECT_ROOT / "infra/compose/mlflow-server.sh").read_text()
+    mlflow_env = environment(services["mlflow"])
+    for name in ("MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert INTERPOLATION.search(mlflow_env[name]), name
+    for name in ("serving", "airflow-scheduler"):  # the platform's clients log in
+        assert "MLOPS_MLFLOW_TRACKING_PASSWORD" in environment(services[name]), name
+    airflow = environment(services["airflow-apiserver"])
+    assert airflow.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "false").lower() == "false"
+    passwords = airflow["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    init = services["airflow-init"]
+    assert passwords in " ".join(init["command"])
+    assert "AIRFLOW_ADMIN_PASSWORD" in environment(init)

@@ -45,3 +45,15 @@ def test_model_name_defaults_to_dataset_name() -> None:
     assert Settings(_env_file=None).model_name("ett") == "ett_forecaster"  # type: ignore[call-arg]
     named = Settings(registered_model_name="custom", _env_file=None)  # type: ignore[call-arg]
     assert named.model_name("ett") == "custom"
+
+
+def test_secret_values_are_the_secret_fields_and_passwords_inside_urls() -> None:
+    settings = Settings(
+        redis_password="redis-pw",
+        admin_token="token",
+        mlflow_tracking_password="mlflow-pw",
+        optuna_storage="postgresql+psycopg://optuna:optuna%40pw@db:5432/optuna",
+        feast_registry="postgresql+psycopg://feast@db:5432/feast",  # no password, nothing to mask
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    assert sorted(settings.secret_values()) == sorted(["redis-pw", "token", "mlflow-pw", "optuna@pw"])

@@ -17,6 +17,7 @@ def pod_task(tmp_path: Path, airflow_db: Path):  # type: ignore[no-untyped-def]
         "MLOPS_GPU_NODE_POOL": "a100-pool",
         "MLOPS_MLFLOW_TRACKING_URI": "http://mlflow:5000",
         "MLOPS_AWS_SECRET_ACCESS_KEY": "never-in-a-pod-spec",
+        "MLOPS_OPTUNA_STORAGE": "postgresql+psycopg://optuna:optuna-db-password@db:5432/optuna",
     }
     with PlatformEnv(tmp_path, **extra) as env:
         yield env.dag("retrain_synthetic_forecaster").get_task("train_final")
@@ -46,6 +47,10 @@ def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: igno
     assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert [source.secret_ref.name for source in container.env_from] == ["mlops-training-env"]
     assert "never-in-a-pod-spec" not in str(pod.to_dict())
+    # A URL with a password stays out of the spec (Airflow keeps it as the rendered template): the
+    # training secret carries it.
+    assert "optuna-db-password" not in str(pod.to_dict())
+    assert "MLOPS_OPTUNA_STORAGE" not in env
     assert pod_task.on_finish_action.value == "delete_pod"
     assert pod_task.startup_timeout_seconds == 600
     assert pod_task.retries == 1
