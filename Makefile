@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast test-gpu bench-accuracy bench-training bench-serving lint format serve airflow mlflow-ui up down clean
+.PHONY: help setup demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak lint format serve airflow mlflow-ui up down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,21 @@ test-fast: setup  ## unit tests only
 test-gpu: setup  ## the GPU paths of every model family (needs a CUDA device)
 	$(BIN)/pytest -m gpu tests/gpu
 
+# pip-audit lives in a venv of its own, so its dependencies never change the platform's pins.
+AUDIT_VENV ?= .venv-audit
+AUDITED    := requirements.txt requirements-dev.txt requirements-serving.txt requirements-audit.txt
+AUDIT_ARGS ?=
+
+audit: $(AUDIT_VENV)/.installed  ## known vulnerabilities in the pinned requirements (ignore list: infra/audit/) -> reports/audit.json
+	$(AUDIT_VENV)/bin/python infra/scripts/audit.py --ignore-file infra/audit/ignored-vulnerabilities.toml \
+		--out reports/audit.json $(AUDIT_ARGS) $(AUDITED)
+
+$(AUDIT_VENV)/.installed: requirements-audit.txt
+	test -x $(AUDIT_VENV)/bin/python || $(PYTHON) -m venv $(AUDIT_VENV)
+	$(AUDIT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(AUDIT_VENV)/bin/python -m pip install --quiet -r requirements-audit.txt
+	touch $@
+
 bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.{json,md}
 	$(BIN)/python -m model_training.benchmark --config configs/benchmarks/ltsf_univariate.yaml --out reports
 
@@ -42,6 +57,12 @@ bench-training: setup  ## fit time per family and tuning time with/without pruni
 
 bench-serving: setup  ## latency at fixed rates: our service vs feast serve vs mlflow models serve -> reports/serving.{json,md}
 	$(BIN)/python -m model_serving.benchmark --home $(abspath .mlops)/bench-serving --out reports
+
+# e.g. make bench-soak SOAK_ARGS="--seconds 60 --window 15"; see python -m model_serving.soak --help
+SOAK_ARGS ?= --rate 200 --workers 1 --seconds 600 --window 30
+
+bench-soak: setup  ## our service under 10 min of steady load: p99 and RSS per window, flat or not -> reports/soak.{json,md}
+	$(BIN)/python -m model_serving.soak --home $(abspath .mlops)/bench-serving --out reports $(SOAK_ARGS)
 
 lint: setup  ## ruff and mypy
 	$(BIN)/ruff check .
