@@ -98,7 +98,7 @@ def get_store(settings: Settings) -> FeatureStore:
     write_repo_config(settings)
     config = RepoConfig(**repo_config(settings))
     config.repo_path = settings.feast_repo
-    return FeatureStore(config=config)
+    return FeatureStore(repo_path=str(settings.feast_repo), config=config)
 
 
 def definitions(settings: Settings, dataset: DatasetConfig) -> tuple[Any, FeatureView, FeatureService]:

@@ -65,7 +65,7 @@ def _median(values: list[float | None]) -> float | None:
     """Median p99 over windows; a window without a single answer has none, and then neither has the median."""
     if not values or any(v is None for v in values):
         return None
-    return float(statistics.median(v for v in values if v is not None))
+    return round(float(statistics.median(v for v in values if v is not None)), 3)
 
 
 def summarize(windows: list[dict[str, Any]], rss_start_mb: float) -> dict[str, Any]:

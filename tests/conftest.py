@@ -215,6 +215,23 @@ def moto_endpoint() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+def moto_client(endpoint: str, secret: str = "test") -> Any:
+    """A boto3 S3 client of the moto server at ``endpoint`` (moto takes any credentials)."""
+    import boto3
+
+    return boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key=secret, region_name="us-east-1"
+    )
+
+
+def assert_serves_version(client: Any, version: str) -> None:
+    """The service (a TestClient) reports ``version`` and answers a forecast with it."""
+    assert client.get("/v1/model").json()["version"] == version
+    forecast = client.post("/v1/forecast", json={"entity_id": "site_0"})
+    assert forecast.status_code == 200, forecast.text
+    assert forecast.json()["model_version"] == version
+
+
 def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: date) -> None:
     """ingest -> validate -> features -> apply -> materialize, as the demo runs them."""
     from data_pipeline.ingest import ingest

@@ -17,7 +17,7 @@ import requests
 from pydantic import SecretStr
 
 from configs.settings import PROJECT_ROOT
-from tests.conftest import SYNTHETIC_END, PlatformEnv, free_port, postgres_bin, server_process
+from tests.conftest import SYNTHETIC_END, PlatformEnv, free_port, moto_client, postgres_bin, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -62,10 +62,7 @@ def database(server: str, role: str, name: str | None = None) -> str:
 @pytest.fixture(scope="module")
 def mlflow_server(postgres_server: str, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``mlflow server`` as compose runs it: logins required, PostgreSQL backend, S3 artifacts it proxies."""
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint, aws_access_key_id="test", aws_secret_access_key=S3_SECRET,
-                      region_name="us-east-1")  # fmt: skip
+    s3 = moto_client(moto_endpoint, S3_SECRET)
     s3.create_bucket(Bucket="mlflow")
     port = free_port()
     argv = ["bash", str(PROJECT_ROOT / "infra" / "compose" / "mlflow-server.sh"), "--host", "127.0.0.1",

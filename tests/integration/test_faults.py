@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
-import boto3
 import duckdb
 import numpy as np
 import pandas as pd
@@ -39,7 +38,15 @@ from data_pipeline.sources import SourceError, read_bytes
 from data_pipeline.validation import DataValidationError, validate, validated_path, validated_root
 from feature_store.features import EVENT_TIMESTAMP, feature_names, offline_source_path, write_offline_source
 from feature_store.repo import apply_and_materialize, feature_view_name, get_store, materialize
-from tests.conftest import PROJECT_ROOT, SYNTHETIC_END, free_port, run_data_chain, synthetic_frame, write_dataset
+from tests.conftest import (
+    PROJECT_ROOT,
+    SYNTHETIC_END,
+    free_port,
+    moto_client,
+    run_data_chain,
+    synthetic_frame,
+    write_dataset,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -118,13 +125,7 @@ class FlakyS3:
 @pytest.fixture
 def s3_object(moto_endpoint: str) -> tuple[str, bytes]:
     """A CSV of the synthetic series in a fresh moto bucket: its s3:// URI and its bytes."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
+    s3 = moto_client(moto_endpoint)
     bucket = f"faults-{uuid.uuid4().hex[:12]}"
     body = synthetic_frame().to_csv(index=False).encode()
     s3.create_bucket(Bucket=bucket)

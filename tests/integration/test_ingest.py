@@ -1,7 +1,6 @@
 from datetime import date
 from pathlib import Path
 
-import boto3
 import pandas as pd
 import pytest
 
@@ -10,7 +9,7 @@ from configs.settings import Settings
 from data_pipeline.ingest import ingest
 from data_pipeline.landing import end_of
 from data_pipeline.sources import SourceError
-from tests.conftest import synthetic_frame, write_dataset
+from tests.conftest import moto_client, synthetic_frame, write_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -67,13 +66,7 @@ def test_missing_source_file_is_a_clear_error(settings: Settings, tmp_path: Path
 def test_s3_source_over_http_lands_the_same_rows(
     moto_endpoint: str, tmp_path: Path, settings: Settings, dataset: DatasetConfig, logical_date: date
 ) -> None:
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        region_name="us-east-1",
-    )
+    s3 = moto_client(moto_endpoint)
     s3.create_bucket(Bucket="raw")
     s3.put_object(Bucket="raw", Key="series/series.csv", Body=synthetic_frame().to_csv(index=False).encode())
     s3_config = DatasetConfig.from_yaml(write_dataset(tmp_path / "s3", source_uri="s3://raw/series/series.csv"))

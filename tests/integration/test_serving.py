@@ -16,7 +16,7 @@ from model_registry.provenance import BUNDLE_DIGEST_TAG, bundle_digest
 from model_registry.tracking import CHAMPION
 from model_registry.tracking import client as registry_client
 from model_serving.app import create_app
-from tests.conftest import SYNTHETIC_END, on_registry_copy
+from tests.conftest import SYNTHETIC_END, assert_serves_version, on_registry_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -213,10 +213,7 @@ def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
         assert runtime.refresh_model() is False
         assert f"version {broken}" in runtime.last_reload_error
         assert "MLmodel" in runtime.last_reload_error
-        assert app_client.get("/v1/model").json()["version"] == "1"
-        forecast = app_client.post("/v1/forecast", json={"entity_id": "site_0"})
-        assert forecast.status_code == 200, forecast.text
-        assert forecast.json()["model_version"] == "1"
+        assert_serves_version(app_client, "1")
 
         registry.set_registered_model_alias(name, CHAMPION, "1")
         assert runtime.refresh_model() is False

@@ -31,7 +31,7 @@ from model_registry.provenance import (
 from model_registry.tracking import CHAMPION
 from model_registry.tracking import client as registry_client
 from model_serving.app import create_app
-from tests.conftest import SYNTHETIC_END, on_registry_copy
+from tests.conftest import SYNTHETIC_END, assert_serves_version, on_registry_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -120,10 +120,7 @@ def test_a_version_registered_from_outside_the_store_is_refused_and_the_champion
         assert f"cannot load version {outside}: UntrustedModelError" in runtime.last_reload_error
         assert evil.as_uri() in runtime.last_reload_error
         assert "outside the registry's artifact store" in runtime.last_reload_error
-        assert service.get("/v1/model").json()["version"] == "1"
-        forecast = service.post("/v1/forecast", json={"entity_id": "site_0"})
-        assert forecast.status_code == 200, forecast.text
-        assert forecast.json()["model_version"] == "1"
+        assert_serves_version(service, "1")
 
     mlflow_client.set_registered_model_alias(name, CHAMPION, "1")
     with pytest.raises(UntrustedModelError, match="outside the registry's artifact store"):
