@@ -114,3 +114,31 @@ def test_a_package_that_could_not_be_audited_fails_and_none_audited_is_unreachab
     assert audit.judge(_report(clean), []).code == audit.PASSED
     assert audit.judge(_report(clean, skipped), []).code == audit.FAILED
     assert audit.judge(_report(skipped), []).code == audit.UNREACHABLE
+
+
+def test_packages_pip_audit_skipped_are_audited_from_the_project_page_only_when_pinned_at_the_newest() -> None:
+    report = {
+        "dependencies": [
+            {"name": "Fresh_Pkg", "skip_reason": "Dependency not found on PyPI"},  # pip-audit omits the version
+            {"name": "stale", "version": "1.0", "skip_reason": "Dependency not found on PyPI"},
+            {"name": "direct", "version": "3.0", "vulns": []},
+        ]
+    }
+    pages = {
+        "Fresh_Pkg": (
+            "2.0",
+            [{"id": "PYSEC-1", "aliases": ["CVE-1"], "fixed_in": ["2.1"]}, {"id": "W", "withdrawn": "x"}],
+        ),
+        "stale": ("1.5", [{"id": "PYSEC-2"}]),  # its advisories are the newest release's, not 1.0's
+    }
+    pins = {"fresh-pkg": "2.0", "stale": "1.0", "direct": "3.0"}
+    assert audit.fill_from_latest_release(report, pins, lambda name: pages[name]) == 1
+    fresh, stale, _ = report["dependencies"]
+    assert fresh["vulns"] == [{"id": "PYSEC-1", "aliases": ["CVE-1"], "fix_versions": ["2.1"]}]
+    assert "skip_reason" not in fresh
+    assert "not the newest release (1.5)" in stale["skip_reason"]
+    assert "vulns" not in stale
+    outcome = audit.judge(report, [])
+    assert outcome.audited == 2
+    assert [f.id for f in outcome.unlisted] == ["PYSEC-1"]
+    assert outcome.code == audit.FAILED
