@@ -323,11 +323,12 @@ class Settings(BaseSettings):
     def model_name(self, dataset_name: str) -> str:
         return self.registered_model_name or f"{dataset_name}_forecaster"
 
-    def redis_connection_string(self) -> str:
-        """Feast's Redis connection string: ``host:port[,password=...][,ssl=true]``."""
+    def redis_connection_string(self, password_as: str | None = None) -> str:
+        """Feast's Redis connection string: ``host:port[,password=...][,ssl=true]``; ``password_as``
+        stands in for the password (a variable that a written file names instead of the value)."""
         parts = [f"{self.redis_host}:{self.redis_port}"]
         if self.redis_password is not None:
-            parts.append(f"password={self.redis_password.get_secret_value()}")
+            parts.append(f"password={password_as or self.redis_password.get_secret_value()}")
         if self.redis_ssl:
             parts.append("ssl=true")
         return ",".join(parts)

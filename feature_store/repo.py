@@ -47,9 +47,7 @@ def repo_config(settings: Settings, *, for_file: bool = False) -> dict[str, Any]
     """Feast's configuration for the settings' profile; ``for_file``: credentials as variables."""
     online: dict[str, Any]
     if settings.online_store is OnlineStoreKind.REDIS:
-        connection = settings.redis_connection_string()
-        if for_file and settings.redis_password is not None:
-            connection = connection.replace(settings.redis_password.get_secret_value(), REDIS_PASSWORD_VARIABLE)
+        connection = settings.redis_connection_string(password_as=REDIS_PASSWORD_VARIABLE if for_file else None)
         online = {"type": "redis", "connection_string": connection}
     else:
         online = {"type": "sqlite", "path": str(settings.feast_repo / "online_store.db")}

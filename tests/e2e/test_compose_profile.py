@@ -32,7 +32,6 @@ S3_SECRET = "s3-secret-access-key"
 REDIS_PASSWORD = "test-secret"  # the session redis_server's
 ADMIN_TOKEN = "serving-admin-token"
 SECRETS = [*PASSWORDS.values(), MLFLOW_PASSWORD, S3_SECRET, REDIS_PASSWORD, ADMIN_TOKEN]
-SERVER_LOGS: list[Path] = []
 CONF = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 2, "tuning_workers": 2, "reason": "compose"}
 
 
@@ -60,7 +59,12 @@ def database(server: str, role: str, name: str | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(postgres_server: str, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mlflow_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow-server") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(postgres_server: str, moto_endpoint: str, mlflow_log: Path) -> Iterator[str]:
     """``mlflow server`` as compose runs it: logins required, PostgreSQL backend, S3 artifacts it proxies."""
     s3 = moto_client(moto_endpoint, S3_SECRET)
     s3.create_bucket(Bucket="mlflow")
@@ -73,9 +77,7 @@ def mlflow_server(postgres_server: str, moto_endpoint: str, tmp_path_factory: py
            "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
            "MLFLOW_AUTH_DATABASE_URI": database(postgres_server, "mlflow", "mlflow_auth"),
            "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-secret-key-for-tests"}  # fmt: skip
-    log = tmp_path_factory.mktemp("mlflow-server") / "server.log"
-    SERVER_LOGS.append(log)
-    with server_process(argv, port, timeout=180, log=log, env=env):
+    with server_process(argv, port, timeout=180, log=mlflow_log, env=env):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -84,6 +86,7 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
     airflow_db: Path,
     postgres_server: str,
     mlflow_server: str,
+    mlflow_log: Path,
     moto_endpoint: str,
     redis_server: int,
     pushgateway: str,
@@ -160,7 +163,7 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
     places: dict[str, bytes] = {"task and service output": (output.out + output.err).encode()}
     for root in (tmp_path, airflow_db):  # MLOPS_HOME, the Feast repo; Airflow's logs and its database
         places.update({str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()})
-    places.update({str(p): p.read_bytes() for p in SERVER_LOGS})
+    places[str(mlflow_log)] = mlflow_log.read_bytes()
     for name in ("mlflow", "mlflow_auth"):  # every run param, tag, model version and login
         url = database(postgres_server, "mlflow", name).replace("+psycopg", "")
         dump = subprocess.run([postgres_bin("pg_dump"), "--data-only", url], check=True, capture_output=True)
