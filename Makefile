@@ -5,10 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak lint format serve airflow mlflow-ui up down clean
+.PHONY: help setup test-servers demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak lint format serve airflow mlflow-ui up down clean
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed  ## create .venv with the pinned dependencies (idempotent)
 
@@ -22,17 +22,17 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 demo: setup  ## the retraining DAG with dag.test(), then serve and print one forecast
 	PY=$(BIN)/python infra/scripts/demo.sh
 
-test: setup  ## lint and type-check, then the whole suite (unit, integration with real servers, e2e)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy .
+test-servers:  ## the servers the tests start (Debian packages): installs them as root, else prints the command
+	infra/scripts/test-servers.sh
+
+test: setup test-servers lint  ## lint, types and layer contracts, then the whole suite (unit, real servers, e2e)
 	$(BIN)/pytest
 
-test-fast: setup  ## unit tests only
-	$(BIN)/pytest tests/unit
+test-fast: setup  ## the tests that need no server and train nothing big
+	$(BIN)/pytest -m "not slow and not integration and not e2e and not gpu"
 
 test-gpu: setup  ## the GPU paths of every model family (needs a CUDA device)
-	$(BIN)/pytest -m gpu tests/gpu
+	$(BIN)/pytest -m gpu
 
 # pip-audit lives in a venv of its own, so its dependencies never change the platform's pins.
 AUDIT_VENV ?= .venv-audit
@@ -50,24 +50,25 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt
 	touch $@
 
 bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.{json,md}
-	$(BIN)/python -m model_training.benchmark --config configs/benchmarks/ltsf_univariate.yaml --out reports
+	$(BIN)/python -m benchmarks.accuracy --config configs/benchmarks/ltsf_univariate.yaml --out reports
 
 bench-training: setup  ## fit time per family and tuning time with/without pruning -> reports/training_speed.{json,md}
-	MLOPS_HOME=$(abspath .mlops)/bench $(BIN)/python -m model_training.speed --out reports
+	MLOPS_HOME=$(abspath .mlops)/bench $(BIN)/python -m benchmarks.training_speed --out reports
 
-bench-serving: setup  ## latency at fixed rates: our service vs feast serve vs mlflow models serve -> reports/serving.{json,md}
-	$(BIN)/python -m model_serving.benchmark --home $(abspath .mlops)/bench-serving --out reports
+bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md}
+	$(BIN)/python -m benchmarks.serving --home $(abspath .mlops)/bench-serving --out reports
 
-# e.g. make bench-soak SOAK_ARGS="--seconds 60 --window 15"; see python -m model_serving.soak --help
+# e.g. make bench-soak SOAK_ARGS="--seconds 60 --window 15"; see python -m benchmarks.soak --help
 SOAK_ARGS ?= --rate 200 --workers 1 --seconds 600 --window 30
 
 bench-soak: setup  ## our service under 10 min of steady load: p99 and RSS per window, flat or not -> reports/soak.{json,md}
-	$(BIN)/python -m model_serving.soak --home $(abspath .mlops)/bench-serving --out reports $(SOAK_ARGS)
+	$(BIN)/python -m benchmarks.soak --home $(abspath .mlops)/bench-serving --out reports $(SOAK_ARGS)
 
-lint: setup  ## ruff and mypy
+lint: setup  ## ruff, mypy and the import-linter contracts of the layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 format: setup  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

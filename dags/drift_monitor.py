@@ -10,8 +10,9 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, get_current_context, task
 
-from configs.orchestration import dag_arguments, dags_for_each_dataset
-from configs.settings import get_settings
+from model_validation.outcomes import MonitorOutcome
+from orchestration.dags import dag_arguments, dags_for_each_dataset
+from orchestration.plan import scope
 
 DOC = """
 ### Drift monitor of {name}
@@ -32,36 +33,40 @@ def build(name: str, config: Path) -> Any:
     )
     def drift_monitor() -> None:
         @task
-        def check_drift() -> dict[str, Any]:
-            from configs.dataset import DatasetConfig
+        def check_drift() -> MonitorOutcome:
+            """Judge the newest features against the champion's training window, per entity; record the
+            check (one MLflow run per check date) and push its figures; count the drifted streak."""
             from model_validation.drift_monitor import check_champion
 
-            context = get_current_context()
-            dag_run = context["dag_run"]
-            check_date = (dag_run.logical_date or dag_run.run_after).date()
-            return check_champion(get_settings(), DatasetConfig.from_yaml(config), check_date).as_dict()
+            dag_run = get_current_context()["dag_run"]
+            run = scope(config)
+            return check_champion(run.settings, run.dataset, (dag_run.logical_date or dag_run.run_after).date())
 
         @task.short_circuit
-        def needs_retraining(outcome: dict[str, Any]) -> bool:
-            return bool(outcome["trigger"])
+        def needs_retraining(outcome: MonitorOutcome) -> bool:
+            """Go on to the trigger only when the streak reached the dataset's number of checks."""
+            return outcome.trigger
 
         trigger = TriggerDagRunOperator(
             task_id="trigger_retraining",
             trigger_dag_id=f"retrain_{name}_forecaster",
-            trigger_run_id="drift__{{ ti.xcom_pull(task_ids='check_drift')['check_date'] }}",
+            trigger_run_id="drift__{{ ti.xcom_pull(task_ids='check_drift').check_date }}",
             conf={
-                "reason": "{{ ti.xcom_pull(task_ids='check_drift')['trigger_reason'] }}",
-                "training_window_end": "{{ ti.xcom_pull(task_ids='check_drift')['data_date'] }}",
+                "reason": "{{ ti.xcom_pull(task_ids='check_drift').trigger_reason }}",
+                "training_window_end": "{{ ti.xcom_pull(task_ids='check_drift').data_date }}",
             },
             skip_when_already_exists=True,
+            doc_md="Start the dataset's retraining with the streak's reason, the data date as the training window's "
+            "end; a retried check finds the run it started and starts no second one.",
         )
 
         @task
-        def record_trigger(outcome: dict[str, Any]) -> str:
+        def record_trigger(outcome: MonitorOutcome) -> str:
+            """Tag the check that started a retraining, so that the next streak starts after it."""
             from model_validation.drift_monitor import mark_triggered
 
-            run_id = f"drift__{outcome['check_date']}"
-            mark_triggered(get_settings(), outcome["check_run_id"], run_id)
+            run_id = f"drift__{outcome.check_date}"
+            mark_triggered(scope(config).settings, outcome.check_run_id, run_id)
             return run_id
 
         outcome = check_drift()

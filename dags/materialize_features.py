@@ -1,4 +1,4 @@
-"""Hourly incremental materialization of each dataset's features into the online store.
+"""Hourly materialization of each dataset's features into the online store.
 
 Feast keeps no schedule of its own: this DAG passes each run's data interval end explicitly, so a
 re-run of the same hour loads the same interval again (idempotent), and catching up is explicit.
@@ -12,8 +12,9 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from configs.orchestration import DEFAULT_ARGS, dag_arguments, dags_for_each_dataset
-from configs.settings import get_settings
+from feature_store.outcomes import Materialized
+from orchestration.dags import DEFAULT_ARGS, dag_arguments, dags_for_each_dataset
+from orchestration.plan import scope
 
 
 def build(name: str, config: Path) -> Any:
@@ -28,14 +29,14 @@ def build(name: str, config: Path) -> Any:
     )
     def materialize_features() -> None:
         @task
-        def materialize() -> list[str]:
-            from configs.dataset import DatasetConfig
-            from feature_store.repo import materialize as load_online
+        def materialize() -> Materialized:
+            """Load each entity's newest features (the feature view's TTL window) before the end of the
+            run's interval into the online store."""
+            from feature_store.repo import materialize
 
             context = get_current_context()
-            end = context["data_interval_end"] or context["dag_run"].run_after
-            start, stop = load_online(get_settings(), DatasetConfig.from_yaml(config), end)
-            return [start.isoformat(), stop.isoformat()]
+            run = scope(config)
+            return materialize(run.settings, run.dataset, context["data_interval_end"] or context["dag_run"].run_after)
 
         materialize()
 

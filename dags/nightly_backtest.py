@@ -12,8 +12,9 @@ from typing import Any
 
 from airflow.sdk import dag, task
 
-from configs.orchestration import dag_arguments, dags_for_each_dataset
-from configs.settings import get_settings
+from model_validation.outcomes import ModelBacktest
+from orchestration.dags import dag_arguments, dags_for_each_dataset
+from orchestration.plan import scope
 
 
 def build(name: str, config: Path) -> Any:
@@ -27,25 +28,28 @@ def build(name: str, config: Path) -> Any:
     )
     def nightly_backtest() -> None:
         @task
-        def backtest() -> list[dict[str, Any]]:
-            from configs.dataset import DatasetConfig
+        def backtest() -> list[ModelBacktest]:
+            """Score the champion (and a newer challenger) on the newest folds, without refitting them."""
             from model_validation.backtest_champion import backtest_latest
 
-            return [r.as_dict() for r in backtest_latest(get_settings(), DatasetConfig.from_yaml(config))]
+            run = scope(config)
+            return backtest_latest(run.settings, run.dataset)
 
         @task
-        def publish(results: list[dict[str, Any]]) -> bool:
-            from configs.dataset import DatasetConfig
-            from model_validation.backtest_champion import publish_dicts
+        def publish(results: list[ModelBacktest]) -> bool:
+            """Push the scores and the allowed error ratio to the Pushgateway."""
+            from model_validation.backtest_champion import publish
 
-            return publish_dicts(get_settings(), DatasetConfig.from_yaml(config), results)
+            run = scope(config)
+            return publish(run.settings, run.dataset, results)
 
         @task(retries=0)
-        def check_regression(results: list[dict[str, Any]]) -> str:
-            from configs.dataset import DatasetConfig
-            from model_validation.backtest_champion import check_regression_dicts
+        def check_regression(results: list[ModelBacktest]) -> str:
+            """Fail with a clear message when the champion's error passed the allowed ratio of its
+            registered error. Not retried: the same scores fail the same way."""
+            from model_validation.backtest_champion import check_regression
 
-            return check_regression_dicts(DatasetConfig.from_yaml(config), results)
+            return check_regression(scope(config).dataset, results)
 
         results = backtest()
         publish(results) >> check_regression(results)

@@ -1,7 +1,8 @@
 """Retraining DAGs, one per dataset config: ``retrain_<dataset>_forecaster``.
 
 Triggered from the UI form or the REST API, never on a schedule. Every task calls one library
-function; heavy libraries are imported inside task bodies only, so this file parses in a blink.
+function and returns what it made as a typed value, which the tasks after it take as arguments;
+heavy libraries are imported inside task bodies only, so this file parses in a blink.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
-from configs.orchestration import NO_CONTROL_CHARACTERS, TRAINING_ARGS, dag_arguments, dags_for_each_dataset
-from configs.settings import get_settings
-from model_training.launch import mapped_training_operator, training_operator
+from core.settings import get_settings
+from data_pipeline.outcomes import Landed, ValidationOutcome
+from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
+from model_registry.outcomes import RegisteredVersion
+from model_validation.outcomes import DriftResult, GateDecision, RunSummary
+from orchestration.dags import NO_CONTROL_CHARACTERS, TRAINING_ARGS, dag_arguments, dags_for_each_dataset
+from orchestration.launch import mapped_training_operator, training_operator
+from orchestration.plan import RunPlan
 
 # The trainable families of model_training.forecasters (that module is not imported at parse time).
 FAMILIES = ["xgboost", "lightgbm", "nlinear", "dlinear"]
@@ -39,10 +45,28 @@ Config: `{config}`.
 """
 
 
-def _xcom(task_id: str, key: str | None = None) -> str:
-    """A Jinja template pulling a task's return value (or one key of it) at run time."""
-    item = f"['{key}']" if key else ""
-    return "{{ ti.xcom_pull(task_ids='" + task_id + "')" + item + " }}"
+def form() -> dict[str, Param]:
+    """The trigger form: one JSON-schema Param per field (Airflow validates a run's conf against it)."""
+    return {
+        "model_family": Param("xgboost", type="string", enum=FAMILIES, title="Model family"),
+        "horizon": Param(
+            None, type=["null", "integer"], minimum=1, maximum=10000, title="Horizon (steps; empty: config's)"
+        ),
+        "n_trials": Param(5, type="integer", minimum=0, maximum=500, title="Optuna trials (0: no tuning)"),
+        "tuning_workers": Param(
+            1, type="integer", minimum=1, maximum=16, title="Tuning workers (processes or pods on one study)"
+        ),
+        "training_window_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Training window end (YYYY-MM-DD; empty: the run's date)",
+        ),
+        "force_promote": Param(False, type="boolean", title="Promote despite the drift gate"),
+        "reason": Param(
+            "", type="string", maxLength=500, pattern=NO_CONTROL_CHARACTERS, title="Why this run (recorded)"
+        ),
+    }
 
 
 def build(name: str, config: Path) -> Any:
@@ -50,33 +74,17 @@ def build(name: str, config: Path) -> Any:
 
     @dag(
         **dag_arguments(f"retrain_{name}_forecaster", None, ["training", name], DOC.format(name=name, config=config)),
-        params={
-            "model_family": Param("xgboost", type="string", enum=FAMILIES, title="Model family"),
-            "horizon": Param(
-                None, type=["null", "integer"], minimum=1, maximum=10000, title="Horizon (steps; empty: config's)"
-            ),
-            "n_trials": Param(5, type="integer", minimum=0, maximum=500, title="Optuna trials (0: no tuning)"),
-            "tuning_workers": Param(
-                1, type="integer", minimum=1, maximum=16, title="Tuning workers (processes or pods on one study)"
-            ),
-            "training_window_end": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                title="Training window end (YYYY-MM-DD; empty: the run's date)",
-            ),
-            "force_promote": Param(False, type="boolean", title="Promote despite the drift gate"),
-            "reason": Param(
-                "", type="string", maxLength=500, pattern=NO_CONTROL_CHARACTERS, title="Why this run (recorded)"
-            ),
-        },
-        render_template_as_native_obj=False,
+        params=form(),
     )
     def retrain() -> None:
         @task
-        def plan() -> dict[str, Any]:
-            from configs.dataset import DatasetConfig
-            from configs.run_plan import RunPlan
+        def plan() -> RunPlan:
+            """Turn the form into the run's plan: dataset, data date, family, horizon, tuning, reason.
+
+            The whole source policy applies here, at the run's first task: a config that names a
+            forbidden source stops the run before anything is read or written.
+            """
+            from core.dataset import DatasetConfig
 
             context = get_current_context()
             params, dag_run = context["params"], context["dag_run"]
@@ -84,196 +92,204 @@ def build(name: str, config: Path) -> Any:
             logical_date = (
                 datetime.fromisoformat(end).date() if end else (dag_run.logical_date or dag_run.run_after).date()
             )
-            # The whole source policy, here at the run's first task: a config naming a forbidden source
-            # stops the run before anything is read or written.
             dataset = DatasetConfig.from_yaml(config, get_settings())
-            horizon = params.get("horizon") or dataset.horizon
             return RunPlan(
                 dataset_config=str(config),
+                dataset_name=dataset.name,
                 logical_date=logical_date,
                 dag_run_id=dag_run.run_id,
                 family=params["model_family"],
-                horizon=int(horizon),
+                horizon=int(params.get("horizon") or dataset.horizon),
                 n_trials=int(params["n_trials"]),
                 tuning_workers=int(params["tuning_workers"]),
                 force_promote=bool(params["force_promote"]),
                 reason=str(params["reason"]),
-            ).to_dict()
+            )
 
         @task
-        def ingest(run: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
-            from data_pipeline.ingest import ingest as land
+        def ingest(plan: RunPlan) -> Landed:
+            """Land the source as known at the end of the data date (replaces that date's partition)."""
+            from data_pipeline.ingest import ingest
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            return str(land(dataset, p.logical_date, settings))
+            run = plan.scope()
+            return ingest(run.dataset, plan.logical_date, run.settings)
 
         @task(retries=0)
-        def validate(run: dict[str, Any]) -> dict[str, Any]:
-            from configs.run_plan import RunPlan
-            from data_pipeline.validation import validate as check
+        def validate(plan: RunPlan, landed: Landed) -> ValidationOutcome:
+            """Run the Great Expectations suite on the landed partition; only a passing one is published
+            as validated. A failure names every failed expectation and stops the run: nothing downstream
+            is written and the champion keeps serving. Not retried: the same data fails the same way."""
+            from data_pipeline.validation import validate
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            outcome = check(dataset, p.logical_date, settings)
-            return {"success": outcome.success, "evaluated": outcome.evaluated, "result": str(outcome.result_path)}
+            run = plan.scope()
+            return validate(run.dataset, landed.logical_date, run.settings)
 
         @task
-        def build_features(run: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
+        def build_features(plan: RunPlan, checked: ValidationOutcome) -> OfflineFeatures:
+            """Build the features of the validated partition and replace Feast's offline source with them."""
             from feature_store.features import write_offline_source
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            return str(write_offline_source(settings, dataset, p.logical_date))
+            run = plan.scope()
+            return write_offline_source(run.settings, run.dataset, plan.logical_date)
 
         @task
-        def feast_apply_materialize(run: dict[str, Any]) -> list[str]:
-            from configs.run_plan import RunPlan
-            from data_pipeline.landing import end_of
+        def materialize(plan: RunPlan, features: OfflineFeatures) -> Materialized:
+            """Register the Feast definitions and load the newest features into the online store."""
+            from core.windows import end_of
             from feature_store.repo import apply_and_materialize
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            return [t.isoformat() for t in apply_and_materialize(settings, dataset, end_of(p.logical_date))]
+            run = plan.scope()
+            return apply_and_materialize(run.settings, run.dataset, end_of(plan.logical_date))
 
         @task
-        def training_set(run: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
+        def training_set(plan: RunPlan, materialized: Materialized) -> TrainingSet:
+            """Join labels with features point-in-time (Feast) and keep the newest span out as the holdout
+            that the champion/challenger gate scores; written once, read by every later step."""
             from feature_store.training_set import write_training_set
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            path = p.run_dir(settings, dataset) / "training_set.parquet"
-            return str(write_training_set(settings, dataset, p.logical_date, path))
+            run = plan.scope()
+            path = plan.run_dir(run.settings, run.dataset) / "training_set.parquet"
+            return write_training_set(run.settings, run.dataset, plan.logical_date, path)
 
         @task
-        def tuning_commands(run: dict[str, Any], training_set_path: str) -> list[list[str]]:
-            from configs.run_plan import RunPlan
-
-            return RunPlan.from_dict(run).tuning_commands(training_set_path)
+        def tuning_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:
+            """One training-CLI command per tuning worker, all on the run's one Optuna study."""
+            return plan.tuning_commands(rows.path)
 
         @task
-        def best_params(run: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
+        def best_params(plan: RunPlan) -> str:
+            """Write the study's best parameters over the config's (the config's alone without tuning).
+            Fails when trials were asked for and none completed: the workers died, quietly or not."""
             from model_training.tuning import write_best_params
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            out = p.run_dir(settings, dataset) / "params.json"
-            return str(write_best_params(settings, dataset, p.family, p.study(dataset), out, p.n_trials))
-
-        train_argv = [
-            "train",
-            "--dataset", _xcom("plan", "dataset_config"),
-            "--logical-date", _xcom("plan", "logical_date"),
-            "--model", _xcom("plan", "family"),
-            "--horizon", _xcom("plan", "horizon"),
-            "--params-file", _xcom("best_params"),
-            "--training-set", _xcom("training_set"),
-            "--study", _xcom("plan", "study"),
-            "--tag", "dag_run_id={{ run_id }}",
-        ]  # fmt: skip
-        train_final = training_operator("train_final", settings, train_argv, **TRAINING_ARGS)
+            run = plan.scope()
+            out = plan.run_dir(run.settings, run.dataset) / "params.json"
+            return str(write_best_params(run.settings, run.dataset, plan.family, plan.study, out, plan.n_trials))
 
         @task
-        def register_challenger(run: dict[str, Any], checked: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
+        def train_command(plan: RunPlan, rows: TrainingSet, params_file: str) -> list[str]:
+            """The final training's command: the best parameters on the whole training set, tagged with
+            the DAG run so that registration finds the run it logged."""
+            return plan.train_command(rows.path, Path(params_file))
+
+        @task
+        def register_challenger(plan: RunPlan, checked: ValidationOutcome) -> RegisteredVersion:
+            """Register the run's checked training output as a version with alias ``challenger``; a retry
+            returns the version registered first. The data check's result joins its lineage tags."""
             from model_registry.registry import register_run_of
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            lineage = {
-                "ge_result": f"{'passed' if checked['success'] else 'failed'}: {checked['evaluated']} expectations",
-                "ge_result_path": checked["result"],
-            }
-            model_name = settings.model_name(dataset.name)
-            return register_run_of(settings, model_name, "dag_run_id", p.dag_run_id, lineage).version
+            run = plan.scope()
+            return register_run_of(run.settings, run.model_name, "dag_run_id", plan.dag_run_id, checked.lineage)
 
         @task
-        def champion_gate(run: dict[str, Any], version: str, training_set_path: str) -> dict[str, Any]:
+        def champion_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> GateDecision:
+            """Score challenger, champion and seasonal naive on the run's holdout; record the decision."""
             import pandas as pd
 
-            from configs.run_plan import RunPlan
-            from feature_store.training_set import holdout_path
             from model_validation.champion import evaluate_challenger
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            holdout = pd.read_parquet(holdout_path(Path(training_set_path)))
-            return evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version, holdout).as_dict()
+            run = plan.scope()
+            holdout = pd.read_parquet(rows.holdout_path)
+            return evaluate_challenger(run.settings, run.dataset, run.model_name, challenger.version, holdout)
 
         @task
-        def drift_gate(run: dict[str, Any], version: str, training_set_path: str) -> dict[str, Any]:
-            from configs.run_plan import RunPlan
+        def drift_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> DriftResult:
+            """Compare, per entity, the challenger's training rows with the newest window (Evidently)."""
             from model_validation.drift import gate_version
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            return gate_version(settings, dataset, p, version, Path(training_set_path)).as_dict()
+            run = plan.scope()
+            out_dir = plan.run_dir(run.settings, run.dataset) / "drift"
+            return gate_version(
+                run.settings,
+                run.dataset,
+                challenger.version,
+                plan.logical_date,
+                rows.path,
+                out_dir,
+                force=plan.force_promote,
+                forced_because=plan.reason,
+            )
 
         @task.branch
-        def decide(champion: dict[str, Any], drift: dict[str, Any]) -> str:
+        def decide(champion: GateDecision, drift: DriftResult) -> str:
+            """Promote when both gates let the challenger through, else skip."""
             from model_validation.decision import promotion_allowed
 
             return "promote" if promotion_allowed(champion, drift) else "skip_promotion"
 
         @task
-        def promote(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
+        def promote(plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult) -> str:
+            """Make the challenger the champion (the old one keeps alias ``previous``), refused if another
+            run moved the champion after this run's gate compared against it."""
             from model_registry.promotion import promote_version
-            from model_validation.decision import record_decision
+            from model_validation.decision import promotion_reason, record_decision
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            reason = f"{champion['reason']}; {drift['reason']}"
-            model_name = settings.model_name(dataset.name)
-            # Refused if another run moved the champion after this run's gate compared against it.
-            promote_version(settings, model_name, version, reason, expected_champion=champion["champion_version"])
-            record_decision(settings, model_name, version, True, reason)
-            return version
+            run = plan.scope()
+            reason = promotion_reason(champion, drift)
+            promote_version(
+                run.settings, run.model_name, challenger.version, reason, expected_champion=champion.champion_version
+            )
+            record_decision(run.settings, run.model_name, challenger.version, True, reason)
+            return challenger.version
 
         @task
-        def skip_promotion(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
+        def skip_promotion(
+            plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult
+        ) -> str:
+            """Record on the challenger why it is not promoted; the champion keeps serving."""
             from model_validation.decision import explain_skip, record_decision
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
+            run = plan.scope()
             reason = explain_skip(champion, drift)
-            record_decision(settings, settings.model_name(dataset.name), version, False, reason)
+            record_decision(run.settings, run.model_name, challenger.version, False, reason)
             return reason
 
         @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-        def summary(run: dict[str, Any], version: str, champion: dict[str, Any], drift: dict[str, Any]) -> str:
-            from configs.run_plan import RunPlan
-            from model_validation.decision import run_summary
+        def summary(
+            plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult
+        ) -> RunSummary:
+            """Sum the run up (shown in the UI) and tell Prometheus that a retraining finished."""
+            from model_validation.decision import summarize_run
 
-            p = RunPlan.from_dict(run)
-            settings, dataset = p.load()
-            return run_summary(settings, settings.model_name(dataset.name), p, version, champion, drift)
+            run = plan.scope()
+            return summarize_run(
+                run.settings,
+                run.dataset.name,
+                challenger.version,
+                champion,
+                drift,
+                data_date=plan.logical_date,
+                family=plan.family,
+                horizon=plan.horizon,
+                reason=plan.reason,
+            )
 
         run = plan()
-        features = build_features(run)
-        checked = validate(run)
-        ingest(run) >> checked >> features
-        materialized = feast_apply_materialize(run)
-        features >> materialized
-        rows = training_set(run)
-        materialized >> rows
-        workers = mapped_training_operator("tune", settings, tuning_commands(run, rows), **TRAINING_ARGS)
-        workers >> best_params(run) >> train_final
-        version = register_challenger(run, checked)
-        train_final >> version
-        champion = champion_gate(run, version, rows)
-        drift = drift_gate(run, version, rows)
-        branch = decide(champion, drift)
-        (
-            branch
-            >> [promote(run, version, champion, drift), skip_promotion(run, version, champion, drift)]
-            >> summary(run, version, champion, drift)
+        checked = validate(run, ingest(run))
+        rows = training_set(run, materialize(run, build_features(run, checked)))
+        tuned = mapped_training_operator(
+            "tune",
+            settings,
+            tuning_commands(run, rows),
+            doc_md="One Optuna worker per command (a local process or a pod), all on the run's one study; each "
+            "stops once the study holds the trials asked for, so a retried worker adds nothing.",
+            **TRAINING_ARGS,
         )
+        params_file = best_params(run)
+        tuned >> params_file
+        trained = training_operator(
+            "train_final",
+            settings,
+            train_command(run, rows, params_file),
+            doc_md="`python -m model_training train`: backtest, fit on the whole training set and log one MLflow "
+            "run with the bundle, as a local process or a pod on the GPU node pool.",
+            **TRAINING_ARGS,
+        )
+        challenger = register_challenger(run, checked)
+        trained >> challenger
+        champion, drift = champion_gate(run, challenger, rows), drift_gate(run, challenger, rows)
+        chosen = [promote(run, challenger, champion, drift), skip_promotion(run, challenger, champion, drift)]
+        decide(champion, drift) >> chosen >> summary(run, challenger, champion, drift)
 
     return retrain()
 

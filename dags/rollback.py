@@ -11,8 +11,9 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from configs.orchestration import NO_CONTROL_CHARACTERS, dag_arguments, dags_for_each_dataset
-from configs.settings import get_settings
+from model_registry.outcomes import AliasMove
+from orchestration.dags import NO_CONTROL_CHARACTERS, dag_arguments, dags_for_each_dataset
+from orchestration.plan import scope
 
 
 def build(name: str, config: Path) -> Any:
@@ -43,25 +44,23 @@ def build(name: str, config: Path) -> Any:
     def rollback() -> None:
         @task
         def choose_version() -> str:
-            """Resolved once, so that a retried move cannot walk back a second step."""
-            from configs.dataset import DatasetConfig
+            """The version to restore: the form's, else the previous champion. Chosen once, so that a
+            retried move cannot walk back a second step."""
             from model_registry.promotion import RollbackError, previous_version
 
-            settings = get_settings()
-            model_name = settings.model_name(DatasetConfig.from_yaml(config).name)
-            chosen = get_current_context()["params"].get("to_version") or previous_version(settings, model_name)
+            run = scope(config)
+            chosen = get_current_context()["params"].get("to_version") or previous_version(run.settings, run.model_name)
             if chosen is None:
-                raise RollbackError(f"{model_name} has no previous champion to roll back to")
+                raise RollbackError(f"{run.model_name} has no previous champion to roll back to")
             return str(chosen)
 
         @task
-        def move_champion(version: str) -> dict[str, Any]:
-            from configs.dataset import DatasetConfig
-            from model_registry.promotion import rollback as roll_back
+        def move_champion(version: str) -> AliasMove:
+            """Load and warm the chosen version, then move the champion alias to it, with the reason."""
+            from model_registry.promotion import rollback
 
-            settings = get_settings()
-            model_name = settings.model_name(DatasetConfig.from_yaml(config).name)
-            return roll_back(settings, model_name, get_current_context()["params"]["reason"], version).as_dict()
+            run = scope(config)
+            return rollback(run.settings, run.model_name, get_current_context()["params"]["reason"], version)
 
         move_champion(choose_version())
 

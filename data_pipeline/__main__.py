@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from configs.cli import add_common_args, resolve
+from core.cli import add_common_args, resolve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ingest":
         from data_pipeline.ingest import ingest
 
-        print(f"landed: {ingest(dataset, logical_date, settings)}")
+        print(f"landed: {ingest(dataset, logical_date, settings).path}")
         return 0
     from data_pipeline.validation import DataValidationError, validate
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import logging
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
-from configs.dataset import DatasetConfig, Layout
-from configs.settings import Settings
-from data_pipeline.landing import end_of, partition_path, write_atomically
+from core.dataset import DatasetConfig, Layout
+from core.files import write_atomically
+from core.partitions import landing_path
+from core.settings import Settings
+from core.windows import end_of
+from data_pipeline.outcomes import Landed
 from data_pipeline.sources import SourceError, read_bytes
 
 log = logging.getLogger(__name__)
@@ -54,14 +56,14 @@ def load_source(dataset: DatasetConfig, settings: Settings) -> pd.DataFrame:
     return raw
 
 
-def ingest(dataset: DatasetConfig, logical_date: date, settings: Settings) -> Path:
+def ingest(dataset: DatasetConfig, logical_date: date, settings: Settings) -> Landed:
     """Land the source as known at the end of ``logical_date``; re-running replaces the partition."""
     raw = load_source(dataset, settings)
     ts = dataset.timestamp_column
     if ts in raw.columns:
         raw = raw[raw[ts] < pd.Timestamp(end_of(logical_date))]
         raw = raw.sort_values([dataset.entity_column, ts], kind="stable").reset_index(drop=True)
-    path = partition_path(settings.landing, dataset, logical_date)
+    path = landing_path(settings, dataset, logical_date)
     write_atomically(raw, path)
     log.info("landed %d rows of %s for %s at %s", len(raw), dataset.name, logical_date, path)
-    return path
+    return Landed(dataset=dataset.name, logical_date=logical_date, path=path, rows=len(raw))

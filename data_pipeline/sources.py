@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from configs.settings import Settings
-from data_pipeline.source_policy import check
+from core.settings import Settings
+from core.source_policy import check
 
 
 class SourceError(RuntimeError):

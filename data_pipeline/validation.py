@@ -10,23 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from data_pipeline.landing import (
-    end_of,
-    partition_dir,
-    partition_path,
-    read_partition,
-    write_atomically,
-    write_text_atomically,
-)
+from core.dataset import DatasetConfig
+from core.files import write_atomically, write_text_atomically
+from core.partitions import read_landed, run_dir, validated_path
+from core.settings import Settings
+from core.windows import end_of
+from data_pipeline.outcomes import FailedExpectation, ValidationOutcome
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +29,6 @@ STEP_COLUMN = "_step_seconds"
 GRID_COLUMN = "_off_grid_seconds"
 AGE_COLUMN = "_age_seconds"
 NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "Float64", "Int64"]
-
-
-@dataclass(frozen=True)
-class FailedExpectation:
-    expectation: str
-    column: str | None
-    details: str
-
-    def __str__(self) -> str:
-        where = f" on {self.column}" if self.column else ""
-        return f"{self.expectation}{where}: {self.details}"
-
-
-@dataclass
-class ValidationOutcome:
-    success: bool
-    evaluated: int
-    failures: list[FailedExpectation] = field(default_factory=list)
-    result_path: Path | None = None
-    data_docs_path: Path | None = None
 
 
 class DataValidationError(RuntimeError):
@@ -67,18 +42,6 @@ class DataValidationError(RuntimeError):
             f"{len(outcome.failures)} of {outcome.evaluated} expectations failed\n{lines}\n"
             f"  result: {outcome.result_path}"
         )
-
-
-def validated_root(settings: Settings) -> Path:
-    return settings.home / "validated"
-
-
-def validated_path(settings: Settings, dataset: DatasetConfig, logical_date: date) -> Path:
-    return partition_path(validated_root(settings), dataset, logical_date)
-
-
-def run_dir(settings: Settings, dataset: DatasetConfig, logical_date: date) -> Path:
-    return partition_dir(settings.artifacts, dataset, logical_date)
 
 
 def with_check_columns(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
@@ -148,7 +111,9 @@ def _describe(result: dict[str, Any], present: set[str]) -> FailedExpectation:
     details = result.get("result", {}) or {}
     parts: list[str] = []
     if "column" in kwargs and kwargs["column"] not in present:
-        return FailedExpectation(str(config.get("type", "unknown")), column, "column missing from the data")
+        return FailedExpectation(
+            expectation=str(config.get("type", "unknown")), column=column, details="column missing from the data"
+        )
     if result.get("exception_info", {}).get("raised_exception"):
         parts.append(str(result["exception_info"].get("exception_message", "error")).splitlines()[0])
     if "unexpected_count" in details:
@@ -210,7 +175,7 @@ def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: da
 
 def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> ValidationOutcome:
     """Validate the landing partition; on success publish it to the validated area."""
-    frame = read_partition(settings.landing, dataset, logical_date)
+    frame = read_landed(settings, dataset, logical_date)
     target = validated_path(settings, dataset, logical_date)
     out_dir = run_dir(settings, dataset, logical_date) / "validation"
     outcome = validate_frame(frame, dataset, logical_date, out_dir)
@@ -220,11 +185,4 @@ def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> 
         raise DataValidationError(dataset.name, logical_date, outcome)
     write_atomically(frame, target)
     log.info("validated %d rows of %s for %s -> %s", len(frame), dataset.name, logical_date, target)
-    return outcome
-
-
-def read_validated(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
-    path = validated_path(settings, dataset, logical_date)
-    if not path.exists():
-        raise FileNotFoundError(f"no validated data for {dataset.name} on {logical_date}: run validate first ({path})")
-    return pd.read_parquet(path)
+    return outcome.model_copy(update={"validated": target})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from configs.cli import add_common_args, resolve
+from core.cli import add_common_args, resolve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,19 +21,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         from feature_store.features import write_offline_source
 
-        print(f"offline source: {write_offline_source(settings, dataset, logical_date)}")
+        print(f"offline source: {write_offline_source(settings, dataset, logical_date).path}")
     elif args.command == "apply":
         from feature_store.repo import apply
 
         apply(settings, dataset)
         print(f"applied feature definitions of {dataset.name} to {settings.feast_repo}")
     else:
-        from data_pipeline.landing import end_of
+        from core.windows import end_of
         from feature_store.repo import materialize
 
-        start, end = materialize(settings, dataset, end_of(logical_date))
+        loaded = materialize(settings, dataset, end_of(logical_date))
         store = settings.online_store
-        print(f"materialized {dataset.name} features from {start} to {end} ({store} online store)")
+        print(f"materialized {dataset.name} features from {loaded.start} to {loaded.end} ({store} online store)")
     return 0
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from data_pipeline.landing import write_atomically
-
-EVENT_TIMESTAMP = "event_timestamp"
+from core.columns import EVENT_TIMESTAMP, feature_names, lag_name, numeric_feature_names, rolling_names
+from core.dataset import DatasetConfig
+from core.files import write_atomically
+from core.partitions import read_validated
+from core.settings import Settings
+from feature_store.outcomes import OfflineFeatures
 
 _CALENDAR = {
     "hour": lambda ts: ts.dt.hour,
@@ -24,28 +25,6 @@ _CALENDAR = {
     "day_of_month": lambda ts: ts.dt.day,
     "month": lambda ts: ts.dt.month,
 }
-
-
-def lag_name(column: str, lag: int) -> str:
-    return f"{column}_lag_{lag}"
-
-
-def numeric_feature_names(dataset: DatasetConfig) -> list[str]:
-    names = [lag_name(dataset.target, lag) for lag in dataset.target_lags]
-    for column in dataset.features:
-        names += [lag_name(column, lag) for lag in dataset.feature_engineering.covariate_lags]
-    for window in dataset.feature_engineering.rolling_windows:
-        names += [f"{dataset.target}_mean_{window}", f"{dataset.target}_std_{window}"]
-    return names
-
-
-def calendar_feature_names(dataset: DatasetConfig) -> list[str]:
-    return list(dataset.feature_engineering.calendar)
-
-
-def feature_names(dataset: DatasetConfig) -> list[str]:
-    """All feature columns, in the order models see them."""
-    return numeric_feature_names(dataset) + calendar_feature_names(dataset)
 
 
 def on_grid(series_frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
@@ -66,8 +45,8 @@ def _entity_features(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFram
             out[lag_name(column, lag)] = grid[column].shift(lag)
     for window in dataset.feature_engineering.rolling_windows:
         rolling = target.rolling(window, min_periods=window)
-        out[f"{dataset.target}_mean_{window}"] = rolling.mean()
-        out[f"{dataset.target}_std_{window}"] = rolling.std()
+        mean, std = rolling_names(dataset.target, window)
+        out[mean], out[std] = rolling.mean(), rolling.std()
     stamps = out.index.to_series()
     for name in dataset.feature_engineering.calendar:
         out[name] = _CALENDAR[name](stamps).astype("int64")
@@ -93,11 +72,9 @@ def offline_source_path(settings: Settings, dataset: DatasetConfig) -> Path:
     return settings.feast_repo / "data" / f"{dataset.name}_features.parquet"
 
 
-def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_date: date) -> Path:
+def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_date: date) -> OfflineFeatures:
     """Build features from the validated partition and replace Feast's offline source with them."""
-    from data_pipeline.validation import read_validated
-
     table = build_features(read_validated(settings, dataset, logical_date), dataset)
     path = offline_source_path(settings, dataset)
     write_atomically(table, path)
-    return path
+    return OfflineFeatures(path=path, rows=len(table))

@@ -13,15 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from configs.dataset import DatasetConfig
-from configs.settings import OnlineStoreKind, Settings
-from data_pipeline.landing import write_text_atomically
-from feature_store.features import (
-    EVENT_TIMESTAMP,
-    calendar_feature_names,
-    numeric_feature_names,
-    offline_source_path,
-)
+from core.columns import EVENT_TIMESTAMP, calendar_feature_names, numeric_feature_names
+from core.dataset import DatasetConfig
+from core.files import write_text_atomically
+from core.settings import OnlineStoreKind, Settings
+from feature_store.features import offline_source_path
+from feature_store.outcomes import Materialized
 
 if TYPE_CHECKING:
     from feast import FeatureService, FeatureStore, FeatureView
@@ -138,7 +135,7 @@ def apply(settings: Settings, dataset: DatasetConfig) -> FeatureStore:
     return store
 
 
-def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> tuple[datetime, datetime]:
+def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> Materialized:
     """Load each entity's newest features before ``end`` into the online store; returns the interval read.
 
     The interval is always the TTL window ``[end - ttl, end)``, never Feast's incremental one from its
@@ -152,10 +149,10 @@ def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> tu
     start = end - (dataset.feature_engineering.ttl or timedelta(days=7))
     store.materialize(start_date=start, end_date=end, feature_views=[view.name])
     log.info("materialized %s from %s to %s", view.name, start, end)
-    return start, end
+    return Materialized(start=start, end=end)
 
 
-def apply_and_materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> tuple[datetime, datetime]:
+def apply_and_materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> Materialized:
     """Register the definitions, then load the online store up to ``end``: one idempotent step."""
     apply(settings, dataset)
     return materialize(settings, dataset, end)

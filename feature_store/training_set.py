@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from feature_store.features import EVENT_TIMESTAMP, feature_names, on_grid
+from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.dataset import DatasetConfig
+from core.files import write_atomically
+from core.partitions import read_validated
+from core.settings import Settings
+from feature_store.features import on_grid
+from feature_store.outcomes import TrainingSet
 from feature_store.repo import feature_service_name, get_store
-
-
-def label_names(dataset: DatasetConfig) -> list[str]:
-    return [f"y_{step}" for step in range(1, dataset.horizon + 1)]
 
 
 def build_labels(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
@@ -48,8 +48,6 @@ def get_training_set(settings: Settings, dataset: DatasetConfig, logical_date: d
     Rows are sorted by (timestamp, entity); features missing at a row's time stay NaN for the
     preprocessor to handle.
     """
-    from data_pipeline.validation import read_validated
-
     labels = training_window(build_labels(read_validated(settings, dataset, logical_date), dataset), dataset)
     store = get_store(settings)
     joined = store.get_historical_features(
@@ -96,12 +94,10 @@ def holdout_path(training_set_path: Path) -> Path:
     return training_set_path.with_name(f"{training_set_path.stem}.holdout.parquet")
 
 
-def write_training_set(settings: Settings, dataset: DatasetConfig, logical_date: date, path: Path) -> Path:
-    """Persist training rows and holdout, so that tuning, training (maybe in a pod) and the promotion
-    gate read the same rows; returns the training rows' path."""
-    from data_pipeline.landing import write_atomically
-
+def write_training_set(settings: Settings, dataset: DatasetConfig, logical_date: date, path: Path) -> TrainingSet:
+    """Persist training rows and holdout (next to them), so that tuning, training (maybe in a pod) and
+    the promotion gate read the same rows."""
     training, holdout = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
     write_atomically(holdout, holdout_path(path))
     write_atomically(training, path)
-    return path
+    return TrainingSet(path=path, holdout_path=holdout_path(path), rows=len(training), holdout_rows=len(holdout))

@@ -19,10 +19,10 @@ import fcntl
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from configs.settings import Settings
+from core.settings import Settings
+from model_registry.outcomes import AliasMove
 from model_registry.provenance import trusted_model
 from model_registry.registry import alias_version, champion_version, warm
 from model_registry.tracking import CHAMPION, PREVIOUS, client
@@ -48,18 +48,6 @@ class RollbackError(LookupError):
 
 class LockTimeoutError(TimeoutError):
     """Another promotion or rollback of the same model holds the lock too long."""
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    model: str
-    champion: str
-    replaced: str | None
-    previous: str | None
-    reason: str
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @contextlib.contextmanager
@@ -167,7 +155,13 @@ def rollback(settings: Settings, model_name: str, reason: str, to_version: str |
         if target == current:
             if to_version:  # asked for exactly this: a retried rollback finds its work done
                 log.info("%s v%s is already champion", model_name, target)
-                return AliasMove(model_name, target, None, previous_version(settings, model_name), reason)
+                return AliasMove(
+                    model=model_name,
+                    champion=target,
+                    replaced=None,
+                    previous=previous_version(settings, model_name),
+                    reason=reason,
+                )
             raise RollbackError(f"{model_name} v{target} is already the champion")
         with trusted_model(settings, model_name, target) as model:
             warm(model, f"{model_name} v{target}")

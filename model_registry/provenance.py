@@ -27,7 +27,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from configs.settings import Settings
+from core.settings import Settings
+from model_registry.tracking import client, require_configured
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ def fetch(settings: Settings, uri: str) -> Path:
     """
     import mlflow
 
+    require_configured(settings)  # models:/ and runs:/ URIs resolve through MLflow's process-wide registry
     location = storage_location(uri)
     check_location(settings, location)
     target = tempfile.mkdtemp(prefix="bundle-")
@@ -163,8 +165,7 @@ def verified_copy(settings: Settings, name: str, version: str) -> Path:
     Raises :class:`UntrustedModelError` (before anything is fetched when the location is outside the
     store or no digest was recorded).
     """
-    from model_registry.tracking import client
-
+    require_configured(settings)
     mlflow_client = client(settings)
     expected = mlflow_client.get_model_version(name, version).tags.get(BUNDLE_DIGEST_TAG)
     location = storage_location(mlflow_client.get_model_version_download_uri(name, version))

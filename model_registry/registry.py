@@ -3,81 +3,19 @@
 from __future__ import annotations
 
 import logging
-import tempfile
-from dataclasses import dataclass
-from importlib.metadata import version as installed_version
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from configs.settings import Settings
+from core.settings import Settings
+from model_registry.bundles import MODEL_URI_TAG
+from model_registry.outcomes import RegisteredVersion
 from model_registry.provenance import BUNDLE_DIGEST_TAG, discard, seal
-from model_registry.tracking import CHALLENGER, CHAMPION, client, configure
+from model_registry.tracking import CHALLENGER, CHAMPION, client, require_configured
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Packages the bundle's code needs; shipped inside it so that it loads without this project installed.
-BUNDLE_CODE = ["configs", "feature_store", "model_training", "model_registry"]
-MODEL_URI_TAG = "model_uri"
 REQUIRED_SCORES = ("backtest_mae", "baseline_mae")
-BUNDLE_REQUIREMENTS = [
-    "mlflow",
-    "cloudpickle",
-    "numpy",
-    "pandas",
-    "pyarrow",
-    "pydantic",
-    "pydantic-settings",
-    "pyyaml",
-]
-
-
-@dataclass(frozen=True)
-class RegisteredVersion:
-    name: str
-    version: str
-    run_id: str
-
-
-def pinned_requirements(family: str) -> list[str]:
-    """What loading the bundle needs: the common set plus the family's own library, pinned."""
-    from model_training.forecasters import family_class
-
-    packages = [*BUNDLE_REQUIREMENTS, *family_class(family).serving_requirements]
-    return [f"{package}=={installed_version(package)}" for package in packages]
-
-
-def log_bundle(forecaster: Any, meta: dict[str, Any], input_example: pd.DataFrame) -> str:
-    """Log the fitted forecaster as a PyFunc in the active run; returns the model URI.
-
-    Logging does not register: :func:`register_challenger` does, after checking the run's output.
-    """
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from model_registry.bundle import BUNDLE_ARTIFACT, write_bundle_dir
-
-    if mlflow.active_run() is None:
-        raise RuntimeError("log_bundle needs an active MLflow run")
-    example = input_example.astype("float64")
-    output = pd.DataFrame(forecaster.predict(example))
-    output.columns = [f"y_{step}" for step in range(1, output.shape[1] + 1)]
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle_dir = write_bundle_dir(Path(tmp) / BUNDLE_ARTIFACT, forecaster, meta)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(PROJECT_ROOT / "model_registry" / "pyfunc_entry.py"),
-            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-            code_paths=[str(PROJECT_ROOT / package) for package in BUNDLE_CODE],
-            signature=infer_signature(example, output),
-            input_example=example,
-            pip_requirements=pinned_requirements(meta["family"]),
-        )
-    mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
-    return str(info.model_uri)
 
 
 def training_scores(run: Any) -> dict[str, float]:
@@ -90,16 +28,16 @@ def training_scores(run: Any) -> dict[str, float]:
 
 def find_run(settings: Settings, tag: str, value: str) -> str:
     """The newest finished run carrying ``tag=value`` (how a DAG finds what its training pod logged)."""
-    import mlflow
-
-    experiment_id = configure(settings)
-    runs = mlflow.search_runs(
-        experiment_ids=[experiment_id],
-        filter_string=f"tags.{tag} = '{value}' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
+    mlflow_client = client(settings)
+    experiment = mlflow_client.get_experiment_by_name(settings.mlflow_experiment)
+    runs: list[Any] = []
+    if experiment is not None:
+        runs = mlflow_client.search_runs(
+            experiment_ids=[experiment.experiment_id],
+            filter_string=f"tags.{tag} = '{value}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
     if not runs:
         raise LookupError(f"no finished training run tagged {tag}={value}: did the training step fail?")
     return str(runs[0].info.run_id)
@@ -118,6 +56,7 @@ def register_challenger(
     """
     import mlflow
 
+    require_configured(settings)
     mlflow_client = client(settings)
     existing = mlflow_client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
     if existing:

@@ -7,7 +7,7 @@ import os
 
 import uvicorn
 
-from configs.settings import get_settings
+from core.settings import get_settings
 from model_serving.metrics_mode import use_metrics_directory
 
 

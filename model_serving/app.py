@@ -13,8 +13,9 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings, get_settings
+from core.dataset import DatasetConfig
+from core.settings import Settings, get_settings
+from model_registry import tracking
 from model_serving.batching import RequestBatcher
 from model_serving.forecasting import forecast_requests
 from model_serving.limits import BodySizeLimit, RequestLatency
@@ -74,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # MLflow's client retries a dead registry for minutes by default; the service has its own backoff.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(settings.registry_request_retries))
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.registry_request_timeout_seconds)))
+    # Once, here: the champion poll then reads the registry through side-effect-free clients.
+    tracking.configure(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import OnlineStoreKind, Settings
+from core.dataset import DatasetConfig
+from core.settings import OnlineStoreKind, Settings
 from model_serving.metrics import FEATURE_FETCH_LATENCY
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
+from core.dataset import DatasetConfig
+from core.settings import Settings
 from model_serving.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_RELOADS
 from model_serving.online_features import (
     FeatureReader,

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from configs.cli import add_common_args, resolve
+from core.cli import add_common_args, resolve
 from model_training.forecasters import TRAINABLE
 
 
@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.params_file is not None:
         params = {**json.loads(args.params_file.read_text()), **params}
     tags = dict(tag.split("=", 1) for tag in args.tag)
+    from model_registry.tracking import configure
     from model_training.train import train
+
+    configure(settings)
 
     outcome = train(
         settings,

@@ -14,11 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from feature_store.features import EVENT_TIMESTAMP
-from feature_store.training_set import label_names
-from model_training.families.seasonal_naive import SeasonalNaive
-from model_training.forecasters import Forecaster
+from core.columns import EVENT_TIMESTAMP, label_names
+from core.dataset import DatasetConfig
+from model_training.forecasters import Forecaster, baseline
 from model_training.metrics import METRICS
 
 
@@ -127,7 +125,7 @@ def backtest(
     """Score a freshly fitted model per fold; ``on_fold`` sees each fold's score as it lands
     (a tuner prunes hopeless trials there)."""
     labels = label_names(dataset)
-    baseline = SeasonalNaive.for_dataset(dataset)
+    naive = baseline(dataset)
     stamps = training_set[EVENT_TIMESTAMP]
     result = BacktestResult()
     for fold in make_folds(stamps, dataset):
@@ -135,7 +133,7 @@ def backtest(
         test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
         actual = test[labels].to_numpy(dtype=np.float64)
         model_forecast = make_model().fit(train, train[labels].to_numpy(dtype=np.float64)).predict(test)
-        naive_forecast = baseline.predict(test)
+        naive_forecast = naive.predict(test)
         model_overall, model_steps = _scores(actual, model_forecast)
         naive_overall, naive_steps = _scores(actual, naive_forecast)
         result.folds.append(

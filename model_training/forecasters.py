@@ -1,60 +1,52 @@
-"""Model families behind one interface, and the one place they are registered.
+"""Model families for training: each family's trainer, and the one place they are registered.
 
-Every family forecasts H steps directly (one output per step) from one feature row, saves itself as
-data (JSON plus the library's own model format, no pickles) and loads back without its training
-library where it can. A new family is one module under ``model_training/families`` plus one line in
-:data:`FAMILIES`. Families are imported on first use, so choosing one never imports the others'
-heavy libraries.
+A trainer is the family's fitted model (:mod:`model_bundle.families`) plus what fitting needs: the
+dataset's columns, the training library, the device. Every family forecasts H steps directly from
+one feature row. A new family is one predict-side module in ``model_bundle/families`` (registered in
+``model_bundle.forecasters.PREDICTORS``), one trainer module in ``model_training/families`` and one
+line in :data:`FAMILIES`. Families are imported on first use, so choosing one never imports the
+others' heavy libraries.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from configs.dataset import DatasetConfig
+from core.dataset import DatasetConfig
+from model_bundle import forecasters as predictors
+from model_bundle.families.seasonal_naive import SeasonalNaive
+from model_bundle.forecasters import Predictor
 from model_training.devices import Device
 
 # (features, targets) of rows held out for early stopping.
 Validation = tuple[pd.DataFrame, np.ndarray]
 
 FAMILIES: dict[str, str] = {
-    "seasonal_naive": "model_training.families.seasonal_naive:SeasonalNaive",
-    "xgboost": "model_training.families.xgb:XGBoostForecaster",
-    "lightgbm": "model_training.families.lgbm:LightGBMForecaster",
-    "nlinear": "model_training.families.nlinear:NLinearForecaster",
-    "dlinear": "model_training.families.dlinear:DLinearForecaster",
+    "seasonal_naive": "model_training.families.seasonal_naive:SeasonalNaiveTrainer",
+    "xgboost": "model_training.families.xgb:XGBoostTrainer",
+    "lightgbm": "model_training.families.lgbm:LightGBMTrainer",
+    "nlinear": "model_training.families.nlinear:NLinearTrainer",
+    "dlinear": "model_training.families.dlinear:DLinearTrainer",
 }
 BASELINE = "seasonal_naive"
 TRAINABLE = sorted(set(FAMILIES) - {BASELINE})
 
 
-class Forecaster(Protocol):
-    family: ClassVar[str]
-    # Libraries that loading the saved model needs beyond numpy and pandas (a serving image installs them).
-    serving_requirements: ClassVar[tuple[str, ...]]
-    params: dict[str, Any]
+class Forecaster(Predictor, Protocol):
+    """A model that can be fitted; once fitted, what it saves loads back as its family's Predictor."""
 
     def fit(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None) -> Forecaster:
         """``validation``: rows for early stopping; families that stop early carve their own
         (the newest rows of ``features``) when none is given."""
         ...
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray: ...
-
-    def save(self, directory: Path) -> None: ...
-
 
 def family_class(family: str) -> Any:
-    try:
-        module_name, _, class_name = FAMILIES[family].partition(":")
-    except KeyError:
-        raise ValueError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}") from None
-    return getattr(importlib.import_module(module_name), class_name)
+    return predictors.registered_class(FAMILIES, family)
 
 
 def create(
@@ -68,6 +60,12 @@ def create(
     return forecaster
 
 
-def load(family: str, directory: Path) -> Forecaster:
-    forecaster: Forecaster = family_class(family).load(directory)
-    return forecaster
+def baseline(dataset: DatasetConfig) -> SeasonalNaive:
+    """The seasonal-naive forecaster of the dataset, which every gate and backtest compares with."""
+    baseline: SeasonalNaive = family_class(BASELINE).for_dataset(dataset)
+    return baseline
+
+
+def load(family: str, directory: Path) -> Predictor:
+    """A saved model, loaded as a bundle loads it (predict side only)."""
+    return predictors.load(family, directory)

@@ -11,11 +11,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from configs.version import code_version
-from feature_store.features import EVENT_TIMESTAMP, feature_names
-from feature_store.training_set import fingerprint, get_training_set, label_names, split_holdout
+from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.dataset import DatasetConfig
+from core.settings import Settings
+from core.version import code_version
+from feature_store.training_set import fingerprint, get_training_set, split_holdout
 from model_training import forecasters
 from model_training.backtest import backtest
 from model_training.devices import select
@@ -54,9 +54,10 @@ def train(
     import mlflow
     import pandas as pd
 
-    from model_registry.registry import log_bundle
-    from model_registry.tracking import configure
+    from model_registry.bundles import log_bundle
+    from model_registry.tracking import experiment_id, require_configured
 
+    require_configured(settings)
     started = time.monotonic()
     if training_set is not None:
         frame = pd.read_parquet(training_set)
@@ -73,8 +74,9 @@ def train(
     final = make_model().fit(frame, frame[labels].to_numpy(dtype="float64"))
     fit_seconds = time.monotonic() - fit_started
 
-    configure(settings)
-    with mlflow.start_run(run_name=f"{dataset.name}-{family}-{logical_date}") as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id(settings), run_name=f"{dataset.name}-{family}-{logical_date}"
+    ) as run:
         mlflow.set_tags(
             {
                 "dataset": dataset.name,
@@ -123,7 +125,7 @@ def train(
             "features": feature_names(dataset),
         }
         example = frame[feature_names(dataset)].head(5)
-        model_uri = log_bundle(final, meta, example)
+        model_uri = log_bundle(settings, final, meta, example)
     log.info(
         "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
         family,

@@ -15,9 +15,9 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from data_pipeline.landing import write_text_atomically
+from core.dataset import DatasetConfig
+from core.files import write_text_atomically
+from core.settings import Settings
 from model_training import forecasters
 from model_training.backtest import FoldScore, backtest
 

@@ -1,9 +1,12 @@
-"""``python -m model_validation calibrate-drift --dataset CONFIG --logical-date D``.
+"""``python -m model_validation {promote,calibrate-drift} --dataset CONFIG --logical-date D``.
 
-How often the drift gate would have fired, at each candidate threshold, on the past windows of the
-training window that ends at ``--logical-date`` (read from the offline feature source): the
-evidence for a dataset config's ``promotion.drift_threshold``. Prints a table and writes
-``reports/drift_calibration_<dataset>.json``.
+promote: the challenger (or ``--version``) becomes the champion if it beats the champion and
+seasonal naive on the holdout of ``--logical-date``'s training window (the champion/challenger gate).
+
+calibrate-drift: how often the drift gate would have fired, at each candidate threshold, on the past
+windows of the training window that ends at ``--logical-date`` (read from the offline feature
+source): the evidence for a dataset config's ``promotion.drift_threshold``. Prints a table and
+writes ``reports/drift_calibration_<dataset>.json``.
 """
 
 from __future__ import annotations
@@ -11,22 +14,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
-from configs.cli import add_common_args, resolve
+from core.cli import add_common_args, resolve
+from core.dataset import DatasetConfig
+from core.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_validation", description=__doc__)
-    parser.add_argument("command", choices=["calibrate-drift"])
+    parser.add_argument("command", choices=["promote", "calibrate-drift"])
     add_common_args(parser)
-    parser.add_argument("--thresholds", default="0.25,0.5,0.75,1,1.25,1.5,2", help="comma-separated candidates")
-    parser.add_argument("--out", type=Path, default=None, help="JSON report (default: reports/...)")
+    parser.add_argument("--version", default=None, help="promote: model version (default: the challenger)")
+    parser.add_argument("--reason", default="", help="promote: why, recorded on the version")
+    parser.add_argument(
+        "--thresholds", default="0.25,0.5,0.75,1,1.25,1.5,2", help="calibrate-drift: comma-separated candidates"
+    )
+    parser.add_argument("--out", type=Path, default=None, help="calibrate-drift: JSON report (default: reports/...)")
     args = parser.parse_args(argv)
     settings, dataset, logical_date = resolve(args)
+    if args.command == "promote":
+        return promote(settings, dataset, logical_date, args.version, args.reason)
     import pandas as pd
 
-    from feature_store.features import EVENT_TIMESTAMP, offline_source_path
+    from core.columns import EVENT_TIMESTAMP
+    from feature_store.features import offline_source_path
     from model_validation.drift import calibrate_threshold
 
     thresholds = [float(t) for t in args.thresholds.split(",")]
@@ -57,6 +70,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.write_text(json.dumps(payload, indent=2))
     print(f"wrote {out}")
+    return 0
+
+
+def promote(settings: Settings, dataset: DatasetConfig, logical_date: date, version: str | None, note: str) -> int:
+    """The champion/challenger gate on the date's holdout, then the alias move; 3 when the gate says no."""
+    from model_registry.promotion import promote_version
+    from model_registry.tracking import CHALLENGER, client, configure
+    from model_validation.champion import evaluate_challenger, holdout_of
+
+    configure(settings)
+    model_name = settings.model_name(dataset.name)
+    version = version or str(client(settings).get_model_version_by_alias(model_name, CHALLENGER).version)
+    decision = evaluate_challenger(settings, dataset, model_name, version, holdout_of(settings, dataset, logical_date))
+    if not decision.passed:
+        print(f"{model_name} v{version} NOT promoted: {decision.reason}")
+        return 3
+    reason = f"{decision.reason}; {note}" if note else decision.reason
+    promote_version(settings, model_name, version, reason, expected_champion=decision.champion_version)
+    print(f"{model_name} v{version} promoted to champion: {decision.reason}")
     return 0
 
 

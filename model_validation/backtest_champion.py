@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from data_pipeline.landing import partition_dates
-from data_pipeline.validation import validated_root
-from feature_store.features import EVENT_TIMESTAMP, feature_names
-from feature_store.training_set import get_training_set, label_names
+from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.dataset import DatasetConfig
+from core.partitions import latest_validated_date
+from core.settings import Settings
+from feature_store.training_set import get_training_set
 from model_registry.registry import champion_version
-from model_registry.tracking import CHALLENGER, client, configure
+from model_registry.tracking import CHALLENGER, client, experiment_id, require_configured
 from model_training.backtest import make_folds
-from model_training.families.seasonal_naive import SeasonalNaive
+from model_training.forecasters import baseline
 from model_training.metrics import METRICS
+from model_validation.outcomes import ModelBacktest
 from monitoring.pushgateway import Figure, push_figures
 
 log = logging.getLogger(__name__)
@@ -33,30 +32,6 @@ log = logging.getLogger(__name__)
 
 class BacktestRegressionError(RuntimeError):
     """The champion's recent error grew past the allowed ratio of its registered error."""
-
-
-@dataclass(frozen=True)
-class ModelBacktest:
-    role: str
-    version: str
-    mae: float
-    rmse: float
-    smape: float
-    baseline_mae: float
-    registered_mae: float
-    ratio: float
-    folds: int
-    run_id: str
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def latest_validated_date(settings: Settings, dataset: DatasetConfig) -> date:
-    dates = partition_dates(validated_root(settings), dataset)
-    if not dates:
-        raise FileNotFoundError(f"no validated data for {dataset.name}: run the retraining DAG first")
-    return dates[-1]
 
 
 def _score_version(
@@ -69,13 +44,13 @@ def _score_version(
     mlflow_client = client(settings)
     model_version = mlflow_client.get_model_version(model_name, version)
     registered_mae = float(mlflow_client.get_run(str(model_version.run_id)).data.metrics["backtest_mae"])
-    baseline = SeasonalNaive.for_dataset(dataset)
+    naive = baseline(dataset)
     labels, columns = label_names(dataset), feature_names(dataset)
     stamps = frame[EVENT_TIMESTAMP]
     per_fold: list[dict[str, float]] = []
     with (
         trusted_model(settings, model_name, version) as model,
-        mlflow.start_run(run_name=f"nightly-backtest-{role}-v{version}"),
+        mlflow.start_run(experiment_id=experiment_id(settings), run_name=f"nightly-backtest-{role}-v{version}"),
     ):
         mlflow.set_tags({"job": "nightly_backtest", "dataset": dataset.name, "model_version": version, "role": role})
         for fold in make_folds(stamps, dataset):
@@ -83,7 +58,7 @@ def _score_version(
             actual = test[labels].to_numpy(dtype=np.float64)
             forecast = model.predict(test[columns].astype("float64")).to_numpy(dtype=np.float64)
             scores = {name: float(fn(actual, forecast)) for name, fn in METRICS.items()}
-            scores["baseline_mae"] = float(METRICS["mae"](actual, baseline.predict(test)))
+            scores["baseline_mae"] = float(METRICS["mae"](actual, naive.predict(test)))
             mlflow.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold.index)
             per_fold.append(scores)
         mean = {k: float(np.mean([f[k] for f in per_fold])) for k in per_fold[0]}
@@ -108,7 +83,7 @@ def backtest_registered(settings: Settings, dataset: DatasetConfig, logical_date
     """Score the champion and, if it differs, the challenger on the newest folds."""
     from mlflow.exceptions import MlflowException
 
-    configure(settings)
+    require_configured(settings)
     model_name = settings.model_name(dataset.name)
     champion = champion_version(settings, model_name)
     if champion is None:
@@ -146,7 +121,9 @@ def publish(settings: Settings, dataset: DatasetConfig, results: list[ModelBackt
     return push_figures(settings, "nightly_backtest", {"dataset": dataset.name}, figures)
 
 
-def check_regression(dataset: DatasetConfig, results: list[ModelBacktest]) -> None:
+def check_regression(dataset: DatasetConfig, results: list[ModelBacktest]) -> str:
+    """Raise :class:`BacktestRegressionError` when the champion's error ratio is past the dataset's
+    bound; otherwise one line that sums the scores up."""
     bound = dataset.promotion.backtest_error_ratio
     for r in results:
         if r.role == "champion" and r.ratio > bound:
@@ -154,18 +131,9 @@ def check_regression(dataset: DatasetConfig, results: list[ModelBacktest]) -> No
                 f"champion v{r.version} of {dataset.name}: nightly MAE {r.mae:.4f} is {r.ratio:.2f}x its registered "
                 f"backtest MAE {r.registered_mae:.4f} (allowed: {bound:.2f}x); retrain or roll back"
             )
+    return "; ".join(f"{r.role} v{r.version}: MAE {r.mae:.4f} ({r.ratio:.2f}x registered)" for r in results)
 
 
 def backtest_latest(settings: Settings, dataset: DatasetConfig) -> list[ModelBacktest]:
     """The nightly job: registered models on the newest validated partition."""
     return backtest_registered(settings, dataset, latest_validated_date(settings, dataset))
-
-
-def publish_dicts(settings: Settings, dataset: DatasetConfig, results: list[dict[str, object]]) -> bool:
-    return publish(settings, dataset, [ModelBacktest(**r) for r in results])  # type: ignore[arg-type]
-
-
-def check_regression_dicts(dataset: DatasetConfig, results: list[dict[str, object]]) -> str:
-    backtests = [ModelBacktest(**r) for r in results]  # type: ignore[arg-type]
-    check_regression(dataset, backtests)
-    return "; ".join(f"{b.role} v{b.version}: MAE {b.mae:.4f} ({b.ratio:.2f}x registered)" for b in backtests)

@@ -10,46 +10,22 @@ tags on its model version.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from feature_store.features import EVENT_TIMESTAMP, feature_names
-from feature_store.training_set import label_names
+from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.dataset import DatasetConfig
+from core.settings import Settings
 from model_registry.registry import champion_version
 from model_registry.tracking import client
-from model_training.families.seasonal_naive import SeasonalNaive
+from model_training.forecasters import baseline
+from model_validation.outcomes import GateDecision
 
 log = logging.getLogger(__name__)
 
 GATE_ARTIFACT = "gates/champion_challenger.json"
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    passed: bool
-    reason: str
-    version: str
-    challenger_mae: float
-    baseline_mae: float
-    champion_version: str | None
-    champion_mae: float | None
-    min_improvement: float
-    champion_bound: float | None
-    holdout_rows: int
-    holdout_start: str
-    holdout_end: str
-    challenger_mae_by_entity: dict[str, float] = field(default_factory=dict)
-    champion_mae_by_entity: dict[str, float] = field(default_factory=dict)
-    baseline_mae_by_entity: dict[str, float] = field(default_factory=dict)
-    champion_trained_on_holdout: bool = False
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def decide(
@@ -96,13 +72,12 @@ def evaluate_challenger(
     if holdout.empty:
         raise ValueError(f"{dataset.name}: the holdout is empty, so nothing can be compared")
     version = str(version)
-    mlflow_client = client(settings)  # also points MLflow's models:/ URIs at this registry
+    mlflow_client = client(settings)
     features = holdout[feature_names(dataset)].astype("float64")
     challenger_mae, challenger_by_entity = holdout_errors(
         _forecast(settings, model_name, version, features), holdout, dataset
     )
-    baseline = SeasonalNaive.for_dataset(dataset).predict(holdout)
-    baseline_mae, baseline_by_entity = holdout_errors(baseline, holdout, dataset)
+    baseline_mae, baseline_by_entity = holdout_errors(baseline(dataset).predict(holdout), holdout, dataset)
 
     current = champion_version(settings, model_name)
     champion_mae: float | None = None

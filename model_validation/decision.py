@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
+from datetime import date
 
-from configs.run_plan import RunPlan
-from configs.settings import Settings
+from core.settings import Settings
+from model_validation.outcomes import DriftResult, GateDecision, RunSummary
 
 
-def promotion_allowed(champion: dict[str, Any], drift: dict[str, Any]) -> bool:
+def promotion_allowed(champion: GateDecision, drift: DriftResult) -> bool:
     """Both gates must let it through; a forced run overrides the drift gate only, never a worse model."""
-    return bool(champion["passed"]) and drift["outcome"] != "blocked"
+    return champion.passed and drift.outcome.allows_promotion
 
 
-def explain_skip(champion: dict[str, Any], drift: dict[str, Any]) -> str:
+def explain_skip(champion: GateDecision, drift: DriftResult) -> str:
     reasons = []
-    if not champion["passed"]:
-        reasons.append(f"champion/challenger gate failed: {champion['reason']}")
-    if drift["outcome"] == "blocked":
-        reasons.append(f"drift gate blocked: {drift['reason']}")
+    if not champion.passed:
+        reasons.append(f"champion/challenger gate failed: {champion.reason}")
+    if not drift.outcome.allows_promotion:
+        reasons.append(f"drift gate blocked: {drift.reason}")
     return "not promoted: " + "; ".join(reasons)
+
+
+def promotion_reason(champion: GateDecision, drift: DriftResult) -> str:
+    """Why a version that passed both gates is promoted (recorded on the version)."""
+    return f"{champion.reason}; {drift.reason}"
 
 
 def record_decision(settings: Settings, model_name: str, version: str, promoted: bool, reason: str) -> None:
@@ -33,46 +37,50 @@ def record_decision(settings: Settings, model_name: str, version: str, promoted:
     mlflow_client.set_model_version_tag(model_name, version, "gate_decision_reason", reason)
 
 
-def run_summary(
+def summarize_run(
     settings: Settings,
-    model_name: str,
-    plan: RunPlan,
+    dataset_name: str,
     version: str,
-    champion: dict[str, Any],
-    drift: dict[str, Any],
-) -> str:
-    """One JSON line that tells what the run did (also the task's return value in the UI)."""
+    champion: GateDecision,
+    drift: DriftResult,
+    *,
+    data_date: date,
+    family: str,
+    horizon: int | None,
+    reason: str,
+) -> RunSummary:
+    """What the run did (the task's return value in the UI); also tells Prometheus that it finished."""
     from model_registry.registry import champion_version
 
-    summary = {
-        "model": model_name,
-        "version": version,
-        "champion_now": champion_version(settings, model_name),
-        "promoted": champion_version(settings, model_name) == version,
-        "data_date": plan.logical_date.isoformat(),
-        "family": plan.family,
-        "horizon": plan.horizon,
-        "challenger_mae": champion["challenger_mae"],
-        "baseline_mae": champion["baseline_mae"],
-        "champion_mae": champion["champion_mae"],
-        "drift": drift["outcome"],
-        "drift_share": drift["drift_share"],
-        "reason": plan.reason,
-    }
-    publish_run(settings, plan, summary["promoted"])
-    return json.dumps(summary, sort_keys=True)
+    model_name = settings.model_name(dataset_name)
+    champion_now = champion_version(settings, model_name)
+    summary = RunSummary(
+        model=model_name,
+        version=version,
+        champion_now=champion_now,
+        promoted=champion_now == version,
+        data_date=data_date.isoformat(),
+        family=family,
+        horizon=horizon,
+        challenger_mae=champion.challenger_mae,
+        baseline_mae=champion.baseline_mae,
+        champion_mae=champion.champion_mae,
+        drift=drift.outcome,
+        drift_share=drift.drift_share,
+        reason=reason,
+    )
+    publish_run(settings, dataset_name, summary.promoted)
+    return summary
 
 
-def publish_run(settings: Settings, plan: RunPlan, promoted: bool) -> bool:
+def publish_run(settings: Settings, dataset_name: str, promoted: bool) -> bool:
     """Tell Prometheus a retraining run finished (the "no successful retraining in N days" alert)."""
-    from configs.dataset import DatasetConfig
     from monitoring.pushgateway import Figure, push_figures
 
-    dataset = DatasetConfig.from_yaml(plan.dataset_config)
     figures = [
         Figure(
             "mlops_retrain_last_success_timestamp_seconds", "End of the last retraining run that finished.", time.time()
         ),
         Figure("mlops_retrain_last_promoted", "1 when the last finished run promoted its model.", float(promoted)),
     ]
-    return push_figures(settings, "retrain", {"dataset": dataset.name}, figures)
+    return push_figures(settings, "retrain", {"dataset": dataset_name}, figures)

@@ -12,57 +12,20 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.run_plan import RunPlan
-from configs.settings import Settings
-from data_pipeline.landing import end_of, write_text_atomically
-from feature_store.features import EVENT_TIMESTAMP, numeric_feature_names, offline_source_path
+from core.columns import EVENT_TIMESTAMP, numeric_feature_names
+from core.dataset import DatasetConfig
+from core.files import write_text_atomically
+from core.settings import Settings
+from core.windows import end_of
+from feature_store.features import offline_source_path
+from model_validation.outcomes import DriftOutcome, DriftResult, EntityDrift
 
 log = logging.getLogger(__name__)
-
-PASSED, BLOCKED, FORCED, NOT_ENOUGH_DATA = "passed", "blocked", "forced", "not_enough_data"
-
-
-@dataclass
-class EntityDrift:
-    """One entity's verdict; ``drift_share`` is None when its windows are too small for one."""
-
-    drift_share: float | None
-    drifted_features: list[str] = field(default_factory=list)
-    scores: dict[str, float] = field(default_factory=dict)
-    reference_rows: int = 0
-    current_rows: int = 0
-    report_path: str | None = None
-
-
-@dataclass
-class DriftResult:
-    outcome: str
-    drift_share: float | None  # the largest share over the entities with a verdict
-    entities: dict[str, EntityDrift] = field(default_factory=dict)
-    reference_rows: int = 0
-    current_rows: int = 0
-    max_drift_share: float = 0.0
-    reason: str = ""
-    current_start: str = ""
-    current_end: str = ""
-
-    @property
-    def drifted(self) -> bool:
-        return self.drift_share is not None and self.drift_share > self.max_drift_share
-
-    @property
-    def report_paths(self) -> list[str]:
-        return [e.report_path for e in self.entities.values() if e.report_path]
-
-    def as_dict(self) -> dict[str, object]:
-        return {**asdict(self), "drifted": self.drifted}
 
 
 def drift_columns(dataset: DatasetConfig) -> list[str]:
@@ -129,13 +92,19 @@ def compare_windows(
     for entity in sorted(set(reference[key].astype(str)) | set(current[key].astype(str))):
         ref = reference[reference[key].astype(str) == entity]
         cur = current[current[key].astype(str) == entity]
-        verdict = EntityDrift(drift_share=None, reference_rows=len(ref), current_rows=len(cur))
         if len(ref) >= minimum and len(cur) >= minimum:
             report = out_dir / _file_name(entity)
             share, scores, drifted = measure_drift(ref, cur, columns, dataset, report)
-            verdict.drift_share, verdict.scores, verdict.drifted_features = share, scores, drifted
-            verdict.report_path = str(report)
-        entities[entity] = verdict
+            entities[entity] = EntityDrift(
+                drift_share=share,
+                drifted_features=drifted,
+                scores=scores,
+                reference_rows=len(ref),
+                current_rows=len(cur),
+                report_path=str(report),
+            )
+        else:
+            entities[entity] = EntityDrift(drift_share=None, reference_rows=len(ref), current_rows=len(cur))
     return entities
 
 
@@ -155,64 +124,67 @@ def drift_gate(
     reference: pd.DataFrame,
     out_dir: Path,
     force: bool = False,
-    reason: str = "",
+    forced_because: str = "",
 ) -> DriftResult:
-    """Compare ``reference`` (the challenger's training rows) with the newest ``drift_window``."""
+    """Compare ``reference`` (the challenger's training rows) with the newest ``drift_window``;
+    ``force`` turns a block into FORCED, recorded with ``forced_because``."""
     config = dataset.promotion
     current = current_window(settings, dataset, logical_date)
     entities = compare_windows(reference, current, dataset, out_dir)
     judged = {name: e for name, e in entities.items() if e.drift_share is not None}
-    result = DriftResult(
-        outcome=PASSED,
+    unjudged = sorted(set(entities) - set(judged))
+    if not judged:
+        outcome = DriftOutcome.NOT_ENOUGH_DATA
+        reason = (
+            f"not enough data: {len(current)} current and {len(reference)} reference rows; every entity needs "
+            f"at least {config.min_drift_rows} in each window for a verdict"
+        )
+        log.warning("drift gate: %s", reason)
+    else:
+        shares = ", ".join(f"{name} {e.drift_share:.2f}" for name, e in judged.items())
+        over = {name: e for name, e in judged.items() if (e.drift_share or 0.0) > config.max_drift_share}
+        if over:
+            outcome = DriftOutcome.FORCED if force else DriftOutcome.BLOCKED
+            drifted = "; ".join(f"{name}: {', '.join(e.drifted_features)}" for name, e in over.items())
+            reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {drifted}"
+            if force:
+                reason += f"; promotion forced: {forced_because or 'no reason given'}"
+        else:
+            outcome = DriftOutcome.PASSED
+            reason = f"drift share at most {config.max_drift_share:.2f} ({shares})"
+        if unjudged:
+            reason += f"; not enough data for {', '.join(unjudged)}"
+        log.info("drift gate %s: %s", outcome, reason)
+    return DriftResult(
+        outcome=outcome,
         drift_share=max((e.drift_share or 0.0) for e in judged.values()) if judged else None,
         entities=entities,
         reference_rows=len(reference),
         current_rows=len(current),
         max_drift_share=config.max_drift_share,
+        reason=reason,
         current_start=current[EVENT_TIMESTAMP].min().isoformat() if len(current) else "",
         current_end=current[EVENT_TIMESTAMP].max().isoformat() if len(current) else "",
     )
-    unjudged = sorted(set(entities) - set(judged))
-    if not judged:
-        result.outcome = NOT_ENOUGH_DATA
-        result.reason = (
-            f"not enough data: {len(current)} current and {len(reference)} reference rows; every entity needs "
-            f"at least {config.min_drift_rows} in each window for a verdict"
-        )
-        log.warning("drift gate: %s", result.reason)
-        return result
-    shares = ", ".join(f"{name} {e.drift_share:.2f}" for name, e in judged.items())
-    over = {name: e for name, e in judged.items() if (e.drift_share or 0.0) > config.max_drift_share}
-    if over:
-        result.outcome = FORCED if force else BLOCKED
-        drifted = "; ".join(f"{name}: {', '.join(e.drifted_features)}" for name, e in over.items())
-        result.reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {drifted}"
-        if force:
-            result.reason += f"; promotion forced: {reason or 'no reason given'}"
-    else:
-        result.reason = f"drift share at most {config.max_drift_share:.2f} ({shares})"
-    if unjudged:
-        result.reason += f"; not enough data for {', '.join(unjudged)}"
-    log.info("drift gate %s: %s", result.outcome, result.reason)
-    return result
 
 
 def gate_version(
-    settings: Settings, dataset: DatasetConfig, plan: RunPlan, version: str, training_set_path: Path
+    settings: Settings,
+    dataset: DatasetConfig,
+    version: str,
+    logical_date: date,
+    training_set_path: Path,
+    out_dir: Path,
+    force: bool = False,
+    forced_because: str = "",
 ) -> DriftResult:
-    """The drift gate of a retraining run: reports and figures to the version's run, outcome to its tags."""
+    """The drift gate of a registered version: its training rows (``training_set_path``) against the
+    newest window up to ``logical_date``; reports and figures to the version's run, outcome to its tags."""
     from model_registry.tracking import client
 
     model_name = settings.model_name(dataset.name)
-    result = drift_gate(
-        settings,
-        dataset,
-        plan.logical_date,
-        pd.read_parquet(training_set_path),
-        plan.run_dir(settings, dataset) / "drift",
-        force=plan.force_promote,
-        reason=plan.reason,
-    )
+    reference = pd.read_parquet(training_set_path)
+    result = drift_gate(settings, dataset, logical_date, reference, out_dir, force, forced_because)
     mlflow_client = client(settings)
     run_id = str(mlflow_client.get_model_version(model_name, version).run_id)
     for path in result.report_paths:
@@ -224,13 +196,13 @@ def gate_version(
         if verdict.drift_share is not None:
             mlflow_client.log_metric(run_id, f"drift_share_{entity}", verdict.drift_share)
     tags = {
-        "gate_drift": result.outcome,
+        "gate_drift": result.outcome.value,
         "gate_drift_reason": result.reason,
         "drift_share": "" if result.drift_share is None else f"{result.drift_share:.4f}",
         "gate_max_drift_share": str(result.max_drift_share),
     }
-    if result.outcome == FORCED:
-        tags["force_promote_reason"] = plan.reason or "no reason given"
+    if result.outcome is DriftOutcome.FORCED:
+        tags["force_promote_reason"] = forced_because or "no reason given"
     for key, value in tags.items():
         mlflow_client.set_model_version_tag(model_name, version, key, value)
     return result

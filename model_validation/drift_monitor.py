@@ -12,78 +12,58 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from configs.settings import Settings
-from feature_store.features import EVENT_TIMESTAMP, offline_source_path
-from model_validation.drift import NOT_ENOUGH_DATA, DriftResult, drift_gate
+from core.columns import EVENT_TIMESTAMP
+from core.dataset import DatasetConfig
+from core.partitions import latest_validated_date
+from core.settings import Settings
+from feature_store.features import offline_source_path
+from model_validation.drift import drift_gate
+from model_validation.outcomes import CheckState, DriftOutcome, DriftResult, MonitorOutcome
 
 log = logging.getLogger(__name__)
 
 JOB = "drift_monitor"
 REASON_LIMIT = 500  # the retraining form's reason field takes at most this many characters
-DRIFTED, STEADY, UNKNOWN = "drifted", "steady", "unknown"
 
 
 @dataclass(frozen=True)
 class CheckRecord:
     check_date: str
-    state: str  # drifted | steady | unknown (not enough data)
+    state: CheckState
     triggered: bool
 
 
-@dataclass
-class MonitorOutcome:
-    check_date: str
-    data_date: str
-    champion_version: str
-    state: str
-    drift: dict[str, object]
-    consecutive_drifted: int
-    required_consecutive: int
-    trigger: bool
-    trigger_reason: str
-    check_run_id: str
-    seconds: float
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
-def state_of(result: DriftResult) -> str:
-    if result.outcome == NOT_ENOUGH_DATA or result.drift_share is None:
-        return UNKNOWN
-    return DRIFTED if result.drifted else STEADY
+def state_of(result: DriftResult) -> CheckState:
+    if result.outcome is DriftOutcome.NOT_ENOUGH_DATA or result.drift_share is None:
+        return CheckState.UNKNOWN
+    return CheckState.DRIFTED if result.drifted else CheckState.STEADY
 
 
 def consecutive_drifted(history: list[CheckRecord]) -> int:
     """Drifted checks in a row, newest first, up to the first steady, unknown or triggering check."""
     count = 0
     for record in sorted(history, key=lambda r: r.check_date, reverse=True):
-        if record.state != DRIFTED or record.triggered:
+        if record.state is not CheckState.DRIFTED or record.triggered:
             break
         count += 1
     return count
 
 
 def _history(settings: Settings, dataset: DatasetConfig) -> list[Any]:
-    import mlflow
+    from model_registry.tracking import client, experiment_id
 
-    from model_registry.tracking import configure
-
-    experiment_id = configure(settings)
     return list(
-        mlflow.search_runs(
-            experiment_ids=[experiment_id],
+        client(settings).search_runs(
+            experiment_ids=[experiment_id(settings)],
             filter_string=f"tags.job = '{JOB}' and tags.dataset = '{dataset.name}'",
             order_by=["attributes.start_time DESC"],
             max_results=500,
-            output_format="list",
         )
     )
 
@@ -92,7 +72,7 @@ def records(runs: list[Any]) -> list[CheckRecord]:
     return [
         CheckRecord(
             check_date=run.data.tags["check_date"],
-            state=run.data.tags.get("state", UNKNOWN),
+            state=CheckState(run.data.tags.get("state", CheckState.UNKNOWN)),
             triggered=run.data.tags.get("triggered_retraining") == "true",
         )
         for run in runs
@@ -117,8 +97,9 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
     import mlflow
 
     from model_registry.registry import champion_version
-    from model_validation.backtest_champion import latest_validated_date
+    from model_registry.tracking import require_configured
 
+    require_configured(settings)
     started = time.monotonic()
     model_name = settings.model_name(dataset.name)
     version = champion_version(settings, model_name)
@@ -146,13 +127,15 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
         )[:REASON_LIMIT]
 
     same_day = [r.info.run_id for r in runs if r.data.tags.get("check_date") == check_date.isoformat()]
-    run_id = _record(dataset, check_date, data_date, version, result, state, streak, next(iter(same_day), None))
+    run_id = _record(
+        settings, dataset, check_date, data_date, version, result, state, streak, next(iter(same_day), None)
+    )
     outcome = MonitorOutcome(
         check_date=check_date.isoformat(),
         data_date=data_date.isoformat(),
         champion_version=version,
         state=state,
-        drift=result.as_dict(),
+        drift=result,
         consecutive_drifted=streak,
         required_consecutive=required,
         trigger=trigger,
@@ -172,19 +155,24 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
 
 
 def _record(
+    settings: Settings,
     dataset: DatasetConfig,
     check_date: date,
     data_date: date,
     version: str,
     result: DriftResult,
-    state: str,
+    state: CheckState,
     streak: int,
     run_id: str | None,
 ) -> str:
     """The check's MLflow run (``run_id``: the same date's run, when it is checked again)."""
     import mlflow
 
-    with mlflow.start_run(run_id=run_id, run_name=f"drift-check-{dataset.name}-{check_date}") as run:
+    from model_registry.tracking import experiment_id
+
+    with mlflow.start_run(
+        run_id=run_id, experiment_id=experiment_id(settings), run_name=f"drift-check-{dataset.name}-{check_date}"
+    ) as run:
         mlflow.set_tags(
             {
                 "job": JOB,
@@ -192,7 +180,7 @@ def _record(
                 "check_date": check_date.isoformat(),
                 "data_date": data_date.isoformat(),
                 "champion_version": version,
-                "state": state,
+                "state": state.value,
                 "reason": result.reason[:5000],
             }
         )

@@ -8,14 +8,17 @@ COPY requirements.txt /tmp/requirements.txt
 # LocalExecutor's task processes, and on Kubernetes in the training image.
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r /tmp/requirements.txt
 COPY --chown=airflow:root pyproject.toml README.md /opt/airflow/project/
+COPY --chown=airflow:root core /opt/airflow/project/core
 COPY --chown=airflow:root configs /opt/airflow/project/configs
 COPY --chown=airflow:root data_pipeline /opt/airflow/project/data_pipeline
 COPY --chown=airflow:root feature_store /opt/airflow/project/feature_store
+COPY --chown=airflow:root model_bundle /opt/airflow/project/model_bundle
 COPY --chown=airflow:root model_registry /opt/airflow/project/model_registry
 COPY --chown=airflow:root model_training /opt/airflow/project/model_training
 COPY --chown=airflow:root model_validation /opt/airflow/project/model_validation
 COPY --chown=airflow:root model_serving /opt/airflow/project/model_serving
 COPY --chown=airflow:root monitoring /opt/airflow/project/monitoring
+COPY --chown=airflow:root orchestration /opt/airflow/project/orchestration
 COPY --chown=airflow:root infra/scripts /opt/airflow/project/infra/scripts
 COPY --chown=airflow:root infra/compose/airflow_passwords.py /opt/airflow/project/infra/compose/airflow_passwords.py
 COPY --chown=airflow:root data /opt/airflow/project/data

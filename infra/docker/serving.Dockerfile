@@ -9,14 +9,14 @@ COPY requirements-serving.txt /tmp/requirements-serving.txt
 RUN /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu -r /tmp/requirements-serving.txt
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# What the service imports (an import-linter contract keeps it so): the base layer, the online-feature
+# read, the registry read and the bundle's predict side; nothing of training, validation or orchestration.
+COPY core core
 COPY configs configs
-COPY data_pipeline data_pipeline
 COPY feature_store feature_store
+COPY model_bundle model_bundle
 COPY model_registry model_registry
-COPY model_training model_training
-COPY model_validation model_validation
 COPY model_serving model_serving
-COPY monitoring monitoring
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation .
 
 FROM python:3.11-slim-bookworm

@@ -9,14 +9,13 @@ COPY requirements.txt /tmp/requirements.txt
 RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# What the training CLI imports: the layers up to training; no service, validation or orchestration.
+COPY core core
 COPY configs configs
-COPY data_pipeline data_pipeline
 COPY feature_store feature_store
+COPY model_bundle model_bundle
 COPY model_registry model_registry
 COPY model_training model_training
-COPY model_validation model_validation
-COPY model_serving model_serving
-COPY monitoring monitoring
 RUN /opt/venv/bin/pip install --no-deps --no-build-isolation .
 RUN useradd --uid 10001 --create-home trainer && mkdir /app && chown trainer /app
 USER 10001

@@ -28,7 +28,7 @@ step "serve on 127.0.0.1:$MLOPS_SERVING_PORT and ask for a forecast of $ENTITY"
 "$PY" -m model_serving > "$MLOPS_HOME/serving.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
-"$PY" -m model_serving.client --url "http://127.0.0.1:$MLOPS_SERVING_PORT" --entity "$ENTITY" --wait 180
+"$PY" infra/scripts/forecast_client.py --url "http://127.0.0.1:$MLOPS_SERVING_PORT" --entity "$ENTITY" --wait 180
 
 home=$(cd "$MLOPS_HOME" && pwd)
 cat <<TXT

@@ -1,32 +1,26 @@
-"""Shared part of the linear look-back families (NLinear, DLinear; Zeng et al. 2023).
+"""Fitting the linear look-back families (NLinear, DLinear; Zeng et al. 2023).
 
-They read the target's last ``lookback`` values (lag columns ``lookback-1 .. 0`` of the feature row),
-standardised with training statistics, and map them linearly to the next H values. ``solver: adam``
-(the default) follows the paper's recipe: Adam, MSE, the learning rate halved every epoch, early
-stopping on held-out rows with the best epoch's weights kept; on a GPU the forward pass runs in
-bfloat16 autocast. The networks are linear in their weights, so ``solver: ridge`` solves the same
-least-squares problem exactly instead, with an L2 penalty ``ridge_alpha`` (a tuning choice).
-
-The fitted weights are saved as a plain ``.npz`` and the forecast is computed with numpy, so a
-serving image needs no PyTorch; a test keeps the numpy and torch forward passes equal.
+``solver: adam`` (the default) follows the paper's recipe: Adam, MSE, the learning rate halved every
+epoch, early stopping on held-out rows with the best epoch's weights kept; on a GPU the forward pass
+runs in bfloat16 autocast. The networks are linear in their weights, so ``solver: ridge`` solves the
+same least-squares problem exactly instead, with an L2 penalty ``ridge_alpha`` (a tuning choice).
+The fitted weights become the numpy model of :mod:`model_bundle.families.linear`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from configs.dataset import DatasetConfig
-from feature_store.features import EVENT_TIMESTAMP, lag_name
+from core.columns import EVENT_TIMESTAMP, lag_name
+from core.dataset import DatasetConfig
+from model_bundle.families.linear import LinearWindowForecaster
 from model_training.devices import CPU, Device, seed_everything
 from model_training.forecasters import Validation
-from model_training.preprocessing import Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +33,7 @@ def contiguous_lags(lags: list[int]) -> int:
     return count
 
 
-class LinearWindowForecaster:
-    family: ClassVar[str]
-    serving_requirements: ClassVar[tuple[str, ...]] = ()
+class LinearWindowTrainer(LinearWindowForecaster):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "learning_rate": 0.005,
         "batch_size": 32,
@@ -55,17 +47,9 @@ class LinearWindowForecaster:
         "ridge_alpha": 1.0,
     }
 
-    def __init__(
-        self, target: str, horizon: int, lookback: int, params: dict[str, Any] | None = None, device: Device = CPU
-    ):
-        if lookback < 1:
-            raise ValueError("lookback must be at least 1")
-        self.target, self.horizon, self.lookback, self.device = target, horizon, lookback, device
-        self.params = {**self.DEFAULTS, **(params or {}), "lookback": lookback}
-        self.preprocessor = Preprocessor(columns=[lag_name(target, k) for k in range(lookback - 1, -1, -1)])
-        self.mean, self.scale = 0.0, 1.0
-        self.weights: dict[str, np.ndarray] = {}
-        self.history: dict[str, Any] = {}
+    def __init__(self, window: list[str], horizon: int, params: dict[str, Any] | None = None, device: Device = CPU):
+        super().__init__(window, horizon, params)
+        self.device = device
 
     @classmethod
     def for_dataset(cls, dataset: DatasetConfig, params: dict[str, Any] | None = None, device: Device = CPU) -> Any:
@@ -77,13 +61,11 @@ class LinearWindowForecaster:
                 f"{cls.family} with lookback {lookback} needs target lags 0..{lookback - 1}; the dataset's features "
                 f"carry 0..{available - 1} (set feature_engineering.target_lags)"
             )
-        return cls(dataset.target, dataset.horizon, lookback, params, device)
+        window = [lag_name(dataset.target, k) for k in range(lookback - 1, -1, -1)]
+        return cls(window, dataset.horizon, params, device)
 
-    # Each family defines its network (torch) and the same forward pass in numpy.
+    # Each family defines its network (torch), the numpy forward pass being the model's own.
     def _module(self) -> Any:
-        raise NotImplementedError
-
-    def _forward(self, window: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     # For the ridge solver: the forecast as design @ W + b + offset, and W, b back into the weights.
@@ -92,9 +74,6 @@ class LinearWindowForecaster:
 
     def _set_linear(self, w: np.ndarray, b: np.ndarray) -> None:
         raise NotImplementedError
-
-    def _windows(self, features: pd.DataFrame) -> np.ndarray:
-        return (self.preprocessor.transform(features) - self.mean) / self.scale
 
     def _split(self, features: pd.DataFrame, targets: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, Validation]:
         """Hold out the newest timestamps for early stopping, ``horizon`` steps after the last
@@ -198,34 +177,3 @@ class LinearWindowForecaster:
         }
         log.info("%s: %s", self.family, self.history)
         return self
-
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
-        if not self.weights:
-            raise RuntimeError("model used before fit")
-        return self._forward(self._windows(features)) * self.scale + self.mean
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        with (directory / f"{self.family}_weights.npz").open("wb") as out:
-            np.savez(out, allow_pickle=False, **self.weights)
-        meta = {
-            "target": self.target,
-            "horizon": self.horizon,
-            "lookback": self.lookback,
-            "params": self.params,
-            "mean": self.mean,
-            "scale": self.scale,
-            "preprocessor": self.preprocessor.to_dict(),
-            "history": self.history,
-        }
-        (directory / f"{self.family}.json").write_text(json.dumps(meta, indent=2))
-
-    @classmethod
-    def load(cls, directory: Path) -> Any:
-        meta = json.loads((directory / f"{cls.family}.json").read_text())
-        forecaster = cls(meta["target"], meta["horizon"], meta["lookback"], meta["params"])
-        forecaster.preprocessor = Preprocessor.from_dict(meta["preprocessor"])
-        forecaster.mean, forecaster.scale, forecaster.history = meta["mean"], meta["scale"], meta["history"]
-        with np.load(directory / f"{cls.family}_weights.npz", allow_pickle=False) as weights:
-            forecaster.weights = {name: weights[name] for name in weights.files}
-        return forecaster

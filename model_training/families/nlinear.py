@@ -1,17 +1,16 @@
-"""NLinear: subtract the window's last value, one linear layer, add the value back."""
+"""Fitting NLinear: the network in torch, the design of the exact ridge fit."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from model_training.families.linear import LinearWindowForecaster
+from model_bundle.families.nlinear import NLinearForecaster
+from model_training.families.linear import LinearWindowTrainer
 
 
-class NLinearForecaster(LinearWindowForecaster):
-    family: ClassVar[str] = "nlinear"
-
+class NLinearTrainer(LinearWindowTrainer, NLinearForecaster):
     def _module(self) -> Any:
         import torch
 
@@ -27,10 +26,6 @@ class NLinearForecaster(LinearWindowForecaster):
                 return self.linear(window - last) + last
 
         return NLinear()
-
-    def _forward(self, window: np.ndarray) -> np.ndarray:
-        last = window[:, -1:]
-        return (window - last) @ self.weights["linear.weight"].T + self.weights["linear.bias"] + last
 
     def _design(self, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         last = window[:, -1:]

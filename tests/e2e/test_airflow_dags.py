@@ -7,16 +7,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from configs.dataset import DatasetConfig
-from configs.run_plan import run_key
-from tests.conftest import (
-    SYNTHETIC_END,
-    PlatformEnv,
-    run_data_chain,
-    synthetic_frame,
-    with_regime_change,
-    write_dataset,
-)
+from core.dataset import DatasetConfig
+from orchestration.plan import run_key
+from tests.utils.data import SYNTHETIC_END, synthetic_frame, with_regime_change, write_dataset
+from tests.utils.platform import PlatformEnv, run_data_chain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

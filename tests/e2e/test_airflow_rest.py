@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import PROJECT_ROOT, SYNTHETIC_END, PlatformEnv, free_port
+from core.settings import PROJECT_ROOT
+from tests.utils.data import SYNTHETIC_END
+from tests.utils.platform import PlatformEnv
+from tests.utils.servers import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,7 +29,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from configs.orchestration import DEFAULT_ARGS
+from orchestration.dags import DEFAULT_ARGS
 
 
 @dag(dag_id="leaky", schedule=None, start_date=datetime(2024, 1, 1), default_args={**DEFAULT_ARGS, "retries": 0})
@@ -35,7 +38,7 @@ def leaky():
     def print_credentials() -> None:
         import logging
 
-        from configs.settings import get_settings
+        from core.settings import get_settings
 
         settings = get_settings()
         logging.getLogger("leaky").warning("admin token %s", settings.admin_token.get_secret_value())

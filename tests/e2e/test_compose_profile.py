@@ -16,8 +16,10 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from configs.settings import PROJECT_ROOT
-from tests.conftest import SYNTHETIC_END, PlatformEnv, free_port, moto_client, postgres_bin, server_process
+from core.settings import PROJECT_ROOT
+from tests.utils.data import SYNTHETIC_END
+from tests.utils.platform import PlatformEnv
+from tests.utils.servers import free_port, moto_client, postgres_bin, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -97,7 +99,7 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
     import psycopg
     from fastapi.testclient import TestClient
 
-    from configs.settings import OnlineStoreKind
+    from core.settings import OnlineStoreKind
     from model_registry.tracking import CHAMPION, client
     from model_serving.app import create_app
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, SYNTHETIC_END, synthetic_frame, write_dataset
+from core.settings import PROJECT_ROOT
+from tests.utils.data import SYNTHETIC_END, synthetic_frame, write_dataset
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

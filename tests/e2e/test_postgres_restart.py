@@ -28,8 +28,10 @@ from typing import Any
 
 import pytest
 
-from configs.settings import PROJECT_ROOT, Settings
-from tests.conftest import SYNTHETIC_END, PlatformEnv, free_port, postgres_bin, server_process
+from core.settings import PROJECT_ROOT, Settings
+from tests.utils.data import SYNTHETIC_END
+from tests.utils.platform import PlatformEnv
+from tests.utils.servers import free_port, postgres_bin, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -238,11 +240,11 @@ def assert_nothing_half_written(settings: Settings, env: PlatformEnv) -> dict[st
     left open; the landing partition holds the whole source. Returns version numbers per DAG run."""
     import pandas as pd
 
-    from configs.dataset import DatasetConfig
-    from data_pipeline.landing import partition_path
+    from core.dataset import DatasetConfig
+    from core.partitions import partition_path
     from model_registry.provenance import verified_copy
     from model_registry.registry import alias_version
-    from model_registry.tracking import CHALLENGER, CHAMPION, PREVIOUS, client, configure
+    from model_registry.tracking import CHALLENGER, CHAMPION, PREVIOUS, client, experiment_id
 
     mlflow = client(settings)
     versions = mlflow.search_model_versions(f"name = '{MODEL}'")
@@ -256,7 +258,7 @@ def assert_nothing_half_written(settings: Settings, env: PlatformEnv) -> dict[st
     for alias in (CHAMPION, CHALLENGER, PREVIOUS):
         named = alias_version(settings, MODEL, alias)
         assert named is None or named in known, (alias, named, known)
-    open_runs = mlflow.search_runs([configure(settings)], "attributes.status = 'RUNNING'")
+    open_runs = mlflow.search_runs([experiment_id(settings)], "attributes.status = 'RUNNING'")
     assert [r.info.run_id for r in open_runs] == []
 
     dataset = DatasetConfig.from_yaml(env.config)

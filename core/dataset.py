@@ -1,0 +1,203 @@
+"""The dataset config: one YAML file describes a forecasting dataset to the whole platform.
+
+Nothing outside this schema knows about ETT. Another dataset of the same shape (hourly or other
+regular series per entity, one numeric target, numeric covariates) runs through the same commands by
+pointing them at its own YAML file. The schema is documented in the README.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core.source_policy import SourcePolicyError, check_dataset
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+
+class Layout(StrEnum):
+    WIDE_PER_ENTITY = "wide_per_entity"  # one file per entity, no entity column
+    LONG = "long"  # one file, an entity column tells rows apart
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    layout: Layout
+    format: str = Field(default="csv", pattern="^(csv|parquet)$")
+    uris: dict[str, str] = Field(default_factory=dict, description="wide_per_entity: entity id -> file URI.")
+    uri: str | None = Field(default=None, description="long: the one file's URI.")
+    timestamp_format: str | None = None
+
+    @model_validator(mode="after")
+    def _layout_matches(self) -> SourceConfig:
+        if self.layout is Layout.WIDE_PER_ENTITY and not self.uris:
+            raise ValueError("layout wide_per_entity needs 'uris' (entity id -> file)")
+        if self.layout is Layout.LONG and not self.uri:
+            raise ValueError("layout long needs 'uri'")
+        return self
+
+
+class QualityConfig(_Strict):
+    value_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    max_gap: timedelta = Field(description="Largest allowed step between consecutive rows.")
+    min_rows: int = 1
+    max_rows: int = 100_000_000
+    max_age: timedelta = Field(
+        description="Freshness: the newest row is at most this old at the end of the logical date."
+    )
+
+
+class FeatureConfig(_Strict):
+    target_lags: list[int] | None = Field(default=None, description="Default: 0..seasonal_period-1 and one week back.")
+    covariate_lags: list[int] = Field(default_factory=lambda: [0, 1, 24])
+    rolling_windows: list[int] = Field(default_factory=lambda: [24, 168])
+    calendar: list[str] = Field(default_factory=lambda: ["hour", "day_of_week", "month"])
+    ttl: timedelta = Field(default=timedelta(days=7), description="Feast feature view TTL (look-back of joins).")
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"hour", "day_of_week", "day_of_month", "month"}
+        if unknown:
+            raise ValueError(f"unknown calendar features: {sorted(unknown)}")
+        return value
+
+
+class BacktestConfig(_Strict):
+    folds: int = Field(default=4, ge=1)
+    test_size: int = Field(default=168, ge=1, description="Rows per entity in each test fold.")
+    gap: int | None = Field(default=None, description="Rows between train and test; >= horizon.")
+
+
+class TrainingConfig(_Strict):
+    window: timedelta | None = Field(default=None, description="History used for training; None: all of it.")
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
+
+
+class TuningConfig(_Strict):
+    """Optuna search spaces per family: name -> {low, high, log?, int?}."""
+
+    spaces: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+
+
+class PromotionConfig(_Strict):
+    min_improvement: float = Field(
+        default=0.0, ge=0, lt=1, description="Challenger MAE must be <= champion MAE * (1 - this)."
+    )
+    holdout: timedelta = Field(
+        default=timedelta(days=14),
+        description="The newest span of the training window, kept out of training: champion and challenger are "
+        "scored on the same rows of it.",
+    )
+    max_drift_share: float = Field(default=0.5, ge=0, le=1, description="Drift gate: share of drifted features.")
+    drift_window: timedelta = Field(default=timedelta(days=7), description="The 'current' window of the gate.")
+    drift_method: str | None = Field(
+        default=None, description="Evidently stat test per feature (e.g. wasserstein, psi, ks); None: its default."
+    )
+    drift_threshold: float | None = Field(default=None, description="Threshold of drift_method; None: its default.")
+    min_drift_rows: int = Field(default=100, ge=1, description="Fewer rows: 'not enough data', no verdict.")
+    drift_consecutive_checks: int = Field(
+        default=3, ge=1, description="Drift monitor: retrain after this many drifted daily checks in a row."
+    )
+    backtest_error_ratio: float = Field(
+        default=1.5, gt=1, description="Nightly backtest fails past this ratio of the registered MAE."
+    )
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    entity_column: str
+    timestamp_column: str
+    frequency: timedelta
+    target: str
+    features: list[str]
+    horizon: int = Field(ge=1)
+    seasonal_period: int = Field(ge=1)
+    source: SourceConfig
+    quality: QualityConfig
+    feature_engineering: FeatureConfig = Field(default_factory=FeatureConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    # Folder of the YAML file: relative source paths are resolved against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetConfig:
+        names = [self.entity_column, self.timestamp_column, self.target, *self.features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"entity, timestamp, target and feature columns must differ: {names}")
+        unknown = set(self.quality.value_ranges) - {self.target, *self.features}
+        if unknown:
+            raise ValueError(f"value_ranges name unknown columns: {sorted(unknown)}")
+        gap = self.training.backtest.gap
+        if gap is not None and gap < self.horizon:
+            raise ValueError(f"backtest gap ({gap}) must be >= horizon ({self.horizon})")
+        holdout, window = self.promotion.holdout, self.training.window
+        if holdout < self.frequency:
+            raise ValueError(f"promotion.holdout ({holdout}) must hold at least one period ({self.frequency})")
+        if window is not None and holdout >= window / 2:
+            raise ValueError(f"promotion.holdout ({holdout}) must be under half the training window ({window})")
+        return self
+
+    @property
+    def target_lags(self) -> list[int]:
+        lags = self.feature_engineering.target_lags
+        if lags is None:
+            week = int(timedelta(days=7) / self.frequency)
+            lags = sorted({*range(self.seasonal_period), week})
+        return lags
+
+    @property
+    def backtest_gap(self) -> int:
+        return max(self.training.backtest.gap or self.horizon, self.horizon)
+
+    def with_horizon(self, horizon: int | None) -> DatasetConfig:
+        """The same dataset forecast over another horizon (a retraining run's override)."""
+        if horizon is None or horizon == self.horizon:
+            return self
+        return self.model_copy(update={"horizon": horizon})
+
+    @property
+    def raw_columns(self) -> list[str]:
+        """Columns of the landing table, in order."""
+        return [self.entity_column, self.timestamp_column, self.target, *self.features]
+
+    def resolve_uri(self, uri: str) -> str:
+        """Relative local paths are taken relative to the config file's folder."""
+        if "://" in uri or Path(uri).is_absolute():
+            return uri
+        return str((self.base_dir / uri).resolve())
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, settings: Settings | None = None) -> DatasetConfig:
+        """Load and check a config; its sources go through the source policy here, so a config that
+        names a forbidden source fails before any task runs (``SourcePolicyError``, a ValueError).
+
+        With ``settings`` the full policy applies (schemes, buckets, roots); without, only what no
+        setting could allow is refused (other schemes, hosts in file:// URIs). Reads check again.
+        """
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"dataset config not found: {path}") from exc
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: a dataset config is a YAML mapping")
+        config = cls.model_validate({**raw, "base_dir": path.resolve().parent})
+        try:
+            check_dataset(config, settings)
+        except SourcePolicyError as exc:
+            raise SourcePolicyError(f"{path}: {exc}") from None
+        return config

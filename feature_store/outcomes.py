@@ -1,0 +1,36 @@
+"""What the feature steps made, as typed values: they cross task boundaries and name their files."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class OfflineFeatures(_Outcome):
+    """Feast's offline source of a dataset, rebuilt from one validated partition."""
+
+    path: Path
+    rows: int
+
+
+class Materialized(_Outcome):
+    """The interval ``[start, end)`` of the offline source that was loaded into the online store."""
+
+    start: datetime
+    end: datetime
+
+
+class TrainingSet(_Outcome):
+    """A run's training rows and the holdout kept out of them, written once and read by every later step
+    (tuning workers, the final training, the gates), so all of them see the same rows."""
+
+    path: Path
+    holdout_path: Path
+    rows: int
+    holdout_rows: int

@@ -1,0 +1,1 @@
+"""One module per model family's fitted model; :mod:`model_bundle.forecasters` registers them."""

@@ -1,0 +1,58 @@
+"""Logging a fitted model as one MLflow PyFunc bundle: the model's files, the predict-side code, pins.
+
+The bundle's code is :mod:`model_bundle` alone (the families' fitted models and the PyFunc wrapper),
+so a registered version carries what predicting needs and nothing of training, registration or
+orchestration. Logging does not register: :func:`model_registry.registry.register_challenger` does,
+after checking the run's output.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib.metadata import version as installed_version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.settings import Settings
+from model_bundle.forecasters import Predictor, predictor_class
+from model_bundle.pyfunc import BUNDLE_ARTIFACT, step_columns, write_bundle_dir
+from model_registry.tracking import require_configured
+
+BUNDLE_PACKAGE = Path(__file__).resolve().parent.parent / "model_bundle"
+ENTRY_FILE = BUNDLE_PACKAGE / "pyfunc_entry.py"
+MODEL_URI_TAG = "model_uri"
+BUNDLE_REQUIREMENTS = ["mlflow", "cloudpickle", "numpy", "pandas"]
+
+
+def pinned_requirements(family: str) -> list[str]:
+    """What loading the bundle needs: the common set plus the family's own library, pinned."""
+    packages = [*BUNDLE_REQUIREMENTS, *predictor_class(family).serving_requirements]
+    return [f"{package}=={installed_version(package)}" for package in packages]
+
+
+def log_bundle(settings: Settings, forecaster: Predictor, meta: dict[str, Any], input_example: pd.DataFrame) -> str:
+    """Log the fitted forecaster as a PyFunc in the active run; returns the model URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    require_configured(settings)
+    if mlflow.active_run() is None:
+        raise RuntimeError("log_bundle needs an active MLflow run")
+    example = input_example.astype("float64")
+    output = pd.DataFrame(forecaster.predict(example))
+    output.columns = step_columns(output.shape[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_dir = write_bundle_dir(Path(tmp) / BUNDLE_ARTIFACT, forecaster, meta)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(ENTRY_FILE),
+            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+            code_paths=[str(BUNDLE_PACKAGE)],
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=pinned_requirements(meta["family"]),
+        )
+    mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+    return str(info.model_uri)

@@ -1,8 +1,0 @@
-"""Models-from-code entry of the bundle: MLflow runs this file to build the PyFunc at load time,
-so no pickled Python object is stored in the registry."""
-
-from mlflow.models import set_model
-
-from model_registry.bundle import ForecastBundle
-
-set_model(ForecastBundle())

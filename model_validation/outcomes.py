@@ -1,0 +1,143 @@
+"""What the gates and the monitoring jobs decide, as typed values.
+
+These cross task boundaries (Airflow passes them between tasks) and land in MLflow as JSON, so they
+are plain pydantic models, importable without pandas, Evidently or MLflow.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Outcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    def as_dict(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+
+class GateDecision(_Outcome):
+    """The champion/challenger gate's decision on one version (:mod:`model_validation.champion`)."""
+
+    passed: bool
+    reason: str
+    version: str
+    challenger_mae: float
+    baseline_mae: float
+    champion_version: str | None
+    champion_mae: float | None
+    min_improvement: float
+    champion_bound: float | None
+    holdout_rows: int
+    holdout_start: str
+    holdout_end: str
+    challenger_mae_by_entity: dict[str, float] = Field(default_factory=dict)
+    champion_mae_by_entity: dict[str, float] = Field(default_factory=dict)
+    baseline_mae_by_entity: dict[str, float] = Field(default_factory=dict)
+    champion_trained_on_holdout: bool = False
+
+
+class DriftOutcome(StrEnum):
+    """The drift gate's verdict (:mod:`model_validation.drift`)."""
+
+    PASSED = "passed"
+    BLOCKED = "blocked"
+    FORCED = "forced"  # blocked, and overridden by the run (recorded with its reason)
+    NOT_ENOUGH_DATA = "not_enough_data"
+
+    @property
+    def allows_promotion(self) -> bool:
+        return self is not DriftOutcome.BLOCKED
+
+
+class EntityDrift(_Outcome):
+    """One entity's verdict; ``drift_share`` is None when its windows are too small for one."""
+
+    drift_share: float | None
+    drifted_features: list[str] = Field(default_factory=list)
+    scores: dict[str, float] = Field(default_factory=dict)
+    reference_rows: int = 0
+    current_rows: int = 0
+    report_path: str | None = None
+
+
+class DriftResult(_Outcome):
+    """The drift gate's result over every entity."""
+
+    outcome: DriftOutcome
+    drift_share: float | None  # the largest share over the entities with a verdict
+    entities: dict[str, EntityDrift] = Field(default_factory=dict)
+    reference_rows: int = 0
+    current_rows: int = 0
+    max_drift_share: float = 0.0
+    reason: str = ""
+    current_start: str = ""
+    current_end: str = ""
+
+    @property
+    def drifted(self) -> bool:
+        return self.drift_share is not None and self.drift_share > self.max_drift_share
+
+    @property
+    def report_paths(self) -> list[str]:
+        return [e.report_path for e in self.entities.values() if e.report_path]
+
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "drifted": self.drifted}
+
+
+class RunSummary(_Outcome):
+    """What a retraining run did, in one line (:func:`model_validation.decision.summarize_run`)."""
+
+    model: str
+    version: str
+    champion_now: str | None
+    promoted: bool
+    data_date: str
+    family: str
+    horizon: int | None
+    challenger_mae: float
+    baseline_mae: float
+    champion_mae: float | None
+    drift: DriftOutcome
+    drift_share: float | None
+    reason: str
+
+
+class CheckState(StrEnum):
+    """One daily drift check of the champion (:mod:`model_validation.drift_monitor`)."""
+
+    DRIFTED = "drifted"
+    STEADY = "steady"
+    UNKNOWN = "unknown"  # not enough data for a verdict
+
+
+class MonitorOutcome(_Outcome):
+    check_date: str
+    data_date: str
+    champion_version: str
+    state: CheckState
+    drift: DriftResult
+    consecutive_drifted: int
+    required_consecutive: int
+    trigger: bool
+    trigger_reason: str
+    check_run_id: str
+    seconds: float
+
+
+class ModelBacktest(_Outcome):
+    """One registered model scored on the newest folds (:mod:`model_validation.backtest_champion`)."""
+
+    role: str
+    version: str
+    mae: float
+    rmse: float
+    smape: float
+    baseline_mae: float
+    registered_mae: float
+    ratio: float
+    folds: int
+    run_id: str

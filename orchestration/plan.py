@@ -1,0 +1,100 @@
+"""What a task works with: its dataset's settings and config, and for a retraining run, the run's plan.
+
+The plan is the validated form of a DAG run's params. The first task makes it and every later task
+gets it as an argument (a typed value over XCom), so all tasks of a run agree on the dataset, data
+date, horizon, family and run key without reading params again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.dataset import DatasetConfig
+from core.partitions import run_dir
+from core.settings import Settings, get_settings
+
+
+def run_key(dag_run_id: str) -> str:
+    """A file-name-safe key of a DAG run id (run ids hold ':' and '+')."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", dag_run_id)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The settings and dataset config a task runs with (MLflow is configured before any task runs:
+    :func:`orchestration.dags.prepare_task`)."""
+
+    settings: Settings
+    dataset: DatasetConfig
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.model_name(self.dataset.name)
+
+
+def scope(config: str | Path, horizon: int | None = None) -> Scope:
+    """The process's settings and the dataset config at ``config`` (forecasting ``horizon`` steps)."""
+    return Scope(get_settings(), DatasetConfig.from_yaml(config).with_horizon(horizon))
+
+
+class RunPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    dataset_config: str
+    dataset_name: str
+    logical_date: date
+    dag_run_id: str
+    family: str = "xgboost"
+    horizon: int = Field(ge=1)
+    n_trials: int = 0
+    tuning_workers: int = 1
+    force_promote: bool = False
+    reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return run_key(self.dag_run_id)
+
+    @property
+    def study(self) -> str:
+        """The run's Optuna study: every tuning worker of the run (and a retry) joins this one."""
+        return f"{self.dataset_name}-{self.family}-{self.key}"
+
+    def scope(self) -> Scope:
+        return scope(self.dataset_config, self.horizon)
+
+    def run_dir(self, settings: Settings, dataset: DatasetConfig) -> Path:
+        """This run's own folder under its data date's artifacts (training set, parameters, reports)."""
+        return run_dir(settings, dataset, self.logical_date) / "runs" / self.key
+
+    def _cli(self, command: str) -> list[str]:
+        """The training CLI's arguments that every command of this run shares."""
+        return [
+            command,
+            "--dataset", self.dataset_config,
+            "--logical-date", self.logical_date.isoformat(),
+            "--model", self.family,
+            "--horizon", str(self.horizon),
+        ]  # fmt: skip
+
+    def tuning_commands(self, training_set: Path) -> list[list[str]]:
+        """One training-CLI argument list per tuning worker (at least one: it also closes an empty study)."""
+        common = [*self._cli("tune"), "--training-set", str(training_set)]
+        common += ["--trials", str(self.n_trials), "--study", self.study]
+        return [[*common, "--worker", str(worker)] for worker in range(max(self.tuning_workers, 1))]
+
+    def train_command(self, training_set: Path, params_file: Path) -> list[str]:
+        """The final training's arguments: the best parameters on the whole training set, tagged with the
+        DAG run so that registration finds the run it logged."""
+        return [
+            *self._cli("train"),
+            "--params-file", str(params_file),
+            "--training-set", str(training_set),
+            "--study", self.study,
+            "--tag", f"dag_run_id={self.dag_run_id}",
+        ]  # fmt: skip

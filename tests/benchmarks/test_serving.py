@@ -1,0 +1,153 @@
+"""The serving benchmark's parts that need no servers: the load driver, child settings, target lines."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from benchmarks import loadgen, serving
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _drive_against_local_server(path: str, rate: float, seconds: float) -> loadgen.LoadResult:
+    async def ok(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"ok": True})
+
+    async def fail(request: web.Request) -> web.Response:
+        return web.json_response({"ok": False}, status=503)
+
+    app = web.Application()
+    app.router.add_post("/ok", ok)
+    app.router.add_post("/fail", fail)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        return await loadgen.drive(f"http://127.0.0.1:{port}{path}", b"{}", rate, seconds)
+    finally:
+        await runner.cleanup()
+
+
+def test_the_driver_sends_the_scheduled_requests_and_counts_non_2xx_as_errors() -> None:
+    result = asyncio.run(_drive_against_local_server("/ok", rate=100, seconds=0.5))
+    assert result.requests == 50
+    assert result.errors == 0
+    assert result.achieved_rps == pytest.approx(100, rel=0.2)
+    assert result.p50_ms is not None
+    assert result.p99_ms is not None
+    assert result.p50_ms <= result.p99_ms
+
+    failed = asyncio.run(_drive_against_local_server("/fail", rate=100, seconds=0.2))
+    assert failed.errors == failed.requests == 20
+    assert failed.achieved_rps == 0
+    assert failed.p99_ms is not None  # an answer is an answer: its latency counts
+
+
+def test_requests_without_an_answer_are_errors_without_latency() -> None:
+    result = asyncio.run(loadgen.drive(f"http://127.0.0.1:{_free_port()}/", b"{}", rate=50, seconds=0.1))
+    assert result.errors == result.requests == 5
+    assert result.p50_ms is None
+
+
+def _row(system: str, rate: int, p99: float, achieved: float = 0.0, errors: int = 0) -> dict[str, Any]:
+    return {
+        "system": system,
+        "rate_rps": rate,
+        "p50_ms": p99 / 2,
+        "p99_ms": p99,
+        "achieved_rps": achieved or float(rate),
+        "errors": errors,
+        "requests": rate * 10,
+        "workers": 2 if rate > 200 else 1,
+    }
+
+
+def test_target_lines_say_met_or_not_met_with_the_numbers() -> None:
+    rows = [
+        _row(serving.OURS, 50, 2.0),
+        _row(serving.FEAST, 50, 3.0),
+        _row(serving.OURS, 200, 6.0),
+        _row(serving.FEAST, 200, 5.0),
+        _row(serving.OURS, 1000, 8.0, achieved=995.0, errors=50),
+    ]
+    lines = serving.target_lines(rows)
+    assert lines[0].startswith("- ours p99 below feast serve's p99 at 50 rps: **met**")
+    assert "at 200 rps: **not met** (6.00 ms vs 5.00 ms)" in lines[1]
+    assert "<= 5 ms at 200 rps: **not met** (6.00 ms)" in lines[2]
+    assert "1,000 rps with 2 workers and under 1% errors: **met**" in lines[3]
+    assert "0.50% errors" in lines[3]
+
+    rows[-1] = _row(serving.OURS, 1000, 8.0, achieved=900.0)
+    assert "**not met**" in serving.target_lines(rows)[3]
+
+
+def test_ours_is_reported_against_the_floor_of_the_same_run() -> None:
+    rows = [_row(serving.FLOOR, rate, 2.0) for rate in serving.RATES] + [
+        _row(serving.OURS, 50, 2.5),
+        _row(serving.OURS, 200, 2.9),
+    ]
+    assert serving.floor_ratio(rows, 200) == pytest.approx(1.45)
+    assert serving.floor_ratio(rows, 100) is None  # ours did not run at that rate
+    [line] = [line for line in serving.target_lines(rows) if "floor" in line]
+    assert line == "- ours p99 at most 1.5x the floor's at 200 rps: **met** (1.45x: 2.90 ms vs 2.00 ms)"
+    rows[-1] = _row(serving.OURS, 200, 3.2)
+    assert "**not met** (1.60x" in next(line for line in serving.target_lines(rows) if "floor" in line)
+    report = serving.markdown(rows, 12.0, "1", "ett_forecaster", "ETTh1")
+    assert "| 50 | 2.0 | 2.5 | 1.25x |" in report
+    assert "| 200 | 2.0 | 3.2 | 1.60x |" in report
+
+
+@pytest.mark.integration
+def test_the_floor_reads_the_features_once_per_request_and_answers_its_body(redis_server: int, tmp_path: Path) -> None:
+    """The floor does the service's Redis read for every request (a count of HMGETs proves it) and answers
+    the fixed body; a key without features stops it at startup."""
+    import subprocess
+    import sys
+
+    import redis
+    import requests
+
+    from benchmarks import floor
+    from tests.utils.servers import server_process
+
+    store = redis.Redis(port=redis_server, password="test-secret")
+    store.hset(b"entity-key", mapping={b"f1": b"1", b"_ts:view": b"stamp"})
+    body = b'{"forecast": [1.0, 2.0]}'
+    config = floor.write_config(
+        tmp_path / "floor.json", "127.0.0.1", redis_server, b"entity-key", [b"f1", b"_ts:view"], body
+    )
+    env = {"PATH": "/usr/bin:/bin", floor.CONFIG_ENV: str(config), floor.PASSWORD_ENV: "test-secret"}
+    env["PYTHONPATH"] = str(serving.PROJECT_ROOT)
+    port = _free_port()
+    argv = [sys.executable, "-m", "uvicorn", "benchmarks.floor:app", "--port", str(port), "--no-access-log"]
+    before = store.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+    with server_process(argv, port, timeout=60, env=env, cwd=tmp_path):
+        for _ in range(3):
+            answer = requests.post(f"http://127.0.0.1:{port}/v1/forecast", json={"entity_id": "ETTh1"}, timeout=10)
+            assert (answer.status_code, answer.content) == (200, body)
+    assert store.info("commandstats")["cmdstat_hmget"]["calls"] - before == 1 + 3  # startup check + 3 requests
+
+    floor.write_config(config, "127.0.0.1", redis_server, b"no-such-key", [b"f1", b"_ts:view"], body)
+    started = subprocess.run(
+        [*argv[:-3], "--port", str(_free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode != 0
+    assert "holds no features" in started.stderr

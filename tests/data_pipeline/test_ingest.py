@@ -1,0 +1,90 @@
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.dataset import DatasetConfig
+from core.settings import Settings
+from core.windows import end_of
+from data_pipeline.ingest import ingest
+from data_pipeline.sources import SourceError
+from tests.utils.data import synthetic_frame, write_dataset
+from tests.utils.servers import moto_client
+
+pytestmark = pytest.mark.integration
+
+
+def test_rerunning_a_date_replaces_its_partition(
+    settings: Settings, dataset: DatasetConfig, logical_date: date
+) -> None:
+    first = pd.read_parquet(ingest(dataset, logical_date, settings).path)
+    landed = ingest(dataset, logical_date, settings)
+    path = landed.path
+    second = pd.read_parquet(path)
+    assert landed.rows == len(second)
+    pd.testing.assert_frame_equal(first, second)
+    assert not second.duplicated(["site", "ts"]).any()
+    assert [p.name for p in path.parent.iterdir()] == ["data.parquet"]  # no temp files left
+
+
+def test_a_partition_holds_what_was_known_at_the_end_of_its_date(
+    settings: Settings, dataset: DatasetConfig, logical_date: date
+) -> None:
+    earlier = date(2024, 3, 20)
+    landed = pd.read_parquet(ingest(dataset, earlier, settings).path)
+    assert landed["ts"].max() < pd.Timestamp(end_of(earlier))
+    assert landed["ts"].max() == pd.Timestamp(end_of(earlier)) - pd.Timedelta(hours=1)
+    full = pd.read_parquet(ingest(dataset, logical_date, settings).path)
+    assert len(full) > len(landed)
+    assert str(full["ts"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_wide_per_entity_ett_files_become_one_long_table(tmp_path: Path) -> None:
+    from tests.utils.data import ETT_CONFIG
+
+    ett = DatasetConfig.from_yaml(ETT_CONFIG)
+    settings = Settings(home=tmp_path, _env_file=None)  # type: ignore[call-arg]
+    landed = pd.read_parquet(ingest(ett, date(2016, 7, 2), settings).path)
+    assert list(landed.columns) == [
+        "transformer_id",
+        "date",
+        "OT",
+        "HUFL",
+        "HULL",
+        "MUFL",
+        "MULL",
+        "LUFL",
+        "LULL",
+    ]
+    assert landed.groupby("transformer_id").size().to_dict() == {"ETTh1": 48, "ETTh2": 48}
+
+
+def test_missing_source_file_is_a_clear_error(settings: Settings, tmp_path: Path, logical_date: date) -> None:
+    config = DatasetConfig.from_yaml(write_dataset(tmp_path / "d", source_uri="nowhere.csv"))
+    with pytest.raises(SourceError, match=r"source file not found: .*nowhere\.csv"):
+        ingest(config, logical_date, settings)
+
+
+def test_s3_source_over_http_lands_the_same_rows(
+    moto_endpoint: str, tmp_path: Path, settings: Settings, dataset: DatasetConfig, logical_date: date
+) -> None:
+    s3 = moto_client(moto_endpoint)
+    s3.create_bucket(Bucket="raw")
+    s3.put_object(Bucket="raw", Key="series/series.csv", Body=synthetic_frame().to_csv(index=False).encode())
+    s3_config = DatasetConfig.from_yaml(write_dataset(tmp_path / "s3", source_uri="s3://raw/series/series.csv"))
+    s3_settings = Settings(
+        home=tmp_path / "s3home",
+        s3_endpoint_url=moto_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        source_buckets=["raw"],
+        _env_file=None,
+    )  # type: ignore[call-arg]
+    from_s3 = pd.read_parquet(ingest(s3_config, logical_date, s3_settings).path)
+    local = pd.read_parquet(ingest(dataset, logical_date, settings).path)
+    pd.testing.assert_frame_equal(from_s3, local)
+
+    missing = DatasetConfig.from_yaml(write_dataset(tmp_path / "s3m", source_uri="s3://raw/absent.csv"))
+    with pytest.raises(SourceError, match=r"s3://raw/absent\.csv"):
+        ingest(missing, logical_date, s3_settings)

@@ -1,0 +1,29 @@
+"""The serving image's lock is a subset of the platform's: same pins, and none of the pipeline tools."""
+
+import re
+from pathlib import Path
+
+from core.settings import PROJECT_ROOT
+
+
+def pins(path: Path) -> dict[str, str]:
+    found = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name, version = line.split("==")
+        found[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
+    return found
+
+
+def test_the_serving_lock_pins_what_the_platform_pins() -> None:
+    platform, serving = pins(PROJECT_ROOT / "requirements.txt"), pins(PROJECT_ROOT / "requirements-serving.txt")
+    assert {name: version for name, version in serving.items() if platform.get(name) != version} == {}
+    assert {"fastapi", "uvicorn", "feast", "mlflow", "xgboost", "lightgbm", "torch", "redis"} <= set(serving)
+
+
+def test_the_serving_lock_leaves_out_airflow_great_expectations_evidently_and_optuna() -> None:
+    serving = pins(PROJECT_ROOT / "requirements-serving.txt")
+    excluded = ("apache-airflow", "great-expectations", "evidently", "optuna")
+    assert [name for name in serving if name.startswith(excluded)] == []

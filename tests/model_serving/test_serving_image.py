@@ -1,0 +1,128 @@
+"""The serving image's requirements and packages alone: a venv made of ``requirements-serving.txt`` and
+the packages the serving Dockerfile copies (installed, not the source tree) serves a forecast, cannot
+import Airflow, Great Expectations, Evidently or Optuna, and a registered bundle loads in it with its
+own code alone: the predict side, nothing of training, benchmarks or orchestration."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from core.dataset import DatasetConfig
+from core.settings import PROJECT_ROOT, Settings, child_environment
+from tests.utils.images import image_packages
+from tests.utils.servers import free_port, server_process
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXCLUDED = ["airflow", "great_expectations", "evidently", "optuna"]
+# Loading a bundle with every package of the platform but model_bundle refused: what it loads is its own.
+SELF_CONTAINED = """
+import importlib.abc, sys
+refused = set(sys.argv[2].split(","))
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in refused:
+            raise ImportError(f"{name} is not part of the bundle")
+        return None
+
+sys.meta_path.insert(0, Refuse())
+import mlflow
+
+model = mlflow.pyfunc.load_model(sys.argv[1])
+forecast = model.predict(model.input_example)
+print(forecast.shape, sorted(m.split(".")[0] for m in sys.modules if m.startswith("model_bundle"))[:1])
+"""
+
+
+@pytest.fixture(scope="module")
+def serving_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("serving-image")
+    source = root / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(PROJECT_ROOT / name, source / name)
+    for package in image_packages("serving"):
+        shutil.copytree(PROJECT_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(PROJECT_ROOT / "requirements-serving.txt")], check=True, timeout=1500)
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", str(source)], check=True, timeout=300)
+    return venv
+
+
+def test_the_serving_image_copies_only_what_the_service_imports() -> None:
+    assert sorted(image_packages("serving")) == [
+        "configs", "core", "feature_store", "model_bundle", "model_registry", "model_serving",
+    ]  # fmt: skip
+
+
+def test_the_serving_requirements_leave_out_the_pipeline_tools(serving_venv: Path, tmp_path: Path) -> None:
+    check = f"import importlib.util as u; print([m for m in {EXCLUDED!r} if u.find_spec(m)])"
+    found = subprocess.run(
+        [str(serving_venv / "bin" / "python"), "-c", check], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert found.stdout.strip() == "[]"
+
+
+def test_a_venv_of_the_serving_requirements_serves_a_forecast(
+    serving_venv: Path, trained: tuple[Settings, DatasetConfig], tmp_path: Path
+) -> None:
+    port = free_port()
+    env = child_environment(trained[0], serving_port=port, model_poll_seconds=0)
+    env["PATH"] = f"{serving_venv / 'bin'}:{env['PATH']}"
+    # Run outside the repository: the installed packages must be enough, not the source tree.
+    argv = [str(serving_venv / "bin" / "python"), "-m", "model_serving"]
+    with server_process(argv, port, timeout=180, env=env, cwd=tmp_path):
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while requests.get(f"{base}/health/ready", timeout=5).status_code != 200:
+            assert time.monotonic() < deadline, "the service of the serving venv never became ready"
+            time.sleep(0.5)
+        answer = requests.post(f"{base}/v1/forecast", json={"entity_id": "site_0"}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["forecast"]) == trained[1].horizon
+        assert requests.get(f"{base}/metrics", timeout=5).status_code == 200
+
+
+def test_a_bundle_carries_the_predict_side_alone_and_loads_with_it(
+    serving_venv: Path, trained: tuple[Settings, DatasetConfig], tmp_path: Path
+) -> None:
+    from model_registry import tracking
+    from model_registry.provenance import discard, verified_copy
+    from model_registry.registry import champion_version
+
+    settings, dataset = trained
+    tracking.configure(settings)
+    name = settings.model_name(dataset.name)
+    version = champion_version(settings, name)
+    assert version is not None
+    local = verified_copy(settings, name, version)
+    try:
+        code = local / "code"
+        assert [p.name for p in code.iterdir()] == ["model_bundle"]
+        shipped = sorted(p.relative_to(code).as_posix() for p in code.rglob("*.py"))
+        package = sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in (PROJECT_ROOT / "model_bundle").rglob("*.py"))
+        assert shipped == package
+        assert not [m for m in shipped if any(w in m for w in ("train", "tun", "bench", "launch", "orchestr"))]
+        ours = [p.parent.name for p in PROJECT_ROOT.glob("*/__init__.py") if p.parent.name != "model_bundle"]
+        result = subprocess.run(
+            [str(serving_venv / "bin" / "python"), "-c", SELF_CONTAINED, str(local), ",".join(ours)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.stdout.strip().splitlines()[-1] == f"(5, {dataset.horizon}) ['model_bundle']"
+    finally:
+        discard(local)

@@ -1,0 +1,181 @@
+"""Every model family behind the one interface: fit, predict, save and load as data, determinism."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.dataset import DatasetConfig
+from dags.retrain import FAMILIES as DAG_FAMILIES
+from model_bundle.families.dlinear import moving_average
+from model_training import devices, forecasters
+from model_training.families.linear import contiguous_lags
+from model_training.metrics import mae
+from tests.utils.data import split_in_time, training_frame, write_dataset
+
+FAST = {
+    "xgboost": {"n_estimators": 30, "max_depth": 3, "learning_rate": 0.2},
+    "lightgbm": {"n_estimators": 30, "learning_rate": 0.2, "num_leaves": 7},
+    "nlinear": {"epochs": 6, "batch_size": 64, "learning_rate": 0.01},
+    "dlinear": {"epochs": 6, "batch_size": 64, "learning_rate": 0.01, "kernel_size": 5},
+}
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame]:
+    dataset = DatasetConfig.from_yaml(write_dataset(tmp_path_factory.mktemp("families")))
+    return dataset, *split_in_time(training_frame(dataset))
+
+
+def test_every_registered_family_loads_and_names_itself() -> None:
+    for name in forecasters.FAMILIES:
+        assert forecasters.family_class(name).family == name
+    # the retraining form offers exactly the trainable families
+    assert sorted(DAG_FAMILIES) == forecasters.TRAINABLE
+    with pytest.raises(ValueError, match="unknown model family 'prophet'"):
+        forecasters.family_class("prophet")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+def test_family_beats_naive_and_round_trips(family: str, frames, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    model = forecasters.create(family, dataset, FAST[family], device=devices.CPU)
+    model.fit(train, train[labels].to_numpy())
+    predictions = model.predict(test)
+    assert predictions.shape == (len(test), dataset.horizon)
+    actual = test[labels].to_numpy()
+    assert mae(actual, predictions) < mae(actual, forecasters.baseline(dataset).predict(test))
+
+    model.save(tmp_path / "bundle")
+    assert not list((tmp_path / "bundle").glob("*.pkl")), "fitted state travels as data, not pickles"
+    restored = forecasters.load(family, tmp_path / "bundle")
+    np.testing.assert_allclose(restored.predict(test[feature_names(dataset)]), predictions, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+def test_training_twice_gives_the_same_model(family: str, frames) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    first, second = (
+        forecasters.create(family, dataset, FAST[family], device=devices.CPU).fit(train, train[labels].to_numpy())
+        for _ in range(2)
+    )
+    np.testing.assert_array_equal(first.predict(test), second.predict(test))
+
+
+@pytest.mark.parametrize("family", ["nlinear", "dlinear"])
+def test_numpy_forecast_equals_the_torch_network(family: str, dataset: DatasetConfig) -> None:
+    """Serving computes the linear families with numpy; it must be the network trained in torch."""
+    import torch
+
+    model = forecasters.create(family, dataset, {"kernel_size": 7} if family == "dlinear" else {}, device=devices.CPU)
+    network = model._module().double()  # type: ignore[attr-defined]
+    model.weights = {k: v.detach().numpy() for k, v in network.state_dict().items()}  # type: ignore[attr-defined]
+    window = np.random.default_rng(0).normal(size=(5, model.lookback)).cumsum(axis=1)  # type: ignore[attr-defined]
+    expected = network(torch.as_tensor(window)).detach().numpy()
+    np.testing.assert_allclose(model._forward(window), expected, rtol=1e-10)  # type: ignore[attr-defined]
+
+
+def test_moving_average_pads_with_the_edge_values() -> None:
+    window = np.array([[1.0, 2.0, 3.0, 10.0]])
+    np.testing.assert_allclose(moving_average(window, 3), [[4 / 3, 2.0, 5.0, 23 / 3]])
+    np.testing.assert_allclose(moving_average(window, 1), window)
+
+
+def test_linear_lookback_needs_consecutive_target_lags(dataset: DatasetConfig) -> None:
+    assert contiguous_lags([0, 1, 2, 5]) == 3
+    assert contiguous_lags([1, 2]) == 0
+    assert forecasters.create("nlinear", dataset, device=devices.CPU).lookback == 24  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=r"needs target lags 0\.\.47"):
+        forecasters.create("nlinear", dataset, {"lookback": 48}, device=devices.CPU)
+
+
+def test_linear_holdout_leaves_a_horizon_gap(dataset: DatasetConfig, frames) -> None:  # type: ignore[no-untyped-def]
+    _, train, _ = frames
+    model = forecasters.create("nlinear", dataset, device=devices.CPU)
+    kept, _, (held, _) = model._split(train, train[label_names(dataset)].to_numpy())  # type: ignore[attr-defined]
+    gap = held[EVENT_TIMESTAMP].min() - kept[EVENT_TIMESTAMP].max()
+    assert gap > pd.Timedelta(hours=dataset.horizon), "no training label may reach into the held-out rows"
+    assert len(kept) + len(held) < len(train)
+
+
+def test_device_choice() -> None:
+    assert devices.select("cpu") == devices.CPU
+    assert devices.select("auto").is_cuda == devices.cuda_available()
+    with pytest.raises(ValueError, match="unknown training device"):
+        devices.select("tpu")
+    if not devices.cuda_available():
+        with pytest.raises(RuntimeError, match="no CUDA device"):
+            devices.select("cuda")
+        assert devices.lightgbm_device_type(devices.CPU) == "cpu"
+
+
+def test_bundles_pin_only_what_their_family_loads_with() -> None:
+    from model_registry.bundles import pinned_requirements
+
+    names = {family: {r.split("==")[0] for r in pinned_requirements(family)} for family in forecasters.TRAINABLE}
+    assert "xgboost" in names["xgboost"]
+    assert "lightgbm" in names["lightgbm"]
+    for family in ("nlinear", "dlinear"):
+        assert not names[family] & {"torch", "xgboost", "lightgbm"}, "linear bundles forecast with numpy"
+    assert all(r.count("==") == 1 for r in pinned_requirements("lightgbm"))
+
+
+@pytest.mark.parametrize("family", ["nlinear", "dlinear"])
+def test_ridge_solver_is_the_exact_least_squares_fit(family: str, frames, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    params = {"solver": "ridge", "ridge_alpha": 1e-9, **({"kernel_size": 5} if family == "dlinear" else {})}
+    model = forecasters.create(family, dataset, params, device=devices.CPU).fit(train, train[labels].to_numpy())
+    # the same problem through numpy's least squares, on the scaled design the family builds
+    design, offset = model._design(model._windows(train))  # type: ignore[attr-defined]
+    a = np.hstack([design, np.ones((len(design), 1))])
+    scaled = (train[labels].to_numpy() - model.mean) / model.scale - offset  # type: ignore[attr-defined]
+    solution = np.linalg.lstsq(a, scaled, rcond=None)[0]
+    windows = model._windows(test)  # type: ignore[attr-defined]
+    test_design, test_offset = model._design(windows)  # type: ignore[attr-defined]
+    expected = (np.hstack([test_design, np.ones((len(test), 1))]) @ solution + test_offset) * model.scale + model.mean  # type: ignore[attr-defined]
+    np.testing.assert_allclose(model.predict(test), expected, rtol=1e-5, atol=1e-5)
+    actual = test[labels].to_numpy()
+    assert mae(actual, model.predict(test)) < mae(actual, forecasters.baseline(dataset).predict(test))
+    model.save(tmp_path / "m")
+    np.testing.assert_allclose(forecasters.load(family, tmp_path / "m").predict(test), model.predict(test))
+    with pytest.raises(ValueError, match="unknown solver"):
+        forecasters.create(family, dataset, {"solver": "sgd"}, device=devices.CPU).fit(train, train[labels].to_numpy())
+
+
+def test_a_diverging_network_is_a_clear_error(frames) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, _ = frames
+    model = forecasters.create("nlinear", dataset, {"learning_rate": 1e30, "epochs": 2}, device=devices.CPU)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        model.fit(train, train[label_names(dataset)].to_numpy())
+
+
+def test_fold_pruner_compares_the_same_folds() -> None:
+    """Fold 0 is easy for everyone: a trial bad on fold 1 is pruned there, a good one is not."""
+    import optuna
+
+    from model_training.tuning import FoldMedianPruner
+
+    study = optuna.create_study(pruner=FoldMedianPruner(n_startup_trials=2, n_warmup_steps=1))
+    for folds in ([1.0, 2.0, 3.0], [1.1, 2.1, 3.1], [0.9, 1.9, 2.9]):
+        trial = study.ask()
+        for step, value in enumerate(folds):
+            trial.report(value, step)
+        study.tell(trial, sum(folds) / 3)
+    bad = study.ask()
+    bad.report(0.5, 0)  # the easiest fold: below everyone, not a reason to keep it
+    assert not bad.should_prune(), "fold 0 is warm-up"
+    bad.report(3.5, 1)  # mean 2.0 over folds 0-1 against a median of 1.55
+    assert bad.should_prune()
+    good = study.ask()
+    good.report(1.0, 0)
+    good.report(1.9, 1)  # mean 1.45
+    assert not good.should_prune()

@@ -1,0 +1,64 @@
+"""The GPU paths of every family. Run where a CUDA device is: ``make test-gpu`` (pytest -m gpu)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.columns import label_names
+from core.dataset import DatasetConfig
+from model_training import devices, forecasters
+from model_training.metrics import mae
+from tests.utils.data import split_in_time, training_frame, write_dataset
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame]:
+    dataset = DatasetConfig.from_yaml(write_dataset(tmp_path_factory.mktemp("gpu")))
+    return dataset, *split_in_time(training_frame(dataset))
+
+
+def test_auto_picks_the_gpu() -> None:
+    assert devices.cuda_available()
+    assert devices.select("auto").is_cuda
+    assert devices.select("cuda").torch == "cuda:0"
+
+
+@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+def test_family_trains_on_the_gpu_and_serves_on_the_cpu(family: str, frames, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    model = forecasters.create(family, dataset, device=devices.select("cuda"))
+    model.fit(train, train[labels].to_numpy())
+    predictions = model.predict(test)
+    actual = test[labels].to_numpy()
+    assert mae(actual, predictions) < mae(actual, forecasters.baseline(dataset).predict(test))
+    model.save(tmp_path / "bundle")
+    restored = forecasters.load(family, tmp_path / "bundle")  # loads without a GPU in play
+    np.testing.assert_allclose(restored.predict(test), predictions, rtol=1e-5, atol=1e-6)
+    if family in ("nlinear", "dlinear"):
+        history = json.loads((tmp_path / "bundle" / f"{family}.json").read_text())["history"]
+        assert history["device"] == "cuda"
+    if family == "xgboost":
+        config = json.loads(model.booster.save_config())  # type: ignore[attr-defined]
+        assert config["learner"]["generic_param"]["device"] in ("cpu", "cuda:0", "cuda")
+
+
+@pytest.mark.parametrize("family", ["nlinear", "dlinear", "xgboost"])
+def test_gpu_training_is_repeatable(family: str, frames) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    first, second = (
+        forecasters.create(family, dataset, device=devices.select("cuda")).fit(train, train[labels].to_numpy())
+        for _ in range(2)
+    )
+    np.testing.assert_allclose(first.predict(test), second.predict(test), rtol=1e-6)
+
+
+def test_lightgbm_reports_its_device() -> None:
+    assert devices.lightgbm_device_type(devices.select("cuda")) in ("cuda", "gpu", "cpu")

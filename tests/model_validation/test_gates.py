@@ -1,0 +1,193 @@
+import pandas as pd
+import pytest
+
+from core.dataset import DatasetConfig
+from model_validation.backtest_champion import BacktestRegressionError, check_regression
+from model_validation.decision import explain_skip, promotion_allowed
+from model_validation.outcomes import CheckState, DriftOutcome, DriftResult, GateDecision, ModelBacktest
+
+
+def _backtest(role: str, ratio: float) -> ModelBacktest:
+    return ModelBacktest(
+        role=role, version="3", mae=1.0 * ratio, rmse=1.2, smape=5.0, baseline_mae=2.0, registered_mae=1.0,
+        ratio=ratio, folds=2, run_id="run",
+    )  # fmt: skip
+
+
+def _gate(passed: bool, reason: str) -> GateDecision:
+    return GateDecision(
+        passed=passed, reason=reason, version="2", challenger_mae=1.0, baseline_mae=2.0, champion_version="1",
+        champion_mae=1.1, min_improvement=0.0, champion_bound=1.1, holdout_rows=10, holdout_start="", holdout_end="",
+    )  # fmt: skip
+
+
+def _drift(outcome: DriftOutcome, reason: str = "") -> DriftResult:
+    return DriftResult(outcome=outcome, drift_share=None, reason=reason)
+
+
+def test_nightly_check_fails_past_the_ratio_with_a_clear_message(dataset: DatasetConfig) -> None:
+    bound = dataset.promotion.backtest_error_ratio
+    check_regression(dataset, [_backtest("champion", bound)])  # at the bound: still fine
+    check_regression(dataset, [_backtest("champion", 1.0), _backtest("challenger", bound * 3)])
+    with pytest.raises(BacktestRegressionError, match=r"champion v3 of synthetic: nightly MAE .* 1\.60x"):
+        check_regression(dataset, [_backtest("champion", bound + 0.1)])
+
+
+def test_force_overrides_the_drift_gate_only() -> None:
+    passed, failed = _gate(True, "ok"), _gate(False, "MAE 2 >= naive 1")
+    assert promotion_allowed(passed, _drift(DriftOutcome.PASSED))
+    assert promotion_allowed(passed, _drift(DriftOutcome.FORCED))
+    assert promotion_allowed(passed, _drift(DriftOutcome.NOT_ENOUGH_DATA))
+    assert not promotion_allowed(passed, _drift(DriftOutcome.BLOCKED, "share 0.9"))
+    assert not promotion_allowed(failed, _drift(DriftOutcome.FORCED))
+    assert "champion/challenger gate failed: MAE 2" in explain_skip(failed, _drift(DriftOutcome.PASSED))
+    blocked = explain_skip(passed, _drift(DriftOutcome.BLOCKED, "share 0.9"))
+    assert blocked == "not promoted: drift gate blocked: share 0.9"
+
+
+# --- champion/challenger rule -------------------------------------------------------------------
+
+
+def test_without_a_champion_the_baseline_rule_alone_decides() -> None:
+    from model_validation.champion import decide
+
+    assert decide(1.0, 1.5, None, 0.1) == (True, ["holdout MAE 1.0000 < seasonal naive 1.5000", ANY_REASON])
+    passed, reasons = decide(1.6, 1.5, None, 0.1)
+    assert not passed
+    assert "no champion yet" in reasons[1]
+
+
+def test_a_challenger_must_beat_the_champion_by_the_margin() -> None:
+    from model_validation.champion import decide
+
+    assert decide(0.90, 1.5, 1.0, 0.1)[0]  # exactly at the bound 1.0 x (1 - 0.1)
+    passed, reasons = decide(0.95, 1.5, 1.0, 0.1)
+    assert not passed
+    assert reasons[1] == "> champion 1.0000 x (1 - 0.1) = 0.9000"
+    assert not decide(0.5, 0.4, 1.0, 0.0)[0]  # better than the champion, worse than naive
+
+
+class _AnyReason:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and "baseline rule decides" in other
+
+
+ANY_REASON = _AnyReason()
+
+
+# --- holdout ------------------------------------------------------------------------------------
+
+
+def test_the_holdout_is_the_newest_span_and_no_training_label_reaches_into_it(dataset: DatasetConfig) -> None:
+    from core.columns import EVENT_TIMESTAMP
+    from feature_store.training_set import fingerprint, split_holdout
+    from tests.utils.data import training_frame
+
+    frame = training_frame(dataset)
+    training, holdout = split_holdout(frame, dataset)
+    step = dataset.frequency
+    assert holdout[EVENT_TIMESTAMP].min() == frame[EVENT_TIMESTAMP].max() - dataset.promotion.holdout + step
+    assert holdout[EVENT_TIMESTAMP].max() == frame[EVENT_TIMESTAMP].max()
+    # the last training row's last label is the target at the holdout's first timestamp, no later
+    assert training[EVENT_TIMESTAMP].max() + dataset.horizon * step == holdout[EVENT_TIMESTAMP].min()
+    assert len(holdout) == 2 * dataset.promotion.holdout / step  # two entities, one row per hour
+    assert fingerprint(training) == fingerprint(training.copy()) != fingerprint(holdout)
+    with pytest.raises(ValueError, match="more history or a shorter holdout"):
+        split_holdout(holdout, dataset)
+
+
+# --- drift ------------------------------------------------------------------------------------
+
+
+def _features(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    from feature_store.features import build_features
+
+    raw = raw.copy()
+    raw["ts"] = pd.to_datetime(raw["ts"], utc=True)
+    return build_features(raw, dataset)
+
+
+def _windows(dataset: DatasetConfig, shift: dict[str, float], entity: str = "site_0"):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    from core.columns import EVENT_TIMESTAMP
+    from tests.utils.data import synthetic_frame
+
+    raw = synthetic_frame()
+    recent = (pd.to_datetime(raw["ts"]) > pd.to_datetime(raw["ts"]).max() - pd.Timedelta(days=7)) & (
+        raw["site"] == entity
+    )
+    for column, delta in shift.items():
+        raw.loc[recent, column] += delta
+    features = _features(raw, dataset)
+    cut = features[EVENT_TIMESTAMP].max() - pd.Timedelta(days=7)
+    return features[features[EVENT_TIMESTAMP] <= cut], features[features[EVENT_TIMESTAMP] > cut]
+
+
+def test_a_shifted_feature_is_flagged_for_its_entity_only(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import compare_windows
+
+    clean = compare_windows(*_windows(dataset, {}), dataset, tmp_path / "clean")
+    verdicts = compare_windows(*_windows(dataset, {"aux": 3.0}), dataset, tmp_path)
+    added = set(verdicts["site_0"].drifted_features) - set(clean["site_0"].drifted_features)
+    assert added == {"aux_lag_0", "aux_lag_1"}
+    assert verdicts["site_1"].drifted_features == clean["site_1"].drifted_features
+    assert not {"aux_lag_0", "aux_lag_1"} & set(clean["site_0"].drifted_features)
+    share = verdicts["site_0"].drift_share
+    assert share == pytest.approx(len(verdicts["site_0"].drifted_features) / len(verdicts["site_0"].scores))
+    assert verdicts["site_0"].scores["aux_lag_0"] > 1.0 > verdicts["site_1"].scores["aux_lag_0"]
+    assert "aux_lag_0" in (tmp_path / "drift_site_0.html").read_text()
+
+
+def test_a_regime_change_is_drift_and_a_clean_week_is_not(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import compare_windows
+
+    # loads up by 6 MW; the target follows (it is 0.8 x load in this data)
+    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    shifted = compare_windows(reference, current, dataset, tmp_path / "shifted")
+    assert shifted["site_0"].drift_share is not None
+    assert shifted["site_0"].drift_share > 0.5
+    reference, current = _windows(dataset, {})
+    clean = compare_windows(reference, current, dataset, tmp_path / "clean")
+    assert all(v.drift_share is not None and v.drift_share <= 0.5 for v in clean.values()), clean
+
+
+def test_small_windows_give_no_verdict(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import compare_windows
+
+    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    few = current.groupby("site").head(dataset.promotion.min_drift_rows - 1)
+    verdicts = compare_windows(reference, few, dataset, tmp_path)
+    assert {v.drift_share for v in verdicts.values()} == {None}
+    assert not list(tmp_path.glob("*.html"))
+
+
+# --- drift monitor streak ---------------------------------------------------------------------
+
+
+def test_retraining_needs_n_drifted_checks_in_a_row() -> None:
+    from model_validation.drift_monitor import CheckRecord, consecutive_drifted
+
+    drifted, steady, unknown = CheckState.DRIFTED, CheckState.STEADY, CheckState.UNKNOWN
+
+    def history(*states: CheckState, triggered_at: int | None = None) -> list[CheckRecord]:
+        return [CheckRecord(f"2024-04-{day + 1:02d}", s, day == triggered_at) for day, s in enumerate(states)]
+
+    assert consecutive_drifted(history(steady, drifted, drifted)) == 2
+    assert consecutive_drifted(history(drifted, drifted, steady)) == 0
+    assert consecutive_drifted(history(drifted, unknown, drifted)) == 1  # too little data breaks a streak
+    assert consecutive_drifted(history(drifted, drifted, drifted, triggered_at=1)) == 1  # a trigger ends one
+    assert consecutive_drifted(list(reversed(history(steady, drifted, drifted)))) == 2  # order of the records
+
+
+def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_validation.drift import calibrate_threshold, measure_drift, normed_wasserstein
+
+    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    ref, cur = reference[reference["site"] == "site_0"], current[current["site"] == "site_0"]
+    columns = ["load_lag_0", "temp_lag_0", "aux_lag_0"]
+    _, scores, _ = measure_drift(ref, cur, columns, dataset, tmp_path / "r.html")
+    for column in columns:
+        assert normed_wasserstein(ref[column], cur[column]) == pytest.approx(scores[column], rel=1e-9)
+    rates = calibrate_threshold(reference, dataset, [0.0, 1e9])
+    assert rates == {"site_0": {0.0: 1.0, 1e9: 0.0}, "site_1": {0.0: 1.0, 1e9: 0.0}}

@@ -1,0 +1,129 @@
+"""The DAG files: they import cleanly, fast, and every DAG carries what operators need."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.settings import PROJECT_ROOT
+
+DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
+PARSE_SCRIPT = """
+import json, sys, time
+import airflow.sdk  # the DAG processor has Airflow loaded already: time only the file itself
+from airflow.dag_processing.dagbag import DagBag
+started = time.perf_counter()
+bag = DagBag(dag_folder=sys.argv[1])
+elapsed = time.perf_counter() - started
+print(json.dumps({"seconds": elapsed, "errors": bag.import_errors, "dags": sorted(bag.dags)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def dagbag():  # type: ignore[no-untyped-def]
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(PROJECT_ROOT / "dags"))
+
+
+def test_no_import_errors_and_one_set_of_dags_per_dataset(dagbag) -> None:  # type: ignore[no-untyped-def]
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dags) == {
+        "retrain_ett_forecaster",
+        "materialize_ett_features",
+        "nightly_backtest_ett",
+        "drift_monitor_ett",
+        "rollback_ett_champion",
+    }
+
+
+def test_every_dag_has_owner_retries_tags_and_docs(dagbag) -> None:  # type: ignore[no-untyped-def]
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, dag_id
+        assert dag.doc_md, dag_id
+        assert dag.max_active_runs == 1, dag_id
+        assert not dag.catchup, dag_id
+        for task in dag.tasks:
+            assert task.owner == "ml-platform", (dag_id, task.task_id)
+            assert task.execution_timeout is not None, (dag_id, task.task_id)
+        assert any(task.retries > 0 for task in dag.tasks), dag_id
+
+
+def test_every_task_says_what_it_does(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """The UI shows a task's doc: a TaskFlow task's docstring, an operator's ``doc_md``."""
+    undocumented = [(d, t.task_id) for d, dag in dagbag.dags.items() for t in dag.tasks if not t.doc_md]
+    assert undocumented == []
+
+
+def test_schedules(dagbag) -> None:  # type: ignore[no-untyped-def]
+    schedules = {dag_id: dag.schedule for dag_id, dag in dagbag.dags.items()}
+    assert schedules["retrain_ett_forecaster"] is None
+    assert schedules["nightly_backtest_ett"] == "0 2 * * *"
+    assert schedules["materialize_ett_features"] == "@hourly"
+    assert schedules["drift_monitor_ett"] == "@daily"
+    assert schedules["rollback_ett_champion"] is None
+
+
+def test_retrain_form_is_a_json_schema(dagbag) -> None:  # type: ignore[no-untyped-def]
+    params = dagbag.dags["retrain_ett_forecaster"].params
+    schema = {name: params.get_param(name).schema for name in params}
+    assert schema["model_family"]["enum"] == ["xgboost", "lightgbm", "nlinear", "dlinear"]
+    assert schema["n_trials"]["minimum"] == 0
+    assert (schema["tuning_workers"]["minimum"], schema["tuning_workers"]["maximum"]) == (1, 16)
+    assert schema["training_window_end"]["format"] == "date"
+    from airflow.sdk import Param
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        Param(5, **schema["n_trials"]).resolve(-1)
+    with pytest.raises(ParamValidationError):
+        Param("xgboost", **schema["model_family"]).resolve("rm -rf /")
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.name for p in DAG_FILES])
+def test_each_file_parses_in_under_a_second(dag_file: Path, record_property) -> None:  # type: ignore[no-untyped-def]
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_SCRIPT, str(dag_file)], capture_output=True, text=True, timeout=120, check=True
+    )
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    record_property("parse_seconds", measured["seconds"])
+    print(f"{dag_file.name}: parsed in {measured['seconds']:.3f}s -> {measured['dags']}")
+    assert measured["errors"] == {}
+    assert measured["dags"], "no DAG found"
+    assert measured["seconds"] < 1.0
+
+
+def test_dag_files_import_no_heavy_library() -> None:
+    heavy = ("pandas", "numpy", "mlflow", "feast", "torch", "xgboost", "great_expectations", "evidently", "optuna")
+    script = (
+        "import sys, runpy\n"
+        f"for f in {[str(p) for p in DAG_FILES]!r}: runpy.run_path(f)\n"
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_drift_monitor_triggers_the_retraining_dag_of_its_dataset(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["drift_monitor_ett"]
+    trigger = dag.get_task("trigger_retraining")
+    assert trigger.trigger_dag_id == "retrain_ett_forecaster"
+    assert trigger.skip_when_already_exists  # a retried check does not start a second retraining
+    assert set(trigger.conf) == {"reason", "training_window_end"}
+    assert set(trigger.conf) <= set(dagbag.dags["retrain_ett_forecaster"].params)
+    assert [t.task_id for t in dag.get_task("needs_retraining").downstream_list] == ["trigger_retraining"]
+
+
+def test_rollback_form_needs_a_reason(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import Param
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dagbag.dags["rollback_ett_champion"].params
+    reason, version = params.get_param("reason").schema, params.get_param("to_version").schema
+    with pytest.raises(ParamValidationError):
+        Param(**reason).resolve("")
+    with pytest.raises(ParamValidationError):
+        Param(None, **version).resolve("1; DROP TABLE")
+    assert Param(None, **version).resolve("7") == "7"
