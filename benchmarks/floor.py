@@ -28,8 +28,10 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-def write_config(path: Path, host: str, port: int, key: bytes, fields: list[bytes], body: bytes) -> Path:
-    config = {"host": host, "port": port, "key": key.hex(), "fields": [f.hex() for f in fields], "body": body.decode()}
+def write_config(path: Path, host: str, port: int, key: bytes, fields: list[bytes | str], body: bytes) -> Path:
+    """``fields`` as Feast names them in its hashes: hashed feature names (bytes) and ``_ts:<view>`` (str)."""
+    raw = [field.encode() if isinstance(field, str) else field for field in fields]
+    config = {"host": host, "port": port, "key": key.hex(), "fields": [f.hex() for f in raw], "body": body.decode()}
     path.write_text(json.dumps(config))
     return path
 

@@ -15,12 +15,14 @@ from typing import Any
 
 import pandas as pd
 
+import model_bundle
 from core.settings import Settings
 from model_bundle.forecasters import Predictor, predictor_class
 from model_bundle.pyfunc import BUNDLE_ARTIFACT, step_columns, write_bundle_dir
 from model_registry.tracking import require_configured
 
-BUNDLE_PACKAGE = Path(__file__).resolve().parent.parent / "model_bundle"
+# The package a bundle ships as its code, wherever it is installed.
+BUNDLE_PACKAGE = Path(model_bundle.__file__).resolve().parent
 ENTRY_FILE = BUNDLE_PACKAGE / "pyfunc_entry.py"
 MODEL_URI_TAG = "model_uri"
 BUNDLE_REQUIREMENTS = ["mlflow", "cloudpickle", "numpy", "pandas"]

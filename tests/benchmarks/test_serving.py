@@ -126,7 +126,7 @@ def test_the_floor_reads_the_features_once_per_request_and_answers_its_body(redi
     store.hset(b"entity-key", mapping={b"f1": b"1", b"_ts:view": b"stamp"})
     body = b'{"forecast": [1.0, 2.0]}'
     config = floor.write_config(
-        tmp_path / "floor.json", "127.0.0.1", redis_server, b"entity-key", [b"f1", b"_ts:view"], body
+        tmp_path / "floor.json", "127.0.0.1", redis_server, b"entity-key", [b"f1", "_ts:view"], body
     )
     env = {"PATH": "/usr/bin:/bin", floor.CONFIG_ENV: str(config), floor.PASSWORD_ENV: "test-secret"}
     env["PYTHONPATH"] = str(serving.PROJECT_ROOT)
@@ -139,7 +139,7 @@ def test_the_floor_reads_the_features_once_per_request_and_answers_its_body(redi
             assert (answer.status_code, answer.content) == (200, body)
     assert store.info("commandstats")["cmdstat_hmget"]["calls"] - before == 1 + 3  # startup check + 3 requests
 
-    floor.write_config(config, "127.0.0.1", redis_server, b"no-such-key", [b"f1", b"_ts:view"], body)
+    floor.write_config(config, "127.0.0.1", redis_server, b"no-such-key", [b"f1", "_ts:view"], body)
     started = subprocess.run(
         [*argv[:-3], "--port", str(_free_port())],
         env=env,
