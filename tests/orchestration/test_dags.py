@@ -57,6 +57,29 @@ def test_every_task_says_what_it_does(dagbag) -> None:  # type: ignore[no-untype
     assert undocumented == []
 
 
+def test_every_typed_value_a_task_returns_can_be_read_back_from_xcom(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """XCom deserializes only allowed classes: every pydantic model a task returns (or holds in a
+    list) is one of ``TASK_RESULTS``, which the DAG files allow."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from orchestration.dags import TASK_RESULTS
+
+    returned: set[type] = set()
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            callable_ = getattr(task, "python_callable", None)
+            if callable_ is None or not hasattr(callable_, "__globals__"):
+                continue
+            hint = typing.get_type_hints(callable_).get("return")
+            for kind in (hint, *typing.get_args(hint)):
+                if isinstance(kind, type) and issubclass(kind, BaseModel):
+                    returned.add(kind)
+    assert returned, "no task returns a typed value"
+    assert returned <= set(TASK_RESULTS), returned - set(TASK_RESULTS)
+
+
 def test_schedules(dagbag) -> None:  # type: ignore[no-untyped-def]
     schedules = {dag_id: dag.schedule for dag_id, dag in dagbag.dags.items()}
     assert schedules["retrain_ett_forecaster"] is None
