@@ -243,13 +243,15 @@ def prepare(settings: Settings, dataset: DatasetConfig, logical_date: date, retr
 
 
 def _loadable(settings: Settings, name: str, version: str) -> bool:
-    """Whether the service would load this champion (a home made before bundle digests were recorded
-    holds one it refuses): otherwise the benchmark trains a new one."""
-    from model_registry.provenance import UntrustedModelError, discard, verified_copy
+    """Whether the service would load this champion: a home made by older code may hold one it refuses
+    (no bundle digest) or cannot load (a bundle of an older layout); then the benchmark trains anew."""
+    from model_registry.provenance import trusted_model
+    from model_registry.registry import warm
 
     try:
-        discard(verified_copy(settings, name, version))
-    except UntrustedModelError as exc:
+        with trusted_model(settings, name, version) as model:
+            warm(model, f"{name} v{version}")
+    except Exception as exc:  # whatever keeps the service from loading it
         log.warning("%s v%s will not be served (%s): training a new champion", name, version, exc)
         return False
     return True
