@@ -7,7 +7,7 @@ pointing them at its own YAML file. The schema is documented in the README.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,6 +114,21 @@ class PromotionConfig(_Strict):
     )
 
 
+class DailyConfig(_Strict):
+    """The daily loop: when each day's data lands (the ``ingest_<name>`` DAG) and from which day."""
+
+    schedule: str = Field(
+        default="0 1 * * *",
+        description="Cron (UTC) of the daily data DAG; a run lands the day (the data interval) that has just ended.",
+    )
+    start: date = Field(default=date(2024, 1, 1), description="The first data date the daily DAG runs for.")
+    catchup: bool = Field(
+        default=False,
+        description="Run the days between start and now that have no run yet (False: only the newest; a "
+        "backfill fills older ones on request).",
+    )
+
+
 class DatasetConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -130,6 +145,7 @@ class DatasetConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    daily: DailyConfig = Field(default_factory=DailyConfig)
     # Folder of the YAML file: relative source paths are resolved against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

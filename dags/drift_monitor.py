@@ -1,6 +1,6 @@
-"""Daily drift monitor of each dataset: the newest materialized features against the champion's
-training window (Evidently, per entity), figures pushed for Prometheus and Grafana, and the
-retraining DAG triggered when drift stays above the threshold for N consecutive checks."""
+"""Drift monitor of each dataset, run by each new day of data: the day's materialized features against
+the champion's training window (Evidently, per entity), figures pushed for Prometheus and Grafana,
+and the retraining DAG triggered when drift stays above the threshold for N consecutive checks."""
 
 from __future__ import annotations
 
@@ -11,36 +11,48 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag, get_current_context, task
 
 from model_validation.outcomes import MonitorOutcome
+from orchestration import assets
 from orchestration.dags import dag_arguments, dags_for_each_dataset
 from orchestration.plan import scope
 
 DOC = """
 ### Drift monitor of {name}
 
-check_drift (Evidently: per entity, newest `drift_window` against the champion's training window;
-one MLflow run per check date; figures to the Pushgateway) -> needs_retraining (drift share above
-`max_drift_share` in `drift_consecutive_checks` checks in a row; too little data is never drift)
--> trigger `retrain_{name}_forecaster` with the reason -> record the trigger (the streak restarts).
+Runs when `ingest_{name}` loaded a day into the online store (Asset `{name}_online_features`), once
+per new day, in order (several days folded into one run are checked one after the other).
+
+check_drift (Evidently: per entity, the newest `drift_window` up to the day against the champion's
+training window; one MLflow run per check date; figures to the Pushgateway) -> needs_retraining
+(drift share above `max_drift_share` in `drift_consecutive_checks` checks in a row; too little data is
+never drift) -> trigger `retrain_{name}_forecaster` with the reason -> record the trigger (the streak
+restarts). A run started by hand checks its logical date against the newest validated day.
 Config: `{config}`.
 """
 
 
 def build(name: str, config: Path) -> Any:
+    online = assets.online_features(name)
+
     @dag(
         **dag_arguments(
-            f"drift_monitor_{name}", "@daily", ["monitoring", "drift", name], DOC.format(name=name, config=config)
+            f"drift_monitor_{name}", [online], ["monitoring", "drift", name], DOC.format(name=name, config=config)
         )
     )
     def drift_monitor() -> None:
         @task
         def check_drift() -> MonitorOutcome:
-            """Judge the newest features against the champion's training window, per entity; record the
-            check (one MLflow run per check date) and push its figures; count the drifted streak."""
+            """Judge each new day's features against the champion's training window, per entity; record
+            each check (one MLflow run per check date) and push its figures; count the drifted streak."""
             from model_validation.drift_monitor import check_champion
 
-            dag_run = get_current_context()["dag_run"]
+            context = get_current_context()
             run = scope(config)
-            return check_champion(run.settings, run.dataset, (dag_run.logical_date or dag_run.run_after).date())
+            days = assets.triggering_days(context, online)
+            if not days:  # started by hand: its logical date, on the newest validated day
+                dag_run = context["dag_run"]
+                return check_champion(run.settings, run.dataset, (dag_run.logical_date or dag_run.run_after).date())
+            outcomes = [check_champion(run.settings, run.dataset, day, data_date=day) for day in days]
+            return outcomes[-1]
 
         @task.short_circuit
         def needs_retraining(outcome: MonitorOutcome) -> bool:

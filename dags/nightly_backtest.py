@@ -1,8 +1,9 @@
-"""Nightly backtest of each dataset's champion (and a newer challenger) on the most recent data.
+"""Backtest of each dataset's champion (and a newer challenger), run by each new day of data.
 
-One MLflow run per model with per-fold metrics; the figures go to the Prometheus Pushgateway; the
-run fails with a clear message when the champion's error grows past the configured ratio of the
-backtest error it was registered with.
+The registered models are scored on the newest folds up to the day the daily data DAG just loaded
+(Asset ``<name>_online_features``). One MLflow run per model with per-fold metrics; the figures go to
+the Prometheus Pushgateway; the run fails with a clear message when the champion's error grows past
+the configured ratio of the backtest error it was registered with.
 """
 
 from __future__ import annotations
@@ -10,30 +11,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
 from model_validation.outcomes import ModelBacktest
+from orchestration import assets
 from orchestration.dags import dag_arguments, dags_for_each_dataset
 from orchestration.plan import scope
 
 
 def build(name: str, config: Path) -> Any:
+    online = assets.online_features(name)
+
     @dag(
         **dag_arguments(
             f"nightly_backtest_{name}",
-            "0 2 * * *",
+            [online],
             ["monitoring", "backtest", name],
-            f"Rolling-origin backtest of the `{name}` champion on the newest validated data. Config: `{config}`.",
+            f"Rolling-origin backtest of the `{name}` champion up to each new day of data (Asset "
+            f"`{name}_online_features`; by hand: the newest validated day). Config: `{config}`.",
         )
     )
     def nightly_backtest() -> None:
         @task
         def backtest() -> list[ModelBacktest]:
-            """Score the champion (and a newer challenger) on the newest folds, without refitting them."""
+            """Score the champion (and a newer challenger) on the newest folds up to the newest day that
+            started the run, without refitting them."""
             from model_validation.backtest_champion import backtest_latest
 
             run = scope(config)
-            return backtest_latest(run.settings, run.dataset)
+            days = assets.triggering_days(get_current_context(), online)
+            return backtest_latest(run.settings, run.dataset, days[-1] if days else None)
 
         @task
         def publish(results: list[ModelBacktest]) -> bool:

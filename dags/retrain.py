@@ -108,28 +108,37 @@ def build(name: str, config: Path) -> Any:
 
         @task
         def ingest(plan: RunPlan) -> Landed:
-            """Land the source as known at the end of the data date (replaces that date's partition)."""
-            from data_pipeline.ingest import ingest
+            """Land the source as known at the end of the data date, or reuse the day that the daily
+            data DAG (``ingest_<name>``) already landed and checked."""
+            from data_pipeline.ingest import already_landed, ingest
 
             run = plan.scope()
-            return ingest(run.dataset, plan.logical_date, run.settings)
+            reused = already_landed(run.dataset, plan.logical_date, run.settings)
+            return reused or ingest(run.dataset, plan.logical_date, run.settings)
 
         @task(retries=0)
         def validate(plan: RunPlan, landed: Landed) -> ValidationOutcome:
-            """Run the Great Expectations suite on the landed partition; only a passing one is published
-            as validated. A failure names every failed expectation and stops the run: nothing downstream
-            is written and the champion keeps serving. Not retried: the same data fails the same way."""
-            from data_pipeline.validation import validate
+            """Run the Great Expectations suite on the landed partition (or take the check the day already
+            passed); only a passing one is published as validated. A failure names every failed
+            expectation and stops the run: nothing downstream is written and the champion keeps
+            serving. Not retried: the same data fails the same way."""
+            from data_pipeline.validation import passed_check, validate
 
             run = plan.scope()
-            return validate(run.dataset, landed.logical_date, run.settings)
+            passed = passed_check(run.dataset, landed.logical_date, run.settings)
+            return passed or validate(run.dataset, landed.logical_date, run.settings)
 
         @task
         def build_features(plan: RunPlan, checked: ValidationOutcome) -> OfflineFeatures:
-            """Build the features of the validated partition and replace Feast's offline source with them."""
-            from feature_store.features import write_offline_source
+            """Build the features of the validated partition into Feast's offline source, unless it
+            already holds them: built from this day or a later one (every day's partition holds all
+            rows known at its end)."""
+            from feature_store.features import offline_source, write_offline_source
 
             run = plan.scope()
+            built = offline_source(run.settings, run.dataset)
+            if built is not None and built.logical_date >= plan.logical_date:
+                return built
             return write_offline_source(run.settings, run.dataset, plan.logical_date)
 
         @task

@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.dataset import DatasetConfig, Layout
 from core.files import write_atomically
-from core.partitions import landing_path
+from core.partitions import landing_path, validated_path
 from core.settings import Settings
 from core.windows import end_of
 from data_pipeline.outcomes import Landed
@@ -54,6 +54,17 @@ def load_source(dataset: DatasetConfig, settings: Settings) -> pd.DataFrame:
         raw[ts] = pd.to_datetime(raw[ts], format=dataset.source.timestamp_format, utc=True)
     raw[dataset.entity_column] = raw[dataset.entity_column].astype(str)
     return raw
+
+
+def already_landed(dataset: DatasetConfig, logical_date: date, settings: Settings) -> Landed | None:
+    """The partition landed for the date, when it also passed the data check (the daily DAG made
+    both): a retraining of that day reuses it instead of reading the source again."""
+    path = landing_path(settings, dataset, logical_date)
+    if not (path.is_file() and validated_path(settings, dataset, logical_date).is_file()):
+        return None
+    import pyarrow.parquet as pq
+
+    return Landed(dataset=dataset.name, logical_date=logical_date, path=path, rows=pq.read_metadata(path).num_rows)
 
 
 def ingest(dataset: DatasetConfig, logical_date: date, settings: Settings) -> Landed:

@@ -34,6 +34,7 @@ class FailedExpectation(_Outcome):
 class ValidationOutcome(_Outcome):
     """The data-quality gate's result on one partition; ``validated`` is set once it passed."""
 
+    logical_date: date | None = None
     success: bool
     evaluated: int
     failures: list[FailedExpectation] = Field(default_factory=list)

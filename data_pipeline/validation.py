@@ -185,4 +185,28 @@ def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> 
         raise DataValidationError(dataset.name, logical_date, outcome)
     write_atomically(frame, target)
     log.info("validated %d rows of %s for %s -> %s", len(frame), dataset.name, logical_date, target)
-    return outcome.model_copy(update={"validated": target})
+    return outcome.model_copy(update={"validated": target, "logical_date": logical_date})
+
+
+def passed_check(dataset: DatasetConfig, logical_date: date, settings: Settings) -> ValidationOutcome | None:
+    """The check a date's partition already passed (its validated copy and result exist), else None.
+
+    A day that the daily DAG landed and checked need not be checked again by a retraining of the
+    same day: the result read back is the one that published the validated copy.
+    """
+    target = validated_path(settings, dataset, logical_date)
+    result_path = run_dir(settings, dataset, logical_date) / "validation" / "validation_result.json"
+    if not (target.is_file() and result_path.is_file()):
+        return None
+    result = json.loads(result_path.read_text())
+    if not result.get("success"):
+        return None
+    docs = sorted(result_path.parent.glob("gx/uncommitted/data_docs/local_site/index.html"))
+    return ValidationOutcome(
+        logical_date=logical_date,
+        success=True,
+        evaluated=len(result["results"]),
+        result_path=result_path,
+        data_docs_path=docs[0] if docs else None,
+        validated=target,
+    )

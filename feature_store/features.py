@@ -14,7 +14,7 @@ import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, feature_names, lag_name, numeric_feature_names, rolling_names
 from core.dataset import DatasetConfig
-from core.files import write_atomically
+from core.files import write_atomically, write_text_atomically
 from core.partitions import read_validated
 from core.settings import Settings
 from feature_store.outcomes import OfflineFeatures
@@ -73,8 +73,24 @@ def offline_source_path(settings: Settings, dataset: DatasetConfig) -> Path:
 
 
 def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_date: date) -> OfflineFeatures:
-    """Build features from the validated partition and replace Feast's offline source with them."""
+    """Build features from the validated partition and replace Feast's offline source with them; a
+    note next to it says which day they were built from."""
     table = build_features(read_validated(settings, dataset, logical_date), dataset)
     path = offline_source_path(settings, dataset)
+    built = OfflineFeatures(logical_date=logical_date, path=path, rows=len(table))
     write_atomically(table, path)
-    return OfflineFeatures(path=path, rows=len(table))
+    write_text_atomically(built.model_dump_json(), _built_from(path))
+    return built
+
+
+def offline_source(settings: Settings, dataset: DatasetConfig) -> OfflineFeatures | None:
+    """What the offline source holds now (the day it was built from), or None when nothing was built."""
+    path = offline_source_path(settings, dataset)
+    note = _built_from(path)
+    if not (path.is_file() and note.is_file()):
+        return None
+    return OfflineFeatures.model_validate_json(note.read_text())
+
+
+def _built_from(path: Path) -> Path:
+    return path.with_name(f"{path.stem}.built_from.json")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -13,8 +13,10 @@ class _Outcome(BaseModel):
 
 
 class OfflineFeatures(_Outcome):
-    """Feast's offline source of a dataset, rebuilt from one validated partition."""
+    """Feast's offline source of a dataset, rebuilt from the validated partition of ``logical_date``
+    (which holds every row known at the end of that day)."""
 
+    logical_date: date
     path: Path
     rows: int
 

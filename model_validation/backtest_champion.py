@@ -134,6 +134,7 @@ def check_regression(dataset: DatasetConfig, results: list[ModelBacktest]) -> st
     return "; ".join(f"{r.role} v{r.version}: MAE {r.mae:.4f} ({r.ratio:.2f}x registered)" for r in results)
 
 
-def backtest_latest(settings: Settings, dataset: DatasetConfig) -> list[ModelBacktest]:
-    """The nightly job: registered models on the newest validated partition."""
-    return backtest_registered(settings, dataset, latest_validated_date(settings, dataset))
+def backtest_latest(settings: Settings, dataset: DatasetConfig, data_date: date | None = None) -> list[ModelBacktest]:
+    """The nightly job: registered models on the folds of ``data_date`` (by default the newest
+    validated partition)."""
+    return backtest_registered(settings, dataset, data_date or latest_validated_date(settings, dataset))

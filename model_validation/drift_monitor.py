@@ -92,8 +92,13 @@ def champion_reference(settings: Settings, dataset: DatasetConfig, model_name: s
     return features[(stamps >= start) & (stamps <= end)]
 
 
-def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date) -> MonitorOutcome:
-    """One daily check: Evidently verdicts, an MLflow run, the Pushgateway figures, the trigger decision."""
+def check_champion(
+    settings: Settings, dataset: DatasetConfig, check_date: date, data_date: date | None = None
+) -> MonitorOutcome:
+    """One daily check: Evidently verdicts, an MLflow run, the Pushgateway figures, the trigger decision.
+
+    ``data_date``: the day whose features are judged (the day the daily data DAG just loaded); by
+    default the newest validated one."""
     import mlflow
 
     from model_registry.registry import champion_version
@@ -105,7 +110,7 @@ def check_champion(settings: Settings, dataset: DatasetConfig, check_date: date)
     version = champion_version(settings, model_name)
     if version is None:
         raise LookupError(f"{model_name} has no champion to compare with")
-    data_date = latest_validated_date(settings, dataset)
+    data_date = data_date or latest_validated_date(settings, dataset)
     out_dir = settings.artifacts / dataset.name / "drift_monitor" / check_date.isoformat()
     reference = champion_reference(settings, dataset, model_name, version)
     result = drift_gate(settings, dataset, data_date, reference, out_dir)

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from core.dataset import DailyConfig
 from core.settings import get_settings
 from data_pipeline.outcomes import Landed, ValidationOutcome
 from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
@@ -82,7 +83,14 @@ def discover_datasets(directory: Path) -> dict[str, Path]:
     return found
 
 
-def dag_arguments(dag_id: str, schedule: str | None, tags: list[str], doc_md: str, **overrides: Any) -> dict[str, Any]:
+def daily_config(config: Path) -> DailyConfig:
+    """The ``daily`` section of a dataset config, read alone: the rest of the config is checked when a
+    task loads it, so one bad config cannot keep the other datasets' DAGs from parsing."""
+    data = yaml.safe_load(config.read_text())
+    return DailyConfig.model_validate(data.get("daily") or {})
+
+
+def dag_arguments(dag_id: str, schedule: Any, tags: list[str], doc_md: str, **overrides: Any) -> dict[str, Any]:
     """What every DAG of the platform shares: one active run, no catch-up, the default task arguments."""
     return {
         "dag_id": dag_id,

@@ -157,6 +157,38 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
     assert challenger.tags["dag_run_id"] == run.run_id
 
 
+def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrained) -> None:  # type: ignore[no-untyped-def]
+    """``ingest_<name>`` lands, checks and loads the day of its data interval, and each of its asset
+    events names that day (what the consumers read; the scheduler-driven chain is in
+    test_airflow_rest). A retraining of that day then reuses the landed, checked day."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    env, _, _ = retrained
+    day = SYNTHETIC_END + timedelta(days=7)  # the newest day of the source the tests above left
+    # A run at 01:00 covers the day before it (its data interval), as the schedule runs it.
+    after = datetime(day.year, day.month, day.day, 1, tzinfo=UTC) + timedelta(days=1)
+    run = env.dag("ingest_synthetic").test(logical_date=after)
+    assert set(_states(run).values()) == {"success"}, _states(run)
+    with create_session() as session:
+        events = {
+            e.asset.name: e.extra for e in session.query(AssetEvent).filter(AssetEvent.source_run_id == run.run_id)
+        }
+    assert events == {
+        "synthetic_validated": {"data_date": day.isoformat()},
+        "synthetic_online_features": {"data_date": day.isoformat()},
+    }
+    landed = env.home / "landing" / "synthetic" / f"ds={day}" / "data.parquet"
+    checked = env.home / "artifacts" / "synthetic" / f"ds={day}" / "validation" / "validation_result.json"
+    assert (env.home / "validated" / "synthetic" / f"ds={day}" / "data.parquet").is_file()
+    before = landed.stat().st_mtime_ns, checked.stat().st_mtime_ns
+
+    retrain = env.dag("retrain_synthetic_forecaster")
+    states = _states(retrain.test(run_conf={"training_window_end": day.isoformat(), "n_trials": 0, "reason": "reuse"}))
+    assert states["register_challenger"] == "success", states
+    assert (landed.stat().st_mtime_ns, checked.stat().st_mtime_ns) == before, "the day was landed or checked again"
+
+
 def test_corrupted_input_fails_at_validation_with_nothing_registered(tmp_path: Path, airflow_db: Path) -> None:
     bad = synthetic_frame()
     bad = bad.drop(index=range(200, 210)).reset_index(drop=True)  # a 10-hour gap

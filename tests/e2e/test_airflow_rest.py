@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -168,6 +169,51 @@ def test_retraining_triggered_over_rest_succeeds(airflow_api) -> None:  # type: 
         champion = client(settings).get_model_version("synthetic_forecaster", version)
         assert champion.tags["dag_run_id"] == run_id
         assert client(settings).get_run(champion.run_id).data.params["family"] == "nlinear"
+
+
+def test_a_day_of_data_starts_the_dags_that_consume_it(airflow_api) -> None:  # type: ignore[no-untyped-def]
+    """The scheduler starts the drift monitor and the nightly backtest because the daily data DAG's
+    asset event says a day is online (asset-triggered runs), and they judge the event's day."""
+    base, auth, platform = airflow_api
+    dags = f"{base}/api/v2/dags"
+    consumers = ("drift_monitor_synthetic", "nightly_backtest_synthetic")
+    for dag_id in ("ingest_synthetic", *consumers):
+        _wait(lambda dag_id=dag_id: requests.get(f"{dags}/{dag_id}", headers=auth, timeout=5).ok, 180, dag_id)
+        assert requests.patch(f"{dags}/{dag_id}", json={"is_paused": False}, headers=auth, timeout=10).ok
+    # The day the retraining above trained on, landed again by the daily DAG as a backfill would.
+    start = datetime(SYNTHETIC_END.year, SYNTHETIC_END.month, SYNTHETIC_END.day, 1, tzinfo=UTC)
+    body = {
+        "logical_date": start.isoformat(),
+        "data_interval_start": start.isoformat(),
+        "data_interval_end": (start + timedelta(days=1)).isoformat(),
+    }
+    created = requests.post(f"{dags}/ingest_synthetic/dagRuns", json=body, headers=auth, timeout=10)
+    assert created.ok, created.text
+    run_url = f"{dags}/ingest_synthetic/dagRuns/{created.json()['dag_run_id']}"
+
+    def finished(url: str) -> str | None:
+        state = requests.get(url, headers=auth, timeout=10).json()["state"]
+        return state if state in ("success", "failed") else None
+
+    assert _wait(lambda: finished(run_url), 300, "daily data run finished") == "success"
+
+    def consumer_run(dag_id: str) -> str | None:
+        runs = requests.get(f"{dags}/{dag_id}/dagRuns", headers=auth, timeout=10).json()["dag_runs"]
+        done = [r["state"] for r in runs if r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
+        return done[0] if done else None
+
+    for dag_id in consumers:
+        assert _wait(lambda dag_id=dag_id: consumer_run(dag_id), 300, f"{dag_id} started by the asset") == "success"
+    with platform:
+        from model_registry.tracking import client
+
+        settings = platform.settings()
+        mlflow = client(settings)
+        experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+        checks = mlflow.search_runs([experiment.experiment_id], "tags.job = 'drift_monitor'")
+    assert [(r.data.tags["check_date"], r.data.tags["data_date"]) for r in checks] == [
+        (SYNTHETIC_END.isoformat(), SYNTHETIC_END.isoformat())
+    ]
 
 
 def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(airflow_api) -> None:  # type: ignore[no-untyped-def]

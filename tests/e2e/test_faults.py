@@ -374,7 +374,8 @@ def test_a_retried_retraining_run_lands_each_partition_once_and_registers_one_ve
     landed = read_landed(settings, dataset, logical_date)
     assert not landed.duplicated([dataset.entity_column, dataset.timestamp_column]).any()
     offline = offline_source_path(settings, dataset)
-    assert sorted(p.name for p in offline.parent.iterdir()) == [offline.name]
+    # the features and the note of the day they were built from; no leftover of a retried write
+    assert sorted(p.name for p in offline.parent.iterdir()) == [f"{offline.stem}.built_from.json", offline.name]
 
     first_run = train(settings, dataset, logical_date, tags={"dag_run_id": dag_run_id}).run_id
     first = register_run_of(settings, model, "dag_run_id", dag_run_id)

@@ -36,6 +36,7 @@ def test_no_import_errors_and_one_set_of_dags_per_dataset(dagbag) -> None:  # ty
         "nightly_backtest_ett",
         "drift_monitor_ett",
         "rollback_ett_champion",
+        "ingest_ett",
     }
 
 
@@ -81,12 +82,31 @@ def test_every_typed_value_a_task_returns_can_be_read_back_from_xcom(dagbag) -> 
 
 
 def test_schedules(dagbag) -> None:  # type: ignore[no-untyped-def]
+    from airflow.sdk import CronDataIntervalTimetable
+
     schedules = {dag_id: dag.schedule for dag_id, dag in dagbag.dags.items()}
     assert schedules["retrain_ett_forecaster"] is None
-    assert schedules["nightly_backtest_ett"] == "0 2 * * *"
     assert schedules["materialize_ett_features"] == "@hourly"
-    assert schedules["drift_monitor_ett"] == "@daily"
     assert schedules["rollback_ett_champion"] is None
+    daily = dagbag.dags["ingest_ett"]
+    assert schedules["ingest_ett"] == CronDataIntervalTimetable("0 1 * * *", timezone="UTC")  # the config's
+    assert (daily.start_date.date().isoformat(), daily.catchup) == ("2016-07-01", False)
+
+
+def test_the_daily_data_tells_its_consumers_through_assets(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """The daily data DAG's outlets are Asset objects (a string outlet emits nothing), and the DAGs that
+    judge new data are scheduled on the asset it emits once a day is online, not on a clock."""
+    from airflow.sdk import Asset
+
+    daily = dagbag.dags["ingest_ett"]
+    outlets = {task.task_id: task.outlets for task in daily.tasks if task.outlets}
+    assert set(outlets) == {"validate", "materialize"}
+    assert all(isinstance(asset, Asset) for assets in outlets.values() for asset in assets)
+    [online] = outlets["materialize"]
+    assert online.uri == "x-mlops://ett/online-features"
+    for consumer in ("drift_monitor_ett", "nightly_backtest_ett"):
+        schedule = dagbag.dags[consumer].schedule
+        assert list(schedule) == [online], consumer
 
 
 def test_retrain_form_is_a_json_schema(dagbag) -> None:  # type: ignore[no-untyped-def]
