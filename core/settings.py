@@ -118,6 +118,11 @@ class Settings(BaseSettings):
 
     # Optuna study storage (an RDB URL shared by all tuning workers); default SQLite under home.
     optuna_storage: str | None = None
+    forecast_db: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the forecast table (forecasts issued, later scored): SQLite under home by "
+        "default, PostgreSQL in the compose and k8s profiles.",
+    )
     # Where models train: auto takes a visible CUDA device, else the CPU.
     training_device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -231,6 +236,7 @@ class Settings(BaseSettings):
             "online_store": OnlineStoreKind.REDIS,
             "redis_host": hosts["redis"],
             "optuna_storage": f"postgresql+psycopg://optuna@{hosts['postgres']}:5432/optuna",
+            "forecast_db": f"postgresql+psycopg://forecasts@{hosts['postgres']}:5432/forecasts",
             "pushgateway_url": hosts["pushgateway"],
             "promotion_lock": "redis",
         }
@@ -258,6 +264,8 @@ class Settings(BaseSettings):
             self.online_store = OnlineStoreKind.SQLITE
         if self.optuna_storage is None:
             self.optuna_storage = f"sqlite:///{self.home / 'optuna.db'}"
+        if self.forecast_db is None:
+            self.forecast_db = f"sqlite:///{self.home / 'forecasts.db'}"
         return self
 
     # Typed accessors: after validation these are never None.
@@ -280,6 +288,11 @@ class Settings(BaseSettings):
     def study_storage(self) -> str:
         assert self.optuna_storage is not None
         return self.optuna_storage
+
+    @property
+    def forecast_store_url(self) -> str:
+        assert self.forecast_db is not None
+        return self.forecast_db
 
     @property
     def tracking_uri(self) -> str:
@@ -318,7 +331,14 @@ class Settings(BaseSettings):
             for value in (getattr(self, name) for name in type(self).model_fields)
             if isinstance(value, SecretStr)
         ]
-        for url in (self.mlflow_tracking_uri, self.mlflow_registry_uri, self.optuna_storage, self.feast_registry):
+        urls = (
+            self.mlflow_tracking_uri,
+            self.mlflow_registry_uri,
+            self.optuna_storage,
+            self.feast_registry,
+            self.forecast_db,
+        )
+        for url in urls:
             if url and "://" in url and (password := urlsplit(url).password):
                 values.append(unquote(password))
         return [value for value in values if value]

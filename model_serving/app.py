@@ -20,7 +20,7 @@ from model_serving.batching import RequestBatcher
 from model_serving.forecasting import forecast_requests
 from model_serving.limits import BodySizeLimit, RequestLatency
 from model_serving.metrics import MODEL_READY
-from model_serving.routers import admin, forecast, health, metrics, model
+from model_serving.routers import admin, forecast, forecasts, health, metrics, model
 from model_serving.runtime import ServingRuntime
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLatency)  # outermost: a refused body is counted too
     app.include_router(health.router)
     app.include_router(forecast.router)
+    app.include_router(forecasts.router)
     app.include_router(model.router)
     app.include_router(metrics.router)
     app.include_router(admin.router)

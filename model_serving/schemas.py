@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +39,18 @@ class Forecast(BaseModel):
 
 class BatchForecast(BaseModel):
     forecasts: list[Forecast]
+
+
+class StoredForecast(BaseModel):
+    """A forecast the platform issued and kept (the forecast table), as it was issued."""
+
+    entity_id: str
+    data_date: date = Field(description="The day whose data the forecast was issued from.")
+    issue_time: datetime = Field(description="Event time of the features the forecast used.")
+    source: str = Field(description="batch: the daily batch forecast.")
+    model_name: str
+    model_version: str
+    forecast: list[ForecastPoint]
 
 
 class ErrorBody(BaseModel):

@@ -28,6 +28,11 @@ def online_features(dataset_name: str) -> Asset:
     return Asset(name=f"{dataset_name}_online_features", uri=f"x-mlops://{dataset_name}/online-features", group="data")
 
 
+def forecasts(dataset_name: str) -> Asset:
+    """The dataset's stored batch forecasts (an event per day forecast)."""
+    return Asset(name=f"{dataset_name}_forecasts", uri=f"x-mlops://{dataset_name}/forecasts", group="forecasts")
+
+
 def record_day(context: Any, asset: Asset, day: date) -> None:
     """Name ``day`` in the event the running task emits on ``asset`` (one of its outlets)."""
     context["outlet_events"][asset].extra = {DATA_DATE: day.isoformat()}

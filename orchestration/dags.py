@@ -17,6 +17,7 @@ from core.dataset import DailyConfig
 from core.settings import get_settings
 from data_pipeline.outcomes import Landed, ValidationOutcome
 from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
+from forecast_store.outcomes import IssuedForecasts
 from model_registry.outcomes import AliasMove, RegisteredVersion
 from model_validation.outcomes import DriftResult, GateDecision, ModelBacktest, MonitorOutcome, RunSummary
 from orchestration.plan import RunPlan
@@ -25,7 +26,7 @@ OWNER = "ml-platform"
 # What tasks return to each other (pydantic models: nested values keep their types over XCom).
 TASK_RESULTS = (
     RunPlan, Landed, ValidationOutcome, OfflineFeatures, Materialized, TrainingSet, RegisteredVersion,
-    GateDecision, DriftResult, RunSummary, AliasMove, MonitorOutcome, ModelBacktest,
+    GateDecision, DriftResult, RunSummary, AliasMove, MonitorOutcome, ModelBacktest, IssuedForecasts,
 )  # fmt: skip
 
 

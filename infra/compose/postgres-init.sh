@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One role per component (Airflow, MLflow, Feast registry, Optuna), owning its database(s), each with its
+# One role per component (Airflow, MLflow, Feast registry, Optuna, forecast table), owning its database(s), each with its
 # own password from the environment. Compose runs it when the Postgres volume is first created; it is safe
 # to run again (roles and databases are created once; passwords and ownership are set every time).
 # Each role owns its database, and so its public schema (PostgreSQL 15 and later grant nothing there
@@ -25,3 +25,4 @@ create mlflow "$MLFLOW_DB_PASSWORD"
 create mlflow "$MLFLOW_DB_PASSWORD" mlflow_auth  # the tracking server's users and permissions
 create feast "$FEAST_DB_PASSWORD"
 create optuna "$OPTUNA_DB_PASSWORD"
+create forecasts "$FORECASTS_DB_PASSWORD"  # the forecast table (issued forecasts, their scores)

@@ -10,10 +10,12 @@ RUN /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl
 WORKDIR /src
 COPY pyproject.toml README.md ./
 # What the service imports (an import-linter contract keeps it so): the base layer, the online-feature
-# read, the registry read and the bundle's predict side; nothing of training, validation or orchestration.
+# read, the forecast table, the registry read and the bundle's predict side; nothing of training,
+# validation or orchestration.
 COPY core core
 COPY configs configs
 COPY feature_store feature_store
+COPY forecast_store forecast_store
 COPY model_bundle model_bundle
 COPY model_registry model_registry
 COPY model_serving model_serving

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole chain on the local profile: the retraining DAG in-process (ingest -> validate ->
 # features -> Feast apply/materialize -> tune -> train + backtest -> register -> gates -> promote),
-# then serve -> one forecast over HTTP -> stop. DATASET, LOGICAL_DATE, ENTITY, MODEL and N_TRIALS
-# may be set from the environment.
+# the batch forecast of every entity into the forecast table, then serve -> one forecast over HTTP
+# -> stop. DATASET, LOGICAL_DATE, ENTITY, MODEL and N_TRIALS may be set from the environment.
 set -euo pipefail
 
 PY=${PY:-.venv/bin/python}
@@ -24,6 +24,9 @@ conf=$(printf '{"training_window_end": "%s", "model_family": "%s", "n_trials": %
 step "retrain_${name}_forecaster with dag.test(): ingest -> validate -> features -> Feast -> tune -> train -> register -> gates -> promote"
 "$PY" infra/scripts/run_dag.py "retrain_${name}_forecaster" --conf "$conf" --report "$MLOPS_HOME/retrain_timings.json"
 
+step "forecast_${name} with dag.test(): the champion forecasts every entity for $LOGICAL_DATE into the forecast table"
+"$PY" infra/scripts/run_dag.py "forecast_${name}" --report "$MLOPS_HOME/forecast_timings.json"
+
 step "serve on 127.0.0.1:$MLOPS_SERVING_PORT and ask for a forecast of $ENTITY"
 "$PY" -m model_serving > "$MLOPS_HOME/serving.log" 2>&1 &
 server=$!
@@ -38,6 +41,7 @@ cat <<TXT
   open the UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///$home/mlflow.db
   GE result:        $(ls "$home"/artifacts/*/ds="$LOGICAL_DATE"/validation/validation_result.json)
   GE data docs:     $(ls "$home"/artifacts/*/ds="$LOGICAL_DATE"/validation/gx/uncommitted/data_docs/local_site/index.html)
+  stored forecasts: $("$PY" -c 'from core.settings import get_settings; print(get_settings().forecast_store_url)')  (GET /v1/forecasts?entity_id=$ENTITY)
   task timings:     $home/retrain_timings.json
   service log:      $home/serving.log
 TXT

@@ -183,6 +183,16 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrain
     assert (env.home / "validated" / "synthetic" / f"ds={day}" / "data.parquet").is_file()
     before = landed.stat().st_mtime_ns, checked.stat().st_mtime_ns
 
+    # The batch forecast of the day (by hand: the newest validated day), twice: the day's rows are replaced.
+    from forecast_store import store
+
+    for _ in range(2):
+        forecast = env.dag("forecast_synthetic").test()
+        assert set(_states(forecast).values()) == {"success"}
+        issued = store.issued(env.settings(), "synthetic", data_date=day)
+        assert len(issued) == 2 * 6, "one forecast per entity and step of the day"
+    assert {(r.entity_id, r.dag_run_id) for r in issued} == {("site_0", forecast.run_id), ("site_1", forecast.run_id)}
+
     retrain = env.dag("retrain_synthetic_forecaster")
     states = _states(retrain.test(run_conf={"training_window_end": day.isoformat(), "n_trials": 0, "reason": "reuse"}))
     assert states["register_challenger"] == "success", states

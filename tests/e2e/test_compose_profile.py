@@ -28,6 +28,7 @@ PASSWORDS = {
     "MLFLOW_DB_PASSWORD": "mlflow-pw",
     "FEAST_DB_PASSWORD": "feast-pw",
     "OPTUNA_DB_PASSWORD": "optuna-pw",
+    "FORECASTS_DB_PASSWORD": "forecasts-pw",
 }
 MLFLOW_USER, MLFLOW_PASSWORD = "platform", "mlflow-login-password"
 S3_SECRET = "s3-secret-access-key"
@@ -112,6 +113,7 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         "MLOPS_REDIS_PASSWORD": "test-secret",
         "MLOPS_OPTUNA_STORAGE": database(postgres_server, "optuna"),
         "MLOPS_FEAST_REGISTRY": database(postgres_server, "feast"),
+        "MLOPS_FORECAST_DB": database(postgres_server, "forecasts"),
         "MLOPS_S3_ENDPOINT_URL": moto_endpoint,
         "MLOPS_AWS_ACCESS_KEY_ID": "test",
         "MLOPS_AWS_SECRET_ACCESS_KEY": S3_SECRET,
@@ -127,6 +129,8 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances() if ti.state}
         assert states.pop("skip_promotion") == "skipped"
         assert set(states.values()) == {"success"}, states
+        forecast = env.dag("forecast_synthetic").test()  # the batch forecast into PostgreSQL's forecast table
+        assert {str(ti.state) for ti in forecast.get_task_instances()} == {"success"}
 
         champion = client(settings).get_model_version_by_alias("synthetic_forecaster", CHAMPION)
         assert champion.tags["dag_run_id"] == run.run_id
@@ -139,6 +143,9 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
             assert conn.execute("SELECT count(*) FROM model_versions").fetchone()[0] >= 1  # type: ignore[index]
         with psycopg.connect(database(postgres_server, "feast").replace("+psycopg", "")) as conn:
             assert conn.execute("SELECT count(*) FROM feature_views").fetchone()[0] == 1  # type: ignore[index]
+        with psycopg.connect(database(postgres_server, "forecasts").replace("+psycopg", "")) as conn:
+            stored = conn.execute("SELECT count(*), count(DISTINCT entity_id) FROM forecasts").fetchone()
+            assert stored == (2 * 6, 2)  # every entity, every step of the horizon
         studies = optuna.get_all_study_summaries(storage=database(postgres_server, "optuna"))
         assert [s.n_trials for s in studies] == [CONF["n_trials"]]
         assert not (settings.feast_repo / "registry.db").exists()
@@ -150,6 +157,9 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
             answer = service.post("/v1/forecast", json={"entity_id": "site_0"})
             assert answer.status_code == 200, answer.text
             assert answer.json()["model_version"] == str(champion.version)
+            kept = service.get("/v1/forecasts", params={"entity_id": "site_0"})
+            assert kept.status_code == 200, kept.text
+            assert (kept.json()["data_date"], len(kept.json()["forecast"])) == (SYNTHETIC_END.isoformat(), 6)
 
     # Logins: the tracking server answers nothing without the platform's password.
     api = f"{mlflow_server}/api/2.0/mlflow/experiments/search"

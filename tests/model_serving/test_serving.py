@@ -234,6 +234,36 @@ def test_following_the_champion_writes_nothing_to_a_read_only_registry_or_home(
     assert "served-only" not in experiments
 
 
+def test_stored_forecasts_are_answered_as_they_were_issued(
+    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
+) -> None:
+    """The day's batch forecast of every entity goes to the forecast table, and ``/v1/forecasts`` answers
+    it unchanged: the steps from the features' event time, the values the champion gave then."""
+    from model_serving.batch import issue_day
+
+    settings, dataset = own_registry
+    settings = settings.model_copy(update={"forecast_db": f"sqlite:///{tmp_path / 'forecasts.db'}"})
+    with TestClient(create_app(settings)) as app_client:
+        assert app_client.get("/v1/forecasts", params={"entity_id": "site_0"}).status_code == 404  # none yet
+        issued = issue_day(settings, dataset, SYNTHETIC_END, dag_run_id="manual__test")
+        assert (issued.entities, issued.rows, issued.model_version) == (["site_0", "site_1"], 2 * dataset.horizon, "1")
+        stored = app_client.get("/v1/forecasts", params={"entity_id": "site_0"})
+        assert stored.status_code == 200, stored.text
+        online = app_client.post("/v1/forecast", json={"entity_id": "site_0"}).json()
+        body = stored.json()
+        assert (body["data_date"], body["model_version"], body["source"]) == (SYNTHETIC_END.isoformat(), "1", "batch")
+        assert body["issue_time"] == online["feature_event_time"]  # the newest features of the day, as online
+        assert [p["timestamp"] for p in body["forecast"]] == [p["timestamp"] for p in online["forecast"]]
+        assert [p["value"] for p in body["forecast"]] == pytest.approx([p["value"] for p in online["forecast"]])
+        again = issue_day(settings, dataset, SYNTHETIC_END)  # a re-run of the day replaces its rows
+        assert again.rows == issued.rows
+        day = app_client.get("/v1/forecasts", params={"entity_id": "site_1", "issued": SYNTHETIC_END.isoformat()})
+        assert len(day.json()["forecast"]) == dataset.horizon
+        missing = app_client.get("/v1/forecasts", params={"entity_id": "site_0", "issued": "2024-01-01"})
+        assert missing.status_code == 404
+        assert "no stored forecast of site_0 issued on 2024-01-01" in missing.json()["detail"]
+
+
 def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
     tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
 ) -> None:

@@ -61,7 +61,7 @@ def serving_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_serving_image_copies_only_what_the_service_imports() -> None:
     assert sorted(image_packages("serving")) == [
-        "configs", "core", "feature_store", "model_bundle", "model_registry", "model_serving",
+        "configs", "core", "feature_store", "forecast_store", "model_bundle", "model_registry", "model_serving",
     ]  # fmt: skip
 
 

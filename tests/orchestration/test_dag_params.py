@@ -68,6 +68,7 @@ GOOD: dict[str, list[dict[str, Any]]] = {
     "nightly_backtest_ett": [{}],
     "drift_monitor_ett": [{}],
     "ingest_ett": [{}],
+    "forecast_ett": [{}],
 }
 
 BAD: dict[str, list[dict[str, Any]]] = {
@@ -161,7 +162,13 @@ def test_no_conf_value_reaches_a_shell(source_dags: dict[str, Any], tmp_path: Pa
 
 def test_scheduled_dags_take_no_conf(dags: dict[str, Any]) -> None:
     """A DAG without a form ignores any conf: its tasks never read one."""
-    for dag_id in ("materialize_ett_features", "nightly_backtest_ett", "drift_monitor_ett", "ingest_ett"):
+    for dag_id in (
+        "materialize_ett_features",
+        "nightly_backtest_ett",
+        "drift_monitor_ett",
+        "ingest_ett",
+        "forecast_ett",
+    ):
         assert len(dags[dag_id].params) == 0, dag_id
     for path in sorted((PROJECT_ROOT / "dags").glob("*.py")):
         assert "dag_run.conf" not in path.read_text(), path.name

@@ -37,6 +37,7 @@ def test_no_import_errors_and_one_set_of_dags_per_dataset(dagbag) -> None:  # ty
         "drift_monitor_ett",
         "rollback_ett_champion",
         "ingest_ett",
+        "forecast_ett",
     }
 
 
@@ -104,7 +105,7 @@ def test_the_daily_data_tells_its_consumers_through_assets(dagbag) -> None:  # t
     assert all(isinstance(asset, Asset) for assets in outlets.values() for asset in assets)
     [online] = outlets["materialize"]
     assert online.uri == "x-mlops://ett/online-features"
-    for consumer in ("drift_monitor_ett", "nightly_backtest_ett"):
+    for consumer in ("drift_monitor_ett", "nightly_backtest_ett", "forecast_ett"):
         schedule = dagbag.dags[consumer].schedule
         assert list(schedule) == [online], consumer
 

@@ -1,0 +1,50 @@
+"""The forecast table's schema: what the migrations create and the store reads and writes."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Date, DateTime, Float, Index, Integer, MetaData, String, Table, text
+
+# Named constraints from the first migration on: SQLite can only change a table by recreating it
+# (Alembic's batch mode), and an unnamed constraint cannot be dropped there.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+BATCH = "batch"  # issued by the daily batch forecast, one per entity, step and day
+ONLINE = "online"  # answered by the service
+
+forecasts = Table(
+    "forecasts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset", String(64), nullable=False),
+    Column("entity_id", String(256), nullable=False),
+    Column("source", String(16), nullable=False, comment="batch | online"),
+    Column("data_date", Date, nullable=False, comment="the day whose data the forecast was issued from"),
+    Column("issue_time", DateTime(timezone=True), nullable=False, comment="event time of the features used (UTC)"),
+    Column("step", Integer, nullable=False, comment="1..H"),
+    Column("target_time", DateTime(timezone=True), nullable=False, comment="issue_time + step periods (UTC)"),
+    Column("value", Float, nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("dag_run_id", String(250), nullable=True, comment="the DAG run that issued it (batch)"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # One batch forecast per entity, step and day: re-running a day replaces its rows.
+    Index(
+        "uq_forecasts_batch_day",
+        "dataset",
+        "data_date",
+        "entity_id",
+        "step",
+        unique=True,
+        postgresql_where=text("source = 'batch'"),
+        sqlite_where=text("source = 'batch'"),
+    ),
+    Index("ix_forecasts_lookup", "dataset", "entity_id", "issue_time"),
+    Index("ix_forecasts_target", "dataset", "target_time"),
+)

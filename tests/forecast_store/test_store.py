@@ -1,0 +1,120 @@
+"""The forecast table on both databases it runs on: SQLite (the default) and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from core.settings import Settings
+from forecast_store import store
+
+pytestmark = pytest.mark.integration
+
+DAY = date(2024, 3, 31)
+ISSUED = datetime(2024, 3, 31, 23, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings whose forecast table is a fresh SQLite file, or a fresh database of the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+        return
+    server = request.getfixturevalue("postgres_url").rsplit("/", 1)[0]
+    name = f"forecasts_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    on_postgres = Settings(home=tmp_path / "home", forecast_db=f"{server}/{name}", _env_file=None)  # type: ignore[call-arg]
+    yield on_postgres
+    store.engine(on_postgres).dispose()
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    admin.dispose()
+
+
+def rows(
+    value: float, entities: tuple[str, ...] = ("a", "b"), day: date = DAY, steps: int = 3
+) -> list[store.ForecastRow]:
+    return [
+        store.ForecastRow(
+            "synthetic", e, day, ISSUED, h, ISSUED + timedelta(hours=h), value + h, "m", "1", dag_run_id="r"
+        )
+        for e in entities
+        for h in range(1, steps + 1)
+    ]
+
+
+def values(settings: Settings, day: date = DAY) -> list[tuple[str, int, float]]:
+    return [(r.entity_id, r.step, r.value) for r in store.issued(settings, "synthetic", data_date=day)]
+
+
+def test_the_migrations_make_the_table_once_with_named_indexes(settings: Settings) -> None:
+    store.upgrade(settings)
+    store.upgrade(settings)  # again: nothing to do
+    inspector = sa.inspect(store.engine(settings))
+    assert {"forecasts", "alembic_version"} <= set(inspector.get_table_names())
+    indexes = {i["name"]: i for i in inspector.get_indexes("forecasts")}
+    assert set(indexes) == {"uq_forecasts_batch_day", "ix_forecasts_lookup", "ix_forecasts_target"}
+    assert indexes["uq_forecasts_batch_day"]["unique"]
+    with store.engine(settings).connect() as connection:
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+
+
+def test_a_day_rerun_replaces_its_rows_and_only_its_rows(settings: Settings) -> None:
+    store.upgrade(settings)
+    assert store.replace_day(settings, "synthetic", DAY, rows(10.0)) == 6
+    store.replace_day(settings, "synthetic", DAY - timedelta(days=1), rows(5.0, day=DAY - timedelta(days=1)))
+    store.replace_day(settings, "synthetic", DAY, rows(20.0, entities=("a",)))  # a corrected day: fewer rows
+    assert values(settings) == [("a", 1, 21.0), ("a", 2, 22.0), ("a", 3, 23.0)]
+    assert len(values(settings, DAY - timedelta(days=1))) == 6, "another day is left as it was"
+    assert store.latest_day(settings, "synthetic") == DAY
+
+
+def test_a_day_with_a_duplicate_forecast_is_refused_and_the_stored_day_stays(settings: Settings) -> None:
+    store.upgrade(settings)
+    store.replace_day(settings, "synthetic", DAY, rows(10.0))
+    with pytest.raises(sa.exc.IntegrityError):
+        store.replace_day(settings, "synthetic", DAY, [*rows(30.0), rows(30.0)[0]])
+    assert [v for _, _, v in values(settings)] == [11.0, 12.0, 13.0] * 2, "the failed write changed nothing"
+    with pytest.raises(ValueError, match="that day's batch forecasts only"):
+        store.replace_day(settings, "synthetic", DAY, rows(1.0, day=DAY + timedelta(days=1)))
+
+
+def test_times_are_kept_in_utc_and_come_back_timezone_aware(settings: Settings) -> None:
+    store.upgrade(settings)
+    local = ISSUED.astimezone(timezone(timedelta(hours=2)))
+    row = store.ForecastRow("synthetic", "a", DAY, local, 1, local + timedelta(hours=1), 1.0, "m", "1")
+    store.replace_day(settings, "synthetic", DAY, [row])
+    [back] = store.issued(settings, "synthetic", "a", DAY)
+    assert (back.issue_time, back.target_time) == (ISSUED, ISSUED + timedelta(hours=1))
+    assert back.issue_time.utcoffset() == timedelta(0)
+
+
+def test_two_writers_of_one_day_leave_one_of_them_whole(settings: Settings) -> None:
+    """Writers of the same day are serialized, or the later one fails cleanly: never a mix."""
+    store.upgrade(settings)
+    outcomes: list[str] = []
+
+    def write(value: float) -> None:
+        try:
+            store.replace_day(settings, "synthetic", DAY, rows(value, steps=24))
+            outcomes.append("written")
+        except sa.exc.DBAPIError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=write, args=(v,)) for v in (100.0, 200.0)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert "written" in outcomes
+    stored = values(settings)
+    assert len(stored) == 48
+    assert {v - s for _, s, v in stored} in ({100.0}, {200.0})
