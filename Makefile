@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup test-servers demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak lint format serve airflow mlflow-ui up down clean
+.PHONY: help setup test-servers demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak simulate lint format serve airflow mlflow-ui up down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -57,6 +57,14 @@ bench-training: setup  ## fit time per family and tuning time with/without pruni
 
 bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md}
 	$(BIN)/python -m benchmarks.serving --home $(abspath .mlops)/bench-serving --out reports
+
+# e.g. make simulate DATASET=configs/datasets/ett.yaml START=2017-07-02 DAYS=30
+DATASET ?= configs/datasets/ett.yaml
+DAYS ?= 30
+START ?=
+
+simulate: setup  ## replay DAYS days of DATASET from START through the daily loop's DAGs -> reports/simulation.{json,md}
+	$(BIN)/python -m simulation --dataset $(DATASET) --days $(DAYS) $(if $(START),--start $(START)) --home $(abspath .mlops)/simulation --out reports
 
 # e.g. make bench-soak SOAK_ARGS="--seconds 60 --window 15"; see python -m benchmarks.soak --help
 SOAK_ARGS ?= --rate 200 --workers 1 --seconds 600 --window 30

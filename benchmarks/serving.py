@@ -5,7 +5,9 @@ fixed request rates from :mod:`benchmarks.loadgen` (a process of its own):
 
 * the floor (:mod:`benchmarks.floor`): a bare uvicorn app that does the service's one Redis read and
   answers a fixed body: the least an answer costs here, which ours is reported against as a ratio;
-* ours: ``POST /v1/forecast``: the online features from Redis, then the champion's forecast;
+* ours: ``POST /v1/forecast``: the online features from Redis, then the champion's forecast, each
+  answer recorded in the forecast table by the ledger (as served by default); then the same service
+  with the ledger off, at the target rate, which ours is reported against as a ratio too;
 * ``feast serve``: ``POST /get-online-features`` of the same feature service, entity and Redis, so
   the fetch alone, through Feast's own feature server;
 * ``mlflow models serve``: ``POST /invocations`` of the same registered bundle with the entity's
@@ -63,15 +65,17 @@ REDIS_PASSWORD = "bench-serving"
 
 FLOOR = "floor: bare uvicorn app, one Redis read, fixed body"
 OURS = "ours: /v1/forecast (fetch + predict)"
+OURS_NO_LEDGER = "ours, ledger off: /v1/forecast (fetch + predict, nothing recorded)"
 FEAST = "feast serve: get-online-features (fetch only)"
 MLFLOW = "mlflow models serve: invocations (predict only)"
 
-SYSTEMS = ("reads", "floor", "ours", "feast", "mlflow", "ours-workers")  # in the order they run
+SYSTEMS = ("reads", "floor", "ours", "ours-no-ledger", "feast", "mlflow", "ours-workers")  # in the order they run
 
 # Targets the report checks.
 OURS_P99_TARGET_MS = 5.0
 OURS_P99_TARGET_RATE = 200
 FLOOR_RATIO_TARGET = 1.5  # ours p99 / the floor's p99 at OURS_P99_TARGET_RATE
+LEDGER_RATIO_TARGET = 1.10  # ours p99 / ours p99 with the forecast ledger off, at OURS_P99_TARGET_RATE
 SUSTAINED_RATE = 1000
 SUSTAINED_SHARE = 0.99  # the last answers come after the schedule ends, so "sustained" allows 1% less
 MAX_ERROR_SHARE = 0.01
@@ -400,10 +404,16 @@ def our_service(settings: Settings, workers: int, logs: Path) -> Iterator[tuple[
 
 
 def ours(
-    settings: Settings, workers: int, rates: tuple[int, ...], seconds: float, entity: str, logs: Path
+    settings: Settings,
+    workers: int,
+    rates: tuple[int, ...],
+    seconds: float,
+    entity: str,
+    logs: Path,
+    system: str = OURS,
 ) -> list[dict[str, Any]]:
     with our_service(settings, workers, logs) as (base, _):
-        return measure(OURS, f"{base}/v1/forecast", {"entity_id": entity}, rates, seconds, workers, logs, base)
+        return measure(system, f"{base}/v1/forecast", {"entity_id": entity}, rates, seconds, workers, logs, base)
 
 
 def floor_body(dataset: DatasetConfig, version: str, entity: str) -> bytes:
@@ -535,6 +545,14 @@ def target_lines(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"- ours p99 below feast serve's p99 at {rate} rps: **{_met(ok)}** "
             f"({_ms(mine['p99_ms'])} vs {_ms(theirs['p99_ms'])})"
+        )
+    mine, quiet = _row(rows, OURS, OURS_P99_TARGET_RATE), _row(rows, OURS_NO_LEDGER, OURS_P99_TARGET_RATE)
+    if mine is not None and quiet is not None and mine["p99_ms"] and quiet["p99_ms"]:
+        slower = float(mine["p99_ms"]) / float(quiet["p99_ms"])
+        lines.append(
+            f"- ours p99 with the forecast ledger within {LEDGER_RATIO_TARGET - 1:.0%} of ours without it at "
+            f"{OURS_P99_TARGET_RATE} rps: **{_met(slower <= LEDGER_RATIO_TARGET)}** "
+            f"({slower:.2f}x: {_ms(mine['p99_ms'])} vs {_ms(quiet['p99_ms'])})"
         )
     mine, bare = _row(rows, OURS, OURS_P99_TARGET_RATE), _row(rows, FLOOR, OURS_P99_TARGET_RATE)
     if mine is not None and bare is not None:
@@ -707,6 +725,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += floor(settings, config, RATES, args.seconds, args.entity, logs)
         if "ours" in args.systems:
             rows += ours(settings, 1, RATES, args.seconds, args.entity, logs)
+        if "ours-no-ledger" in args.systems:  # the same service, recording no forecast
+            quiet = settings.model_copy(update={"forecast_ledger": False})
+            rate = (OURS_P99_TARGET_RATE,)
+            rows += ours(quiet, 1, rate, args.seconds, args.entity, logs, system=OURS_NO_LEDGER)
         if "feast" in args.systems:
             rows += feast_serve(settings, dataset, RATES, args.seconds, args.entity, logs)
         if "mlflow" in args.systems:

@@ -127,6 +127,12 @@ class DailyConfig(_Strict):
         description="Run the days between start and now that have no run yet (False: only the newest; a "
         "backfill fills older ones on request).",
     )
+    max_days_above_naive: int = Field(
+        default=3,
+        ge=1,
+        description="Scoring: alert when the batch forecasts' realized MAE was above seasonal naive's on the same "
+        "targets this many days in a row.",
+    )
 
 
 class DatasetConfig(_Strict):

@@ -154,6 +154,17 @@ class Settings(BaseSettings):
     # Serving.
     serving_host: str = "127.0.0.1"
     serving_port: int = 8000
+    forecast_ledger: bool = Field(
+        default=True,
+        description="The service records each forecast it answers in the forecast table (source 'online'), off "
+        "the request path.",
+    )
+    forecast_ledger_buffer: int = Field(
+        default=10_000,
+        ge=1,
+        description="Answered forecasts the ledger holds while its writer catches up; beyond it new ones are "
+        "dropped and counted (forecast_ledger_dropped_total), never waited for.",
+    )
     max_batch_entities: int = Field(
         default=100,
         ge=1,

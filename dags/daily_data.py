@@ -85,13 +85,13 @@ def build(name: str, config: Path) -> Any:
 
         @task(outlets=[online])
         def materialize(features: OfflineFeatures) -> Materialized:
-            """Register the Feast definitions and load the day's newest features into the online store;
-            then the consumers of the day's data are told."""
-            from core.windows import end_of
-            from feature_store.repo import apply_and_materialize
+            """Register the Feast definitions and load the newest features into the online store (a day
+            run again is loaded in full: a corrected day replaces what it loaded); then the consumers of
+            the day's data are told."""
+            from feature_store.repo import load_day
 
             run = scope(config)
-            loaded = apply_and_materialize(run.settings, run.dataset, end_of(features.logical_date))
+            loaded = load_day(run.settings, run.dataset, features.logical_date)
             assets.record_day(get_current_context(), online, features.logical_date)
             return loaded
 

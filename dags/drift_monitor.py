@@ -4,6 +4,7 @@ and the retraining DAG triggered when drift stays above the threshold for N cons
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from airflow.sdk import dag, get_current_context, task
 
 from model_validation.outcomes import MonitorOutcome
 from orchestration import assets
-from orchestration.dags import dag_arguments, dags_for_each_dataset
+from orchestration.dags import dag_arguments, dags_for_each_dataset, daily_config
 from orchestration.plan import scope
 
 DOC = """
@@ -35,7 +36,13 @@ def build(name: str, config: Path) -> Any:
 
     @dag(
         **dag_arguments(
-            f"drift_monitor_{name}", [online], ["monitoring", "drift", name], DOC.format(name=name, config=config)
+            f"drift_monitor_{name}",
+            [online],
+            ["monitoring", "drift", name],
+            DOC.format(name=name, config=config),
+            # A check started by hand may judge any day the daily loop covers (a run dated before a
+            # DAG's start date runs no task).
+            start_date=datetime.combine(daily_config(config).start, time(), tzinfo=UTC),
         )
     )
     def drift_monitor() -> None:

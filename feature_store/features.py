@@ -74,13 +74,35 @@ def offline_source_path(settings: Settings, dataset: DatasetConfig) -> Path:
 
 def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_date: date) -> OfflineFeatures:
     """Build features from the validated partition and replace Feast's offline source with them; a
-    note next to it says which day they were built from."""
+    note next to it says which day they were built from.
+
+    When the source already holds a later day (a backfill, or a re-run of a corrected day), only the
+    day's own rows are replaced and the note keeps naming the later day: features never go back in
+    time, and the day's rows are the ones its partition yields, once each.
+    """
     table = build_features(read_validated(settings, dataset, logical_date), dataset)
     path = offline_source_path(settings, dataset)
+    holds = offline_source(settings, dataset)
+    if holds is not None and holds.logical_date > logical_date:
+        table = _with_day_replaced(pd.read_parquet(path), table, dataset, logical_date)
+        write_atomically(table, path)
+        return OfflineFeatures(logical_date=logical_date, path=path, rows=len(table))
     built = OfflineFeatures(logical_date=logical_date, path=path, rows=len(table))
     write_atomically(table, path)
     write_text_atomically(built.model_dump_json(), _built_from(path))
     return built
+
+
+def _with_day_replaced(held: pd.DataFrame, built: pd.DataFrame, dataset: DatasetConfig, day: date) -> pd.DataFrame:
+    """``held`` with the rows stamped within ``day`` taken from ``built`` instead."""
+    start = pd.Timestamp(day, tz="UTC")
+    end = start + pd.Timedelta(days=1)
+
+    def within(frame: pd.DataFrame) -> pd.Series:
+        return (frame[EVENT_TIMESTAMP] >= start) & (frame[EVENT_TIMESTAMP] < end)
+
+    merged = pd.concat([held[~within(held)], built[within(built)]], ignore_index=True)
+    return merged.sort_values([dataset.entity_column, EVENT_TIMESTAMP], kind="stable").reset_index(drop=True)
 
 
 def offline_source(settings: Settings, dataset: DatasetConfig) -> OfflineFeatures | None:

@@ -7,7 +7,7 @@ FeatureService named here, so they cannot drift apart.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,3 +156,30 @@ def apply_and_materialize(settings: Settings, dataset: DatasetConfig, end: datet
     """Register the definitions, then load the online store up to ``end``: one idempotent step."""
     apply(settings, dataset)
     return materialize(settings, dataset, end)
+
+
+def load_day(settings: Settings, dataset: DatasetConfig, day: date) -> Materialized:
+    """The daily load of ``day``'s features: the online store gets each entity's newest features the
+    offline source holds (the day's, or a later day's after a backfill: never older ones).
+
+    A day loaded before is loaded again in full: Feast's Redis store keeps a stored row when the new
+    one has the same event time (feast-dev/feast#2795), so a corrected day's features would never
+    reach it. The view's rows are removed first (the entities read as missing for the seconds of the
+    load); SQLite's online store overwrites by itself.
+    """
+    from core.partitions import run_dir
+    from core.windows import end_of
+    from feature_store.features import offline_source
+
+    held = offline_source(settings, dataset)
+    newest = max(day, held.logical_date) if held is not None else day
+    marker = run_dir(settings, dataset, day) / "online_features.json"
+    store = apply(settings, dataset)
+    if marker.is_file() and settings.online_store is OnlineStoreKind.REDIS:
+        from feast.infra.online_stores.redis import RedisOnlineStore
+
+        RedisOnlineStore().delete_table(store.config, store.get_feature_view(feature_view_name(dataset)))
+        log.info("removed %s's online rows to load a re-run of %s", dataset.name, day)
+    loaded = materialize(settings, dataset, end_of(newest))
+    write_text_atomically(loaded.model_dump_json(), marker)
+    return loaded

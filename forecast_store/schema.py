@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Float, Index, Integer, MetaData, String, Table, text
+from sqlalchemy import Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, text
 
 # Named constraints from the first migration on: SQLite can only change a table by recreating it
 # (Alembic's batch mode), and an unnamed constraint cannot be dropped there.
@@ -47,4 +47,22 @@ forecasts = Table(
     ),
     Index("ix_forecasts_lookup", "dataset", "entity_id", "issue_time"),
     Index("ix_forecasts_target", "dataset", "target_time"),
+)
+
+forecast_scores = Table(
+    "forecast_scores",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # A forecast is scored once: a re-run of the scoring replaces its score, never adds one.
+    Column("forecast_id", Integer, ForeignKey("forecasts.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("dataset", String(64), nullable=False),
+    Column("target_date", Date, nullable=False, comment="the UTC day of the forecast's target time"),
+    Column("actual", Float, nullable=False, comment="what really happened at the target time"),
+    Column("error", Float, nullable=False, comment="value - actual"),
+    Column("naive_value", Float, nullable=True, comment="seasonal naive's forecast of the same target"),
+    Column("naive_error", Float, nullable=True, comment="naive_value - actual"),
+    Column("actuals_date", Date, nullable=False, comment="the validated day the actual was read from"),
+    Column("dag_run_id", String(250), nullable=True),
+    Column("scored_at", DateTime(timezone=True), nullable=False),
+    Index("ix_forecast_scores_day", "dataset", "target_date"),
 )

@@ -15,10 +15,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, insert, inspect, select
+from sqlalchemy import Engine, Select, create_engine, delete, event, func, insert, inspect, or_, select
 
 from core.settings import Settings
-from forecast_store.schema import BATCH, forecasts
+from forecast_store.schema import BATCH, forecast_scores, forecasts
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _engines: dict[str, Engine] = {}
@@ -61,6 +61,7 @@ def _create(url: str) -> Engine:
     @event.listens_for(made, "connect")
     def _autocommit_driver(dbapi_connection: Any, _: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy, not the driver, starts transactions
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")  # a replaced forecast takes its score along
 
     @event.listens_for(made, "begin")
     def _begin_immediate(connection: Any) -> None:
@@ -116,6 +117,21 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
     return len(values)
 
 
+def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
+    """Add forecasts (the service's online ones) in one transaction; returns how many."""
+    now = datetime.now(UTC)
+    values = [
+        {**row.__dict__, "issue_time": _utc(row.issue_time), "target_time": _utc(row.target_time), "created_at": now}
+        for row in rows
+    ]
+    if any(v["source"] == BATCH for v in values):
+        raise ValueError("batch forecasts are written a day at a time (replace_day)")
+    if values:
+        with engine(settings).begin() as connection:
+            connection.execute(insert(forecasts), values)
+    return len(values)
+
+
 def issued(
     settings: Settings, dataset: str, entity_id: str | None = None, data_date: date | None = None, source: str = BATCH
 ) -> list[ForecastRow]:
@@ -149,9 +165,118 @@ def issued(
 
 def latest_day(settings: Settings, dataset: str, source: str = BATCH) -> date | None:
     """The newest day a dataset's forecasts were issued for."""
-    from sqlalchemy import func
-
     query = select(func.max(forecasts.c.data_date)).where(forecasts.c.dataset == dataset, forecasts.c.source == source)
     with engine(settings).connect() as connection:
         newest = connection.execute(query).scalar()
     return newest if isinstance(newest, date) else None
+
+
+@dataclass(frozen=True)
+class DueForecast:
+    """A stored forecast whose target time has passed, with its row id (what its score points to)."""
+
+    id: int
+    entity_id: str
+    source: str
+    step: int
+    target_time: datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class Score:
+    """A forecast scored against its actual, and seasonal naive's forecast of the same target."""
+
+    forecast_id: int
+    dataset: str
+    target_date: date
+    actual: float
+    error: float
+    naive_value: float | None
+    naive_error: float | None
+    actuals_date: date
+    dag_run_id: str | None = None
+
+
+def _due_query(dataset: str, until: datetime) -> Select[Any]:
+    joined = forecasts.outerjoin(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id)
+    return (
+        select(forecasts, forecast_scores.c.id.label("score_id"))
+        .select_from(joined)
+        .where(forecasts.c.dataset == dataset, forecasts.c.target_time < _utc(until))
+    )
+
+
+def due(settings: Settings, dataset: str, until: datetime, rescore_from: datetime) -> list[DueForecast]:
+    """Forecasts whose target time is before ``until`` that have no score yet, and those whose target
+    time is at or after ``rescore_from`` (scored or not: their actuals just arrived, maybe corrected)."""
+    query = _due_query(dataset, until).where(
+        or_(forecast_scores.c.id.is_(None), forecasts.c.target_time >= _utc(rescore_from))
+    )
+    with engine(settings).connect() as connection:
+        found = connection.execute(query.order_by(forecasts.c.id)).mappings().all()
+    return [
+        DueForecast(
+            id=r["id"],
+            entity_id=r["entity_id"],
+            source=r["source"],
+            step=r["step"],
+            target_time=_utc(r["target_time"]),
+            value=r["value"],
+        )
+        for r in found
+    ]
+
+
+def count_due_unscored(settings: Settings, dataset: str, until: datetime) -> int:
+    """How many forecasts with a target time before ``until`` have no score."""
+    query = select(func.count()).select_from(
+        _due_query(dataset, until).where(forecast_scores.c.id.is_(None)).subquery()
+    )
+    with engine(settings).connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def replace_scores(settings: Settings, scores: Iterable[Score]) -> int:
+    """Store scores, each replacing any earlier score of its forecast, in one transaction."""
+    now = datetime.now(UTC)
+    values = [{**score.__dict__, "scored_at": now} for score in scores]
+    ids = [v["forecast_id"] for v in values]
+    with engine(settings).begin() as connection:
+        for start in range(0, len(ids), 500):  # bound the statement's parameters
+            connection.execute(
+                delete(forecast_scores).where(forecast_scores.c.forecast_id.in_(ids[start : start + 500]))
+            )
+        if values:
+            connection.execute(insert(forecast_scores), values)
+    return len(values)
+
+
+SCORED_COLUMNS = (
+    "forecast_id", "entity_id", "source", "data_date", "issue_time", "step", "target_time", "value", "model_name",
+    "model_version", "target_date", "actual", "error", "naive_value", "naive_error", "actuals_date",
+)  # fmt: skip
+
+
+def scored(
+    settings: Settings, dataset: str, target_from: date | None = None, target_to: date | None = None
+) -> list[dict[str, Any]]:
+    """Scored forecasts of a dataset (forecast and score side by side, ``SCORED_COLUMNS``), of the
+    target days from ``target_from`` to ``target_to`` (both included; open when None)."""
+    query = (
+        select(
+            forecasts.c.id.label("forecast_id"),
+            *(forecasts.c[name] for name in SCORED_COLUMNS[1:10]),
+            *(forecast_scores.c[name] for name in SCORED_COLUMNS[10:]),
+        )
+        .select_from(forecasts.join(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id))
+        .where(forecasts.c.dataset == dataset)
+        .order_by(forecasts.c.id)
+    )
+    if target_from is not None:
+        query = query.where(forecast_scores.c.target_date >= target_from)
+    if target_to is not None:
+        query = query.where(forecast_scores.c.target_date <= target_to)
+    with engine(settings).connect() as connection:
+        found = connection.execute(query).mappings().all()
+    return [{**row, "issue_time": _utc(row["issue_time"]), "target_time": _utc(row["target_time"])} for row in found]

@@ -18,6 +18,7 @@ from core.settings import Settings, get_settings
 from model_registry import tracking
 from model_serving.batching import RequestBatcher
 from model_serving.forecasting import forecast_requests
+from model_serving.ledger import ForecastLedger
 from model_serving.limits import BodySizeLimit, RequestLatency
 from model_serving.metrics import MODEL_READY
 from model_serving.routers import admin, forecast, forecasts, health, metrics, model
@@ -80,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = ServingRuntime(settings=settings, dataset=dataset)
+        ledger = ForecastLedger(settings, dataset.name).start() if settings.forecast_ledger else None
+        runtime = ServingRuntime(settings=settings, dataset=dataset, ledger=ledger)
         app.state.runtime = runtime
         batcher = RequestBatcher(functools.partial(forecast_requests, runtime), settings.max_batch_entities)
         app.state.batcher = batcher
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         batcher.close()
+        if ledger is not None:
+            await run_in_threadpool(ledger.close)  # what was answered is written before the process ends
 
     app = FastAPI(
         title="Forecast service",

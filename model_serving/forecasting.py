@@ -99,4 +99,6 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
                     ],
                 )
             )
+    if runtime.ledger is not None:
+        runtime.ledger.record([f for answer in answers if not isinstance(answer, Exception) for f in answer])
     return answers

@@ -63,6 +63,15 @@ MISSING_FEATURES = Counter(
     "forecast_missing_features_total", "Feature values missing from the online store, by feature.", ["feature"]
 )
 
+LEDGER_RECORDED = Counter(
+    "forecast_ledger_recorded_total", "Answered forecasts written to the forecast table (source 'online')."
+)
+LEDGER_DROPPED = Counter(
+    "forecast_ledger_dropped_total",
+    "Answered forecasts not recorded: the buffer was full, or the table refused them after retries.",
+    ["reason"],
+)
+
 # Every known label value starts at 0, so a dashboard or alert sees "none yet" rather than no series.
 for _outcome in ("swapped", "failed"):
     MODEL_RELOADS.labels(outcome=_outcome)
@@ -70,6 +79,8 @@ for _action in ("served", "refused"):
     STALE_FEATURES.labels(action=_action)
 for _reason in ("unknown_entity", "store_unavailable", "stale_features", "not_ready"):
     ERRORS.labels(reason=_reason)
+for _reason in ("buffer_full", "write_failed"):
+    LEDGER_DROPPED.labels(reason=_reason)
 
 
 def exposition(workers: int) -> bytes:

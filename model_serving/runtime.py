@@ -15,6 +15,7 @@ import pandas as pd
 
 from core.dataset import DatasetConfig
 from core.settings import Settings
+from model_serving.ledger import ForecastLedger
 from model_serving.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_RELOADS
 from model_serving.online_features import (
     FeatureReader,
@@ -115,6 +116,7 @@ class ServingRuntime:
     features: FeatureReader | None = None
     error: str | None = None
     last_reload_error: str | None = None  # why the newest champion is not served (None: it is)
+    ledger: ForecastLedger | None = None  # where answered forecasts are recorded (None: nowhere)
     _reloading: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property

@@ -6,6 +6,7 @@ are plain pydantic models, importable without pandas, Evidently or MLflow.
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -141,3 +142,29 @@ class ModelBacktest(_Outcome):
     ratio: float
     folds: int
     run_id: str
+
+
+class RealizedAccuracy(_Outcome):
+    """How scored forecasts did against their actuals (:mod:`model_validation.scoring`), and seasonal
+    naive on the same targets; per-step, per-entity and per-version maps are keyed by their text."""
+
+    forecasts: int
+    mae: float
+    naive_mae: float | None = Field(description="Seasonal naive's MAE on the targets it could forecast.")
+    mae_on_naive_targets: float | None = Field(description="The forecasts' MAE on those same targets.")
+    mae_per_step: dict[str, float]
+    naive_mae_per_step: dict[str, float]
+    mae_per_entity: dict[str, float]
+    mae_per_version: dict[str, float]
+
+
+class ScoredForecasts(_Outcome):
+    """One day's scoring: how many forecasts got their actual, and the realized accuracy of the
+    forecasts whose targets the day held, per source (batch, online)."""
+
+    dataset: str
+    data_date: date
+    scored: int
+    unscored_due: int = Field(description="Forecasts past their target time that have no actual (yet).")
+    realized: dict[str, RealizedAccuracy]
+    days_above_naive: int

@@ -19,14 +19,21 @@ from data_pipeline.outcomes import Landed, ValidationOutcome
 from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
 from forecast_store.outcomes import IssuedForecasts
 from model_registry.outcomes import AliasMove, RegisteredVersion
-from model_validation.outcomes import DriftResult, GateDecision, ModelBacktest, MonitorOutcome, RunSummary
+from model_validation.outcomes import (
+    DriftResult,
+    GateDecision,
+    ModelBacktest,
+    MonitorOutcome,
+    RunSummary,
+    ScoredForecasts,
+)  # fmt: skip
 from orchestration.plan import RunPlan
 
 OWNER = "ml-platform"
 # What tasks return to each other (pydantic models: nested values keep their types over XCom).
 TASK_RESULTS = (
     RunPlan, Landed, ValidationOutcome, OfflineFeatures, Materialized, TrainingSet, RegisteredVersion,
-    GateDecision, DriftResult, RunSummary, AliasMove, MonitorOutcome, ModelBacktest, IssuedForecasts,
+    GateDecision, DriftResult, RunSummary, AliasMove, MonitorOutcome, ModelBacktest, IssuedForecasts, ScoredForecasts,
 )  # fmt: skip
 
 

@@ -109,6 +109,17 @@ def test_ours_is_reported_against_the_floor_of_the_same_run() -> None:
     assert "| 200 | 2.0 | 3.2 | 1.60x |" in report
 
 
+def test_the_ledger_is_reported_against_the_same_service_without_it() -> None:
+    rows = [_row(serving.OURS, 200, 3.2), _row(serving.OURS_NO_LEDGER, 200, 3.0)]
+    [line] = [line for line in serving.target_lines(rows) if "ledger" in line]
+    assert line == (
+        "- ours p99 with the forecast ledger within 10% of ours without it at 200 rps: **met** "
+        "(1.07x: 3.20 ms vs 3.00 ms)"
+    )
+    rows[0] = _row(serving.OURS, 200, 3.4)
+    assert "**not met** (1.13x" in next(line for line in serving.target_lines(rows) if "ledger" in line)
+
+
 @pytest.mark.integration
 def test_the_floor_reads_the_features_once_per_request_and_answers_its_body(redis_server: int, tmp_path: Path) -> None:
     """The floor does the service's Redis read for every request (a count of HMGETs proves it) and answers

@@ -157,7 +157,7 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
     assert challenger.tags["dag_run_id"] == run.run_id
 
 
-def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrained) -> None:  # type: ignore[no-untyped-def]
+def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrained, pushgateway: str) -> None:  # type: ignore[no-untyped-def]
     """``ingest_<name>`` lands, checks and loads the day of its data interval, and each of its asset
     events names that day (what the consumers read; the scheduler-driven chain is in
     test_airflow_rest). A retraining of that day then reuses the landed, checked day."""
@@ -193,10 +193,84 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrain
         assert len(issued) == 2 * 6, "one forecast per entity and step of the day"
     assert {(r.entity_id, r.dag_run_id) for r in issued} == {("site_0", forecast.run_id), ("site_1", forecast.run_id)}
 
+    # The day before's forecasts (the batch code, as its DAG runs it), scored by the day's data: every
+    # step of every entity once, also when the scoring runs again; each figure on the champion's run.
+    from model_registry.tracking import client
+    from model_serving.batch import issue_day
+
+    settings = env.settings()
+    dataset = DatasetConfig.from_yaml(env.config, settings)
+    yesterday = issue_day(settings, dataset, day - timedelta(days=1))
+    for _ in range(2):
+        scoring = env.dag("score_synthetic").test()
+        assert set(_states(scoring).values()) == {"success"}, _states(scoring)
+    scored = store.scored(settings, "synthetic")
+    entities_steps = sorted((r["entity_id"], r["step"]) for r in scored)
+    assert entities_steps == [(e, h) for e in ("site_0", "site_1") for h in range(1, 7)]
+    assert {r["target_date"] for r in scored} == {day}
+    assert all(r["naive_value"] is not None for r in scored)
+    mlflow = client(settings)
+    run_id = mlflow.get_model_version("synthetic_forecaster", yesterday.model_version).run_id
+    history = mlflow.get_metric_history(run_id, "realized_mae")
+    mae = sum(abs(r["error"]) for r in scored) / len(scored)
+    # One entry, though the scoring ran twice: the same day logs the same metric at the same step and time.
+    assert [(round(m.value, 9), m.step) for m in history] == [(round(mae, 9), (day - date(1970, 1, 1)).days)]
+    metrics = requests.get(f"{pushgateway}/metrics", timeout=5).text
+    pushed = 'mlops_realized_mae{dataset="synthetic",instance="",job="forecast_scoring",source="batch",step="all"}'
+    assert pushed in metrics
+
     retrain = env.dag("retrain_synthetic_forecaster")
     states = _states(retrain.test(run_conf={"training_window_end": day.isoformat(), "n_trials": 0, "reason": "reuse"}))
     assert states["register_challenger"] == "success", states
     assert (landed.stat().st_mtime_ns, checked.stat().st_mtime_ns) == before, "the day was landed or checked again"
+
+
+def test_a_corrected_day_run_again_is_replaced_everywhere(retrained) -> None:  # type: ignore[no-untyped-def]
+    """The source of the newest day corrected (its last hour), the day's DAGs run again: its landed and
+    validated partitions, its features and its forecasts are replaced, with the same row counts, the
+    new values and no duplicate; the scores of the day's targets follow."""
+    import pandas as pd
+
+    from feature_store.features import offline_source_path
+    from forecast_store import store
+
+    env, _, _ = retrained
+    settings = env.settings()
+    dataset = DatasetConfig.from_yaml(env.config, settings)
+    day = SYNTHETIC_END + timedelta(days=7)
+    after = datetime(day.year, day.month, day.day, 1, tzinfo=UTC) + timedelta(days=1)
+    landed_path = env.home / "landing" / "synthetic" / f"ds={day}" / "data.parquet"
+    validated_path = env.home / "validated" / "synthetic" / f"ds={day}" / "data.parquet"
+    landed, features = pd.read_parquet(landed_path), pd.read_parquet(offline_source_path(settings, dataset))
+    issued = {(r.entity_id, r.step): r.value for r in store.issued(settings, "synthetic", data_date=day)}
+    scored = len(store.scored(settings, "synthetic"))
+
+    source_path = env.config.parent / "series.csv"
+    source = pd.read_csv(source_path, float_precision="round_trip")
+    last = (source["ts"] == f"{day} 23:00:00") & (source["site"] == "site_0")
+    source.loc[last, "temp"] += 5.0
+    source.to_csv(source_path, index=False)
+    for dag_id, when in (("ingest_synthetic", after), ("forecast_synthetic", None), ("score_synthetic", None)):
+        run = env.dag(dag_id).test(logical_date=when) if when else env.dag(dag_id).test()
+        assert set(_states(run).values()) == {"success"}, (dag_id, _states(run))
+
+    stamp = pd.Timestamp(f"{day} 23:00:00", tz="UTC")
+    for path in (landed_path, validated_path):
+        now = pd.read_parquet(path)
+        assert len(now) == len(landed)
+        assert not now.duplicated(["site", "ts"]).any()
+        diff = now["temp"].to_numpy() - landed["temp"].to_numpy()
+        assert list(now.loc[diff != 0, ["site", "ts"]].itertuples(index=False)) == [("site_0", stamp)]
+        assert diff[diff != 0] == pytest.approx([5.0])
+    rebuilt = pd.read_parquet(offline_source_path(settings, dataset))
+    assert len(rebuilt) == len(features)
+    assert not rebuilt.duplicated(["site", "event_timestamp"]).any()
+    newest = rebuilt[(rebuilt["site"] == "site_0") & (rebuilt["event_timestamp"] == stamp)]
+    assert newest["temp_lag_0"].tolist() == pytest.approx([features.loc[newest.index, "temp_lag_0"].item() + 5.0])
+    again = {(r.entity_id, r.step): r.value for r in store.issued(settings, "synthetic", data_date=day)}
+    assert again.keys() == issued.keys(), "one forecast per entity and step of the day, as before"
+    assert all(again[("site_0", h)] != issued[("site_0", h)] for h in range(1, 7)), "site_0 forecast anew"
+    assert len(store.scored(settings, "synthetic")) == scored, "each scored forecast still scored once"
 
 
 def test_corrupted_input_fails_at_validation_with_nothing_registered(tmp_path: Path, airflow_db: Path) -> None:

@@ -1,6 +1,7 @@
 """Real Airflow: ``airflow standalone`` serves REST API v2; the retraining DAG is triggered the way
 the UI form does it (conf validated against the Param schema) and runs to success."""
 
+import itertools
 import json
 import os
 import signal
@@ -172,11 +173,12 @@ def test_retraining_triggered_over_rest_succeeds(airflow_api) -> None:  # type: 
 
 
 def test_a_day_of_data_starts_the_dags_that_consume_it(airflow_api) -> None:  # type: ignore[no-untyped-def]
-    """The scheduler starts the drift monitor and the nightly backtest because the daily data DAG's
-    asset event says a day is online (asset-triggered runs), and they judge the event's day."""
+    """The scheduler starts the drift monitor, the nightly backtest and the batch forecast because the
+    daily data DAG's asset event says a day is online, and the scoring because the forecast's event
+    says the day's forecasts are stored (asset-triggered runs); they judge the event's day."""
     base, auth, platform = airflow_api
     dags = f"{base}/api/v2/dags"
-    consumers = ("drift_monitor_synthetic", "nightly_backtest_synthetic")
+    consumers = ("drift_monitor_synthetic", "nightly_backtest_synthetic", "forecast_synthetic", "score_synthetic")
     for dag_id in ("ingest_synthetic", *consumers):
         _wait(lambda dag_id=dag_id: requests.get(f"{dags}/{dag_id}", headers=auth, timeout=5).ok, 180, dag_id)
         assert requests.patch(f"{dags}/{dag_id}", json={"is_paused": False}, headers=auth, timeout=10).ok
@@ -214,6 +216,64 @@ def test_a_day_of_data_starts_the_dags_that_consume_it(airflow_api) -> None:  # 
     assert [(r.data.tags["check_date"], r.data.tags["data_date"]) for r in checks] == [
         (SYNTHETIC_END.isoformat(), SYNTHETIC_END.isoformat())
     ]
+    with platform:
+        from forecast_store import store
+
+        issued = store.issued(platform.settings(), "synthetic")
+    assert {(r.data_date, r.entity_id) for r in issued} == {(SYNTHETIC_END, "site_0"), (SYNTHETIC_END, "site_1")}
+
+
+def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api) -> None:  # type: ignore[no-untyped-def]
+    """``POST /api/v2/backfills`` (what ``airflow backfill create`` and the UI's backfill send) over
+    three days before the newest: the daily data DAG runs them one after the other, oldest first;
+    each day's event reaches the batch forecast, which stores one forecast per entity, step and day,
+    and the offline features still hold the newest day (a backfill never takes them back)."""
+    base, auth, platform = airflow_api
+    days = [SYNTHETIC_END - timedelta(days=n) for n in (3, 2, 1)]
+    start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
+    body = {
+        "dag_id": "ingest_synthetic",
+        "from_date": start.isoformat(),
+        "to_date": (start + timedelta(days=2, hours=2)).isoformat(),
+        "max_active_runs": 1,
+        "reprocess_behavior": "none",
+    }
+    created = requests.post(f"{base}/api/v2/backfills", json=body, headers=auth, timeout=10)
+    assert created.ok, created.text
+    backfill_id = created.json()["id"]
+    runs_url = f"{base}/api/v2/dags/ingest_synthetic/dagRuns"
+
+    def backfill_runs() -> list[dict[str, str]] | None:
+        runs = requests.get(runs_url, params={"run_type": "backfill"}, headers=auth, timeout=10).json()["dag_runs"]
+        done = [r for r in runs if r["state"] in ("success", "failed")]
+        return done if len(done) == 3 else None
+
+    runs = sorted(_wait(backfill_runs, 600, "three backfill runs finished"), key=lambda r: r["logical_date"])
+    assert [r["state"] for r in runs] == ["success"] * 3
+    assert [datetime.fromisoformat(r["data_interval_start"]).date() for r in runs] == days
+    for earlier, later in itertools.pairwise(runs):
+        assert earlier["end_date"] <= later["start_date"], "one day at a time, oldest first"
+    assert requests.get(f"{base}/api/v2/backfills/{backfill_id}", headers=auth, timeout=10).ok
+
+    with platform:
+        from feature_store.features import offline_source
+        from forecast_store import store
+
+        settings = platform.settings()
+
+        def forecast_days() -> set[object] | None:
+            stored = {r.data_date for r in store.issued(settings, "synthetic")}
+            return stored if set(days) <= stored else None
+
+        _wait(forecast_days, 600, "the backfilled days forecast")
+        issued = store.issued(settings, "synthetic")
+        keys = [(r.data_date, r.entity_id, r.step) for r in issued]
+        assert len(keys) == len(set(keys)) == 4 * 2 * 6, "one forecast per entity, step and day, no duplicate"
+        from core.dataset import DatasetConfig
+
+        held = offline_source(settings, DatasetConfig.from_yaml(platform.config, settings))
+    assert held is not None
+    assert held.logical_date == SYNTHETIC_END
 
 
 def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(airflow_api) -> None:  # type: ignore[no-untyped-def]

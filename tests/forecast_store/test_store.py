@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import Settings
-from forecast_store import store
+from forecast_store import schema, store
 
 pytestmark = pytest.mark.integration
 
@@ -59,12 +59,14 @@ def test_the_migrations_make_the_table_once_with_named_indexes(settings: Setting
     store.upgrade(settings)
     store.upgrade(settings)  # again: nothing to do
     inspector = sa.inspect(store.engine(settings))
-    assert {"forecasts", "alembic_version"} <= set(inspector.get_table_names())
+    assert {"forecasts", "forecast_scores", "alembic_version"} <= set(inspector.get_table_names())
     indexes = {i["name"]: i for i in inspector.get_indexes("forecasts")}
     assert set(indexes) == {"uq_forecasts_batch_day", "ix_forecasts_lookup", "ix_forecasts_target"}
     assert indexes["uq_forecasts_batch_day"]["unique"]
+    [foreign_key] = inspector.get_foreign_keys("forecast_scores")
+    assert (foreign_key["referred_table"], foreign_key["options"].get("ondelete")) == ("forecasts", "CASCADE")
     with store.engine(settings).connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_a_day_rerun_replaces_its_rows_and_only_its_rows(settings: Settings) -> None:
@@ -118,3 +120,30 @@ def test_two_writers_of_one_day_leave_one_of_them_whole(settings: Settings) -> N
     stored = values(settings)
     assert len(stored) == 48
     assert {v - s for _, s, v in stored} in ({100.0}, {200.0})
+
+
+def score_all(settings: Settings, day: date = DAY, actual: float = 10.0) -> int:
+    due = store.due(settings, "synthetic", until=ISSUED + timedelta(days=1), rescore_from=ISSUED)
+    scores = [
+        store.Score(f.id, "synthetic", f.target_time.date(), actual, f.value - actual, None, None, day) for f in due
+    ]
+    return store.replace_scores(settings, scores)
+
+
+def test_each_forecast_has_one_score_and_a_replaced_day_takes_its_scores_along(settings: Settings) -> None:
+    store.upgrade(settings)
+    store.replace_day(settings, "synthetic", DAY, rows(10.0))
+    assert score_all(settings) == 6
+    assert score_all(settings, actual=11.0) == 6, "scored again: the earlier scores are replaced"
+    scored = store.scored(settings, "synthetic")
+    assert len(scored) == 6
+    assert {r["actual"] for r in scored} == {11.0}
+    assert store.count_due_unscored(settings, "synthetic", ISSUED + timedelta(days=1)) == 0
+    again = {"forecast_id": scored[0]["forecast_id"], "dataset": "synthetic", "target_date": DAY, "actual": 1.0,
+             "error": 0.0, "actuals_date": DAY, "scored_at": ISSUED}  # fmt: skip
+    with pytest.raises(sa.exc.IntegrityError, match=r"(?i)unique"), store.engine(settings).begin() as connection:
+        connection.execute(sa.insert(schema.forecast_scores), [again])  # a second score of one forecast
+
+    store.replace_day(settings, "synthetic", DAY, rows(20.0))  # the day issued again
+    assert store.scored(settings, "synthetic") == []
+    assert store.count_due_unscored(settings, "synthetic", ISSUED + timedelta(days=1)) == 6

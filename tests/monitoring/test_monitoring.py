@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,8 @@ def project_prometheus(tmp: Path, targets: dict[str, str]) -> Iterator[str]:
 def registry_copy(tmp_path: Path, trained: tuple[Settings, DatasetConfig], pushgateway: str) -> Settings:
     """The trained settings on a copy of the MLflow database (the batch jobs below add runs), pushing
     to the test Pushgateway."""
-    return on_registry_copy(trained[0], tmp_path, pushgateway_url=pushgateway)
+    forecasts = f"sqlite:///{tmp_path / 'forecasts.db'}"
+    return on_registry_copy(trained[0], tmp_path, pushgateway_url=pushgateway, forecast_db=forecasts)
 
 
 @pytest.mark.slow
@@ -120,6 +122,8 @@ def test_every_dashboard_panel_query_returns_data(
     registry_copy: Settings, trained: tuple[Settings, DatasetConfig], pushgateway: str, tmp_path: Path
 ) -> None:
     from core.settings import child_environment
+    from model_serving.batch import issue_day
+    from model_validation import scoring
     from model_validation.backtest_champion import backtest_registered, publish
     from model_validation.decision import publish_run
     from model_validation.drift_monitor import check_champion
@@ -145,6 +149,8 @@ def test_every_dashboard_panel_query_returns_data(
         check_champion(settings, dataset, SYNTHETIC_END)
         publish(settings, dataset, backtest_registered(settings, dataset, SYNTHETIC_END))
         publish_run(settings, dataset.name, promoted=True)
+        issue_day(settings, dataset, SYNTHETIC_END - timedelta(days=1))  # a day's forecasts, scored the next day
+        scoring.publish(settings, dataset, scoring.score_day(settings, dataset, SYNTHETIC_END))
 
         empty = []
         for dashboard, title, expression in panel_queries({"__rate_interval": "15s", "dataset": dataset.name}):
@@ -154,7 +160,7 @@ def test_every_dashboard_panel_query_returns_data(
 
         rules = requests.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
         loaded = [rule for group in rules for rule in group["rules"]]
-        assert len(loaded) == 10
+        assert len(loaded) == 12
         assert {rule["health"] for rule in loaded} == {"ok"}, [r for r in loaded if r["health"] != "ok"]
 
 

@@ -69,6 +69,7 @@ GOOD: dict[str, list[dict[str, Any]]] = {
     "drift_monitor_ett": [{}],
     "ingest_ett": [{}],
     "forecast_ett": [{}],
+    "score_ett": [{}],
 }
 
 BAD: dict[str, list[dict[str, Any]]] = {
@@ -168,6 +169,7 @@ def test_scheduled_dags_take_no_conf(dags: dict[str, Any]) -> None:
         "drift_monitor_ett",
         "ingest_ett",
         "forecast_ett",
+        "score_ett",
     ):
         assert len(dags[dag_id].params) == 0, dag_id
     for path in sorted((PROJECT_ROOT / "dags").glob("*.py")):

@@ -38,6 +38,7 @@ def test_no_import_errors_and_one_set_of_dags_per_dataset(dagbag) -> None:  # ty
         "rollback_ett_champion",
         "ingest_ett",
         "forecast_ett",
+        "score_ett",
     }
 
 
@@ -108,6 +109,10 @@ def test_the_daily_data_tells_its_consumers_through_assets(dagbag) -> None:  # t
     for consumer in ("drift_monitor_ett", "nightly_backtest_ett", "forecast_ett"):
         schedule = dagbag.dags[consumer].schedule
         assert list(schedule) == [online], consumer
+    # Scoring runs once the day's forecasts are stored (the day's data holds the actuals of earlier ones).
+    [issue] = [task for task in dagbag.dags["forecast_ett"].tasks if task.outlets]
+    assert list(dagbag.dags["score_ett"].schedule) == issue.outlets
+    assert [asset.uri for asset in issue.outlets] == ["x-mlops://ett/forecasts"]
 
 
 def test_retrain_form_is_a_json_schema(dagbag) -> None:  # type: ignore[no-untyped-def]
