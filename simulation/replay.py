@@ -19,6 +19,7 @@ the DAGs reported.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -129,6 +130,7 @@ def prepare_environment(home: Path, config: Path) -> None:
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # the simulation's own bar is the one to read
         }
     )
     for key in [k for k in os.environ if k.startswith("MLOPS_") and k not in _OWN]:
@@ -174,7 +176,9 @@ class Simulation:
 
     def run_dag(self, dag_id: str, **kwargs: Any) -> dict[str, str | None]:
         """One run of ``dag_id`` with ``dag.test()``; the state of each of its tasks."""
-        run = self.dags[dag_id].test(**kwargs)
+        # What the DAGs' libraries print (Feast's materialization, Airflow's task output) goes to a log.
+        with (self.home / "dags.log").open("a") as log_file, contextlib.redirect_stdout(log_file):
+            run = self.dags[dag_id].test(**kwargs)
         states = {ti.task_id: (str(ti.state) if ti.state else None) for ti in run.get_task_instances()}
         # A run whose tasks never ran (e.g. dated before the DAG's start) did nothing: no success.
         ran = any(state in ("success", "failed", "upstream_failed") for state in states.values())

@@ -175,7 +175,9 @@ def test_days_filled_out_of_order_and_a_corrected_day_replace_only_that_day(
     if online == "redis":
         settings = settings.model_copy(
             update={"online_store": OnlineStoreKind.REDIS, "redis_host": "127.0.0.1",
-                    "redis_port": request.getfixturevalue("redis_server"), "redis_password": SecretStr("test-secret")}
+                    "redis_port": request.getfixturevalue("redis_server"), "redis_password": SecretStr("test-secret"),
+                    # A project of its own: the session's Redis serves other tests the same entities.
+                    "feast_project": "corrections"}
         )  # fmt: skip
     newest, older = date(2024, 3, 31), date(2024, 3, 29)
     daily_load(settings, dataset, newest)
