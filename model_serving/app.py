@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        ledger = ForecastLedger(settings, dataset.name).start() if settings.forecast_ledger else None
+        ledger = ForecastLedger(settings, dataset.name, dataset.frequency).start() if settings.forecast_ledger else None
         runtime = ServingRuntime(settings=settings, dataset=dataset, ledger=ledger)
         app.state.runtime = runtime
         batcher = RequestBatcher(functools.partial(forecast_requests, runtime), settings.max_batch_entities)

@@ -1,108 +1,108 @@
 """The online forecast ledger: every forecast the service answers goes to the forecast table.
 
-Off the request path: a request only puts its forecasts in a bounded buffer (``put_nowait``), and a
-writer thread drains it in batches into the table (source ``online``). When the buffer is full the
-new forecasts are dropped and counted, never waited for; when the table refuses a batch (the
-database is down) the writer retries with backoff, and past its retries drops and counts the batch,
-so a slow database never slows a request. Stopping the service writes what is still buffered.
+Off the request path, and off the request process: a request only puts its forecasts, as small
+tuples, in a bounded queue (``put_nowait``), and a writer process drains it in batches into the
+table (source ``online``). The writer is a process of its own because turning thousands of rows a
+second into SQL is Python work: in a thread it would hold the GIL the requests need, and every
+request would wait for it. When the queue is full new forecasts are dropped and counted, never
+waited for; when the table refuses a batch (the database is down) the writer retries with backoff,
+then drops and counts the batch, so a slow database never slows a request. Stopping the service
+writes what is still queued.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import multiprocessing
 import queue
 import threading
-import time
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import timedelta
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
 
 from core.settings import Settings
-from forecast_store import store
-from forecast_store.schema import ONLINE
+from forecast_store.writer import Entry, write_until_stopped
 from model_serving.metrics import LEDGER_DROPPED, LEDGER_RECORDED
 from model_serving.schemas import Forecast
 
 log = logging.getLogger(__name__)
 
-BATCH_FORECASTS = 500  # forecasts per write
-WRITE_ATTEMPTS = 4
-RETRY_INITIAL_SECONDS = 0.5
+BATCH_FORECASTS = 5_000  # forecasts per write, at most
+FLUSH_SECONDS = 0.5  # how often the buffer is handed over to the writer
+QUEUED_BATCHES = 4  # batches handed over and not yet written, at most
 
 
 class ForecastLedger:
-    """A bounded buffer of answered forecasts and the thread that writes them."""
+    """A bounded buffer of answered forecasts, handed in batches to the process that writes them."""
 
-    def __init__(self, settings: Settings, dataset: str, buffer: int | None = None):
-        self.settings, self.dataset = settings, dataset
-        self._buffer: queue.Queue[Forecast | None] = queue.Queue(maxsize=buffer or settings.forecast_ledger_buffer)
-        self._writer = threading.Thread(target=self._write_until_stopped, name="forecast-ledger", daemon=True)
-        self._ready = False
+    def __init__(self, settings: Settings, dataset: str, step: timedelta, buffer: int | None = None):
+        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
+        self.capacity = buffer or settings.forecast_ledger_buffer
+        # Appends and pops of a deque are atomic: requests add to it without a lock of ours.
+        self._buffer: collections.deque[Entry] = collections.deque()
+        self._batches: Any = context.Queue(maxsize=QUEUED_BATCHES)
+        self._written: Synchronized[int] = context.Value("q", 0)
+        self._failed: Synchronized[int] = context.Value("q", 0)
+        self._counted = (0, 0)
+        self._stop = threading.Event()
+        self._writer = context.Process(
+            target=write_until_stopped,
+            args=(settings, dataset, step, self._batches, self._written, self._failed),
+            name="forecast-ledger",
+            daemon=True,
+        )
+        self._handover = threading.Thread(target=self._hand_over_until_stopped, name="forecast-ledger", daemon=True)
 
     def start(self) -> ForecastLedger:
         self._writer.start()
+        self._handover.start()
         return self
 
     def record(self, forecasts: Sequence[Forecast]) -> None:
         """Buffer answered forecasts; what does not fit is dropped and counted. Never blocks."""
-        for forecast in forecasts:
-            try:
-                self._buffer.put_nowait(forecast)
-            except queue.Full:
+        for f in forecasts:
+            if len(self._buffer) >= self.capacity:
                 LEDGER_DROPPED.labels(reason="buffer_full").inc()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what is buffered, then stop the writer (the end of the buffer is marked by ``None``;
-        it waits for room if the buffer is full)."""
-        if self._writer.is_alive():
-            self._buffer.put(None, timeout=timeout)
-            self._writer.join(timeout=timeout)
-
-    def _write_until_stopped(self) -> None:
-        stopping = False
-        while not stopping:
-            batch: list[Forecast] = []
-            item = self._buffer.get()
-            while item is not None:
-                batch.append(item)
-                if len(batch) >= BATCH_FORECASTS:
-                    break
-                try:
-                    item = self._buffer.get_nowait()
-                except queue.Empty:
-                    break
-            stopping = item is None
-            if batch:
-                self._write(batch)
-
-    def _write(self, batch: list[Forecast]) -> None:
-        rows = [
-            store.ForecastRow(
-                dataset=self.dataset,
-                entity_id=forecast.entity_id,
-                data_date=forecast.feature_event_time.astimezone(UTC).date(),
-                issue_time=forecast.feature_event_time,
-                step=step,
-                target_time=point.timestamp,
-                value=point.value,
-                model_name=forecast.model_name,
-                model_version=forecast.model_version,
-                source=ONLINE,
+                continue
+            self._buffer.append(
+                (f.entity_id, f.model_name, f.model_version, f.feature_event_time, [p.value for p in f.forecast])
             )
-            for forecast in batch
-            for step, point in enumerate(forecast.forecast, start=1)
-        ]
-        delay = RETRY_INITIAL_SECONDS
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                if not self._ready:
-                    store.upgrade(self.settings)
-                    self._ready = True
-                store.append(self.settings, rows)
-                LEDGER_RECORDED.inc(len(batch))
+
+    def _hand_over_until_stopped(self) -> None:
+        """Every FLUSH_SECONDS, what the buffer holds goes to the writer as one batch (one pickle, one
+        pipe write); while the writer is behind (its queue of batches full), the buffer keeps it."""
+        pending: list[Entry] = []
+        while True:
+            stopping = self._stop.wait(FLUSH_SECONDS)
+            while self._buffer and len(pending) < BATCH_FORECASTS:
+                pending.append(self._buffer.popleft())
+            if pending:
+                try:
+                    self._batches.put(pending, timeout=FLUSH_SECONDS if not stopping else 30.0)
+                    pending = []
+                except queue.Full:
+                    pass  # kept in pending; the buffer fills meanwhile and drops what comes
+            self._count()
+            if stopping and not self._writer.is_alive():  # nobody left to write them
+                LEDGER_DROPPED.labels(reason="write_failed").inc(len(pending) + len(self._buffer))
                 return
-            except Exception:
-                log.warning("forecast ledger: write %d of %d failed", attempt, WRITE_ATTEMPTS, exc_info=True)
-                if attempt < WRITE_ATTEMPTS:
-                    time.sleep(delay)
-                    delay *= 2
-        LEDGER_DROPPED.labels(reason="write_failed").inc(len(batch))
+            if stopping and not self._buffer and not pending:
+                return
+
+    def _count(self) -> None:
+        """Bring the service's counters up to what the writer reports."""
+        written, failed = self._written.value, self._failed.value
+        LEDGER_RECORDED.inc(written - self._counted[0])
+        LEDGER_DROPPED.labels(reason="write_failed").inc(failed - self._counted[1])
+        self._counted = (written, failed)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Hand over what is buffered, let the writer write it, then stop it (``None`` ends its queue)."""
+        self._stop.set()
+        self._handover.join(timeout=timeout)
+        if self._writer.is_alive():
+            self._batches.put(None, timeout=timeout)
+            self._writer.join(timeout=timeout)
+        self._count()

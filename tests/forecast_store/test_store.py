@@ -147,3 +147,28 @@ def test_each_forecast_has_one_score_and_a_replaced_day_takes_its_scores_along(s
     store.replace_day(settings, "synthetic", DAY, rows(20.0))  # the day issued again
     assert store.scored(settings, "synthetic") == []
     assert store.count_due_unscored(settings, "synthetic", ISSUED + timedelta(days=1)) == 6
+
+
+def test_appended_online_rows_read_and_compare_like_the_rest(settings: Settings) -> None:
+    """The service's rows go in through the driver, not SQLAlchemy's bind processing: they must come
+    back the same, and compare with times like the day-by-day rows do (SQLite compares text)."""
+    store.upgrade(settings)
+    local = ISSUED.astimezone(timezone(timedelta(hours=-5)))
+    online = [
+        store.ForecastRow(
+            "synthetic", "a", DAY, local, h, local + timedelta(hours=h), 1.5 * h, "m", "2", source="online"
+        )
+        for h in (1, 2)
+    ]
+    assert store.append(settings, online) == 2
+    back = store.issued(settings, "synthetic", source="online")
+    assert [(r.issue_time, r.target_time, r.value, r.model_version, r.dag_run_id) for r in back] == [
+        (ISSUED, ISSUED + timedelta(hours=1), 1.5, "2", None),
+        (ISSUED, ISSUED + timedelta(hours=2), 3.0, "2", None),
+    ]
+    store.replace_day(settings, "synthetic", DAY, rows(10.0, entities=("a",), steps=2))
+    # Until the second step's target exactly: the first steps of both sources are due, not the second.
+    due = store.due(settings, "synthetic", until=ISSUED + timedelta(hours=2), rescore_from=ISSUED)
+    assert sorted((d.source, d.step) for d in due) == [("batch", 1), ("online", 1)]
+    with pytest.raises(ValueError, match="a day at a time"):
+        store.append(settings, rows(1.0))

@@ -1,0 +1,83 @@
+"""The process that writes the service's answered forecasts into the forecast table.
+
+:mod:`model_serving.ledger` starts it and hands it batches; it lives here, with the table, so that
+the process imports the table's code alone (nothing of the service: no metrics of its own that a
+multi-worker service would sum with its workers').
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WRITE_ATTEMPTS = 4
+RETRY_INITIAL_SECONDS = 0.5
+
+# What crosses to the writer per forecast: entity, model name, model version, the features' event
+# time, the values of steps 1..H (target times are the event time plus whole steps).
+Entry = tuple[str, str, str, datetime, list[float]]
+
+
+def write_until_stopped(
+    settings: Settings,
+    dataset: str,
+    step: timedelta,
+    batches: Any,
+    written: Synchronized[int],
+    failed: Synchronized[int],
+) -> None:
+    """The writer process: each batch handed over goes into the table, until ``None`` comes; what it
+    wrote and what it gave up on go to ``written`` and ``failed`` (forecasts)."""
+    from forecast_store import store
+
+    ready = False
+    while (batch := batches.get()) is not None:
+        rows = as_rows(dataset, step, batch)
+        delay = RETRY_INITIAL_SECONDS
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                if not ready:
+                    store.upgrade(settings)
+                    ready = True
+                store.append(settings, rows)
+                with written.get_lock():
+                    written.value += len(batch)
+                break
+            except Exception:
+                log.warning("forecast ledger: write %d of %d failed", attempt, WRITE_ATTEMPTS, exc_info=True)
+                if attempt == WRITE_ATTEMPTS:
+                    with failed.get_lock():
+                        failed.value += len(batch)
+                else:
+                    time.sleep(delay)
+                    delay *= 2
+
+
+def as_rows(dataset: str, step: timedelta, batch: list[Entry]) -> list[Any]:
+    """The table's rows of queued forecasts: one per step."""
+    from forecast_store import store
+    from forecast_store.schema import ONLINE
+
+    return [
+        store.ForecastRow(
+            dataset=dataset,
+            entity_id=entity,
+            data_date=event_time.astimezone(UTC).date(),
+            issue_time=event_time,
+            step=h,
+            target_time=event_time + h * step,
+            value=value,
+            model_name=name,
+            model_version=version,
+            source=ONLINE,
+        )
+        for entity, name, version, event_time, values in batch
+        for h, value in enumerate(values, start=1)
+    ]
