@@ -1,13 +1,13 @@
 """The online forecast ledger: every forecast the service answers goes to the forecast table.
 
-Off the request path, and off the request process: a request only puts its forecasts, as small
-tuples, in a bounded queue (``put_nowait``), and a writer process drains it in batches into the
-table (source ``online``). The writer is a process of its own because turning thousands of rows a
-second into SQL is Python work: in a thread it would hold the GIL the requests need, and every
-request would wait for it. When the queue is full new forecasts are dropped and counted, never
-waited for; when the table refuses a batch (the database is down) the writer retries with backoff,
-then drops and counts the batch, so a slow database never slows a request. Stopping the service
-writes what is still queued.
+Off the request path, and off the request process: a request only appends its forecasts, as small
+tuples, to a bounded buffer; twice a second a thread hands what the buffer holds to a writer process
+as one batch, and the writer inserts it (source ``online``). The writer is a process of its own
+because turning thousands of rows a second into SQL is Python work: in a thread it would hold the GIL
+the requests need, and every request would wait for it. When the buffer is full new forecasts are
+dropped and counted, never waited for; when the table refuses a batch (the database is down) the
+writer retries with backoff, then drops and counts the batch, so a slow database never slows a
+request. Stopping the service writes what is still buffered.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class ForecastLedger:
         self._batches: Any = context.Queue(maxsize=QUEUED_BATCHES)
         self._written: Synchronized[int] = context.Value("q", 0)
         self._failed: Synchronized[int] = context.Value("q", 0)
-        self._counted = (0, 0)
+        self._counted, self._counting = (0, 0), threading.Lock()
         self._stop = threading.Event()
         self._writer = context.Process(
             target=write_until_stopped,
@@ -92,11 +92,13 @@ class ForecastLedger:
                 return
 
     def _count(self) -> None:
-        """Bring the service's counters up to what the writer reports."""
-        written, failed = self._written.value, self._failed.value
-        LEDGER_RECORDED.inc(written - self._counted[0])
-        LEDGER_DROPPED.labels(reason="write_failed").inc(failed - self._counted[1])
-        self._counted = (written, failed)
+        """Bring the service's counters up to what the writer reports (from the hand-over thread, and
+        once more when closing)."""
+        with self._counting:
+            written, failed = self._written.value, self._failed.value
+            LEDGER_RECORDED.inc(written - self._counted[0])
+            LEDGER_DROPPED.labels(reason="write_failed").inc(failed - self._counted[1])
+            self._counted = (written, failed)
 
     def close(self, timeout: float = 60.0) -> None:
         """Hand over what is buffered, let the writer write it, then stop it (``None`` ends its queue)."""
