@@ -24,9 +24,10 @@ per new day, in order (several days folded into one run are checked one after th
 
 check_drift (Evidently: per entity, the newest `drift_window` up to the day against the champion's
 training window; one MLflow run per check date; figures to the Pushgateway) -> needs_retraining
-(drift share above `max_drift_share` in `drift_consecutive_checks` checks in a row; too little data is
-never drift) -> trigger `retrain_{name}_forecaster` with the reason -> record the trigger (the streak
-restarts). A run started by hand checks its logical date against the newest validated day.
+(drift share above `max_drift_share` on `drift_consecutive_checks` days of new data in a row; a check
+whose day was judged already is recorded as `no_new_data` and not counted; too little data is never
+drift) -> trigger `retrain_{name}_forecaster` with the reason -> record the trigger (the streak restarts).
+A run started by hand checks its logical date against the newest validated day.
 Config: `{config}`.
 """
 

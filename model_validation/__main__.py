@@ -1,7 +1,10 @@
 """``python -m model_validation {promote,calibrate-drift} --dataset CONFIG --logical-date D``.
 
-promote: the challenger (or ``--version``) becomes the champion if it beats the champion and
-seasonal naive on the holdout of ``--logical-date``'s training window (the champion/challenger gate).
+promote: the challenger (or ``--version``) becomes the champion if it passes both gates of a
+retraining run: it beats the champion and seasonal naive on the holdout of ``--logical-date``'s
+training window (the champion/challenger gate), and its training rows represent the newest window up
+to that date (the drift gate). ``--force --reason WHY`` overrides the drift gate only, recorded on the
+version as in the retraining form; nothing overrides a model that loses to the champion.
 
 calibrate-drift: how often the drift gate would have fired, at each candidate threshold, on the past
 windows of the training window that ends at ``--logical-date`` (read from the offline feature
@@ -27,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["promote", "calibrate-drift"])
     add_common_args(parser)
     parser.add_argument("--version", default=None, help="promote: model version (default: the challenger)")
-    parser.add_argument("--reason", default="", help="promote: why, recorded on the version")
+    parser.add_argument("--reason", default="", help="promote: why, recorded on the version (required with --force)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="promote: override a blocking drift gate (recorded as an override with --reason); never a worse model",
+    )
     parser.add_argument(
         "--thresholds", default="0.25,0.5,0.75,1,1.25,1.5,2", help="calibrate-drift: comma-separated candidates"
     )
@@ -35,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings, dataset, logical_date = resolve(args)
     if args.command == "promote":
-        return promote(settings, dataset, logical_date, args.version, args.reason)
+        if args.force and not args.reason.strip():
+            parser.error("--force overrides the drift gate and needs --reason")
+        return promote(settings, dataset, logical_date, args.version, args.reason, args.force)
     import pandas as pd
 
     from core.columns import EVENT_TIMESTAMP
@@ -73,22 +83,36 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def promote(settings: Settings, dataset: DatasetConfig, logical_date: date, version: str | None, note: str) -> int:
-    """The champion/challenger gate on the date's holdout, then the alias move; 3 when the gate says no."""
+def promote(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, version: str | None, note: str, force: bool = False
+) -> int:
+    """Both gates on the date's windows, then the alias move; 3 when a gate says no.
+
+    The decision is recorded on the version as a retraining run records it (each gate's tags, then
+    ``gate_decision``), so the registry tells how every champion got there."""
     from model_registry.promotion import promote_version
     from model_registry.tracking import CHALLENGER, client, configure
     from model_validation.champion import evaluate_challenger, holdout_of
+    from model_validation.decision import explain_skip, promotion_allowed, promotion_reason, record_decision
+    from model_validation.drift import gate_version
 
     configure(settings)
     model_name = settings.model_name(dataset.name)
     version = version or str(client(settings).get_model_version_by_alias(model_name, CHALLENGER).version)
     decision = evaluate_challenger(settings, dataset, model_name, version, holdout_of(settings, dataset, logical_date))
-    if not decision.passed:
-        print(f"{model_name} v{version} NOT promoted: {decision.reason}")
+    out_dir = settings.artifacts / dataset.name / "promote" / f"v{version}-{logical_date}"
+    drift = gate_version(settings, dataset, version, logical_date, None, out_dir, force, note)
+    if not promotion_allowed(decision, drift):
+        reason = explain_skip(decision, drift)
+        record_decision(settings, model_name, version, False, reason)
+        print(f"{model_name} v{version} NOT promoted: {reason}")
         return 3
-    reason = f"{decision.reason}; {note}" if note else decision.reason
+    reason = promotion_reason(decision, drift)
+    if note and not force:
+        reason += f"; {note}"
     promote_version(settings, model_name, version, reason, expected_champion=decision.champion_version)
-    print(f"{model_name} v{version} promoted to champion: {decision.reason}")
+    record_decision(settings, model_name, version, True, reason)
+    print(f"{model_name} v{version} promoted to champion: {reason}")
     return 0
 
 

@@ -168,22 +168,39 @@ def drift_gate(
     )
 
 
+def training_rows(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
+    """A registered version's training rows, read back from the offline feature source (the span its run
+    logged as ``training_start``..``training_end``)."""
+    from model_registry.tracking import client
+
+    mlflow_client = client(settings)
+    params = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, version).run_id)).data.params
+    features = pd.read_parquet(offline_source_path(settings, dataset))
+    stamps = features[EVENT_TIMESTAMP]
+    start, end = pd.Timestamp(params["training_start"]), pd.Timestamp(params["training_end"])
+    return features[(stamps >= start) & (stamps <= end)]
+
+
 def gate_version(
     settings: Settings,
     dataset: DatasetConfig,
     version: str,
     logical_date: date,
-    training_set_path: Path,
+    training_set_path: Path | None,
     out_dir: Path,
     force: bool = False,
     forced_because: str = "",
 ) -> DriftResult:
-    """The drift gate of a registered version: its training rows (``training_set_path``) against the
-    newest window up to ``logical_date``; reports and figures to the version's run, outcome to its tags."""
+    """The drift gate of a registered version: its training rows (``training_set_path``, or read back
+    from the offline source when None) against the newest window up to ``logical_date``; reports and
+    figures to the version's run, outcome to its tags."""
     from model_registry.tracking import client
 
     model_name = settings.model_name(dataset.name)
-    reference = pd.read_parquet(training_set_path)
+    if training_set_path is None:
+        reference = training_rows(settings, dataset, model_name, version)
+    else:
+        reference = pd.read_parquet(training_set_path)
     result = drift_gate(settings, dataset, logical_date, reference, out_dir, force, forced_because)
     mlflow_client = client(settings)
     run_id = str(mlflow_client.get_model_version(model_name, version).run_id)

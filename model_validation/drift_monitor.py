@@ -4,8 +4,11 @@ Each check compares the newest materialized features (what the service forecasts
 champion's training window, per entity, and pushes the figures to the Pushgateway for Prometheus
 and Grafana. Every check is one MLflow run (tag ``job=drift_monitor``, one per check date, so a
 re-run replaces its figures instead of adding a check): that history is what "drift above the
-threshold for N consecutive checks" is counted on. Checks without a verdict (not enough data) break
-a streak rather than extend it, and a check that led to a retraining trigger ends its streak.
+threshold for N consecutive days" is counted on, one count per day of new data. A check whose day
+of data was judged already (no new data since) is recorded as such and neither extends nor breaks a
+streak: judging the same window again is not a second piece of evidence. Checks without a verdict
+(not enough data) break a streak rather than extend it, and a check that led to a retraining trigger
+ends its streak.
 """
 
 from __future__ import annotations
@@ -16,14 +19,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import pandas as pd
-
-from core.columns import EVENT_TIMESTAMP
 from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
 from core.settings import Settings
-from feature_store.features import offline_source_path
-from model_validation.drift import drift_gate
+from model_validation.drift import drift_gate, training_rows
 from model_validation.outcomes import CheckState, DriftOutcome, DriftResult, MonitorOutcome
 
 log = logging.getLogger(__name__)
@@ -37,6 +36,11 @@ class CheckRecord:
     check_date: str
     state: CheckState
     triggered: bool
+    data_date: str = ""  # the day of data judged (older records: the check date)
+
+    @property
+    def day(self) -> str:
+        return self.data_date or self.check_date
 
 
 def state_of(result: DriftResult) -> CheckState:
@@ -46,13 +50,29 @@ def state_of(result: DriftResult) -> CheckState:
 
 
 def consecutive_drifted(history: list[CheckRecord]) -> int:
-    """Drifted checks in a row, newest first, up to the first steady, unknown or triggering check."""
+    """Drifted days of data in a row, newest first, up to the first steady, unknown or triggering
+    check; checks that found no new data are passed over."""
     count = 0
-    for record in sorted(history, key=lambda r: r.check_date, reverse=True):
+    judged = [r for r in history if r.state is not CheckState.NO_NEW_DATA]
+    for record in sorted(judged, key=lambda r: (r.day, r.check_date), reverse=True):
         if record.state is not CheckState.DRIFTED or record.triggered:
             break
         count += 1
     return count
+
+
+def judged_before(history: list[CheckRecord], check_date: date, data_date: date) -> CheckRecord | None:
+    """The check of another date that already judged ``data_date``, if any."""
+    return next(
+        (
+            r
+            for r in history
+            if r.day == data_date.isoformat()
+            and r.check_date != check_date.isoformat()
+            and r.state is not CheckState.NO_NEW_DATA
+        ),
+        None,
+    )
 
 
 def _history(settings: Settings, dataset: DatasetConfig) -> list[Any]:
@@ -74,22 +94,11 @@ def records(runs: list[Any]) -> list[CheckRecord]:
             check_date=run.data.tags["check_date"],
             state=CheckState(run.data.tags.get("state", CheckState.UNKNOWN)),
             triggered=run.data.tags.get("triggered_retraining") == "true",
+            data_date=run.data.tags.get("data_date", ""),
         )
         for run in runs
         if "check_date" in run.data.tags
     ]
-
-
-def champion_reference(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
-    """The champion's training window, read back from the offline feature source."""
-    from model_registry.tracking import client
-
-    mlflow_client = client(settings)
-    params = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, version).run_id)).data.params
-    features = pd.read_parquet(offline_source_path(settings, dataset))
-    stamps = features[EVENT_TIMESTAMP]
-    start, end = pd.Timestamp(params["training_start"]), pd.Timestamp(params["training_end"])
-    return features[(stamps >= start) & (stamps <= end)]
 
 
 def check_champion(
@@ -111,15 +120,19 @@ def check_champion(
     if version is None:
         raise LookupError(f"{model_name} has no champion to compare with")
     data_date = data_date or latest_validated_date(settings, dataset)
+    runs = _history(settings, dataset)
+    same_day = next((r.info.run_id for r in runs if r.data.tags.get("check_date") == check_date.isoformat()), None)
+    previous = [r for r in records(runs) if r.check_date != check_date.isoformat()]
+    required = dataset.promotion.drift_consecutive_checks
+    earlier = judged_before(previous, check_date, data_date)
+    if earlier is not None:
+        return _no_new_data(settings, dataset, check_date, data_date, version, earlier, previous, same_day, started)
+
     out_dir = settings.artifacts / dataset.name / "drift_monitor" / check_date.isoformat()
-    reference = champion_reference(settings, dataset, model_name, version)
+    reference = training_rows(settings, dataset, model_name, version)
     result = drift_gate(settings, dataset, data_date, reference, out_dir)
     state = state_of(result)
-
-    runs = _history(settings, dataset)
-    previous = [r for r in records(runs) if r.check_date != check_date.isoformat()]
-    streak = consecutive_drifted([*previous, CheckRecord(check_date.isoformat(), state, False)])
-    required = dataset.promotion.drift_consecutive_checks
+    streak = consecutive_drifted([*previous, CheckRecord(check_date.isoformat(), state, False, data_date.isoformat())])
     trigger = streak >= required
     trigger_reason = ""
     if trigger:
@@ -127,14 +140,11 @@ def check_champion(
             f"{name} {e.drift_share:.2f}" for name, e in result.entities.items() if e.drift_share is not None
         )
         trigger_reason = (
-            f"drift monitor: drift share above {result.max_drift_share:.2f} in {streak} consecutive daily checks "
-            f"up to {check_date} (champion v{version}; {entities})"
+            f"drift monitor: drift share above {result.max_drift_share:.2f} on {streak} consecutive days of new "
+            f"data up to {data_date} (champion v{version}; {entities})"
         )[:REASON_LIMIT]
 
-    same_day = [r.info.run_id for r in runs if r.data.tags.get("check_date") == check_date.isoformat()]
-    run_id = _record(
-        settings, dataset, check_date, data_date, version, result, state, streak, next(iter(same_day), None)
-    )
+    run_id = _record(settings, dataset, check_date, data_date, version, result, state, streak, same_day)
     outcome = MonitorOutcome(
         check_date=check_date.isoformat(),
         data_date=data_date.isoformat(),
@@ -157,6 +167,54 @@ def check_champion(
         f"; retraining: {trigger_reason}" if trigger else "",
     )  # fmt: skip
     return outcome
+
+
+def _no_new_data(
+    settings: Settings,
+    dataset: DatasetConfig,
+    check_date: date,
+    data_date: date,
+    version: str,
+    earlier: CheckRecord,
+    previous: list[CheckRecord],
+    run_id: str | None,
+    started: float,
+) -> MonitorOutcome:
+    """Record a check that found no day of data newer than one already judged: no verdict, no count."""
+    import mlflow
+
+    from model_registry.tracking import experiment_id
+
+    reason = f"no new data: {data_date} was judged by the check of {earlier.check_date}"
+    with mlflow.start_run(
+        run_id=run_id, experiment_id=experiment_id(settings), run_name=f"drift-check-{dataset.name}-{check_date}"
+    ) as run:
+        mlflow.set_tags(
+            {
+                "job": JOB,
+                "dataset": dataset.name,
+                "check_date": check_date.isoformat(),
+                "data_date": data_date.isoformat(),
+                "champion_version": version,
+                "state": CheckState.NO_NEW_DATA.value,
+                "reason": reason,
+            }
+        )
+        run_id = str(run.info.run_id)
+    log.warning("drift check %s of %s v%s: %s", check_date, dataset.name, version, reason)
+    return MonitorOutcome(
+        check_date=check_date.isoformat(),
+        data_date=data_date.isoformat(),
+        champion_version=version,
+        state=CheckState.NO_NEW_DATA,
+        drift=None,
+        consecutive_drifted=consecutive_drifted(previous),
+        required_consecutive=dataset.promotion.drift_consecutive_checks,
+        trigger=False,
+        trigger_reason="",
+        check_run_id=run_id,
+        seconds=time.monotonic() - started,
+    )
 
 
 def _record(
@@ -225,8 +283,8 @@ def push_monitor_figures(
     figures = [
         Figure("mlops_drift_last_check_timestamp_seconds", "Unix time of the last drift check.", time.time()),
         Figure("mlops_drift_max_share", "Share of drifted features above which drift counts.", result.max_drift_share),
-        Figure("mlops_drift_consecutive_checks", "Drifted checks in a row.", outcome.consecutive_drifted),
-        Figure("mlops_drift_required_consecutive_checks", "Drifted checks in a row that trigger retraining.",
+        Figure("mlops_drift_consecutive_checks", "Drifted days of new data in a row.", outcome.consecutive_drifted),
+        Figure("mlops_drift_required_consecutive_checks", "Drifted days in a row that trigger retraining.",
                outcome.required_consecutive),
         Figure("mlops_drift_retraining_triggered", "1 when this check triggered retraining.", float(outcome.trigger)),
     ]  # fmt: skip

@@ -113,6 +113,7 @@ class CheckState(StrEnum):
     DRIFTED = "drifted"
     STEADY = "steady"
     UNKNOWN = "unknown"  # not enough data for a verdict
+    NO_NEW_DATA = "no_new_data"  # the day's data was judged already: recorded, never counted
 
 
 class MonitorOutcome(_Outcome):
@@ -120,7 +121,7 @@ class MonitorOutcome(_Outcome):
     data_date: str
     champion_version: str
     state: CheckState
-    drift: DriftResult
+    drift: DriftResult | None  # None: no new data, so no verdict
     consecutive_drifted: int
     required_consecutive: int
     trigger: bool

@@ -109,7 +109,7 @@ def test_drift_monitor_pushes_drift_figures(retrained, pushgateway: str) -> None
 
 
 def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion(retrained) -> None:  # type: ignore[no-untyped-def]
-    """A regime change arrives; two drifted daily checks trigger retraining with a reason; the new
+    """A regime change arrives; two drifted days of new data trigger retraining with a reason; the new
     model is gated against the drifted week and not promoted; the champion keeps its alias."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
@@ -122,12 +122,13 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
     dataset = DatasetConfig.from_yaml(env.config)
     shifted_end = SYNTHETIC_END + timedelta(days=7)
     with_regime_change(synthetic_frame(days=57, end=shifted_end)).to_csv(env.datasets / "series.csv", index=False)
-    run_data_chain(settings, dataset, shifted_end)
+    run_data_chain(settings, dataset, shifted_end - timedelta(days=1))
 
     monitor = env.dag("drift_monitor_synthetic")
     first = _states(monitor.test(logical_date=datetime(2024, 4, 8, tzinfo=UTC)))
     assert first["check_drift"] == "success"
     assert first["trigger_retraining"] == "skipped"
+    run_data_chain(settings, dataset, shifted_end)  # a second day of new data
     second = _states(monitor.test(logical_date=datetime(2024, 4, 9, tzinfo=UTC)))
     assert second["trigger_retraining"] == "success", second
     assert second["record_trigger"] == "success", second
@@ -135,7 +136,7 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
         triggered = session.query(DagRun).filter(DagRun.run_id == "drift__2024-04-09").one()
         conf = dict(triggered.conf)
     assert triggered.dag_id == "retrain_synthetic_forecaster"
-    assert "drift share above 0.50 in 2 consecutive daily checks" in conf["reason"]
+    assert "drift share above 0.50 on 2 consecutive days of new data" in conf["reason"]
     assert conf["training_window_end"] == shifted_end.isoformat()
     checks = client(settings).search_runs(
         [client(settings).get_experiment_by_name(settings.mlflow_experiment).experiment_id],
@@ -155,6 +156,77 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
     assert challenger.tags["gate_decision"] == "rejected"
     assert challenger.tags["gate_decision_reason"].startswith("not promoted: drift gate blocked")
     assert challenger.tags["dag_run_id"] == run.run_id
+
+
+def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained) -> None:  # type: ignore[no-untyped-def]
+    """The retraining's promote task, given the gate results that the run above logged, after another
+    version became champion meanwhile: it refuses and that champion stays. Then the rollback DAG moves
+    the champion back, and a running service follows it."""
+    import json
+    import time
+
+    import mlflow as mlflow_api
+    from fastapi.testclient import TestClient
+
+    from model_registry.outcomes import RegisteredVersion
+    from model_registry.promotion import PromotionConflictError, promote_version
+    from model_registry.provenance import BUNDLE_DIGEST_TAG
+    from model_registry.registry import champion_version
+    from model_registry.tracking import client
+    from model_serving.app import create_app
+    from model_validation.champion import GATE_ARTIFACT
+    from model_validation.outcomes import DriftResult, GateDecision
+    from orchestration.plan import RunPlan
+
+    env, _, _ = retrained
+    settings = env.settings()
+    mlflow = client(settings)
+    model = "synthetic_forecaster"
+    before = champion_version(settings, model)
+    assert before is not None
+    gated_version = mlflow.get_model_version_by_alias(model, "challenger")  # the drift-triggered run's
+
+    def logged(path: str) -> dict[str, object]:
+        with open(mlflow.download_artifacts(gated_version.run_id, path)) as handle:
+            return dict(json.load(handle))
+
+    gate = GateDecision.model_validate(logged(GATE_ARTIFACT))
+    drift = DriftResult.model_validate(logged("gates/drift.json"))
+    assert gate.champion_version == before
+    # meanwhile another run promotes a version (a second version of the champion's bundle)
+    source = mlflow.get_model_version(model, before)
+    other = str(mlflow_api.register_model(f"runs:/{source.run_id}/model", model).version)
+    mlflow.set_model_version_tag(model, other, BUNDLE_DIGEST_TAG, source.tags[BUNDLE_DIGEST_TAG])
+    promote_version(settings, model, other, "another run", expected_champion=before)
+
+    promote = env.dag("retrain_synthetic_forecaster").get_task("promote").python_callable
+    plan = RunPlan(
+        dataset_config=str(env.config),
+        dataset_name="synthetic",
+        logical_date=SYNTHETIC_END + timedelta(days=7),
+        dag_run_id=str(gated_version.tags["dag_run_id"]),
+        horizon=6,
+    )
+    challenger = RegisteredVersion(name=model, version=str(gated_version.version), run_id=gated_version.run_id)
+    with pytest.raises(PromotionConflictError, match=f"gated against champion {before}, but the champion is now"):
+        promote(plan, challenger, gate, drift)
+    assert champion_version(settings, model) == other
+
+    def served(service: TestClient) -> str:
+        response = service.post("/v1/forecast", json={"entity_id": "site_0"})
+        assert response.status_code == 200, response.text
+        return str(response.json()["model_version"])
+
+    with TestClient(create_app(settings.model_copy(update={"model_poll_seconds": 0.2}))) as service:
+        assert served(service) == other
+        run = env.dag("rollback_synthetic_champion").test(run_conf={"reason": "the other run's model is worse"})
+        assert set(_states(run).values()) == {"success"}, _states(run)
+        assert champion_version(settings, model) == before
+        assert mlflow.get_model_version(model, other).tags["rollback_reason"] == "the other run's model is worse"
+        deadline = time.monotonic() + 60
+        while served(service) != before:
+            assert time.monotonic() < deadline, "the service still answers with the rolled-back version"
+            time.sleep(0.2)
 
 
 def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrained, pushgateway: str) -> None:  # type: ignore[no-untyped-def]

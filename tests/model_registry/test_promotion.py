@@ -281,17 +281,25 @@ def test_drift_figures_reach_prometheus_through_the_pushgateway(
     from model_validation.outcomes import CheckState
 
     settings = registry.settings.model_copy(update={"pushgateway_url": pushgateway})
-    first = check_champion(settings, registry.dataset, SHIFTED_END)
+    day_before = SHIFTED_END - timedelta(days=1)
+    first = check_champion(settings, registry.dataset, SHIFTED_END, data_date=day_before)
     assert first.state is CheckState.DRIFTED
     assert first.consecutive_drifted == 1
     assert not first.trigger
-    again = check_champion(settings, registry.dataset, SHIFTED_END)  # the same day again: not a second check
+    again = check_champion(settings, registry.dataset, SHIFTED_END, data_date=day_before)  # a retried check
     assert again.consecutive_drifted == 1
     assert again.check_run_id == first.check_run_id
-    second = check_champion(settings, registry.dataset, SHIFTED_END + timedelta(days=1))
+    # the next day's check finds no new day of data: recorded, not counted
+    stale = check_champion(settings, registry.dataset, SHIFTED_END + timedelta(days=1), data_date=day_before)
+    assert stale.state is CheckState.NO_NEW_DATA
+    assert (stale.consecutive_drifted, stale.trigger, stale.drift) == (1, False, None)
+    assert stale.check_run_id != first.check_run_id
+    # by default a check judges the newest validated day, here a new one
+    second = check_champion(settings, registry.dataset, SHIFTED_END + timedelta(days=2))
+    assert second.data_date == SHIFTED_END.isoformat()
     assert second.consecutive_drifted == 2
     assert second.trigger
-    assert "2 consecutive daily checks" in second.trigger_reason
+    assert f"2 consecutive days of new data up to {SHIFTED_END}" in second.trigger_reason
 
     def query(expression: str) -> list[dict[str, object]]:
         deadline = time.monotonic() + 60
@@ -314,3 +322,46 @@ def test_drift_figures_reach_prometheus_through_the_pushgateway(
     assert query('mlops_drift_consecutive_checks{dataset="synthetic"} == 2')
     checked = float(query("mlops_drift_last_check_timestamp_seconds")[0]["value"][1])  # type: ignore[index]
     assert time.time() - checked < 600
+
+
+def test_the_cli_promotes_through_both_gates_or_a_recorded_override(registry: Registry, cli: None) -> None:
+    """A second version of the champion's bundle ties it on the holdout (the champion/challenger gate
+    passes), but was trained before the regime change: the CLI runs the drift gate too and refuses;
+    ``--force`` needs a reason, and then promotes and records the override."""
+    import mlflow
+
+    from model_registry.promotion import rollback
+    from model_registry.provenance import BUNDLE_DIGEST_TAG
+    from model_registry.registry import champion_version
+    from model_registry.tracking import client
+    from model_validation.__main__ import main
+
+    mlflow_client = client(registry.settings)
+    source = mlflow_client.get_model_version(MODEL, registry.champion)
+    copy = str(mlflow.register_model(f"runs:/{source.run_id}/model", MODEL).version)
+    mlflow_client.set_model_version_tag(MODEL, copy, BUNDLE_DIGEST_TAG, source.tags[BUNDLE_DIGEST_TAG])
+    args = ["promote", "--dataset", str(registry.config), "--logical-date", SHIFTED_END.isoformat()]
+    args += ["--version", copy]
+
+    assert main(args) == 3
+    assert champion_version(registry.settings, MODEL) == registry.champion
+    tags = mlflow_client.get_model_version(MODEL, copy).tags
+    assert tags["gate_champion_challenger"] == "passed"
+    assert tags["gate_drift"] == "blocked"
+    assert (tags["gate_decision"], tags["gate_decision_reason"][:36]) == (
+        "rejected",
+        "not promoted: drift gate blocked: dr",
+    )
+    with pytest.raises(SystemExit):  # an override says why
+        main([*args, "--force"])
+
+    assert main([*args, "--force", "--reason", "sensor swap, known"]) == 0
+    assert champion_version(registry.settings, MODEL) == copy
+    tags = mlflow_client.get_model_version(MODEL, copy).tags
+    assert (tags["gate_drift"], tags["force_promote_reason"], tags["gate_decision"]) == (
+        "forced",
+        "sensor swap, known",
+        "promoted",
+    )
+    assert "promotion forced: sensor swap, known" in tags["promotion_reason"]
+    rollback(registry.settings, MODEL, "end of the CLI test", registry.champion)

@@ -1,3 +1,5 @@
+from datetime import date
+
 import pandas as pd
 import pytest
 
@@ -152,6 +154,32 @@ def test_a_regime_change_is_drift_and_a_clean_week_is_not(dataset: DatasetConfig
     assert all(v.drift_share is not None and v.drift_share <= 0.5 for v in clean.values()), clean
 
 
+def test_one_entity_shifted_alone_blocks_the_gate_and_flags_only_that_entity(  # type: ignore[no-untyped-def]
+    dataset: DatasetConfig, settings, tmp_path
+) -> None:
+    """The gate's verdict is its worst entity's: a shift of one transformer is not averaged away by
+    the others, and its neighbour keeps a clean verdict of its own."""
+    from core.columns import EVENT_TIMESTAMP
+    from feature_store.features import offline_source_path
+    from model_validation.drift import drift_gate
+
+    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8}, entity="site_1")
+    source = offline_source_path(settings, dataset)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    pd.concat([reference, current]).to_parquet(source)
+    day = current[EVENT_TIMESTAMP].max().date()
+    result = drift_gate(settings, dataset, day, reference, tmp_path / "gate")
+    shifted, neighbour = result.entities["site_1"].drift_share, result.entities["site_0"].drift_share
+    assert shifted is not None
+    assert neighbour is not None
+    assert shifted > dataset.promotion.max_drift_share >= neighbour
+    assert result.outcome is DriftOutcome.BLOCKED
+    assert result.drift_share == shifted
+    assert result.drifted
+    assert "drifted: site_1:" in result.reason
+    assert "site_0:" not in result.reason.split("drifted:")[1]
+
+
 def test_small_windows_give_no_verdict(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from model_validation.drift import compare_windows
 
@@ -178,6 +206,27 @@ def test_retraining_needs_n_drifted_checks_in_a_row() -> None:
     assert consecutive_drifted(history(drifted, unknown, drifted)) == 1  # too little data breaks a streak
     assert consecutive_drifted(history(drifted, drifted, drifted, triggered_at=1)) == 1  # a trigger ends one
     assert consecutive_drifted(list(reversed(history(steady, drifted, drifted)))) == 2  # order of the records
+
+
+def test_a_streak_counts_days_of_new_data_not_checks() -> None:
+    """Checks that judged a day already judged add nothing; a clean day of new data ends the streak."""
+    from model_validation.drift_monitor import CheckRecord, consecutive_drifted, judged_before
+
+    drifted, steady, stale = CheckState.DRIFTED, CheckState.STEADY, CheckState.NO_NEW_DATA
+    monday = CheckRecord("2024-04-08", drifted, False, "2024-04-07")
+    repeats = [CheckRecord(f"2024-04-{d}", stale, False, "2024-04-07") for d in (9, 10, 11)]
+    assert consecutive_drifted([monday, *repeats]) == 1  # one window judged once, then found again
+    tuesday = CheckRecord("2024-04-12", drifted, False, "2024-04-11")
+    assert consecutive_drifted([monday, *repeats, tuesday]) == 2
+    # the streak follows the days of data, whatever the order the checks ran in (a backfilled day)
+    late = CheckRecord("2024-04-13", steady, False, "2024-04-09")
+    assert consecutive_drifted([monday, tuesday, late]) == 1
+    assert consecutive_drifted([monday, tuesday, CheckRecord("2024-04-14", steady, False, "2024-04-12")]) == 0
+    # a day is new for any check but the one that judged it (a retried check judges it again)
+    assert judged_before([monday], date(2024, 4, 9), date(2024, 4, 7)) == monday
+    assert judged_before([monday], date(2024, 4, 8), date(2024, 4, 7)) is None
+    assert judged_before([monday, *repeats], date(2024, 4, 12), date(2024, 4, 11)) is None
+    assert judged_before(repeats, date(2024, 4, 12), date(2024, 4, 7)) is None  # stale checks judged nothing
 
 
 def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -131,7 +131,7 @@ def test_the_drift_monitors_trigger_fits_the_retraining_form(dags: dict[str, Any
     trigger_task = source_dags["drift_monitor_ett"].get_task("trigger_retraining")
     assert set(trigger_task.conf) == {"reason", "training_window_end"}
     reason = (
-        "drift monitor: drift share above 0.50 in 3 consecutive daily checks up to 2018-06-26 "
+        "drift monitor: drift share above 0.50 on 3 consecutive days of new data up to 2018-06-26 "
         "(champion v4; ETTh1 0.62, ETTh2 0.71)"
     )
     trigger(dags["retrain_ett_forecaster"], {"reason": reason, "training_window_end": "2018-06-25"})
