@@ -8,7 +8,9 @@ multi-worker service would sum with its workers').
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
@@ -19,10 +21,13 @@ log = logging.getLogger(__name__)
 
 WRITE_ATTEMPTS = 4
 RETRY_INITIAL_SECONDS = 0.5
+# The writer yields the CPU to the service's requests: it only has to keep up on average, they wait
+# for every millisecond it holds a core.
+WRITER_NICENESS = 19
 
 # What crosses to the writer per forecast: entity, model name, model version, the features' event
 # time, the values of steps 1..H (target times are the event time plus whole steps).
-Entry = tuple[str, str, str, datetime, list[float]]
+Entry = tuple[str, str, str, datetime, Sequence[float]]
 
 
 def write_until_stopped(
@@ -37,6 +42,7 @@ def write_until_stopped(
     wrote and what it gave up on go to ``written`` and ``failed`` (forecasts)."""
     from forecast_store import store
 
+    os.nice(WRITER_NICENESS)
     ready = False
     while (batch := batches.get()) is not None:
         rows = as_rows(dataset, step, batch)
