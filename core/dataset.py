@@ -101,13 +101,26 @@ class PromotionConfig(_Strict):
     )
     max_drift_share: float = Field(default=0.5, ge=0, le=1, description="Drift gate: share of drifted features.")
     drift_window: timedelta = Field(default=timedelta(days=7), description="The 'current' window of the gate.")
+    # An effect size, not a p-value: features of a time series are autocorrelated (a window of lags is
+    # a few independent values, not hundreds), so p-value tests such as Evidently's default KS flag
+    # drift in almost any window with many rows.
     drift_method: str | None = Field(
-        default=None, description="Evidently stat test per feature (e.g. wasserstein, psi, ks); None: its default."
+        default="wasserstein",
+        description="Evidently stat test per feature (e.g. wasserstein, psi, ks); None: Evidently's default.",
     )
-    drift_threshold: float | None = Field(default=None, description="Threshold of drift_method; None: its default.")
+    drift_threshold: float | None = Field(
+        default=1.0,
+        description="Threshold of drift_method (wasserstein: distance in reference standard deviations); "
+        "None: its default. Calibrate with python -m model_validation calibrate-drift.",
+    )
     min_drift_rows: int = Field(default=100, ge=1, description="Fewer rows: 'not enough data', no verdict.")
+    drift_relative_levels: bool = Field(
+        default=True,
+        description="Drift is judged on the target's lags and rolling means as changes from its current value "
+        "(what the models learn from), the current value left out; False: on the raw levels.",
+    )
     drift_consecutive_checks: int = Field(
-        default=3, ge=1, description="Drift monitor: retrain after this many drifted daily checks in a row."
+        default=3, ge=1, description="Drift monitor: retrain after this many drifted days of new data in a row."
     )
     backtest_error_ratio: float = Field(
         default=1.5, gt=1, description="Nightly backtest fails past this ratio of the registered MAE."

@@ -1,8 +1,10 @@
-"""``python -m model_registry {register,rollback} --dataset CONFIG``.
+"""``python -m model_registry {register,rollback,champion} --dataset CONFIG``.
 
 register: the training run (``--run-id``, or the newest run tagged ``--tag key=value``) becomes a
 new version with alias ``challenger``. rollback: the champion alias moves back to ``previous`` (or
-``--version``). Promotion runs the gates first, so it is ``python -m model_validation promote``.
+``--version``). champion: which version serves; with none, exits 3 and says why the newest version
+was not promoted and what to try. Promotion runs the gates first, so it is
+``python -m model_validation promote``.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import json
 import sys
 
 from core.cli import add_common_args, resolve
+from core.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model_registry", description=__doc__)
-    parser.add_argument("command", choices=["register", "rollback"])
+    parser.add_argument("command", choices=["register", "rollback", "champion"])
     add_common_args(parser)
     parser.add_argument("--run-id", default=None, help="register: the training run")
     parser.add_argument("--tag", default=None, help="register: key=value of the training run to find")
@@ -40,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{model_name} version {registered.version} is the challenger (run {run_id})")
         return 0
 
+    if args.command == "champion":
+        return champion(settings, model_name)
+
     if not args.reason.strip():
         parser.error("rollback needs --reason")
     try:
@@ -49,6 +55,36 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     print(json.dumps(move.as_dict()))
     return 0
+
+
+NO_CHAMPION_ADVICE = (
+    "the service cannot answer until a version passes both gates. The reasons are on the version "
+    "(MLflow tags gate_champion_challenger_reason and gate_drift_reason). To try: another family "
+    "(model_family lightgbm, nlinear), tuning (n_trials), a longer training window (training.window "
+    "in the dataset config); a drift gate that blocks a first version can be overridden with a reason "
+    "(force_promote, or python -m model_validation promote --force --reason ...), a model that loses "
+    "to a baseline cannot."
+)
+
+
+def champion(settings: Settings, model_name: str) -> int:
+    """Print the champion version; without one, why the newest version was not promoted (exit 3)."""
+    from model_registry.registry import champion_version
+    from model_registry.tracking import client
+
+    version = champion_version(settings, model_name)
+    if version is not None:
+        print(f"{model_name} champion: v{version}")
+        return 0
+    versions = client(settings).search_model_versions(f"name = '{model_name}'")
+    if not versions:
+        print(f"{model_name} has no version yet: train and register one first", file=sys.stderr)
+        return 3
+    newest = max(versions, key=lambda v: int(v.version))
+    why = newest.tags.get("gate_decision_reason") or "it has not been through the gates"
+    print(f"{model_name} has no champion: v{newest.version} was not promoted ({why}); {NO_CHAMPION_ADVICE}",
+          file=sys.stderr)  # fmt: skip
+    return 3
 
 
 if __name__ == "__main__":

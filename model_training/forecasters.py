@@ -66,6 +66,14 @@ def baseline(dataset: DatasetConfig) -> SeasonalNaive:
     return baseline
 
 
+def baselines(dataset: DatasetConfig) -> dict[str, SeasonalNaive]:
+    """The forecasts the promotion gate requires a model to beat: seasonal naive (the value one or more
+    seasons back) and naive (the last value, for every step), the hard one on series whose level
+    wanders more than it cycles."""
+    naive: SeasonalNaive = family_class(BASELINE).for_dataset(dataset, seasonal_period=1)
+    return {"seasonal naive": baseline(dataset), "naive": naive}
+
+
 def load(family: str, directory: Path) -> Predictor:
     """A saved model, loaded as a bundle loads it (predict side only)."""
     return predictors.load(family, directory)

@@ -1,8 +1,9 @@
 """Champion/challenger gate: both registered bundles forecast the same holdout, from the same features.
 
 The holdout is the newest span of the run's training window, which the challenger never trained
-on (:func:`feature_store.training_set.split_holdout`). The challenger must beat seasonal naive on
-it and, when there is a champion, reach at most the champion's MAE times ``1 - min_improvement``.
+on (:func:`feature_store.training_set.split_holdout`). The challenger must beat both baselines on
+it, seasonal naive and naive (the last value), and, when there is a champion, reach at most the
+champion's MAE times ``1 - min_improvement``.
 The decision, the scores and the thresholds are logged to the challenger's MLflow run and set as
 tags on its model version.
 """
@@ -20,7 +21,7 @@ from core.dataset import DatasetConfig
 from core.settings import Settings
 from model_registry.registry import champion_version
 from model_registry.tracking import client
-from model_training.forecasters import baseline
+from model_training.forecasters import baselines
 from model_validation.outcomes import GateDecision
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,13 @@ GATE_ARTIFACT = "gates/champion_challenger.json"
 
 
 def decide(
-    challenger_mae: float, baseline_mae: float, champion_mae: float | None, min_improvement: float
+    challenger_mae: float, baseline_maes: dict[str, float], champion_mae: float | None, min_improvement: float
 ) -> tuple[bool, list[str]]:
-    """The rule itself: (passed, one reason per condition)."""
-    beats_baseline = challenger_mae < baseline_mae
-    reasons = [f"holdout MAE {challenger_mae:.4f} {'<' if beats_baseline else '>='} seasonal naive {baseline_mae:.4f}"]
+    """The rule itself: (passed, one reason per condition). ``baseline_maes``: each baseline's MAE."""
+    beaten = {name: challenger_mae < mae for name, mae in baseline_maes.items()}
+    beats_baseline = all(beaten.values())
+    against = ", ".join(f"{'<' if beaten[name] else '>='} {name} {mae:.4f}" for name, mae in baseline_maes.items())
+    reasons = [f"holdout MAE {challenger_mae:.4f} {against}"]
     if champion_mae is None:
         reasons.append("no champion yet: the baseline rule decides")
         return beats_baseline, reasons
@@ -77,7 +80,10 @@ def evaluate_challenger(
     challenger_mae, challenger_by_entity = holdout_errors(
         _forecast(settings, model_name, version, features), holdout, dataset
     )
-    baseline_mae, baseline_by_entity = holdout_errors(baseline(dataset).predict(holdout), holdout, dataset)
+    scored = {name: holdout_errors(b.predict(holdout), holdout, dataset) for name, b in baselines(dataset).items()}
+    baseline_maes = {name: mae for name, (mae, _) in scored.items()}
+    hardest = min(baseline_maes, key=baseline_maes.__getitem__)
+    baseline_mae, baseline_by_entity = scored[hardest]
 
     current = champion_version(settings, model_name)
     champion_mae: float | None = None
@@ -95,7 +101,7 @@ def evaluate_challenger(
     else:
         current = None
     min_improvement = dataset.promotion.min_improvement
-    passed, reasons = decide(challenger_mae, baseline_mae, champion_mae, min_improvement)
+    passed, reasons = decide(challenger_mae, baseline_maes, champion_mae, min_improvement)
     if saw_holdout:
         reasons.append(f"the champion v{current} was trained on part of this holdout")
     decision = GateDecision(
@@ -104,6 +110,8 @@ def evaluate_challenger(
         version=version,
         challenger_mae=challenger_mae,
         baseline_mae=baseline_mae,
+        baseline=hardest,
+        baseline_maes=baseline_maes,
         champion_version=current,
         champion_mae=champion_mae,
         min_improvement=min_improvement,
@@ -135,6 +143,7 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
         "gate_min_improvement": decision.min_improvement,
         "gate_champion_challenger_passed": float(decision.passed),
         **{f"holdout_mae_{entity}": value for entity, value in decision.challenger_mae_by_entity.items()},
+        **{f"holdout_{name.replace(' ', '_')}_mae": value for name, value in decision.baseline_maes.items()},
     }
     if decision.champion_mae is not None and decision.champion_bound is not None:
         metrics["holdout_champion_mae"] = decision.champion_mae
@@ -149,6 +158,7 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
         "holdout_window": f"{decision.holdout_start}/{decision.holdout_end}",
         "holdout_mae": f"{decision.challenger_mae:.6g}",
         "holdout_baseline_mae": f"{decision.baseline_mae:.6g}",
+        "holdout_baseline": decision.baseline,
         "holdout_champion_version": decision.champion_version or "",
         "holdout_champion_mae": "" if decision.champion_mae is None else f"{decision.champion_mae:.6g}",
         "gate_min_improvement": str(decision.min_improvement),

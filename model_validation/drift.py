@@ -5,7 +5,8 @@ with different levels would hide a shift in one of them. Per entity, Evidently's
 tests decide which features drifted and give the share of drifted features; promotion is blocked
 when any entity's share is above the configured maximum, unless the run forces it, and then the
 override and its reason are recorded. Too few rows give a clear "not enough data" outcome instead
-of a verdict: small samples make the tests flag drift that is not there.
+of a verdict: small samples make the tests flag drift that is not there. Features are judged as
+the models see them (:func:`drift_view`): the target's levels relative to its current value.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.columns import EVENT_TIMESTAMP, numeric_feature_names
+from core.columns import EVENT_TIMESTAMP, lag_name, numeric_feature_names, target_level_names
 from core.dataset import DatasetConfig
 from core.files import write_text_atomically
 from core.settings import Settings
@@ -28,9 +29,44 @@ from model_validation.outcomes import DriftOutcome, DriftResult, EntityDrift
 log = logging.getLogger(__name__)
 
 
+RELATIVE = "_vs_now"  # suffix of a target level taken as a change from the current value
+
+
+def _relative_levels(dataset: DatasetConfig) -> tuple[str, list[str]] | None:
+    """(anchor, levels) when drift is judged on levels relative to the current target value."""
+    anchor = lag_name(dataset.target, 0)
+    if not dataset.promotion.drift_relative_levels or anchor not in numeric_feature_names(dataset):
+        return None
+    return anchor, [c for c in target_level_names(dataset) if c != anchor]
+
+
 def drift_columns(dataset: DatasetConfig) -> list[str]:
-    """Numeric features only: calendar values of a short window always 'drift' from a long one."""
-    return numeric_feature_names(dataset)
+    """The columns drift is judged on: numeric features only (calendar values of a short window always
+    'drift' from a long one), as :func:`drift_view` names them."""
+    relative = _relative_levels(dataset)
+    if relative is None:
+        return numeric_feature_names(dataset)
+    anchor, levels = relative
+    return [f"{c}{RELATIVE}" if c in levels else c for c in numeric_feature_names(dataset) if c != anchor]
+
+
+def drift_view(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    """The features as the models see them: the target's lags and rolling means as changes from its
+    current value (lag 0), which is left out; covariates and spreads as they are.
+
+    The tree families forecast the change from the current value with the other levels relative to
+    it, NLinear subtracts the last value: a level that moves on changes none of their inputs, so it
+    is not drift by itself (a trending series' raw lags never match its training years). A change in
+    how the target moves (its swings, its daily shape) or in a covariate still is.
+    """
+    relative = _relative_levels(dataset)
+    if relative is None:
+        return frame
+    anchor, levels = relative
+    view = frame.drop(columns=[anchor, *levels])
+    changes = frame[levels].sub(frame[anchor], axis=0)
+    changes.columns = [f"{c}{RELATIVE}" for c in levels]
+    return pd.concat([view, changes], axis=1)
 
 
 def measure_drift(
@@ -86,8 +122,8 @@ def compare_windows(
     """Per entity: a verdict with an HTML report, or none when either window is below the minimum."""
     columns = drift_columns(dataset)
     key, minimum = dataset.entity_column, dataset.promotion.min_drift_rows
-    reference = reference.dropna(subset=columns)
-    current = current.dropna(subset=columns)
+    reference = drift_view(reference, dataset).dropna(subset=columns)
+    current = drift_view(current, dataset).dropna(subset=columns)
     entities: dict[str, EntityDrift] = {}
     for entity in sorted(set(reference[key].astype(str)) | set(current[key].astype(str))):
         ref = reference[reference[key].astype(str) == entity]
@@ -247,7 +283,7 @@ def calibrate_threshold(
         raise ValueError("drift calibration supports the wasserstein method only")
     columns, key = drift_columns(dataset), dataset.entity_column
     rates: dict[str, dict[float, float]] = {}
-    for entity, rows in reference.dropna(subset=columns).groupby(key):
+    for entity, rows in drift_view(reference, dataset).dropna(subset=columns).groupby(key):
         rows = rows.sort_values(EVENT_TIMESTAMP)
         stamps = rows[EVENT_TIMESTAMP]
         window = dataset.promotion.drift_window

@@ -26,7 +26,7 @@ class GateDecision(_Outcome):
     reason: str
     version: str
     challenger_mae: float
-    baseline_mae: float
+    baseline_mae: float  # the hardest baseline's (the lowest MAE)
     champion_version: str | None
     champion_mae: float | None
     min_improvement: float
@@ -38,6 +38,8 @@ class GateDecision(_Outcome):
     champion_mae_by_entity: dict[str, float] = Field(default_factory=dict)
     baseline_mae_by_entity: dict[str, float] = Field(default_factory=dict)
     champion_trained_on_holdout: bool = False
+    baseline: str = "seasonal naive"  # which baseline baseline_mae is
+    baseline_maes: dict[str, float] = Field(default_factory=dict)  # every baseline's
 
 
 class DriftOutcome(StrEnum):

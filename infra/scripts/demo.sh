@@ -23,6 +23,8 @@ conf=$(printf '{"training_window_end": "%s", "model_family": "%s", "n_trials": %
     "$LOGICAL_DATE" "$MODEL" "${N_TRIALS:-0}")
 step "retrain_${name}_forecaster with dag.test(): ingest -> validate -> features -> Feast -> tune -> train -> register -> gates -> promote"
 "$PY" infra/scripts/run_dag.py "retrain_${name}_forecaster" --conf "$conf" --report "$MLOPS_HOME/retrain_timings.json"
+# No champion (the first version lost to a baseline, or drift blocked it): say why and stop here.
+"$PY" -m model_registry champion --dataset "$DATASET"
 
 step "forecast_${name} with dag.test(): the champion forecasts every entity for $LOGICAL_DATE into the forecast table"
 "$PY" infra/scripts/run_dag.py "forecast_${name}" --report "$MLOPS_HOME/forecast_timings.json"

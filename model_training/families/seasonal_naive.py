@@ -15,8 +15,9 @@ from model_training.forecasters import Validation
 
 class SeasonalNaiveTrainer(SeasonalNaive):
     @classmethod
-    def for_dataset(cls, dataset: DatasetConfig, **_: Any) -> SeasonalNaiveTrainer:
-        m = dataset.seasonal_period
+    def for_dataset(cls, dataset: DatasetConfig, seasonal_period: int | None = None, **_: Any) -> SeasonalNaiveTrainer:
+        """``seasonal_period``: the dataset's by default; 1 gives naive, the last value for every step."""
+        m = seasonal_period or dataset.seasonal_period
         missing = set(range(m)) - set(dataset.target_lags)
         if missing:
             raise ValueError(f"seasonal naive needs target lags 0..{m - 1}")

@@ -104,7 +104,7 @@ def test_drift_monitor_pushes_drift_figures(retrained, pushgateway: str) -> None
     labels = 'dataset="synthetic",entity="site_0",instance="",job="drift_monitor",version="1"'
     assert f"mlops_drift_share{{{labels}}}" in metrics
     assert f'mlops_drift_window_rows{{{labels},window="current"}}' in metrics
-    assert 'mlops_drift_feature_score{dataset="synthetic",entity="site_1",feature="temp_lag_0"' in metrics
+    assert 'mlops_drift_feature_score{dataset="synthetic",entity="site_1",feature="temp_lag_1_vs_now"' in metrics
     assert 'mlops_drift_consecutive_checks{dataset="synthetic",instance="",job="drift_monitor"} 0' in metrics
 
 

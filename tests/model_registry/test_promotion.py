@@ -314,7 +314,7 @@ def test_drift_figures_reach_prometheus_through_the_pushgateway(
     assert float(share[0]["value"][1]) > 0.5
     assert share[0]["metric"]["job"] == "drift_monitor"  # type: ignore[index]
     scores = query('mlops_drift_feature_score{dataset="synthetic",entity="site_0"}')
-    assert {s["metric"]["feature"] for s in scores} >= {"load_lag_0", "temp_lag_0"}  # type: ignore[index]
+    assert {s["metric"]["feature"] for s in scores} >= {"load_lag_0", "temp_lag_1_vs_now"}  # type: ignore[index]
     assert float(query('mlops_drifted_features{entity="site_0"}')[0]["value"][1]) > 1  # type: ignore[index]
     rows = query('mlops_drift_window_rows{dataset="synthetic",window="current"}')
     assert {r["metric"]["entity"] for r in rows} == {"site_0", "site_1"}  # type: ignore[index]

@@ -53,20 +53,45 @@ def test_force_overrides_the_drift_gate_only() -> None:
 def test_without_a_champion_the_baseline_rule_alone_decides() -> None:
     from model_validation.champion import decide
 
-    assert decide(1.0, 1.5, None, 0.1) == (True, ["holdout MAE 1.0000 < seasonal naive 1.5000", ANY_REASON])
-    passed, reasons = decide(1.6, 1.5, None, 0.1)
+    both = {"seasonal naive": 1.5, "naive": 1.2}
+    assert decide(1.0, both, None, 0.1) == (
+        True,
+        ["holdout MAE 1.0000 < seasonal naive 1.5000, < naive 1.2000", ANY_REASON],
+    )
+    passed, reasons = decide(1.6, both, None, 0.1)
     assert not passed
     assert "no champion yet" in reasons[1]
+
+
+def test_a_challenger_must_beat_every_baseline() -> None:
+    """Beating seasonal naive is not enough where the last value is the hard one to beat."""
+    from model_validation.champion import decide
+
+    passed, reasons = decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, None, 0.0)
+    assert not passed
+    assert reasons[0] == "holdout MAE 1.3000 < seasonal naive 1.5000, >= naive 1.2000"
+    assert not decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, 2.0, 0.0)[0]  # whatever the champion
 
 
 def test_a_challenger_must_beat_the_champion_by_the_margin() -> None:
     from model_validation.champion import decide
 
-    assert decide(0.90, 1.5, 1.0, 0.1)[0]  # exactly at the bound 1.0 x (1 - 0.1)
-    passed, reasons = decide(0.95, 1.5, 1.0, 0.1)
+    naive = {"seasonal naive": 1.5, "naive": 1.6}
+    assert decide(0.90, naive, 1.0, 0.1)[0]  # exactly at the bound 1.0 x (1 - 0.1)
+    passed, reasons = decide(0.95, naive, 1.0, 0.1)
     assert not passed
     assert reasons[1] == "> champion 1.0000 x (1 - 0.1) = 0.9000"
-    assert not decide(0.5, 0.4, 1.0, 0.0)[0]  # better than the champion, worse than naive
+    assert not decide(0.5, {"seasonal naive": 0.4, "naive": 1.6}, 1.0, 0.0)[0]  # beats the champion, not naive
+
+
+def test_naive_is_seasonal_naive_of_period_one(dataset: DatasetConfig) -> None:
+    """The last value for every step; seasonal naive the value one season back (the dataset's 24 hours)."""
+    from model_training.forecasters import baselines
+
+    naive, seasonal = baselines(dataset)["naive"], baselines(dataset)["seasonal naive"]
+    assert naive.columns == ["temp_lag_0"] * dataset.horizon
+    assert seasonal.columns[0] == "temp_lag_23"  # step 1 repeats the hour a day before it
+    assert seasonal.columns[-1] == f"temp_lag_{24 - dataset.horizon}"
 
 
 class _AnyReason:
@@ -109,18 +134,28 @@ def _features(raw: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
     return build_features(raw, dataset)
 
 
-def _windows(dataset: DatasetConfig, shift: dict[str, float], entity: str = "site_0"):  # type: ignore[no-untyped-def]
+def _windows(  # type: ignore[no-untyped-def]
+    dataset: DatasetConfig,
+    shift: dict[str, float],
+    entity: str = "site_0",
+    regime_change: bool = False,
+    days: int = 7,
+):
+    """(reference, current week) of :func:`synthetic_frame`'s features; over the last ``days``, ``entity``'s
+    columns moved by ``shift``, or its regime changed (:func:`change_regime`)."""
     import pandas as pd
 
     from core.columns import EVENT_TIMESTAMP
-    from tests.utils.data import synthetic_frame
+    from tests.utils.data import change_regime, synthetic_frame
 
     raw = synthetic_frame()
-    recent = (pd.to_datetime(raw["ts"]) > pd.to_datetime(raw["ts"]).max() - pd.Timedelta(days=7)) & (
+    recent = (pd.to_datetime(raw["ts"]) > pd.to_datetime(raw["ts"]).max() - pd.Timedelta(days=days)) & (
         raw["site"] == entity
     )
     for column, delta in shift.items():
         raw.loc[recent, column] += delta
+    if regime_change:
+        raw = change_regime(raw, recent)
     features = _features(raw, dataset)
     cut = features[EVENT_TIMESTAMP].max() - pd.Timedelta(days=7)
     return features[features[EVENT_TIMESTAMP] <= cut], features[features[EVENT_TIMESTAMP] > cut]
@@ -144,8 +179,8 @@ def test_a_shifted_feature_is_flagged_for_its_entity_only(dataset: DatasetConfig
 def test_a_regime_change_is_drift_and_a_clean_week_is_not(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from model_validation.drift import compare_windows
 
-    # loads up by 6 MW; the target follows (it is 0.8 x load in this data)
-    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    # loads up by 6 MW, the target follows (it is 0.8 x load in this data), and its swings triple
+    reference, current = _windows(dataset, {}, regime_change=True)
     shifted = compare_windows(reference, current, dataset, tmp_path / "shifted")
     assert shifted["site_0"].drift_share is not None
     assert shifted["site_0"].drift_share > 0.5
@@ -163,7 +198,7 @@ def test_one_entity_shifted_alone_blocks_the_gate_and_flags_only_that_entity(  #
     from feature_store.features import offline_source_path
     from model_validation.drift import drift_gate
 
-    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8}, entity="site_1")
+    reference, current = _windows(dataset, {}, entity="site_1", regime_change=True)
     source = offline_source_path(settings, dataset)
     source.parent.mkdir(parents=True, exist_ok=True)
     pd.concat([reference, current]).to_parquet(source)
@@ -180,10 +215,36 @@ def test_one_entity_shifted_alone_blocks_the_gate_and_flags_only_that_entity(  #
     assert "site_0:" not in result.reason.split("drifted:")[1]
 
 
+def test_a_level_that_moves_on_is_not_drift_but_wider_swings_are(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The target of site_0 a long way up since before the current week (further back than its longest
+    lag): its raw lags and means all drift, the changes from its current value (what the models see) do
+    not; with raw levels configured it is drift. Wider swings are drift either way."""
+    from model_validation.drift import RELATIVE, compare_windows, drift_columns
+
+    assert "temp_lag_0" not in drift_columns(dataset)
+    assert {"temp_lag_1" + RELATIVE, "temp_mean_24" + RELATIVE, "temp_std_24", "load_lag_0"} <= set(
+        drift_columns(dataset)
+    )
+    reference, current = _windows(dataset, {"temp": 30.0}, days=15)
+    moved = compare_windows(reference, current, dataset, tmp_path / "moved")["site_0"]
+    assert moved.drift_share is not None
+    assert moved.drift_share <= dataset.promotion.max_drift_share, moved.drifted_features
+    raw = dataset.model_copy(
+        update={"promotion": dataset.promotion.model_copy(update={"drift_relative_levels": False})}
+    )
+    assert "temp_lag_0" in drift_columns(raw)
+    absolute = compare_windows(reference, current, raw, tmp_path / "raw")["site_0"]
+    assert (absolute.drift_share or 0.0) > dataset.promotion.max_drift_share
+    assert {"temp_lag_0", "temp_lag_1", "temp_lag_168", "temp_mean_24"} <= set(absolute.drifted_features)
+    swings = compare_windows(*_windows(dataset, {}, regime_change=True), dataset, tmp_path / "swings")["site_0"]
+    assert (swings.drift_share or 0.0) > dataset.promotion.max_drift_share
+    assert "temp_lag_1" + RELATIVE in swings.drifted_features
+
+
 def test_small_windows_give_no_verdict(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from model_validation.drift import compare_windows
 
-    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    reference, current = _windows(dataset, {}, regime_change=True)
     few = current.groupby("site").head(dataset.promotion.min_drift_rows - 1)
     verdicts = compare_windows(reference, few, dataset, tmp_path)
     assert {v.drift_share for v in verdicts.values()} == {None}
@@ -232,7 +293,7 @@ def test_a_streak_counts_days_of_new_data_not_checks() -> None:
 def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from model_validation.drift import calibrate_threshold, measure_drift, normed_wasserstein
 
-    reference, current = _windows(dataset, {"load": 6.0, "temp": 4.8})
+    reference, current = _windows(dataset, {}, regime_change=True)
     ref, cur = reference[reference["site"] == "site_0"], current[current["site"] == "site_0"]
     columns = ["load_lag_0", "temp_lag_0", "aux_lag_0"]
     _, scores, _ = measure_drift(ref, cur, columns, dataset, tmp_path / "r.html")

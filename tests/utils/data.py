@@ -80,14 +80,22 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
     }
 
 
-def with_regime_change(frame: pd.DataFrame, days: int = 7, load_shift: float = 6.0) -> pd.DataFrame:
-    """The last ``days`` of :func:`synthetic_frame` after a step in load, which the target follows."""
+def change_regime(frame: pd.DataFrame, rows: pd.Series, load_shift: float = 6.0, swing: float = 3.0) -> pd.DataFrame:
+    """On ``rows`` of :func:`synthetic_frame`: a step in load, which the target follows, and the
+    target's swings around its level ``swing`` times as wide. A step alone would be no drift to the
+    models (they forecast changes from the current value); wider swings are."""
     out = frame.copy()
-    stamps = pd.to_datetime(out["ts"])
-    recent = stamps > stamps.max() - pd.Timedelta(days=days)
-    out.loc[recent, "load"] += load_shift
-    out.loc[recent, "temp"] += 0.8 * load_shift
+    out.loc[rows, "load"] += load_shift
+    temp = out.loc[rows, "temp"]
+    deviation = temp - temp.groupby(out.loc[rows, "site"]).transform("mean")
+    out.loc[rows, "temp"] = temp + 0.8 * load_shift + (swing - 1.0) * deviation
     return out
+
+
+def with_regime_change(frame: pd.DataFrame, days: int = 7, **change: float) -> pd.DataFrame:
+    """The last ``days`` of :func:`synthetic_frame` after a regime change (:func:`change_regime`)."""
+    stamps = pd.to_datetime(frame["ts"])
+    return change_regime(frame, stamps > stamps.max() - pd.Timedelta(days=days), **change)
 
 
 def training_frame(dataset: DatasetConfig) -> pd.DataFrame:
@@ -116,3 +124,42 @@ def write_dataset(directory: Path, frame: pd.DataFrame | None = None, source_uri
     config_path = directory / "synthetic.yaml"
     config_path.write_text(yaml.safe_dump(synthetic_config(source_uri or "series.csv")))
     return config_path
+
+
+def random_walk_frame(series: int = 8, days: int = 3 * 365, seed: int = 11, end: date = SYNTHETIC_END) -> pd.DataFrame:
+    """Daily levels that move on: random walks with a drift of their own per series, and a weekly
+    ripple; no covariates. Their levels leave any earlier window behind, so only changes repeat."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(end=pd.Timestamp(end), periods=days, freq="D")
+    week = np.sin(2 * np.pi * np.arange(days) / 7)
+    rows = []
+    for s in range(series):
+        drift = rng.uniform(0.5, 2.0) * rng.choice([-1.0, 1.0])
+        steps = drift + 0.5 * week + rng.normal(0, 1.0, days)
+        rows.append(pd.DataFrame({"series": f"s{s}", "day": stamps, "value": 500.0 + np.cumsum(steps)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def write_random_walk_dataset(directory: Path, frame: pd.DataFrame | None = None) -> Path:
+    """:func:`random_walk_frame` as a long CSV with its config, written as a new user would from the
+    README: entity, timestamp and target columns, no covariates; returns the config path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (frame if frame is not None else random_walk_frame()).to_csv(directory / "levels.csv", index=False)
+    config = {
+        "name": "levels",
+        "entity_column": "series",
+        "timestamp_column": "day",
+        "frequency": "P1D",
+        "target": "value",
+        "features": [],
+        "horizon": 7,
+        "seasonal_period": 7,
+        "source": {"layout": "long", "format": "csv", "uri": "levels.csv"},
+        "quality": {"value_ranges": {"value": [-1e6, 1e6]}, "max_gap": "P2D", "min_rows": 100, "max_age": "P2D"},
+        "feature_engineering": {"rolling_windows": [7, 28], "calendar": ["day_of_week"], "ttl": "P3D"},
+        "promotion": {"holdout": "P56D", "drift_window": "P28D", "min_drift_rows": 20},
+        "training": {"window": "P730D", "backtest": {"folds": 2, "test_size": 28, "gap": 7}},
+    }
+    path = directory / "levels.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -1,0 +1,74 @@
+"""A dataset whose levels move on: daily random walks with drift, no covariates, a YAML of its own.
+
+Its raw lags never match an earlier window, and the last value is the baseline to beat: the first
+version must get through both gates on what the model sees, or the platform must say why at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.dataset import DatasetConfig
+from core.settings import Settings
+from model_registry import tracking
+from tests.utils.data import SYNTHETIC_END, write_random_walk_dataset
+from tests.utils.platform import run_data_chain
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "levels_forecaster"
+
+
+def test_a_dataset_whose_levels_move_on_gets_its_first_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.settings import get_settings
+    from model_registry.__main__ import main as registry_cli
+    from model_registry.registry import champion_version, register_challenger
+    from model_training.train import train
+    from model_validation.__main__ import main as validation_cli
+    from model_validation.drift import drift_gate, training_rows
+    from model_validation.outcomes import DriftOutcome
+
+    config = write_random_walk_dataset(tmp_path / "dataset")
+    home = tmp_path / "home"
+    settings = Settings(home=home, dataset_config=config, _env_file=None)  # type: ignore[call-arg]
+    tracking.configure(settings)
+    dataset = DatasetConfig.from_yaml(config)
+    run_data_chain(settings, dataset, SYNTHETIC_END)
+    run_id = train(settings, dataset, SYNTHETIC_END, tags={"test": "trending"}).run_id
+    version = register_challenger(settings, MODEL, run_id, {"ge_result": "passed: test"}).version
+
+    for key in [k for k in os.environ if k.startswith("MLOPS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    get_settings.cache_clear()
+    try:
+        assert registry_cli(["champion", "--dataset", str(config)]) == 3  # none yet: it says why and what to try
+        assert "has no champion: v1 was not promoted (it has not been through the gates)" in capsys.readouterr().err
+        args = ["promote", "--dataset", str(config), "--logical-date", SYNTHETIC_END.isoformat()]
+        assert validation_cli(args) == 0, capsys.readouterr().out
+        assert registry_cli(["champion", "--dataset", str(config)]) == 0
+    finally:
+        get_settings.cache_clear()
+
+    assert champion_version(settings, MODEL) == version
+    tags = tracking.client(settings).get_model_version(MODEL, version).tags
+    assert tags["gate_drift"] == "passed", tags["gate_drift_reason"]
+    assert tags["holdout_baseline"] == "naive"  # the last value is the harder baseline here
+    naive = float(tags["holdout_baseline_mae"])
+    assert float(tags["holdout_mae"]) < naive
+    assert "< seasonal naive" in tags["gate_champion_challenger_reason"]
+    assert f"< naive {naive:.4f}" in tags["gate_champion_challenger_reason"]
+    # The same version judged on raw levels: every entity's levels left its training window behind.
+    raw = dataset.model_copy(
+        update={"promotion": dataset.promotion.model_copy(update={"drift_relative_levels": False})}
+    )
+    blocked = drift_gate(
+        settings, raw, SYNTHETIC_END, training_rows(settings, dataset, MODEL, version), tmp_path / "raw"
+    )
+    assert blocked.outcome is DriftOutcome.BLOCKED
+    assert all((e.drift_share or 0.0) > dataset.promotion.max_drift_share for e in blocked.entities.values())
