@@ -58,13 +58,15 @@ bench-training: setup  ## fit time per family and tuning time with/without pruni
 bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md}
 	$(BIN)/python -m benchmarks.serving --home $(abspath .mlops)/bench-serving --out reports
 
-# e.g. make simulate DATASET=configs/datasets/ett.yaml START=2017-07-02 DAYS=30
+# e.g. make simulate DATASET=configs/datasets/ett.yaml START=2017-07-02 DAYS=30 SHIFT=level_scale SHIFT_DAY=8
 DATASET ?= configs/datasets/ett.yaml
 DAYS ?= 30
 START ?=
+SHIFT ?= none
+SHIFT_DAY ?= 0
 
 simulate: setup  ## replay DAYS days of DATASET from START through the daily loop's DAGs -> reports/simulation.{json,md}
-	$(BIN)/python -m simulation --dataset $(DATASET) --days $(DAYS) $(if $(START),--start $(START)) --home $(abspath .mlops)/simulation --out reports
+	$(BIN)/python -m simulation --dataset $(DATASET) --days $(DAYS) $(if $(START),--start $(START)) --shift $(SHIFT) --shift-day $(SHIFT_DAY) --home $(abspath .mlops)/simulation --out reports
 
 # e.g. make bench-soak SOAK_ARGS="--seconds 60 --window 15"; see python -m benchmarks.soak --help
 SOAK_ARGS ?= --rate 200 --workers 1 --seconds 600 --window 30

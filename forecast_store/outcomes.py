@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class IssuedForecasts(BaseModel):
-    """The forecasts a champion issued for every entity from the features of one day."""
+    """The forecasts a champion issued for every entity from the features of one day, and those of the
+    versions that forecast in its shadow."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -17,4 +18,5 @@ class IssuedForecasts(BaseModel):
     model_name: str
     model_version: str
     entities: list[str]
-    rows: int
+    rows: int  # the champion's and the shadow versions'
+    shadow_versions: list[str] = []  # versions that forecast the same rows without serving

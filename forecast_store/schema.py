@@ -17,6 +17,8 @@ metadata = MetaData(naming_convention=NAMING)
 
 BATCH = "batch"  # issued by the daily batch forecast, one per entity, step and day
 ONLINE = "online"  # answered by the service
+SHADOW = "shadow"  # issued with the batch, by a version that does not serve (previous champion, challenger)
+DAILY_SOURCES = (BATCH, SHADOW)  # what a day's batch forecast writes, and a re-run of it replaces
 
 forecasts = Table(
     "forecasts",
@@ -24,7 +26,7 @@ forecasts = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("dataset", String(64), nullable=False),
     Column("entity_id", String(256), nullable=False),
-    Column("source", String(16), nullable=False, comment="batch | online"),
+    Column("source", String(16), nullable=False, comment="batch | online | shadow"),
     Column("data_date", Date, nullable=False, comment="the day whose data the forecast was issued from"),
     Column("issue_time", DateTime(timezone=True), nullable=False, comment="event time of the features used (UTC)"),
     Column("step", Integer, nullable=False, comment="1..H"),
@@ -44,6 +46,18 @@ forecasts = Table(
         unique=True,
         postgresql_where=text("source = 'batch'"),
         sqlite_where=text("source = 'batch'"),
+    ),
+    # One shadow forecast per version, entity, step and day.
+    Index(
+        "uq_forecasts_shadow_day",
+        "dataset",
+        "data_date",
+        "entity_id",
+        "step",
+        "model_version",
+        unique=True,
+        postgresql_where=text("source = 'shadow'"),
+        sqlite_where=text("source = 'shadow'"),
     ),
     Index("ix_forecasts_lookup", "dataset", "entity_id", "issue_time"),
     Index("ix_forecasts_target", "dataset", "target_time"),

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, create_engine, delete, event, func, insert, inspect, or_, select
 
 from core.settings import Settings
-from forecast_store.schema import BATCH, forecast_scores, forecasts
+from forecast_store.schema import BATCH, DAILY_SOURCES, forecast_scores, forecasts
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _engines: dict[str, Engine] = {}
@@ -92,8 +92,9 @@ def _utc(moment: datetime) -> datetime:
 
 
 def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterable[ForecastRow]) -> int:
-    """Replace the batch forecasts a dataset issued for ``data_date`` with ``rows``, in one transaction;
-    returns how many were written."""
+    """Replace the forecasts a dataset's batch issued for ``data_date`` (the champion's, source
+    ``batch``, and the shadow versions', source ``shadow``) with ``rows``, in one transaction; returns
+    how many were written."""
     now = datetime.now(UTC)
     values = [
         {
@@ -104,12 +105,14 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
         }
         for row in rows
     ]
-    if any(v["dataset"] != dataset or v["data_date"] != data_date or v["source"] != BATCH for v in values):
-        raise ValueError(f"replace_day({dataset}, {data_date}) takes that day's batch forecasts only")
+    if any(v["dataset"] != dataset or v["data_date"] != data_date or v["source"] not in DAILY_SOURCES for v in values):
+        raise ValueError(f"replace_day({dataset}, {data_date}) takes that day's batch and shadow forecasts only")
     with engine(settings).begin() as connection:
         connection.execute(
             delete(forecasts).where(
-                forecasts.c.dataset == dataset, forecasts.c.data_date == data_date, forecasts.c.source == BATCH
+                forecasts.c.dataset == dataset,
+                forecasts.c.data_date == data_date,
+                forecasts.c.source.in_(DAILY_SOURCES),
             )
         )
         if values:
@@ -147,8 +150,8 @@ def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
          r.step, moment(r.target_time), r.value, r.model_name, r.model_version, r.dag_run_id, now)
         for r in rows
     ]  # fmt: skip
-    if any(v[2] == BATCH for v in values):
-        raise ValueError("batch forecasts are written a day at a time (replace_day)")
+    if any(v[2] in DAILY_SOURCES for v in values):
+        raise ValueError("batch and shadow forecasts are written a day at a time (replace_day)")
     marker = "?" if made.dialect.paramstyle == "qmark" else "%s"
     statement = f"INSERT INTO {forecasts.name} ({', '.join(_APPENDED)}) VALUES ({', '.join([marker] * len(_APPENDED))})"
     if values:

@@ -1,6 +1,6 @@
 """Realized accuracy: stored forecasts scored against what really happened.
 
-When a day of data is validated, every stored forecast (batch and online) whose target time that
+When a day of data is validated, every stored forecast (batch, shadow and online) whose target time that
 data now covers gets its actual, its error and seasonal naive's error on the same target (the value
 one or more seasons before the target, as the baseline family forecasts it). A forecast is scored
 once: a re-run of a day, or a day whose source was corrected, replaces the scores of the targets
@@ -23,7 +23,7 @@ from core.partitions import read_validated
 from core.settings import Settings
 from core.windows import end_of
 from forecast_store import store
-from forecast_store.schema import BATCH
+from forecast_store.schema import BATCH, DAILY_SOURCES
 from model_validation.outcomes import RealizedAccuracy, ScoredForecasts
 from monitoring.pushgateway import Figure, push_figures
 
@@ -153,8 +153,8 @@ def score_day(
 
 
 def log_to_versions(settings: Settings, dataset: DatasetConfig, data_date: date) -> list[str]:
-    """Log each model version's realized MAE on the day's batch targets to that version's MLflow run
-    (the run it was trained in); returns the versions logged."""
+    """Log each model version's realized MAE on the day's batch targets (as champion, or in its shadow)
+    to that version's MLflow run (the run it was trained in); returns the versions logged."""
     from mlflow.entities import Metric
 
     from model_registry.tracking import client, require_configured
@@ -163,7 +163,7 @@ def log_to_versions(settings: Settings, dataset: DatasetConfig, data_date: date)
     frame = pd.DataFrame(store.scored(settings, dataset.name, target_from=data_date, target_to=data_date))
     if frame.empty:
         return []
-    frame = frame[frame["source"] == BATCH]
+    frame = frame[frame["source"].isin(DAILY_SOURCES)]
     mlflow = client(settings)
     stamp = int(end_of(data_date).timestamp() * 1000)
     step = (data_date - date(1970, 1, 1)).days  # the day, as MLflow's integer step
@@ -198,6 +198,16 @@ def publish(settings: Settings, dataset: DatasetConfig, outcome: ScoredForecasts
                 figures.append(
                     Figure("mlops_realized_naive_mae", "Seasonal naive's MAE on the same targets.", naive_mae, labels)
                 )
+        figures += [
+            Figure(
+                "mlops_realized_version_mae",
+                "MAE per model version of the forecasts whose targets the day held (champion: batch; "
+                "previous champion and newer challenger: shadow).",
+                mae,
+                {"source": source, "version": version},
+            )
+            for version, mae in accuracy.mae_per_version.items()
+        ]
         figures.append(
             Figure(
                 "mlops_realized_forecasts",

@@ -1,9 +1,11 @@
 """``python -m simulation``: replay consecutive days of a dataset through the daily loop's DAGs.
 
     python -m simulation --dataset configs/datasets/ett.yaml --start 2017-07-02 --days 30 --out reports
+    python -m simulation ... --shift level_scale --shift-day 8     # a regime change of one entity
 
 Writes ``simulation.json`` (``days``: one object per simulated day; ``checks``: named yes/no
-computed from the stores; ``summary``) and ``simulation.md``. Exits non-zero when a check fails.
+computed from the stores; ``summary``; ``drift_loop``: how the drift loop answered the shift, or how
+often it fired without one) and ``simulation.md``. Exits non-zero when a check fails.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain-trials", type=int, default=0, help="Optuna trials of each retraining in the simulation (default: 0)"
     )
     parser.add_argument(
+        "--shift",
+        choices=["none", "level", "scale", "level_scale", "daily_cycle"],
+        default="none",
+        help="inject a regime change into one entity's target: its level up 2 standard deviations, its swings "
+        "twice as wide, both, or a new daily cycle of 2 standard deviations (default: none, the control)",
+    )
+    parser.add_argument(
+        "--shift-day", type=int, default=0, help="the simulated day the shift starts on, 0 for the first (default: 0)"
+    )
+    parser.add_argument("--shift-entity", default=None, help="the entity to shift (default: the first)")
+    parser.add_argument(
         "--home",
         type=Path,
         default=PROJECT_ROOT / ".mlops" / "simulation",
@@ -63,7 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_postfix_str(f"{day.day} MAE {mae} (naive {naive}) {day.wall_s:.0f}s")
         bar.update()
 
-    report = simulate(args.home.resolve(), args.dataset.resolve(), args.start, args.days, args.retrain_trials, advance)
+    report = simulate(
+        args.home.resolve(),
+        args.dataset.resolve(),
+        args.start,
+        args.days,
+        args.retrain_trials,
+        advance,
+        shift=args.shift,
+        shift_day=args.shift_day,
+        shift_entity=args.shift_entity,
+    )
     bar.close()
     report["command"] = "python -m simulation " + shlex.join(argv if argv is not None else sys.argv[1:])
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -53,6 +54,7 @@ class Day:
     champion_mae: float | None
     naive_mae: float | None
     drift_share: float | None
+    drift_state: str | None
     retrains: int
     promotions: int
     forced_promotions: int
@@ -61,9 +63,51 @@ class Day:
     wall_s: float = 0.0
 
 
+SHIFTS = ("none", "level", "scale", "level_scale", "daily_cycle")
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A change of regime injected into one entity's target from the start of a day on.
+
+    ``level`` moves the target up by ``level`` of its standard deviations; ``scale`` widens its swings
+    around its mean ``scale`` times; ``level_scale`` does both; ``daily_cycle`` adds a daily cycle of
+    ``level`` standard deviations (peak at 06:00 UTC), a change of how the target moves. Mean and
+    standard deviation are the entity's over the 28 days before the shift, so the change is the same
+    size on any dataset. A model that forecasts changes from the current value absorbs a level and much
+    of a scale change by itself; a new daily cycle it must learn.
+    """
+
+    kind: str = "none"
+    start: date | None = None
+    entity: str | None = None  # None: the first entity
+    level: float = 2.0
+    scale: float = 2.0
+
+    def apply(self, frame: pd.DataFrame, stamps: pd.Series, rows: pd.Series, target: str) -> pd.DataFrame:
+        """``frame`` with ``rows`` (one entity's) changed from the shift's start on."""
+        if self.kind == "none" or self.start is None:
+            return frame
+        begin = pd.Timestamp(datetime.combine(self.start, clock(), tzinfo=UTC))
+        after = rows & (stamps >= begin)
+        before = frame.loc[rows & (stamps < begin) & (stamps >= begin - pd.Timedelta(days=28)), target]
+        mean, std = float(before.mean()), float(before.std())
+        out = frame.copy()
+        values = out.loc[after, target].astype("float64")
+        if self.kind in ("scale", "level_scale"):
+            values = mean + self.scale * (values - mean)
+        if self.kind in ("level", "level_scale"):
+            values = values + self.level * std
+        if self.kind == "daily_cycle":
+            hours = stamps[after].dt.hour.to_numpy()
+            values = values + self.level * std * np.sin(2 * np.pi * hours / 24)
+        out.loc[after, target] = values
+        return out
+
+
 class RevealedSource:
     """The dataset's raw source files, revealed up to the end of a day into copies the simulation's
-    dataset config reads."""
+    dataset config reads (with a :class:`Shift` injected, when one is asked for)."""
 
     def __init__(self, dataset: DatasetConfig, original: Path, folder: Path, settings: Settings):
         from data_pipeline.sources import read_bytes
@@ -83,7 +127,31 @@ class RevealedSource:
             stamps = pd.to_datetime(frame[dataset.timestamp_column], format=dataset.source.timestamp_format, utc=True)
             self.frames[key], self.stamps[key] = frame, stamps
             self.paths[key] = folder / f"{key}.{dataset.source.format}"
+        self.shift: Shift = Shift()
+        self.shifted_entity: str | None = None
         self.config = self._write_config(original)
+
+    def entities(self) -> list[str]:
+        if self.dataset.source.layout is Layout.WIDE_PER_ENTITY:
+            return sorted(self.frames)
+        return sorted(self.frames["all"][self.dataset.entity_column].astype(str).unique())
+
+    def inject(self, shift: Shift) -> None:
+        """Change the shifted entity's target in the frames the days are revealed from (before any
+        day is revealed)."""
+        self.shift = shift
+        if shift.kind == "none":
+            return
+        entity = shift.entity or self.entities()[0]
+        if entity not in self.entities():
+            raise ValueError(f"no entity {entity!r} to shift; there are {self.entities()}")
+        for key, frame in self.frames.items():
+            if self.dataset.source.layout is Layout.WIDE_PER_ENTITY:
+                rows = pd.Series(key == entity, index=frame.index)
+            else:
+                rows = frame[self.dataset.entity_column].astype(str) == entity
+            self.frames[key] = shift.apply(frame, self.stamps[key], rows, self.dataset.target)
+        self.shifted_entity = entity
 
     def _write_config(self, original: Path) -> Path:
         raw = yaml.safe_load(original.read_text())
@@ -233,7 +301,8 @@ class Simulation:
             forecasts_scored=self._scored_on(day),
             champion_mae=realized["champion_mae"],
             naive_mae=realized["naive_mae"],
-            drift_share=self._drift_share(day),
+            drift_share=self._drift_check(day).get("share"),
+            drift_state=self._drift_check(day).get("state"),
             retrains=retrains,
             promotions=promotions,
             forced_promotions=0,  # a drift-triggered retraining never forces promotion
@@ -284,20 +353,88 @@ class Simulation:
             "naive_mae": sum(abs(r["naive_error"]) for r in fair) / len(fair),
         }
 
-    def _drift_share(self, day: date) -> float | None:
+    def _drift_check(self, day: date) -> dict[str, Any]:
+        """The day's drift check: its drift share and state (drifted, steady, ...), from its MLflow run."""
         from model_registry.tracking import client
 
         mlflow = client(self.settings)
         experiment = mlflow.get_experiment_by_name(self.settings.mlflow_experiment)
         if experiment is None:
-            return None
+            return {}
         runs = mlflow.search_runs(
             [experiment.experiment_id],
             f"tags.job = 'drift_monitor' and tags.check_date = '{day.isoformat()}'",
             max_results=1,
         )
-        share = runs[0].data.metrics.get("drift_share") if runs else None
-        return None if share is None else float(share)
+        if not runs:
+            return {}
+        share = runs[0].data.metrics.get("drift_share")
+        return {"share": None if share is None else float(share), "state": runs[0].data.tags.get("state")}
+
+    def post_promotion_maes(self, promoted: str, replaced: str, since: date) -> tuple[float | None, float | None, int]:
+        """(new champion's MAE, old champion's MAE, targets) on the targets both forecast from the same
+        features since ``since``: the new one's batch forecasts, the old one's shadow forecasts."""
+        from forecast_store import store
+        from forecast_store.schema import BATCH, SHADOW
+
+        frame = pd.DataFrame(store.scored(self.settings, self.name))
+        if frame.empty:
+            return None, None, 0
+        frame = frame[frame["data_date"] >= since]
+        keys = ["data_date", "entity_id", "step"]
+        new = frame[(frame["source"] == BATCH) & (frame["model_version"] == promoted)].set_index(keys)["error"]
+        old = frame[(frame["source"] == SHADOW) & (frame["model_version"] == replaced)].set_index(keys)["error"]
+        both = new.index.intersection(old.index)
+        if both.empty:
+            return None, None, 0
+        return float(new[both].abs().mean()), float(old[both].abs().mean()), len(both)
+
+
+def drift_loop(simulation: Simulation, days: list[Day], shift: Shift) -> dict[str, Any]:
+    """How the drift loop answered the injected shift (or, without one, how often it fired anyway)."""
+
+    def first(predicate: Callable[[Day], bool], after: str | None) -> str | None:
+        return next((d.day for d in days if (after is None or d.day >= after) and predicate(d)), None)
+
+    shift_day = shift.start.isoformat() if shift.kind != "none" and shift.start else None
+    first_drifted = first(lambda d: d.drift_state == "drifted", shift_day)
+    trigger = first(lambda d: d.retrains > 0, shift_day)
+    promotion = first(lambda d: d.promotions > 0, trigger) if trigger else None
+    loop: dict[str, Any] = {
+        "shift": shift.kind,
+        "shift_entity": simulation.source.shifted_entity,
+        "shift_day": shift_day,
+        "first_drifted_day": first_drifted,
+        "trigger_day": trigger,
+        "promotion_day": promotion,
+        "forced": any(d.forced_promotions for d in days),
+        "drift_triggered_retrains": sum(d.retrains for d in days),
+        "days_to_first_drifted": _days_between(shift_day, first_drifted),
+        "days_from_trigger_to_promotion": _days_between(trigger, promotion),
+        "post_shift_champion_mae": None,
+        "post_shift_old_champion_mae": None,
+        "post_shift_targets": 0,
+    }
+    if promotion is not None:
+        index = [d.day for d in days].index(promotion)
+        replaced = days[index - 1].champion_version if index else None
+        promoted = days[index].champion_version
+        if replaced and promoted:
+            new, old, targets = simulation.post_promotion_maes(promoted, replaced, date.fromisoformat(promotion))
+            loop |= {
+                "promoted_version": promoted,
+                "replaced_version": replaced,
+                "post_shift_champion_mae": new,
+                "post_shift_old_champion_mae": old,
+                "post_shift_targets": targets,
+            }
+    return loop
+
+
+def _days_between(start: str | None, end: str | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return (date.fromisoformat(end) - date.fromisoformat(start)).days
 
 
 def checks(simulation: Simulation, days: list[date]) -> dict[str, bool]:
@@ -374,21 +511,34 @@ def markdown(report: dict[str, Any]) -> str:
         f"- wall time of a day without retraining: median {cell(totals['median_wall_s_without_retraining'])} s, "
         f"max {cell(totals['max_wall_s_without_retraining'])} s",
         "",
+        *_loop_lines(report.get("drift_loop", {})),
         "| check | passed |",
         "|---|---|",
         *[f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in report["checks"].items()],
         "",
-        "| day | rows landed | forecasts issued | scored | champion MAE | naive MAE | drift share | retrains | "
+        "| day | rows landed | forecasts issued | scored | champion MAE | naive MAE | drift share | drift | retrains | "
         "promotions | champion | wall s | failed DAGs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in report["days"]:
         lines.append(
             f"| {d['day']} | {d['rows_landed']} | {d['forecasts_issued']} | {d['forecasts_scored']} | "
-            f"{cell(d['champion_mae'])} | {cell(d['naive_mae'])} | {cell(d['drift_share'])} | {d['retrains']} | "
+            f"{cell(d['champion_mae'])} | {cell(d['naive_mae'])} | {cell(d['drift_share'])} | "
+            f"{d.get('drift_state') or '-'} | {d['retrains']} | "
             f"{d['promotions']} | v{d['champion_version']} | {d['wall_s']} | {', '.join(d['failed_dags']) or '-'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _loop_lines(loop: dict[str, Any]) -> list[str]:
+    """The drift loop's table (what a shift led to, or the false alarms of a run without one)."""
+    if not loop:
+        return []
+    keys = ["shift", "shift_entity", "shift_day", "first_drifted_day", "trigger_day", "promotion_day", "forced",
+            "drift_triggered_retrains", "days_to_first_drifted", "days_from_trigger_to_promotion",
+            "post_shift_champion_mae", "post_shift_old_champion_mae", "post_shift_targets"]  # fmt: skip
+    rows = [f"| {key} | {'-' if loop.get(key) is None else loop[key]} |" for key in keys]
+    return ["| drift loop | |", "|---|---|", *rows, ""]
 
 
 def simulate(
@@ -398,10 +548,20 @@ def simulate(
     days: int,
     retrain_trials: int = 0,
     progress: Callable[[Day], None] | None = None,
+    shift: str = "none",
+    shift_day: int = 0,
+    shift_entity: str | None = None,
 ) -> dict[str, Any]:
-    """Bootstrap, then ``days`` simulated days from ``start``; the report (JSON-ready)."""
+    """Bootstrap, then ``days`` simulated days from ``start``, with a ``shift`` injected from the
+    ``shift_day``-th simulated day (0: the first) on; the report (JSON-ready)."""
+    if shift not in SHIFTS:
+        raise ValueError(f"unknown shift {shift!r}; one of {SHIFTS}")
+    if shift != "none" and not 0 <= shift_day < days:
+        raise ValueError(f"the shift day must be one of the {days} simulated days (0..{days - 1}), not {shift_day}")
     simulation = Simulation(home, dataset_config, retrain_trials)
     first = start or default_start(simulation.dataset, simulation.source.first_day())
+    injected = Shift(shift, first + timedelta(days=shift_day), shift_entity) if shift != "none" else Shift()
+    simulation.source.inject(injected)
     dates = [first + timedelta(days=n) for n in range(days)]
     if dates[-1] > simulation.source.last_day():
         raise ValueError(f"the source ends on {simulation.source.last_day()}: {days} days from {first} go past it")
@@ -420,4 +580,5 @@ def simulate(
         "days": [asdict(d) for d in results],
         "checks": passed,
         "summary": summary(results, passed),
+        "drift_loop": drift_loop(simulation, results, injected),
     }

@@ -61,12 +61,18 @@ def test_the_migrations_make_the_table_once_with_named_indexes(settings: Setting
     inspector = sa.inspect(store.engine(settings))
     assert {"forecasts", "forecast_scores", "alembic_version"} <= set(inspector.get_table_names())
     indexes = {i["name"]: i for i in inspector.get_indexes("forecasts")}
-    assert set(indexes) == {"uq_forecasts_batch_day", "ix_forecasts_lookup", "ix_forecasts_target"}
+    assert set(indexes) == {
+        "uq_forecasts_batch_day",
+        "uq_forecasts_shadow_day",
+        "ix_forecasts_lookup",
+        "ix_forecasts_target",
+    }
     assert indexes["uq_forecasts_batch_day"]["unique"]
+    assert indexes["uq_forecasts_shadow_day"]["unique"]
     [foreign_key] = inspector.get_foreign_keys("forecast_scores")
     assert (foreign_key["referred_table"], foreign_key["options"].get("ondelete")) == ("forecasts", "CASCADE")
     with store.engine(settings).connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_a_day_rerun_replaces_its_rows_and_only_its_rows(settings: Settings) -> None:
@@ -85,8 +91,32 @@ def test_a_day_with_a_duplicate_forecast_is_refused_and_the_stored_day_stays(set
     with pytest.raises(sa.exc.IntegrityError):
         store.replace_day(settings, "synthetic", DAY, [*rows(30.0), rows(30.0)[0]])
     assert [v for _, _, v in values(settings)] == [11.0, 12.0, 13.0] * 2, "the failed write changed nothing"
-    with pytest.raises(ValueError, match="that day's batch forecasts only"):
+    with pytest.raises(ValueError, match="that day's batch and shadow forecasts only"):
         store.replace_day(settings, "synthetic", DAY, rows(1.0, day=DAY + timedelta(days=1)))
+
+
+def test_shadow_forecasts_are_kept_per_version_and_replaced_with_their_day(settings: Settings) -> None:
+    """The champion's rows (batch) and those of versions forecasting in its shadow share a day: each
+    version has one forecast per entity and step, and a re-run of the day replaces all of them."""
+    from dataclasses import replace
+
+    from forecast_store.schema import SHADOW
+
+    def shadow(value: float, version: str) -> list[store.ForecastRow]:
+        return [replace(r, source=SHADOW, model_version=version) for r in rows(value)]
+
+    store.upgrade(settings)
+    assert store.replace_day(settings, "synthetic", DAY, [*rows(10.0), *shadow(30.0, "2"), *shadow(50.0, "3")]) == 18
+    stored = store.issued(settings, "synthetic", data_date=DAY, source=SHADOW)
+    assert sorted({(r.model_version, r.value) for r in stored if r.step == 1}) == [("2", 31.0), ("3", 51.0)]
+    assert values(settings) == [(e, h, 10.0 + h) for e in "ab" for h in (1, 2, 3)]  # the champion's, as issued
+    with pytest.raises(sa.exc.IntegrityError):  # one shadow forecast per version, entity and step
+        store.replace_day(settings, "synthetic", DAY, [*rows(10.0), *shadow(30.0, "2"), shadow(40.0, "2")[0]])
+    assert len(store.issued(settings, "synthetic", data_date=DAY, source=SHADOW)) == 12, "the failed write kept all"
+    store.replace_day(settings, "synthetic", DAY, rows(20.0))  # issued again, with no shadow now
+    assert store.issued(settings, "synthetic", data_date=DAY, source=SHADOW) == []
+    with pytest.raises(ValueError, match="written a day at a time"):
+        store.append(settings, shadow(1.0, "2"))
 
 
 def test_times_are_kept_in_utc_and_come_back_timezone_aware(settings: Settings) -> None:

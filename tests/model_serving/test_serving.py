@@ -264,6 +264,42 @@ def test_stored_forecasts_are_answered_as_they_were_issued(
         assert "no stored forecast of site_0 issued on 2024-01-01" in missing.json()["detail"]
 
 
+def test_a_newer_challenger_forecasts_in_the_champions_shadow_and_a_broken_one_is_left_out(
+    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
+) -> None:
+    """The day's batch forecast stores, next to the champion's, the forecasts of a newer challenger from
+    the same features (source shadow); a shadow that cannot load is left out, never the champion."""
+    from forecast_store import store
+    from forecast_store.schema import SHADOW
+    from model_registry.tracking import CHALLENGER
+    from model_serving.batch import issue_day
+
+    settings, dataset = own_registry
+    settings = settings.model_copy(update={"forecast_db": f"sqlite:///{tmp_path / 'forecasts.db'}"})
+    name = settings.model_name(dataset.name)
+    registry = registry_client(settings)
+    champion = registry.get_model_version(name, "1")
+    twin = str(registry.create_model_version(name, champion.source, run_id=champion.run_id, tags=champion.tags).version)
+    registry.set_registered_model_alias(name, CHALLENGER, twin)
+
+    issued = issue_day(settings, dataset, SYNTHETIC_END)
+    assert issued.shadow_versions == [twin]
+    assert issued.rows == 2 * 2 * dataset.horizon
+    batch = store.issued(settings, dataset.name, data_date=SYNTHETIC_END)
+    shadow = store.issued(settings, dataset.name, data_date=SYNTHETIC_END, source=SHADOW)
+    assert {r.model_version for r in shadow} == {twin}
+    assert [(r.entity_id, r.step, r.target_time) for r in shadow] == [
+        (r.entity_id, r.step, r.target_time) for r in batch
+    ]
+    assert [r.value for r in shadow] == pytest.approx([r.value for r in batch])  # the same bundle, the same rows
+
+    broken = register_broken_version(registry, name, settings, tmp_path)
+    registry.set_registered_model_alias(name, CHALLENGER, broken)
+    again = issue_day(settings, dataset, SYNTHETIC_END)
+    assert (again.shadow_versions, again.rows, again.model_version) == ([], 2 * dataset.horizon, "1")
+    assert store.issued(settings, dataset.name, data_date=SYNTHETIC_END, source=SHADOW) == []
+
+
 def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
     tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
 ) -> None:

@@ -43,7 +43,11 @@ def test_two_simulated_days_forecast_score_and_pass_their_checks(tmp_path: Path)
         assert day["champion_mae"] is not None
         assert day["naive_mae"] is not None
         assert day["drift_share"] is not None
+        assert day["drift_state"] in ("steady", "drifted")
         assert {"retrains", "promotions", "forced_promotions", "wall_s"} <= day.keys()
+    loop = report["drift_loop"]
+    assert (loop["shift"], loop["shift_day"], loop["forced"]) == ("none", None, False)
+    assert loop["drift_triggered_retrains"] == sum(d["retrains"] for d in days)
     markdown = (tmp_path / "reports" / "simulation.md").read_text()
     assert "| every_due_forecast_scored_once | yes |" in markdown
     # The source was revealed a day at a time: the copy ends with the last simulated day.
