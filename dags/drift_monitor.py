@@ -1,6 +1,6 @@
 """Drift monitor of each dataset, run by each new day of data: the day's materialized features against
-the champion's training window (Evidently, per entity), figures pushed for Prometheus and Grafana,
-and the retraining DAG triggered when drift stays above the threshold for N consecutive checks."""
+the champion's evidence (Evidently, per entity), figures pushed for Prometheus and Grafana, and the
+retraining DAG triggered when drift stays above the threshold for N consecutive days of new data."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ Runs when `ingest_{name}` loaded a day into the online store (Asset `{name}_onli
 per new day, in order (several days folded into one run are checked one after the other).
 
 check_drift (Evidently: per entity, the newest `drift_window` up to the day against the champion's
-training window; one MLflow run per check date; figures to the Pushgateway) -> needs_retraining
+evidence, the newest week of its training rows and its holdout; one MLflow run per check date;
+figures to the Pushgateway) -> needs_retraining
 (drift share above `max_drift_share` on `drift_consecutive_checks` days of new data in a row; a check
 whose day was judged already is recorded as `no_new_data` and not counted; too little data is never
 drift) -> trigger `retrain_{name}_forecaster` with the reason -> record the trigger (the streak restarts).
@@ -49,7 +50,7 @@ def build(name: str, config: Path) -> Any:
     def drift_monitor() -> None:
         @task
         def check_drift() -> MonitorOutcome:
-            """Judge each new day's features against the champion's training window, per entity; record
+            """Judge each new day's features against the champion's evidence, per entity; record
             each check (one MLflow run per check date) and push its figures; count the drifted streak."""
             from model_validation.drift_monitor import check_champion
 
@@ -74,10 +75,12 @@ def build(name: str, config: Path) -> Any:
             conf={
                 "reason": "{{ ti.xcom_pull(task_ids='check_drift').trigger_reason }}",
                 "training_window_end": "{{ ti.xcom_pull(task_ids='check_drift').data_date }}",
+                "holdout_start": "{{ ti.xcom_pull(task_ids='check_drift').streak_start }}",
             },
             skip_when_already_exists=True,
             doc_md="Start the dataset's retraining with the streak's reason, the data date as the training window's "
-            "end; a retried check finds the run it started and starts no second one.",
+            "end and the streak's first day as the start of its holdout (the gate compares on the data after the "
+            "change); a retried check finds the run it started and starts no second one.",
         )
 
         @task

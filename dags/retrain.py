@@ -31,11 +31,13 @@ DOC = """
 ingest -> validate (Great Expectations) -> features -> Feast apply + materialize -> training set
 -> tune (Optuna workers sharing one study) -> best parameters
 -> train final (pod on the GPU pool, or a local process) -> register challenger
--> champion/challenger gate (both models on the same holdout) -> drift gate (Evidently, per entity)
+-> champion/challenger gate (both models on the same holdout; a run the drift monitor started holds out
+the data since the change began) -> drift gate (Evidently, per entity: the challenger's newest training
+week and holdout against the newest data)
 -> promote (atomic alias move; the old champion keeps alias `previous`) or skip -> summary.
 
 `force_promote` overrides the drift gate only (the override and the reason are recorded on the
-version), never a model that loses to the champion or to seasonal naive. Roll back with the
+version), never a model that loses to the champion or to a baseline. Roll back with the
 `rollback_{name}_champion` DAG or `python -m model_registry rollback`.
 
 A failed data check stops the run before any feature is written; the champion keeps serving.
@@ -61,6 +63,13 @@ def form() -> dict[str, Param]:
             type=["null", "string"],
             format="date",
             title="Training window end (YYYY-MM-DD; empty: the run's date)",
+        ),
+        "holdout_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Holdout from (YYYY-MM-DD; empty: the config's holdout; the drift monitor sets its streak's "
+            "first day, so the gate compares on the data after a change)",
         ),
         "force_promote": Param(False, type="boolean", title="Promote despite the drift gate"),
         "reason": Param(
@@ -88,7 +97,7 @@ def build(name: str, config: Path) -> Any:
 
             context = get_current_context()
             params, dag_run = context["params"], context["dag_run"]
-            end = params.get("training_window_end")
+            end, holdout = params.get("training_window_end"), params.get("holdout_start")
             logical_date = (
                 datetime.fromisoformat(end).date() if end else (dag_run.logical_date or dag_run.run_after).date()
             )
@@ -104,6 +113,7 @@ def build(name: str, config: Path) -> Any:
                 tuning_workers=int(params["tuning_workers"]),
                 force_promote=bool(params["force_promote"]),
                 reason=str(params["reason"]),
+                holdout_start=datetime.fromisoformat(holdout).date() if holdout else None,
             )
 
         @task
@@ -153,12 +163,13 @@ def build(name: str, config: Path) -> Any:
         @task
         def training_set(plan: RunPlan, materialized: Materialized) -> TrainingSet:
             """Join labels with features point-in-time (Feast) and keep the newest span out as the holdout
-            that the champion/challenger gate scores; written once, read by every later step."""
+            that the champion/challenger gate scores (from ``holdout_start`` when the drift monitor gave
+            one: the data after the change); written once, read by every later step."""
             from feature_store.training_set import write_training_set
 
             run = plan.scope()
             path = plan.run_dir(run.settings, run.dataset) / "training_set.parquet"
-            return write_training_set(run.settings, run.dataset, plan.logical_date, path)
+            return write_training_set(run.settings, run.dataset, plan.logical_date, path, plan.holdout_start)
 
         @task
         def tuning_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:

@@ -58,15 +58,24 @@ def get_training_set(settings: Settings, dataset: DatasetConfig, logical_date: d
     return joined[columns].sort_values([EVENT_TIMESTAMP, dataset.entity_column]).reset_index(drop=True)
 
 
-def split_holdout(frame: pd.DataFrame, dataset: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_holdout(
+    frame: pd.DataFrame, dataset: DatasetConfig, start: date | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training rows, holdout rows): the newest ``promotion.holdout`` is kept out of training.
 
     Champion and challenger are compared on the holdout, so the challenger must not have seen it:
     training rows end one horizon before the holdout starts, so that no training label is a target
-    inside it.
+    inside it. ``start`` (the first day of a drifted streak, from the drift monitor) begins the
+    holdout there instead, so that the comparison is made on the data after a change and training
+    keeps everything before it; it never makes the holdout longer than configured, nor shorter than
+    a day.
     """
     stamps = frame[EVENT_TIMESTAMP]
     holdout_start = stamps.max() - dataset.promotion.holdout + dataset.frequency
+    if start is not None:
+        asked = pd.Timestamp(start).tz_localize("UTC")
+        at_least_a_day = stamps.max() - pd.Timedelta(days=1) + dataset.frequency
+        holdout_start = min(max(asked, holdout_start), at_least_a_day)
     last_training = holdout_start - dataset.horizon * dataset.frequency
     training = frame[stamps <= last_training].reset_index(drop=True)
     holdout = frame[stamps >= holdout_start].reset_index(drop=True)
@@ -94,10 +103,12 @@ def holdout_path(training_set_path: Path) -> Path:
     return training_set_path.with_name(f"{training_set_path.stem}.holdout.parquet")
 
 
-def write_training_set(settings: Settings, dataset: DatasetConfig, logical_date: date, path: Path) -> TrainingSet:
+def write_training_set(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, path: Path, holdout_start: date | None = None
+) -> TrainingSet:
     """Persist training rows and holdout (next to them), so that tuning, training (maybe in a pod) and
-    the promotion gate read the same rows."""
-    training, holdout = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
+    the promotion gate read the same rows; ``holdout_start``: see :func:`split_holdout`."""
+    training, holdout = split_holdout(get_training_set(settings, dataset, logical_date), dataset, holdout_start)
     write_atomically(holdout, holdout_path(path))
     write_atomically(training, path)
     return TrainingSet(path=path, holdout_path=holdout_path(path), rows=len(training), holdout_rows=len(holdout))

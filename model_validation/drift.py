@@ -21,6 +21,7 @@ import pandas as pd
 from core.columns import EVENT_TIMESTAMP, lag_name, numeric_feature_names, target_level_names
 from core.dataset import DatasetConfig
 from core.files import write_text_atomically
+from core.partitions import latest_validated_date
 from core.settings import Settings
 from core.windows import end_of
 from feature_store.features import offline_source_path
@@ -204,17 +205,31 @@ def drift_gate(
     )
 
 
-def training_rows(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
-    """A registered version's training rows, read back from the offline feature source (the span its run
-    logged as ``training_start``..``training_end``)."""
+def evidence(training: pd.DataFrame, holdout: pd.DataFrame | None, dataset: DatasetConfig) -> pd.DataFrame:
+    """The most recent data a version was fit and judged on: its training rows of the last
+    ``drift_window`` before its training ended, and the holdout the promotion gate scored it on."""
+    stamps = training[EVENT_TIMESTAMP]
+    tail = training[stamps > stamps.max() - dataset.promotion.drift_window]
+    return tail if holdout is None or holdout.empty else pd.concat([tail, holdout], ignore_index=True)
+
+
+def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
+    """:func:`evidence` of a registered version, read back from the offline feature source: its run's
+    ``training_end``, and the holdout window its promotion gate recorded (tag ``holdout_window``)."""
     from model_registry.tracking import client
 
     mlflow_client = client(settings)
-    params = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, version).run_id)).data.params
+    model_version = mlflow_client.get_model_version(model_name, version)
+    params = mlflow_client.get_run(str(model_version.run_id)).data.params
     features = pd.read_parquet(offline_source_path(settings, dataset))
     stamps = features[EVENT_TIMESTAMP]
-    start, end = pd.Timestamp(params["training_start"]), pd.Timestamp(params["training_end"])
-    return features[(stamps >= start) & (stamps <= end)]
+    end = pd.Timestamp(params["training_end"])
+    training = features[(stamps > end - dataset.promotion.drift_window) & (stamps <= end)]
+    holdout = None
+    if window := model_version.tags.get("holdout_window"):
+        start, stop = (pd.Timestamp(t) for t in window.split("/"))
+        holdout = features[(stamps >= start) & (stamps <= stop)]
+    return evidence(training, holdout, dataset)
 
 
 def gate_version(
@@ -227,17 +242,22 @@ def gate_version(
     force: bool = False,
     forced_because: str = "",
 ) -> DriftResult:
-    """The drift gate of a registered version: its training rows (``training_set_path``, or read back
-    from the offline source when None) against the newest window up to ``logical_date``; reports and
-    figures to the version's run, outcome to its tags."""
+    """The drift gate of a registered version: its :func:`evidence` (from the run's training set at
+    ``training_set_path`` and the holdout next to it, or read back from the offline source when None)
+    against the newest window the service forecasts from (the newest validated day, or
+    ``logical_date`` if later); reports and figures to the version's run, outcome to its tags."""
+    from feature_store.training_set import holdout_path
     from model_registry.tracking import client
 
     model_name = settings.model_name(dataset.name)
     if training_set_path is None:
-        reference = training_rows(settings, dataset, model_name, version)
+        reference = version_evidence(settings, dataset, model_name, version)
     else:
-        reference = pd.read_parquet(training_set_path)
-    result = drift_gate(settings, dataset, logical_date, reference, out_dir, force, forced_because)
+        held_out = holdout_path(training_set_path)
+        holdout = pd.read_parquet(held_out) if held_out.is_file() else None
+        reference = evidence(pd.read_parquet(training_set_path), holdout, dataset)
+    newest = max(logical_date, latest_validated_date(settings, dataset))
+    result = drift_gate(settings, dataset, newest, reference, out_dir, force, forced_because)
     mlflow_client = client(settings)
     run_id = str(mlflow_client.get_model_version(model_name, version).run_id)
     for path in result.report_paths:

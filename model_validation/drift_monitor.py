@@ -1,9 +1,10 @@
 """The daily drift check of the champion, its history, and when drift calls for retraining.
 
 Each check compares the newest materialized features (what the service forecasts from) with the
-champion's training window, per entity, and pushes the figures to the Pushgateway for Prometheus
-and Grafana. Every check is one MLflow run (tag ``job=drift_monitor``, one per check date, so a
-re-run replaces its figures instead of adding a check): that history is what "drift above the
+champion's evidence, per entity: the newest week of its training rows and the holdout its promotion
+gate scored it on (:func:`model_validation.drift.version_evidence`), and pushes the figures to the
+Pushgateway for Prometheus and Grafana. Every check is one MLflow run (tag ``job=drift_monitor``,
+one per check date, so a re-run replaces its figures instead of adding a check): that history is what "drift above the
 threshold for N consecutive days" is counted on, one count per day of new data. A check whose day
 of data was judged already (no new data since) is recorded as such and neither extends nor breaks a
 streak: judging the same window again is not a second piece of evidence. Checks without a verdict
@@ -22,7 +23,7 @@ from typing import Any
 from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
 from core.settings import Settings
-from model_validation.drift import drift_gate, training_rows
+from model_validation.drift import drift_gate, version_evidence
 from model_validation.outcomes import CheckState, DriftOutcome, DriftResult, MonitorOutcome
 
 log = logging.getLogger(__name__)
@@ -49,16 +50,21 @@ def state_of(result: DriftResult) -> CheckState:
     return CheckState.DRIFTED if result.drifted else CheckState.STEADY
 
 
-def consecutive_drifted(history: list[CheckRecord]) -> int:
-    """Drifted days of data in a row, newest first, up to the first steady, unknown or triggering
+def drifted_streak(history: list[CheckRecord]) -> list[CheckRecord]:
+    """The drifted days of data in a row, newest first, up to the first steady, unknown or triggering
     check; checks that found no new data are passed over."""
-    count = 0
+    streak = []
     judged = [r for r in history if r.state is not CheckState.NO_NEW_DATA]
     for record in sorted(judged, key=lambda r: (r.day, r.check_date), reverse=True):
         if record.state is not CheckState.DRIFTED or record.triggered:
             break
-        count += 1
-    return count
+        streak.append(record)
+    return streak
+
+
+def consecutive_drifted(history: list[CheckRecord]) -> int:
+    """How many drifted days of data in a row (:func:`drifted_streak`)."""
+    return len(drifted_streak(history))
 
 
 def judged_before(history: list[CheckRecord], check_date: date, data_date: date) -> CheckRecord | None:
@@ -129,10 +135,11 @@ def check_champion(
         return _no_new_data(settings, dataset, check_date, data_date, version, earlier, previous, same_day, started)
 
     out_dir = settings.artifacts / dataset.name / "drift_monitor" / check_date.isoformat()
-    reference = training_rows(settings, dataset, model_name, version)
+    reference = version_evidence(settings, dataset, model_name, version)
     result = drift_gate(settings, dataset, data_date, reference, out_dir)
     state = state_of(result)
-    streak = consecutive_drifted([*previous, CheckRecord(check_date.isoformat(), state, False, data_date.isoformat())])
+    drifted = drifted_streak([*previous, CheckRecord(check_date.isoformat(), state, False, data_date.isoformat())])
+    streak = len(drifted)
     trigger = streak >= required
     trigger_reason = ""
     if trigger:
@@ -155,6 +162,7 @@ def check_champion(
         required_consecutive=required,
         trigger=trigger,
         trigger_reason=trigger_reason,
+        streak_start=drifted[-1].day if drifted else "",
         check_run_id=run_id,
         seconds=time.monotonic() - started,
     )

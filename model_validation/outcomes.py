@@ -129,6 +129,7 @@ class MonitorOutcome(_Outcome):
     trigger: bool
     trigger_reason: str
     check_run_id: str
+    streak_start: str = ""  # the first day of data of the drifted streak (the retraining's holdout starts there)
     seconds: float
 
 

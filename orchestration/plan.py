@@ -55,6 +55,7 @@ class RunPlan(BaseModel):
     tuning_workers: int = 1
     force_promote: bool = False
     reason: str = ""
+    holdout_start: date | None = None  # the holdout begins here (a drifted streak's first day), not per config
 
     @property
     def key(self) -> str:

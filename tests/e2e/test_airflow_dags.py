@@ -108,9 +108,11 @@ def test_drift_monitor_pushes_drift_figures(retrained, pushgateway: str) -> None
     assert 'mlops_drift_consecutive_checks{dataset="synthetic",instance="",job="drift_monitor"} 0' in metrics
 
 
-def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion(retrained) -> None:  # type: ignore[no-untyped-def]
-    """A regime change arrives; two drifted days of new data trigger retraining with a reason; the new
-    model is gated against the drifted week and not promoted; the champion keeps its alias."""
+def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and_promoted(retrained) -> None:  # type: ignore[no-untyped-def]
+    """A regime change arrives; two drifted days of new data trigger a retraining with a reason and the
+    streak's first day; its holdout starts there, so champion and challenger are compared on the data
+    after the change, which the challenger forecasts better (it trained on the change's first days);
+    the drift gate finds its evidence like the newest data, and it becomes champion with no override."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
@@ -138,6 +140,7 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
     assert triggered.dag_id == "retrain_synthetic_forecaster"
     assert "drift share above 0.50 on 2 consecutive days of new data" in conf["reason"]
     assert conf["training_window_end"] == shifted_end.isoformat()
+    assert conf["holdout_start"] == (shifted_end - timedelta(days=1)).isoformat()  # the streak's first day
     checks = client(settings).search_runs(
         [client(settings).get_experiment_by_name(settings.mlflow_experiment).experiment_id],
         "tags.job = 'drift_monitor' and tags.triggered_retraining = 'true'",
@@ -147,15 +150,18 @@ def test_lasting_drift_triggers_a_retraining_whose_drift_gate_keeps_the_champion
     before = champion_version(settings, "synthetic_forecaster")
     run = env.dag("retrain_synthetic_forecaster").test(run_conf={**conf, "n_trials": 0})
     states = _states(run)
-    assert states["drift_gate"] == "success", states
-    assert states["promote"] == "skipped", states
-    assert states["skip_promotion"] == "success"
-    assert champion_version(settings, "synthetic_forecaster") == before
+    assert states["promote"] == "success", states
+    assert states["skip_promotion"] == "skipped", states
     challenger = client(settings).get_model_version_by_alias("synthetic_forecaster", "challenger")
-    assert challenger.tags["gate_drift"] == "blocked"
-    assert challenger.tags["gate_decision"] == "rejected"
-    assert challenger.tags["gate_decision_reason"].startswith("not promoted: drift gate blocked")
+    assert champion_version(settings, "synthetic_forecaster") == str(challenger.version) != before
     assert challenger.tags["dag_run_id"] == run.run_id
+    assert challenger.tags["holdout_window"].startswith(f"{shifted_end - timedelta(days=1)}T00:00:00")
+    assert float(challenger.tags["holdout_mae"]) < float(challenger.tags["holdout_champion_mae"])
+    assert challenger.tags["holdout_champion_version"] == before
+    assert challenger.tags["gate_drift"] == "passed", challenger.tags["gate_drift_reason"]
+    assert challenger.tags["gate_decision"] == "promoted"
+    assert "force_promote_reason" not in challenger.tags
+    assert challenger.tags["previous_champion"] == before
 
 
 def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained) -> None:  # type: ignore[no-untyped-def]
@@ -184,7 +190,8 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
     model = "synthetic_forecaster"
     before = champion_version(settings, model)
     assert before is not None
-    gated_version = mlflow.get_model_version_by_alias(model, "challenger")  # the drift-triggered run's
+    # the drift-triggered run's challenger, promoted above: its gates' results as the run logged them
+    gated_version = mlflow.get_model_version_by_alias(model, "challenger")
 
     def logged(path: str) -> dict[str, object]:
         with open(mlflow.download_artifacts(gated_version.run_id, path)) as handle:
@@ -192,7 +199,7 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
 
     gate = GateDecision.model_validate(logged(GATE_ARTIFACT))
     drift = DriftResult.model_validate(logged("gates/drift.json"))
-    assert gate.champion_version == before
+    assert gate.champion_version not in (None, before)  # gated against the champion before it
     # meanwhile another run promotes a version (a second version of the champion's bundle)
     source = mlflow.get_model_version(model, before)
     other = str(mlflow_api.register_model(f"runs:/{source.run_id}/model", model).version)
@@ -208,7 +215,9 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
         horizon=6,
     )
     challenger = RegisteredVersion(name=model, version=str(gated_version.version), run_id=gated_version.run_id)
-    with pytest.raises(PromotionConflictError, match=f"gated against champion {before}, but the champion is now"):
+    with pytest.raises(
+        PromotionConflictError, match=f"gated against champion {gate.champion_version}, but the champion"
+    ):
         promote(plan, challenger, gate, drift)
     assert champion_version(settings, model) == other
 
@@ -273,10 +282,18 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrain
     settings = env.settings()
     dataset = DatasetConfig.from_yaml(env.config, settings)
     yesterday = issue_day(settings, dataset, day - timedelta(days=1))
+    # the champion promoted after the drift above forecasts; the one it replaced, in its shadow
+    [shadow_version] = yesterday.shadow_versions
     for _ in range(2):
         scoring = env.dag("score_synthetic").test()
         assert set(_states(scoring).values()) == {"success"}, _states(scoring)
-    scored = store.scored(settings, "synthetic")
+    every = store.scored(settings, "synthetic")
+    shadows = [r for r in every if r["source"] == "shadow"]
+    scored = [r for r in every if r["source"] == "batch"]
+    assert sorted((r["entity_id"], r["step"]) for r in shadows) == [
+        (e, h) for e in ("site_0", "site_1") for h in range(1, 7)
+    ]
+    assert {r["model_version"] for r in shadows} == {shadow_version} != {r["model_version"] for r in scored}
     entities_steps = sorted((r["entity_id"], r["step"]) for r in scored)
     assert entities_steps == [(e, h) for e in ("site_0", "site_1") for h in range(1, 7)]
     assert {r["target_date"] for r in scored} == {day}
@@ -290,6 +307,18 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrain
     metrics = requests.get(f"{pushgateway}/metrics", timeout=5).text
     pushed = 'mlops_realized_mae{dataset="synthetic",instance="",job="forecast_scoring",source="batch",step="all"}'
     assert pushed in metrics
+    shadow_mae = sum(abs(r["error"]) for r in shadows) / len(shadows)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    [pushed_shadow] = [
+        sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "mlops_realized_version_mae" and sample.labels.get("source") == "shadow"
+    ]
+    assert pushed_shadow == pytest.approx(shadow_mae)
+    shadow_run = mlflow.get_model_version("synthetic_forecaster", shadow_version).run_id
+    assert mlflow.get_metric_history(shadow_run, "realized_mae")[-1].value == pytest.approx(shadow_mae)
 
     retrain = env.dag("retrain_synthetic_forecaster")
     states = _states(retrain.test(run_conf={"training_window_end": day.isoformat(), "n_trials": 0, "reason": "reuse"}))

@@ -236,7 +236,10 @@ def test_concurrent_promotions_leave_exactly_one_champion(registry: Registry, re
     rollback(registry.settings, MODEL, "end of race", registry.champion)
 
 
-def test_the_drift_gate_passes_a_clean_week_and_blocks_a_regime_change(registry: Registry) -> None:
+def test_the_drift_gate_blocks_a_version_whose_evidence_predates_a_regime_change(registry: Registry) -> None:
+    """The gate judges what the service now sees against what a version was most recently fit and judged
+    on: a clean week passes; after a regime change, a version fit and judged before it is blocked (or
+    forced, with its reason), while a run fit and judged on data that includes the change passes."""
     from feature_store.training_set import write_training_set
     from model_registry.tracking import client
     from model_validation.drift import gate_version
@@ -244,25 +247,28 @@ def test_the_drift_gate_passes_a_clean_week_and_blocks_a_regime_change(registry:
 
     settings, dataset = registry.settings, registry.dataset
 
-    def gate(day: date, force: bool) -> DriftResult:
-        run_dir = settings.artifacts / f"gate-{day}-{force}"
-        rows = write_training_set(settings, dataset, day, run_dir / "training_set.parquet")
+    def gate(day: date, force: bool = False, fresh_run: bool = False) -> DriftResult:
+        run_dir = settings.artifacts / f"gate-{day}-{force}-{fresh_run}"
+        path = write_training_set(settings, dataset, day, run_dir / "training_set.parquet").path if fresh_run else None
         return gate_version(
-            settings, dataset, registry.weak, day, rows.path, run_dir / "drift", force, forced_because="known outage"
+            settings, dataset, registry.weak, day, path, run_dir / "drift", force, forced_because="known outage"
         )
 
-    clean = gate(SYNTHETIC_END, force=False)
+    clean = gate(SYNTHETIC_END)
     assert clean.outcome is DriftOutcome.PASSED, clean.reason
 
     shifted = with_regime_change(synthetic_frame(days=57, end=SHIFTED_END))
     shifted.to_csv(registry.config.parent / "series.csv", index=False)
     run_data_chain(settings, dataset, SHIFTED_END)
-    blocked = gate(SHIFTED_END, force=False)
+    blocked = gate(SHIFTED_END)  # v2 was fit and judged before the change
     assert blocked.outcome is DriftOutcome.BLOCKED
     assert (blocked.entities["site_0"].drift_share or 0.0) > dataset.promotion.max_drift_share
+    assert blocked.current_end.startswith(SHIFTED_END.isoformat())
     tags = client(settings).get_model_version(MODEL, registry.weak).tags
     assert tags["gate_drift"] == "blocked"
     assert "drift share above 0.50" in tags["gate_drift_reason"]
+    # judged as of an older day, it is still compared with the newest data the service forecasts from
+    assert gate(SYNTHETIC_END).outcome is DriftOutcome.BLOCKED
     forced = gate(SHIFTED_END, force=True)
     assert forced.outcome is DriftOutcome.FORCED
     tags = client(settings).get_model_version(MODEL, registry.weak).tags
@@ -272,6 +278,8 @@ def test_the_drift_gate_passes_a_clean_week_and_blocks_a_regime_change(registry:
     run_id = client(settings).get_model_version(MODEL, registry.weak).run_id
     reports = {a.path for a in client(settings).list_artifacts(run_id, "drift")}
     assert reports == {"drift/drift_site_0.html", "drift/drift_site_1.html"}
+    fresh = gate(SHIFTED_END, fresh_run=True)  # a run's training set and holdout up to the newest day
+    assert fresh.outcome is DriftOutcome.PASSED, fresh.reason
 
 
 def test_drift_figures_reach_prometheus_through_the_pushgateway(
@@ -325,9 +333,10 @@ def test_drift_figures_reach_prometheus_through_the_pushgateway(
 
 
 def test_the_cli_promotes_through_both_gates_or_a_recorded_override(registry: Registry, cli: None) -> None:
-    """A second version of the champion's bundle ties it on the holdout (the champion/challenger gate
-    passes), but was trained before the regime change: the CLI runs the drift gate too and refuses;
-    ``--force`` needs a reason, and then promotes and records the override."""
+    """A second version of the champion's bundle ties it on a holdout before the regime change (the
+    champion/challenger gate passes): the CLI runs the drift gate too, which compares that evidence
+    with the newest, changed data, and refuses; ``--force`` needs a reason, and then promotes and
+    records the override."""
     import mlflow
 
     from model_registry.promotion import rollback
@@ -340,7 +349,9 @@ def test_the_cli_promotes_through_both_gates_or_a_recorded_override(registry: Re
     source = mlflow_client.get_model_version(MODEL, registry.champion)
     copy = str(mlflow.register_model(f"runs:/{source.run_id}/model", MODEL).version)
     mlflow_client.set_model_version_tag(MODEL, copy, BUNDLE_DIGEST_TAG, source.tags[BUNDLE_DIGEST_TAG])
-    args = ["promote", "--dataset", str(registry.config), "--logical-date", SHIFTED_END.isoformat()]
+    # judged on the holdout before the change: the champion/challenger gate passes (a tie), the drift
+    # gate compares that evidence with the newest, changed data
+    args = ["promote", "--dataset", str(registry.config), "--logical-date", SYNTHETIC_END.isoformat()]
     args += ["--version", copy]
 
     assert main(args) == 3

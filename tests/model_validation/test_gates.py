@@ -290,6 +290,60 @@ def test_a_streak_counts_days_of_new_data_not_checks() -> None:
     assert judged_before(repeats, date(2024, 4, 12), date(2024, 4, 7)) is None  # stale checks judged nothing
 
 
+def test_the_streak_names_its_first_day_of_data() -> None:
+    """Where the retraining's holdout starts: the oldest day of the drifted streak, not of the checks."""
+    from model_validation.drift_monitor import CheckRecord, drifted_streak
+
+    drifted, steady = CheckState.DRIFTED, CheckState.STEADY
+    history = [
+        CheckRecord("2024-04-05", steady, False, "2024-04-04"),
+        CheckRecord("2024-04-06", drifted, False, "2024-04-05"),
+        CheckRecord("2024-04-09", drifted, False, "2024-04-08"),  # two days of data came late, in one run
+        CheckRecord("2024-04-09", drifted, False, "2024-04-06"),
+        CheckRecord("2024-04-09", drifted, False, "2024-04-07"),
+    ]
+    assert [r.day for r in drifted_streak(history)] == ["2024-04-08", "2024-04-07", "2024-04-06", "2024-04-05"]
+    assert drifted_streak([*history, CheckRecord("2024-04-10", steady, False, "2024-04-09")]) == []
+
+
+def test_a_holdout_can_start_where_a_change_began_within_the_configured_span(dataset: DatasetConfig) -> None:
+    """From the drift monitor's streak start: never longer than configured, never shorter than a day;
+    training still ends one horizon before it."""
+    from core.columns import EVENT_TIMESTAMP
+    from feature_store.training_set import split_holdout
+    from tests.utils.data import training_frame
+
+    frame = training_frame(dataset)
+    newest = frame[EVENT_TIMESTAMP].max()
+
+    def starts(start: date | None) -> tuple[pd.Timestamp, pd.Timestamp]:
+        training, holdout = split_holdout(frame, dataset, start)
+        assert training[EVENT_TIMESTAMP].max() == holdout[EVENT_TIMESTAMP].min() - dataset.horizon * dataset.frequency
+        return holdout[EVENT_TIMESTAMP].min(), training[EVENT_TIMESTAMP].max()
+
+    configured = newest - dataset.promotion.holdout + dataset.frequency
+    assert starts(None)[0] == configured
+    two_days_ago = (newest - pd.Timedelta(days=2)).date()
+    assert starts(two_days_ago)[0] == pd.Timestamp(two_days_ago, tz="UTC")
+    assert starts(date(2020, 1, 1))[0] == configured  # a streak older than the holdout: as configured
+    assert starts(newest.date() + pd.Timedelta(days=3))[0] == newest - pd.Timedelta(days=1) + dataset.frequency
+
+
+def test_a_versions_evidence_is_its_newest_training_week_and_its_holdout(dataset: DatasetConfig) -> None:
+    from core.columns import EVENT_TIMESTAMP
+    from feature_store.training_set import split_holdout
+    from model_validation.drift import evidence
+    from tests.utils.data import training_frame
+
+    training, holdout = split_holdout(training_frame(dataset), dataset)
+    seen = evidence(training, holdout, dataset)
+    stamps = seen[EVENT_TIMESTAMP]
+    assert stamps.min() == training[EVENT_TIMESTAMP].max() - dataset.promotion.drift_window + dataset.frequency
+    assert stamps.max() == holdout[EVENT_TIMESTAMP].max()
+    assert len(seen) == len(holdout) + int((training[EVENT_TIMESTAMP] >= stamps.min()).sum())
+    assert len(evidence(training, None, dataset)) == len(seen) - len(holdout)
+
+
 def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from model_validation.drift import calibrate_threshold, measure_drift, normed_wasserstein
 

@@ -30,7 +30,7 @@ def test_a_dataset_whose_levels_move_on_gets_its_first_champion(
     from model_registry.registry import champion_version, register_challenger
     from model_training.train import train
     from model_validation.__main__ import main as validation_cli
-    from model_validation.drift import drift_gate, training_rows
+    from model_validation.drift import drift_gate
     from model_validation.outcomes import DriftOutcome
 
     config = write_random_walk_dataset(tmp_path / "dataset")
@@ -63,12 +63,21 @@ def test_a_dataset_whose_levels_move_on_gets_its_first_champion(
     assert float(tags["holdout_mae"]) < naive
     assert "< seasonal naive" in tags["gate_champion_challenger_reason"]
     assert f"< naive {naive:.4f}" in tags["gate_champion_challenger_reason"]
-    # The same version judged on raw levels: every entity's levels left its training window behind.
+    # The same version judged on raw levels against its training rows: every entity's levels left them behind.
+    import pandas as pd
+
+    from core.columns import EVENT_TIMESTAMP
+    from feature_store.features import offline_source_path
+
+    params = tracking.client(settings).get_run(run_id).data.params
+    features = pd.read_parquet(offline_source_path(settings, dataset))
+    stamps = features[EVENT_TIMESTAMP]
+    trained = features[
+        (stamps >= pd.Timestamp(params["training_start"])) & (stamps <= pd.Timestamp(params["training_end"]))
+    ]
     raw = dataset.model_copy(
         update={"promotion": dataset.promotion.model_copy(update={"drift_relative_levels": False})}
     )
-    blocked = drift_gate(
-        settings, raw, SYNTHETIC_END, training_rows(settings, dataset, MODEL, version), tmp_path / "raw"
-    )
+    blocked = drift_gate(settings, raw, SYNTHETIC_END, trained, tmp_path / "raw")
     assert blocked.outcome is DriftOutcome.BLOCKED
     assert all((e.drift_share or 0.0) > dataset.promotion.max_drift_share for e in blocked.entities.values())

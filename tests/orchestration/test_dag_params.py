@@ -53,7 +53,7 @@ def test_every_form_field_has_a_type_and_bounds(dags: dict[str, Any]) -> None:
             else:
                 assert kind == "boolean", (dag_id, name, schema)
             fields += 1
-    assert fields == 9
+    assert fields == 10
 
 
 GOOD: dict[str, list[dict[str, Any]]] = {
@@ -62,6 +62,8 @@ GOOD: dict[str, list[dict[str, Any]]] = {
         {"model_family": "dlinear", "horizon": 48, "n_trials": 20, "tuning_workers": 4},
         {"training_window_end": "2018-06-26", "force_promote": True, "reason": "monthly refresh (ticket #12)"},
         {"horizon": None, "training_window_end": None},
+        {"training_window_end": "2018-06-26", "holdout_start": "2018-06-22", "reason": "drift monitor: ..."},
+        {"holdout_start": None},
     ],
     "rollback_ett_champion": [{"reason": "worse forecasts"}, {"reason": "bad deploy", "to_version": "12"}],
     "materialize_ett_features": [{}],
@@ -89,6 +91,8 @@ BAD: dict[str, list[dict[str, Any]]] = {
         {"training_window_end": "2018-06-26; rm -rf /"},
         {"training_window_end": "../../etc/passwd"},
         {"training_window_end": 20180626},
+        {"holdout_start": "2018-06-22; rm -rf /"},
+        {"holdout_start": "yesterday"},
         {"force_promote": "yes"},
         {"reason": LONG},
         {"reason": "ok\n2024-01-01 INFO promoted by admin"},
@@ -129,12 +133,13 @@ def test_bad_conf_is_refused_before_a_run_exists(dags: dict[str, Any], dag_id: s
 def test_the_drift_monitors_trigger_fits_the_retraining_form(dags: dict[str, Any], source_dags: dict[str, Any]) -> None:
     """The conf the drift monitor sends, rendered with the values it produces, passes the form it targets."""
     trigger_task = source_dags["drift_monitor_ett"].get_task("trigger_retraining")
-    assert set(trigger_task.conf) == {"reason", "training_window_end"}
+    assert set(trigger_task.conf) == {"reason", "training_window_end", "holdout_start"}
     reason = (
         "drift monitor: drift share above 0.50 on 3 consecutive days of new data up to 2018-06-26 "
         "(champion v4; ETTh1 0.62, ETTh2 0.71)"
     )
-    trigger(dags["retrain_ett_forecaster"], {"reason": reason, "training_window_end": "2018-06-25"})
+    conf = {"reason": reason, "training_window_end": "2018-06-25", "holdout_start": "2018-06-23"}
+    trigger(dags["retrain_ett_forecaster"], conf)
 
 
 def test_no_conf_value_reaches_a_shell(source_dags: dict[str, Any], tmp_path: Path) -> None:
