@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 WRITE_ATTEMPTS = 4
 RETRY_INITIAL_SECONDS = 0.5
 # The writer yields the CPU to the service's requests: it only has to keep up on average, they wait
-# for every millisecond it holds a core.
-WRITER_NICENESS = 19
+# for every millisecond it holds a core. Not the lowest priority: on a saturated machine that starves
+# it (a closing service then waits on it for a minute).
+WRITER_NICENESS = 10
 
 # What crosses to the writer per forecast: entity, model name, model version, the features' event
 # time, the values of steps 1..H (target times are the event time plus whole steps).

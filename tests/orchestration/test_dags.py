@@ -160,7 +160,7 @@ def test_drift_monitor_triggers_the_retraining_dag_of_its_dataset(dagbag) -> Non
     trigger = dag.get_task("trigger_retraining")
     assert trigger.trigger_dag_id == "retrain_ett_forecaster"
     assert trigger.skip_when_already_exists  # a retried check does not start a second retraining
-    assert set(trigger.conf) == {"reason", "training_window_end"}
+    assert set(trigger.conf) == {"reason", "training_window_end", "holdout_start"}
     assert set(trigger.conf) <= set(dagbag.dags["retrain_ett_forecaster"].params)
     assert [t.task_id for t in dag.get_task("needs_retraining").downstream_list] == ["trigger_retraining"]
 
