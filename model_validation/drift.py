@@ -56,9 +56,10 @@ def drift_view(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
     current value (lag 0), which is left out; covariates and spreads as they are.
 
     The tree families forecast the change from the current value with the other levels relative to
-    it, NLinear subtracts the last value: a level that moves on changes none of their inputs, so it
-    is not drift by itself (a trending series' raw lags never match its training years). A change in
-    how the target moves (its swings, its daily shape) or in a covariate still is.
+    it, NLinear subtracts the last value: a level that moves on changes none of what they forecast
+    from but the current value itself, so it is not drift by itself (a trending series' raw lags
+    never match its training years). A change in how the target moves (its swings, its daily shape)
+    or in a covariate still is.
     """
     relative = _relative_levels(dataset)
     if relative is None:
