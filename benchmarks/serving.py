@@ -433,10 +433,9 @@ def ours(
     seconds: float,
     entity: str,
     logs: Path,
-    system: str = OURS,
 ) -> list[dict[str, Any]]:
     with our_service(settings, workers, logs) as (base, _):
-        return measure(system, f"{base}/v1/forecast", {"entity_id": entity}, rates, seconds, workers, logs, base)
+        return measure(OURS, f"{base}/v1/forecast", {"entity_id": entity}, rates, seconds, workers, logs, base)
 
 
 def ledger_cost(

@@ -14,8 +14,10 @@ ends its streak.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -177,6 +179,40 @@ def check_champion(
     return outcome
 
 
+@contextlib.contextmanager
+def _check_run(
+    settings: Settings,
+    dataset: DatasetConfig,
+    check_date: date,
+    data_date: date,
+    version: str,
+    state: CheckState,
+    reason: str,
+    run_id: str | None,
+) -> Iterator[Any]:
+    """The check's MLflow run, open, with the tags the streak is counted from (``run_id``: the same
+    date's run, when it is checked again)."""
+    import mlflow
+
+    from model_registry.tracking import experiment_id
+
+    with mlflow.start_run(
+        run_id=run_id, experiment_id=experiment_id(settings), run_name=f"drift-check-{dataset.name}-{check_date}"
+    ) as run:
+        mlflow.set_tags(
+            {
+                "job": JOB,
+                "dataset": dataset.name,
+                "check_date": check_date.isoformat(),
+                "data_date": data_date.isoformat(),
+                "champion_version": version,
+                "state": state.value,
+                "reason": reason[:5000],
+            }
+        )
+        yield run
+
+
 def _no_new_data(
     settings: Settings,
     dataset: DatasetConfig,
@@ -189,25 +225,8 @@ def _no_new_data(
     started: float,
 ) -> MonitorOutcome:
     """Record a check that found no day of data newer than one already judged: no verdict, no count."""
-    import mlflow
-
-    from model_registry.tracking import experiment_id
-
     reason = f"no new data: {data_date} was judged by the check of {earlier.check_date}"
-    with mlflow.start_run(
-        run_id=run_id, experiment_id=experiment_id(settings), run_name=f"drift-check-{dataset.name}-{check_date}"
-    ) as run:
-        mlflow.set_tags(
-            {
-                "job": JOB,
-                "dataset": dataset.name,
-                "check_date": check_date.isoformat(),
-                "data_date": data_date.isoformat(),
-                "champion_version": version,
-                "state": CheckState.NO_NEW_DATA.value,
-                "reason": reason,
-            }
-        )
+    with _check_run(settings, dataset, check_date, data_date, version, CheckState.NO_NEW_DATA, reason, run_id) as run:
         run_id = str(run.info.run_id)
     log.warning("drift check %s of %s v%s: %s", check_date, dataset.name, version, reason)
     return MonitorOutcome(
@@ -239,22 +258,7 @@ def _record(
     """The check's MLflow run (``run_id``: the same date's run, when it is checked again)."""
     import mlflow
 
-    from model_registry.tracking import experiment_id
-
-    with mlflow.start_run(
-        run_id=run_id, experiment_id=experiment_id(settings), run_name=f"drift-check-{dataset.name}-{check_date}"
-    ) as run:
-        mlflow.set_tags(
-            {
-                "job": JOB,
-                "dataset": dataset.name,
-                "check_date": check_date.isoformat(),
-                "data_date": data_date.isoformat(),
-                "champion_version": version,
-                "state": state.value,
-                "reason": result.reason[:5000],
-            }
-        )
+    with _check_run(settings, dataset, check_date, data_date, version, state, result.reason, run_id) as run:
         metrics = {
             "consecutive_drifted": float(streak),
             "reference_rows": float(result.reference_rows),

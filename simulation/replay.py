@@ -293,7 +293,7 @@ class Simulation:
                 self.run_dag(f"retrain_{self.name}_forecaster", run_conf=self._triggered_conf(day))
                 retrains += 1
                 promotions += int(self.champion() != before)
-        realized = self._realized(day)
+        realized, check = self._realized(day), self._drift_check(day)
         return Day(
             day=day.isoformat(),
             rows_landed=self._rows_landed(day),
@@ -301,8 +301,8 @@ class Simulation:
             forecasts_scored=self._scored_on(day),
             champion_mae=realized["champion_mae"],
             naive_mae=realized["naive_mae"],
-            drift_share=self._drift_check(day).get("share"),
-            drift_state=self._drift_check(day).get("state"),
+            drift_share=check.get("share"),
+            drift_state=check.get("state"),
             retrains=retrains,
             promotions=promotions,
             forced_promotions=0,  # a drift-triggered retraining never forces promotion
