@@ -174,7 +174,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         description="Threads per worker for the model libraries (OMP_NUM_THREADS); None: OMP_NUM_THREADS "
-        "if set, else the CPUs divided among the workers.",
+        "if set, else 1 (a request predicts a few rows: more cores serve through more workers).",
     )
     serving_metrics_dir: Path | None = Field(
         default=None,
