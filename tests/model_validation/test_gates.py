@@ -70,7 +70,24 @@ def test_a_challenger_must_beat_every_baseline() -> None:
     passed, reasons = decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, None, 0.0)
     assert not passed
     assert reasons[0] == "holdout MAE 1.3000 < seasonal naive 1.5000, >= naive 1.2000"
-    assert not decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, 2.0, 0.0)[0]  # whatever the champion
+    assert not decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, 1.1, 0.0)[0]  # the champion beats naive
+
+
+def test_a_baseline_the_champion_loses_to_is_not_demanded() -> None:
+    """After a change that seasonal naive repeats for free, a retrained model can beat the stale
+    champion before it beats seasonal naive: keeping the champion would serve the worse of the two."""
+    from model_validation.champion import decide
+
+    baselines = {"seasonal naive": 1.0, "naive": 3.0}
+    passed, reasons = decide(1.6, baselines, 2.3, 0.0)
+    assert passed
+    assert reasons[2] == "the champion loses to seasonal naive on this holdout too: not demanded of the challenger"
+    assert not decide(2.4, baselines, 2.3, 0.0)[0]  # it must still beat the champion
+    assert not decide(1.6, baselines, 1.7, 0.1)[0]  # by the margin
+    # Nothing is waived where the champion beats every baseline.
+    passed, reasons = decide(1.1, {"seasonal naive": 1.0, "naive": 3.0}, 0.95, -0.5)
+    assert not passed
+    assert len(reasons) == 2
 
 
 def test_a_challenger_must_beat_the_champion_by_the_margin() -> None:
@@ -81,7 +98,8 @@ def test_a_challenger_must_beat_the_champion_by_the_margin() -> None:
     passed, reasons = decide(0.95, naive, 1.0, 0.1)
     assert not passed
     assert reasons[1] == "> champion 1.0000 x (1 - 0.1) = 0.9000"
-    assert not decide(0.5, {"seasonal naive": 0.4, "naive": 1.6}, 1.0, 0.0)[0]  # beats the champion, not naive
+    # Within a tolerated loss to the champion (a negative margin), still not past a baseline the champion beats.
+    assert not decide(0.5, {"seasonal naive": 0.48, "naive": 1.6}, 0.45, -0.2)[0]
 
 
 def test_naive_is_seasonal_naive_of_period_one(dataset: DatasetConfig) -> None:
