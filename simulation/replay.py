@@ -371,23 +371,25 @@ class Simulation:
         share = runs[0].data.metrics.get("drift_share")
         return {"share": None if share is None else float(share), "state": runs[0].data.tags.get("state")}
 
-    def post_promotion_maes(self, promoted: str, replaced: str, since: date) -> tuple[float | None, float | None, int]:
-        """(new champion's MAE, old champion's MAE, targets) on the targets both forecast from the same
-        features since ``since``: the new one's batch forecasts, the old one's shadow forecasts."""
+    def post_promotion_maes(self, promoted: str, replaced: str, since: date) -> dict[str, tuple[float, float, int]]:
+        """Per entity: (new champion's MAE, old champion's MAE, targets) on the targets both forecast
+        from the same features since ``since``: the new one's batch forecasts, the old one's shadow
+        forecasts."""
         from forecast_store import store
         from forecast_store.schema import BATCH, SHADOW
 
         frame = pd.DataFrame(store.scored(self.settings, self.name))
         if frame.empty:
-            return None, None, 0
+            return {}
         frame = frame[frame["data_date"] >= since]
-        keys = ["data_date", "entity_id", "step"]
-        new = frame[(frame["source"] == BATCH) & (frame["model_version"] == promoted)].set_index(keys)["error"]
-        old = frame[(frame["source"] == SHADOW) & (frame["model_version"] == replaced)].set_index(keys)["error"]
-        both = new.index.intersection(old.index)
-        if both.empty:
-            return None, None, 0
-        return float(new[both].abs().mean()), float(old[both].abs().mean()), len(both)
+        keys = ["entity_id", "data_date", "step"]
+        new = frame[(frame["source"] == BATCH) & (frame["model_version"] == promoted)].set_index(keys)["error"].abs()
+        old = frame[(frame["source"] == SHADOW) & (frame["model_version"] == replaced)].set_index(keys)["error"].abs()
+        both = pd.concat({"new": new, "old": old}, axis=1, join="inner")
+        return {
+            str(entity): (float(rows["new"].mean()), float(rows["old"].mean()), len(rows))
+            for entity, rows in both.groupby(level="entity_id")
+        }
 
 
 def drift_loop(simulation: Simulation, days: list[Day], shift: Shift) -> dict[str, Any]:
@@ -420,13 +422,20 @@ def drift_loop(simulation: Simulation, days: list[Day], shift: Shift) -> dict[st
         replaced = days[index - 1].champion_version if index else None
         promoted = days[index].champion_version
         if replaced and promoted:
-            new, old, targets = simulation.post_promotion_maes(promoted, replaced, date.fromisoformat(promotion))
+            by_entity = simulation.post_promotion_maes(promoted, replaced, date.fromisoformat(promotion))
+            # The change's targets are the shifted entity's; the others show what replacing the
+            # model for every entity cost or gained where nothing changed.
+            new, old, targets = by_entity.get(simulation.source.shifted_entity or "", (None, None, 0))
             loop |= {
                 "promoted_version": promoted,
                 "replaced_version": replaced,
                 "post_shift_champion_mae": new,
                 "post_shift_old_champion_mae": old,
                 "post_shift_targets": targets,
+                "post_promotion_by_entity": {
+                    entity: {"champion_mae": n, "old_champion_mae": o, "targets": t}
+                    for entity, (n, o, t) in by_entity.items()
+                },
             }
     return loop
 
@@ -538,7 +547,21 @@ def _loop_lines(loop: dict[str, Any]) -> list[str]:
             "drift_triggered_retrains", "days_to_first_drifted", "days_from_trigger_to_promotion",
             "post_shift_champion_mae", "post_shift_old_champion_mae", "post_shift_targets"]  # fmt: skip
     rows = [f"| {key} | {'-' if loop.get(key) is None else loop[key]} |" for key in keys]
-    return ["| drift loop | |", "|---|---|", *rows, ""]
+    lines = ["| drift loop | |", "|---|---|", *rows, ""]
+    if by_entity := loop.get("post_promotion_by_entity"):
+        lines += [
+            f"From the promotion on, v{loop['promoted_version']} (batch) against v{loop['replaced_version']} "
+            "(shadow), same targets:",
+            "",
+            "| entity | new champion MAE | old champion MAE | targets |",
+            "|---|---|---|---|",
+            *(
+                f"| {entity} | {m['champion_mae']:.3f} | {m['old_champion_mae']:.3f} | {m['targets']} |"
+                for entity, m in by_entity.items()
+            ),
+            "",
+        ]
+    return lines
 
 
 def simulate(

@@ -57,3 +57,36 @@ def test_a_daily_cycle_is_added_from_the_shift_on() -> None:
     assert added[6] == pytest.approx(2.0 * std)
     assert added[18] == pytest.approx(-2.0 * std)
     assert frame[~after].equals(shifted[~after])
+
+
+def test_the_drift_loop_is_timed_from_the_shift_and_judged_on_the_shifted_entity() -> None:
+    """Days from the shift to the first drifted check, the trigger and the promotion; the post-shift
+    MAEs are the shifted entity's (the other entity is reported beside it, not mixed in)."""
+    from types import SimpleNamespace
+
+    from simulation.replay import Day, drift_loop
+
+    def day(n: int, state: str, retrains: int = 0, promotions: int = 0, version: str = "1") -> Day:
+        return Day(f"2024-02-{n:02d}", 48, 48, 48, 1.0, 1.0, 0.6, state, retrains, promotions, 0, version)
+
+    days = [day(1, "steady"), day(2, "steady"), day(3, "drifted"), day(4, "drifted"), day(5, "drifted", 1, 1, "2")]
+    asked: list[tuple[str, str, date]] = []
+
+    def maes(promoted: str, replaced: str, since: date) -> dict[str, tuple[float, float, int]]:
+        asked.append((promoted, replaced, since))
+        return {"a": (1.5, 1.2, 96), "b": (2.0, 3.0, 96)}
+
+    simulation = SimpleNamespace(source=SimpleNamespace(shifted_entity="b"), post_promotion_maes=maes)
+    loop = drift_loop(simulation, days, Shift("daily_cycle", date(2024, 2, 2), "b"))  # type: ignore[arg-type]
+    assert asked == [("2", "1", date(2024, 2, 5))]
+    assert (loop["days_to_first_drifted"], loop["trigger_day"], loop["days_from_trigger_to_promotion"]) == (
+        1,
+        "2024-02-05",
+        0,
+    )
+    assert (loop["post_shift_champion_mae"], loop["post_shift_old_champion_mae"], loop["post_shift_targets"]) == (
+        2.0,
+        3.0,
+        96,
+    )
+    assert loop["post_promotion_by_entity"]["a"] == {"champion_mae": 1.5, "old_champion_mae": 1.2, "targets": 96}
