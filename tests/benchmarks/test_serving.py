@@ -132,6 +132,23 @@ def test_the_ledger_is_reported_as_the_median_of_paired_rounds() -> None:
     assert serving.ledger_ratio(rows, 100) is None
 
 
+def test_the_ledger_ratio_comes_with_the_noise_of_two_identical_services() -> None:
+    """A second ledger-off copy in the same turns: its ratio to the first is printed beside the ledger's."""
+    rows = [
+        {**_row(system, 200, p99), "round": i}
+        for i, (on, off, again) in enumerate([(3.3, 3.0, 3.1), (3.0, 3.0, 2.7), (3.6, 3.0, 3.3)])
+        for system, p99 in (
+            (serving.OURS_LEDGER_ON, on),
+            (serving.OURS_NO_LEDGER, off),
+            (serving.OURS_NO_LEDGER_AGAIN, again),
+        )
+    ]
+    assert serving.ledger_ratio(rows, 200, serving.OURS_NO_LEDGER_AGAIN) == pytest.approx((3.1 / 3.0, 3.1, 3.0))
+    [line] = [line for line in serving.target_lines(rows) if "ledger" in line]
+    assert line.endswith("(1.10x, median of 3 rounds in turns; median p99 3.30 ms vs 3.00 ms; "
+                         "two services with the ledger off: 1.03x)")  # fmt: skip
+
+
 @pytest.mark.integration
 def test_the_floor_reads_the_features_once_per_request_and_answers_its_body(redis_server: int, tmp_path: Path) -> None:
     """The floor does the service's Redis read for every request (a count of HMGETs proves it) and answers
