@@ -70,7 +70,11 @@ def test_a_challenger_must_beat_every_baseline() -> None:
     passed, reasons = decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, None, 0.0)
     assert not passed
     assert reasons[0] == "holdout MAE 1.3000 < seasonal naive 1.5000, >= naive 1.2000"
-    assert not decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, 1.1, 0.0)[0]  # the champion beats naive
+    # With a champion that beats naive, naive stays demanded: here the challenger is within the
+    # (negative) margin of the champion, 1.3 <= 1.15 x 1.2, and fails on naive alone.
+    passed, reasons = decide(1.3, {"seasonal naive": 1.5, "naive": 1.2}, 1.15, -0.2)
+    assert not passed
+    assert reasons[1].startswith("<= champion 1.1500")
 
 
 def test_a_baseline_the_champion_loses_to_is_not_demanded() -> None:
