@@ -56,11 +56,16 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes) -> tuple[
     return finished - started, finished, status
 
 
+def answered_ms(results: list[tuple[float, float, int]]) -> np.ndarray:
+    """The latencies, in milliseconds, of the requests that got an answer, whatever its status."""
+    return np.array([taken for taken, _, status in results if status != NO_RESPONSE], dtype=float) * 1000
+
+
 def summarize(
     results: list[tuple[float, float, int]], lags: list[float], rate: float, seconds: float, start: float
 ) -> LoadResult:
     """The figures of ``results`` (one tuple per request) whose schedule began at ``start``."""
-    latencies = np.array([taken for taken, _, status in results if status != NO_RESPONSE]) * 1000
+    latencies = answered_ms(results)
     ok = sum(200 <= status < 300 for _, _, status in results)
     elapsed = max(finished for _, finished, _ in results) - start
     return LoadResult(
@@ -101,12 +106,15 @@ async def drive(
     timeout: float = 10.0,
     window: float | None = None,
     on_window: WindowCallback | None = None,
+    latencies_file: Path | None = None,
 ) -> LoadResult:
     """Send ``rate * seconds`` requests on a fixed schedule, then wait for every answer.
 
     With ``window``, the schedule is cut into windows of that many seconds and ``on_window`` gets
     each one's figures once its answers are in, while the schedule goes on: a long run shows how the
-    latency moves without gaps in the load. Each window keeps only its own requests.
+    latency moves without gaps in the load. Each window keeps only its own requests. With
+    ``latencies_file``, every answered request's latency is saved there too (``numpy.save``, ms), so
+    that runs can be pooled into one percentile.
 
     The garbage collector is off while the schedule runs: its pauses are the driver's, and without
     this they reach the measured p99 of a fast server.
@@ -143,6 +151,9 @@ async def drive(
             gc.enable()
     results = [result for window_results, _ in done for result in window_results]
     all_lags = [lag for _, window_lags in done for lag in window_lags]
+    if latencies_file is not None:
+        with latencies_file.open("wb") as out:
+            np.save(out, answered_ms(results))
     return summarize(results, all_lags, rate, seconds, start)
 
 
@@ -159,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also print one JSON line per window of this many seconds, as each ends ({'window': i, ...})",
     )
+    parser.add_argument(
+        "--latencies-file",
+        type=Path,
+        default=None,
+        help="also save every answered request's latency in ms here (numpy .npy), to pool several runs",
+    )
     args = parser.parse_args(argv)
 
     def print_window(index: int, result: LoadResult) -> None:
@@ -166,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
 
     on_window = print_window if args.window else None
     body = args.body_file.read_bytes()
-    result = uvloop.run(drive(args.url, body, args.rate, args.seconds, args.timeout, args.window, on_window))
+    result = uvloop.run(
+        drive(args.url, body, args.rate, args.seconds, args.timeout, args.window, on_window, args.latencies_file)
+    )
     print(json.dumps(asdict(result)))
     return 0
 
