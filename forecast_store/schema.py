@@ -19,6 +19,8 @@ BATCH = "batch"  # issued by the daily batch forecast, one per entity, step and 
 ONLINE = "online"  # answered by the service
 SHADOW = "shadow"  # issued with the batch, by a version that does not serve (previous champion, challenger)
 DAILY_SOURCES = (BATCH, SHADOW)  # what a day's batch forecast writes, and a re-run of it replaces
+# What identifies an online forecast: the same entity, features and version give the same answer.
+ONLINE_KEY = ("dataset", "entity_id", "issue_time", "step", "model_name", "model_version")
 
 forecasts = Table(
     "forecasts",
@@ -36,6 +38,13 @@ forecasts = Table(
     Column("model_version", String(32), nullable=False),
     Column("dag_run_id", String(250), nullable=True, comment="the DAG run that issued it (batch)"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column(
+        "answers",
+        Integer,
+        nullable=False,
+        server_default="1",
+        comment="how many times the service answered it (online); 1 otherwise",
+    ),
     # One batch forecast per entity, step and day: re-running a day replaces its rows.
     Index(
         "uq_forecasts_batch_day",
@@ -58,6 +67,15 @@ forecasts = Table(
         unique=True,
         postgresql_where=text("source = 'shadow'"),
         sqlite_where=text("source = 'shadow'"),
+    ),
+    # One online forecast per entity, features' event time, step and version: answering it again adds
+    # to its ``answers`` (the service's ledger upserts), it is issued once and scored once.
+    Index(
+        "uq_forecasts_online_answer",
+        *ONLINE_KEY,
+        unique=True,
+        postgresql_where=text("source = 'online'"),
+        sqlite_where=text("source = 'online'"),
     ),
     Index("ix_forecasts_lookup", "dataset", "entity_id", "issue_time"),
     Index("ix_forecasts_target", "dataset", "target_time"),

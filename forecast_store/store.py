@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, create_engine, delete, event, func, insert, inspect, or_, select
 
 from core.settings import Settings
-from forecast_store.schema import BATCH, DAILY_SOURCES, forecast_scores, forecasts
+from forecast_store.schema import BATCH, DAILY_SOURCES, ONLINE, ONLINE_KEY, forecast_scores, forecasts
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _engines: dict[str, Engine] = {}
@@ -40,6 +40,7 @@ class ForecastRow:
     model_version: str
     source: str = BATCH
     dag_run_id: str | None = None
+    answers: int = 1  # online: how many times the service answered this forecast
 
 
 def engine(settings: Settings) -> Engine:
@@ -70,8 +71,9 @@ def _create(url: str) -> Engine:
     return made
 
 
-def upgrade(settings: Settings) -> None:
-    """Bring the forecast table's schema to the newest migration (idempotent: Alembic records it)."""
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    """Bring the forecast table's schema to the newest migration, or to ``revision`` (idempotent:
+    Alembic records it)."""
     from alembic import command
     from alembic.config import Config
 
@@ -79,7 +81,7 @@ def upgrade(settings: Settings) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine(settings).begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def ready(settings: Settings) -> bool:
@@ -122,12 +124,16 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
 
 _APPENDED = (
     "dataset", "entity_id", "source", "data_date", "issue_time", "step", "target_time", "value", "model_name",
-    "model_version", "dag_run_id", "created_at",
+    "model_version", "dag_run_id", "created_at", "answers",
 )  # fmt: skip
 
 
 def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
-    """Add forecasts (the service's online ones) in one transaction; returns how many.
+    """Add the service's online forecasts in one transaction; returns how many rows were given.
+
+    A forecast already stored (same entity, features' event time, step and version) is not stored
+    again: its ``answers`` grow by the new row's (what it holds stays the first answer's, which its
+    score is of).
 
     The service appends thousands of rows a second under load, from a thread that shares the GIL
     with the requests: the rows go to the driver's ``executemany`` as plain tuples, in the forms
@@ -147,13 +153,20 @@ def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
     now = moment(datetime.now(UTC))
     values = [
         (r.dataset, r.entity_id, r.source, r.data_date.isoformat() if on_sqlite else r.data_date, moment(r.issue_time),
-         r.step, moment(r.target_time), r.value, r.model_name, r.model_version, r.dag_run_id, now)
+         r.step, moment(r.target_time), r.value, r.model_name, r.model_version, r.dag_run_id, now, r.answers)
         for r in rows
     ]  # fmt: skip
     if any(v[2] in DAILY_SOURCES for v in values):
         raise ValueError("batch and shadow forecasts are written a day at a time (replace_day)")
+    if any(v[2] != ONLINE for v in values):
+        raise ValueError(f"append takes the service's forecasts (source {ONLINE!r}) only")
     marker = "?" if made.dialect.paramstyle == "qmark" else "%s"
-    statement = f"INSERT INTO {forecasts.name} ({', '.join(_APPENDED)}) VALUES ({', '.join([marker] * len(_APPENDED))})"
+    table = forecasts.name
+    statement = (
+        f"INSERT INTO {table} ({', '.join(_APPENDED)}) VALUES ({', '.join([marker] * len(_APPENDED))}) "
+        f"ON CONFLICT ({', '.join(ONLINE_KEY)}) WHERE source = '{ONLINE}' "
+        f"DO UPDATE SET answers = {table}.answers + excluded.answers"
+    )
     if values:
         with made.begin() as connection:
             connection.exec_driver_sql(statement, values)
@@ -186,6 +199,7 @@ def issued(
             model_version=r["model_version"],
             source=r["source"],
             dag_run_id=r["dag_run_id"],
+            answers=r["answers"],
         )
         for r in found
     ]

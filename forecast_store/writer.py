@@ -7,6 +7,7 @@ multi-worker service would sum with its workers').
 
 from __future__ import annotations
 
+import array
 import logging
 import os
 import time
@@ -26,9 +27,11 @@ RETRY_INITIAL_SECONDS = 0.5
 # it (a closing service then waits on it for a minute).
 WRITER_NICENESS = 10
 
-# What crosses to the writer per forecast: entity, model name, model version, the features' event
-# time, the values of steps 1..H (target times are the event time plus whole steps).
-Entry = tuple[str, str, str, datetime, Sequence[float]]
+# One answered forecast: entity, model name, model version, the features' event time, the values of
+# steps 1..H (target times are the event time plus whole steps).
+Answered = tuple[str, str, str, datetime, array.array]
+# What crosses to the writer per forecast: the same, and how many times it was answered.
+Entry = tuple[str, str, str, datetime, Sequence[float], int]
 
 
 def write_until_stopped(
@@ -55,20 +58,20 @@ def write_until_stopped(
                     ready = True
                 store.append(settings, rows)
                 with written.get_lock():
-                    written.value += len(batch)
+                    written.value += sum(entry[5] for entry in batch)
                 break
             except Exception:
                 log.warning("forecast ledger: write %d of %d failed", attempt, WRITE_ATTEMPTS, exc_info=True)
                 if attempt == WRITE_ATTEMPTS:
                     with failed.get_lock():
-                        failed.value += len(batch)
+                        failed.value += sum(entry[5] for entry in batch)
                 else:
                     time.sleep(delay)
                     delay *= 2
 
 
 def as_rows(dataset: str, step: timedelta, batch: list[Entry]) -> list[Any]:
-    """The table's rows of queued forecasts: one per step."""
+    """The table's rows of queued forecasts: one per step, each with the forecast's answers."""
     from forecast_store import store
     from forecast_store.schema import ONLINE
 
@@ -84,7 +87,8 @@ def as_rows(dataset: str, step: timedelta, batch: list[Entry]) -> list[Any]:
             model_name=name,
             model_version=version,
             source=ONLINE,
+            answers=answers,
         )
-        for entity, name, version, event_time, values in batch
+        for entity, name, version, event_time, values, answers in batch
         for h, value in enumerate(values, start=1)
     ]

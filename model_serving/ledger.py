@@ -2,7 +2,10 @@
 
 Off the request path, and off the request process: a request only appends its forecasts, as small
 tuples, to a bounded buffer; twice a second a thread hands what the buffer holds to a writer process
-as one batch, and the writer inserts it (source ``online``). The writer is a process of its own
+as one batch, and the writer inserts it (source ``online``). A forecast answered again (same entity,
+features and version: the same answer) is one entry of the batch with its number of answers, and
+one row of the table whose ``answers`` grow: what the table receives follows the entities and their
+feature updates, not the request rate. The writer is a process of its own
 because turning thousands of rows a second into SQL is Python work: in a thread it would hold the GIL
 the requests need, and every request would wait for it. When the buffer is full new forecasts are
 dropped and counted, never waited for; when the table refuses a batch (the database is down) the
@@ -24,7 +27,7 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from core.settings import Settings
-from forecast_store.writer import Entry, write_until_stopped
+from forecast_store.writer import Answered, Entry, write_until_stopped
 from model_serving.metrics import LEDGER_DROPPED, LEDGER_RECORDED
 from model_serving.schemas import Forecast
 
@@ -42,7 +45,7 @@ class ForecastLedger:
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
         self.capacity = buffer or settings.forecast_ledger_buffer
         # Appends and pops of a deque are atomic: requests add to it without a lock of ours.
-        self._buffer: collections.deque[Entry] = collections.deque()
+        self._buffer: collections.deque[Answered] = collections.deque()
         self._batches: Any = context.Queue(maxsize=QUEUED_BATCHES)
         self._written: Synchronized[int] = context.Value("q", 0)
         self._failed: Synchronized[int] = context.Value("q", 0)
@@ -75,20 +78,25 @@ class ForecastLedger:
     def _hand_over_until_stopped(self) -> None:
         """Every FLUSH_SECONDS, what the buffer holds goes to the writer as one batch (one pickle, one
         pipe write); while the writer is behind (its queue of batches full), the buffer keeps it."""
-        pending: list[Entry] = []
+        pending: dict[tuple[Any, ...], Entry] = {}
+        taken = 0
         while True:
             stopping = self._stop.wait(FLUSH_SECONDS)
-            while self._buffer and len(pending) < BATCH_FORECASTS:
-                pending.append(self._buffer.popleft())
+            while self._buffer and taken < BATCH_FORECASTS:
+                answered = self._buffer.popleft()
+                taken += 1
+                key = (*answered[:4], answered[4].tobytes())
+                entry = pending.get(key)
+                pending[key] = (*answered, 1 if entry is None else entry[5] + 1)
             if pending:
                 try:
-                    self._batches.put(pending, timeout=FLUSH_SECONDS if not stopping else 30.0)
-                    pending = []
+                    self._batches.put(list(pending.values()), timeout=FLUSH_SECONDS if not stopping else 30.0)
+                    pending, taken = {}, 0
                 except queue.Full:
                     pass  # kept in pending; the buffer fills meanwhile and drops what comes
             self._count()
             if stopping and not self._writer.is_alive():  # nobody left to write them
-                LEDGER_DROPPED.labels(reason="write_failed").inc(len(pending) + len(self._buffer))
+                LEDGER_DROPPED.labels(reason="write_failed").inc(taken + len(self._buffer))
                 return
             if stopping and not self._buffer and not pending:
                 return

@@ -64,15 +64,17 @@ def test_the_migrations_make_the_table_once_with_named_indexes(settings: Setting
     assert set(indexes) == {
         "uq_forecasts_batch_day",
         "uq_forecasts_shadow_day",
+        "uq_forecasts_online_answer",
         "ix_forecasts_lookup",
         "ix_forecasts_target",
     }
     assert indexes["uq_forecasts_batch_day"]["unique"]
     assert indexes["uq_forecasts_shadow_day"]["unique"]
+    assert indexes["uq_forecasts_online_answer"]["unique"]
     [foreign_key] = inspector.get_foreign_keys("forecast_scores")
     assert (foreign_key["referred_table"], foreign_key["options"].get("ondelete")) == ("forecasts", "CASCADE")
     with store.engine(settings).connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
 
 
 def test_a_day_rerun_replaces_its_rows_and_only_its_rows(settings: Settings) -> None:
@@ -202,3 +204,67 @@ def test_appended_online_rows_read_and_compare_like_the_rest(settings: Settings)
     assert sorted((d.source, d.step) for d in due) == [("batch", 1), ("online", 1)]
     with pytest.raises(ValueError, match="a day at a time"):
         store.append(settings, rows(1.0))
+
+
+def online(value: float, version: str = "2", answers: int = 1) -> list[store.ForecastRow]:
+    return [
+        store.ForecastRow(
+            "synthetic", "a", DAY, ISSUED, h, ISSUED + timedelta(hours=h), value + h, "m", version, source="online",
+            answers=answers,
+        )
+        for h in (1, 2)
+    ]  # fmt: skip
+
+
+def test_an_online_forecast_answered_again_is_one_row_whose_answers_grow(settings: Settings) -> None:
+    """Same entity, features and version: the same forecast, stored once and counted; another version
+    (or other features) is another forecast."""
+    store.upgrade(settings)
+    store.append(settings, online(1.0))
+    store.append(settings, [*online(1.0, answers=3), *online(1.0, version="3")])
+    back = store.issued(settings, "synthetic", source="online")
+    assert sorted((r.model_version, r.step, r.value, r.answers) for r in back) == [
+        ("2", 1, 2.0, 4),
+        ("2", 2, 3.0, 4),
+        ("3", 1, 2.0, 1),
+        ("3", 2, 3.0, 1),
+    ]
+    store.append(settings, online(9.0))  # features corrected at the same event time: the first answer stays
+    assert {(r.model_version, r.value, r.answers) for r in store.issued(settings, "synthetic", source="online")} == {
+        ("2", 2.0, 5),
+        ("2", 3.0, 5),
+        ("3", 2.0, 1),
+        ("3", 3.0, 1),
+    }
+
+
+def test_the_migration_collapses_online_rows_stored_per_answer_into_one(settings: Settings) -> None:
+    """A table from before the answers column, holding an online forecast three times (one scored):
+    after the upgrade it is one row with three answers that keeps the score; nothing else changes."""
+    store.upgrade(settings, "0003")
+    with store.engine(settings).begin() as connection:
+        # Through the table's own types (times as the store writes them), without the new column.
+        connection.execute(
+            sa.insert(schema.forecasts),
+            [
+                {"dataset": "synthetic", "entity_id": "a", "source": source, "data_date": DAY, "issue_time": ISSUED,
+                 "step": h, "target_time": ISSUED + timedelta(hours=h), "value": 1.0 + h, "model_name": "m",
+                 "model_version": "2", "created_at": ISSUED}
+                for source in ("online", "online", "batch", "online")
+                for h in (1, 2)
+            ],
+        )  # fmt: skip
+        first = connection.execute(sa.text("SELECT MIN(id) FROM forecasts WHERE step = 1")).scalar()
+        connection.execute(
+            sa.text(
+                "INSERT INTO forecast_scores (forecast_id, dataset, target_date, actual, error, actuals_date, "
+                "scored_at) VALUES (:id, 'synthetic', :day, 1.5, 0.5, :day, :now)"
+            ),
+            {"id": first, "day": DAY, "now": ISSUED},
+        )
+    store.upgrade(settings)
+    back = store.issued(settings, "synthetic", source="online")
+    assert sorted((r.step, r.value, r.answers) for r in back) == [(1, 2.0, 3), (2, 3.0, 3)]
+    assert [(r.step, r.answers) for r in store.issued(settings, "synthetic")] == [(1, 1), (2, 1)]  # batch: as is
+    with store.engine(settings).connect() as connection:
+        assert connection.execute(sa.text("SELECT forecast_id FROM forecast_scores")).scalars().all() == [first]

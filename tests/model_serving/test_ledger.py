@@ -49,9 +49,13 @@ def as_rows(forecasts: list[dict[str, Any]]) -> Counter[tuple[str, str, int, str
 
 
 def stored_rows(settings: Settings) -> Counter[tuple[str, str, int, str, float]]:
+    """The stored forecasts' steps, each counted as many times as it was answered."""
     rows = store.issued(settings, "synthetic", source=ONLINE)
     return Counter(
-        (r.entity_id, r.model_version, r.step, r.target_time.isoformat()[:19], round(r.value, 6)) for r in rows
+        {
+            (r.entity_id, r.model_version, r.step, r.target_time.isoformat()[:19], round(r.value, 6)): r.answers
+            for r in rows
+        }
     )
 
 
@@ -69,6 +73,9 @@ def test_every_forecast_answered_under_concurrent_requests_is_stored_once(
     # Leaving the client stopped the service, which wrote what was still buffered.
     assert len(answered) == 400
     assert stored_rows(settings) == as_rows(answered)
+    # Two entities and one version, features unchanged: two forecasts, each stored once, answered 400 times.
+    horizon = trained[1].horizon
+    assert len(store.issued(settings, "synthetic", source=ONLINE)) == len(set(as_rows(answered))) == 2 * horizon
     assert (REGISTRY.get_sample_value("forecast_ledger_recorded_total") or 0.0) - recorded == 400
     issued = store.issued(settings, "synthetic", source=ONLINE)
     assert {(r.source, r.dag_run_id) for r in issued} == {(ONLINE, None)}
