@@ -34,6 +34,7 @@ class LightGBMTrainer(AnchoredTreeTrainer, LightGBMForecaster):
         import lightgbm as lgb
 
         params = {**self.params, "device_type": lightgbm_device_type(self.device)}
+        self.fit_device = params["device_type"]  # "cpu" when this LightGBM build cannot use the GPU
         self.boosters = []
         for step in range(changes.shape[1]):
             model = lgb.LGBMRegressor(**params)

@@ -173,7 +173,8 @@ class LinearWindowTrainer(LinearWindowForecaster):
             "train_rows": len(x),
             "validation_rows": len(x_val),
             "seconds": time.monotonic() - started,
-            "device": self.device.kind,
+            # Where the weights really were while fitting, not where they were asked to be.
+            "device": next(module.parameters()).device.type,
         }
         log.info("%s: %s", self.family, self.history)
         return self

@@ -22,6 +22,7 @@ class AnchoredTreeTrainer(AnchoredTreeForecaster):
     def __init__(self, *args: Any, device: Device = CPU, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.device = device
+        self.fit_device: str | None = None  # where the library really trained, as it reports it
 
     @classmethod
     def for_dataset(cls, dataset: DatasetConfig, params: dict[str, Any] | None = None, device: Device = CPU) -> Any:

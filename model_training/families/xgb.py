@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,5 +27,8 @@ class XGBoostTrainer(AnchoredTreeTrainer, XGBoostForecaster):
         model = xgb.XGBRegressor(**self.params, device=self.device.xgboost)
         model.fit(x, changes)
         self.booster = model.get_booster()
+        # Where XGBoost really trained: asked for CUDA without a usable GPU, it warns and takes the
+        # CPU, and its config says so (read before serving's reset below overwrites it).
+        self.fit_device = str(json.loads(self.booster.save_config())["learner"]["generic_param"]["device"])
         # Serving runs on CPUs: the booster predicts there whatever it was trained on.
         self.booster.set_param({"device": "cpu"})
