@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.objects import is_remote, read_object
 from core.source_policy import SourcePolicyError, check_dataset
 
 if TYPE_CHECKING:
@@ -148,6 +149,9 @@ class DailyConfig(_Strict):
     )
 
 
+PUBLISHED_BASE_DIR = "published_base_dir"  # the key :meth:`DatasetConfig.to_yaml` adds
+
+
 class DatasetConfig(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
@@ -222,17 +226,35 @@ class DatasetConfig(_Strict):
 
         With ``settings`` the full policy applies (schemes, buckets, roots); without, only what no
         setting could allow is refused (other schemes, hosts in file:// URIs). Reads check again.
+        ``path`` may be an ``s3://`` object: a copy published by :meth:`to_yaml` for a training pod.
         """
-        path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(f"dataset config not found: {path}") from exc
+        if isinstance(path, str) and is_remote(path):
+            from core.settings import get_settings
+
+            raw = yaml.safe_load(read_object(path, settings or get_settings()))
+            base_dir: Path | None = None
+        else:
+            path = Path(path)
+            try:
+                raw = yaml.safe_load(path.read_text())
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(f"dataset config not found: {path}") from exc
+            base_dir = path.resolve().parent
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: a dataset config is a YAML mapping")
-        config = cls.model_validate({**raw, "base_dir": path.resolve().parent})
+        # A published copy names the folder its relative sources were written against; a file is its own.
+        published_from = raw.pop(PUBLISHED_BASE_DIR, None)
+        if base_dir is None or published_from is not None:
+            base_dir = Path(published_from or ".")
+        config = cls.model_validate({**raw, "base_dir": base_dir})
         try:
             check_dataset(config, settings)
         except SourcePolicyError as exc:
             raise SourcePolicyError(f"{path}: {exc}") from None
         return config
+
+    def to_yaml(self) -> str:
+        """This config as YAML that :meth:`from_yaml` reads back equal from anywhere (an object a pod
+        reads): every field, the overridden horizon included, and the folder its relative sources
+        are resolved against."""
+        return yaml.safe_dump({**self.model_dump(mode="json"), PUBLISHED_BASE_DIR: str(self.base_dir)}, sort_keys=False)

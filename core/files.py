@@ -58,6 +58,12 @@ def write_text_atomically(text: str, path: Path) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_atomically_bytes(data: bytes, path: Path) -> None:
+    """Write ``data`` at ``path`` with :func:`replacing`."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -85,7 +85,16 @@ class Settings(BaseSettings):
     landing_dir: Path | None = None
     artifacts_dir: Path | None = None
 
-    # S3 / MinIO for s3:// sources.
+    # Where tasks and training pods hand files to each other (training set, holdout, parameters, the
+    # dataset config): unset, the local artifacts folder; an s3:// prefix where they share no filesystem.
+    exchange_uri: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="s3://bucket[/prefix] of the runs' hand-overs between tasks and pods (compose and k8s "
+        "profiles: s3://runs); unset: local files under the artifacts folder.",
+    )
+
+    # S3 / MinIO for s3:// sources and hand-overs.
     s3_endpoint_url: str | None = None
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
@@ -250,6 +259,7 @@ class Settings(BaseSettings):
             "forecast_db": f"postgresql+psycopg://forecasts@{hosts['postgres']}:5432/forecasts",
             "pushgateway_url": hosts["pushgateway"],
             "promotion_lock": "redis",
+            "exchange_uri": "s3://runs",  # no filesystem is shared between tasks and pods
         }
         if hosts["s3"]:
             defaults["s3_endpoint_url"] = hosts["s3"]

@@ -168,13 +168,15 @@ def build(name: str, config: Path) -> Any:
             from feature_store.training_set import write_training_set
 
             run = plan.scope()
-            path = plan.run_dir(run.settings, run.dataset) / "training_set.parquet"
-            return write_training_set(run.settings, run.dataset, plan.logical_date, path, plan.holdout_start)
+            location = plan.location(run.settings, run.dataset, "training_set.parquet")
+            return write_training_set(run.settings, run.dataset, plan.logical_date, location, plan.holdout_start)
 
         @task
         def tuning_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:
-            """One training-CLI command per tuning worker, all on the run's one Optuna study."""
-            return plan.tuning_commands(rows.path)
+            """One training-CLI command per tuning worker, all on the run's one Optuna study; the dataset
+            config goes where the workers read it (object storage when they share no filesystem)."""
+            run = plan.scope()
+            return plan.tuning_commands(rows.location, plan.published_dataset(run.settings, run.dataset))
 
         @task
         def best_params(plan: RunPlan) -> str:
@@ -183,14 +185,15 @@ def build(name: str, config: Path) -> Any:
             from model_training.tuning import write_best_params
 
             run = plan.scope()
-            out = plan.run_dir(run.settings, run.dataset) / "params.json"
-            return str(write_best_params(run.settings, run.dataset, plan.family, plan.study, out, plan.n_trials))
+            out = plan.location(run.settings, run.dataset, "params.json")
+            return write_best_params(run.settings, run.dataset, plan.family, plan.study, out, plan.n_trials)
 
         @task
         def train_command(plan: RunPlan, rows: TrainingSet, params_file: str) -> list[str]:
             """The final training's command: the best parameters on the whole training set, tagged with
             the DAG run so that registration finds the run it logged."""
-            return plan.train_command(rows.path, Path(params_file))
+            run = plan.scope()
+            return plan.train_command(rows.location, params_file, plan.published_dataset(run.settings, run.dataset))
 
         @task
         def register_challenger(plan: RunPlan, checked: ValidationOutcome) -> RegisteredVersion:
@@ -204,12 +207,11 @@ def build(name: str, config: Path) -> Any:
         @task
         def champion_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> GateDecision:
             """Score challenger, champion and seasonal naive on the run's holdout; record the decision."""
-            import pandas as pd
-
+            from core.objects import read_parquet
             from model_validation.champion import evaluate_challenger
 
             run = plan.scope()
-            holdout = pd.read_parquet(rows.holdout_path)
+            holdout = read_parquet(rows.holdout_location, run.settings)
             return evaluate_challenger(run.settings, run.dataset, run.model_name, challenger.version, holdout)
 
         @task
@@ -224,7 +226,7 @@ def build(name: str, config: Path) -> Any:
                 run.dataset,
                 challenger.version,
                 plan.logical_date,
-                rows.path,
+                rows.location,
                 out_dir,
                 force=plan.force_promote,
                 forced_because=plan.reason,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.objects import s3_client
 from core.settings import Settings
 from core.source_policy import check
 
@@ -30,17 +31,10 @@ def read_bytes(uri: str, settings: Settings) -> bytes:
 
 
 def _read_s3(bucket: str, key: str, settings: Settings) -> bytes:
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     max_attempts = settings.s3_max_attempts
-    # total_max_attempts counts the first request too; botocore's max_attempts would add one to it.
-    client = boto3.client(
-        "s3",
-        config=Config(retries={"total_max_attempts": max_attempts, "mode": "standard"}, connect_timeout=5),
-        **settings.boto3_client_kwargs(),
-    )
+    client = s3_client(settings)
     sent = 0
 
     def count_attempt(**_: Any) -> None:

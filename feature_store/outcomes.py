@@ -30,9 +30,10 @@ class Materialized(_Outcome):
 
 class TrainingSet(_Outcome):
     """A run's training rows and the holdout kept out of them, written once and read by every later step
-    (tuning workers, the final training, the gates), so all of them see the same rows."""
+    (tuning workers, the final training, the gates), so all of them see the same rows. Locations are
+    local paths or ``s3://`` objects (:mod:`core.objects`): a training pod shares no folder with the task."""
 
-    path: Path
-    holdout_path: Path
+    location: str
+    holdout_location: str
     rows: int
     holdout_rows: int

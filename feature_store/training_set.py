@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
-from core.files import write_atomically
 from core.partitions import read_validated
 from core.settings import Settings
 from feature_store.features import on_grid
@@ -98,17 +96,22 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()[:16]
 
 
-def holdout_path(training_set_path: Path) -> Path:
-    """Where the holdout of a written training set lies (next to it)."""
-    return training_set_path.with_name(f"{training_set_path.stem}.holdout.parquet")
+def holdout_location(training_set: str) -> str:
+    """Where the holdout of a written training set lies (next to it, ``.holdout`` before the suffix)."""
+    stem = training_set.removesuffix(".parquet")
+    return f"{stem}.holdout.parquet"
 
 
 def write_training_set(
-    settings: Settings, dataset: DatasetConfig, logical_date: date, path: Path, holdout_start: date | None = None
+    settings: Settings, dataset: DatasetConfig, logical_date: date, location: str, holdout_start: date | None = None
 ) -> TrainingSet:
     """Persist training rows and holdout (next to them), so that tuning, training (maybe in a pod) and
-    the promotion gate read the same rows; ``holdout_start``: see :func:`split_holdout`."""
+    the promotion gate read the same rows; ``location``: a local path or an ``s3://`` object (the
+    holdout first: the training set's presence means both are there); ``holdout_start``: see
+    :func:`split_holdout`."""
+    from core.objects import write_parquet
+
     training, holdout = split_holdout(get_training_set(settings, dataset, logical_date), dataset, holdout_start)
-    write_atomically(holdout, holdout_path(path))
-    write_atomically(training, path)
-    return TrainingSet(path=path, holdout_path=holdout_path(path), rows=len(training), holdout_rows=len(holdout))
+    held_out = write_parquet(holdout, holdout_location(location), settings)
+    write_parquet(training, location, settings)
+    return TrainingSet(location=location, holdout_location=held_out, rows=len(training), holdout_rows=len(holdout))

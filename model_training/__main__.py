@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from core.cli import add_common_args, resolve
 from model_training.forecasters import TRAINABLE
@@ -22,15 +21,21 @@ def _parser() -> argparse.ArgumentParser:
     add_common_args(parser)
     parser.add_argument("--model", default="xgboost", choices=TRAINABLE)
     parser.add_argument("--params", type=json.loads, default=None, help="JSON object of model parameters")
-    parser.add_argument("--params-file", type=Path, default=None, help="JSON file of model parameters")
+    parser.add_argument(
+        "--params-file", default=None, help="JSON file of model parameters (a local path or an s3:// object)"
+    )
     parser.add_argument("--horizon", type=int, default=None, help="override the dataset's horizon")
-    parser.add_argument("--training-set", type=Path, default=None, help="parquet written by an earlier step")
+    parser.add_argument(
+        "--training-set", default=None, help="parquet written by an earlier step (a local path or an s3:// object)"
+    )
     parser.add_argument("--tag", action="append", default=[], help="key=value tag on the MLflow run")
     parser.add_argument("--study", default=None, help="Optuna study name (tune, best-params; train logs it)")
     parser.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
     parser.add_argument("--worker", type=int, default=0, help="tune: this worker's index (seeds its sampler)")
     parser.add_argument("--no-pruning", action="store_true", help="tune: run every fold of every trial")
-    parser.add_argument("--out", type=Path, default=None, help="best-params: the JSON file to write")
+    parser.add_argument(
+        "--out", default=None, help="best-params: the JSON file to write (a local path or an s3:// object)"
+    )
     return parser
 
 
@@ -42,29 +47,32 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("tune", "best-params") and not args.study:
         parser.error(f"{args.command} needs --study")
     if args.command == "tune":
-        import pandas as pd
-
+        from core.objects import read_parquet
         from model_training.tuning import tune_worker
 
         if args.training_set is None:
             parser.error("tune needs --training-set")
-        frame = pd.read_parquet(args.training_set)
+        frame = read_parquet(args.training_set, settings)
         ran = tune_worker(
             settings, dataset, frame, args.model, args.trials, args.study, args.worker, pruning=not args.no_pruning
         )
         print(f"worker {args.worker} ran {ran} trials of study {args.study}")
         return 0
     if args.command == "best-params":
+        from core.objects import read_object
         from model_training.tuning import write_best_params
 
         if args.out is None:
             parser.error("best-params needs --out")
-        print(write_best_params(settings, dataset, args.model, args.study, args.out, args.trials).read_text())
+        out = write_best_params(settings, dataset, args.model, args.study, args.out, args.trials)
+        print(read_object(out, settings).decode())
         return 0
 
     params = dict(args.params or {})
     if args.params_file is not None:
-        params = {**json.loads(args.params_file.read_text()), **params}
+        from core.objects import read_object
+
+        params = {**json.loads(read_object(args.params_file, settings)), **params}
     tags = dict(tag.split("=", 1) for tag in args.tag)
     from model_registry.tracking import configure
     from model_training.train import train

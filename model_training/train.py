@@ -13,6 +13,7 @@ from typing import Any
 
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
+from core.objects import read_parquet
 from core.settings import Settings
 from core.version import code_version
 from feature_store.training_set import fingerprint, get_training_set, split_holdout
@@ -39,20 +40,19 @@ def train(
     logical_date: date,
     family: str = "xgboost",
     params: dict[str, Any] | None = None,
-    training_set: Path | None = None,
+    training_set: str | None = None,
     tags: dict[str, str] | None = None,
     study: str | None = None,
 ) -> TrainingOutcome:
     """Backtest, fit on the whole window and log one MLflow run with the bundle (not registered).
 
-    ``training_set`` is a parquet file written by an earlier step (so tuning and training see the
-    same rows); without it the set is read from Feast here, less the promotion holdout. ``tags``
-    go on the run; an orchestrator tags its run id there to find the run again. ``study``: the
-    Optuna study the parameters came from; its summary, best trial and parameter importances are
-    logged with the run.
+    ``training_set`` is a parquet file (a local path or an ``s3://`` object) written by an earlier
+    step (so tuning and training see the same rows); without it the set is read from Feast here,
+    less the promotion holdout. ``tags`` go on the run; an orchestrator tags its run id there to find
+    the run again. ``study``: the Optuna study the parameters came from; its summary, best trial and
+    parameter importances are logged with the run.
     """
     import mlflow
-    import pandas as pd
 
     from model_registry.bundles import log_bundle
     from model_registry.tracking import experiment_id, require_configured
@@ -60,7 +60,7 @@ def train(
     require_configured(settings)
     started = time.monotonic()
     if training_set is not None:
-        frame = pd.read_parquet(training_set)
+        frame = read_parquet(training_set, settings)
     else:
         frame, _ = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
     labels = label_names(dataset)

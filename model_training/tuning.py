@@ -16,7 +16,6 @@ import optuna
 import pandas as pd
 
 from core.dataset import DatasetConfig
-from core.files import write_text_atomically
 from core.settings import Settings
 from model_training import forecasters
 from model_training.backtest import FoldScore, backtest
@@ -257,9 +256,11 @@ def study_summary(settings: Settings, name: str) -> dict[str, Any] | None:
 
 
 def write_best_params(
-    settings: Settings, dataset: DatasetConfig, family: str, name: str, out: Path, expected_trials: int = 0
-) -> Path:
-    """The best parameters as JSON for the final training job (write, then rename)."""
+    settings: Settings, dataset: DatasetConfig, family: str, name: str, out: str, expected_trials: int = 0
+) -> str:
+    """The best parameters as JSON for the final training job, at ``out`` (a local path, written then
+    renamed, or an ``s3://`` object)."""
+    from core.objects import write_object
+
     params = best_params(settings, dataset, family, name, expected_trials)
-    write_text_atomically(json.dumps(params, indent=2, sort_keys=True), out)
-    return out
+    return write_object(out, json.dumps(params, indent=2, sort_keys=True).encode(), settings)

@@ -238,25 +238,27 @@ def gate_version(
     dataset: DatasetConfig,
     version: str,
     logical_date: date,
-    training_set_path: Path | None,
+    training_set: str | None,
     out_dir: Path,
     force: bool = False,
     forced_because: str = "",
 ) -> DriftResult:
     """The drift gate of a registered version: its :func:`evidence` (from the run's training set at
-    ``training_set_path`` and the holdout next to it, or read back from the offline source when None)
+    ``training_set``, a local path or object, and the holdout next to it, or read back from the offline
+    source when None)
     against the newest window the service forecasts from (the newest validated day, or
     ``logical_date`` if later); reports and figures to the version's run, outcome to its tags."""
-    from feature_store.training_set import holdout_path
+    from core.objects import exists, read_parquet
+    from feature_store.training_set import holdout_location
     from model_registry.tracking import client
 
     model_name = settings.model_name(dataset.name)
-    if training_set_path is None:
+    if training_set is None:
         reference = version_evidence(settings, dataset, model_name, version)
     else:
-        held_out = holdout_path(training_set_path)
-        holdout = pd.read_parquet(held_out) if held_out.is_file() else None
-        reference = evidence(pd.read_parquet(training_set_path), holdout, dataset)
+        held_out = holdout_location(training_set)
+        holdout = read_parquet(held_out, settings) if exists(held_out, settings) else None
+        reference = evidence(read_parquet(training_set, settings), holdout, dataset)
     newest = max(logical_date, latest_validated_date(settings, dataset))
     result = drift_gate(settings, dataset, newest, reference, out_dir, force, forced_because)
     mlflow_client = client(settings)

@@ -21,13 +21,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRAINING_MODULE = ["python", "-m", "model_training"]
-# Settings that a pod must share with the scheduler's side; secrets come from a Kubernetes secret.
+# Settings that a pod must share with the scheduler's side; secrets come from a Kubernetes secret. No
+# local folder: the pod shares none with the worker, its inputs are objects named in its arguments
+# (MLOPS_EXCHANGE_URI) and its outputs go to MLflow and Optuna's database.
 POD_SETTINGS = (
     "profile",
     "mlflow_tracking_uri",
     "mlflow_experiment",
     "optuna_storage",
-    "artifacts_dir",
+    "s3_endpoint_url",
     "training_device",
 )
 

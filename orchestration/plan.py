@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.dataset import DatasetConfig
+from core.objects import join, write_object
 from core.partitions import run_dir
 from core.settings import Settings, get_settings
 
@@ -70,32 +71,50 @@ class RunPlan(BaseModel):
         return scope(self.dataset_config, self.horizon)
 
     def run_dir(self, settings: Settings, dataset: DatasetConfig) -> Path:
-        """This run's own folder under its data date's artifacts (training set, parameters, reports)."""
+        """This run's own folder under its data date's artifacts (the gates' reports)."""
         return run_dir(settings, dataset, self.logical_date) / "runs" / self.key
 
-    def _cli(self, command: str) -> list[str]:
+    def location(self, settings: Settings, dataset: DatasetConfig, name: str) -> str:
+        """Where this run hands ``name`` over from task to task and pod: under the exchange prefix
+        (``MLOPS_EXCHANGE_URI``) when the profile has one, else in the run's local folder."""
+        if settings.exchange_uri:
+            return join(settings.exchange_uri, dataset.name, self.logical_date.isoformat(), "runs", self.key, name)
+        return str(self.run_dir(settings, dataset) / name)
+
+    def published_dataset(self, settings: Settings, dataset: DatasetConfig) -> str:
+        """The dataset config as the training processes read it: the worker's file where they share its
+        filesystem, else a copy next to the run's other hand-overs (written again on a retry, the same).
+        The copy is the file's config: the run's horizon goes in the command (``--horizon``), as it does
+        with the file."""
+        if not settings.exchange_uri:
+            return self.dataset_config
+        as_written = DatasetConfig.from_yaml(self.dataset_config, settings).to_yaml()
+        return write_object(self.location(settings, dataset, "dataset.yaml"), as_written.encode(), settings)
+
+    def _cli(self, command: str, dataset: str) -> list[str]:
         """The training CLI's arguments that every command of this run shares."""
         return [
             command,
-            "--dataset", self.dataset_config,
+            "--dataset", dataset,
             "--logical-date", self.logical_date.isoformat(),
             "--model", self.family,
             "--horizon", str(self.horizon),
         ]  # fmt: skip
 
-    def tuning_commands(self, training_set: Path) -> list[list[str]]:
-        """One training-CLI argument list per tuning worker (at least one: it also closes an empty study)."""
-        common = [*self._cli("tune"), "--training-set", str(training_set)]
+    def tuning_commands(self, training_set: str, dataset: str) -> list[list[str]]:
+        """One training-CLI argument list per tuning worker (at least one: it also closes an empty study);
+        ``dataset``: where the config is read from (:meth:`published_dataset`)."""
+        common = [*self._cli("tune", dataset), "--training-set", training_set]
         common += ["--trials", str(self.n_trials), "--study", self.study]
         return [[*common, "--worker", str(worker)] for worker in range(max(self.tuning_workers, 1))]
 
-    def train_command(self, training_set: Path, params_file: Path) -> list[str]:
+    def train_command(self, training_set: str, params_file: str, dataset: str) -> list[str]:
         """The final training's arguments: the best parameters on the whole training set, tagged with the
         DAG run so that registration finds the run it logged."""
         return [
-            *self._cli("train"),
-            "--params-file", str(params_file),
-            "--training-set", str(training_set),
+            *self._cli("train", dataset),
+            "--params-file", params_file,
+            "--training-set", training_set,
             "--study", self.study,
             "--tag", f"dag_run_id={self.dag_run_id}",
         ]  # fmt: skip

@@ -70,7 +70,8 @@ def mlflow_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mlflow_server(postgres_server: str, moto_endpoint: str, mlflow_log: Path) -> Iterator[str]:
     """``mlflow server`` as compose runs it: logins required, PostgreSQL backend, S3 artifacts it proxies."""
     s3 = moto_client(moto_endpoint, S3_SECRET)
-    s3.create_bucket(Bucket="mlflow")
+    for bucket in ("mlflow", "runs"):  # as the compose file's minio-init makes them
+        s3.create_bucket(Bucket=bucket)
     port = free_port()
     argv = ["bash", str(PROJECT_ROOT / "infra" / "compose" / "mlflow-server.sh"), "--host", "127.0.0.1",
             "--port", str(port), "--backend-store-uri", database(postgres_server, "mlflow"),
@@ -139,6 +140,11 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         s3 = boto3.client("s3", **settings.boto3_client_kwargs())
         stored = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow", Prefix="artifacts/")["Contents"]]
         assert any(key.endswith("MLmodel") for key in stored)
+        # The run's hand-overs between tasks and training processes went through object storage alone.
+        handed = {o["Key"].rsplit("/", 1)[1] for o in s3.list_objects_v2(Bucket="runs")["Contents"]}
+        assert handed == {"dataset.yaml", "training_set.parquet", "training_set.holdout.parquet", "params.json"}
+        assert not list(settings.artifacts.rglob("training_set*.parquet")), "no training set in a local folder"
+        assert not list(settings.artifacts.rglob("params.json"))
         with psycopg.connect(database(postgres_server, "mlflow").replace("+psycopg", "")) as conn:
             assert conn.execute("SELECT count(*) FROM model_versions").fetchone()[0] >= 1  # type: ignore[index]
         with psycopg.connect(database(postgres_server, "feast").replace("+psycopg", "")) as conn:

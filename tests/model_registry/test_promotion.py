@@ -249,7 +249,8 @@ def test_the_drift_gate_blocks_a_version_whose_evidence_predates_a_regime_change
 
     def gate(day: date, force: bool = False, fresh_run: bool = False) -> DriftResult:
         run_dir = settings.artifacts / f"gate-{day}-{force}-{fresh_run}"
-        path = write_training_set(settings, dataset, day, run_dir / "training_set.parquet").path if fresh_run else None
+        rows = str(run_dir / "training_set.parquet")
+        path = write_training_set(settings, dataset, day, rows).location if fresh_run else None
         return gate_version(
             settings, dataset, registry.weak, day, path, run_dir / "drift", force, forced_because="known outage"
         )

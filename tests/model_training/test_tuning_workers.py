@@ -84,7 +84,7 @@ def test_best_params_retrain_and_the_study_is_logged(training_set, tmp_path: Pat
     assert tune_worker(settings, dataset, frame, "lightgbm", 4, "s1") == 0, "a finished study runs nothing more"
     params = best_params(settings, dataset, "lightgbm", "s1")
     assert {"n_estimators", "learning_rate", "num_leaves"} <= set(params)
-    out = write_best_params(settings, dataset, "lightgbm", "s1", tmp_path / "params.json")
+    out = Path(write_best_params(settings, dataset, "lightgbm", "s1", str(tmp_path / "params.json")))
     # no study (tuning off): the config's parameters as they are
     assert best_params(settings, dataset, "lightgbm", "missing") == dataset.training.params.get("lightgbm", {})
     # trials asked for but none completed (workers died): an error, not untuned parameters
@@ -94,7 +94,7 @@ def test_best_params_retrain_and_the_study_is_logged(training_set, tmp_path: Pat
     import json
 
     outcome = train(
-        settings, dataset, date_of(frame), "lightgbm", json.loads(out.read_text()), training_set=rows, study="s1"
+        settings, dataset, date_of(frame), "lightgbm", json.loads(out.read_text()), training_set=str(rows), study="s1"
     )
     run = mlflow.get_run(outcome.run_id)
     assert run.data.tags["tuning_study"] == "s1"

@@ -160,7 +160,7 @@ def test_no_conf_value_reaches_a_shell(source_dags: dict[str, Any], tmp_path: Pa
     with pytest.raises(TypeError, match="never a shell string"):
         run_training_cli("train --model xgboost")  # type: ignore[arg-type]
     plan = a_plan(tmp_path / "a config with spaces; rm -rf.yaml", family="lightgbm", reason="x; rm -rf /")
-    command = plan.train_command(Path("rows.parquet"), Path("params.json"))
+    command = plan.train_command("rows.parquet", "params.json", plan.dataset_config)
     assert all(isinstance(arg, str) for arg in command)
     assert command[command.index("--dataset") + 1] == str(tmp_path / "a config with spaces; rm -rf.yaml")
     assert "x; rm -rf /" not in " ".join(command), "the free-text reason never reaches the command"

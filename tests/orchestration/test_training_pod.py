@@ -23,7 +23,8 @@ def pod_task(tmp_path: Path, airflow_db: Path):  # type: ignore[no-untyped-def]
         task = env.dag("retrain_synthetic_forecaster").get_task("train_final")
         assert task.arguments.operator.task_id == "train_command", "the arguments come from the plan, by XCom"
         plan = a_plan(env.config)
-        yield with_resolved_arguments(task, plan.train_command(Path("/runs/rows.parquet"), Path("/runs/params.json")))
+        argv = plan.train_command("s3://runs/rows.parquet", "s3://runs/params.json", "s3://runs/dataset.yaml")
+        yield with_resolved_arguments(task, argv)
 
 
 def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: ignore[no-untyped-def]
@@ -36,7 +37,8 @@ def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: igno
     assert container.command == ["python", "-m", "model_training"]
     assert container.args[0] == "train"
     assert container.args[container.args.index("--tag") + 1] == "dag_run_id=manual__2024-03-31"
-    assert container.args[container.args.index("--params-file") + 1] == "/runs/params.json"
+    assert container.args[container.args.index("--params-file") + 1] == "s3://runs/params.json"
+    assert container.args[container.args.index("--dataset") + 1] == "s3://runs/dataset.yaml"
     assert container.args[container.args.index("--study") + 1] == "synthetic-xgboost-manual__2024-03-31"
     assert container.resources.limits["nvidia.com/gpu"] == "2"
     assert container.resources.requests["cpu"] == "4"
@@ -88,9 +90,9 @@ def test_tuning_workers_are_pods_of_one_study(tmp_path: Path, airflow_db: Path) 
     assert [t.task_id for t in tune.downstream_list] == ["best_params"]
 
     plan = a_plan(Path(config), dag_run_id="manual__x", n_trials=9, tuning_workers=3)
-    commands = plan.tuning_commands(Path("/data/rows.parquet"))
+    commands = plan.tuning_commands("s3://runs/rows.parquet", "s3://runs/dataset.yaml")
     assert [c[c.index("--worker") + 1] for c in commands] == ["0", "1", "2"]
     assert {c[c.index("--study") + 1] for c in commands} == {"synthetic-xgboost-manual__x"}
     assert all(c[0] == "tune" and c[c.index("--trials") + 1] == "9" for c in commands)
     # no tuning still runs one worker: it finds nothing to do and best_params falls back to the config
-    assert len(a_plan(Path(config)).tuning_commands(Path("p"))) == 1
+    assert len(a_plan(Path(config)).tuning_commands("p", config)) == 1

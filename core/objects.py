@@ -1,0 +1,119 @@
+"""Files that tasks and training pods hand to each other: local paths, or objects under ``s3://``.
+
+In the local profile a run's hand-overs (training set, holdout, parameters, the dataset config) are
+files under the artifacts folder. In the compose and k8s profiles the task that writes one and the
+pod that reads it share no filesystem, so they go through object storage (``MLOPS_EXCHANGE_URI``, a
+MinIO or S3 prefix). Callers hold a *location*, a string that is either, and never care which.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from core.files import write_atomically_bytes
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from core.settings import Settings
+
+S3 = "s3://"
+
+
+class ObjectStoreError(RuntimeError):
+    """An object could not be read or written (missing, or the store unreachable)."""
+
+
+def is_remote(location: str) -> bool:
+    return location.startswith(S3)
+
+
+def join(location: str, *parts: str) -> str:
+    """``location`` and ``parts`` with one ``/`` between each (a local path or an S3 key alike)."""
+    return "/".join([location.rstrip("/"), *(part.strip("/") for part in parts)])
+
+
+def split(location: str) -> tuple[str, str]:
+    """(bucket, key) of an ``s3://bucket/key`` location."""
+    parts = urlsplit(location)
+    if parts.scheme != "s3" or not parts.netloc or not parts.path.strip("/"):
+        raise ValueError(f"not an s3://bucket/key location: {location!r}")
+    return parts.netloc, parts.path.lstrip("/")
+
+
+def s3_client(settings: Settings) -> Any:
+    """A boto3 S3 client of the settings' endpoint and credentials, with botocore's standard retries
+    (``MLOPS_S3_MAX_ATTEMPTS`` attempts in all, the first included)."""
+    import boto3
+    from botocore.config import Config
+
+    # total_max_attempts counts the first request too; botocore's max_attempts would add one to it.
+    retries = {"total_max_attempts": settings.s3_max_attempts, "mode": "standard"}
+    return boto3.client("s3", config=Config(retries=retries, connect_timeout=5), **settings.boto3_client_kwargs())
+
+
+def read_object(location: str, settings: Settings) -> bytes:
+    """The bytes at ``location``."""
+    if not is_remote(location):
+        try:
+            return Path(location).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectStoreError(f"not found: {location}") from exc
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split(location)
+    try:
+        return bytes(s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"].read())
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"cannot read {location} ({settings.s3_endpoint_url or 'AWS S3'}): {exc}") from exc
+
+
+def write_object(location: str, data: bytes, settings: Settings) -> str:
+    """Write ``data`` at ``location`` whole or not at all (a local file is renamed into place; an S3
+    object appears only once its upload completes); returns ``location``."""
+    if not is_remote(location):
+        write_atomically_bytes(data, Path(location))
+        return location
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split(location)
+    try:
+        s3_client(settings).put_object(Bucket=bucket, Key=key, Body=data)
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"cannot write {location} ({settings.s3_endpoint_url or 'AWS S3'}): {exc}") from exc
+    return location
+
+
+def exists(location: str, settings: Settings) -> bool:
+    if not is_remote(location):
+        return Path(location).is_file()
+    from botocore.exceptions import ClientError
+
+    bucket, key = split(location)
+    try:
+        s3_client(settings).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise ObjectStoreError(f"cannot look up {location}: {exc}") from exc
+    return True
+
+
+def read_parquet(location: str, settings: Settings) -> pd.DataFrame:
+    import pandas as pd
+
+    if not is_remote(location):
+        try:
+            return pd.read_parquet(location)
+        except FileNotFoundError as exc:
+            raise ObjectStoreError(f"not found: {location}") from exc
+    return pd.read_parquet(io.BytesIO(read_object(location, settings)))
+
+
+def write_parquet(frame: pd.DataFrame, location: str, settings: Settings) -> str:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return write_object(location, buffer.getvalue(), settings)

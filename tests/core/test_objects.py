@@ -1,0 +1,100 @@
+"""Hand-overs between tasks and training pods: the same calls on local files and on S3 (a moto server)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core import objects
+from core.dataset import DatasetConfig
+from core.settings import Settings
+from tests.utils.data import write_dataset
+from tests.utils.platform import a_plan
+from tests.utils.servers import moto_client
+
+
+@pytest.fixture
+def on_s3(moto_endpoint: str, tmp_path: Path) -> Settings:
+    """Settings whose exchange is a fresh bucket of the moto server."""
+    bucket = f"runs-{uuid.uuid4().hex[:8]}"
+    moto_client(moto_endpoint).create_bucket(Bucket=bucket)
+    return Settings(
+        home=tmp_path / "home",
+        exchange_uri=f"s3://{bucket}/exchange",
+        source_roots=[tmp_path],
+        s3_endpoint_url=moto_endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        _env_file=None,
+    )  # type: ignore[call-arg]
+
+
+def test_locations_join_and_split() -> None:
+    assert objects.join("s3://runs/a/", "/b", "c.parquet") == "s3://runs/a/b/c.parquet"
+    assert objects.split("s3://runs/a/b.json") == ("runs", "a/b.json")
+    with pytest.raises(ValueError, match="s3://bucket/key"):
+        objects.split("s3://runs")
+    assert not objects.is_remote("/tmp/x")
+    assert objects.is_remote("s3://runs/x")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_frames_and_bytes_go_and_come_back_the_same(where: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if where == "s3":
+        settings: Settings = request.getfixturevalue("on_s3")
+        root = settings.exchange_uri
+    else:
+        settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+        root = str(tmp_path / "exchange")
+    assert root is not None
+    frame = pd.DataFrame({"entity": ["a", "b"], "value": [1.5, -2.0]})
+    rows = objects.join(root, "run", "rows.parquet")
+    assert not objects.exists(rows, settings)
+    with pytest.raises(objects.ObjectStoreError, match=r"rows\.parquet"):
+        objects.read_parquet(rows, settings)
+    assert objects.write_parquet(frame, rows, settings) == rows
+    assert objects.exists(rows, settings)
+    pd.testing.assert_frame_equal(objects.read_parquet(rows, settings), frame)
+    params = objects.join(root, "run", "params.json")
+    objects.write_object(params, b'{"max_depth": 4}', settings)
+    objects.write_object(params, b'{"max_depth": 5}', settings)  # a retry replaces it whole
+    assert objects.read_object(params, settings) == b'{"max_depth": 5}'
+
+
+@pytest.mark.integration
+def test_a_published_dataset_config_reads_back_equal_from_the_object(on_s3: Settings, tmp_path: Path) -> None:
+    """What a pod reads is the worker's config file, every field, its relative sources still naming the
+    worker's files; the run's horizon comes with the command, as with the file."""
+    config = write_dataset(tmp_path / "data")
+    dataset = DatasetConfig.from_yaml(config)
+    plan = a_plan(config, horizon=dataset.horizon + 1)
+    published = plan.published_dataset(on_s3, dataset.with_horizon(plan.horizon))
+    assert published == f"{on_s3.exchange_uri}/synthetic/2024-03-31/runs/manual__2024-03-31/dataset.yaml"
+    back = DatasetConfig.from_yaml(published, on_s3)
+    assert back == dataset
+    assert back.base_dir == dataset.base_dir
+    assert back.resolve_uri("raw.csv") == dataset.resolve_uri("raw.csv")
+    command = plan.train_command("rows", "params", published)
+    assert command[command.index("--horizon") + 1] == str(dataset.horizon + 1)
+    assert plan.location(on_s3, dataset, "params.json") == published.replace("dataset.yaml", "params.json")
+
+
+def test_without_an_exchange_the_run_hands_over_local_files(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+    config = write_dataset(tmp_path / "data")
+    dataset = DatasetConfig.from_yaml(config)
+    plan = a_plan(config)
+    assert plan.published_dataset(settings, dataset) == str(config)
+    assert plan.location(settings, dataset, "rows.parquet") == str(plan.run_dir(settings, dataset) / "rows.parquet")
+
+
+def test_the_shared_profiles_hand_over_through_object_storage() -> None:
+    for profile in ("compose", "k8s"):
+        assert Settings(profile=profile, _env_file=None).exchange_uri == "s3://runs"  # type: ignore[call-arg]
+    assert Settings(_env_file=None).exchange_uri is None  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="exchange_uri"):
+        Settings(exchange_uri="/shared/runs", _env_file=None)  # type: ignore[call-arg]

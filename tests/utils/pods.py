@@ -1,0 +1,249 @@
+"""A Kubernetes pod as a process of this machine: the image its Dockerfile builds, laid out under a
+temporary root, and the container a rendered pod spec names (command, arguments, environment, the
+secrets it takes) run in it, seeing only what the image holds.
+
+The image is the Dockerfile read instruction by instruction: ``COPY`` puts the build context's files
+at their paths under the root, ``WORKDIR`` and ``ENV`` are kept, ``RUN python -m venv`` and the
+``pip install`` of the requirements file make the image's virtualenv, the ``pip install .`` of the
+copied sources installs the project into it. An instruction this reading does not know fails the
+build, so the emulation cannot silently drift from the Dockerfile. The virtualenv is made of the
+distributions the requirements file pins, each linked from this checkout's environment (installed
+from the same pins; a version that differs fails), which takes seconds where a download would take
+minutes: it holds what the image's requirements hold and nothing else (no test tools, no checkout on
+its path). The process runs from the image's ``WORKDIR`` with the image's environment, the pod's and
+the secret's, and nothing of this one's.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.version import Version
+
+from core.settings import PROJECT_ROOT
+
+# The system's own programs a slim Debian image has too (the interpreter's libraries come with it).
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class Image:
+    """An image laid out under ``root``: its virtualenv, working directory, environment, entrypoint."""
+
+    root: Path
+    workdir: str = "/"
+    env: dict[str, str] = field(default_factory=lambda: {"PATH": SYSTEM_PATH})
+    venvs: dict[str, Path] = field(default_factory=dict)  # image path -> where it lies
+    entrypoint: list[str] = field(default_factory=list)
+
+    def path(self, image_path: str) -> Path:
+        """Where an absolute path of the image lies on this machine."""
+        return self.root / image_path.lstrip("/")
+
+    def resolve(self, program: str) -> str:
+        """A command's program as the image's PATH finds it (under the root first)."""
+        if "/" in program:
+            return str(self.path(program))
+        for folder in self.env["PATH"].split(":"):
+            for candidate in (self.path(folder) / program, Path(folder) / program):
+                if candidate.is_file() and os.access(candidate, os.X_OK):
+                    return str(candidate)
+        raise FileNotFoundError(f"{program} is not on the image's PATH {self.env['PATH']}")
+
+
+def build(dockerfile: Path, root: Path, context: Path = PROJECT_ROOT) -> Image:
+    """The image ``dockerfile`` builds from ``context``, laid out under ``root`` (its last stage)."""
+    image = Image(root=root)
+    args: dict[str, str] = {}
+    for instruction in _instructions(dockerfile):
+        keyword, _, rest = instruction.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            continue  # the base image's Python is this machine's (the same minor version)
+        if keyword == "ARG":
+            name, _, default = rest.partition("=")
+            args[name.strip()] = default.strip()
+        elif keyword == "ENV":
+            for word in shlex.split(rest):
+                name, _, value = word.partition("=")
+                image.env[name] = _expand(value, {**image.env, **args})
+        elif keyword == "WORKDIR":
+            image.workdir = _absolute(image.workdir, rest.strip())
+            image.path(image.workdir).mkdir(parents=True, exist_ok=True)
+        elif keyword == "COPY":
+            _copy(image, context, shlex.split(rest))
+        elif keyword == "RUN":
+            for command in rest.split("&&"):
+                _run(image, shlex.split(command))
+        elif keyword == "USER":
+            continue  # this machine's user runs the process; the image's files are its own
+        elif keyword == "ENTRYPOINT":
+            image.entrypoint = list(json.loads(rest))
+        else:
+            raise ValueError(f"{dockerfile.name}: no emulation of {keyword}")
+    return image
+
+
+def _instructions(dockerfile: Path) -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined and comments left out."""
+    joined, current = [], ""
+    for line in dockerfile.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        joined.append(current + stripped)
+        current = ""
+    return joined
+
+
+def _expand(value: str, known: dict[str, str]) -> str:
+    return re.sub(r"\$\{?(\w+)\}?", lambda m: known.get(m.group(1), ""), value)
+
+
+def _absolute(workdir: str, path: str) -> str:
+    return path if path.startswith("/") else f"{workdir.rstrip('/')}/{path}"
+
+
+def _copy(image: Image, context: Path, words: list[str]) -> None:
+    if any(word.startswith("--from") for word in words):
+        raise ValueError("COPY --from: multi-stage builds are not emulated")
+    *sources, target = [word for word in words if not word.startswith("--")]
+    destination = image.path(_absolute(image.workdir, target))
+    into_folder = target.endswith("/") or len(sources) > 1 or target in (".", "./")
+    for source in sources:
+        origin = context / source
+        place = destination / origin.name if into_folder and origin.is_file() else destination
+        if origin.is_dir():
+            shutil.copytree(origin, place, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            place.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, place)
+
+
+def _run(image: Image, argv: list[str]) -> None:
+    """The RUN commands the platform's Dockerfiles use; any other fails the build."""
+    if not argv:
+        return
+    if argv[0] in ("apt-get", "rm", "useradd", "chown"):
+        return  # system packages this machine has (libgomp1); users: the process runs as this one
+    if argv[0] == "mkdir":
+        for folder in argv[1:]:
+            if not folder.startswith("-"):
+                image.path(folder).mkdir(parents=True, exist_ok=True)
+        return
+    if argv[:3] == ["python", "-m", "venv"]:
+        venv = image.path(argv[3])
+        subprocess.run([_base_python(), "-m", "venv", "--without-pip", str(venv)], check=True)
+        image.venvs[argv[3]] = venv
+        return
+    if len(argv) > 2 and argv[0].endswith("/bin/pip") and argv[1] == "install":
+        venv_path = argv[0].removesuffix("/bin/pip")
+        venv = image.venvs[venv_path]
+        options = argv[2:]
+        if "-r" in options:
+            _link_requirements(image.path(_absolute(image.workdir, options[options.index("-r") + 1])), venv)
+        elif options[-1] == ".":
+            _install_sources(image.path(image.workdir), venv)
+        else:
+            raise ValueError(f"no emulation of pip install {' '.join(options)}")
+        return
+    raise ValueError(f"no emulation of RUN {shlex.join(argv)}")
+
+
+def _base_python() -> str:
+    """The interpreter this environment's virtualenv was made from (a venv of a venv would chain)."""
+    return str(Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}")
+
+
+def _site_packages(venv: Path) -> Path:
+    relative = Path(sysconfig.get_path("purelib")).relative_to(sys.prefix)
+    return venv / relative
+
+
+def _link_requirements(requirements: Path, venv: Path) -> None:
+    """Every pinned distribution of ``requirements`` into ``venv``, linked from this environment."""
+    here = Path(sysconfig.get_path("purelib"))
+    target = _site_packages(venv)
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, _, pinned = line.partition("==")
+        if not pinned:
+            raise ValueError(f"{requirements.name}: {line!r} is not pinned")
+        distribution = importlib.metadata.distribution(name.split("[")[0])
+        # The same release: a local label is the build this machine has (torch's CPU wheel, +cpu).
+        if Version(distribution.version).public != Version(pinned.split(";")[0].strip()).public:
+            raise ValueError(f"{name}: {pinned} pinned, {distribution.version} installed here: run make setup")
+        for file in distribution.files or []:
+            origin = Path(distribution.locate_file(file))
+            try:
+                relative = origin.resolve().relative_to(here.resolve())
+            except ValueError:
+                continue  # scripts and data outside site-packages: the image's commands are python -m
+            place = target / relative
+            if place.exists() or not origin.is_file():
+                continue
+            place.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(origin, place)
+            except OSError:
+                shutil.copy2(origin, place)
+
+
+def _install_sources(source: Path, venv: Path) -> None:
+    """``pip install --no-deps .`` of the copied sources: their packages into site-packages."""
+    target = _site_packages(venv)
+    for package in source.iterdir():
+        if package.is_dir() and (package / "__init__.py").is_file():
+            shutil.copytree(package, target / package.name, dirs_exist_ok=True)
+
+
+def secret_environment(manifest: dict[str, Any]) -> dict[str, str]:
+    """The variables a Secret manifest gives a container through ``envFrom`` (``stringData`` or
+    base64 ``data``)."""
+    import base64
+
+    values = dict(manifest.get("stringData") or {})
+    values.update({k: base64.b64decode(v).decode() for k, v in (manifest.get("data") or {}).items()})
+    return values
+
+
+def container_process(
+    image: Image, container: dict[str, Any], secrets: dict[str, dict[str, str]]
+) -> tuple[list[str], dict[str, Any]]:
+    """The process of a rendered pod's container (as ``ApiClient().sanitize_for_serialization`` gives
+    it) in ``image``: (its argv, the ``subprocess`` options). Its command or the image's entrypoint, its
+    arguments; the image's environment, then its secrets' (``envFrom``), then its own ``env``; the
+    image's working directory."""
+    env = dict(image.env)
+    for source in container.get("envFrom") or []:
+        env.update(secrets[source["secretRef"]["name"]])
+    env.update({item["name"]: item["value"] for item in container.get("env") or []})
+    # The image's folders on its PATH lie under the root; the system's are this machine's.
+    env["PATH"] = ":".join(str(image.path(p)) if image.path(p).is_dir() else p for p in env["PATH"].split(":"))
+    env["HOME"] = str(image.path(image.workdir))  # a folder the process may write (the image's user owns it)
+    command = [*(container.get("command") or image.entrypoint), *(container.get("args") or [])]
+    return [image.resolve(command[0]), *command[1:]], {"cwd": image.path(image.workdir), "env": env}
+
+
+def run_container(
+    image: Image, container: dict[str, Any], secrets: dict[str, dict[str, str]], timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run a rendered pod's container in ``image`` to its end (:func:`container_process`)."""
+    argv, options = container_process(image, container, secrets)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **options)
