@@ -198,11 +198,17 @@ def build(name: str, config: Path) -> Any:
         @task
         def register_challenger(plan: RunPlan, checked: ValidationOutcome) -> RegisteredVersion:
             """Register the run's checked training output as a version with alias ``challenger``; a retry
-            returns the version registered first. The data check's result joins its lineage tags."""
+            returns the version registered first. The data check's result joins its lineage tags. No
+            run to register is final (the training step ended without logging one): no retry waits."""
+            from airflow.sdk.exceptions import AirflowFailException
+
             from model_registry.registry import register_run_of
 
             run = plan.scope()
-            return register_run_of(run.settings, run.model_name, "dag_run_id", plan.dag_run_id, checked.lineage)
+            try:
+                return register_run_of(run.settings, run.model_name, "dag_run_id", plan.dag_run_id, checked.lineage)
+            except LookupError as missing:
+                raise AirflowFailException(str(missing)) from missing
 
         @task
         def champion_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> GateDecision:

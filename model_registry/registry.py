@@ -39,7 +39,11 @@ def find_run(settings: Settings, tag: str, value: str) -> str:
             max_results=1,
         )
     if not runs:
-        raise LookupError(f"no finished training run tagged {tag}={value}: did the training step fail?")
+        raise LookupError(
+            f"no finished training run tagged {tag}={value} in experiment {settings.mlflow_experiment!r} of "
+            f"{settings.mlflow_tracking_uri}: the training step (its pod or process) ended without logging one, "
+            "even if it exited 0; its output, in that task's log, says what it did instead"
+        )
     return str(runs[0].info.run_id)
 
 

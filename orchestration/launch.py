@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TRAINING_MODULE = ["python", "-m", "model_training"]
+TRAINING_UID = 10001  # the training image's user (infra/docker/training.Dockerfile)
 # Settings that a pod must share with the scheduler's side; secrets come from a Kubernetes secret. No
 # local folder: the pod shares none with the worker, its inputs are objects named in its arguments
 # (MLOPS_EXCHANGE_URI) and its outputs go to MLflow and Optuna's database.
@@ -77,9 +78,9 @@ def mapped_training_operator(task_id: str, settings: Settings, argvs: Any, **kwa
     """One training process (pod or subprocess) per argument list of ``argvs``, an XCom list known
     at run time: the tuning workers of one shared Optuna study."""
     if settings.training_executor is TrainingExecutor.KUBERNETES:
-        from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+        from orchestration.pod_operator import TrainingPodOperator
 
-        return KubernetesPodOperator.partial(**pod_arguments(task_id, settings), **kwargs).expand(arguments=argvs)
+        return TrainingPodOperator.partial(**pod_arguments(task_id, settings), **kwargs).expand(arguments=argvs)
     from airflow.providers.standard.operators.python import PythonOperator
 
     return PythonOperator.partial(task_id=task_id, python_callable=_run_argv, **kwargs).expand(op_args=argvs)
@@ -90,9 +91,9 @@ def _run_argv(*argv: str) -> None:
 
 
 def _pod_operator(task_id: str, settings: Settings, argv: list[str], **kwargs: Any) -> BaseOperator:
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from orchestration.pod_operator import TrainingPodOperator
 
-    return KubernetesPodOperator(arguments=argv, **pod_arguments(task_id, settings), **kwargs)
+    return TrainingPodOperator(arguments=argv, **pod_arguments(task_id, settings), **kwargs)
 
 
 def pod_arguments(task_id: str, settings: Settings) -> dict[str, Any]:
@@ -119,6 +120,16 @@ def pod_arguments(task_id: str, settings: Settings) -> dict[str, Any]:
             [k8s.V1Toleration(key=settings.gpu_taint_key, operator="Exists", effect="NoSchedule")] if gpus > 0 else None
         ),
         service_account_name=settings.training_service_account,
+        # As the image runs it (USER 10001), with nothing more than training needs.
+        security_context=k8s.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=TRAINING_UID,
+            fs_group=TRAINING_UID,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        container_security_context=k8s.V1SecurityContext(
+            allow_privilege_escalation=False, capabilities=k8s.V1Capabilities(drop=["ALL"])
+        ),
         labels={"app.kubernetes.io/part-of": "mlops", "mlops/task": task_id.replace("_", "-")},
         # Pods never outlive their task, success or not (a timed-out start would otherwise leak one).
         on_finish_action="delete_pod",

@@ -52,6 +52,13 @@ def training_image(tmp_path_factory: pytest.TempPathFactory) -> Image:
 
 
 @pytest.fixture(scope="module")
+def worker_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Airflow worker's folders, shared by the runs of this module as by a worker's day: a second
+    run reuses the day's landed, validated and built data, as the retraining DAG does."""
+    return tmp_path_factory.mktemp("worker")
+
+
+@pytest.fixture(scope="module")
 def stack(postgres_url: str, moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Fresh databases of their own (the MLflow backend; Optuna's, behind a password), the buckets, and
     an ``mlflow server`` that keeps artifacts in S3 and serves them."""
@@ -103,10 +110,11 @@ def training_secret(stack: dict[str, str]) -> dict[str, Any]:
 
 
 class EmulatedCluster:
-    """Runs each KubernetesPodOperator's pod in the training image; keeps what it rendered and ran."""
+    """Runs each KubernetesPodOperator's pod in the training image; keeps what it rendered and ran.
+    ``replaced``: a task's container command that runs instead of the rendered one (a broken image)."""
 
-    def __init__(self, image: Image, secrets: dict[str, dict[str, str]]):
-        self.image, self.secrets = image, secrets
+    def __init__(self, image: Image, secrets: dict[str, dict[str, str]], replaced: dict[str, list[str]] | None = None):
+        self.image, self.secrets, self.replaced = image, secrets, replaced or {}
         self.pods: list[dict[str, Any]] = []
 
     def execute(self, operator: Any, context: Any) -> None:
@@ -116,6 +124,9 @@ class EmulatedCluster:
         pod = ApiClient().sanitize_for_serialization(operator.build_pod_request_obj(context))
         kubernetes_validate.validate(pod, "1.33.0", strict=True)
         [container] = pod["spec"]["containers"]
+        command = self.replaced.get(pod["metadata"]["labels"]["mlops/task"])
+        if command is not None:
+            container = {**container, "command": command, "args": []}
         ran = run_container(self.image, container, self.secrets)
         print(ran.stdout, ran.stderr, sep="\n")  # what the provider copies into the task log
         self.pods.append({"pod": pod, "returncode": ran.returncode, "output": ran.stdout + ran.stderr})
@@ -123,28 +134,12 @@ class EmulatedCluster:
             raise AirflowException(f"Pod {pod['metadata']['name']} returned a failure (exit {ran.returncode})")
 
 
-def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_alone(
-    tmp_path: Path,
-    airflow_db: Path,
-    training_image: Image,
-    stack: dict[str, str],
-    redis_server: int,
-    pushgateway: str,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    import boto3
-    import optuna
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-
-    from model_registry.tracking import client
-
-    secret = training_secret(stack)
-    cluster = EmulatedCluster(training_image, {"mlops-training-env": secret_environment(secret)})
-    monkeypatch.setattr(KubernetesPodOperator, "execute", lambda self, context: cluster.execute(self, context))
+def worker_env(tmp_path: Path, stack: dict[str, str], redis_server: int, pushgateway: str) -> dict[str, str]:
+    """The Airflow worker's settings: the k8s profile, training as pods, the stack's servers."""
     # The cluster the provider would talk to (it reads the config, and reaches no API server here).
     kube_config = tmp_path / "kube-config.yaml"
     kube_config.write_text(KUBE_CONFIG)
-    worker = {
+    return {
         "MLOPS_TRAINING_KUBE_CONFIG": str(kube_config),
         "MLOPS_PROFILE": "k8s",
         "MLOPS_TRAINING_EXECUTOR": "kubernetes",
@@ -163,7 +158,33 @@ def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_al
         "MLOPS_PUSHGATEWAY_URL": pushgateway,
         "MLOPS_PROMOTION_LOCK": "file",
     }
-    with PlatformEnv(tmp_path, **worker) as env:
+
+
+@pytest.fixture
+def worker(
+    worker_root: Path, airflow_db: Path, stack: dict[str, str], redis_server: int, pushgateway: str
+) -> dict[str, str]:
+    """The worker's settings (:func:`worker_env`) with Airflow's database ready."""
+    return worker_env(worker_root, stack, redis_server, pushgateway)
+
+
+def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_alone(
+    worker_root: Path,
+    worker: dict[str, str],
+    training_image: Image,
+    stack: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+    import optuna
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from model_registry.tracking import client
+
+    secret = training_secret(stack)
+    cluster = EmulatedCluster(training_image, {"mlops-training-env": secret_environment(secret)})
+    monkeypatch.setattr(KubernetesPodOperator, "execute", lambda self, context: cluster.execute(self, context))
+    with PlatformEnv(worker_root, **worker) as env:
         settings = env.settings()
         run = env.dag("retrain_synthetic_forecaster").test(run_conf=CONF)
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances() if ti.state}
@@ -178,7 +199,7 @@ def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_al
             [container] = ran["pod"]["spec"]["containers"]
             assert container["image"] == settings.training_image
             arguments = container["args"]
-            assert not any(arg.startswith(("/", str(PROJECT_ROOT), str(tmp_path))) for arg in arguments)
+            assert not any(arg.startswith(("/", str(PROJECT_ROOT), str(worker_root))) for arg in arguments)
             assert arguments[arguments.index("--dataset") + 1].startswith("s3://runs/synthetic/")
             assert stack["optuna"] not in str(ran["pod"]), "the password comes from the secret, not the spec"
 
@@ -200,7 +221,7 @@ def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_al
             [container] = pod["spec"]["containers"]
             args = list(container["args"])
             args[args.index("--study") + 1] = study
-            args[args.index("--trials") + 1] = "6"
+            args[args.index("--trials") + 1] = "4"
             argv, options = container_process(training_image, {**container, "args": args}, cluster.secrets)
             running.append(
                 subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **options)
@@ -209,5 +230,36 @@ def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_al
         assert [process.returncode for process in running] == [0, 0], outputs
         trials = optuna.load_study(study_name=study, storage=stack["optuna"]).trials
         finished = [t for t in trials if t.state.is_finished()]
-        assert len(finished) >= 6
+        assert len(finished) >= 4
         assert {t.user_attrs["worker"] for t in finished} == {0, 1}, "both pods ran trials of the one study"
+
+
+def test_a_training_pod_that_exits_0_without_its_run_fails_the_task_that_needs_it(
+    worker_root: Path,
+    worker: dict[str, str],
+    training_image: Image,
+    stack: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The final pod's process succeeds without training (an image whose entrypoint does something
+    else): the pod's task succeeds as Kubernetes reports it, registration fails saying why, and nothing
+    is registered or promoted."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    from model_registry.tracking import client
+
+    secrets = {"mlops-training-env": secret_environment(training_secret(stack))}
+    done = ["python", "-c", "print('done')"]  # no tuning asked for: the one tuning pod has nothing to do either
+    cluster = EmulatedCluster(training_image, secrets, replaced={"tune": done, "train-final": done})
+    monkeypatch.setattr(KubernetesPodOperator, "execute", lambda self, context: cluster.execute(self, context))
+    with PlatformEnv(worker_root, **worker) as env:
+        run = env.dag("retrain_synthetic_forecaster").test(run_conf={**CONF, "n_trials": 0, "tuning_workers": 1})
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert [p["returncode"] for p in cluster.pods] == [0, 0]
+        assert (states["train_final"], states["register_challenger"]) == ("success", "failed")
+        assert {states[task] for task in ("champion_gate", "drift_gate", "promote")} == {"upstream_failed"}
+        assert client(env.settings()).search_model_versions(f"tags.dag_run_id = '{run.run_id}'") == []
+    logged = "".join(capfd.readouterr())
+    assert f"no finished training run tagged dag_run_id={run.run_id}" in logged
+    assert "ended without logging one, even if it exited 0" in logged

@@ -130,3 +130,13 @@ def test_the_gpu_pod_template_is_the_pod_the_provider_renders_for_training(tmp_p
     assert without_empty(rendered) == template
     [container] = rendered["spec"]["containers"]
     assert all(not arg.startswith("/") for arg in container["args"]), "no path of the worker's filesystem"
+
+
+def test_the_training_pod_runs_as_the_training_image_user() -> None:
+    """runAsNonRoot needs a numeric user; the pod's and the image's must be the same one."""
+    from orchestration.launch import TRAINING_UID
+
+    dockerfile = (PROJECT_ROOT / "infra" / "docker" / "training.Dockerfile").read_text()
+    [user] = re.findall(r"^USER (\S+)$", dockerfile, flags=re.MULTILINE)
+    assert user == str(TRAINING_UID)
+    assert f"--uid {TRAINING_UID} " in dockerfile

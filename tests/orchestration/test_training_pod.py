@@ -1,6 +1,10 @@
 """The training pod, rendered by the cncf-kubernetes provider's own code (no cluster needed)."""
 
+import http.server
+import json
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +61,7 @@ def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: igno
     assert "optuna-db-password" not in str(pod.to_dict())
     assert "MLOPS_OPTUNA_STORAGE" not in env
     assert pod_task.on_finish_action.value == "delete_pod"
+    assert pod_task.get_logs, "the pod's output goes to the task log"
     assert pod_task.startup_timeout_seconds == 600
     assert pod_task.retries == 1
 
@@ -76,13 +81,11 @@ def test_local_executor_runs_the_same_cli_in_a_subprocess(tmp_path: Path, airflo
 
 def test_tuning_workers_are_pods_of_one_study(tmp_path: Path, airflow_db: Path) -> None:
     """The tuning step expands to one pod per worker at run time, all with the training pod's spec."""
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-
     with PlatformEnv(tmp_path, MLOPS_TRAINING_EXECUTOR="kubernetes", MLOPS_TRAINING_GPUS="1") as env:
         dag = env.dag("retrain_synthetic_forecaster")
         tune = dag.get_task("tune")
         config = str(env.config)
-    assert tune.operator_class is KubernetesPodOperator or tune.operator_class.__name__ == "KubernetesPodOperator"
+    assert tune.operator_class.__name__ == "TrainingPodOperator"  # the provider's operator, start failures explained
     assert tune.partial_kwargs["image"] == "ghcr.io/mlops-platform/training:latest"
     assert tune.partial_kwargs["container_resources"].limits["nvidia.com/gpu"] == "1"
     assert set(tune.expand_input.value) == {"arguments"}
@@ -96,3 +99,62 @@ def test_tuning_workers_are_pods_of_one_study(tmp_path: Path, airflow_db: Path) 
     assert all(c[0] == "tune" and c[c.index("--trials") + 1] == "9" for c in commands)
     # no tuning still runs one worker: it finds nothing to do and best_params falls back to the config
     assert len(a_plan(Path(config)).tuning_commands("p", config)) == 1
+
+
+class PendingPodAPI(http.server.BaseHTTPRequestHandler):
+    """The part of a Kubernetes API server that a starting pod's operator reads: the pod stays Pending,
+    unschedulable for want of a GPU, as on a cluster whose GPU pool has no free node; no events."""
+
+    pod: dict[str, Any] = {}
+
+    def do_GET(self) -> None:
+        if "/events" in self.path:
+            body: dict[str, Any] = {"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": []}
+        else:
+            unschedulable = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                             "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}  # fmt: skip
+            body = {**self.pod, "status": {"phase": "Pending", "conditions": [unschedulable]}}
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_a_gpu_pod_that_never_starts_fails_naming_what_it_asks_for(pod_task, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Past the startup timeout the task fails, and the message names the node pool label, the GPU and
+    the taint the pod asked for, not only the provider's 'took too long'."""
+    from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import PodLaunchFailedException
+    from kubernetes.client import ApiClient
+
+    pod = pod_task.build_pod_request_obj(dry_run=True)
+    PendingPodAPI.pod = ApiClient().sanitize_for_serialization(pod)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), PendingPodAPI)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = tmp_path / "kube-config.yaml"
+    config.write_text(
+        json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "pending",
+            "clusters": [{"name": "pending", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
+            "users": [{"name": "airflow", "user": {"token": "t"}}],
+            "contexts": [{"name": "pending", "context": {"cluster": "pending", "user": "airflow"}}],
+        })
+    )  # fmt: skip
+    pod_task.config_file = str(config)
+    pod_task.startup_timeout_seconds = pod_task.schedule_timeout_seconds = 2
+    pod_task.startup_check_interval_seconds = 0.5
+    try:
+        with pytest.raises(PodLaunchFailedException) as failed:
+            pod_task.await_pod_start(pod)
+    finally:
+        server.shutdown()
+    message = str(failed.value)
+    assert "too long to be scheduled" in message  # the provider's own reason
+    assert f"training pod mlops/{pod.metadata.name} did not start" in message
+    assert "nodes labelled cloud.google.com/gke-nodepool=a100-pool" in message
+    assert "nvidia.com/gpu=2 free" in message
+    assert "tolerating the taint nvidia.com/gpu (NoSchedule)" in message
