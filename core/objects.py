@@ -3,7 +3,8 @@
 In the local profile a run's hand-overs (training set, holdout, parameters, the dataset config) are
 files under the artifacts folder. In the compose and k8s profiles the task that writes one and the
 pod that reads it share no filesystem, so they go through object storage (``MLOPS_EXCHANGE_URI``, a
-MinIO or S3 prefix). Callers hold a *location*, a string that is either, and never care which.
+MinIO or S3 prefix), and so do the data the tasks build on (``MLOPS_LAKE_URI``: partitions, data-check
+results, the feature table). Callers hold a *location*, a string that is either, and never care which.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ S3 = "s3://"
 
 class ObjectStoreError(RuntimeError):
     """An object could not be read or written (missing, or the store unreachable)."""
+
+
+class ObjectNotFoundError(ObjectStoreError):
+    """Nothing is stored at the location (the store itself answered)."""
+
+
+_MISSING = ("404", "NoSuchKey", "NotFound")
 
 
 def is_remote(location: str) -> bool:
@@ -61,13 +69,17 @@ def read_object(location: str, settings: Settings) -> bytes:
         try:
             return Path(location).read_bytes()
         except FileNotFoundError as exc:
-            raise ObjectStoreError(f"not found: {location}") from exc
+            raise ObjectNotFoundError(f"not found: {location}") from exc
     from botocore.exceptions import BotoCoreError, ClientError
 
     bucket, key = split(location)
     try:
         return bytes(s3_client(settings).get_object(Bucket=bucket, Key=key)["Body"].read())
-    except (BotoCoreError, ClientError) as exc:
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _MISSING:
+            raise ObjectNotFoundError(f"not found: {location}") from exc
+        raise ObjectStoreError(f"cannot read {location} ({settings.s3_endpoint_url or 'AWS S3'}): {exc}") from exc
+    except BotoCoreError as exc:
         raise ObjectStoreError(f"cannot read {location} ({settings.s3_endpoint_url or 'AWS S3'}): {exc}") from exc
 
 
@@ -96,10 +108,43 @@ def exists(location: str, settings: Settings) -> bool:
     try:
         s3_client(settings).head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if exc.response.get("Error", {}).get("Code") in _MISSING:
             return False
         raise ObjectStoreError(f"cannot look up {location}: {exc}") from exc
     return True
+
+
+def delete(location: str, settings: Settings) -> None:
+    """Remove the file or object at ``location``; nothing there is no error."""
+    if not is_remote(location):
+        Path(location).unlink(missing_ok=True)
+        return
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split(location)
+    try:
+        s3_client(settings).delete_object(Bucket=bucket, Key=key)
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"cannot delete {location}: {exc}") from exc
+
+
+def list_locations(prefix: str, settings: Settings) -> list[str]:
+    """Every file or object under the folder or key prefix ``prefix`` (at any depth), sorted."""
+    if not is_remote(prefix):
+        root = Path(prefix)
+        return sorted(str(p) for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parts = urlsplit(prefix)
+    bucket, folder = parts.netloc, parts.path.strip("/")
+    below = f"{folder}/" if folder else ""  # the folder's objects, not those of a sibling sharing its name's start
+    found: list[str] = []
+    try:
+        for page in s3_client(settings).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=below):
+            found += [f"{S3}{bucket}/{item['Key']}" for item in page.get("Contents", [])]
+    except (BotoCoreError, ClientError) as exc:
+        raise ObjectStoreError(f"cannot list {prefix}: {exc}") from exc
+    return sorted(found)
 
 
 def read_parquet(location: str, settings: Settings) -> pd.DataFrame:
@@ -109,7 +154,7 @@ def read_parquet(location: str, settings: Settings) -> pd.DataFrame:
         try:
             return pd.read_parquet(location)
         except FileNotFoundError as exc:
-            raise ObjectStoreError(f"not found: {location}") from exc
+            raise ObjectNotFoundError(f"not found: {location}") from exc
     return pd.read_parquet(io.BytesIO(read_object(location, settings)))
 
 

@@ -94,6 +94,16 @@ class Settings(BaseSettings):
         "profiles: s3://runs); unset: local files under the artifacts folder.",
     )
 
+    # Where the data every task reads lives (landing and validated partitions, the data checks'
+    # results, the feature table): unset, folders under home; an s3:// prefix where tasks run in
+    # separate pods (Airflow's KubernetesExecutor, Celery workers on several machines).
+    lake_uri: str | None = Field(
+        default=None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="s3://bucket[/prefix] of the partitions, data-check results and feature table that tasks "
+        "hand to each other (compose and k8s profiles: s3://lake); unset: folders under home.",
+    )
+
     # S3 / MinIO for s3:// sources and hand-overs.
     s3_endpoint_url: str | None = None
     aws_access_key_id: SecretStr | None = None
@@ -260,6 +270,7 @@ class Settings(BaseSettings):
             "pushgateway_url": hosts["pushgateway"],
             "promotion_lock": "redis",
             "exchange_uri": "s3://runs",  # no filesystem is shared between tasks and pods
+            "lake_uri": "s3://lake",
         }
         if hosts["s3"]:
             defaults["s3_endpoint_url"] = hosts["s3"]

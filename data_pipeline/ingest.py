@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 
 from core.dataset import DatasetConfig, Layout
-from core.files import write_atomically
+from core.objects import exists, read_object, write_parquet
 from core.partitions import landing_path, validated_path
 from core.settings import Settings
 from core.windows import end_of
@@ -60,11 +60,13 @@ def already_landed(dataset: DatasetConfig, logical_date: date, settings: Setting
     """The partition landed for the date, when it also passed the data check (the daily DAG made
     both): a retraining of that day reuses it instead of reading the source again."""
     path = landing_path(settings, dataset, logical_date)
-    if not (path.is_file() and validated_path(settings, dataset, logical_date).is_file()):
+    if not (exists(path, settings) and exists(validated_path(settings, dataset, logical_date), settings)):
         return None
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return Landed(dataset=dataset.name, logical_date=logical_date, path=path, rows=pq.read_metadata(path).num_rows)
+    rows = pq.read_metadata(pa.BufferReader(read_object(path, settings))).num_rows
+    return Landed(dataset=dataset.name, logical_date=logical_date, path=path, rows=rows)
 
 
 def ingest(dataset: DatasetConfig, logical_date: date, settings: Settings) -> Landed:
@@ -75,6 +77,6 @@ def ingest(dataset: DatasetConfig, logical_date: date, settings: Settings) -> La
         raw = raw[raw[ts] < pd.Timestamp(end_of(logical_date))]
         raw = raw.sort_values([dataset.entity_column, ts], kind="stable").reset_index(drop=True)
     path = landing_path(settings, dataset, logical_date)
-    write_atomically(raw, path)
+    write_parquet(raw, path, settings)
     log.info("landed %d rows of %s for %s at %s", len(raw), dataset.name, logical_date, path)
     return Landed(dataset=dataset.name, logical_date=logical_date, path=path, rows=len(raw))

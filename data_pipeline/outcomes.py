@@ -17,7 +17,7 @@ class Landed(_Outcome):
 
     dataset: str
     logical_date: date
-    path: Path
+    path: str  # a local path or an s3:// object (core.objects)
     rows: int
 
 
@@ -38,9 +38,9 @@ class ValidationOutcome(_Outcome):
     success: bool
     evaluated: int
     failures: list[FailedExpectation] = Field(default_factory=list)
-    result_path: Path | None = None
+    result_path: str | None = None
     data_docs_path: Path | None = None
-    validated: Path | None = None
+    validated: str | None = None
 
     @property
     def lineage(self) -> dict[str, str]:

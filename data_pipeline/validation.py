@@ -3,7 +3,8 @@
 The suite is code, versioned with the repo. A landing partition that fails it raises
 :class:`DataValidationError` naming every failed expectation with its offending counts, and nothing
 is written to the validated area, which is the only place the feature step reads from. The
-validation result (JSON, and GE's Data Docs HTML) is written next to the run's artifacts either way.
+validation result (JSON, and GE's Data Docs HTML) is written next to the run's artifacts either way,
+and the JSON also where later tasks look for it (:func:`core.partitions.state_location`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Any
 import pandas as pd
 
 from core.dataset import DatasetConfig
-from core.files import write_atomically, write_text_atomically
-from core.partitions import read_landed, run_dir, validated_path
+from core.files import write_text_atomically
+from core.objects import delete, exists, read_object, write_object, write_parquet
+from core.partitions import read_landed, run_dir, state_location, validated_path
 from core.settings import Settings
 from core.windows import end_of
 from data_pipeline.outcomes import FailedExpectation, ValidationOutcome
@@ -168,9 +170,15 @@ def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: da
         success=bool(payload["success"]),
         evaluated=len(payload["results"]),
         failures=failures,
-        result_path=result_path,
+        result_path=str(result_path),
         data_docs_path=docs[0] if docs else None,
     )
+
+
+def result_location(settings: Settings, dataset: DatasetConfig, logical_date: date) -> str:
+    """Where the check's result of a date is kept for later tasks: a retraining of the same day reads
+    it back instead of checking again (:func:`passed_check`)."""
+    return state_location(settings, dataset, logical_date, "validation/validation_result.json")
 
 
 def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> ValidationOutcome:
@@ -179,11 +187,15 @@ def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> 
     target = validated_path(settings, dataset, logical_date)
     out_dir = run_dir(settings, dataset, logical_date) / "validation"
     outcome = validate_frame(frame, dataset, logical_date, out_dir)
+    kept = result_location(settings, dataset, logical_date)
+    if outcome.result_path is not None and kept != outcome.result_path:
+        write_object(kept, Path(outcome.result_path).read_bytes(), settings)
+        outcome = outcome.model_copy(update={"result_path": kept})
     if not outcome.success:
         # A failed re-run must not leave an earlier run's validated copy for downstream to read.
-        target.unlink(missing_ok=True)
+        delete(target, settings)
         raise DataValidationError(dataset.name, logical_date, outcome)
-    write_atomically(frame, target)
+    write_parquet(frame, target, settings)
     log.info("validated %d rows of %s for %s -> %s", len(frame), dataset.name, logical_date, target)
     return outcome.model_copy(update={"validated": target, "logical_date": logical_date})
 
@@ -195,13 +207,15 @@ def passed_check(dataset: DatasetConfig, logical_date: date, settings: Settings)
     same day: the result read back is the one that published the validated copy.
     """
     target = validated_path(settings, dataset, logical_date)
-    result_path = run_dir(settings, dataset, logical_date) / "validation" / "validation_result.json"
-    if not (target.is_file() and result_path.is_file()):
+    result_path = result_location(settings, dataset, logical_date)
+    if not (exists(target, settings) and exists(result_path, settings)):
         return None
-    result = json.loads(result_path.read_text())
+    result = json.loads(read_object(result_path, settings))
     if not result.get("success"):
         return None
-    docs = sorted(result_path.parent.glob("gx/uncommitted/data_docs/local_site/index.html"))
+    # The Data Docs stay with the reports of the process that made them (here, or in another pod).
+    reports = run_dir(settings, dataset, logical_date) / "validation"
+    docs = sorted(reports.glob("gx/uncommitted/data_docs/local_site/index.html"))
     return ValidationOutcome(
         logical_date=logical_date,
         success=True,

@@ -14,7 +14,8 @@ import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, feature_names, lag_name, numeric_feature_names, rolling_names
 from core.dataset import DatasetConfig
-from core.files import write_atomically, write_text_atomically
+from core.files import write_atomically_bytes
+from core.objects import exists, join, read_object, read_parquet, write_object, write_parquet
 from core.partitions import read_validated
 from core.settings import Settings
 from feature_store.outcomes import OfflineFeatures
@@ -69,27 +70,51 @@ def build_features(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFr
 
 
 def offline_source_path(settings: Settings, dataset: DatasetConfig) -> Path:
+    """Feast's offline source: a local file in every process that reads it through Feast (its DuckDB
+    offline store reads local files), a copy of the feature table where that lies in the lake."""
     return settings.feast_repo / "data" / f"{dataset.name}_features.parquet"
 
 
+def feature_table_location(settings: Settings, dataset: DatasetConfig) -> str:
+    """The dataset's feature table, which every later task reads: Feast's offline source itself, or
+    an object under ``MLOPS_LAKE_URI`` where tasks run in pods that share no filesystem."""
+    if settings.lake_uri:
+        return join(settings.lake_uri, "features", f"{dataset.name}_features.parquet")
+    return str(offline_source_path(settings, dataset))
+
+
+def read_feature_table(settings: Settings, dataset: DatasetConfig) -> pd.DataFrame:
+    return read_parquet(feature_table_location(settings, dataset), settings)
+
+
+def local_offline_source(settings: Settings, dataset: DatasetConfig) -> Path:
+    """Feast's offline source as this process must find it before Feast reads it: where the feature
+    table lies in the lake, its current copy is fetched first (each pod starts without one)."""
+    path = offline_source_path(settings, dataset)
+    location = feature_table_location(settings, dataset)
+    if location != str(path):
+        write_atomically_bytes(read_object(location, settings), path)
+    return path
+
+
 def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_date: date) -> OfflineFeatures:
-    """Build features from the validated partition and replace Feast's offline source with them; a
-    note next to it says which day they were built from.
+    """Build features from the validated partition and replace the feature table (Feast's offline
+    source) with them; a note next to it says which day they were built from.
 
     When the source already holds a later day (a backfill, or a re-run of a corrected day), only the
     day's own rows are replaced and the note keeps naming the later day: features never go back in
     time, and the day's rows are the ones its partition yields, once each.
     """
     table = build_features(read_validated(settings, dataset, logical_date), dataset)
-    path = offline_source_path(settings, dataset)
+    location = feature_table_location(settings, dataset)
     holds = offline_source(settings, dataset)
     if holds is not None and holds.logical_date > logical_date:
-        table = _with_day_replaced(pd.read_parquet(path), table, dataset, logical_date)
-        write_atomically(table, path)
-        return OfflineFeatures(logical_date=logical_date, path=path, rows=len(table))
-    built = OfflineFeatures(logical_date=logical_date, path=path, rows=len(table))
-    write_atomically(table, path)
-    write_text_atomically(built.model_dump_json(), _built_from(path))
+        table = _with_day_replaced(read_parquet(location, settings), table, dataset, logical_date)
+        write_parquet(table, location, settings)
+        return OfflineFeatures(logical_date=logical_date, path=location, rows=len(table))
+    built = OfflineFeatures(logical_date=logical_date, path=location, rows=len(table))
+    write_parquet(table, location, settings)
+    write_object(_built_from(location), built.model_dump_json().encode(), settings)
     return built
 
 
@@ -106,13 +131,13 @@ def _with_day_replaced(held: pd.DataFrame, built: pd.DataFrame, dataset: Dataset
 
 
 def offline_source(settings: Settings, dataset: DatasetConfig) -> OfflineFeatures | None:
-    """What the offline source holds now (the day it was built from), or None when nothing was built."""
-    path = offline_source_path(settings, dataset)
-    note = _built_from(path)
-    if not (path.is_file() and note.is_file()):
+    """What the feature table holds now (the day it was built from), or None when nothing was built."""
+    location = feature_table_location(settings, dataset)
+    note = _built_from(location)
+    if not (exists(location, settings) and exists(note, settings)):
         return None
-    return OfflineFeatures.model_validate_json(note.read_text())
+    return OfflineFeatures.model_validate_json(read_object(note, settings))
 
 
-def _built_from(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.built_from.json")
+def _built_from(location: str) -> str:
+    return f"{location.removesuffix('.parquet')}.built_from.json"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
@@ -17,7 +16,7 @@ class OfflineFeatures(_Outcome):
     (which holds every row known at the end of that day)."""
 
     logical_date: date
-    path: Path
+    path: str  # a local path or an s3:// object (core.objects)
     rows: int
 
 

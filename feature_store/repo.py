@@ -17,7 +17,7 @@ from core.columns import EVENT_TIMESTAMP, calendar_feature_names, numeric_featur
 from core.dataset import DatasetConfig
 from core.files import write_text_atomically
 from core.settings import OnlineStoreKind, Settings
-from feature_store.features import offline_source_path
+from feature_store.features import local_offline_source, offline_source_path
 from feature_store.outcomes import Materialized
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> Ma
     for good. Feast writes one row per entity, so the wider read costs little; a failed load records
     no end, and its retry reads the same rows again.
     """
+    local_offline_source(settings, dataset)
     store = get_store(settings)
     view = store.get_feature_view(feature_view_name(dataset))
     start = end - (dataset.feature_engineering.ttl or timedelta(days=7))
@@ -167,19 +168,20 @@ def load_day(settings: Settings, dataset: DatasetConfig, day: date) -> Materiali
     reach it. The view's rows are removed first (the entities read as missing for the seconds of the
     load); SQLite's online store overwrites by itself.
     """
-    from core.partitions import run_dir
+    from core.objects import exists, write_object
+    from core.partitions import state_location
     from core.windows import end_of
     from feature_store.features import offline_source
 
     held = offline_source(settings, dataset)
     newest = max(day, held.logical_date) if held is not None else day
-    marker = run_dir(settings, dataset, day) / "online_features.json"
+    marker = state_location(settings, dataset, day, "online_features.json")
     store = apply(settings, dataset)
-    if marker.is_file() and settings.online_store is OnlineStoreKind.REDIS:
+    if exists(marker, settings) and settings.online_store is OnlineStoreKind.REDIS:
         from feast.infra.online_stores.redis import RedisOnlineStore
 
         RedisOnlineStore().delete_table(store.config, store.get_feature_view(feature_view_name(dataset)))
         log.info("removed %s's online rows to load a re-run of %s", dataset.name, day)
     loaded = materialize(settings, dataset, end_of(newest))
-    write_text_atomically(loaded.model_dump_json(), marker)
+    write_object(marker, loaded.model_dump_json().encode(), settings)
     return loaded

@@ -10,7 +10,7 @@ from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
 from core.partitions import read_validated
 from core.settings import Settings
-from feature_store.features import on_grid
+from feature_store.features import local_offline_source, on_grid
 from feature_store.outcomes import TrainingSet
 from feature_store.repo import feature_service_name, get_store
 
@@ -47,6 +47,7 @@ def get_training_set(settings: Settings, dataset: DatasetConfig, logical_date: d
     preprocessor to handle.
     """
     labels = training_window(build_labels(read_validated(settings, dataset, logical_date), dataset), dataset)
+    local_offline_source(settings, dataset)
     store = get_store(settings)
     joined = store.get_historical_features(
         entity_df=labels, features=store.get_feature_service(feature_service_name(dataset))

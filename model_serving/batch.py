@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def newest_features(settings: Settings, dataset: DatasetConfig, data_date: date) -> pd.DataFrame:
-    """Each entity's newest feature row before the end of ``data_date`` (from Feast's offline source,
+    """Each entity's newest feature row before the end of ``data_date`` (from the feature table,
     which holds every day: the online store holds only the newest)."""
-    from feature_store.features import offline_source_path
+    from feature_store.features import read_feature_table
 
-    features = pd.read_parquet(offline_source_path(settings, dataset))
+    features = read_feature_table(settings, dataset)
     known = features[features[EVENT_TIMESTAMP] < pd.Timestamp(end_of(data_date))]
     if known.empty:
         raise LookupError(f"{dataset.name}: no features before the end of {data_date} to forecast from")

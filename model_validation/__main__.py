@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from core.columns import EVENT_TIMESTAMP
-    from feature_store.features import offline_source_path
+    from feature_store.features import read_feature_table
     from model_validation.drift import calibrate_threshold
 
     thresholds = [float(t) for t in args.thresholds.split(",")]
-    features = pd.read_parquet(offline_source_path(settings, dataset))
+    features = read_feature_table(settings, dataset)
     end = pd.Timestamp(logical_date, tz="UTC") + pd.Timedelta(days=1)
     window = dataset.training.window or (end - features[EVENT_TIMESTAMP].min())
     stamps = features[EVENT_TIMESTAMP]

@@ -24,7 +24,7 @@ from core.files import write_text_atomically
 from core.partitions import latest_validated_date
 from core.settings import Settings
 from core.windows import end_of
-from feature_store.features import offline_source_path
+from feature_store.features import read_feature_table
 from model_validation.outcomes import DriftOutcome, DriftResult, EntityDrift
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def compare_windows(
 def current_window(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
     """The newest ``drift_window`` of the offline feature source, up to the end of ``logical_date``:
     the rows the online store was materialized from, so the inputs the service forecasts with."""
-    features = pd.read_parquet(offline_source_path(settings, dataset))
+    features = read_feature_table(settings, dataset)
     end = pd.Timestamp(end_of(logical_date))
     stamps = features[EVENT_TIMESTAMP]
     return features[(stamps < end) & (stamps >= end - dataset.promotion.drift_window)]
@@ -222,7 +222,7 @@ def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str
     mlflow_client = client(settings)
     model_version = mlflow_client.get_model_version(model_name, version)
     params = mlflow_client.get_run(str(model_version.run_id)).data.params
-    features = pd.read_parquet(offline_source_path(settings, dataset))
+    features = read_feature_table(settings, dataset)
     stamps = features[EVENT_TIMESTAMP]
     end = pd.Timestamp(params["training_end"])
     training = features[(stamps > end - dataset.promotion.drift_window) & (stamps <= end)]

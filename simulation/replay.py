@@ -321,12 +321,13 @@ class Simulation:
         return {**conf, "n_trials": self.retrain_trials}
 
     def _rows_landed(self, day: date) -> int:
+        from core.objects import exists, read_parquet
         from core.partitions import landing_path
 
         path = landing_path(self.settings, self.dataset, day)
-        if not path.is_file():
+        if not exists(path, self.settings):
             return 0
-        stamps = pd.to_datetime(pd.read_parquet(path, columns=[self.dataset.timestamp_column]).iloc[:, 0], utc=True)
+        stamps = pd.to_datetime(read_parquet(path, self.settings)[self.dataset.timestamp_column], utc=True)
         start = pd.Timestamp(datetime.combine(day, clock(), tzinfo=UTC))
         return int(((stamps >= start) & (stamps < start + pd.Timedelta(days=1))).sum())
 
@@ -449,16 +450,17 @@ def _days_between(start: str | None, end: str | None) -> int | None:
 def checks(simulation: Simulation, days: list[date]) -> dict[str, bool]:
     """What the stores say about the simulated days, each a named yes/no."""
     from core.columns import EVENT_TIMESTAMP
+    from core.objects import exists, read_parquet
     from core.partitions import landing_path, validated_path
-    from feature_store.features import offline_source_path
+    from feature_store.features import feature_table_location
     from forecast_store import store
     from forecast_store.schema import BATCH
 
     settings, dataset = simulation.settings, simulation.dataset
     keys = [dataset.entity_column, dataset.timestamp_column]
 
-    def unique(path: Path, columns: list[str]) -> bool:
-        return path.is_file() and not pd.read_parquet(path, columns=columns).duplicated().any()
+    def unique(location: str, columns: list[str]) -> bool:
+        return exists(location, settings) and not read_parquet(location, settings)[columns].duplicated().any()
 
     issued = store.issued(settings, dataset.name)
     entities = sorted({r.entity_id for r in issued})
@@ -474,11 +476,12 @@ def checks(simulation: Simulation, days: list[date]) -> dict[str, bool]:
     naive = sum(abs(r["naive_error"]) for r in batch_scores) / max(len(batch_scores), 1)
     return {
         "no_missing_partition": all(
-            landing_path(settings, dataset, d).is_file() and validated_path(settings, dataset, d).is_file()
+            exists(landing_path(settings, dataset, d), settings)
+            and exists(validated_path(settings, dataset, d), settings)
             for d in days
         ),
         "no_duplicate_partition": all(unique(validated_path(settings, dataset, d), keys) for d in days)
-        and unique(offline_source_path(settings, dataset), [dataset.entity_column, EVENT_TIMESTAMP]),
+        and unique(feature_table_location(settings, dataset), [dataset.entity_column, EVENT_TIMESTAMP]),
         "one_forecast_per_entity_per_day": all(sorted(per_day.get(d, [])) == expected for d in days),
         "every_due_forecast_scored_once": len(scored_ids) == len(set(scored_ids))
         and store.count_due_unscored(settings, dataset.name, horizon_end) == 0,

@@ -12,6 +12,7 @@ import pytest
 from core.dataset import DatasetConfig
 from core.files import replacing, write_atomically, write_text_atomically
 from core.partitions import partition_dates, partition_dir, partition_path
+from core.settings import Settings
 
 
 def dead_pid() -> int:
@@ -72,4 +73,4 @@ def test_a_folder_without_its_data_file_is_no_partition(tmp_path: Path, dataset:
     killed = partition_dir(tmp_path, dataset, date(2024, 4, 1))
     killed.mkdir(parents=True)
     (killed / f".data.parquet.{socket.gethostname()}.1.aa.tmp").write_bytes(b"PAR1")
-    assert partition_dates(tmp_path, dataset) == [date(2024, 3, 30)]
+    assert partition_dates(tmp_path, dataset, Settings(home=tmp_path)) == [date(2024, 3, 30)]

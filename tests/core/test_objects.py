@@ -63,6 +63,13 @@ def test_frames_and_bytes_go_and_come_back_the_same(where: str, request: pytest.
     objects.write_object(params, b'{"max_depth": 4}', settings)
     objects.write_object(params, b'{"max_depth": 5}', settings)  # a retry replaces it whole
     assert objects.read_object(params, settings) == b'{"max_depth": 5}'
+    objects.write_parquet(frame, objects.join(root, "run-2", "rows.parquet"), settings)  # a sibling's name starts alike
+    assert objects.list_locations(objects.join(root, "run"), settings) == sorted([params, rows])
+    objects.delete(rows, settings)
+    objects.delete(rows, settings)  # nothing there is no error
+    assert not objects.exists(rows, settings)
+    with pytest.raises(objects.ObjectNotFoundError, match=r"rows\.parquet"):
+        objects.read_object(rows, settings)
 
 
 @pytest.mark.integration
@@ -94,7 +101,11 @@ def test_without_an_exchange_the_run_hands_over_local_files(tmp_path: Path) -> N
 
 def test_the_shared_profiles_hand_over_through_object_storage() -> None:
     for profile in ("compose", "k8s"):
-        assert Settings(profile=profile, _env_file=None).exchange_uri == "s3://runs"  # type: ignore[call-arg]
-    assert Settings(_env_file=None).exchange_uri is None  # type: ignore[call-arg]
+        shared = Settings(profile=profile, _env_file=None)  # type: ignore[call-arg]
+        assert (shared.exchange_uri, shared.lake_uri) == ("s3://runs", "s3://lake")
+    local = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (local.exchange_uri, local.lake_uri) == (None, None)
     with pytest.raises(ValueError, match="exchange_uri"):
         Settings(exchange_uri="/shared/runs", _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="lake_uri"):
+        Settings(lake_uri="/mnt/lake", _env_file=None)  # type: ignore[call-arg]

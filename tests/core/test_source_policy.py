@@ -167,7 +167,7 @@ def test_nothing_from_a_config_can_place_a_file_outside_the_landing_partition(la
     landed = ingest(DatasetConfig.from_yaml(layout / "data" / "wide.yaml", settings), SYNTHETIC_END, settings)
     created = {p for p in layout.rglob("*") if p.is_file()} - before
     assert created == {settings.landing / "synthetic" / f"ds={SYNTHETIC_END.isoformat()}" / "data.parquet"}
-    assert landed.path in created
+    assert Path(landed.path) in created
     assert set(pd.read_parquet(landed.path)["site"]) == {"../../../escape"}
 
     hostile_name = {**synthetic_config("series.csv"), "name": "../../evil"}

@@ -20,7 +20,7 @@ def test_rerunning_a_date_replaces_its_partition(
 ) -> None:
     first = pd.read_parquet(ingest(dataset, logical_date, settings).path)
     landed = ingest(dataset, logical_date, settings)
-    path = landed.path
+    path = Path(landed.path)
     second = pd.read_parquet(path)
     assert landed.rows == len(second)
     pd.testing.assert_frame_equal(first, second)

@@ -25,10 +25,10 @@ def test_the_ett_data_passes_and_writes_result_and_docs(tmp_path: Path) -> None:
     assert outcome.success
     assert not outcome.failures
     assert outcome.result_path is not None
-    assert json.loads(outcome.result_path.read_text())["success"] is True
+    assert json.loads(Path(outcome.result_path).read_text())["success"] is True
     assert outcome.data_docs_path is not None
     assert outcome.data_docs_path.is_file()
-    assert validated_path(settings, ett, day).is_file()
+    assert Path(validated_path(settings, ett, day)).is_file()
 
 
 def _drop_column(f: pd.DataFrame) -> pd.DataFrame:
@@ -88,9 +88,9 @@ def test_corrupted_input_stops_with_a_clear_message(tmp_path: Path, logical_date
     for fragment in expected:
         assert fragment in message, message
     assert raised.value.outcome.result_path is not None
-    assert raised.value.outcome.result_path.is_file()
+    assert Path(raised.value.outcome.result_path).is_file()
     # nothing downstream: no validated copy, and the feature step refuses to run
-    assert not validated_path(settings, config, logical_date).exists()
+    assert not Path(validated_path(settings, config, logical_date)).exists()
     with pytest.raises(FileNotFoundError, match="run validate first"):
         write_offline_source(settings, config, logical_date)
     assert not offline_source_path(settings, config).exists()
@@ -101,10 +101,10 @@ def test_a_failed_rerun_withdraws_the_earlier_validated_copy(tmp_path: Path, log
     good = DatasetConfig.from_yaml(write_dataset(tmp_path / "d"))
     ingest(good, logical_date, settings)
     validate(good, logical_date, settings)
-    assert validated_path(settings, good, logical_date).exists()
+    assert Path(validated_path(settings, good, logical_date)).exists()
 
     write_dataset(tmp_path / "d", frame=_out_of_range(synthetic_frame()))
     ingest(good, logical_date, settings)
     with pytest.raises(DataValidationError):
         validate(good, logical_date, settings)
-    assert not validated_path(settings, good, logical_date).exists()
+    assert not Path(validated_path(settings, good, logical_date)).exists()

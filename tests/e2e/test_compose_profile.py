@@ -70,7 +70,7 @@ def mlflow_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mlflow_server(postgres_server: str, moto_endpoint: str, mlflow_log: Path) -> Iterator[str]:
     """``mlflow server`` as compose runs it: logins required, PostgreSQL backend, S3 artifacts it proxies."""
     s3 = moto_client(moto_endpoint, S3_SECRET)
-    for bucket in ("mlflow", "runs"):  # as the compose file's minio-init makes them
+    for bucket in ("mlflow", "runs", "lake"):  # as the compose file's minio-init makes them
         s3.create_bucket(Bucket=bucket)
     port = free_port()
     argv = ["bash", str(PROJECT_ROOT / "infra" / "compose" / "mlflow-server.sh"), "--host", "127.0.0.1",
@@ -145,6 +145,16 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         assert handed == {"dataset.yaml", "training_set.parquet", "training_set.holdout.parquet", "params.json"}
         assert not list(settings.artifacts.rglob("training_set*.parquet")), "no training set in a local folder"
         assert not list(settings.artifacts.rglob("params.json"))
+        # The data the tasks build on too: partitions, the check's result, the feature table.
+        lake = {o["Key"] for o in s3.list_objects_v2(Bucket="lake")["Contents"]}
+        day = f"ds={SYNTHETIC_END.isoformat()}"
+        assert {
+            f"landing/synthetic/{day}/data.parquet",
+            f"validated/synthetic/{day}/data.parquet",
+            f"state/synthetic/{day}/validation/validation_result.json",
+            "features/synthetic_features.parquet",
+        } <= lake
+        assert not list(settings.home.rglob("data.parquet")), "no partition in a local folder"
         with psycopg.connect(database(postgres_server, "mlflow").replace("+psycopg", "")) as conn:
             assert conn.execute("SELECT count(*) FROM model_versions").fetchone()[0] >= 1  # type: ignore[index]
         with psycopg.connect(database(postgres_server, "feast").replace("+psycopg", "")) as conn:

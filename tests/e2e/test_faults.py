@@ -162,7 +162,7 @@ def test_s3_that_stays_unavailable_fails_the_ingest_after_the_configured_attempt
     assert f"cannot read {uri} from {proxy.url}: gave up after 3 attempts (at most 3" in message
     assert "SlowDown" in message
     assert not partition_path(settings.landing, dataset, logical_date).exists()
-    assert partition_dates(settings.landing, dataset) == []
+    assert partition_dates(settings.landing, dataset, settings) == []
 
 
 def test_s3_endpoint_where_nothing_listens_is_a_clear_error_in_bounded_time(
@@ -235,7 +235,7 @@ def test_a_writer_killed_mid_write_leaves_the_earlier_partition_and_a_retry_repl
     new_date = logical_date + timedelta(days=1)
     kill_while_writing(partition_path(settings.landing, dataset, new_date))
     assert partition_dir(settings.landing, dataset, new_date).is_dir()
-    assert partition_dates(settings.landing, dataset) == [logical_date]
+    assert partition_dates(settings.landing, dataset, settings) == [logical_date]
 
     retried = synthetic_frame(days=5)
     write_atomically(retried, path)  # the task's retry
@@ -309,7 +309,7 @@ def test_a_failed_materialization_keeps_the_last_good_features_online_and_a_retr
     ingest(dataset, next_day, settings)
     with pytest.raises(DataValidationError, match="expect_column_values_to_be_between on temp"):
         validate(dataset, next_day, settings)
-    assert not validated_path(settings, dataset, next_day).exists()
+    assert not Path(validated_path(settings, dataset, next_day)).exists()
     materialize(settings, dataset, end_of(next_day))
     assert get_store(settings).get_feature_view(feature_view_name(dataset)).most_recent_end_time == end_of(next_day)
     assert_last_good_online()
@@ -318,7 +318,7 @@ def test_a_failed_materialization_keeps_the_last_good_features_online_and_a_retr
     source.to_csv(config.parent / "series.csv", index=False)
     ingest(dataset, next_day, settings)
     validate(dataset, next_day, settings)
-    features = write_offline_source(settings, dataset, next_day).path
+    features = Path(write_offline_source(settings, dataset, next_day).path)
     intact = features.read_bytes()
     features.write_bytes(intact[: len(intact) // 2])
     with pytest.raises(duckdb.Error, match="No magic bytes found"):
@@ -369,7 +369,7 @@ def test_a_retried_retraining_run_lands_each_partition_once_and_registers_one_ve
     for _ in range(2):  # every data task of the run, retried once
         run_data_chain(settings, dataset, logical_date)
     for root in (settings.landing, validated_root(settings)):
-        assert partition_dates(root, dataset) == [logical_date]
+        assert partition_dates(root, dataset, settings) == [logical_date]
         assert sorted(p.name for p in partition_dir(root, dataset, logical_date).iterdir()) == ["data.parquet"]
     landed = read_landed(settings, dataset, logical_date)
     assert not landed.duplicated([dataset.entity_column, dataset.timestamp_column]).any()

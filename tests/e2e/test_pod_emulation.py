@@ -75,7 +75,7 @@ def stack(postgres_url: str, moto_endpoint: str, tmp_path_factory: pytest.TempPa
     server = postgres_url.rsplit("/", 1)[0]
     host = server.split("@")[-1]
     s3 = moto_client(moto_endpoint, S3_SECRET)
-    for bucket in ("pods-mlflow", "runs"):
+    for bucket in ("pods-mlflow", "runs", "lake"):
         s3.create_bucket(Bucket=bucket)
     port = free_port()
     log = tmp_path_factory.mktemp("pods-mlflow") / "server.log"

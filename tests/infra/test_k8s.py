@@ -78,6 +78,21 @@ def test_every_setting_in_the_manifests_and_helm_values_is_read_by_the_settings(
     assert values["executor"] == "KubernetesExecutor"
 
 
+def test_airflow_task_pods_share_no_volume_and_hand_over_through_object_storage_and_databases() -> None:
+    """What :mod:`tests.e2e.test_lake` runs task by task, as the Helm values deploy it."""
+    values = yaml.safe_load((K8S / "helm" / "airflow-values.yaml").read_text())
+    assert not {"extraVolumes", "extraVolumeMounts", "persistence"} & set(values["workers"])
+    env = {e["name"]: e.get("value") for e in values["env"]}
+    assert env["MLOPS_HOME"].startswith("/")  # one path in every task pod: Feast's offline source lies under it
+    k8s = Settings(_env_file=None, profile=env["MLOPS_PROFILE"], home=env["MLOPS_HOME"])  # type: ignore[call-arg]
+    assert (k8s.lake_uri, k8s.exchange_uri) == ("s3://lake", "s3://runs")
+    assert str(k8s.online_store) == "redis"
+    assert str(k8s.optuna_storage).startswith("postgresql")
+    assert str(k8s.forecast_db).startswith("postgresql")
+    assert str(k8s.mlflow_tracking_uri).startswith("http")
+    assert "MLOPS_FEAST_REGISTRY" in (K8S / "helm" / "airflow-values.yaml").read_text()  # the secret's database URL
+
+
 def test_airflow_workers_may_launch_training_pods_and_training_pods_may_not_call_the_api() -> None:
     values = yaml.safe_load((K8S / "helm" / "airflow-values.yaml").read_text())
     binding = resource("RoleBinding", "training-pod-launcher")

@@ -76,6 +76,8 @@ def test_gpu_training_is_repeatable(family: str, frames) -> None:  # type: ignor
     first, second = (
         forecasters.create(family, dataset, device=CUDA).fit(train, train[labels].to_numpy()) for _ in range(2)
     )
+    if family == "xgboost":  # repeatable on the GPU, not on the CPU it fell back to
+        assert first.fit_device in ("cuda", "cuda:0"), f"XGBoost trained on {first.fit_device}"  # type: ignore[attr-defined]
     np.testing.assert_allclose(first.predict(test), second.predict(test), rtol=1e-6)
 
 

@@ -34,7 +34,7 @@ def write_actuals(settings: Settings, dataset: DatasetConfig, changes: dict[int,
     stamps = pd.date_range(MIDNIGHT - timedelta(days=1), periods=48, freq="h")
     target = [float(changes.get(i, i)) for i in range(48)]
     frame = pd.DataFrame({"site": "a", "ts": stamps, "load": 1.0, "aux": 1.0, "temp": target})
-    write_atomically(frame, validated_path(settings, dataset, DAY))
+    write_atomically(frame, Path(validated_path(settings, dataset, DAY)))
 
 
 def issue(settings: Settings, day: date, issue_hour: int, values: list[float], version: str = "1") -> None:
