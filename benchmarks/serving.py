@@ -277,10 +277,11 @@ def invocation_body(settings: Settings, dataset: DatasetConfig, version: str, en
     import mlflow
 
     from feature_store.repo import feature_service_name, get_store
+    from model_bundle.outputs import feature_inputs
 
     info = mlflow.models.get_model_info(f"models:/{settings.model_name(dataset.name)}/{version}")
     assert info.signature is not None
-    columns = info.signature.inputs.input_names()
+    columns = feature_inputs(info.signature.inputs)
     store = get_store(settings)
     service = store.get_feature_service(feature_service_name(dataset))
     values = store.get_online_features(features=service, entity_rows=[{dataset.entity_column: entity}]).to_dict()

@@ -85,6 +85,30 @@ class TrainingConfig(_Strict):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
 
 
+class IntervalConfig(_Strict):
+    """Prediction intervals: split-conformal bands from the backtest's out-of-sample errors."""
+
+    levels: list[float] = Field(
+        default_factory=lambda: [0.8, 0.95],
+        min_length=1,
+        description="Nominal coverages of the bands every forecast carries, each strictly between 0 and 1.",
+    )
+    min_entity_errors: int = Field(
+        default=100,
+        ge=1,
+        description="Out-of-sample errors per step an entity needs for bands of its own; fewer: the dataset's.",
+    )
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, value: list[float]) -> list[float]:
+        if any(not 0 < level < 1 for level in value):
+            raise ValueError(f"interval levels must lie strictly between 0 and 1: {value}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"interval levels must differ: {value}")
+        return sorted(value)
+
+
 class TuningConfig(_Strict):
     """Optuna search spaces per family: name -> {low, high, log?, int?}."""
 
@@ -168,6 +192,7 @@ class DatasetConfig(_Strict):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    intervals: IntervalConfig = Field(default_factory=IntervalConfig)
     daily: DailyConfig = Field(default_factory=DailyConfig)
     # Folder of the YAML file: relative source paths are resolved against it.
     base_dir: Path = Field(default=Path("."), exclude=True)

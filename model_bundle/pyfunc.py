@@ -1,8 +1,14 @@
-"""The model bundle: one MLflow PyFunc holding the fitted preprocessor and model of a family.
+"""The model bundle: one MLflow PyFunc holding the fitted preprocessor and model of a family, and the
+calibration of its prediction intervals.
 
 Everything fitted travels as data (JSON and the family's native model file), not as pickled
 objects, so the bundle loads across Python and library versions of the same pins. Logging a bundle
 is :func:`model_registry.bundles.log_bundle`; this is the side that loads and predicts.
+
+The PyFunc's output has the point forecast ``y_<step>`` and, per level, ``y_<step>_lower_<level>``
+and ``y_<step>_upper_<level>`` (level in percent: ``y_3_upper_95``). Rows that carry the dataset's
+entity column (optional in the input schema) get their entity's bands. A version registered before
+bundles carried a calibration answers point forecasts only.
 """
 
 from __future__ import annotations
@@ -15,16 +21,15 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
+from model_bundle.intervals import Calibration
+from model_bundle.outputs import forecast_frame
+
 BUNDLE_ARTIFACT = "bundle"
 META_FILE = "bundle.json"
 
 
-def step_columns(horizon: int) -> list[str]:
-    return [f"y_{step}" for step in range(1, horizon + 1)]
-
-
 class ForecastBundle(PythonModel):
-    """PyFunc wrapper: a frame of feature rows in, a frame of H step forecasts out."""
+    """PyFunc wrapper: a frame of feature rows in, a frame of H step forecasts (and bands) out."""
 
     def load_context(self, context: Any) -> None:
         from model_bundle.forecasters import load
@@ -32,16 +37,26 @@ class ForecastBundle(PythonModel):
         directory = Path(context.artifacts[BUNDLE_ARTIFACT])
         self.meta = json.loads((directory / META_FILE).read_text())
         self.forecaster = load(self.meta["family"], directory)
+        self.calibration = Calibration.load(directory)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return pd.DataFrame(self.predict_array(model_input), columns=step_columns(int(self.meta["horizon"])))
+        entity_column = self.meta.get("entity_column")
+        entities = None
+        if entity_column and entity_column in model_input.columns:
+            entities = model_input[entity_column].astype(str).tolist()
+            model_input = model_input.drop(columns=[entity_column])
+        return forecast_frame(self.predict_array(model_input), self.calibration, entities)
 
     def predict_array(self, model_input: pd.DataFrame) -> np.ndarray:
         """The forecasts as a (rows, H) float64 array: what the service needs, without a frame around it."""
         return np.asarray(self.forecaster.predict(model_input.astype("float64", copy=False)), dtype=np.float64)
 
 
-def write_bundle_dir(directory: Path, forecaster: Any, meta: dict[str, Any]) -> Path:
+def write_bundle_dir(
+    directory: Path, forecaster: Any, meta: dict[str, Any], calibration: Calibration | None = None
+) -> Path:
     forecaster.save(directory)
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+    if calibration is not None:
+        calibration.save(directory)
     return directory

@@ -13,12 +13,15 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import model_bundle
 from core.settings import Settings
 from model_bundle.forecasters import Predictor, predictor_class
-from model_bundle.pyfunc import BUNDLE_ARTIFACT, step_columns, write_bundle_dir
+from model_bundle.intervals import Calibration
+from model_bundle.outputs import forecast_frame
+from model_bundle.pyfunc import BUNDLE_ARTIFACT, write_bundle_dir
 from model_registry.tracking import require_configured
 
 # The package a bundle ships as its code, wherever it is installed.
@@ -34,25 +37,37 @@ def pinned_requirements(family: str) -> list[str]:
     return [f"{package}=={installed_version(package)}" for package in packages]
 
 
-def log_bundle(settings: Settings, forecaster: Predictor, meta: dict[str, Any], input_example: pd.DataFrame) -> str:
-    """Log the fitted forecaster as a PyFunc in the active run; returns the model URI."""
+def log_bundle(
+    settings: Settings,
+    forecaster: Predictor,
+    meta: dict[str, Any],
+    input_example: pd.DataFrame,
+    calibration: Calibration | None = None,
+) -> str:
+    """Log the fitted forecaster (and its intervals' calibration) as a PyFunc in the active run;
+    returns the model URI. The input schema is the feature columns and, optional, the dataset's
+    entity column (``meta["entity_column"]``) that picks each row's own bands."""
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import ColSpec, Schema
 
     require_configured(settings)
     if mlflow.active_run() is None:
         raise RuntimeError("log_bundle needs an active MLflow run")
     example = input_example.astype("float64")
-    output = pd.DataFrame(forecaster.predict(example))
-    output.columns = step_columns(output.shape[1])
+    output = forecast_frame(np.asarray(forecaster.predict(example), dtype=np.float64), calibration)
+    signature = infer_signature(example, output)
+    if meta.get("entity_column") and signature.inputs is not None:
+        inputs = [*signature.inputs.inputs, ColSpec("string", meta["entity_column"], required=False)]
+        signature = ModelSignature(inputs=Schema(inputs), outputs=signature.outputs)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle_dir = write_bundle_dir(Path(tmp) / BUNDLE_ARTIFACT, forecaster, meta)
+        bundle_dir = write_bundle_dir(Path(tmp) / BUNDLE_ARTIFACT, forecaster, meta, calibration)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ENTRY_FILE),
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             code_paths=[str(BUNDLE_PACKAGE)],
-            signature=infer_signature(example, output),
+            signature=signature,
             input_example=example,
             pip_requirements=pinned_requirements(meta["family"]),
         )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-import numpy as np
 import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP
@@ -102,11 +101,12 @@ def _forecast(
     dag_run_id: str | None,
 ) -> list[store.ForecastRow]:
     """One version's forecasts of every entity in ``rows``, as the table's rows."""
+    from model_bundle.outputs import feature_inputs, point_forecast
     from model_registry.provenance import trusted_model
 
     with trusted_model(settings, name, version) as model:
-        columns = model.metadata.get_input_schema().input_names()
-        predicted = np.asarray(model.predict(rows[columns].astype("float64")), dtype=np.float64)
+        columns = feature_inputs(model.metadata.get_input_schema())
+        predicted = point_forecast(model.predict(rows[columns].astype("float64")))
     issued: list[store.ForecastRow] = []
     for (_, row), values in zip(rows.iterrows(), predicted, strict=True):
         issue_time = pd.Timestamp(row[EVENT_TIMESTAMP]).to_pydatetime()

@@ -14,7 +14,7 @@ import numpy as np
 from model_serving.metrics import FEATURE_AGE, MISSING_FEATURES, PREDICTION_VALUES, STALE_FEATURES
 from model_serving.online_features import UnknownEntityError
 from model_serving.runtime import ServingRuntime
-from model_serving.schemas import Forecast, ForecastPoint
+from model_serving.schemas import Band, Forecast, ForecastPoint
 
 
 class NotReadyError(RuntimeError):
@@ -72,6 +72,13 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
     predictions = model.predict(features)
     for value in predictions.ravel().tolist():
         PREDICTION_VALUES.observe(value)
+    calibration = model.calibration
+    bands: list[tuple[float, np.ndarray, np.ndarray]] = []
+    if calibration is not None:
+        served_entities = [entity_ids[i] for i in served]
+        bands = [(level, lo, hi) for level, (lo, hi) in calibration.bands(predictions, served_entities).items()]
+    levels = [level for level, _, _ in bands]
+    note = None if bands else f"version {model.version} was registered without interval calibration"
 
     position = {row: n for n, row in enumerate(served)}
     step = runtime.step()
@@ -85,6 +92,11 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
             event_time = rows.event_times[i]
             assert event_time is not None
             age = (now - event_time).total_seconds()
+            row = position[i]
+            per_step: list[list[Band]] = [[] for _ in range(predictions.shape[1])]
+            for level, lower, upper in bands:  # narrowest level first
+                for h, (lo, hi) in enumerate(zip(lower[row].tolist(), upper[row].tolist(), strict=True)):
+                    per_step[h].append(Band(level=level, lower=lo, upper=hi))
             answer.append(
                 Forecast(
                     entity_id=entity_ids[i],
@@ -93,9 +105,11 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
                     feature_event_time=event_time,
                     feature_age_seconds=age,
                     stale=age > ttl_seconds,
+                    interval_levels=levels,
+                    note=note,
                     forecast=[
-                        ForecastPoint(timestamp=event_time + (h + 1) * step, value=float(value))
-                        for h, value in enumerate(predictions[position[i]])
+                        ForecastPoint(timestamp=event_time + (h + 1) * step, value=value, intervals=per_step[h])
+                        for h, value in enumerate(predictions[row].tolist())
                     ],
                 )
             )

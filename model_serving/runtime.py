@@ -15,6 +15,8 @@ import pandas as pd
 
 from core.dataset import DatasetConfig
 from core.settings import Settings
+from model_bundle.intervals import Calibration
+from model_bundle.outputs import feature_inputs, point_columns
 from model_serving.ledger import ForecastLedger
 from model_serving.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_RELOADS
 from model_serving.online_features import (
@@ -42,6 +44,7 @@ class ModelHandle:
     loaded_at: datetime
     tags: dict[str, str] = field(default_factory=dict)  # the version's registry tags at load time
     predictor: Callable[[pd.DataFrame], np.ndarray] | None = None
+    calibration: Calibration | None = None  # the version's prediction intervals (None: point forecasts only)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """(rows, H) forecasts of the feature rows (columns: ``input_columns``, float64)."""
@@ -92,16 +95,27 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
     name = settings.model_name(dataset.name)
     tags = dict(client(settings).get_model_version(name, version).tags)
     model = load_trusted(settings, name, version)
-    inputs = model.metadata.get_input_schema().input_names()
-    outputs = model.metadata.get_output_schema().input_names()
+    inputs = feature_inputs(model.metadata.get_input_schema())
+    points = point_columns(model.metadata.get_output_schema().input_names())
     # Warm up both paths, so the first request pays no lazy initialisation and the two agree.
     example = pd.DataFrame([[0.0] * len(inputs)], columns=inputs)
     checked = model.predict(example)
     predictor = _direct_predictor(model)
     if predictor is not None:
-        np.testing.assert_array_equal(predictor(example), checked.to_numpy(dtype=np.float64))
-    log.info("loaded %s version %s", name, version)
-    return ModelHandle(name, str(version), model, inputs, len(outputs), datetime.now(UTC), tags, predictor)
+        np.testing.assert_array_equal(predictor(example), checked[points].to_numpy(dtype=np.float64))
+    calibration = _calibration(model)
+    log.info("loaded %s version %s (%s)", name, version, "with intervals" if calibration else "point forecasts only")
+    return ModelHandle(name, str(version), model, inputs, len(points), datetime.now(UTC), tags, predictor, calibration)
+
+
+def _calibration(model: Any) -> Calibration | None:
+    """The bundle's interval calibration; None for a version registered without one."""
+    try:
+        bundle = model.unwrap_python_model()
+    except Exception:
+        return None
+    calibration = getattr(bundle, "calibration", None)
+    return calibration if isinstance(calibration, Calibration) else None
 
 
 def load_champion(settings: Settings, dataset: DatasetConfig) -> ModelHandle:

@@ -22,9 +22,22 @@ class BatchForecastRequest(BaseModel):
     entity_ids: list[EntityId] = Field(min_length=1, examples=[["ETTh1", "ETTh2"]])
 
 
+class Band(BaseModel):
+    """A prediction interval of one step: the target should fall in ``[lower, upper]`` with probability
+    ``level`` (split conformal on the version's backtest errors; measured, not guaranteed)."""
+
+    level: float = Field(description="Nominal coverage, e.g. 0.8.", examples=[0.8])
+    lower: float
+    upper: float
+
+
 class ForecastPoint(BaseModel):
     timestamp: datetime
-    value: float
+    value: float = Field(description="The point forecast.")
+    intervals: list[Band] = Field(
+        default_factory=list,
+        description="One band per level of the version, narrowest first; empty when the version has none.",
+    )
 
 
 class Forecast(BaseModel):
@@ -34,6 +47,10 @@ class Forecast(BaseModel):
     feature_event_time: datetime = Field(description="Event time of the features the forecast used.")
     feature_age_seconds: float = Field(description="Seconds between that event time and the answer.")
     stale: bool = Field(description="True when the features are older than the feature view's TTL.")
+    interval_levels: list[float] = Field(
+        default_factory=list, description="The levels of every step's intervals; empty: point forecasts only."
+    )
+    note: str | None = Field(default=None, description="Why intervals are missing, when they are.")
     forecast: list[ForecastPoint]
 
 

@@ -39,11 +39,22 @@ class FoldScore:
     baseline_mae_by_entity: dict[str, float]
     train_rows: int
     test_rows: int
+    # Out-of-sample errors (actual minus forecast, (test rows, H)) and each row's entity: what the
+    # prediction intervals are calibrated on (:func:`model_bundle.intervals.calibrate`).
+    errors: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
+    entities: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object), repr=False)
 
 
 @dataclass
 class BacktestResult:
     folds: list[FoldScore] = field(default_factory=list)
+
+    def errors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every fold's out-of-sample errors, stacked, and the entity of each row."""
+        return (
+            np.concatenate([f.errors for f in self.folds]),
+            np.concatenate([f.entities for f in self.folds]),
+        )
 
     def mean(self, which: str, metric: str) -> float:
         return float(np.mean([getattr(f, which)[metric] for f in self.folds]))
@@ -147,6 +158,8 @@ def backtest(
                 baseline_mae_by_entity=_by_entity(test, dataset.entity_column, actual, naive_forecast),
                 train_rows=len(train),
                 test_rows=len(test),
+                errors=actual - model_forecast,
+                entities=test[dataset.entity_column].to_numpy(dtype=str),
             )
         )
         if on_fold is not None:

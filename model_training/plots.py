@@ -1,9 +1,16 @@
-"""Backtest plot: error per horizon step, model against seasonal naive."""
+"""Training plots: the backtest's error per horizon step against seasonal naive, and the final
+model's forecast with its intervals against what happened."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
+from core.columns import EVENT_TIMESTAMP, label_names, lag_name
+from core.dataset import DatasetConfig
+from model_bundle.intervals import Calibration
 from model_training.backtest import BacktestResult
 
 
@@ -12,7 +19,6 @@ def plot_backtest(result: BacktestResult, path: Path, title: str) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     model = np.mean([f.model_by_step["mae"] for f in result.folds], axis=0)
     naive = np.mean([f.baseline_by_step["mae"] for f in result.folds], axis=0)
@@ -25,6 +31,42 @@ def plot_backtest(result: BacktestResult, path: Path, title: str) -> Path:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_forecast(
+    frame: pd.DataFrame, dataset: DatasetConfig, point: np.ndarray, calibration: Calibration, path: Path, title: str
+) -> Path:
+    """Each entity's recent history, the forecast from its newest row with the bands of every level,
+    and what then happened (the row's labels): one panel per entity (at most six)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    entity, current = dataset.entity_column, lag_name(dataset.target, 0)
+    newest = frame.groupby(entity, sort=True).tail(1)
+    entities = [str(e) for e in newest[entity]][:6]
+    bands = calibration.bands(point, [str(e) for e in newest[entity]])
+    steps = range(1, dataset.horizon + 1)
+    fig, axes = plt.subplots(len(entities), 1, figsize=(9, 3 * len(entities)), squeeze=False)
+    for row, (name, ax) in enumerate(zip(entities, axes[:, 0], strict=False)):
+        history = frame[frame[entity].astype(str) == name].tail(4 * dataset.horizon)
+        origin = history[EVENT_TIMESTAMP].iloc[-1]
+        times = [origin + step * dataset.frequency for step in steps]
+        ax.plot(history[EVENT_TIMESTAMP], history[current], color="black", lw=1, label="history")
+        for level in sorted(bands, reverse=True):
+            lower, upper = bands[level]
+            ax.fill_between(times, lower[row], upper[row], alpha=0.25, label=f"{level:.0%} interval")
+        ax.plot(times, point[row], color="tab:blue", marker=".", label="forecast")
+        actual = newest[label_names(dataset)].to_numpy(dtype=np.float64)[row]
+        ax.plot(times, actual, color="tab:red", ls="--", label="actual")
+        ax.set_title(f"{title}: {name}")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,4 +1,5 @@
-"""Training job: training set from Feast -> backtest -> final fit -> MLflow run -> registered bundle."""
+"""Training job: training set from Feast -> backtest (and the intervals' calibration on its errors) ->
+final fit -> MLflow run -> logged bundle."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from core.objects import read_parquet
 from core.settings import Settings
 from core.version import code_version
 from feature_store.training_set import fingerprint, get_training_set, split_holdout
+from model_bundle.intervals import calibrate
 from model_training import forecasters
 from model_training.backtest import backtest
 from model_training.devices import select
-from model_training.plots import plot_backtest
+from model_training.plots import plot_backtest, plot_forecast
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ def train(
         return forecasters.create(family, dataset, params, device=device)
 
     result = backtest(frame, dataset, make_model)
+    calibration = calibrate(*result.errors(), dataset.intervals.levels, dataset.intervals.min_entity_errors)
     fit_started = time.monotonic()
     final = make_model().fit(frame, frame[labels].to_numpy(dtype="float64"))
     fit_seconds = time.monotonic() - fit_started
@@ -117,15 +120,21 @@ def train(
             report.write_text(json.dumps(result.to_dict(), indent=2))
             mlflow.log_artifact(str(report))
             mlflow.log_artifact(str(plot_backtest(result, Path(tmp) / "backtest.png", f"{dataset.name} {family}")))
+            newest = frame.groupby(dataset.entity_column, sort=True).tail(1)
+            title = f"{dataset.name} {family}"
+            drawn = plot_forecast(frame, dataset, final.predict(newest), calibration, Path(tmp) / "forecast.png", title)
+            mlflow.log_artifact(str(drawn))
         meta = {
             "family": family,
             "dataset": dataset.name,
             "horizon": dataset.horizon,
             "frequency_seconds": dataset.frequency.total_seconds(),
             "features": feature_names(dataset),
+            "entity_column": dataset.entity_column,
         }
+        mlflow.log_metrics({f"interval_width_{key}": float(sum(w) / len(w)) for key, w in calibration.widths.items()})
         example = frame[feature_names(dataset)].head(5)
-        model_uri = log_bundle(settings, final, meta, example)
+        model_uri = log_bundle(settings, final, meta, example, calibration)
     log.info(
         "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
         family,

@@ -19,6 +19,7 @@ from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
 from core.settings import Settings
 from feature_store.training_set import get_training_set
+from model_bundle.outputs import point_forecast
 from model_registry.registry import champion_version
 from model_registry.tracking import CHALLENGER, client, experiment_id, require_configured
 from model_training.backtest import make_folds
@@ -56,7 +57,7 @@ def _score_version(
         for fold in make_folds(stamps, dataset):
             test = frame[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
             actual = test[labels].to_numpy(dtype=np.float64)
-            forecast = model.predict(test[columns].astype("float64")).to_numpy(dtype=np.float64)
+            forecast = point_forecast(model.predict(test[columns].astype("float64")))
             scores = {name: float(fn(actual, forecast)) for name, fn in METRICS.items()}
             scores["baseline_mae"] = float(METRICS["mae"](actual, naive.predict(test)))
             mlflow.log_metrics({f"fold_{k}": v for k, v in scores.items()}, step=fold.index)

@@ -72,10 +72,11 @@ def holdout_errors(
 
 
 def _forecast(settings: Settings, model_name: str, version: str, features: pd.DataFrame) -> np.ndarray:
+    from model_bundle.outputs import point_forecast
     from model_registry.provenance import trusted_model
 
     with trusted_model(settings, model_name, version) as model:
-        forecast = np.asarray(model.predict(features), dtype=np.float64)
+        forecast = point_forecast(model.predict(features))
     if not np.isfinite(forecast).all():
         raise RuntimeError(f"{model_name} v{version} forecasts non-finite values on the holdout")
     return forecast

@@ -1,6 +1,8 @@
 """``python infra/scripts/forecast_client.py --entity ID``: wait until the service is ready, then print one forecast.
 
-A small standard-library client, used by ``make demo`` and handy for a quick manual check.
+A small standard-library client, used by ``make demo`` and handy for a quick manual check: the
+forecast as a table (each step's value and the bounds of every interval level), then the answer's
+JSON as the service sent it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 
 def wait_ready(base_url: str, timeout: float) -> None:
@@ -29,7 +32,7 @@ def wait_ready(base_url: str, timeout: float) -> None:
     raise TimeoutError(f"service at {base_url} not ready after {timeout:.0f}s: {last}")
 
 
-def request_forecast(base_url: str, entity_id: str) -> dict[str, object]:
+def request_forecast(base_url: str, entity_id: str) -> dict[str, Any]:
     request = urllib.request.Request(
         f"{base_url}/v1/forecast",
         data=json.dumps({"entity_id": entity_id}).encode(),
@@ -37,8 +40,26 @@ def request_forecast(base_url: str, entity_id: str) -> dict[str, object]:
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        body: dict[str, object] = json.loads(response.read())
+        body: dict[str, Any] = json.loads(response.read())
         return body
+
+
+def table(body: dict[str, Any]) -> str:
+    """The forecast's steps as aligned text: time, value, then lower and upper bound per level."""
+    levels = [float(level) for level in body.get("interval_levels", [])]
+    header = ["step", "time", "forecast"] + [f"{level:.0%} {side}" for level in levels for side in ("lower", "upper")]
+    rows = [header]
+    for step, point in enumerate(body["forecast"], start=1):
+        bounds = {band["level"]: band for band in point.get("intervals", [])}
+        cells = [str(step), str(point["timestamp"]), f"{point['value']:.3f}"]
+        cells += [f"{bounds[level][side]:.3f}" for level in levels for side in ("lower", "upper")]
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    title = f"{body['entity_id']}: {body['model_name']} v{body['model_version']}"
+    if not levels:
+        title += f" (no intervals: {body.get('note') or 'none in the answer'})"
+    return "\n".join([title, *lines])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wait_ready(args.url, args.wait)
     body = request_forecast(args.url, args.entity)
+    print(table(body))
     print(json.dumps(body, indent=2))
     return 0
 

@@ -46,6 +46,8 @@ def test_demo_script_serves_a_forecast_for_another_dataset(tmp_path: Path) -> No
     assert forecast["entity_id"] == "site_1"
     assert len(forecast["forecast"]) == 6
     assert forecast["model_name"] == "synthetic_forecaster"
+    assert forecast["interval_levels"] == [0.8, 0.95]
+    assert re.search(r"step\s+time\s+forecast\s+80% lower\s+80% upper\s+95% lower\s+95% upper\n", out), out[-3000:]
     assert "retrain_synthetic_forecaster run" in out
     assert ": success" in out
     assert re.search(r"promote\s+success", out), out[-3000:]

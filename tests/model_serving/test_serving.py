@@ -544,3 +544,68 @@ def answered_by(values_file: Path) -> float:
         if sample.endswith("_bucket"):  # stored per bucket, not cumulated: together they are the count
             total += value
     return total
+
+
+def test_every_step_carries_bands_that_hold_the_point_and_widen_with_the_level(client: TestClient) -> None:
+    body = client.post("/v1/forecast", json={"entity_id": "site_0"}).json()
+    assert body["interval_levels"] == [0.8, 0.95]
+    assert body["note"] is None
+    for point in body["forecast"]:
+        eighty, ninety_five = point["intervals"]
+        assert (eighty["level"], ninety_five["level"]) == (0.8, 0.95)
+        assert ninety_five["lower"] < eighty["lower"] < point["value"] < eighty["upper"] < ninety_five["upper"]
+    widths = [p["intervals"][0]["upper"] - p["intervals"][0]["lower"] for p in body["forecast"]]
+    assert widths != [widths[0]] * len(widths), "each step has its own width"
+    batch = client.post("/v1/forecast/batch", json={"entity_ids": ["site_0"]}).json()["forecasts"]
+    assert without_age(batch[0]) == without_age(body)
+
+
+def test_the_api_schema_documents_the_bands(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert set(schemas["Band"]["properties"]) == {"level", "lower", "upper"}
+    assert schemas["ForecastPoint"]["properties"]["intervals"]["items"] == {"$ref": "#/components/schemas/Band"}
+    assert {"interval_levels", "note"} <= set(schemas["Forecast"]["properties"])
+
+
+def register_point_only_version(registry: Any, name: str, settings: Settings, tmp_path: Path) -> str:
+    """The champion's files as a version registered before bundles carried intervals: no calibration
+    file, no entity column in its metadata."""
+    import json
+    import shutil
+
+    from model_registry.provenance import discard, fetch
+
+    champion = registry.get_model_version(name, "1")
+    old = settings.home / "mlartifacts" / "point_only" / tmp_path.name
+    files = fetch(settings, registry.get_model_version_download_uri(name, "1"))
+    shutil.copytree(files, old)
+    discard(files)
+    [calibration] = list(old.rglob("intervals.json"))
+    calibration.unlink()
+    meta_file = calibration.parent / "bundle.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["entity_column"]
+    meta_file.write_text(json.dumps(meta))
+    tags = {BUNDLE_DIGEST_TAG: bundle_digest(old)}
+    return str(registry.create_model_version(name, str(old), run_id=champion.run_id, tags=tags).version)
+
+
+def test_a_version_registered_without_intervals_still_serves_and_says_why_it_has_none(
+    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
+) -> None:
+    from forecast_store import store
+    from model_serving.batch import issue_day
+
+    settings, dataset = own_registry
+    settings = settings.model_copy(update={"forecast_db": f"sqlite:///{tmp_path / 'forecasts.db'}"})
+    name = settings.model_name(dataset.name)
+    registry = registry_client(settings)
+    old = register_point_only_version(registry, name, settings, tmp_path)
+    registry.set_registered_model_alias(name, CHAMPION, old)
+    with TestClient(create_app(settings)) as app_client:
+        body = app_client.post("/v1/forecast", json={"entity_id": "site_0"}).json()
+    assert body["model_version"] == old
+    assert (body["interval_levels"], body["note"]) == ([], f"version {old} was registered without interval calibration")
+    assert [p["intervals"] for p in body["forecast"]] == [[]] * dataset.horizon
+    assert issue_day(settings, dataset, SYNTHETIC_END).rows == 2 * dataset.horizon  # the batch forecast too
+    assert {r.model_version for r in store.issued(settings, dataset.name, data_date=SYNTHETIC_END)} == {old}

@@ -123,6 +123,8 @@ def test_a_bundle_carries_the_predict_side_alone_and_loads_with_it(
             check=False,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        assert result.stdout.strip().splitlines()[-1] == f"(5, {dataset.horizon}) ['model_bundle']"
+        # the point forecast and, per level, its lower and upper bounds: the intervals need nothing else
+        columns = dataset.horizon * (1 + 2 * len(dataset.intervals.levels))
+        assert result.stdout.strip().splitlines()[-1] == f"(5, {columns}) ['model_bundle']"
     finally:
         discard(local)

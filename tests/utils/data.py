@@ -72,6 +72,8 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
             "drift_threshold": 0.5,
             "drift_consecutive_checks": 2,
         },
+        # 2 folds of 24 rows: 48 errors per entity and step, enough here for each site's own bands
+        "intervals": {"min_entity_errors": 40},
         "training": {
             "window": "P30D",
             "backtest": {"folds": 2, "test_size": 24, "gap": 6},

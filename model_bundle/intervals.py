@@ -1,0 +1,134 @@
+"""Prediction intervals a bundle carries: split-conformal half-widths per level and horizon step.
+
+Calibration uses the rolling-origin backtest's out-of-sample errors: for each horizon step ``h`` and
+level ``a``, the half-width is the ``ceil((n + 1) a)``-th smallest of the ``n`` absolute errors at
+that step (the finite-sample correction split conformal needs; without it few errors under-cover).
+Errors grow with the step, so each step has its own width rather than one for all (what
+``PredictionIntervals(h=1)`` of mlforecast gives). An entity with enough errors gets widths of its
+own; the others use the dataset's. The widths travel in the bundle as JSON, nothing pickled, and
+turning a point forecast into bands is one addition: serving pays next to nothing for them.
+
+Time series are not exchangeable, so the nominal level is a target, not a guarantee: realized
+coverage is measured on the test split (``make bench-accuracy``) and on the forecasts scored every
+day.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+INTERVALS_FILE = "intervals.json"
+
+
+def level_key(level: float) -> str:
+    """``0.8`` -> ``"80"``, ``0.975`` -> ``"97.5"``: how a level names columns and JSON keys."""
+    return f"{level * 100:g}"
+
+
+def conformal_width(errors: np.ndarray, level: float) -> np.ndarray:
+    """Per column of ``errors`` (n, H): the ``ceil((n + 1) level)``-th smallest absolute error (the
+    largest when that rank passes n)."""
+    absolute = np.sort(np.abs(errors), axis=0)
+    n = absolute.shape[0]
+    rank = min(math.ceil((n + 1) * level), n)
+    return np.asarray(absolute[rank - 1], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Half-widths per level: the dataset's (``widths[level]``, one per step) and, where an entity had
+    enough errors, its own (``by_entity[entity][level]``)."""
+
+    levels: tuple[float, ...]
+    widths: dict[str, list[float]]
+    by_entity: dict[str, dict[str, list[float]]]
+    errors_per_step: int
+
+    @property
+    def horizon(self) -> int:
+        return len(next(iter(self.widths.values())))
+
+    def half_widths(self, level: float, entities: Sequence[str] | None, rows: int) -> np.ndarray:
+        """(rows, H) half-widths at ``level``: each row's entity's own, else the dataset's."""
+        key = level_key(level)
+        shared = np.asarray(self.widths[key], dtype=np.float64)
+        if entities is None or not self.by_entity:
+            return np.broadcast_to(shared, (rows, shared.size))
+        return np.asarray([self.by_entity.get(e, {}).get(key, shared) for e in entities], dtype=np.float64)
+
+    def bands(
+        self, point: np.ndarray, entities: Sequence[str] | None = None
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        """Lower and upper bounds (each shaped like ``point``, (rows, H)) per level."""
+        out = {}
+        for level in self.levels:
+            half = self.half_widths(level, entities, point.shape[0])
+            out[level] = (point - half, point + half)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "split_conformal_abs",
+            "levels": list(self.levels),
+            "errors_per_step": self.errors_per_step,
+            "widths": self.widths,
+            "by_entity": self.by_entity,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibration:
+        return cls(
+            levels=tuple(float(level) for level in data["levels"]),
+            widths={k: [float(v) for v in values] for k, values in data["widths"].items()},
+            by_entity={
+                entity: {k: [float(v) for v in values] for k, values in levels.items()}
+                for entity, levels in data.get("by_entity", {}).items()
+            },
+            errors_per_step=int(data["errors_per_step"]),
+        )
+
+    def save(self, directory: Path) -> None:
+        (directory / INTERVALS_FILE).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, directory: Path) -> Calibration | None:
+        """The bundle's calibration, or None for a version registered without one (point forecasts only)."""
+        path = directory / INTERVALS_FILE
+        return cls.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def calibrate(errors: np.ndarray, entities: np.ndarray, levels: Sequence[float], min_entity_errors: int) -> Calibration:
+    """Widths from out-of-sample ``errors`` (n, H; actual minus forecast) whose rows belong to
+    ``entities`` (n,). Rows with a missing error at some step still count at the others."""
+    if errors.ndim != 2 or errors.shape[0] != len(entities) or errors.shape[0] == 0:
+        raise ValueError(f"need a (rows, H) array of errors with one entity per row, got {errors.shape}")
+
+    def widths(block: np.ndarray) -> dict[str, list[float]]:
+        return {level_key(a): _nan_aware_width(block, a).tolist() for a in levels}
+
+    by_entity = {}
+    labels = np.asarray(entities).astype(str)
+    for entity in sorted(set(labels.tolist())):
+        block = errors[labels == entity]
+        if int(np.isfinite(block).sum(axis=0).min()) >= min_entity_errors:
+            by_entity[entity] = widths(block)
+    return Calibration(
+        levels=tuple(sorted(levels)),
+        widths=widths(errors),
+        by_entity=by_entity,
+        errors_per_step=int(np.isfinite(errors).sum(axis=0).min()),
+    )
+
+
+def _nan_aware_width(errors: np.ndarray, level: float) -> np.ndarray:
+    if np.isfinite(errors).all():
+        return conformal_width(errors, level)
+    columns = [col[np.isfinite(col)] for col in errors.T]
+    return np.asarray([conformal_width(col[:, None], level)[0] if col.size else np.nan for col in columns])

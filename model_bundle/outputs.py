@@ -1,0 +1,51 @@
+"""A bundle's inputs and outputs by name: which input columns are features, which output columns are
+point forecasts and which are bands (``y_<step>``, ``y_<step>_lower_<level>``, ``y_<step>_upper_<level>``).
+
+numpy and pandas only: the service reads these without importing MLflow's PyFunc machinery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from model_bundle.intervals import Calibration, level_key
+
+
+def step_columns(horizon: int) -> list[str]:
+    return [f"y_{step}" for step in range(1, horizon + 1)]
+
+
+def point_columns(columns: Sequence[str]) -> list[str]:
+    """The point-forecast columns (``y_<step>``) among a PyFunc output's, in step order."""
+    return sorted((c for c in columns if c.startswith("y_") and c[2:].isdigit()), key=lambda c: int(c[2:]))
+
+
+def point_forecast(output: pd.DataFrame) -> np.ndarray:
+    """The (rows, H) point forecasts of a PyFunc output, without its bands."""
+    return output[point_columns(list(output.columns))].to_numpy(dtype=np.float64)
+
+
+def feature_inputs(schema: Any) -> list[str]:
+    """The required columns of a bundle's input schema: its features (the entity column is optional)."""
+    return [spec.name for spec in schema.inputs if getattr(spec, "required", True)]
+
+
+def band_columns(horizon: int, level: float, side: str) -> list[str]:
+    return [f"y_{step}_{side}_{level_key(level)}" for step in range(1, horizon + 1)]
+
+
+def forecast_frame(
+    point: np.ndarray, calibration: Calibration | None, entities: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """The PyFunc's output: point forecasts, then each level's lower and upper bounds."""
+    horizon = point.shape[1]
+    parts = [pd.DataFrame(point, columns=step_columns(horizon))]
+    if calibration is not None:
+        for level, (lower, upper) in calibration.bands(point, entities).items():
+            parts.append(pd.DataFrame(lower, columns=band_columns(horizon, level, "lower")))
+            parts.append(pd.DataFrame(upper, columns=band_columns(horizon, level, "upper")))
+    return pd.concat(parts, axis=1)

@@ -1,0 +1,93 @@
+"""Split-conformal intervals: widths per step and level, per entity where the data allows, as data."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from model_bundle.intervals import Calibration, calibrate, conformal_width, level_key
+
+LEVELS = (0.8, 0.95)
+
+
+def normal_errors(rows: int, scales: np.ndarray, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, scales, size=(rows, scales.size))
+
+
+def test_the_width_is_the_corrected_rank_of_the_absolute_errors() -> None:
+    errors = np.arange(1.0, 10.0)[:, None] * np.array([1.0, -2.0])  # 9 errors per step, |e| = 1..9 and 2..18
+    # ceil((9 + 1) * 0.8) = 8th smallest; at 0.95 the rank (10) passes n: the largest
+    np.testing.assert_array_equal(conformal_width(errors, 0.8), [8.0, 16.0])
+    np.testing.assert_array_equal(conformal_width(errors, 0.95), [9.0, 18.0])
+    # at 0.75 the corrected rank is 8 where the plain quantile's would be ceil(9 * 0.75) = 7: too narrow
+    assert math.ceil(9 * 0.75) == 7
+    np.testing.assert_array_equal(conformal_width(errors, 0.75), [8.0, 16.0])
+
+
+def test_bands_hold_the_point_and_widen_with_the_level() -> None:
+    scales = np.linspace(1.0, 3.0, 6)
+    calibration = calibrate(normal_errors(500, scales, 1), np.array(["a"] * 500), LEVELS, 100)
+    point = np.random.default_rng(2).normal(20.0, 5.0, size=(40, 6))
+    bands = calibration.bands(point)
+    (lo80, hi80), (lo95, hi95) = bands[0.8], bands[0.95]
+    assert (lo95 <= lo80).all()
+    assert (lo80 <= point).all()
+    assert (point <= hi80).all()
+    assert (hi80 <= hi95).all()
+    assert (hi95 - lo95 > hi80 - lo80).all()
+    widths = np.asarray(calibration.widths[level_key(0.8)])
+    assert (np.diff(widths) > 0).all(), "errors grow with the step, and so do the bands"
+
+
+def test_coverage_on_errors_whose_quantiles_are_known() -> None:
+    """Normal errors with a known scale per step: the widths come out near the true quantiles and
+    fresh errors fall inside at the nominal rate, per step, within two points."""
+    scales = np.array([0.5, 1.0, 2.0, 4.0])
+    calibration = calibrate(normal_errors(4000, scales, 3), np.zeros(4000).astype(str), LEVELS, 100)
+    fresh = normal_errors(100_000, scales, 4)
+    for level in LEVELS:
+        half = np.asarray(calibration.widths[level_key(level)])
+        np.testing.assert_allclose(half, norm.ppf(0.5 + level / 2) * scales, rtol=0.06)
+        coverage = (np.abs(fresh) <= half).mean(axis=0)
+        np.testing.assert_allclose(coverage, level, atol=0.02)
+
+
+def test_an_entity_with_enough_errors_gets_its_own_widths_the_others_the_datasets() -> None:
+    scales = np.ones(3)
+    calm, wild, rare = normal_errors(400, scales, 5), normal_errors(400, 5 * scales, 6), normal_errors(20, scales, 7)
+    entities = np.array(["calm"] * 400 + ["wild"] * 400 + ["rare"] * 20)
+    calibration = calibrate(np.vstack([calm, wild, rare]), entities, LEVELS, 100)
+    assert sorted(calibration.by_entity) == ["calm", "wild"]
+    half = calibration.half_widths(0.8, ["calm", "wild", "rare", "never seen"], 4)
+    np.testing.assert_allclose(half[1], 5 * half[0], rtol=0.2)
+    shared = calibration.widths[level_key(0.8)]
+    np.testing.assert_array_equal(half[2], shared)
+    np.testing.assert_array_equal(half[3], shared)
+    assert half[0][0] < shared[0] < half[1][0]
+    # without entities (a caller that cannot name them) every row gets the dataset's
+    np.testing.assert_array_equal(calibration.half_widths(0.8, None, 2), [shared, shared])
+
+
+def test_a_calibration_goes_into_a_folder_as_json_and_comes_back_equal(tmp_path: Path) -> None:
+    calibration = calibrate(normal_errors(300, np.ones(2), 8), np.array(["a", "b"] * 150), LEVELS, 100)
+    calibration.save(tmp_path)
+    assert (tmp_path / "intervals.json").read_text().startswith("{")
+    assert Calibration.load(tmp_path) == calibration
+    assert Calibration.load(tmp_path / "elsewhere") is None  # a bundle registered without intervals
+
+
+def test_errors_missing_at_some_steps_still_count_at_the_others() -> None:
+    errors = normal_errors(200, np.ones(2), 9)
+    errors[:50, 1] = np.nan  # the last rows of a fold have no actual that far ahead
+    calibration = calibrate(errors, np.array(["a"] * 200), LEVELS, 100)
+    assert calibration.errors_per_step == 150
+    assert np.isfinite(calibration.widths[level_key(0.95)]).all()
+
+
+def test_errors_without_one_entity_per_row_are_refused() -> None:
+    with pytest.raises(ValueError, match="one entity per row"):
+        calibrate(np.ones((3, 2)), np.array(["a", "b"]), LEVELS, 1)
