@@ -53,6 +53,19 @@ leaky()
 """
 
 
+def _unpause(dag_url: str, auth: dict[str, str]) -> None:
+    """Unpause a DAG. The standalone server keeps its metadata in SQLite, which the scheduler and the
+    DAG processor write to as well: a write can meet their lock and answer 500, so an unanswered
+    PATCH (idempotent) is sent again, within a minute."""
+
+    def unpaused() -> bool:
+        answer = requests.patch(dag_url, json={"is_paused": False}, headers=auth, timeout=10)
+        assert answer.status_code < 400 or answer.status_code >= 500, answer.text  # a refusal is no lock
+        return bool(answer.ok)
+
+    _wait(unpaused, 60, f"{dag_url} unpaused")
+
+
 def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last: object = None
@@ -132,7 +145,7 @@ def test_retraining_triggered_over_rest_succeeds(airflow_api) -> None:  # type: 
     dag_url = f"{base}/api/v2/dags/{DAG_ID}"
     _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
     assert requests.get(dag_url, timeout=5).status_code == 401  # no token, no access
-    assert requests.patch(dag_url, json={"is_paused": False}, headers=auth, timeout=10).ok
+    _unpause(dag_url, auth)
 
     bad = requests.post(
         f"{dag_url}/dagRuns", json={"logical_date": None, "conf": {"n_trials": -3}}, headers=auth, timeout=10
@@ -181,7 +194,7 @@ def test_a_day_of_data_starts_the_dags_that_consume_it(airflow_api) -> None:  # 
     consumers = ("drift_monitor_synthetic", "nightly_backtest_synthetic", "forecast_synthetic", "score_synthetic")
     for dag_id in ("ingest_synthetic", *consumers):
         _wait(lambda dag_id=dag_id: requests.get(f"{dags}/{dag_id}", headers=auth, timeout=5).ok, 180, dag_id)
-        assert requests.patch(f"{dags}/{dag_id}", json={"is_paused": False}, headers=auth, timeout=10).ok
+        _unpause(f"{dags}/{dag_id}", auth)
     # The day the retraining above trained on, landed again by the daily DAG as a backfill would.
     start = datetime(SYNTHETIC_END.year, SYNTHETIC_END.month, SYNTHETIC_END.day, 1, tzinfo=UTC)
     body = {
@@ -289,7 +302,7 @@ def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(ai
     base, auth, _ = airflow_api
     dag_url = f"{base}/api/v2/dags/leaky"
     _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "leaky DAG parsed")
-    assert requests.patch(dag_url, json={"is_paused": False}, headers=auth, timeout=10).ok
+    _unpause(dag_url, auth)
     created = requests.post(f"{dag_url}/dagRuns", json={"logical_date": None}, headers=auth, timeout=10)
     assert created.ok, created.text
     run_url = f"{dag_url}/dagRuns/{created.json()['dag_run_id']}"
