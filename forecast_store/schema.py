@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, text
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
 
 # Named constraints from the first migration on: SQLite can only change a table by recreating it
 # (Alembic's batch mode), and an unnamed constraint cannot be dropped there.
@@ -97,4 +110,16 @@ forecast_scores = Table(
     Column("dag_run_id", String(250), nullable=True),
     Column("scored_at", DateTime(timezone=True), nullable=False),
     Index("ix_forecast_scores_day", "dataset", "target_date"),
+)
+
+forecast_intervals = Table(
+    "forecast_intervals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # A replaced forecast takes its bands along.
+    Column("forecast_id", Integer, ForeignKey("forecasts.id", ondelete="CASCADE"), nullable=False),
+    Column("level", Float, nullable=False, comment="nominal coverage, e.g. 0.8"),
+    Column("lower", Float, nullable=False),
+    Column("upper", Float, nullable=False),
+    UniqueConstraint("forecast_id", "level"),
 )

@@ -18,7 +18,15 @@ from typing import Any
 from sqlalchemy import Engine, Select, create_engine, delete, event, func, insert, inspect, or_, select
 
 from core.settings import Settings
-from forecast_store.schema import BATCH, DAILY_SOURCES, ONLINE, ONLINE_KEY, forecast_scores, forecasts
+from forecast_store.schema import (
+    BATCH,
+    DAILY_SOURCES,
+    ONLINE,
+    ONLINE_KEY,
+    forecast_intervals,
+    forecast_scores,
+    forecasts,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _engines: dict[str, Engine] = {}
@@ -41,6 +49,7 @@ class ForecastRow:
     source: str = BATCH
     dag_run_id: str | None = None
     answers: int = 1  # online: how many times the service answered this forecast
+    intervals: tuple[tuple[float, float, float], ...] = ()  # (level, lower, upper), narrowest first
 
 
 def engine(settings: Settings) -> Engine:
@@ -98,14 +107,15 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
     ``batch``, and the shadow versions', source ``shadow``) with ``rows``, in one transaction; returns
     how many were written."""
     now = datetime.now(UTC)
+    given = list(rows)
     values = [
         {
-            **row.__dict__,
+            **{k: v for k, v in row.__dict__.items() if k != "intervals"},
             "issue_time": _utc(row.issue_time),
             "target_time": _utc(row.target_time),
             "created_at": now,
         }
-        for row in rows
+        for row in given
     ]
     if any(v["dataset"] != dataset or v["data_date"] != data_date or v["source"] not in DAILY_SOURCES for v in values):
         raise ValueError(f"replace_day({dataset}, {data_date}) takes that day's batch and shadow forecasts only")
@@ -116,9 +126,18 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
                 forecasts.c.data_date == data_date,
                 forecasts.c.source.in_(DAILY_SOURCES),
             )
-        )
+        )  # their bands go with them (ON DELETE CASCADE)
         if values:
-            connection.execute(insert(forecasts), values)
+            inserted = connection.execute(
+                insert(forecasts).returning(forecasts.c.id, sort_by_parameter_order=True), values
+            )
+            bands = [
+                {"forecast_id": forecast_id, "level": level, "lower": lower, "upper": upper}
+                for forecast_id, row in zip(inserted.scalars().all(), given, strict=True)
+                for level, lower, upper in row.intervals
+            ]
+            if bands:
+                connection.execute(insert(forecast_intervals), bands)
     return len(values)
 
 
@@ -186,6 +205,7 @@ def issued(
     query = query.order_by(forecasts.c.data_date, forecasts.c.entity_id, forecasts.c.issue_time, forecasts.c.step)
     with engine(settings).connect() as connection:
         found = connection.execute(query).mappings().all()
+        bands = _bands(connection, [r["id"] for r in found])
     return [
         ForecastRow(
             dataset=r["dataset"],
@@ -200,9 +220,22 @@ def issued(
             source=r["source"],
             dag_run_id=r["dag_run_id"],
             answers=r["answers"],
+            intervals=bands.get(r["id"], ()),
         )
         for r in found
     ]
+
+
+def _bands(connection: Any, ids: list[int]) -> dict[int, tuple[tuple[float, float, float], ...]]:
+    """The (level, lower, upper) bands of each forecast id that has any, narrowest level first."""
+    found: dict[int, list[tuple[float, float, float]]] = {}
+    if not inspect(connection).has_table(forecast_intervals.name):  # a table of before revision 0005
+        return {}
+    for start in range(0, len(ids), 500):  # bound the statement's parameters
+        query = select(forecast_intervals).where(forecast_intervals.c.forecast_id.in_(ids[start : start + 500]))
+        for row in connection.execute(query).mappings():
+            found.setdefault(row["forecast_id"], []).append((row["level"], row["lower"], row["upper"]))
+    return {forecast_id: tuple(sorted(bands)) for forecast_id, bands in found.items()}
 
 
 def latest_day(settings: Settings, dataset: str, source: str = BATCH) -> date | None:
@@ -322,3 +355,36 @@ def scored(
     with engine(settings).connect() as connection:
         found = connection.execute(query).mappings().all()
     return [{**row, "issue_time": _utc(row["issue_time"]), "target_time": _utc(row["target_time"])} for row in found]
+
+
+def scored_intervals(
+    settings: Settings, dataset: str, target_from: date | None = None, target_to: date | None = None
+) -> list[dict[str, Any]]:
+    """The bands of scored forecasts with their actual: one row per forecast and level (forecast id,
+    source, step, model version, target day, level, lower, upper, actual)."""
+    query = (
+        select(
+            forecasts.c.id.label("forecast_id"),
+            forecasts.c.source,
+            forecasts.c.step,
+            forecasts.c.model_version,
+            forecast_scores.c.target_date,
+            forecast_intervals.c.level,
+            forecast_intervals.c.lower,
+            forecast_intervals.c.upper,
+            forecast_scores.c.actual,
+        )
+        .select_from(
+            forecasts.join(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id).join(
+                forecast_intervals, forecast_intervals.c.forecast_id == forecasts.c.id
+            )
+        )
+        .where(forecasts.c.dataset == dataset)
+        .order_by(forecasts.c.id, forecast_intervals.c.level)
+    )
+    if target_from is not None:
+        query = query.where(forecast_scores.c.target_date >= target_from)
+    if target_to is not None:
+        query = query.where(forecast_scores.c.target_date <= target_to)
+    with engine(settings).connect() as connection:
+        return [dict(row) for row in connection.execute(query).mappings().all()]

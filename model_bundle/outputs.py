@@ -29,6 +29,22 @@ def point_forecast(output: pd.DataFrame) -> np.ndarray:
     return output[point_columns(list(output.columns))].to_numpy(dtype=np.float64)
 
 
+def bands_of(output: pd.DataFrame) -> list[tuple[float, tuple[np.ndarray, np.ndarray]]]:
+    """The (level, (lower, upper)) bands a PyFunc output holds, each bound (rows, H), narrowest level
+    first; none for a version without intervals."""
+    horizon = len(point_columns(list(output.columns)))
+    suffix = "_lower_"
+    keys = sorted({c.rsplit(suffix, 1)[1] for c in output.columns if suffix in c}, key=float)
+    bands = []
+    for key in keys:
+        lower, upper = (
+            output[[f"y_{h}_{side}_{key}" for h in range(1, horizon + 1)]].to_numpy(dtype=np.float64)
+            for side in ("lower", "upper")
+        )
+        bands.append((float(key) / 100, (lower, upper)))
+    return bands
+
+
 def feature_inputs(schema: Any) -> list[str]:
     """The required columns of a bundle's input schema: its features (the entity column is optional)."""
     return [spec.name for spec in schema.inputs if getattr(spec, "required", True)]

@@ -44,7 +44,9 @@ class ForecastBundle(PythonModel):
         entities = None
         if entity_column and entity_column in model_input.columns:
             entities = model_input[entity_column].astype(str).tolist()
-            model_input = model_input.drop(columns=[entity_column])
+        features = self.meta.get("features")
+        if features and set(features) <= set(model_input.columns):
+            model_input = model_input[features]  # the model's columns only (an entity column is not one)
         return forecast_frame(self.predict_array(model_input), self.calibration, entities)
 
     def predict_array(self, model_input: pd.DataFrame) -> np.ndarray:

@@ -101,14 +101,18 @@ def _forecast(
     dag_run_id: str | None,
 ) -> list[store.ForecastRow]:
     """One version's forecasts of every entity in ``rows``, as the table's rows."""
-    from model_bundle.outputs import feature_inputs, point_forecast
+    from model_bundle.outputs import bands_of, feature_inputs, point_forecast
     from model_registry.provenance import trusted_model
 
     with trusted_model(settings, name, version) as model:
         columns = feature_inputs(model.metadata.get_input_schema())
-        predicted = point_forecast(model.predict(rows[columns].astype("float64")))
+        given = rows[columns].astype("float64")
+        if dataset.entity_column in model.metadata.get_input_schema().input_names():
+            given[dataset.entity_column] = rows[dataset.entity_column].astype(str).to_numpy()
+        output = model.predict(given)
+    predicted, bands = point_forecast(output), bands_of(output)
     issued: list[store.ForecastRow] = []
-    for (_, row), values in zip(rows.iterrows(), predicted, strict=True):
+    for n, ((_, row), values) in enumerate(zip(rows.iterrows(), predicted, strict=True)):
         issue_time = pd.Timestamp(row[EVENT_TIMESTAMP]).to_pydatetime()
         issued += [
             store.ForecastRow(
@@ -123,6 +127,9 @@ def _forecast(
                 model_version=version,
                 source=source,
                 dag_run_id=dag_run_id,
+                intervals=tuple(
+                    (level, float(lower[n, step - 1]), float(upper[n, step - 1])) for level, (lower, upper) in bands
+                ),
             )
             for step, value in enumerate(values, start=1)
         ]

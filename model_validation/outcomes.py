@@ -162,6 +162,20 @@ class RealizedAccuracy(_Outcome):
     mae_per_version: dict[str, float]
 
 
+class IntervalAccuracy(_Outcome):
+    """How one level's bands did: the share of actuals inside (against ``level``), the mean width, and
+    the interval (Winkler) score, width plus ``2 / (1 - level)`` times how far an actual fell outside
+    (lower is better: it rewards narrow bands only while they hold the actuals); also per step."""
+
+    level: float
+    forecasts: int
+    coverage: float
+    mean_width: float
+    interval_score: float
+    coverage_per_step: dict[str, float]
+    width_per_step: dict[str, float]
+
+
 class ScoredForecasts(_Outcome):
     """One day's scoring: how many forecasts got their actual, and the realized accuracy of the
     forecasts whose targets the day held, per source (batch, online)."""
@@ -172,3 +186,10 @@ class ScoredForecasts(_Outcome):
     unscored_due: int = Field(description="Forecasts past their target time that have no actual (yet).")
     realized: dict[str, RealizedAccuracy]
     days_above_naive: int
+    intervals: dict[str, list[IntervalAccuracy]] = Field(
+        default_factory=dict, description="Per source, each level's bands on the day's targets (narrowest first)."
+    )
+    coverage_7d: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per level (its text), the batch bands' coverage over the seven days up to the day.",
+    )

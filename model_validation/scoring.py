@@ -24,7 +24,8 @@ from core.settings import Settings
 from core.windows import end_of
 from forecast_store import store
 from forecast_store.schema import BATCH, DAILY_SOURCES
-from model_validation.outcomes import RealizedAccuracy, ScoredForecasts
+from model_bundle.intervals import level_key
+from model_validation.outcomes import IntervalAccuracy, RealizedAccuracy, ScoredForecasts
 from monitoring.pushgateway import Figure, push_figures
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,31 @@ def realized(frame: pd.DataFrame) -> RealizedAccuracy | None:
     )
 
 
+def interval_accuracy(frame: pd.DataFrame) -> list[IntervalAccuracy]:
+    """Each level's coverage, mean width and interval score over ``frame`` (rows of
+    :func:`forecast_store.store.scored_intervals`), narrowest level first."""
+    out = []
+    for level, group in frame.groupby("level", sort=True):
+        lower, upper, actual = (group[c].to_numpy(dtype=np.float64) for c in ("lower", "upper", "actual"))
+        inside = (lower <= actual) & (actual <= upper)
+        width = upper - lower
+        penalty = 2.0 / (1.0 - float(level))
+        score = width + penalty * (np.maximum(lower - actual, 0.0) + np.maximum(actual - upper, 0.0))
+        steps = group.assign(inside=inside, width=width).groupby("step", sort=True)
+        out.append(
+            IntervalAccuracy(
+                level=float(level),
+                forecasts=len(group),
+                coverage=float(inside.mean()),
+                mean_width=float(width.mean()),
+                interval_score=float(score.mean()),
+                coverage_per_step={str(k): float(v) for k, v in steps["inside"].mean().items()},
+                width_per_step={str(k): float(v) for k, v in steps["width"].mean().items()},
+            )
+        )
+    return out
+
+
 def days_above_naive(frame: pd.DataFrame, data_date: date) -> int:
     """How many days in a row, up to ``data_date``, the batch forecasts' realized MAE was above
     seasonal naive's on the same targets (a day without scores ends the streak)."""
@@ -142,6 +168,10 @@ def score_day(
     recent = recent if not recent.empty else pd.DataFrame(columns=columns)
     of_day = recent[recent["target_date"] == data_date]
     by_source = {str(source): realized(group) for source, group in of_day.groupby("source", sort=True)}
+    week = pd.DataFrame(store.scored_intervals(settings, dataset.name, target_from=data_date - timedelta(days=6)))
+    week = week[week["target_date"] <= data_date] if not week.empty else week
+    of_day_bands = week[week["target_date"] == data_date] if not week.empty else week
+    batch_week = week[week["source"] == BATCH] if not week.empty else week
     return ScoredForecasts(
         dataset=dataset.name,
         data_date=data_date,
@@ -149,6 +179,12 @@ def score_day(
         unscored_due=store.count_due_unscored(settings, dataset.name, end_of(data_date)),
         realized={source: accuracy for source, accuracy in by_source.items() if accuracy is not None},
         days_above_naive=days_above_naive(recent, data_date),
+        intervals={str(source): interval_accuracy(group) for source, group in of_day_bands.groupby("source", sort=True)}
+        if not of_day_bands.empty
+        else {},
+        coverage_7d={level_key(a.level): a.coverage for a in interval_accuracy(batch_week)}
+        if not batch_week.empty
+        else {},
     )
 
 
@@ -216,6 +252,42 @@ def publish(settings: Settings, dataset: DatasetConfig, outcome: ScoredForecasts
                 {"source": source},
             )
         )
+    for source, levels in outcome.intervals.items():
+        for band in levels:
+            labels = {"source": source, "level": level_key(band.level)}
+            figures += [
+                Figure(
+                    "mlops_realized_coverage", "Share of the day's actuals inside the bands.", band.coverage, labels
+                ),
+                Figure("mlops_realized_interval_width", "Mean width of the day's bands.", band.mean_width, labels),
+                Figure(
+                    "mlops_realized_interval_score",
+                    "Mean interval (Winkler) score of the day's bands: width plus 2/(1-level) times the miss.",
+                    band.interval_score,
+                    labels,
+                ),
+            ]
+            figures += [
+                Figure(
+                    "mlops_realized_coverage_step",
+                    "Share of the day's actuals inside the bands, per horizon step.",
+                    value,
+                    {**labels, "step": step},
+                )
+                for step, value in band.coverage_per_step.items()
+            ]
+    for level, coverage in outcome.coverage_7d.items():
+        figures += [
+            Figure(
+                "mlops_realized_coverage_7d",
+                "Share of the batch forecasts' actuals inside their bands over the last seven days.",
+                coverage,
+                {"level": level},
+            ),
+            Figure(
+                "mlops_interval_nominal_coverage", "The bands' nominal level.", float(level) / 100, {"level": level}
+            ),
+        ]
     figures += [
         Figure(
             "mlops_realized_days_above_naive",

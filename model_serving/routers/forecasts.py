@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from model_serving.dependencies import get_runtime
 from model_serving.runtime import ServingRuntime
-from model_serving.schemas import EntityId, ErrorBody, ForecastPoint, StoredForecast
+from model_serving.schemas import Band, EntityId, ErrorBody, ForecastPoint, StoredForecast
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -44,5 +44,12 @@ def stored_forecast(
         source=first.source,
         model_name=first.model_name,
         model_version=first.model_version,
-        forecast=[ForecastPoint(timestamp=r.target_time, value=r.value) for r in rows],
+        forecast=[
+            ForecastPoint(
+                timestamp=r.target_time,
+                value=r.value,
+                intervals=[Band(level=level, lower=lower, upper=upper) for level, lower, upper in r.intervals],
+            )
+            for r in rows
+        ],
     )

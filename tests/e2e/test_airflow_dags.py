@@ -272,6 +272,8 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrain
         assert set(_states(forecast).values()) == {"success"}
         issued = store.issued(env.settings(), "synthetic", data_date=day)
         assert len(issued) == 2 * 6, "one forecast per entity and step of the day"
+        assert all(tuple(level for level, _, _ in r.intervals) == (0.8, 0.95) for r in issued), issued
+        assert all(lower <= r.value <= upper for r in issued for _, lower, upper in r.intervals)
     assert {(r.entity_id, r.dag_run_id) for r in issued} == {("site_0", forecast.run_id), ("site_1", forecast.run_id)}
 
     # The day before's forecasts (the batch code, as its DAG runs it), scored by the day's data: every
@@ -307,6 +309,12 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrain
     metrics = requests.get(f"{pushgateway}/metrics", timeout=5).text
     pushed = 'mlops_realized_mae{dataset="synthetic",instance="",job="forecast_scoring",source="batch",step="all"}'
     assert pushed in metrics
+    # the bands of the same forecasts: the day's coverage per level, and the week's for the alert
+    coverage = (
+        'mlops_realized_coverage{dataset="synthetic",instance="",job="forecast_scoring",level="80",source="batch"}'
+    )
+    assert coverage in metrics
+    assert 'mlops_realized_coverage_7d{dataset="synthetic",instance="",job="forecast_scoring",level="95"}' in metrics
     shadow_mae = sum(abs(r["error"]) for r in shadows) / len(shadows)
     from prometheus_client.parser import text_string_to_metric_families
 

@@ -59,7 +59,7 @@ def test_the_migrations_make_the_table_once_with_named_indexes(settings: Setting
     store.upgrade(settings)
     store.upgrade(settings)  # again: nothing to do
     inspector = sa.inspect(store.engine(settings))
-    assert {"forecasts", "forecast_scores", "alembic_version"} <= set(inspector.get_table_names())
+    assert {"forecasts", "forecast_scores", "forecast_intervals", "alembic_version"} <= set(inspector.get_table_names())
     indexes = {i["name"]: i for i in inspector.get_indexes("forecasts")}
     assert set(indexes) == {
         "uq_forecasts_batch_day",
@@ -74,7 +74,7 @@ def test_the_migrations_make_the_table_once_with_named_indexes(settings: Setting
     [foreign_key] = inspector.get_foreign_keys("forecast_scores")
     assert (foreign_key["referred_table"], foreign_key["options"].get("ondelete")) == ("forecasts", "CASCADE")
     with store.engine(settings).connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
 
 
 def test_a_day_rerun_replaces_its_rows_and_only_its_rows(settings: Settings) -> None:
@@ -268,3 +268,20 @@ def test_the_migration_collapses_online_rows_stored_per_answer_into_one(settings
     assert [(r.step, r.answers) for r in store.issued(settings, "synthetic")] == [(1, 1), (2, 1)]  # batch: as is
     with store.engine(settings).connect() as connection:
         assert connection.execute(sa.text("SELECT forecast_id FROM forecast_scores")).scalars().all() == [first]
+
+
+def test_a_forecasts_bands_are_stored_with_it_and_replaced_with_its_day(settings: Settings) -> None:
+    store.upgrade(settings)
+    banded = [
+        store.ForecastRow(
+            **{**r.__dict__, "intervals": ((0.8, r.value - 1, r.value + 1), (0.95, r.value - 2, r.value + 2))}
+        )
+        for r in rows(10.0)
+    ]
+    store.replace_day(settings, "synthetic", DAY, banded)
+    back = store.issued(settings, "synthetic", data_date=DAY)
+    assert [r.intervals for r in back] == [r.intervals for r in banded]
+    store.replace_day(settings, "synthetic", DAY, rows(20.0))  # a re-run by a version without intervals
+    assert [r.intervals for r in store.issued(settings, "synthetic", data_date=DAY)] == [()] * len(banded)
+    with store.engine(settings).connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(schema.forecast_intervals)).scalar() == 0

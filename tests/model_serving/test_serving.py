@@ -255,6 +255,11 @@ def test_stored_forecasts_are_answered_as_they_were_issued(
         assert body["issue_time"] == online["feature_event_time"]  # the newest features of the day, as online
         assert [p["timestamp"] for p in body["forecast"]] == [p["timestamp"] for p in online["forecast"]]
         assert [p["value"] for p in body["forecast"]] == pytest.approx([p["value"] for p in online["forecast"]])
+        # the bands as issued: the same as the live answer's, its entity's own
+        bands = [v for p in body["forecast"] for b in p["intervals"] for v in (b["level"], b["lower"], b["upper"])]
+        live = [v for p in online["forecast"] for b in p["intervals"] for v in (b["level"], b["lower"], b["upper"])]
+        assert len(bands) == 3 * 2 * dataset.horizon
+        assert bands == pytest.approx(live)
         again = issue_day(settings, dataset, SYNTHETIC_END)  # a re-run of the day replaces its rows
         assert again.rows == issued.rows
         day = app_client.get("/v1/forecasts", params={"entity_id": "site_1", "issued": SYNTHETIC_END.isoformat()})

@@ -126,3 +126,28 @@ def test_the_streak_counts_consecutive_days_above_naive() -> None:
     assert days_above_naive(frame, DAY) == 2
     assert days_above_naive(frame, DAY - timedelta(days=2)) == 0
     assert days_above_naive(frame[frame["target_date"] != DAY - timedelta(days=1)], DAY) == 1, "a gap ends it"
+
+
+def test_bands_are_scored_for_coverage_width_and_interval_score_by_hand(case: tuple[Settings, DatasetConfig]) -> None:
+    settings, dataset = case
+    issued = MIDNIGHT - timedelta(hours=2)  # hour 22 of the day before: targets 23, 24 and 25
+    rows = [
+        store.ForecastRow(
+            "synthetic", "a", DAY - timedelta(days=1), issued, h, issued + timedelta(hours=h), v, "m", "1",
+            intervals=((0.8, v - 1.5, v + 1.5), (0.95, v - 3.0, v + 3.0)),
+        )
+        for h, v in enumerate([25.0, 22.0, 26.0], start=1)
+    ]  # fmt: skip
+    store.upgrade(settings)
+    store.replace_day(settings, "synthetic", DAY - timedelta(days=1), rows)
+    outcome = score_day(settings, dataset, DAY)
+
+    # The day's targets: step 2 (actual 24, 80 % band [20.5, 23.5]: missed by 0.5) and step 3 (actual
+    # 25, [24.5, 27.5]: inside). Interval score at 80 %: width 3 plus 2 / 0.2 x 0.5 = 8, and 3.
+    eighty, ninety_five = outcome.intervals["batch"]
+    assert (eighty.level, eighty.forecasts, eighty.coverage, eighty.mean_width) == (0.8, 2, 0.5, 3.0)
+    assert eighty.interval_score == pytest.approx(5.5)
+    assert eighty.coverage_per_step == {"2": 0.0, "3": 1.0}
+    assert (ninety_five.coverage, ninety_five.mean_width, ninety_five.interval_score) == (1.0, 6.0, 6.0)
+    # Over the week: step 1 too (actual 23 below [23.5, 26.5]): one of three inside at 80 %.
+    assert outcome.coverage_7d == pytest.approx({"80": 1 / 3, "95": 1.0})
