@@ -81,22 +81,21 @@ def state_location(settings: Settings, dataset: DatasetConfig, logical_date: dat
     return str(run_dir(settings, dataset, logical_date) / name)
 
 
-def read_landed(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
-    path = landing_path(settings, dataset, logical_date)
+def _read_partition(path: str, settings: Settings, missing: str) -> pd.DataFrame:
     try:
         return read_parquet(path, settings)
     except ObjectNotFoundError as exc:
-        message = f"no landing partition for {dataset.name} on {logical_date}: run ingest first ({path})"
-        raise FileNotFoundError(message) from exc
+        raise FileNotFoundError(f"{missing} ({path})") from exc
+
+
+def read_landed(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
+    missing = f"no landing partition for {dataset.name} on {logical_date}: run ingest first"
+    return _read_partition(landing_path(settings, dataset, logical_date), settings, missing)
 
 
 def read_validated(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
-    path = validated_path(settings, dataset, logical_date)
-    try:
-        return read_parquet(path, settings)
-    except ObjectNotFoundError as exc:
-        message = f"no validated data for {dataset.name} on {logical_date}: run validate first ({path})"
-        raise FileNotFoundError(message) from exc
+    missing = f"no validated data for {dataset.name} on {logical_date}: run validate first"
+    return _read_partition(validated_path(settings, dataset, logical_date), settings, missing)
 
 
 def latest_validated_date(settings: Settings, dataset: DatasetConfig) -> date:

@@ -51,10 +51,6 @@ class Calibration:
     by_entity: dict[str, dict[str, list[float]]]
     errors_per_step: int
 
-    @property
-    def horizon(self) -> int:
-        return len(next(iter(self.widths.values())))
-
     def half_widths(self, level: float, entities: Sequence[str] | None, rows: int) -> np.ndarray:
         """(rows, H) half-widths at ``level``: each row's entity's own, else the dataset's."""
         key = level_key(level)

@@ -105,9 +105,9 @@ def _forecast(
     from model_registry.provenance import trusted_model
 
     with trusted_model(settings, name, version) as model:
-        columns = feature_inputs(model.metadata.get_input_schema())
-        given = rows[columns].astype("float64")
-        if dataset.entity_column in model.metadata.get_input_schema().input_names():
+        schema = model.metadata.get_input_schema()
+        given = rows[feature_inputs(schema)].astype("float64")
+        if dataset.entity_column in schema.input_names():  # each entity's own bands
             given[dataset.entity_column] = rows[dataset.entity_column].astype(str).to_numpy()
         output = model.predict(given)
     predicted, bands = point_forecast(output), bands_of(output)

@@ -168,10 +168,10 @@ def score_day(
     recent = recent if not recent.empty else pd.DataFrame(columns=columns)
     of_day = recent[recent["target_date"] == data_date]
     by_source = {str(source): realized(group) for source, group in of_day.groupby("source", sort=True)}
-    week = pd.DataFrame(store.scored_intervals(settings, dataset.name, target_from=data_date - timedelta(days=6)))
-    week = week[week["target_date"] <= data_date] if not week.empty else week
-    of_day_bands = week[week["target_date"] == data_date] if not week.empty else week
-    batch_week = week[week["source"] == BATCH] if not week.empty else week
+    since = data_date - timedelta(days=6)
+    bands = store.scored_intervals(settings, dataset.name, target_from=since, target_to=data_date)
+    week = pd.DataFrame(bands, columns=["source", "step", "target_date", "level", "lower", "upper", "actual"])
+    of_day_bands = week[week["target_date"] == data_date]
     return ScoredForecasts(
         dataset=dataset.name,
         data_date=data_date,
@@ -179,12 +179,8 @@ def score_day(
         unscored_due=store.count_due_unscored(settings, dataset.name, end_of(data_date)),
         realized={source: accuracy for source, accuracy in by_source.items() if accuracy is not None},
         days_above_naive=days_above_naive(recent, data_date),
-        intervals={str(source): interval_accuracy(group) for source, group in of_day_bands.groupby("source", sort=True)}
-        if not of_day_bands.empty
-        else {},
-        coverage_7d={level_key(a.level): a.coverage for a in interval_accuracy(batch_week)}
-        if not batch_week.empty
-        else {},
+        intervals={str(source): interval_accuracy(group) for source, group in of_day_bands.groupby("source")},
+        coverage_7d={level_key(a.level): a.coverage for a in interval_accuracy(week[week["source"] == BATCH])},
     )
 
 
