@@ -152,7 +152,7 @@ def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
 
     A forecast already stored (same entity, features' event time, step and version) is not stored
     again: its ``answers`` grow by the new row's (what it holds stays the first answer's, which its
-    score is of).
+    score is of, bands included). A row's bands go to ``forecast_intervals`` in the same transaction.
 
     The service appends thousands of rows a second under load, from a thread that shares the GIL
     with the requests: the rows go to the driver's ``executemany`` as plain tuples, in the forms
@@ -170,11 +170,18 @@ def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
         return known[value]
 
     now = moment(datetime.now(UTC))
+    rows = list(rows)
     values = [
         (r.dataset, r.entity_id, r.source, r.data_date.isoformat() if on_sqlite else r.data_date, moment(r.issue_time),
          r.step, moment(r.target_time), r.value, r.model_name, r.model_version, r.dag_run_id, now, r.answers)
         for r in rows
     ]  # fmt: skip
+    # A band row finds its forecast by the online key; a forecast stored before keeps its first bands.
+    bands = [
+        (level, lower, upper, r.dataset, r.entity_id, moment(r.issue_time), r.step, r.model_name, r.model_version)
+        for r in rows
+        for level, lower, upper in r.intervals
+    ]
     if any(v[2] in DAILY_SOURCES for v in values):
         raise ValueError("batch and shadow forecasts are written a day at a time (replace_day)")
     if any(v[2] != ONLINE for v in values):
@@ -186,9 +193,17 @@ def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
         f"ON CONFLICT ({', '.join(ONLINE_KEY)}) WHERE source = '{ONLINE}' "
         f"DO UPDATE SET answers = {table}.answers + excluded.answers"
     )
+    key = " AND ".join(f"{column} = {marker}" for column in ONLINE_KEY)
+    band_statement = (
+        f"INSERT INTO {forecast_intervals.name} (forecast_id, level, lower, upper) "
+        f"SELECT id, {marker}, {marker}, {marker} FROM {table} WHERE source = '{ONLINE}' AND {key} "
+        "ON CONFLICT (forecast_id, level) DO NOTHING"
+    )
     if values:
         with made.begin() as connection:
             connection.exec_driver_sql(statement, values)
+            if bands:
+                connection.exec_driver_sql(band_statement, bands)
     return len(values)
 
 

@@ -28,10 +28,11 @@ RETRY_INITIAL_SECONDS = 0.5
 WRITER_NICENESS = 10
 
 # One answered forecast: entity, model name, model version, the features' event time, the values of
-# steps 1..H (target times are the event time plus whole steps).
-Answered = tuple[str, str, str, datetime, array.array]
+# steps 1..H (target times are the event time plus whole steps), the levels of its bands (narrowest
+# first; empty: none) and the bands, step after step, level after level: lower, upper.
+Answered = tuple[str, str, str, datetime, array.array, tuple[float, ...], array.array]
 # What crosses to the writer per forecast: the same, and how many times it was answered.
-Entry = tuple[str, str, str, datetime, Sequence[float], int]
+Entry = tuple[str, str, str, datetime, Sequence[float], tuple[float, ...], Sequence[float], int]
 
 
 def write_until_stopped(
@@ -58,13 +59,13 @@ def write_until_stopped(
                     ready = True
                 store.append(settings, rows)
                 with written.get_lock():
-                    written.value += sum(entry[5] for entry in batch)
+                    written.value += sum(entry[7] for entry in batch)
                 break
             except Exception:
                 log.warning("forecast ledger: write %d of %d failed", attempt, WRITE_ATTEMPTS, exc_info=True)
                 if attempt == WRITE_ATTEMPTS:
                     with failed.get_lock():
-                        failed.value += sum(entry[5] for entry in batch)
+                        failed.value += sum(entry[7] for entry in batch)
                 else:
                     time.sleep(delay)
                     delay *= 2
@@ -88,7 +89,16 @@ def as_rows(dataset: str, step: timedelta, batch: list[Entry]) -> list[Any]:
             model_version=version,
             source=ONLINE,
             answers=answers,
+            intervals=_step_bands(levels, bands, h - 1),
         )
-        for entity, name, version, event_time, values, answers in batch
+        for entity, name, version, event_time, values, levels, bands, answers in batch
         for h, value in enumerate(values, start=1)
     ]
+
+
+def _step_bands(
+    levels: tuple[float, ...], bands: Sequence[float], index: int
+) -> tuple[tuple[float, float, float], ...]:
+    """(level, lower, upper) of the step at ``index`` (0: the first) from a forecast's flat bands."""
+    first = index * len(levels) * 2
+    return tuple((level, bands[first + 2 * j], bands[first + 2 * j + 1]) for j, level in enumerate(levels))

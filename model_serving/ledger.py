@@ -73,7 +73,11 @@ class ForecastLedger:
             # An array of doubles, not a list: the entry then holds no object the garbage collector tracks,
             # so buffered forecasts do not pile up in its older generations and lengthen its pauses.
             values = array.array("d", [p.value for p in f.forecast])
-            self._buffer.append((f.entity_id, f.model_name, f.model_version, f.feature_event_time, values))
+            bands = array.array("d", [x for p in f.forecast for b in p.intervals for x in (b.lower, b.upper)])
+            levels = tuple(f.interval_levels)
+            self._buffer.append(
+                (f.entity_id, f.model_name, f.model_version, f.feature_event_time, values, levels, bands)
+            )
 
     def _hand_over_until_stopped(self) -> None:
         """Every FLUSH_SECONDS, what the buffer holds goes to the writer as one batch (one pickle, one
@@ -85,9 +89,9 @@ class ForecastLedger:
             while self._buffer and taken < BATCH_FORECASTS:
                 answered = self._buffer.popleft()
                 taken += 1
-                key = (*answered[:4], answered[4].tobytes())
+                key = (*answered[:4], answered[4].tobytes())  # same values: same version, same bands
                 entry = pending.get(key)
-                pending[key] = (*answered, 1 if entry is None else entry[5] + 1)
+                pending[key] = (*answered, 1 if entry is None else entry[7] + 1)
             if pending:
                 try:
                     self._batches.put(list(pending.values()), timeout=FLUSH_SECONDS if not stopping else 30.0)

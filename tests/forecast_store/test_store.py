@@ -210,7 +210,7 @@ def online(value: float, version: str = "2", answers: int = 1) -> list[store.For
     return [
         store.ForecastRow(
             "synthetic", "a", DAY, ISSUED, h, ISSUED + timedelta(hours=h), value + h, "m", version, source="online",
-            answers=answers,
+            answers=answers, intervals=((0.8, value + h - h, value + h + h), (0.95, value + h - 2 * h, value + 3 * h)),
         )
         for h in (1, 2)
     ]  # fmt: skip
@@ -230,12 +230,22 @@ def test_an_online_forecast_answered_again_is_one_row_whose_answers_grow(setting
         ("3", 2, 3.0, 1),
     ]
     store.append(settings, online(9.0))  # features corrected at the same event time: the first answer stays
-    assert {(r.model_version, r.value, r.answers) for r in store.issued(settings, "synthetic", source="online")} == {
+    back = store.issued(settings, "synthetic", source="online")
+    assert {(r.model_version, r.value, r.answers) for r in back} == {
         ("2", 2.0, 5),
         ("2", 3.0, 5),
         ("3", 2.0, 1),
         ("3", 3.0, 1),
     }
+    # Each forecast's bands are stored once with it, the first answer's, whatever the number of answers.
+    assert {(r.model_version, r.step, r.intervals) for r in back} == {
+        ("2", 1, ((0.8, 1.0, 3.0), (0.95, 0.0, 4.0))),
+        ("2", 2, ((0.8, 1.0, 5.0), (0.95, -1.0, 7.0))),
+        ("3", 1, ((0.8, 1.0, 3.0), (0.95, 0.0, 4.0))),
+        ("3", 2, ((0.8, 1.0, 5.0), (0.95, -1.0, 7.0))),
+    }
+    with store.engine(settings).connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM forecast_intervals").scalar() == 8
 
 
 def test_the_migration_collapses_online_rows_stored_per_answer_into_one(settings: Settings) -> None:

@@ -40,20 +40,37 @@ def ask(client: TestClient, n: int) -> list[dict[str, Any]]:
     return [answer.json()]
 
 
-def as_rows(forecasts: list[dict[str, Any]]) -> Counter[tuple[str, str, int, str, float]]:
+Step = tuple[str, str, int, str, float, tuple[tuple[float, float, float], ...]]
+
+
+def as_rows(forecasts: list[dict[str, Any]]) -> Counter[Step]:
     return Counter(
-        (f["entity_id"], f["model_version"], step, p["timestamp"][:19], round(p["value"], 6))
+        (
+            f["entity_id"],
+            f["model_version"],
+            step,
+            p["timestamp"][:19],
+            round(p["value"], 6),
+            tuple((b["level"], round(b["lower"], 6), round(b["upper"], 6)) for b in p["intervals"]),
+        )
         for f in forecasts
         for step, p in enumerate(f["forecast"], start=1)
     )
 
 
-def stored_rows(settings: Settings) -> Counter[tuple[str, str, int, str, float]]:
-    """The stored forecasts' steps, each counted as many times as it was answered."""
+def stored_rows(settings: Settings) -> Counter[Step]:
+    """The stored forecasts' steps with their bands, each counted as many times as it was answered."""
     rows = store.issued(settings, "synthetic", source=ONLINE)
     return Counter(
         {
-            (r.entity_id, r.model_version, r.step, r.target_time.isoformat()[:19], round(r.value, 6)): r.answers
+            (
+                r.entity_id,
+                r.model_version,
+                r.step,
+                r.target_time.isoformat()[:19],
+                round(r.value, 6),
+                tuple((level, round(lower, 6), round(upper, 6)) for level, lower, upper in r.intervals),
+            ): r.answers
             for r in rows
         }
     )
@@ -72,6 +89,7 @@ def test_every_forecast_answered_under_concurrent_requests_is_stored_once(
         answered = [f for forecasts in pool.map(lambda n: ask(client, n), range(300)) for f in forecasts]
     # Leaving the client stopped the service, which wrote what was still buffered.
     assert len(answered) == 400
+    assert all(p["intervals"] for f in answered for p in f["forecast"])  # the bands are stored with them
     assert stored_rows(settings) == as_rows(answered)
     # Two entities and one version, features unchanged: two forecasts, each stored once, answered 400 times.
     horizon = trained[1].horizon
