@@ -124,6 +124,13 @@ class PromotionConfig(_Strict):
         description="The newest span of the training window, kept out of training: champion and challenger are "
         "scored on the same rows of it.",
     )
+    coverage_tolerance: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Champion/challenger gate: the challenger's bands must cover the holdout within this much of "
+        "each nominal level (e.g. 0.05: 80% bands covering 75-85%); None: coverage is reported, not demanded.",
+    )
     max_drift_share: float = Field(default=0.5, ge=0, le=1, description="Drift gate: share of drifted features.")
     drift_window: timedelta = Field(default=timedelta(days=7), description="The 'current' window of the gate.")
     # An effect size, not a p-value: features of a time series are autocorrelated (a window of lags is

@@ -128,3 +128,21 @@ def _nan_aware_width(errors: np.ndarray, level: float) -> np.ndarray:
         return conformal_width(errors, level)
     columns = [col[np.isfinite(col)] for col in errors.T]
     return np.asarray([conformal_width(col[:, None], level)[0] if col.size else np.nan for col in columns])
+
+
+@dataclass(frozen=True)
+class BandScores:
+    """Elementwise scores of bands against actuals (each shaped like the actuals)."""
+
+    inside: np.ndarray  # lower <= actual <= upper
+    width: np.ndarray  # upper - lower
+    interval_score: np.ndarray  # width + 2 / (1 - level) x the distance outside the band (Winkler)
+
+
+def score_bands(lower: np.ndarray, upper: np.ndarray, actual: np.ndarray, level: float) -> BandScores:
+    """Coverage, width and interval score of ``level`` bands: the same arithmetic for the gate's
+    holdout, the daily scoring of stored forecasts and the benchmark's test split."""
+    inside = (lower <= actual) & (actual <= upper)
+    width = upper - lower
+    miss = np.maximum(lower - actual, 0.0) + np.maximum(actual - upper, 0.0)
+    return BandScores(inside=inside, width=width, interval_score=width + 2.0 / (1.0 - level) * miss)

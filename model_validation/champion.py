@@ -5,6 +5,8 @@ on (:func:`feature_store.training_set.split_holdout`). The challenger must beat 
 it, seasonal naive and naive (the last value), and, when there is a champion, reach at most the
 champion's MAE times ``1 - min_improvement`` (then a baseline the champion loses to as well is not
 demanded: see :func:`decide`).
+The challenger's bands are scored on the same holdout: their coverage is reported and, when the
+dataset sets ``promotion.coverage_tolerance``, must lie within it of each nominal level.
 The decision, the scores and the thresholds are logged to the challenger's MLflow run and set as
 tags on its model version.
 """
@@ -71,15 +73,42 @@ def holdout_errors(
     return float(errors.mean()), {str(k): float(v) for k, v in by_entity.items()}
 
 
-def _forecast(settings: Settings, model_name: str, version: str, features: pd.DataFrame) -> np.ndarray:
+def coverage_check(coverage: dict[str, float], tolerance: float | None) -> tuple[bool, str | None]:
+    """The gate's optional coverage rule: each level's realized coverage within ``tolerance`` of its
+    nominal level, either side (too narrow misleads, too wide says nothing). Off (None): always passes,
+    and the coverage is only reported."""
+    if not coverage:
+        return tolerance is None, None if tolerance is None else "no bands to check coverage against"
+    parts = [f"{key}% bands cover {value:.1%}" for key, value in coverage.items()]
+    if tolerance is None:
+        return True, "; ".join(parts)
+    misses = [key for key, value in coverage.items() if abs(value - float(key) / 100) > tolerance]
+    verdict = f"outside {tolerance:.1%} of nominal at {', '.join(misses)}%" if misses else f"within {tolerance:.1%}"
+    return not misses, f"{'; '.join(parts)}: {verdict}"
+
+
+def holdout_coverage(output: pd.DataFrame, holdout: pd.DataFrame, dataset: DatasetConfig) -> dict[str, float]:
+    """Realized coverage of a PyFunc output's bands on the holdout, per level key; empty without bands."""
+    from model_bundle.intervals import level_key, score_bands
+    from model_bundle.outputs import bands_of
+
+    actual = holdout[label_names(dataset)].to_numpy(dtype=np.float64)
+    return {
+        level_key(level): float(score_bands(lower, upper, actual, level).inside.mean())
+        for level, (lower, upper) in bands_of(output)
+    }
+
+
+def _predict(settings: Settings, model_name: str, version: str, inputs: pd.DataFrame) -> pd.DataFrame:
+    """A registered version's PyFunc output (point forecasts and bands) on the holdout's inputs."""
     from model_bundle.outputs import point_forecast
     from model_registry.provenance import trusted_model
 
     with trusted_model(settings, model_name, version) as model:
-        forecast = point_forecast(model.predict(features))
-    if not np.isfinite(forecast).all():
+        output: pd.DataFrame = model.predict(inputs)
+    if not np.isfinite(point_forecast(output)).all():
         raise RuntimeError(f"{model_name} v{version} forecasts non-finite values on the holdout")
-    return forecast
+    return output
 
 
 def evaluate_challenger(
@@ -90,10 +119,14 @@ def evaluate_challenger(
         raise ValueError(f"{dataset.name}: the holdout is empty, so nothing can be compared")
     version = str(version)
     mlflow_client = client(settings)
+    from model_bundle.outputs import point_forecast
+
     features = holdout[feature_names(dataset)].astype("float64")
-    challenger_mae, challenger_by_entity = holdout_errors(
-        _forecast(settings, model_name, version, features), holdout, dataset
-    )
+    # The entity column lets a bundle use each entity's own bands where it calibrated them.
+    inputs = features.assign(**{dataset.entity_column: holdout[dataset.entity_column].astype(str)})
+    output = _predict(settings, model_name, version, inputs)
+    challenger_mae, challenger_by_entity = holdout_errors(point_forecast(output), holdout, dataset)
+    coverage = holdout_coverage(output, holdout, dataset)
     scored = {name: holdout_errors(b.predict(holdout), holdout, dataset) for name, b in baselines(dataset).items()}
     baseline_maes = {name: mae for name, (mae, _) in scored.items()}
     hardest = min(baseline_maes, key=baseline_maes.__getitem__)
@@ -106,7 +139,7 @@ def evaluate_challenger(
     start, end = holdout[EVENT_TIMESTAMP].min(), holdout[EVENT_TIMESTAMP].max()
     if current is not None and current != version:
         champion_mae, champion_by_entity = holdout_errors(
-            _forecast(settings, model_name, current, features), holdout, dataset
+            point_forecast(_predict(settings, model_name, current, features)), holdout, dataset
         )
         champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, current).run_id))
         trained_until = champion_run.data.params.get("training_end")
@@ -116,6 +149,11 @@ def evaluate_challenger(
         current = None
     min_improvement = dataset.promotion.min_improvement
     passed, reasons = decide(challenger_mae, baseline_maes, champion_mae, min_improvement)
+    tolerance = dataset.promotion.coverage_tolerance
+    covered, coverage_reason = coverage_check(coverage, tolerance)
+    passed = passed and covered
+    if coverage_reason is not None:
+        reasons.append(coverage_reason)
     if saw_holdout:
         reasons.append(f"the champion v{current} was trained on part of this holdout")
     decision = GateDecision(
@@ -137,6 +175,8 @@ def evaluate_challenger(
         champion_mae_by_entity=champion_by_entity,
         baseline_mae_by_entity=baseline_by_entity,
         champion_trained_on_holdout=saw_holdout,
+        coverage=coverage,
+        coverage_tolerance=tolerance,
     )
     _record(settings, model_name, decision)
     log.info("%s v%s champion/challenger gate %s: %s", model_name, version, _word(passed), decision.reason)
@@ -158,6 +198,7 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
         "gate_champion_challenger_passed": float(decision.passed),
         **{f"holdout_mae_{entity}": value for entity, value in decision.challenger_mae_by_entity.items()},
         **{f"holdout_{name.replace(' ', '_')}_mae": value for name, value in decision.baseline_maes.items()},
+        **{f"holdout_coverage_{key}": value for key, value in decision.coverage.items()},
     }
     if decision.champion_mae is not None and decision.champion_bound is not None:
         metrics["holdout_champion_mae"] = decision.champion_mae

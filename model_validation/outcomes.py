@@ -40,6 +40,9 @@ class GateDecision(_Outcome):
     champion_trained_on_holdout: bool = False
     baseline: str = "seasonal naive"  # which baseline baseline_mae is
     baseline_maes: dict[str, float] = Field(default_factory=dict)  # every baseline's
+    # The challenger's bands on the holdout: realized coverage per level key ("80"); empty without bands.
+    coverage: dict[str, float] = Field(default_factory=dict)
+    coverage_tolerance: float | None = None  # None: coverage reported, not demanded
 
 
 class DriftOutcome(StrEnum):

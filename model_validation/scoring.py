@@ -24,7 +24,7 @@ from core.settings import Settings
 from core.windows import end_of
 from forecast_store import store
 from forecast_store.schema import BATCH, DAILY_SOURCES
-from model_bundle.intervals import level_key
+from model_bundle.intervals import level_key, score_bands
 from model_validation.outcomes import IntervalAccuracy, RealizedAccuracy, ScoredForecasts
 from monitoring.pushgateway import Figure, push_figures
 
@@ -126,18 +126,15 @@ def interval_accuracy(frame: pd.DataFrame) -> list[IntervalAccuracy]:
     out = []
     for level, group in frame.groupby("level", sort=True):
         lower, upper, actual = (group[c].to_numpy(dtype=np.float64) for c in ("lower", "upper", "actual"))
-        inside = (lower <= actual) & (actual <= upper)
-        width = upper - lower
-        penalty = 2.0 / (1.0 - float(level))
-        score = width + penalty * (np.maximum(lower - actual, 0.0) + np.maximum(actual - upper, 0.0))
-        steps = group.assign(inside=inside, width=width).groupby("step", sort=True)
+        scores = score_bands(lower, upper, actual, float(level))
+        steps = group.assign(inside=scores.inside, width=scores.width).groupby("step", sort=True)
         out.append(
             IntervalAccuracy(
                 level=float(level),
                 forecasts=len(group),
-                coverage=float(inside.mean()),
-                mean_width=float(width.mean()),
-                interval_score=float(score.mean()),
+                coverage=float(scores.inside.mean()),
+                mean_width=float(scores.width.mean()),
+                interval_score=float(scores.interval_score.mean()),
                 coverage_per_step={str(k): float(v) for k, v in steps["inside"].mean().items()},
                 width_per_step={str(k): float(v) for k, v in steps["width"].mean().items()},
             )

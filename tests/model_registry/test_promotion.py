@@ -158,6 +158,34 @@ def test_a_worse_challenger_is_not_promoted_and_the_champion_keeps_serving(
     assert _served_version(service) == registry.champion
 
 
+def test_the_gate_scores_the_challengers_bands_and_can_demand_their_coverage(registry: Registry) -> None:
+    """Coverage on the holdout is reported on every decision; with ``promotion.coverage_tolerance``
+    set tighter than any holdout can meet, it alone fails the gate."""
+    from model_registry.tracking import client
+    from model_validation.champion import evaluate_challenger, holdout_of
+
+    holdout = holdout_of(registry.settings, registry.dataset, SYNTHETIC_END)
+    decision = evaluate_challenger(registry.settings, registry.dataset, MODEL, registry.champion, holdout)
+    assert decision.passed, decision.reason  # against itself: no champion, the baselines decide
+    assert set(decision.coverage) == {"80", "95"}
+    assert 0 < decision.coverage["80"] <= decision.coverage["95"] <= 1
+    assert f"80% bands cover {decision.coverage['80']:.1%}" in decision.reason
+    run = client(registry.settings).get_run(
+        str(client(registry.settings).get_model_version(MODEL, registry.champion).run_id)
+    )
+    assert run.data.metrics["holdout_coverage_95"] == pytest.approx(decision.coverage["95"])
+
+    strict = registry.dataset.model_copy(
+        update={"promotion": registry.dataset.promotion.model_copy(update={"coverage_tolerance": 1e-9})}
+    )
+    refused = evaluate_challenger(registry.settings, strict, MODEL, registry.champion, holdout)
+    assert not refused.passed
+    assert "outside 0.0% of nominal" in refused.reason
+    assert refused.coverage == decision.coverage
+    # Put the champion's recorded decision back as the module's other tests expect it.
+    assert evaluate_challenger(registry.settings, registry.dataset, MODEL, registry.champion, holdout).passed
+
+
 def test_a_rollback_restores_the_previous_champion_and_the_running_service_follows(
     registry: Registry, service: TestClient, cli: None
 ) -> None:

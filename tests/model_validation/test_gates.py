@@ -1,5 +1,6 @@
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -104,6 +105,46 @@ def test_a_challenger_must_beat_the_champion_by_the_margin() -> None:
     assert reasons[1] == "> champion 1.0000 x (1 - 0.1) = 0.9000"
     # Within a tolerated loss to the champion (a negative margin), still not past a baseline the champion beats.
     assert not decide(0.5, {"seasonal naive": 0.48, "naive": 1.6}, 0.45, -0.2)[0]
+
+
+def test_the_coverage_rule_is_off_by_default_and_two_sided_when_set() -> None:
+    from model_validation.champion import coverage_check
+
+    coverage = {"80": 0.74, "95": 0.96}
+    assert coverage_check(coverage, None) == (True, "80% bands cover 74.0%; 95% bands cover 96.0%")
+    passed, reason = coverage_check(coverage, 0.05)
+    assert not passed  # 6 points under 80%
+    assert reason == "80% bands cover 74.0%; 95% bands cover 96.0%: outside 5.0% of nominal at 80%"
+    assert coverage_check({"80": 0.86, "95": 0.95}, 0.05)[0] is False  # too wide is a miss too
+    assert coverage_check({"80": 0.84, "95": 0.91}, 0.05) == (
+        True,
+        "80% bands cover 84.0%; 95% bands cover 91.0%: within 5.0%",
+    )
+    # A version without bands: nothing to report; demanded, it fails.
+    assert coverage_check({}, None) == (True, None)
+    assert coverage_check({}, 0.05) == (False, "no bands to check coverage against")
+
+
+def test_holdout_coverage_reads_each_levels_bands_from_the_pyfunc_output(dataset: DatasetConfig) -> None:
+    from core.columns import label_names
+    from model_validation.champion import holdout_coverage
+
+    labels = label_names(dataset)
+    rows = 4
+    actual = np.arange(rows * len(labels), dtype=float).reshape(rows, len(labels))
+    point = pd.DataFrame(actual, columns=labels)
+    # 80% bands miss every actual of the first row (shifted up by 1.5), 95% bands miss none.
+    shift = np.where(np.arange(rows)[:, None] == 0, 1.5, 0.0)
+    bands = {
+        **{f"{c}_lower_80": actual[:, i] + shift[:, 0] - 1 for i, c in enumerate(labels)},
+        **{f"{c}_upper_80": actual[:, i] + shift[:, 0] + 1 for i, c in enumerate(labels)},
+        **{f"{c}_lower_95": actual[:, i] - 2 for i, c in enumerate(labels)},
+        **{f"{c}_upper_95": actual[:, i] + 2 for i, c in enumerate(labels)},
+    }
+    output = pd.concat([point, pd.DataFrame(bands)], axis=1)
+    holdout = pd.DataFrame(actual, columns=labels)
+    assert holdout_coverage(output, holdout, dataset) == {"80": 0.75, "95": 1.0}
+    assert holdout_coverage(point, holdout, dataset) == {}  # a point-only version
 
 
 def test_naive_is_seasonal_naive_of_period_one(dataset: DatasetConfig) -> None:
