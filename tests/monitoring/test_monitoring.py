@@ -160,7 +160,7 @@ def test_every_dashboard_panel_query_returns_data(
 
         rules = requests.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
         loaded = [rule for group in rules for rule in group["rules"]]
-        assert len(loaded) == 12
+        assert len(loaded) == 13
         assert {rule["health"] for rule in loaded} == {"ok"}, [r for r in loaded if r["health"] != "ok"]
 
 
