@@ -11,6 +11,9 @@ fixed request rates from :mod:`benchmarks.loadgen` (a process of its own):
   started together and loaded in short turns at the target rate (the order rotated every round), so
   a slow minute of the machine falls on all of them; each one's requests of all rounds pooled give
   its p99, the ledger's ratio is reported beside the two identical copies' (the measurement's noise);
+* the bands' cost: ours serving the champion (its 80% and 95% bands on every step) and twice the
+  same model registered without bands (a point-only version, as registered before bundles carried
+  intervals), loaded in turns the same way: the bands' ratio beside the two point-only copies';
 * ``feast serve``: ``POST /get-online-features`` of the same feature service, entity and Redis, so
   the fetch alone, through Feast's own feature server;
 * ``mlflow models serve``: ``POST /invocations`` of the same registered bundle with the entity's
@@ -76,13 +79,19 @@ OURS_NO_LEDGER_AGAIN = "ours, ledger off, a second copy: the pairs' noise"
 FEAST = "feast serve: get-online-features (fetch only)"
 MLFLOW = "mlflow models serve: invocations (predict only)"
 
-SYSTEMS = ("reads", "floor", "ours", "ledger", "feast", "mlflow", "ours-workers")  # in the order they run
+OURS_BANDS = "ours, bands: /v1/forecast of the champion (80% and 95% bands) in turns with it point-only"
+OURS_POINT_ONLY = "ours, point only: /v1/forecast of the same model registered without bands"
+OURS_POINT_ONLY_AGAIN = "ours, point only, a second copy: the pairs' noise"
+POINT_ONLY_SUFFIX = "_point_only"  # the registered model that holds the champion's point-only copy
+
+SYSTEMS = ("reads", "floor", "ours", "ledger", "intervals", "feast", "mlflow", "ours-workers")  # in order
 
 # Targets the report checks.
 OURS_P99_TARGET_MS = 5.0
 OURS_P99_TARGET_RATE = 200
 FLOOR_RATIO_TARGET = 1.5  # ours p99 / the floor's p99 at OURS_P99_TARGET_RATE
 LEDGER_RATIO_TARGET = 1.10  # ours p99 / ours p99 with the forecast ledger off, at OURS_P99_TARGET_RATE
+BANDS_RATIO_TARGET = 1.10  # ours p99 with bands / the same model's point-only p99, at OURS_P99_TARGET_RATE
 # One p99 of a 12 s run on a shared 2-CPU machine varies by a third between runs; rounds in turns,
 # pooled into one p99 per system, keep that noise out of a 10 % target.
 LEDGER_ROUNDS = 8
@@ -258,18 +267,22 @@ def prepare(settings: Settings, dataset: DatasetConfig, logical_date: date, retr
 
 
 def _loadable(settings: Settings, name: str, version: str) -> bool:
-    """Whether the service would load this champion: a home made by older code may hold one it refuses
-    (no bundle digest) or cannot load (a bundle of an older layout); then the benchmark trains anew."""
+    """Whether the service would load this champion with its bands: a home made by older code may hold
+    one it refuses (no bundle digest), cannot load (a bundle of an older layout) or serves without
+    bands; then the benchmark trains anew."""
     from model_registry.provenance import trusted_model
     from model_registry.registry import warm
 
     try:
         with trusted_model(settings, name, version) as model:
             warm(model, f"{name} v{version}")
+            calibrated = getattr(model.unwrap_python_model(), "calibration", None) is not None
     except Exception as exc:  # whatever keeps the service from loading it
         log.warning("%s v%s will not be served (%s): training a new champion", name, version, exc)
         return False
-    return True
+    if not calibrated:
+        log.warning("%s v%s has no interval calibration (older code): training a new champion", name, version)
+    return calibrated
 
 
 def invocation_body(settings: Settings, dataset: DatasetConfig, version: str, entity: str) -> dict[str, Any]:
@@ -450,38 +463,94 @@ def ours(
 def ledger_cost(
     settings: Settings, rate: int, seconds: float, rounds: int, entity: str, logs: Path
 ) -> list[dict[str, Any]]:
-    """Ours with the forecast ledger on, off, and off again (a second copy), all up at once, loaded in
-    turns at ``rate``.
-
-    Each round loads the three one after the other, the order rotated every round, so none always
-    runs first after a drain; each row carries its round. A last row per system (round ``"all"``)
-    pools the latencies of all its rounds: the machine's slow spells fall on every system's turns
-    alike, and the p99 of ``rounds`` times more requests is the steadier figure the target is decided on.
-    """
+    """Ours with the forecast ledger on, off, and off again (a second copy), loaded in turns at ``rate``."""
     quiet = settings.model_copy(update={"forecast_ledger": False})
+    services = {OURS_LEDGER_ON: settings, OURS_NO_LEDGER: quiet, OURS_NO_LEDGER_AGAIN: quiet}
+    return in_turns(services, rate, seconds, rounds, entity, logs, "ledger")
+
+
+def bands_cost(
+    settings: Settings, point_only: Settings, rate: int, seconds: float, rounds: int, entity: str, logs: Path
+) -> list[dict[str, Any]]:
+    """Ours serving the champion with its bands, and twice its point-only copy (``point_only``: the
+    settings whose registered model is that copy), loaded in turns at ``rate``."""
+    services = {OURS_BANDS: settings, OURS_POINT_ONLY: point_only, OURS_POINT_ONLY_AGAIN: point_only}
+    return in_turns(services, rate, seconds, rounds, entity, logs, "bands")
+
+
+def in_turns(
+    services: dict[str, Settings], rate: int, seconds: float, rounds: int, entity: str, logs: Path, name: str
+) -> list[dict[str, Any]]:
+    """Services of ours (system -> its settings), all up at once, loaded in turns at ``rate``.
+
+    Each round loads them one after the other, the order rotated every round, so none always runs
+    first after a drain; each row carries its round. A last row per system (round ``"all"``) pools
+    the latencies of all its rounds: the machine's slow spells fall on every system's turns alike,
+    and the p99 of ``rounds`` times more requests is the steadier figure a target is decided on.
+    """
     body = {"entity_id": entity}
-    with (
-        our_service(settings, 1, logs) as (on, _),
-        our_service(quiet, 1, logs) as (off, _),
-        our_service(quiet, 1, logs) as (again, _),
-    ):
-        services = {OURS_LEDGER_ON: on, OURS_NO_LEDGER: off, OURS_NO_LEDGER_AGAIN: again}
-        warm = {system: warm_up(f"{base}/v1/forecast", body, rate, system, logs) for system, base in services.items()}
-        systems = list(services)
+    systems = list(services)
+    with contextlib.ExitStack() as stack:
+        bases = {system: stack.enter_context(our_service(services[system], 1, logs))[0] for system in systems}
+        warm = {system: warm_up(f"{base}/v1/forecast", body, rate, system, logs) for system, base in bases.items()}
         rows = []
         files: dict[str, list[Path]] = {system: [] for system in systems}
         for round_ in range(rounds):
             shift = round_ % len(systems)
             for system in systems[shift:] + systems[:shift]:
-                base = services[system]
+                base = bases[system]
                 body_file, idle = warm[system]
-                latencies = logs / f"ledger-{systems.index(system)}-round-{round_}.npy"
+                latencies = logs / f"{name}-{systems.index(system)}-round-{round_}.npy"
                 row = run_at(system, f"{base}/v1/forecast", body_file, idle, rate, seconds, 1, base, latencies)
                 rows.append({**row, "round": round_})
                 files[system].append(latencies)
     for system in systems:
         rows.append(pooled_row([r for r in rows if r["system"] == system], files[system]))
     return rows
+
+
+def register_point_only(settings: Settings, name: str, version: str, target: str | None = None) -> str:
+    """``version`` of ``name`` registered again as a version made before bundles carried intervals:
+    the same files without the calibration file and without the entity column in the bundle's
+    metadata, under ``target`` (default: ``name``); returns the new version."""
+    import shutil
+
+    from model_registry.provenance import BUNDLE_DIGEST_TAG, bundle_digest, discard, fetch
+
+    registry = tracking.client(settings)
+    source = registry.get_model_version(name, version)
+    target = target or name
+    copy = settings.home / "mlartifacts" / "point_only" / f"{name}-v{version}-{time.time_ns()}"
+    files = fetch(settings, registry.get_model_version_download_uri(name, version))
+    shutil.copytree(files, copy)
+    discard(files)
+    for calibration in copy.rglob("intervals.json"):
+        meta_file = calibration.parent / "bundle.json"
+        meta = json.loads(meta_file.read_text())
+        meta.pop("entity_column", None)
+        meta_file.write_text(json.dumps(meta))
+        calibration.unlink()
+    if target != name and not registry.search_registered_models(filter_string=f"name = '{target}'"):
+        registry.create_registered_model(target)
+    tags = {BUNDLE_DIGEST_TAG: bundle_digest(copy)}
+    return str(registry.create_model_version(target, str(copy), run_id=source.run_id, tags=tags).version)
+
+
+def point_only_champion(settings: Settings, dataset: DatasetConfig, version: str) -> Settings:
+    """Settings whose registered model's champion is the point-only copy of ``version`` (made once)."""
+    name = settings.model_name(dataset.name)
+    target = f"{name}{POINT_ONLY_SUFFIX}"
+    registry = tracking.client(settings)
+    try:
+        current = registry.get_model_version_by_alias(target, tracking.CHAMPION)
+        fresh = current.tags.get("copy_of") != version
+    except Exception:  # no such model or alias yet
+        fresh = True
+    if fresh:
+        copy = register_point_only(settings, name, version, target)
+        registry.set_model_version_tag(target, copy, "copy_of", version)
+        registry.set_registered_model_alias(target, tracking.CHAMPION, copy)
+    return settings.model_copy(update={"registered_model_name": target})
 
 
 def pooled_row(runs: list[dict[str, Any]], latencies: list[Path]) -> dict[str, Any]:
@@ -505,11 +574,11 @@ def pooled_row(runs: list[dict[str, Any]], latencies: list[Path]) -> dict[str, A
     }
 
 
-def ledger_ratio(
-    rows: list[dict[str, Any]], rate: int, system: str = OURS_LEDGER_ON
+def paired_ratio(
+    rows: list[dict[str, Any]], rate: int, system: str, reference: str
 ) -> tuple[float, float, float] | None:
-    """(p99 ratio of ``system`` to the ledger-off service over all their rounds pooled, that p99 of
-    ``system``, that p99 off) at ``rate``; ``OURS_NO_LEDGER_AGAIN`` gives the pairs' own noise."""
+    """(p99 ratio of ``system`` to ``reference`` over all their rounds pooled, that p99 of ``system``,
+    that p99 of ``reference``) at ``rate``; the second copy of the reference gives the pairs' own noise."""
 
     def pooled(name: str) -> float | None:
         return next(
@@ -521,7 +590,7 @@ def ledger_ratio(
             None,
         )
 
-    on, off = pooled(system), pooled(OURS_NO_LEDGER)
+    on, off = pooled(system), pooled(reference)
     if on is None or off is None:
         return None
     return on / off, on, off
@@ -657,20 +726,28 @@ def target_lines(rows: list[dict[str, Any]]) -> list[str]:
             f"- ours p99 below feast serve's p99 at {rate} rps: **{_met(ok)}** "
             f"({_ms(mine['p99_ms'])} vs {_ms(theirs['p99_ms'])})"
         )
-    paired = ledger_ratio(rows, OURS_P99_TARGET_RATE)
-    noise = ledger_ratio(rows, OURS_P99_TARGET_RATE, OURS_NO_LEDGER_AGAIN)
-    if paired is not None:
+    pairs = (
+        (OURS_LEDGER_ON, OURS_NO_LEDGER, OURS_NO_LEDGER_AGAIN, LEDGER_RATIO_TARGET,
+         "with the forecast ledger", "ours without it", "two services with the ledger off"),
+        (OURS_BANDS, OURS_POINT_ONLY, OURS_POINT_ONLY_AGAIN, BANDS_RATIO_TARGET,
+         "with 80% and 95% bands", "the same model point-only", "two point-only services"),
+    )  # fmt: skip
+    for system, reference, again, target, what, versus, twins in pairs:
+        paired = paired_ratio(rows, OURS_P99_TARGET_RATE, system, reference)
+        if paired is None:
+            continue
+        noise = paired_ratio(rows, OURS_P99_TARGET_RATE, again, reference)
         slower, on, off = paired
         rounds = sum(
             1
             for r in rows
-            if r["system"] == OURS_LEDGER_ON and r["rate_rps"] == OURS_P99_TARGET_RATE and r.get("round") != POOLED
+            if r["system"] == system and r["rate_rps"] == OURS_P99_TARGET_RATE and r.get("round") != POOLED
         )
         lines.append(
-            f"- ours p99 with the forecast ledger within {LEDGER_RATIO_TARGET - 1:.0%} of ours without it at "
-            f"{OURS_P99_TARGET_RATE} rps: **{_met(slower <= LEDGER_RATIO_TARGET)}** "
+            f"- ours p99 {what} within {target - 1:.0%} of {versus} at "
+            f"{OURS_P99_TARGET_RATE} rps: **{_met(slower <= target)}** "
             f"({slower:.2f}x, {rounds} rounds in turns pooled; p99 {_ms(on)} vs {_ms(off)}"
-            + (f"; two services with the ledger off: {noise[0]:.2f}x)" if noise else ")")
+            + (f"; {twins}: {noise[0]:.2f}x)" if noise else ")")
         )
     mine, bare = _row(rows, OURS, OURS_P99_TARGET_RATE), _row(rows, FLOOR, OURS_P99_TARGET_RATE)
     if mine is not None and bare is not None:
@@ -815,7 +892,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logical-date", type=date.fromisoformat, default=LOGICAL_DATE)
     parser.add_argument("--entity", default=ENTITY)
     parser.add_argument("--seconds", type=float, default=12.0, help="load per rate")
-    parser.add_argument("--ledger-rounds", type=int, default=LEDGER_ROUNDS, help="paired runs of the ledger on and off")
+    parser.add_argument(
+        "--ledger-rounds",
+        type=int,
+        default=LEDGER_ROUNDS,
+        help="rounds in turns of each paired comparison (ledger on/off, bands/point-only)",
+    )
     parser.add_argument(
         "--retrain", action="store_true", help="train and promote a new champion even if the home has one"
     )
@@ -847,6 +929,10 @@ def main(argv: list[str] | None = None) -> int:
             rows += ours(settings, 1, RATES, args.seconds, args.entity, logs)
         if "ledger" in args.systems:  # the same service recording every forecast, and recording none
             rows += ledger_cost(settings, OURS_P99_TARGET_RATE, args.seconds, args.ledger_rounds, args.entity, logs)
+        if "intervals" in args.systems:  # the champion with its bands, and the same model point-only
+            point_only = point_only_champion(settings, dataset, version)
+            rate, rounds = OURS_P99_TARGET_RATE, args.ledger_rounds
+            rows += bands_cost(settings, point_only, rate, args.seconds, rounds, args.entity, logs)
         if "feast" in args.systems:
             rows += feast_serve(settings, dataset, RATES, args.seconds, args.entity, logs)
         if "mlflow" in args.systems:

@@ -148,15 +148,17 @@ def test_the_ledger_is_decided_on_the_pooled_rows_beside_the_noise_of_two_identi
         )
     ]
     rows.append(_row(serving.OURS, 200, 20.0))  # the sequential run of ours is not the ledger's pair
-    assert serving.ledger_ratio(rows, 200) is None  # no pooled rows, no verdict
+    ledger = (serving.OURS_LEDGER_ON, serving.OURS_NO_LEDGER)
+    assert serving.paired_ratio(rows, 200, *ledger) is None  # no pooled rows, no verdict
     rows += [
         {**_row(serving.OURS_LEDGER_ON, 200, 3.3), "round": serving.POOLED},
         {**_row(serving.OURS_NO_LEDGER, 200, 3.0), "round": serving.POOLED},
         {**_row(serving.OURS_NO_LEDGER_AGAIN, 200, 3.09), "round": serving.POOLED},
     ]
-    assert serving.ledger_ratio(rows, 200) == pytest.approx((1.1, 3.3, 3.0))
-    assert serving.ledger_ratio(rows, 200, serving.OURS_NO_LEDGER_AGAIN) == pytest.approx((1.03, 3.09, 3.0))
-    assert serving.ledger_ratio(rows, 100) is None
+    assert serving.paired_ratio(rows, 200, *ledger) == pytest.approx((1.1, 3.3, 3.0))
+    noise = serving.paired_ratio(rows, 200, serving.OURS_NO_LEDGER_AGAIN, serving.OURS_NO_LEDGER)
+    assert noise == pytest.approx((1.03, 3.09, 3.0))
+    assert serving.paired_ratio(rows, 100, *ledger) is None
     [line] = [line for line in serving.target_lines(rows) if "ledger" in line]
     assert line == (
         "- ours p99 with the forecast ledger within 10% of ours without it at 200 rps: **met** "
@@ -165,6 +167,23 @@ def test_the_ledger_is_decided_on_the_pooled_rows_beside_the_noise_of_two_identi
     rows[-3]["p99_ms"] = 3.4
     assert "**not met** (1.13x" in next(line for line in serving.target_lines(rows) if "ledger" in line)
     assert "(all rounds pooled) | 1 | 200 |" in serving.markdown(rows, 12.0, "1", "ett_forecaster", "ETTh1")
+
+
+def test_the_bands_are_decided_against_the_same_model_point_only_in_turns() -> None:
+    rows = [
+        {**_row(serving.OURS_BANDS, 200, 3.2), "round": serving.POOLED},
+        {**_row(serving.OURS_POINT_ONLY, 200, 3.0), "round": serving.POOLED},
+        {**_row(serving.OURS_POINT_ONLY_AGAIN, 200, 2.94), "round": serving.POOLED},
+        *[{**_row(serving.OURS_BANDS, 200, 3.0), "round": i} for i in range(4)],
+    ]
+    [line] = [line for line in serving.target_lines(rows) if "bands" in line]
+    assert line == (
+        "- ours p99 with 80% and 95% bands within 10% of the same model point-only at 200 rps: **met** "
+        "(1.07x, 4 rounds in turns pooled; p99 3.20 ms vs 3.00 ms; two point-only services: 0.98x)"
+    )
+    rows[0]["p99_ms"] = 3.5
+    assert "**not met** (1.17x" in next(line for line in serving.target_lines(rows) if "bands" in line)
+    assert not [line for line in serving.target_lines(rows) if "ledger" in line]  # that pair did not run
 
 
 def test_the_driver_saves_the_latency_of_every_answered_request(tmp_path: Path) -> None:

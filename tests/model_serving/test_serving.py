@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from benchmarks.serving import register_point_only
 from core.dataset import DatasetConfig
 from core.partitions import read_validated
 from core.settings import Settings
@@ -572,29 +573,6 @@ def test_the_api_schema_documents_the_bands(client: TestClient) -> None:
     assert {"interval_levels", "note"} <= set(schemas["Forecast"]["properties"])
 
 
-def register_point_only_version(registry: Any, name: str, settings: Settings, tmp_path: Path) -> str:
-    """The champion's files as a version registered before bundles carried intervals: no calibration
-    file, no entity column in its metadata."""
-    import json
-    import shutil
-
-    from model_registry.provenance import discard, fetch
-
-    champion = registry.get_model_version(name, "1")
-    old = settings.home / "mlartifacts" / "point_only" / tmp_path.name
-    files = fetch(settings, registry.get_model_version_download_uri(name, "1"))
-    shutil.copytree(files, old)
-    discard(files)
-    [calibration] = list(old.rglob("intervals.json"))
-    calibration.unlink()
-    meta_file = calibration.parent / "bundle.json"
-    meta = json.loads(meta_file.read_text())
-    del meta["entity_column"]
-    meta_file.write_text(json.dumps(meta))
-    tags = {BUNDLE_DIGEST_TAG: bundle_digest(old)}
-    return str(registry.create_model_version(name, str(old), run_id=champion.run_id, tags=tags).version)
-
-
 def test_a_version_registered_without_intervals_still_serves_and_says_why_it_has_none(
     tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
 ) -> None:
@@ -605,7 +583,7 @@ def test_a_version_registered_without_intervals_still_serves_and_says_why_it_has
     settings = settings.model_copy(update={"forecast_db": f"sqlite:///{tmp_path / 'forecasts.db'}"})
     name = settings.model_name(dataset.name)
     registry = registry_client(settings)
-    old = register_point_only_version(registry, name, settings, tmp_path)
+    old = register_point_only(settings, name, "1")
     registry.set_registered_model_alias(name, CHAMPION, old)
     with TestClient(create_app(settings)) as app_client:
         body = app_client.post("/v1/forecast", json={"entity_id": "site_0"}).json()
