@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -86,7 +86,16 @@ class TrainingConfig(_Strict):
 
 
 class IntervalConfig(_Strict):
-    """Prediction intervals: split-conformal bands from the backtest's out-of-sample errors."""
+    """Prediction intervals: split-conformal bands from the backtest's out-of-sample errors, or the
+    family's own quantile objective."""
+
+    method: Literal["conformal", "quantile"] = Field(
+        default="conformal",
+        description="conformal: half-widths per step (and entity) from the backtest's out-of-sample errors, for "
+        "every family; quantile: one more model per band edge, fitted with the family's quantile objective "
+        "(LightGBM quantile, XGBoost reg:quantileerror, pinball loss for nlinear and dlinear); a family "
+        "without one (seasonal_naive) keeps conformal bands.",
+    )
 
     levels: list[float] = Field(
         default_factory=lambda: [0.8, 0.95],

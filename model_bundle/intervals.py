@@ -20,11 +20,29 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 INTERVALS_FILE = "intervals.json"
+CONFORMAL = "split_conformal_abs"
+
+
+class BandSource(Protocol):
+    """What a bundle's intervals offer, whichever way they were made (conformal widths here, models of
+    the family's quantile objective in :mod:`model_bundle.quantiles`)."""
+
+    @property
+    def levels(self) -> tuple[float, ...]: ...
+
+    def bands(
+        self, point: np.ndarray, entities: Sequence[str] | None = None, features: pd.DataFrame | None = None
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]: ...
+
+    def save(self, directory: Path) -> None: ...
 
 
 def level_key(level: float) -> str:
@@ -60,9 +78,10 @@ class Calibration:
         return np.asarray([self.by_entity.get(e, {}).get(key, shared) for e in entities], dtype=np.float64)
 
     def bands(
-        self, point: np.ndarray, entities: Sequence[str] | None = None
+        self, point: np.ndarray, entities: Sequence[str] | None = None, features: pd.DataFrame | None = None
     ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-        """Lower and upper bounds (each shaped like ``point``, (rows, H)) per level."""
+        """Lower and upper bounds (each shaped like ``point``, (rows, H)) per level; the widths do not
+        depend on ``features``."""
         out = {}
         for level in self.levels:
             half = self.half_widths(level, entities, point.shape[0])
@@ -71,7 +90,7 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "method": "split_conformal_abs",
+            "method": CONFORMAL,
             "levels": list(self.levels),
             "errors_per_step": self.errors_per_step,
             "widths": self.widths,
@@ -97,7 +116,10 @@ class Calibration:
     def load(cls, directory: Path) -> Calibration | None:
         """The bundle's calibration, or None for a version registered without one (point forecasts only)."""
         path = directory / INTERVALS_FILE
-        return cls.from_dict(json.loads(path.read_text())) if path.is_file() else None
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls.from_dict(data) if data.get("method", CONFORMAL) == CONFORMAL else None
 
 
 def calibrate(errors: np.ndarray, entities: np.ndarray, levels: Sequence[float], min_entity_errors: int) -> Calibration:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from model_bundle.intervals import Calibration, level_key
+from model_bundle.intervals import BandSource, level_key
 
 
 def step_columns(horizon: int) -> list[str]:
@@ -55,13 +55,16 @@ def band_columns(horizon: int, level: float, side: str) -> list[str]:
 
 
 def forecast_frame(
-    point: np.ndarray, calibration: Calibration | None, entities: Sequence[str] | None = None
+    point: np.ndarray,
+    calibration: BandSource | None,
+    entities: Sequence[str] | None = None,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The PyFunc's output: point forecasts, then each level's lower and upper bounds."""
     horizon = point.shape[1]
     parts = [pd.DataFrame(point, columns=step_columns(horizon))]
     if calibration is not None:
-        for level, (lower, upper) in calibration.bands(point, entities).items():
+        for level, (lower, upper) in calibration.bands(point, entities, features).items():
             parts.append(pd.DataFrame(lower, columns=band_columns(horizon, level, "lower")))
             parts.append(pd.DataFrame(upper, columns=band_columns(horizon, level, "upper")))
     return pd.concat(parts, axis=1)

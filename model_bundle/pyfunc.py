@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from model_bundle.intervals import Calibration
+from model_bundle.intervals import BandSource
 from model_bundle.outputs import forecast_frame
+from model_bundle.quantiles import load_bands
 
 BUNDLE_ARTIFACT = "bundle"
 META_FILE = "bundle.json"
@@ -37,7 +38,7 @@ class ForecastBundle(PythonModel):
         directory = Path(context.artifacts[BUNDLE_ARTIFACT])
         self.meta = json.loads((directory / META_FILE).read_text())
         self.forecaster = load(self.meta["family"], directory)
-        self.calibration = Calibration.load(directory)
+        self.calibration = load_bands(directory)
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         entity_column = self.meta.get("entity_column")
@@ -47,7 +48,8 @@ class ForecastBundle(PythonModel):
         features = self.meta.get("features")
         if features and set(features) <= set(model_input.columns):
             model_input = model_input[features]  # the model's columns only (an entity column is not one)
-        return forecast_frame(self.predict_array(model_input), self.calibration, entities)
+        features = model_input.astype("float64", copy=False)
+        return forecast_frame(self.predict_array(features), self.calibration, entities, features)
 
     def predict_array(self, model_input: pd.DataFrame) -> np.ndarray:
         """The forecasts as a (rows, H) float64 array: what the service needs, without a frame around it."""
@@ -55,7 +57,7 @@ class ForecastBundle(PythonModel):
 
 
 def write_bundle_dir(
-    directory: Path, forecaster: Any, meta: dict[str, Any], calibration: Calibration | None = None
+    directory: Path, forecaster: Any, meta: dict[str, Any], calibration: BandSource | None = None
 ) -> Path:
     forecaster.save(directory)
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, default=str))

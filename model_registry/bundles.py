@@ -19,7 +19,7 @@ import pandas as pd
 import model_bundle
 from core.settings import Settings
 from model_bundle.forecasters import Predictor, predictor_class
-from model_bundle.intervals import Calibration
+from model_bundle.intervals import BandSource
 from model_bundle.outputs import forecast_frame
 from model_bundle.pyfunc import BUNDLE_ARTIFACT, write_bundle_dir
 from model_registry.tracking import require_configured
@@ -42,7 +42,7 @@ def log_bundle(
     forecaster: Predictor,
     meta: dict[str, Any],
     input_example: pd.DataFrame,
-    calibration: Calibration | None = None,
+    calibration: BandSource | None = None,
 ) -> str:
     """Log the fitted forecaster (and its intervals' calibration) as a PyFunc in the active run;
     returns the model URI. The input schema is the feature columns and, optional, the dataset's
@@ -55,7 +55,7 @@ def log_bundle(
     if mlflow.active_run() is None:
         raise RuntimeError("log_bundle needs an active MLflow run")
     example = input_example.astype("float64")
-    output = forecast_frame(np.asarray(forecaster.predict(example), dtype=np.float64), calibration)
+    output = forecast_frame(np.asarray(forecaster.predict(example), dtype=np.float64), calibration, None, example)
     signature = infer_signature(example, output)
     if meta.get("entity_column") and signature.inputs is not None:
         inputs = [*signature.inputs.inputs, ColSpec("string", meta["entity_column"], required=False)]

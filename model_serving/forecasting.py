@@ -76,7 +76,8 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
     bands: list[tuple[float, np.ndarray, np.ndarray]] = []
     if calibration is not None:
         served_entities = [entity_ids[i] for i in served]
-        bands = [(level, lo, hi) for level, (lo, hi) in calibration.bands(predictions, served_entities).items()]
+        computed = calibration.bands(predictions, served_entities, features)
+        bands = [(level, lo, hi) for level, (lo, hi) in computed.items()]
     levels = [level for level, _, _ in bands]
     note = None if bands else f"version {model.version} was registered without interval calibration"
 

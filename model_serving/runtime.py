@@ -15,7 +15,7 @@ import pandas as pd
 
 from core.dataset import DatasetConfig
 from core.settings import Settings
-from model_bundle.intervals import Calibration
+from model_bundle.intervals import BandSource
 from model_bundle.outputs import feature_inputs, point_columns
 from model_serving.ledger import ForecastLedger
 from model_serving.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_RELOADS
@@ -44,7 +44,7 @@ class ModelHandle:
     loaded_at: datetime
     tags: dict[str, str] = field(default_factory=dict)  # the version's registry tags at load time
     predictor: Callable[[pd.DataFrame], np.ndarray] | None = None
-    calibration: Calibration | None = None  # the version's prediction intervals (None: point forecasts only)
+    calibration: BandSource | None = None  # the version's prediction intervals (None: point forecasts only)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """(rows, H) forecasts of the feature rows (columns: ``input_columns``, float64)."""
@@ -108,14 +108,14 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
     return ModelHandle(name, str(version), model, inputs, len(points), datetime.now(UTC), tags, predictor, calibration)
 
 
-def _calibration(model: Any) -> Calibration | None:
+def _calibration(model: Any) -> BandSource | None:
     """The bundle's interval calibration; None for a version registered without one."""
     try:
         bundle = model.unwrap_python_model()
     except Exception:
         return None
     calibration = getattr(bundle, "calibration", None)
-    return calibration if isinstance(calibration, Calibration) else None
+    return calibration if callable(getattr(calibration, "bands", None)) else None
 
 
 def load_champion(settings: Settings, dataset: DatasetConfig) -> ModelHandle:

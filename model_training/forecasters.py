@@ -60,6 +60,13 @@ def create(
     return forecaster
 
 
+def quantile_params(family: str, quantile: float) -> dict[str, Any] | None:
+    """The parameters that make ``family`` fit a quantile of each step (its quantile objective), or
+    None for a family without one."""
+    method = getattr(family_class(family), "quantile_params", None)
+    return None if method is None else dict(method(quantile))
+
+
 def baseline(dataset: DatasetConfig) -> SeasonalNaive:
     """The seasonal-naive forecaster of the dataset, which every gate and backtest compares with."""
     baseline: SeasonalNaive = family_class(BASELINE).for_dataset(dataset)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, label_names, lag_name
 from core.dataset import DatasetConfig
-from model_bundle.intervals import Calibration
+from model_bundle.intervals import BandSource
 from model_training.backtest import BacktestResult
 
 
@@ -38,7 +38,7 @@ def plot_backtest(result: BacktestResult, path: Path, title: str) -> Path:
 
 
 def plot_forecast(
-    frame: pd.DataFrame, dataset: DatasetConfig, point: np.ndarray, calibration: Calibration, path: Path, title: str
+    frame: pd.DataFrame, dataset: DatasetConfig, point: np.ndarray, calibration: BandSource, path: Path, title: str
 ) -> Path:
     """Each entity's recent history, the forecast from its newest row with the bands of every level,
     and what then happened (the row's labels): one panel per entity (at most six)."""
@@ -50,7 +50,7 @@ def plot_forecast(
     entity, current = dataset.entity_column, lag_name(dataset.target, 0)
     newest = frame.groupby(entity, sort=True).tail(1)
     entities = [str(e) for e in newest[entity]][:6]
-    bands = calibration.bands(point, [str(e) for e in newest[entity]])
+    bands = calibration.bands(point, [str(e) for e in newest[entity]], newest)
     steps = range(1, dataset.horizon + 1)
     fig, axes = plt.subplots(len(entities), 1, figsize=(9, 3 * len(entities)), squeeze=False)
     for row, (name, ax) in enumerate(zip(entities, axes[:, 0], strict=False)):

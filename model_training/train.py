@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
@@ -18,11 +18,14 @@ from core.objects import read_parquet
 from core.settings import Settings
 from core.version import code_version
 from feature_store.training_set import fingerprint, get_training_set, split_holdout
-from model_bundle.intervals import calibrate
+from model_bundle.intervals import BandSource, Calibration, calibrate
 from model_training import forecasters
 from model_training.backtest import backtest
-from model_training.devices import select
+from model_training.devices import Device, select
 from model_training.plots import plot_backtest, plot_forecast
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ def train(
     fit_started = time.monotonic()
     final = make_model().fit(frame, frame[labels].to_numpy(dtype="float64"))
     fit_seconds = time.monotonic() - fit_started
+    bands = band_source(dataset, family, params, device, frame, calibration)
 
     with mlflow.start_run(
         experiment_id=experiment_id(settings), run_name=f"{dataset.name}-{family}-{logical_date}"
@@ -106,6 +110,7 @@ def train(
         mlflow.log_metrics(summary)
         mlflow.log_metrics({"final_fit_seconds": fit_seconds, "final_fit_rows_per_second": len(frame) / fit_seconds})
         mlflow.set_tag("device", device.kind)
+        mlflow.set_tag("interval_method", "conformal" if isinstance(bands, Calibration) else "quantile")
         if study:
             _log_study(settings, study)
         for fold in result.folds:
@@ -122,7 +127,7 @@ def train(
             mlflow.log_artifact(str(plot_backtest(result, Path(tmp) / "backtest.png", f"{dataset.name} {family}")))
             newest = frame.groupby(dataset.entity_column, sort=True).tail(1)
             title = f"{dataset.name} {family}"
-            drawn = plot_forecast(frame, dataset, final.predict(newest), calibration, Path(tmp) / "forecast.png", title)
+            drawn = plot_forecast(frame, dataset, final.predict(newest), bands, Path(tmp) / "forecast.png", title)
             mlflow.log_artifact(str(drawn))
         meta = {
             "family": family,
@@ -134,7 +139,7 @@ def train(
         }
         mlflow.log_metrics({f"interval_width_{key}": float(sum(w) / len(w)) for key, w in calibration.widths.items()})
         example = frame[feature_names(dataset)].head(5)
-        model_uri = log_bundle(settings, final, meta, example, calibration)
+        model_uri = log_bundle(settings, final, meta, example, bands)
     log.info(
         "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
         family,
@@ -171,3 +176,33 @@ def _log_study(settings: Settings, study: str) -> None:
     metrics.update({f"tuning_importance_{k}": v for k, v in summary.get("importances", {}).items()})
     mlflow.log_metrics(metrics)
     mlflow.log_dict(summary, "tuning/study.json")
+
+
+def band_source(
+    dataset: DatasetConfig,
+    family: str,
+    params: dict[str, Any] | None,
+    device: Device,
+    frame: pd.DataFrame,
+    calibration: Calibration,
+) -> BandSource:
+    """The bundle's intervals: the conformal ``calibration``, or with ``intervals.method: quantile``
+    one model per band edge fitted with the family's quantile objective on the same rows (a family
+    without one keeps the conformal bands, and says so)."""
+    from model_bundle.quantiles import QuantileBands, edge_key, edges
+
+    if dataset.intervals.method != "quantile":
+        return calibration
+    if forecasters.quantile_params(family, 0.5) is None:
+        log.warning("%s has no quantile objective: its bands stay conformal", family)
+        return calibration
+    targets = frame[label_names(dataset)].to_numpy(dtype="float64")
+    models = {}
+    for level in dataset.intervals.levels:
+        for quantile in edges(level):
+            extra = forecasters.quantile_params(family, quantile)
+            started = time.monotonic()
+            model = forecasters.create(family, dataset, {**(params or {}), **(extra or {})}, device=device)
+            models[edge_key(quantile)] = model.fit(frame, targets)
+            log.info("fitted the %s quantile of %s in %.1fs", edge_key(quantile), family, time.monotonic() - started)
+    return QuantileBands(levels=tuple(dataset.intervals.levels), family=family, models=models)

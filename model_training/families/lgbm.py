@@ -30,6 +30,11 @@ class LightGBMTrainer(AnchoredTreeTrainer, LightGBMForecaster):
         "verbose": -1,
     }
 
+    @classmethod
+    def quantile_params(cls, quantile: float) -> dict[str, Any]:
+        """What fits the ``quantile`` of each step instead of its mean (intervals.method: quantile)."""
+        return {"objective": "quantile", "alpha": quantile}
+
     def _fit_changes(self, x: np.ndarray, changes: np.ndarray, validation: HeldOut | None) -> None:
         import lightgbm as lgb
 

@@ -45,11 +45,18 @@ class LinearWindowTrainer(LinearWindowForecaster):
         "seed": 42,
         "solver": "adam",
         "ridge_alpha": 1.0,
+        "quantile": None,  # a number in (0, 1): fit that quantile with the pinball loss instead of the mean
     }
 
     def __init__(self, window: list[str], horizon: int, params: dict[str, Any] | None = None, device: Device = CPU):
         super().__init__(window, horizon, params)
         self.device = device
+
+    @classmethod
+    def quantile_params(cls, quantile: float) -> dict[str, Any]:
+        """What fits the ``quantile`` of each step instead of its mean (intervals.method: quantile): the
+        pinball loss, which only the gradient solver minimises."""
+        return {"solver": "adam", "quantile": quantile}
 
     @classmethod
     def for_dataset(cls, dataset: DatasetConfig, params: dict[str, Any] | None = None, device: Device = CPU) -> Any:
@@ -93,6 +100,8 @@ class LinearWindowTrainer(LinearWindowForecaster):
         if solver not in ("adam", "ridge"):
             raise ValueError(f"unknown solver {solver!r}: use adam or ridge")
         if solver == "ridge":
+            if self.params.get("quantile") is not None:
+                raise ValueError("a quantile is fitted with solver adam (the pinball loss has no closed form)")
             return self._fit_ridge(features, targets, validation)
         if validation is None:
             features, targets, validation = self._split(features, targets)
@@ -137,6 +146,15 @@ class LinearWindowTrainer(LinearWindowForecaster):
         optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=float(self.params["weight_decay"]))
         generator = torch.Generator(device="cpu").manual_seed(int(self.params["seed"]))
         batch = int(self.params["batch_size"])
+        quantile = self.params.get("quantile")
+
+        def loss_of(forecast: Any, target: Any) -> Any:
+            """MSE, or the pinball loss of ``quantile``: its minimiser is that quantile of the target."""
+            if quantile is None:
+                return torch.nn.functional.mse_loss(forecast, target)
+            miss = target - forecast
+            return torch.mean(torch.maximum(float(quantile) * miss, (float(quantile) - 1) * miss))
+
         best, best_state, best_epoch, stale, epochs_run = float("inf"), None, -1, 0, 0
         started = time.monotonic()
         for epoch in range(int(self.params["epochs"])):
@@ -145,13 +163,13 @@ class LinearWindowTrainer(LinearWindowForecaster):
             for begin in range(0, len(x), batch):
                 rows = order[begin : begin + batch]
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.is_cuda):
-                    loss = torch.nn.functional.mse_loss(module(x[rows]).float(), y[rows])
+                    loss = loss_of(module(x[rows]).float(), y[rows])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
             module.eval()
             with torch.no_grad():
-                val_loss = float(torch.nn.functional.mse_loss(module(x_val), y_val))
+                val_loss = float(loss_of(module(x_val), y_val))
             epochs_run = epoch + 1
             if val_loss < best:
                 best, best_epoch, stale = val_loss, epoch, 0
@@ -169,7 +187,8 @@ class LinearWindowTrainer(LinearWindowForecaster):
             "solver": "adam",
             "epochs_run": epochs_run,
             "best_epoch": best_epoch + 1,
-            "best_validation_mse_scaled": best,
+            "best_validation_mse_scaled": best,  # the pinball loss when fitting a quantile
+            "loss": "mse" if quantile is None else f"pinball {quantile}",
             "train_rows": len(x),
             "validation_rows": len(x_val),
             "seconds": time.monotonic() - started,

@@ -91,3 +91,37 @@ def test_errors_missing_at_some_steps_still_count_at_the_others() -> None:
 def test_errors_without_one_entity_per_row_are_refused() -> None:
     with pytest.raises(ValueError, match="one entity per row"):
         calibrate(np.ones((3, 2)), np.array(["a", "b"]), LEVELS, 1)
+
+
+class _Fixed:
+    """A fitted model stand-in that forecasts fixed values (the edge models' contract is predict)."""
+
+    def __init__(self, values: np.ndarray):
+        self.values = values
+
+    def predict(self, features: object) -> np.ndarray:
+        return self.values
+
+
+def test_quantile_bands_hold_the_point_and_nest_even_when_the_edge_models_cross() -> None:
+    import pandas as pd
+
+    from model_bundle.quantiles import QuantileBands, edges
+
+    assert edges(0.8) == (0.1, 0.9)
+    assert edges(0.95) == (0.025, 0.975)
+    point = np.array([[10.0, 10.0, 10.0]])
+    models = {
+        "0.1": _Fixed(np.array([[8.0, 11.0, 9.5]])),  # step 2 crosses above the point
+        "0.9": _Fixed(np.array([[12.0, 13.0, 9.0]])),  # step 3 below it
+        "0.025": _Fixed(np.array([[9.0, 7.0, 6.0]])),  # step 1 inside the 80% band
+        "0.975": _Fixed(np.array([[14.0, 12.0, 15.0]])),  # step 2 inside it
+    }
+    bands = QuantileBands(levels=LEVELS, family="any", models=models).bands(point, None, pd.DataFrame({"x": [0.0]}))
+    assert list(bands) == [0.8, 0.95]
+    np.testing.assert_array_equal(bands[0.8][0], [[8.0, 10.0, 9.5]])
+    np.testing.assert_array_equal(bands[0.8][1], [[12.0, 13.0, 10.0]])
+    np.testing.assert_array_equal(bands[0.95][0], [[8.0, 7.0, 6.0]])
+    np.testing.assert_array_equal(bands[0.95][1], [[14.0, 13.0, 15.0]])
+    with pytest.raises(ValueError, match="need the feature rows"):
+        QuantileBands(levels=LEVELS, family="any", models=models).bands(point)

@@ -52,3 +52,51 @@ def test_the_pyfunc_answers_bands_per_level_and_step_and_each_entitys_own_when_n
     shared = anonymous[band_columns(horizon, 0.95, "upper")].to_numpy() - point
     np.testing.assert_allclose(shared, np.broadcast_to(calibration.widths["95"], shared.shape))
     assert not np.allclose(own, shared), "the sites' own bands differ from the dataset's"
+
+
+@pytest.mark.slow
+def test_a_bundle_trained_with_quantile_objectives_answers_their_bands_through_the_pyfunc(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """intervals.method: quantile: the bundle carries one LightGBM per band edge as data, and the
+    registered PyFunc answers bands that hold the point and nest, from the same feature rows."""
+    import mlflow
+
+    from model_bundle.quantiles import QUANTILES_DIR, QuantileBands
+    from model_registry import tracking
+    from model_training.train import train
+    from tests.utils.data import SYNTHETIC_END, training_frame, write_dataset
+
+    root = tmp_path_factory.mktemp("quantile-bundle")
+    config = write_dataset(root / "dataset")
+    settings = Settings(home=root / "home", dataset_config=config, _env_file=None)  # type: ignore[call-arg]
+    tracking.configure(settings)
+    dataset = DatasetConfig.from_yaml(config)
+    dataset = dataset.model_copy(update={"intervals": dataset.intervals.model_copy(update={"method": "quantile"})})
+    frame = training_frame(dataset)
+    frame.to_parquet(root / "training.parquet")
+    fast = {"n_estimators": 30, "learning_rate": 0.2, "num_leaves": 7}
+    outcome = train(settings, dataset, SYNTHETIC_END, "lightgbm", fast, str(root / "training.parquet"))
+
+    assert mlflow.get_run(outcome.run_id).data.tags["interval_method"] == "quantile"
+    model = mlflow.pyfunc.load_model(outcome.model_uri)
+    bundle = model.unwrap_python_model()
+    assert isinstance(bundle.calibration, QuantileBands)
+    assert sorted(bundle.calibration.models) == ["0.025", "0.1", "0.9", "0.975"]
+    files = {p.relative_to(p.parents[2]).as_posix() for p in root.joinpath("home").rglob(f"{QUANTILES_DIR}/*/*.txt")}
+    assert any(f.startswith(f"{QUANTILES_DIR}/0.9/lightgbm_step_") for f in files), files
+
+    rows = frame.tail(50)
+    output = model.predict(rows[feature_names(dataset)].astype("float64"))
+    horizon = dataset.horizon
+    point = output[step_columns(horizon)].to_numpy()
+    (lo80, hi80), (lo95, hi95) = (
+        (output[band_columns(horizon, a, "lower")].to_numpy(), output[band_columns(horizon, a, "upper")].to_numpy())
+        for a in (0.8, 0.95)
+    )
+    assert (lo95 <= lo80).all()
+    assert (lo80 <= point).all()
+    assert (point <= hi80).all()
+    assert (hi80 <= hi95).all()
+    assert (hi95 - lo95 > hi80 - lo80).mean() > 0.9  # the wider level is wider, not merely as wide
+    assert not np.allclose(hi80 - point, point - lo80)  # not a symmetric conformal width

@@ -179,3 +179,57 @@ def test_fold_pruner_compares_the_same_folds() -> None:
     good.report(1.0, 0)
     good.report(1.9, 1)  # mean 1.45
     assert not good.should_prune()
+
+
+# The pinball loss's gradient is the same size for every error: in FAST's six epochs the learning
+# rate must not halve every epoch for a linear network to travel to a tail quantile.
+SLOWER_DECAY = {"nlinear": {"lr_decay": 0.9}, "dlinear": {"lr_decay": 0.9}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+def test_a_familys_quantile_objective_fits_the_quantiles_of_the_noise(
+    family: str,
+    frames,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    """intervals.method: quantile. The synthetic target is its loads' cycle plus Gaussian noise: the
+    0.1 and 0.9 quantile models must leave about 10% of later actuals below and above them, hold
+    the point forecast between them once made bands, and come back from disk as data."""
+    from model_bundle.quantiles import QuantileBands, load_bands
+
+    dataset, train, test = frames
+    labels = label_names(dataset)
+    actual = test[labels].to_numpy()
+    models = {}
+    for quantile in (0.1, 0.9):
+        extra = forecasters.quantile_params(family, quantile)
+        assert extra is not None
+        model = forecasters.create(family, dataset, {**FAST[family], **SLOWER_DECAY.get(family, {}), **extra})
+        models[f"{quantile:g}"] = model.fit(train, train[labels].to_numpy())
+    below = {key: float((actual < m.predict(test)).mean()) for key, m in models.items()}
+    assert 0.02 <= below["0.1"] <= 0.22, below
+    assert 0.78 <= below["0.9"] <= 0.98, below
+
+    point = forecasters.create(family, dataset, FAST[family], device=devices.CPU).fit(train, train[labels].to_numpy())
+    bands = QuantileBands(levels=(0.8,), family=family, models=models)
+    bands.save(tmp_path / "bundle")
+    assert not list((tmp_path / "bundle").rglob("*.pkl"))
+    restored = load_bands(tmp_path / "bundle")
+    assert isinstance(restored, QuantileBands)
+    features = test[feature_names(dataset)]
+    forecast = point.predict(test)
+    lower, upper = restored.bands(forecast, None, features)[0.8]
+    np.testing.assert_allclose(lower, np.minimum(models["0.1"].predict(test), forecast), rtol=1e-6, atol=1e-9)
+    assert (lower <= forecast).all()
+    assert (forecast <= upper).all()
+    coverage = float(((lower <= actual) & (actual <= upper)).mean())
+    assert 0.65 <= coverage <= 0.95, coverage
+
+
+def test_seasonal_naive_has_no_quantile_objective_and_ridge_refuses_one(frames) -> None:  # type: ignore[no-untyped-def]
+    dataset, train, _ = frames
+    assert forecasters.quantile_params("seasonal_naive", 0.9) is None
+    model = forecasters.create("nlinear", dataset, {"solver": "ridge", "quantile": 0.9}, device=devices.CPU)
+    with pytest.raises(ValueError, match="fitted with solver adam"):
+        model.fit(train, train[label_names(dataset)].to_numpy())
