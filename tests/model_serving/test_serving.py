@@ -592,3 +592,30 @@ def test_a_version_registered_without_intervals_still_serves_and_says_why_it_has
     assert [p["intervals"] for p in body["forecast"]] == [[]] * dataset.horizon
     assert issue_day(settings, dataset, SYNTHETIC_END).rows == 2 * dataset.horizon  # the batch forecast too
     assert {r.model_version for r in store.issued(settings, dataset.name, data_date=SYNTHETIC_END)} == {old}
+
+
+def test_a_champion_with_quantile_bands_serves_them_from_the_same_features(
+    own_registry: tuple[Settings, DatasetConfig],
+) -> None:
+    """intervals.method: quantile: the service answers the edge models' bands (asymmetric, holding the
+    point, the 95% band holding the 80% one) with nothing but the bundle loaded."""
+    from model_registry.registry import register_challenger
+    from model_training.train import train
+
+    settings, dataset = own_registry
+    quantile = dataset.model_copy(update={"intervals": dataset.intervals.model_copy(update={"method": "quantile"})})
+    fast = {"n_estimators": 30, "learning_rate": 0.2, "num_leaves": 7}
+    outcome = train(settings, quantile, SYNTHETIC_END, "lightgbm", fast)
+    name = settings.model_name(dataset.name)
+    version = register_challenger(settings, name, outcome.run_id).version
+    registry_client(settings).set_registered_model_alias(name, CHAMPION, version)
+    with TestClient(create_app(settings)) as app_client:
+        body = app_client.post("/v1/forecast", json={"entity_id": "site_0"}).json()
+    assert body["model_version"] == version
+    assert (body["interval_levels"], body["note"]) == ([0.8, 0.95], None)
+    skews = []
+    for p in body["forecast"]:
+        eighty, ninety_five = p["intervals"]
+        assert ninety_five["lower"] <= eighty["lower"] <= p["value"] <= eighty["upper"] <= ninety_five["upper"]
+        skews.append((eighty["upper"] - p["value"]) - (p["value"] - eighty["lower"]))
+    assert max(abs(s) for s in skews) > 1e-6  # the edges' own forecasts, not a width around the point
