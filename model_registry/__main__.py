@@ -2,7 +2,8 @@
 
 register: the training run (``--run-id``, or the newest run tagged ``--tag key=value``) becomes a
 new version with alias ``challenger``. rollback: the champion alias moves back to ``previous`` (or
-``--version``). champion: which version serves; with none, exits 3 and says why the newest version
+``--version``). champion: which version serves (``--plot PATH``: and a copy of its training run's
+forecast plot, history, forecast and bands); with none, exits 3 and says why the newest version
 was not promoted and what to try. Promotion runs the gates first, so it is
 ``python -m model_validation promote``.
 """
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from core.cli import add_common_args, resolve
 from core.settings import Settings
@@ -25,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", default=None, help="register: key=value of the training run to find")
     parser.add_argument("--version", default=None, help="rollback: target version (default: the previous champion)")
     parser.add_argument("--reason", default="", help="rollback: why, recorded on the version (required)")
+    parser.add_argument(
+        "--plot", type=Path, default=None, help="champion: copy its run's forecast plot (PNG) to this path"
+    )
     args = parser.parse_args(argv)
     settings, dataset, _ = resolve(args)
     model_name = settings.model_name(dataset.name)
@@ -44,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "champion":
-        return champion(settings, model_name)
+        return champion(settings, model_name, args.plot)
 
     if not args.reason.strip():
         parser.error("rollback needs --reason")
@@ -67,14 +74,22 @@ NO_CHAMPION_ADVICE = (
 )
 
 
-def champion(settings: Settings, model_name: str) -> int:
-    """Print the champion version; without one, why the newest version was not promoted (exit 3)."""
+def champion(settings: Settings, model_name: str, plot: Path | None = None) -> int:
+    """Print the champion version (and copy its forecast plot to ``plot``); without one, why the
+    newest version was not promoted (exit 3)."""
     from model_registry.registry import champion_version
     from model_registry.tracking import client
 
     version = champion_version(settings, model_name)
     if version is not None:
         print(f"{model_name} champion: v{version}")
+        if plot is not None:
+            run_id = str(client(settings).get_model_version(model_name, version).run_id)
+            with tempfile.TemporaryDirectory() as tmp:
+                drawn = client(settings).download_artifacts(run_id, "forecast.png", tmp)
+                plot.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(drawn, plot)
+            print(f"{model_name} v{version} forecast plot: {plot}")
         return 0
     versions = client(settings).search_model_versions(f"name = '{model_name}'")
     if not versions:

@@ -24,7 +24,7 @@ conf=$(printf '{"training_window_end": "%s", "model_family": "%s", "n_trials": %
 step "retrain_${name}_forecaster with dag.test(): ingest -> validate -> features -> Feast -> tune -> train -> register -> gates -> promote"
 "$PY" infra/scripts/run_dag.py "retrain_${name}_forecaster" --conf "$conf" --report "$MLOPS_HOME/retrain_timings.json"
 # No champion (the first version lost to a baseline, or drift blocked it): say why and stop here.
-"$PY" -m model_registry champion --dataset "$DATASET"
+"$PY" -m model_registry champion --dataset "$DATASET" --plot "$MLOPS_HOME/forecast.png"
 
 step "forecast_${name} with dag.test(): the champion forecasts every entity for $LOGICAL_DATE into the forecast table"
 "$PY" infra/scripts/run_dag.py "forecast_${name}" --report "$MLOPS_HOME/forecast_timings.json"
@@ -41,6 +41,7 @@ cat <<TXT
 ==> done in $(( $(date +%s) - started ))s
   MLflow runs:      $home/mlflow.db  (artifacts in $home/mlartifacts)
   open the UI:      .venv/bin/mlflow ui --backend-store-uri sqlite:///$home/mlflow.db
+  forecast plot:    $home/forecast.png  (the champion's history, forecast and bands; also in its MLflow run)
   GE result:        $(ls "$home"/artifacts/*/ds="$LOGICAL_DATE"/validation/validation_result.json)
   GE data docs:     $(ls "$home"/artifacts/*/ds="$LOGICAL_DATE"/validation/gx/uncommitted/data_docs/local_site/index.html)
   stored forecasts: $("$PY" -c 'from core.settings import get_settings; print(get_settings().forecast_store_url)')  (GET /v1/forecasts?entity_id=$ENTITY)

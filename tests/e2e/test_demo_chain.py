@@ -53,6 +53,9 @@ def test_demo_script_serves_a_forecast_for_another_dataset(tmp_path: Path) -> No
     assert re.search(r"promote\s+success", out), out[-3000:]
     assert "Airflow overhead" in out
     assert "validation_result.json" in out
+    plot = tmp_path / "home" / "forecast.png"
+    assert f"forecast plot:    {plot}" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "mlflow ui --backend-store-uri sqlite:///" in out
 
 
