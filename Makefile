@@ -12,7 +12,7 @@ help:  ## list the targets
 
 setup: $(VENV)/.installed  ## create .venv with the pinned dependencies (idempotent)
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
@@ -36,7 +36,7 @@ test-gpu: setup  ## the GPU paths of every model family (needs a CUDA device)
 
 # pip-audit lives in a venv of its own, so its dependencies never change the platform's pins.
 AUDIT_VENV ?= .venv-audit
-AUDITED    := requirements.txt requirements-dev.txt requirements-serving.txt requirements-audit.txt
+AUDITED    := requirements.txt requirements-dev.txt requirements-bench.txt requirements-serving.txt requirements-audit.txt
 AUDIT_ARGS ?=
 
 audit: $(AUDIT_VENV)/.installed  ## known vulnerabilities in the pinned requirements (ignore list: infra/audit/) -> reports/audit.json

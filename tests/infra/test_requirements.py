@@ -27,3 +27,17 @@ def test_the_serving_lock_leaves_out_airflow_great_expectations_evidently_and_op
     serving = pins(PROJECT_ROOT / "requirements-serving.txt")
     excluded = ("apache-airflow", "great-expectations", "evidently", "optuna")
     assert [name for name in serving if name.startswith(excluded)] == []
+
+
+BENCHMARK_PEERS = ("mlforecast", "coreforecast", "utilsforecast")
+
+
+def test_the_benchmarks_peers_stay_out_of_the_platform_and_serving_locks() -> None:
+    """mlforecast is what `make bench-accuracy` compares intervals with, never a runtime dependency."""
+    bench = pins(PROJECT_ROOT / "requirements-bench.txt")
+    assert set(BENCHMARK_PEERS) <= set(bench)
+    for lock in ("requirements.txt", "requirements-serving.txt"):
+        found = pins(PROJECT_ROOT / lock)
+        assert [name for name in BENCHMARK_PEERS if name in found] == [], lock
+        assert "requirements-bench" not in (PROJECT_ROOT / lock).read_text(), lock
+    assert "-r requirements-bench.txt" in (PROJECT_ROOT / "requirements-dev.txt").read_text().splitlines()
