@@ -50,6 +50,15 @@ def feature_inputs(schema: Any) -> list[str]:
     return [spec.name for spec in schema.inputs if getattr(spec, "required", True)]
 
 
+def pyfunc_inputs(schema: Any, rows: pd.DataFrame, entity_column: str) -> pd.DataFrame:
+    """What a registered bundle predicts from ``rows``: its features as float64 and, where its schema
+    takes the entity column (bundles with intervals), each row's entity, which picks its own bands."""
+    inputs = rows[feature_inputs(schema)].astype("float64")
+    if entity_column in schema.input_names():
+        inputs[entity_column] = rows[entity_column].astype(str).to_numpy()
+    return inputs
+
+
 def band_columns(horizon: int, level: float, side: str) -> list[str]:
     return [f"y_{step}_{side}_{level_key(level)}" for step in range(1, horizon + 1)]
 

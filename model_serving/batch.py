@@ -101,15 +101,11 @@ def _forecast(
     dag_run_id: str | None,
 ) -> list[store.ForecastRow]:
     """One version's forecasts of every entity in ``rows``, as the table's rows."""
-    from model_bundle.outputs import bands_of, feature_inputs, point_forecast
+    from model_bundle.outputs import bands_of, point_forecast, pyfunc_inputs
     from model_registry.provenance import trusted_model
 
     with trusted_model(settings, name, version) as model:
-        schema = model.metadata.get_input_schema()
-        given = rows[feature_inputs(schema)].astype("float64")
-        if dataset.entity_column in schema.input_names():  # each entity's own bands
-            given[dataset.entity_column] = rows[dataset.entity_column].astype(str).to_numpy()
-        output = model.predict(given)
+        output = model.predict(pyfunc_inputs(model.metadata.get_input_schema(), rows, dataset.entity_column))
     predicted, bands = point_forecast(output), bands_of(output)
     issued: list[store.ForecastRow] = []
     for n, ((_, row), values) in enumerate(zip(rows.iterrows(), predicted, strict=True)):

@@ -19,7 +19,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.columns import EVENT_TIMESTAMP, label_names
 from core.dataset import DatasetConfig
 from core.settings import Settings
 from model_registry.registry import champion_version
@@ -99,13 +99,15 @@ def holdout_coverage(output: pd.DataFrame, holdout: pd.DataFrame, dataset: Datas
     }
 
 
-def _predict(settings: Settings, model_name: str, version: str, inputs: pd.DataFrame) -> pd.DataFrame:
-    """A registered version's PyFunc output (point forecasts and bands) on the holdout's inputs."""
-    from model_bundle.outputs import point_forecast
+def _predict(
+    settings: Settings, model_name: str, version: str, holdout: pd.DataFrame, entity_column: str
+) -> pd.DataFrame:
+    """A registered version's PyFunc output (point forecasts and bands) on the holdout's rows."""
+    from model_bundle.outputs import point_forecast, pyfunc_inputs
     from model_registry.provenance import trusted_model
 
     with trusted_model(settings, model_name, version) as model:
-        output: pd.DataFrame = model.predict(inputs)
+        output: pd.DataFrame = model.predict(pyfunc_inputs(model.metadata.get_input_schema(), holdout, entity_column))
     if not np.isfinite(point_forecast(output)).all():
         raise RuntimeError(f"{model_name} v{version} forecasts non-finite values on the holdout")
     return output
@@ -121,10 +123,7 @@ def evaluate_challenger(
     mlflow_client = client(settings)
     from model_bundle.outputs import point_forecast
 
-    features = holdout[feature_names(dataset)].astype("float64")
-    # The entity column lets a bundle use each entity's own bands where it calibrated them.
-    inputs = features.assign(**{dataset.entity_column: holdout[dataset.entity_column].astype(str)})
-    output = _predict(settings, model_name, version, inputs)
+    output = _predict(settings, model_name, version, holdout, dataset.entity_column)
     challenger_mae, challenger_by_entity = holdout_errors(point_forecast(output), holdout, dataset)
     coverage = holdout_coverage(output, holdout, dataset)
     scored = {name: holdout_errors(b.predict(holdout), holdout, dataset) for name, b in baselines(dataset).items()}
@@ -139,7 +138,7 @@ def evaluate_challenger(
     start, end = holdout[EVENT_TIMESTAMP].min(), holdout[EVENT_TIMESTAMP].max()
     if current is not None and current != version:
         champion_mae, champion_by_entity = holdout_errors(
-            point_forecast(_predict(settings, model_name, current, features)), holdout, dataset
+            point_forecast(_predict(settings, model_name, current, holdout, dataset.entity_column)), holdout, dataset
         )
         champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, current).run_id))
         trained_until = champion_run.data.params.get("training_end")
