@@ -1,7 +1,8 @@
 """Accuracy benchmark: a published long-horizon protocol, run through the platform's model families.
 
 ``python -m benchmarks.accuracy --config configs/benchmarks/ltsf_univariate.yaml`` writes
-``reports/accuracy.json`` (one object per series, model and horizon) and ``reports/accuracy.md``.
+``reports/accuracy.json`` (one object per series, model and horizon), ``reports/accuracy.md`` and
+``reports/accuracy.png`` (MSE and MAE per horizon against the published numbers).
 The families are the ones training uses, unchanged: the benchmark only builds their feature rows (the
 last ``lookback`` target values as lag columns) from the split series. Results that match the papers
 show that the families and their training loop are neither leaking (better) nor broken (worse).
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core.columns import EVENT_TIMESTAMP, lag_name
 from core.dataset import DatasetConfig, FeatureConfig
+from core.progress import logging_beside_progress, progress, show_progress
 from core.settings import Settings
 from model_bundle.intervals import conformal_width, level_key, score_bands
 
@@ -531,7 +533,7 @@ def _tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
     study.enqueue_trial({k: v for k, v in base.items() if k in space}, skip_if_exists=True)
-    study.optimize(objective, n_trials=trials, catch=(FloatingPointError,))
+    study.optimize(objective, n_trials=trials, catch=(FloatingPointError,), show_progress_bar=show_progress())
     log.info("tuned %s: validation MSE %.4f with %s", family, study.best_value, study.best_params)
     return {**base, **study.best_params}
 
@@ -558,13 +560,19 @@ def run(
     raw = load_source(dataset, settings)
     results: list[Result] = []
     intervals: list[IntervalResult] = []
+    splits: dict[str, SplitSeries] = {}
     for series in config.series:
         rows = raw[raw[dataset.entity_column] == series].sort_values(dataset.timestamp_column)
         if rows.empty:
             raise ValueError(f"series {series!r} is not in dataset {dataset.name}")
         values = rows[dataset.target].to_numpy(dtype=np.float64)
-        parts = split_series(values, rows[dataset.timestamp_column].to_numpy(), config.split, config.lookback)
-        for horizon in config.horizons:
+        splits[series] = split_series(values, rows[dataset.timestamp_column].to_numpy(), config.split, config.lookback)
+    # One bar over every (series, horizon): each step fits that horizon's families, named as they run.
+    steps = [(series, horizon) for series in config.series for horizon in config.horizons]
+    with progress(steps, desc="accuracy", unit="horizon") as bar:
+        for series, horizon in bar:
+            parts = splits[series]
+            bar.set_postfix_str(f"{series} H={horizon}")
             at_interval_horizon = spec is not None and horizon == spec.horizon
             if intervals_only and not at_interval_horizon:
                 continue
@@ -582,6 +590,7 @@ def run(
                 with_intervals = spec is not None and at_interval_horizon and family in spec.families
                 if intervals_only and not with_intervals:
                     continue
+                bar.set_postfix_str(f"{series} H={horizon} {family}")
                 params = dict(config.params.get(family, {}))
                 result, fitted = _result(
                     series, family, horizon, params, bench_dataset, train, validation, test, config
@@ -593,6 +602,7 @@ def run(
             if spec is not None and at_interval_horizon and spec.mlforecast is not None:
                 peer = spec.mlforecast
                 if not only_models or peer.family in only_models or peer.model in only_models:
+                    bar.set_postfix_str(f"{series} H={horizon} {peer.model}")
                     params = _family_params(peer.family, bench_dataset, config)
                     intervals += mlforecast_rows(series, dataset.target, parts, test, spec, config, params)
             tuning = config.tuning
@@ -601,6 +611,7 @@ def run(
             for family in tuning.families:
                 if only_models and family not in only_models:
                     continue
+                bar.set_postfix_str(f"{series} H={horizon} {family}+optuna")
                 trials = tuning.trials_per_family.get(family, tuning.trials)
                 base = dict(config.params.get(family, {}))
                 best = _tune(family, bench_dataset, base, trials, tuning.seed, (train, validation))
@@ -747,15 +758,24 @@ def check_intervals(rows: list[IntervalResult], spec: BenchmarkIntervals) -> lis
     return verdicts
 
 
-def write_report(report: Report, verdicts: list[Verdict], config: BenchmarkConfig, out_dir: Path) -> Path:
+def write_report(
+    report: Report, verdicts: list[Verdict], config: BenchmarkConfig, out_dir: Path, chart: bool = False
+) -> Path:
     """``accuracy.json``: the point rows, then the interval rows (each keyed by dataset, model,
-    horizon and level); ``accuracy.md``: a table of each, then the targets."""
+    horizon and level); ``accuracy.md``: a table of each, then the targets. With ``chart``, also
+    ``accuracy.png`` drawn from the JSON's rows (:func:`benchmarks.charts.accuracy_chart`), shown
+    in the markdown under the point table (off by default: tests need no matplotlib figure)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     results = report.results
     keys = ["dataset", "model", "horizon", "mse", "mae", "published_mse", "published_mae"]
     rows: list[dict[str, Any]] = [{**{k: asdict(r)[k] for k in keys}, **asdict(r)} for r in results]
     rows += [asdict(r) for r in report.intervals]
     (out_dir / "accuracy.json").write_text(json.dumps(rows, indent=2) + "\n")
+    drawn = None
+    if chart and results:
+        from benchmarks.charts import accuracy_chart
+
+        drawn = accuracy_chart(rows, out_dir / "accuracy.png")
 
     def cell(value: float | None, digits: int = 4) -> str:
         return "-" if value is None else f"{value:.{digits}f}"
@@ -775,6 +795,8 @@ def write_report(report: Report, verdicts: list[Verdict], config: BenchmarkConfi
             f"| {r.dataset} | {r.model} | {r.horizon} | {cell(r.mse)} | {cell(r.mae)} | {cell(r.published_mse, 3)} | "
             f"{cell(r.published_mae, 3)} | {cell(r.validation_mse)} | {cell(r.fit_seconds, 1)} |"
         )
+    if drawn is not None:
+        lines += ["", f"![Test MSE and MAE per horizon: ours solid, published dashed]({drawn.name})"]
     if report.intervals and config.intervals is not None:
         spec = config.intervals
         peer = spec.mlforecast
@@ -827,11 +849,12 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchmarkConfig.from_yaml(args.config)
     if args.intervals_only and config.intervals is None:
         parser.error(f"{args.config} has no intervals section")
-    report = run(config, Settings(), args.models, intervals_only=args.intervals_only)
+    with logging_beside_progress():
+        report = run(config, Settings(), args.models, intervals_only=args.intervals_only)
     verdicts = check_targets(report, config)
-    path = write_report(report, verdicts, config, args.out)
+    path = write_report(report, verdicts, config, args.out, chart=True)
     print((args.out / "accuracy.md").read_text())
-    print(f"wrote {path}")
+    print(f"wrote {path}" + (f" and {args.out / 'accuracy.png'}" if report.results else ""))
     return 0 if all(v.passed for v in verdicts if v.target) else 1
 
 

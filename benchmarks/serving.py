@@ -23,8 +23,9 @@ Everything runs in a home of its own (``.mlops/bench-serving``) with a throwaway
 the ETT data chain for one logical date, then an XGBoost model trained, gated and promoted to
 champion. A home that already has a champion keeps it, so a second run only reloads the online store;
 ``--retrain`` trains anew (needed after a change to the training code, which each bundle copies).
-Writes ``serving.json`` (one object per system and rate) and ``serving.md`` (the table, and the
-targets met or not); a missed target is reported, never an error.
+Writes ``serving.json`` (one object per system and rate), ``serving.png`` (p99 per rate, one line
+per system) and ``serving.md`` (the table, and the targets met or not); a missed target is reported,
+never an error.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from core.dataset import DatasetConfig
+from core.progress import logging_beside_progress, progress
 from core.settings import PROJECT_ROOT, OnlineStoreKind, Profile, Settings, child_environment
 from model_registry import tracking
 
@@ -434,7 +436,8 @@ def measure(
 ) -> list[dict[str, Any]]:
     """Check one request, warm the server up, then one run per rate; one row per rate."""
     body_file, idle = warm_up(url, body, rates[0], system, scratch)
-    return [run_at(system, url, body_file, idle, rate, seconds, workers, metrics_url) for rate in rates]
+    with progress(rates, desc=system.split(":")[0], unit="rate") as bar:
+        return [run_at(system, url, body_file, idle, rate, seconds, workers, metrics_url) for rate in bar]
 
 
 @contextlib.contextmanager
@@ -495,15 +498,17 @@ def in_turns(
         warm = {system: warm_up(f"{base}/v1/forecast", body, rate, system, logs) for system, base in bases.items()}
         rows = []
         files: dict[str, list[Path]] = {system: [] for system in systems}
-        for round_ in range(rounds):
-            shift = round_ % len(systems)
-            for system in systems[shift:] + systems[:shift]:
-                base = bases[system]
-                body_file, idle = warm[system]
-                latencies = logs / f"{name}-{systems.index(system)}-round-{round_}.npy"
-                row = run_at(system, f"{base}/v1/forecast", body_file, idle, rate, seconds, 1, base, latencies)
-                rows.append({**row, "round": round_})
-                files[system].append(latencies)
+        with progress(total=rounds * len(systems), desc=f"{name} in turns", unit="run") as bar:
+            for round_ in range(rounds):
+                shift = round_ % len(systems)
+                for system in systems[shift:] + systems[:shift]:
+                    base = bases[system]
+                    body_file, idle = warm[system]
+                    latencies = logs / f"{name}-{systems.index(system)}-round-{round_}.npy"
+                    row = run_at(system, f"{base}/v1/forecast", body_file, idle, rate, seconds, 1, base, latencies)
+                    rows.append({**row, "round": round_})
+                    files[system].append(latencies)
+                    bar.update()
     for system in systems:
         rows.append(pooled_row([r for r in rows if r["system"] == system], files[system]))
     return rows
@@ -775,7 +780,11 @@ def target_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def markdown(rows: list[dict[str, Any]], seconds: float, version: str, model: str, entity: str) -> str:
+def markdown(
+    rows: list[dict[str, Any]], seconds: float, version: str, model: str, entity: str, chart: str | None = None
+) -> str:
+    """The report: how it was measured, the table, then the targets; ``chart``, the file name of the
+    p99 chart beside it (:func:`benchmarks.charts.serving_chart`), shown under the table."""
     cpus = os.cpu_count()
     lines = [
         "# Serving latency",
@@ -803,6 +812,7 @@ def markdown(rows: list[dict[str, Any]], seconds: float, version: str, model: st
             f"{r['achieved_rps']} | {r['errors']} | {r['requests']} |"
             for r in rows
         ],
+        *(["", f"![p99 latency per offered rate, one line per system]({chart})"] if chart else []),
         "",
         "## Targets",
         "",
@@ -918,7 +928,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_port = free_port()
     settings = bench_settings(args.home, args.dataset, redis_port)
     tracking.configure(settings)
-    with redis_server(redis_port, logs):
+    with redis_server(redis_port, logs), logging_beside_progress():
         version = prepare(settings, dataset, args.logical_date, args.retrain)
         reads = compare_read_paths(settings, dataset, args.entity) if "reads" in args.systems else []
         rows: list[dict[str, Any]] = []
@@ -943,8 +953,13 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serving.json").write_text(json.dumps(rows, indent=2) + "\n")
+    chart = None
+    if any(r["p99_ms"] is not None for r in rows):  # "--systems reads" alone loads no server
+        from benchmarks.charts import serving_chart
+
+        chart = serving_chart(rows, args.out / "serving.png").name
     (args.out / "serving_reads.json").write_text(json.dumps(reads, indent=2) + "\n")
-    report = markdown(rows, args.seconds, version, settings.model_name(dataset.name), args.entity)
+    report = markdown(rows, args.seconds, version, settings.model_name(dataset.name), args.entity, chart)
     report += "\n## Online read paths (in-process, same Redis data)\n\n"
     report += "| read path | entities | p50 ms | p99 ms |\n|---|---:|---:|---:|\n"
     report += "".join(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import signal
@@ -29,6 +30,7 @@ import psutil
 
 from benchmarks import serving
 from core.dataset import DatasetConfig
+from core.progress import logging_beside_progress, progress
 from core.settings import PROJECT_ROOT
 from model_registry import tracking
 
@@ -190,7 +192,9 @@ def soak(
     argv += ["--rate", str(rate), "--seconds", str(seconds), "--window", str(window)]
     rows: list[dict[str, Any]] = []
     overall: dict[str, Any] = {}
-    with (logs / "soak-loadgen.log").open("w") as errors:
+    # As many windows as the load generator cuts its schedule into (requests per window, rounded).
+    windows = math.ceil(max(1, round(rate * seconds)) / max(1, round(rate * window)))
+    with (logs / "soak-loadgen.log").open("w") as errors, progress(total=windows, desc="soak", unit="window") as bar:
         driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=errors, text=True)
         driver_process = psutil.Process(driver.pid)
         assert driver.stdout is not None
@@ -202,6 +206,8 @@ def soak(
             row = {**result, "rss_mb": rss_mb(service), "driver_rss_mb": rss_mb(driver_process)}
             log.info("window %s", row)
             rows.append(row)
+            bar.set_postfix_str(f"p99 {row.get('p99_ms')} ms, RSS {row['rss_mb']} MB")
+            bar.update()
         if driver.wait() != 0:
             raise RuntimeError(f"the load generator exited with code {driver.returncode}: {errors.name}")
     return rows, overall
@@ -228,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     redis_port = serving.free_port()
     settings = serving.bench_settings(args.home, args.dataset, redis_port)
     tracking.configure(settings)
-    with serving.redis_server(redis_port, logs):
+    with serving.redis_server(redis_port, logs), logging_beside_progress():
         version = serving.prepare(settings, dataset, args.logical_date, args.retrain)
         with serving.our_service(settings, args.workers, logs) as (base, process):
             url = f"{base}/v1/forecast"

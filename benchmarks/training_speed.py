@@ -20,6 +20,7 @@ import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, label_names
 from core.dataset import DatasetConfig
+from core.progress import logging_beside_progress, progress
 from core.settings import Settings
 from feature_store.features import build_features
 from feature_store.training_set import build_labels, training_window
@@ -99,11 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     dataset = DatasetConfig.from_yaml(args.dataset or settings.dataset_config)
     frame = training_rows(settings, dataset)
     device = select(settings.training_device)
-    fits = [family_speed(dataset, frame, family, device) for family in (args.families or TRAINABLE)]
+    families = args.families or TRAINABLE
+    with logging_beside_progress(), progress(families, desc="fit speed", unit="family") as bar:
+        fits = [family_speed(dataset, frame, family, device) for family in bar]
     newest = frame[frame[EVENT_TIMESTAMP] > frame[EVENT_TIMESTAMP].max() - pd.Timedelta(days=args.tuning_window_days)]
-    tuning = [
-        tuning_speed(settings, dataset, newest, args.tuning_family, args.trials, pruning) for pruning in (False, True)
-    ]
+    with logging_beside_progress():  # each tuning run draws Optuna's bar (model_training.tuning)
+        tuning = [
+            tuning_speed(settings, dataset, newest, args.tuning_family, args.trials, pruning)
+            for pruning in (False, True)
+        ]
     saving = 1 - tuning[1]["seconds"] / tuning[0]["seconds"]
     report = {
         "machine": {"processor": platform.processor() or platform.machine(), "device": device.kind},

@@ -16,6 +16,7 @@ import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, label_names
 from core.dataset import DatasetConfig
+from core.progress import progress
 from model_training.forecasters import Forecaster, baseline
 from model_training.metrics import METRICS
 
@@ -134,34 +135,37 @@ def backtest(
     on_fold: Callable[[FoldScore], None] | None = None,
 ) -> BacktestResult:
     """Score a freshly fitted model per fold; ``on_fold`` sees each fold's score as it lands
-    (a tuner prunes hopeless trials there)."""
+    (a tuner prunes hopeless trials there). Each fold fits a model, so on a terminal a bar counts
+    them; it clears when done, as inside a tuning trial it is one of many."""
     labels = label_names(dataset)
     naive = baseline(dataset)
     stamps = training_set[EVENT_TIMESTAMP]
     result = BacktestResult()
-    for fold in make_folds(stamps, dataset):
-        train = training_set[stamps <= fold.train_end]
-        test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
-        actual = test[labels].to_numpy(dtype=np.float64)
-        model_forecast = make_model().fit(train, train[labels].to_numpy(dtype=np.float64)).predict(test)
-        naive_forecast = naive.predict(test)
-        model_overall, model_steps = _scores(actual, model_forecast)
-        naive_overall, naive_steps = _scores(actual, naive_forecast)
-        result.folds.append(
-            FoldScore(
-                fold=fold,
-                model=model_overall,
-                baseline=naive_overall,
-                model_by_step=model_steps,
-                baseline_by_step=naive_steps,
-                model_mae_by_entity=_by_entity(test, dataset.entity_column, actual, model_forecast),
-                baseline_mae_by_entity=_by_entity(test, dataset.entity_column, actual, naive_forecast),
-                train_rows=len(train),
-                test_rows=len(test),
-                errors=actual - model_forecast,
-                entities=test[dataset.entity_column].to_numpy(dtype=str),
+    # A pruned trial raises out of the loop: the with-block clears its bar all the same.
+    with progress(make_folds(stamps, dataset), desc="backtest folds", unit="fold", leave=False) as folds:
+        for fold in folds:
+            train = training_set[stamps <= fold.train_end]
+            test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
+            actual = test[labels].to_numpy(dtype=np.float64)
+            model_forecast = make_model().fit(train, train[labels].to_numpy(dtype=np.float64)).predict(test)
+            naive_forecast = naive.predict(test)
+            model_overall, model_steps = _scores(actual, model_forecast)
+            naive_overall, naive_steps = _scores(actual, naive_forecast)
+            result.folds.append(
+                FoldScore(
+                    fold=fold,
+                    model=model_overall,
+                    baseline=naive_overall,
+                    model_by_step=model_steps,
+                    baseline_by_step=naive_steps,
+                    model_mae_by_entity=_by_entity(test, dataset.entity_column, actual, model_forecast),
+                    baseline_mae_by_entity=_by_entity(test, dataset.entity_column, actual, naive_forecast),
+                    train_rows=len(train),
+                    test_rows=len(test),
+                    errors=actual - model_forecast,
+                    entities=test[dataset.entity_column].to_numpy(dtype=str),
+                )
             )
-        )
-        if on_fold is not None:
-            on_fold(result.folds[-1])
+            if on_fold is not None:
+                on_fold(result.folds[-1])
     return result

@@ -16,6 +16,7 @@ import optuna
 import pandas as pd
 
 from core.dataset import DatasetConfig
+from core.progress import show_progress
 from core.settings import Settings
 from model_training import forecasters
 from model_training.backtest import FoldScore, backtest
@@ -193,7 +194,14 @@ def tune_worker(
         ran += 1
 
     # A diverging trial (e.g. too high a learning rate) is recorded as failed; the study goes on.
-    study.optimize(objective, n_trials=remaining, callbacks=[stop, count], catch=(FloatingPointError,))
+    # Optuna's own bar counts this worker's trials, on a terminal only (core.progress's rule).
+    study.optimize(
+        objective,
+        n_trials=remaining,
+        callbacks=[stop, count],
+        catch=(FloatingPointError,),
+        show_progress_bar=show_progress(),
+    )
     log.info("worker %d ran %d trials; study %s holds %d finished", worker, ran, name, _finished(study))
     return ran
 

@@ -64,11 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--days must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from tqdm import tqdm
-
+    from core.progress import progress
     from simulation.replay import Day, markdown, simulate
 
-    bar = tqdm(total=args.days, unit="day", desc="simulated days")
+    bar = progress(total=args.days, unit="day", desc="simulated days")
 
     def advance(day: Day) -> None:
         mae = "-" if day.champion_mae is None else f"{day.champion_mae:.3f}"
