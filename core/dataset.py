@@ -176,6 +176,12 @@ class DailyConfig(_Strict):
         description="Cron (UTC) of the daily data DAG; a run lands the day (the data interval) that has just ended.",
     )
     start: date = Field(default=date(2024, 1, 1), description="The first data date the daily DAG runs for.")
+    history_end: date | None = Field(
+        default=None,
+        description="The newest day of a source that no longer grows (a published history such as ETT): the "
+        "retraining form's default training window end, so a run with the form's defaults trains on data that "
+        "exists. None: the source grows every day and a run trains up to its own date.",
+    )
     catchup: bool = Field(
         default=False,
         description="Run the days between start and now that have no run yet (False: only the newest; a "

@@ -7,7 +7,7 @@ heavy libraries are imported inside task bodies only, so this file parses in a b
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,13 @@ from data_pipeline.outcomes import Landed, ValidationOutcome
 from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
 from model_registry.outcomes import RegisteredVersion
 from model_validation.outcomes import DriftResult, GateDecision, RunSummary
-from orchestration.dags import NO_CONTROL_CHARACTERS, TRAINING_ARGS, dag_arguments, dags_for_each_dataset
+from orchestration.dags import (
+    NO_CONTROL_CHARACTERS,
+    TRAINING_ARGS,
+    dag_arguments,
+    dags_for_each_dataset,
+    daily_config,
+)
 from orchestration.launch import mapped_training_operator, training_operator
 from orchestration.plan import RunPlan
 
@@ -47,22 +53,58 @@ Config: `{config}`.
 """
 
 
-def form() -> dict[str, Param]:
-    """The trigger form: one JSON-schema Param per field (Airflow validates a run's conf against it)."""
+def form(history_end: date | None = None) -> dict[str, Param]:
+    """The trigger form: one JSON-schema Param per field (Airflow validates a run's conf against it).
+
+    Every field has a default that runs: the training window ends on the dataset's ``daily.history_end``
+    when its source no longer grows (else on the run's date), and the reason may stay empty. Each field
+    says what it does under its title, so the form explains itself.
+    """
+    end = history_end.isoformat() if history_end else None
     return {
-        "model_family": Param("xgboost", type="string", enum=FAMILIES, title="Model family"),
-        "horizon": Param(
-            None, type=["null", "integer"], minimum=1, maximum=10000, title="Horizon (steps; empty: config's)"
+        "model_family": Param(
+            "xgboost",
+            type="string",
+            enum=FAMILIES,
+            title="Model family",
+            description="The trainable families; the gate compares the new version with the champion and a "
+            "seasonal-naive baseline whatever the family.",
         ),
-        "n_trials": Param(5, type="integer", minimum=0, maximum=500, title="Optuna trials (0: no tuning)"),
+        "horizon": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            maximum=10000,
+            title="Horizon (steps; empty: config's)",
+            description="Steps ahead each forecast covers; empty keeps the dataset config's horizon.",
+        ),
+        "n_trials": Param(
+            5,
+            type="integer",
+            minimum=0,
+            maximum=500,
+            title="Optuna trials (0: no tuning)",
+            description="Hyperparameter trials shared by the tuning workers; 0 trains the config's parameters.",
+        ),
         "tuning_workers": Param(
-            1, type="integer", minimum=1, maximum=16, title="Tuning workers (processes or pods on one study)"
+            1,
+            type="integer",
+            minimum=1,
+            maximum=16,
+            title="Tuning workers (processes or pods on one study)",
+            description="Workers that run the trials in parallel on one Optuna study.",
         ),
         "training_window_end": Param(
-            None,
+            end,
             type=["null", "string"],
             format="date",
             title="Training window end (YYYY-MM-DD; empty: the run's date)",
+            description="The newest day the model trains on; the data must reach it (freshness check). "
+            + (
+                f"Defaults to {end}, the newest day of this dataset's source (daily.history_end)."
+                if end
+                else "Empty: the run's date."
+            ),
         ),
         "holdout_start": Param(
             None,
@@ -70,10 +112,21 @@ def form() -> dict[str, Param]:
             format="date",
             title="Holdout from (YYYY-MM-DD; empty: the config's holdout; the drift monitor sets its streak's "
             "first day, so the gate compares on the data after a change)",
+            description="Champion and challenger are scored on the rows from this day on.",
         ),
-        "force_promote": Param(False, type="boolean", title="Promote despite the drift gate"),
+        "force_promote": Param(
+            False,
+            type="boolean",
+            title="Promote despite the drift gate",
+            description="Overrides the drift gate only, never a model that loses to the champion or a baseline.",
+        ),
         "reason": Param(
-            "", type="string", maxLength=500, pattern=NO_CONTROL_CHARACTERS, title="Why this run (recorded)"
+            None,
+            type=["null", "string"],
+            maxLength=500,
+            pattern=NO_CONTROL_CHARACTERS,
+            title="Why this run (recorded)",
+            description="Recorded on the run and the registered version; may stay empty.",
         ),
     }
 
@@ -83,7 +136,7 @@ def build(name: str, config: Path) -> Any:
 
     @dag(
         **dag_arguments(f"retrain_{name}_forecaster", None, ["training", name], DOC.format(name=name, config=config)),
-        params=form(),
+        params=form(daily_config(config).history_end),
     )
     def retrain() -> None:
         @task
@@ -112,7 +165,7 @@ def build(name: str, config: Path) -> Any:
                 n_trials=int(params["n_trials"]),
                 tuning_workers=int(params["tuning_workers"]),
                 force_promote=bool(params["force_promote"]),
-                reason=str(params["reason"]),
+                reason=str(params.get("reason") or ""),
                 holdout_start=datetime.fromisoformat(holdout).date() if holdout else None,
             )
 

@@ -70,7 +70,17 @@ CORRUPTIONS: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame], list[str]]]
     "out of range": (_out_of_range, ["expect_column_values_to_be_between on temp", "2 of"]),
     "gap": (_gap, ["expect_column_values_to_be_between on _step_seconds", "1 of"]),
     "null target": (_null_target, ["expect_column_values_to_not_be_null on temp", "1 of"]),
-    "stale": (_stale, ["expect_column_min_to_be_between on _age_seconds"]),
+    "stale": (
+        _stale,
+        [
+            "expect_column_min_to_be_between on _age_seconds",
+            # in words: how old, when the data ends, which field to set
+            "the newest row is 3 days old at the end of 2024-03-31 (allowed: 24 hours)",
+            "the data ends 2024-03-28 22:00 UTC",
+            "training window end (training_window_end)",
+            "daily.history_end",
+        ],
+    ),
     "empty": (_empty, ["expect_table_row_count_to_be_between", "observed 0"]),
 }
 

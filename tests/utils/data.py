@@ -74,6 +74,8 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
         },
         # 2 folds of 24 rows: 48 errors per entity and step, enough here for each site's own bands
         "intervals": {"min_entity_errors": 40},
+        # A published history: the retraining form's window end defaults to its newest day.
+        "daily": {"history_end": SYNTHETIC_END.isoformat()},
         "training": {
             "window": "P30D",
             "backtest": {"folds": 2, "test_size": 24, "gap": 6},
