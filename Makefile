@@ -49,13 +49,13 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt
 	$(AUDIT_VENV)/bin/python -m pip install --quiet -r requirements-audit.txt
 	touch $@
 
-bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.{json,md}
+bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.{json,md,png}
 	$(BIN)/python -m benchmarks.accuracy --config configs/benchmarks/ltsf_univariate.yaml --out reports
 
 bench-training: setup  ## fit time per family and tuning time with/without pruning -> reports/training_speed.{json,md}
 	MLOPS_HOME=$(abspath .mlops)/bench $(BIN)/python -m benchmarks.training_speed --out reports
 
-bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md}
+bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md,png}
 	$(BIN)/python -m benchmarks.serving --home $(abspath .mlops)/bench-serving --out reports
 
 # e.g. make simulate DATASET=configs/datasets/ett.yaml START=2017-07-02 DAYS=30 SHIFT=level_scale SHIFT_DAY=8

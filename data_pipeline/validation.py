@@ -106,11 +106,38 @@ def build_expectations(dataset: DatasetConfig, row_count_hint: int | None = None
     return expectations
 
 
-def _describe(result: dict[str, Any], present: set[str]) -> FailedExpectation:
+def _age(seconds: float) -> str:
+    """A duration as a person says it: hours under two days, days under a year, then years."""
+    hours = seconds / 3600
+    if hours < 48:
+        return f"{hours:.0f} hours"
+    days = hours / 24
+    return f"{days:.0f} days" if days < 365 else f"{days:.0f} days ({days / 365.25:.1f} years)"
+
+
+def _stale(observed: float, logical_date: date, max_age: float) -> str:
+    """The freshness failure in words: how old the newest row is, when the data ends, what to set."""
+    newest = pd.Timestamp(end_of(logical_date)) - pd.Timedelta(seconds=observed)
+    return (
+        f"the newest row is {_age(observed)} old at the end of {logical_date} (allowed: {_age(max_age)}); "
+        f"the data ends {newest:%Y-%m-%d %H:%M} UTC. Set the run's training window end (training_window_end) "
+        "to a day the data reaches, or, for a source that no longer grows, the dataset config's "
+        "daily.history_end, which the retraining form takes as its default"
+    )
+
+
+def _describe(result: dict[str, Any], present: set[str], logical_date: date | None = None) -> FailedExpectation:
     config = result.get("expectation_config", {})
     kwargs = config.get("kwargs", {})
     column = kwargs.get("column") or (",".join(kwargs["column_list"]) if "column_list" in kwargs else None)
     details = result.get("result", {}) or {}
+    observed = details.get("observed_value")
+    if column == AGE_COLUMN and logical_date is not None and isinstance(observed, int | float) and observed >= 0:
+        return FailedExpectation(
+            expectation=str(config.get("type", "unknown")),
+            column=column,
+            details=_stale(float(observed), logical_date, float(kwargs.get("max_value") or 0)),
+        )
     parts: list[str] = []
     if "column" in kwargs and kwargs["column"] not in present:
         return FailedExpectation(
@@ -133,6 +160,29 @@ def _describe(result: dict[str, Any], present: set[str]) -> FailedExpectation:
     )
 
 
+# Data Docs load their layout and status icons from CDNs, which an air-gapped machine or cluster does not
+# reach: each expectation's passed/failed mark then renders as nothing. GX inlines this stylesheet
+# (its documented custom-styles hook), so the status reads as text, and a failed row stands out, with
+# or without the network.
+DATA_DOCS_STYLES = """/* Status without the CDN's icon font: a word and a colour on every expectation. */
+.fas.fa-check-circle.text-success::before { content: "\\2713  passed"; color: #1a7f37; }
+.fas.fa-times.text-danger::before { content: "\\2717  failed"; color: #c62828; }
+.fas.fa-check-circle.text-success::before, .fas.fa-times.text-danger::before {
+  font-family: sans-serif; font-style: normal; font-weight: bold; white-space: nowrap;
+}
+tr:has(.fa-times.text-danger) { background: #fdecea; }
+"""
+DOCS_SITE = "gx/uncommitted/data_docs/local_site"
+
+
+def validation_page(out_dir: Path) -> Path | None:
+    """The newest validation result page of the Data Docs under ``out_dir``: the page that lists each
+    expectation with its status (the site's index fills its tables with CDN scripts, so offline it
+    shows none)."""
+    pages = sorted(out_dir.glob(f"{DOCS_SITE}/validations/*/*/*/*.html"), key=lambda page: page.parent.name)
+    return pages[-1] if pages else None
+
+
 def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date, out_dir: Path) -> ValidationOutcome:
     """Run the suite on ``frame`` and write the result JSON and Data Docs under ``out_dir``."""
     import great_expectations as gx
@@ -142,6 +192,9 @@ def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: da
 
     context = gx.get_context(mode="file", project_root_dir=str(out_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    styles = out_dir / "gx" / "plugins" / "custom_data_docs" / "styles" / "data_docs_custom_styles.css"
+    styles.parent.mkdir(parents=True, exist_ok=True)
+    styles.write_text(DATA_DOCS_STYLES)
     name = f"{dataset.name}_landing"
     source = context.data_sources.add_or_update_pandas(name=name)
     asset = source.add_dataframe_asset(name=name)
@@ -164,14 +217,13 @@ def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: da
     payload = validation.to_json_dict()
     result_path = out_dir / "validation_result.json"
     write_text_atomically(json.dumps(payload, indent=2, default=str), result_path)
-    docs = sorted(out_dir.glob("gx/uncommitted/data_docs/local_site/index.html"))
-    failures = [_describe(r, set(checked.columns)) for r in payload["results"] if not r.get("success")]
+    failures = [_describe(r, set(checked.columns), logical_date) for r in payload["results"] if not r.get("success")]
     return ValidationOutcome(
         success=bool(payload["success"]),
         evaluated=len(payload["results"]),
         failures=failures,
         result_path=str(result_path),
-        data_docs_path=docs[0] if docs else None,
+        data_docs_path=validation_page(out_dir),
     )
 
 
@@ -215,12 +267,11 @@ def passed_check(dataset: DatasetConfig, logical_date: date, settings: Settings)
         return None
     # The Data Docs stay with the reports of the process that made them (here, or in another pod).
     reports = run_dir(settings, dataset, logical_date) / "validation"
-    docs = sorted(reports.glob("gx/uncommitted/data_docs/local_site/index.html"))
     return ValidationOutcome(
         logical_date=logical_date,
         success=True,
         evaluated=len(result["results"]),
         result_path=result_path,
-        data_docs_path=docs[0] if docs else None,
+        data_docs_path=validation_page(reports),
         validated=target,
     )

@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -176,3 +177,17 @@ def airflow_db() -> Path:
         timeout=300,
     )
     return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Debian chromium for the UI checks (``tests/utils/browser.py``); each test opens
+    its own context (``browser.new_context()``), so logins and cookies never leak between them."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.utils.browser import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()

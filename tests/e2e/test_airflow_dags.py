@@ -1,5 +1,7 @@
 """Every DAG runs end to end with ``dag.test()`` (in-process, SQLite) on a generated dataset."""
 
+import re
+import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -9,8 +11,10 @@ import requests
 
 from core.dataset import DatasetConfig
 from orchestration.plan import run_key
+from tests.utils.browser import screenshot
 from tests.utils.data import SYNTHETIC_END, synthetic_frame, with_regime_change, write_dataset
 from tests.utils.platform import PlatformEnv, run_data_chain
+from tests.utils.servers import free_port, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -162,6 +166,54 @@ def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and
     assert challenger.tags["gate_decision"] == "promoted"
     assert "force_promote_reason" not in challenger.tags
     assert challenger.tags["previous_champion"] == before
+
+
+@pytest.mark.browser
+def test_the_mlflow_ui_shows_champion_previous_their_gates_and_the_drift_report(retrained, browser) -> None:  # type: ignore[no-untyped-def]
+    """MLflow's own UI (``mlflow server`` on the run's tracking database), as an operator reads it after
+    the drift-triggered promotion above: the registered model's versions carry the aliases ``champion``
+    and ``previous``, the champion's page shows its gate tags, and its run's drift report renders."""
+    from model_registry.tracking import CHAMPION, PREVIOUS, client
+
+    env, _, _ = retrained
+    settings = env.settings()
+    mlflow = client(settings)
+    champion = mlflow.get_model_version_by_alias("synthetic_forecaster", CHAMPION)
+    previous = mlflow.get_model_version_by_alias("synthetic_forecaster", PREVIOUS)
+    reports = [a.path for a in mlflow.list_artifacts(champion.run_id, "drift") if a.path.endswith(".html")]
+    assert reports, "the drift gate logged its report"
+    experiment = mlflow.get_run(champion.run_id).info.experiment_id
+    port = free_port()
+    server = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri"]
+    server += [settings.mlflow_tracking_uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    with server_process(server, port, timeout=180, start_new_session=True):
+        base = f"http://127.0.0.1:{port}/#"
+        try:
+            page.goto(f"{base}/models/synthetic_forecaster")
+            page.get_by_role("button", name=re.compile("close", re.IGNORECASE)).first.click()  # the chat panel
+            for version, alias in ((champion.version, CHAMPION), (previous.version, PREVIOUS)):
+                row = page.get_by_role("row").filter(has_text=f"Version {version}")
+                row.first.wait_for()
+                assert row.first.get_by_text(re.compile(rf"^@\s*{alias}$")).count() == 1, (version, alias)
+            screenshot(page, "mlflow_registered_model", full_page=True)
+
+            page.goto(f"{base}/models/synthetic_forecaster/versions/{champion.version}")
+            page.get_by_text(re.compile(rf"^@\s*{CHAMPION}$")).first.wait_for()
+            for tag in ("gate_champion_challenger", "gate_drift", "gate_decision", "previous_champion"):
+                row = page.get_by_role("row").filter(has=page.get_by_text(tag, exact=True))
+                assert row.count() == 1, tag
+                assert champion.tags[tag] in row.inner_text(), (tag, row.inner_text())
+            screenshot(page, "mlflow_champion_version", full_page=True)
+
+            page.goto(f"{base}/experiments/{experiment}/runs/{champion.run_id}/artifacts/{reports[0]}")
+            page.frame_locator("iframe").first.get_by_text(re.compile("Dataset Drift is")).first.wait_for(
+                timeout=60_000
+            )
+            screenshot(page, "mlflow_drift_report")
+        finally:
+            context.close()
 
 
 def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained) -> None:  # type: ignore[no-untyped-def]

@@ -1,5 +1,6 @@
-"""Real Airflow: ``airflow standalone`` serves REST API v2; the retraining DAG is triggered the way
-the UI form does it (conf validated against the Param schema) and runs to success."""
+"""Real Airflow: ``airflow standalone`` serves its UI and REST API v2. The retraining DAG is triggered
+from the UI's form in a real browser and runs to success; REST refuses a conf the form's schema
+refuses; a day of data starts the DAGs that consume it."""
 
 import itertools
 import json
@@ -11,11 +12,13 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from core.settings import PROJECT_ROOT
+from tests.utils.browser import screenshot
 from tests.utils.data import SYNTHETIC_END
 from tests.utils.platform import PlatformEnv
 from tests.utils.servers import free_port
@@ -140,36 +143,114 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         log.close()
 
 
-def test_retraining_triggered_over_rest_succeeds(airflow_api) -> None:  # type: ignore[no-untyped-def]
-    base, auth, platform = airflow_api
+def _log_in(page: Any, base: str, path: str) -> None:
+    """Open ``path``; Airflow sends a new visitor to its login page first, then back."""
+    page.goto(f"{base}{path}")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**{path}**")
+
+
+def _trigger_form(page: Any) -> Any:
+    """Open the DAG's trigger form; returns the dialog."""
+    page.get_by_role("button", name="Trigger").first.click()
+    form = page.locator("[role=dialog][aria-modal=true]")
+    form.get_by_text("Run Parameters").wait_for()
+    return form
+
+
+def test_bad_conf_over_rest_is_refused_before_a_run_exists(airflow_api) -> None:  # type: ignore[no-untyped-def]
+    base, auth, _ = airflow_api
     dag_url = f"{base}/api/v2/dags/{DAG_ID}"
     _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
     assert requests.get(dag_url, timeout=5).status_code == 401  # no token, no access
-    _unpause(dag_url, auth)
-
     bad = requests.post(
         f"{dag_url}/dagRuns", json={"logical_date": None, "conf": {"n_trials": -3}}, headers=auth, timeout=10
     )
     assert bad.status_code == 400, bad.text  # the Param schema refuses it before anything runs
+    assert requests.get(f"{dag_url}/dagRuns", headers=auth, timeout=10).json()["total_entries"] == 0
 
-    # another family than the in-process DAG test's, picked from the form like a user would
-    conf = {
-        "training_window_end": SYNTHETIC_END.isoformat(),
-        "model_family": "nlinear",
-        "n_trials": 1,
-        "reason": "REST trigger",
-    }
-    created = requests.post(f"{dag_url}/dagRuns", json={"logical_date": None, "conf": conf}, headers=auth, timeout=10)
-    assert created.ok, created.text
-    run_id = created.json()["dag_run_id"]
 
-    def finished() -> str | None:
-        state = requests.get(f"{dag_url}/dagRuns/{run_id}", headers=auth, timeout=10).json()["state"]
-        return state if state in ("success", "failed") else None
+@pytest.mark.browser
+def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) -> None:  # type: ignore[no-untyped-def]
+    """The way an ML engineer retrains: log in, open the DAG, open its trigger form. Every field shows
+    with its title and says what it does; the model family offers exactly the trainable families;
+    negative trials are refused. Filled (family, trials, reason) and triggered, with the training
+    window end left at the form's default, the run reaches success in the grid view."""
+    from model_training.forecasters import TRAINABLE
 
-    assert _wait(finished, 600, "run finished") == "success"
-    tasks = requests.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", headers=auth, timeout=10).json()
-    states = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+    base, auth, platform = airflow_api
+    dag_url = f"{base}/api/v2/dags/{DAG_ID}"
+    _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
+    params = requests.get(f"{dag_url}/details", headers=auth, timeout=10).json()["params"]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        _log_in(page, base, f"/dags/{DAG_ID}")
+        form = _trigger_form(page)
+        for name, param in params.items():
+            field = form.locator("[role=group]", has=page.locator("label", has_text=param["schema"]["title"]))
+            assert field.count() == 1, f"{name}: no field titled {param['schema']['title']!r}"
+            assert param["description"], f"{name}: no description"
+            assert param["description"] in field.inner_text(), name
+        assert form.locator("[name=element_training_window_end]").input_value() == SYNTHETIC_END.isoformat()
+        screenshot(page, "airflow_trigger_form", locator=form)
+
+        # Negative trials: the field takes its minimum back, and a conf typed past the fields is refused.
+        trials = form.locator("[name=element_n_trials]")
+        trials.fill("-3")
+        trials.blur()
+        assert trials.input_value() == "0"
+        form.get_by_text("Advanced Options").click()
+        form.locator(".monaco-editor .view-lines").click()
+        page.keyboard.press("Control+A")
+        page.keyboard.press("Delete")
+        page.keyboard.insert_text(json.dumps({"n_trials": -3}))
+        form.get_by_role("button", name="Trigger").click()
+        refusal = form.get_by_text("Invalid input for param n_trials")
+        refusal.wait_for()
+        assert "less than the minimum of 0" in form.inner_text()
+        screenshot(page, "airflow_trigger_form_refused", locator=form)
+        assert requests.get(f"{dag_url}/dagRuns", headers=auth, timeout=10).json()["total_entries"] == 0
+        page.reload()
+
+        # Another family than the in-process DAG test's, picked from the form like a user would.
+        form = _trigger_form(page)
+        form.get_by_role("combobox").click()
+        assert sorted(page.get_by_role("option").all_inner_texts()) == TRAINABLE
+        page.get_by_role("option", name="nlinear", exact=True).click()
+        form.locator("[name=element_n_trials]").fill("1")
+        form.locator("[name=element_reason]").fill("UI trigger")
+        form.get_by_role("button", name="Trigger").click()
+        form.wait_for(state="hidden")
+
+        runs = _wait(
+            lambda: requests.get(f"{dag_url}/dagRuns", headers=auth, timeout=10).json()["dag_runs"], 60, "run created"
+        )
+        assert len(runs) == 1
+        run_id = runs[0]["dag_run_id"]
+        assert runs[0]["conf"]["model_family"] == "nlinear"
+        assert runs[0]["conf"]["training_window_end"] == SYNTHETIC_END.isoformat()
+        assert runs[0]["conf"]["reason"] == "UI trigger"
+
+        # The grid view, reloaded as a person would, until the run's state badge shows an end state.
+        badge = page.locator(f'a[href="/dags/{DAG_ID}/runs/{run_id}"] [data-testid=state-badge]').first
+
+        def finished() -> str | None:
+            page.goto(f"{base}/dags/{DAG_ID}")
+            badge.wait_for()
+            state = badge.get_attribute("aria-label")
+            return state if state in ("success", "failed") else None
+
+        assert _wait(finished, 600, "run finished in the grid view") == "success"
+        tasks = requests.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", headers=auth, timeout=10).json()
+        states = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+        for task_id in states:
+            assert page.get_by_test_id(f"grid-{run_id}-{task_id}").count() == 1, f"{task_id} not in the grid"
+        screenshot(page, "airflow_run_succeeded")
+    finally:
+        context.close()
     assert states["promote"] == "success"
     assert states["skip_promotion"] == "skipped"
 

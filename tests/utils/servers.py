@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -47,7 +49,11 @@ def server_process(
             wait_for_port(port, process, timeout=timeout)
             yield
         finally:
-            process.terminate()
+            # A server that forks its workers (start_new_session=True): stop the whole group.
+            if popen.get("start_new_session"):
+                os.killpg(process.pid, signal.SIGTERM)
+            else:
+                process.terminate()
             process.wait(timeout=10)
 
 
