@@ -3,7 +3,7 @@
 The alert rules are unit-tested with ``promtool test rules``. The dashboards are checked end to end:
 Debian's ``prometheus`` runs the project's own ``prometheus.yml`` (targets pointed at local ports)
 scraping the serving app and the Pushgateway, the app gets traffic, the batch jobs push their real
-figures, and every panel's query must return data.
+figures (the ``scrape`` fixture, shared with test_dashboards.py), and every panel's query must return data.
 """
 
 from __future__ import annotations
@@ -15,28 +15,17 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import yaml
 
-from core.dataset import DatasetConfig
-from core.settings import PROJECT_ROOT, Settings
-from tests.utils.data import SYNTHETIC_END
-from tests.utils.platform import on_registry_copy
-from tests.utils.servers import free_port, server_process
+from tests.utils.prometheus import DASHBOARDS, MONITORING, PROMETHEUS_CONFIG, Scrape, query_until_data
 
 pytestmark = [pytest.mark.integration]
 
-MONITORING = PROJECT_ROOT / "monitoring"
-PROMETHEUS_CONFIG = MONITORING / "prometheus" / "prometheus.yml"
 ALERT_TESTS = MONITORING / "prometheus" / "tests" / "alerts_test.yml"
-DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 DATASOURCES = MONITORING / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 
 
@@ -92,97 +81,19 @@ def panel_queries(values: dict[str, str]) -> list[tuple[str, str, str]]:
     return queries
 
 
-@contextlib.contextmanager
-def project_prometheus(tmp: Path, targets: dict[str, str]) -> Iterator[str]:
-    """Debian's prometheus on the project's config and rules, scraping every second at local ports."""
-    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
-    port = free_port()
-    targets = {**targets, "prometheus": f"127.0.0.1:{port}"}
-    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["rule_files"] = [str(PROMETHEUS_CONFIG.parent / name) for name in config["rule_files"]]
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [targets.get(job["job_name"], f"127.0.0.1:{free_port()}")]}]
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
-    argv = ["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
-    with server_process(argv, port, timeout=60):
-        yield f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def registry_copy(tmp_path: Path, trained: tuple[Settings, DatasetConfig], pushgateway: str) -> Settings:
-    """The trained settings on a copy of the MLflow database (the batch jobs below add runs), pushing
-    to the test Pushgateway."""
-    forecasts = f"sqlite:///{tmp_path / 'forecasts.db'}"
-    return on_registry_copy(trained[0], tmp_path, pushgateway_url=pushgateway, forecast_db=forecasts)
-
-
 @pytest.mark.slow
-def test_every_dashboard_panel_query_returns_data(
-    registry_copy: Settings, trained: tuple[Settings, DatasetConfig], pushgateway: str, tmp_path: Path
-) -> None:
-    from core.settings import child_environment
-    from model_serving.batch import issue_day
-    from model_validation import scoring
-    from model_validation.backtest_champion import backtest_registered, publish
-    from model_validation.decision import publish_run
-    from model_validation.drift_monitor import check_champion
+def test_every_dashboard_panel_query_returns_data(scrape: Scrape) -> None:
+    empty = []
+    variables = {"__rate_interval": "15s", "dataset": scrape.dataset, "entity": ".*"}
+    for dashboard, title, expression in panel_queries(variables):
+        if not query_until_data(scrape.prometheus, expression):
+            empty.append(f"{dashboard} / {title}: {expression}")
+    assert empty == []
 
-    settings, dataset = registry_copy, trained[1]
-    port = free_port()
-    env = child_environment(settings, serving_port=port)
-    base = f"http://127.0.0.1:{port}"
-    service = [sys.executable, "-m", "model_serving"]
-    scraped = {"forecast-service": f"127.0.0.1:{port}", "pushgateway": pushgateway.removeprefix("http://")}
-    with (
-        server_process(service, port, timeout=180, env=env, cwd=PROJECT_ROOT),
-        project_prometheus(tmp_path, scraped) as prometheus,
-    ):
-        wait_until(lambda: requests.get(f"{base}/health/ready", timeout=5).status_code == 200, "service ready")
-        # Traffic for a while (rates need two scrapes), known and unknown entities.
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            for entity in ("site_0", "site_1", "nobody"):
-                requests.post(f"{base}/v1/forecast", json={"entity_id": entity}, timeout=10)
-            requests.post(f"{base}/v1/forecast/batch", json={"entity_ids": ["site_0", "site_1"]}, timeout=10)
-        # The batch jobs push their own figures, as their DAGs do.
-        check_champion(settings, dataset, SYNTHETIC_END)
-        publish(settings, dataset, backtest_registered(settings, dataset, SYNTHETIC_END))
-        publish_run(settings, dataset.name, promoted=True)
-        issue_day(settings, dataset, SYNTHETIC_END - timedelta(days=1))  # a day's forecasts, scored the next day
-        scoring.publish(settings, dataset, scoring.score_day(settings, dataset, SYNTHETIC_END))
-
-        empty = []
-        for dashboard, title, expression in panel_queries({"__rate_interval": "15s", "dataset": dataset.name}):
-            if not query_until_data(prometheus, expression):
-                empty.append(f"{dashboard} / {title}: {expression}")
-        assert empty == []
-
-        rules = requests.get(f"{prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
-        loaded = [rule for group in rules for rule in group["rules"]]
-        assert len(loaded) == 13
-        assert {rule["health"] for rule in loaded} == {"ok"}, [r for r in loaded if r["health"] != "ok"]
-
-
-def wait_until(check: Any, what: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(requests.RequestException, urllib.error.URLError):
-            if check():
-                return
-        assert time.monotonic() < deadline, f"not {what} after {timeout:.0f} s"
-        time.sleep(0.5)
-
-
-def query_until_data(prometheus: str, expression: str, timeout: float = 30.0) -> list[Any]:
-    """The query's result once it has one (scrapes and rule evaluations come every second)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        body = requests.get(f"{prometheus}/api/v1/query", params={"query": expression}, timeout=5).json()
-        assert body["status"] == "success", (expression, body)
-        if body["data"]["result"] or time.monotonic() > deadline:
-            return list(body["data"]["result"])
-        time.sleep(0.5)
+    rules = requests.get(f"{scrape.prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    loaded = [rule for group in rules for rule in group["rules"]]
+    assert len(loaded) == 13
+    assert {rule["health"] for rule in loaded} == {"ok"}, [r for r in loaded if r["health"] != "ok"]
 
 
 STATSD_MAPPING = MONITORING / "statsd" / "mapping.yml"
