@@ -12,15 +12,18 @@ help:  ## list the targets
 
 setup: $(VENV)/.installed  ## create .venv with the pinned dependencies (idempotent)
 
+# pip's output goes to a log, shown only when the install fails: a newcomer's terminal stays readable.
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
-	touch $@
+	@echo "setting up $(VENV) with the pinned dependencies (log: $(VENV)/install.log)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/python -m pip install --upgrade pip \
+		&& $(BIN)/python -m pip install -r requirements-dev.txt \
+		&& $(BIN)/python -m pip install --no-deps --no-build-isolation -e . ; } > $(VENV)/install.log 2>&1 \
+		|| { tail -n 40 $(VENV)/install.log; echo "setup failed; the whole log: $(VENV)/install.log"; exit 1; }
+	@touch $@
 
-demo: setup  ## the retraining DAG with dag.test(), then serve and print one forecast
-	PY=$(BIN)/python infra/scripts/demo.sh
+demo: setup  ## the retraining DAG with dag.test(), then serve and print one forecast (VERBOSE=1: every log line)
+	@PY=$(BIN)/python infra/scripts/demo.sh
 
 test-servers:  ## the servers the tests start (Debian packages): installs them as root, else prints the command
 	infra/scripts/test-servers.sh

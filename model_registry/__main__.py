@@ -4,7 +4,7 @@ register: the training run (``--run-id``, or the newest run tagged ``--tag key=v
 new version with alias ``challenger``. rollback: the champion alias moves back to ``previous`` (or
 ``--version``). champion: which version serves (``--plot PATH``: and a copy of its training run's
 forecast plot, history, forecast and bands); with none, exits 3 and says why the newest version
-was not promoted and what to try. Promotion runs the gates first, so it is
+was not promoted and what to do next. Promotion runs the gates first, so it is
 ``python -m model_validation promote``.
 """
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "champion":
-        return champion(settings, model_name, args.plot)
+        return champion(settings, model_name, args.plot, args.dataset)
 
     if not args.reason.strip():
         parser.error("rollback needs --reason")
@@ -64,19 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-NO_CHAMPION_ADVICE = (
-    "the service cannot answer until a version passes both gates. The reasons are on the version "
-    "(MLflow tags gate_champion_challenger_reason and gate_drift_reason). To try: another family "
-    "(model_family lightgbm, nlinear), tuning (n_trials), a longer training window (training.window "
-    "in the dataset config); a drift gate that blocks a first version can be overridden with a reason "
-    "(force_promote, or python -m model_validation promote --force --reason ...), a model that loses "
-    "to a baseline cannot."
-)
+def next_step(tags: dict[str, str], config: str) -> str:
+    """What to do about a version the gates stopped, from its gate tags: the champion/challenger gate
+    cannot be overridden (a worse model stays out), the drift gate can, with a reason on record."""
+    date = tags.get("logical_date") or "YYYY-MM-DD"
+    if tags.get("gate_champion_challenger") == "failed":
+        return (
+            "it lost on the holdout, which nothing overrides: retrain with another family (model_family "
+            "lightgbm, nlinear or dlinear), tuning (n_trials above 0) or a longer training window "
+            f"(training.window in {config})"
+        )
+    if tags.get("gate_drift") == "blocked":
+        return (
+            "only the drift gate blocked it; to promote it anyway, with the reason on record: python -m "
+            f"model_validation promote --dataset {config} --logical-date {date} --force --reason WHY "
+            "(or retrain with force_promote and a reason)"
+        )
+    return f"run the gates on it: python -m model_validation promote --dataset {config} --logical-date {date}"
 
 
-def champion(settings: Settings, model_name: str, plot: Path | None = None) -> int:
+def champion(settings: Settings, model_name: str, plot: Path | None = None, config: str | None = None) -> int:
     """Print the champion version (and copy its forecast plot to ``plot``); without one, why the
-    newest version was not promoted (exit 3)."""
+    newest version was not promoted and the next step (exit 3): the service answers nothing until
+    a version passes both gates, so a chain such as ``make demo`` stops here and says so."""
     from model_registry.registry import champion_version
     from model_registry.tracking import client
 
@@ -96,9 +106,13 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None) -> i
         print(f"{model_name} has no version yet: train and register one first", file=sys.stderr)
         return 3
     newest = max(versions, key=lambda v: int(v.version))
-    why = newest.tags.get("gate_decision_reason") or "it has not been through the gates"
-    print(f"{model_name} has no champion: v{newest.version} was not promoted ({why}); {NO_CHAMPION_ADVICE}",
-          file=sys.stderr)  # fmt: skip
+    tags = dict(newest.tags)
+    why = (tags.get("gate_decision_reason") or "it has not been through the gates").removeprefix("not promoted: ")
+    print(f"{model_name} has no champion: v{newest.version} was not promoted ({why})", file=sys.stderr)
+    print(f"  next: {next_step(tags, config or str(settings.dataset_config))}", file=sys.stderr)
+    gates = "tags gate_champion_challenger_reason, gate_drift_reason"
+    print(f"  each gate's reason is on v{newest.version} in MLflow ({gates}); the service answers nothing "
+          "until a version passes both gates", file=sys.stderr)  # fmt: skip
     return 3
 
 

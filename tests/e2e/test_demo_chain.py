@@ -40,23 +40,31 @@ def test_demo_script_serves_a_forecast_for_another_dataset(tmp_path: Path) -> No
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
-    start = out.index("{\n")
-    forecast = json.loads(out[start : out.index("\n}\n", start) + 2])
+    out, home = result.stdout, tmp_path / "home"
+    # Quiet: a newcomer reads it all. Airflow's, the libraries' and the service's logs went to files.
+    assert len(out.splitlines()) < 60, out
+    assert result.stderr == "", result.stderr[-3000:]
+    log = home / "logs" / "retrain_synthetic_forecaster.log"
+    assert f"Airflow's log: {log}" in out
+    assert "[DAG TEST]" in log.read_text()
+    assert "[DAG TEST]" not in out
+    forecast = json.loads((home / "forecast.json").read_text())
     assert forecast["entity_id"] == "site_1"
     assert len(forecast["forecast"]) == 6
     assert forecast["model_name"] == "synthetic_forecaster"
     assert forecast["interval_levels"] == [0.8, 0.95]
-    assert re.search(r"step\s+time\s+forecast\s+80% lower\s+80% upper\s+95% lower\s+95% upper\n", out), out[-3000:]
-    assert "retrain_synthetic_forecaster run" in out
-    assert ": success" in out
-    assert re.search(r"promote\s+success", out), out[-3000:]
-    assert "Airflow overhead" in out
-    assert "validation_result.json" in out
-    plot = tmp_path / "home" / "forecast.png"
-    assert f"forecast plot:    {plot}" in out
+    table = re.search(r"step\s+time\s+forecast\s+80% lower\s+80% upper\s+95% lower\s+95% upper\n((.*\n){6})", out)
+    assert table, out[-3000:]
+    first = forecast["forecast"][0]
+    assert table[1].split()[:3] == ["1", first["timestamp"], f"{first['value']:.3f}"]
+    assert re.search(r"^retrain_synthetic_forecaster run \S+: success in .*Airflow overhead", out, re.MULTILINE), out
+    assert re.search(r"^  promote\s+success", out, re.MULTILINE), out[-3000:]
+    assert re.search(r"GE data docs:\s+\S+/index\.html\n", out), out[-3000:]
+    plot = home / "forecast.png"
+    assert re.search(rf"forecast plot:\s+{re.escape(str(plot))}\n", out), out[-3000:]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "mlflow ui --backend-store-uri sqlite:///" in out
+    assert json.loads((home / "logs" / "retrain_timings.json").read_text())["state"] == "success"
 
 
 def test_a_failed_validation_stops_the_chain_and_writes_nothing_downstream(tmp_path: Path) -> None:
