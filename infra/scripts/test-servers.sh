@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The servers the test suite starts as throwaway processes, from Debian's packages: redis-server,
 # prometheus (and promtool), prometheus-pushgateway and PostgreSQL; and the browser of the UI checks,
-# chromium with its matching chromium-driver (Playwright drives it, it downloads no browser). Run by `make test` before the
-# suite. As root, missing ones are installed with apt-get and the services Debian starts on install are
-# stopped again (the tests run their own, on free ports); as another user, it stops at once with the
-# one command that installs them, instead of failing deep into the run.
+# chromium (Playwright drives it over its DevTools protocol and downloads no browser). Run by
+# `make test` before the suite. As root, missing ones are installed with apt-get and the services
+# Debian starts on install are stopped again (the tests run their own, on free ports); as another
+# user, it stops at once with the one command that installs them, instead of failing deep into the run.
 set -euo pipefail
 
 packages=()
@@ -13,7 +13,6 @@ command -v prometheus-pushgateway >/dev/null 2>&1 || packages+=(prometheus-pushg
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || packages+=(prometheus)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || packages+=(postgresql)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 [ "${#packages[@]}" -eq 0 ] && exit 0
 
 install="apt-get install -y --no-install-recommends ${packages[*]}"

@@ -205,7 +205,8 @@ def test_the_mlflow_ui_shows_champion_previous_their_gates_and_the_drift_report(
                 row = page.get_by_role("row").filter(has=page.get_by_text(tag, exact=True))
                 assert row.count() == 1, tag
                 assert champion.tags[tag] in row.inner_text(), (tag, row.inner_text())
-            screenshot(page, "mlflow_champion_version", full_page=True)
+            page.get_by_role("row").filter(has=page.get_by_text("gate_drift", exact=True)).scroll_into_view_if_needed()
+            screenshot(page, "mlflow_champion_version")
 
             page.goto(f"{base}/experiments/{experiment}/runs/{champion.run_id}/artifacts/{reports[0]}")
             page.frame_locator("iframe").first.get_by_text(re.compile("Dataset Drift is")).first.wait_for(
