@@ -179,10 +179,11 @@ def airflow_db() -> Path:
     return AIRFLOW_HOME
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """One headless Debian chromium for the UI checks (``tests/utils/browser.py``); each test opens
-    its own context (``browser.new_context()``), so logins and cookies never leak between them."""
+    """A headless Debian chromium for one UI check (``tests/utils/browser.py``). Per test, not per
+    session: Playwright's sync API keeps an asyncio loop running in this thread while it is open,
+    and later tests that call ``asyncio.run()`` would refuse to start (a launch takes about a second)."""
     from playwright.sync_api import sync_playwright
 
     from tests.utils.browser import launch
