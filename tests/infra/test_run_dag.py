@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,18 @@ from run_dag import without_library_frames
 SCRIPT = PROJECT_ROOT / "infra" / "scripts" / "run_dag.py"
 TASK_LINE = re.compile(r"^  (\S+)\s+(success|failed|skipped|upstream_failed|removed)\s+(-|\d+\.\d+s)$")
 
-# first prints in three ways (print, logging, a subprocess); slow keeps the run going long enough to
-# tell a line printed as its task finished from one printed at the end; boom fails, so after is
-# upstream_failed; pick is a branch that skips one of its two targets.
+# first prints in three ways (print, logging, a subprocess); slow finishes only once the test has read
+# first's line on the terminal (it creates the file RUN_DAG_GO names), so a line printed at the end
+# and not as its task finished fails slow; boom fails, so after is upstream_failed; pick is a branch
+# that skips one of its two targets.
 DAGS = """
 import logging
+import os
 import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from airflow.sdk import dag, task
 
@@ -51,7 +53,12 @@ def tiny_fail():
 
     @task
     def slow(x: int) -> int:
-        time.sleep(3)
+        go = Path(os.environ["RUN_DAG_GO"])
+        deadline = time.monotonic() + 120
+        while not go.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("first's line never reached the terminal while the run went on")
+            time.sleep(0.1)
         return x
 
     @task
@@ -113,33 +120,34 @@ def _task_lines(out: str) -> list[tuple[str, str]]:
 
 @pytest.mark.slow
 def test_quiet_run_prints_each_task_once_as_it_finishes_and_the_failure_with_its_error(home: Path) -> None:
-    report = home / "tiny_fail.json"
+    report, go = home / "tiny_fail.json", home / "go"
     process = subprocess.Popen(
         [sys.executable, str(SCRIPT), "tiny_fail", "--report", str(report)],
         cwd=PROJECT_ROOT,
-        env=_env(home),
+        env=_env(home, RUN_DAG_GO=str(go)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
-    arrived = [(time.monotonic(), line.rstrip("\n")) for line in process.stdout]
-    ended = time.monotonic()
+    arrived: list[str] = []
+    for line in process.stdout:
+        arrived.append(line.rstrip("\n"))
+        if (match := TASK_LINE.match(arrived[-1])) and match[1] == "first":
+            go.touch()  # slow may finish now: first's line came while the run went on
     stderr = process.stderr.read() if process.stderr else ""
-    assert process.wait(timeout=300) == 1, [line for _, line in arrived]
-    out = "\n".join(line for _, line in arrived)
+    assert process.wait(timeout=300) == 1, arrived
+    out = "\n".join(arrived)
 
     log = home / "logs" / "tiny_fail.log"
-    assert arrived[0][1] == f"tiny_fail: dag.test(), one line per task; Airflow's log: {log}"
+    assert arrived[0] == f"tiny_fail: dag.test(), one line per task; Airflow's log: {log}"
     assert sorted(_task_lines(out)) == [
         ("after", "upstream_failed"),
         ("boom", "failed"),
         ("first", "success"),
         ("slow", "success"),
     ], out
-    # Live: first's line came while slow still slept, not with the others at the end.
-    first_at = next(at for at, line in arrived if TASK_LINE.match(line) and line.split()[0] == "first")
-    assert ended - first_at > 2.0, out
+    # Live: slow, which waited for first's line on the terminal, succeeded (above).
 
     # Airflow's logs and everything the tasks printed went to the file, none of it to the terminal.
     text = log.read_text()
