@@ -178,6 +178,8 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
     with its title and says what it does; the model family offers exactly the trainable families;
     negative trials are refused. Filled (family, trials, reason) and triggered, with the training
     window end left at the form's default, the run reaches success in the grid view."""
+    from playwright.sync_api import expect
+
     from model_training.forecasters import TRAINABLE
 
     base, auth, platform = airflow_api
@@ -200,8 +202,8 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
         # Negative trials: the field takes its minimum back, and a conf typed past the fields is refused.
         trials = form.locator("[name=element_n_trials]")
         trials.fill("-3")
-        trials.blur()
-        assert trials.input_value() == "0"
+        trials.press("Tab")  # leave the field as a person does; the form clamps on leaving
+        expect(trials).to_have_value("0")  # polls until the form has clamped, within its timeout
         form.get_by_text("Advanced Options").click()
         form.locator(".monaco-editor .view-lines").click()
         page.keyboard.press("Control+A")
