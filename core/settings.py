@@ -27,6 +27,8 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.api_limits import largest_request_bytes
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -228,7 +230,11 @@ class Settings(BaseSettings):
     )
     registry_request_timeout_seconds: float = Field(default=10.0, gt=0, description="Per registry HTTP call.")
     admin_token: SecretStr | None = Field(default=None, description="Bearer token of /admin routes; None: disabled.")
-    max_request_bytes: int = Field(default=65536, ge=256, description="Larger request bodies get 413.")
+    max_request_bytes: int | None = Field(
+        default=None,
+        description="Larger request bodies get 413; None: the largest body the API's schema allows with "
+        "max_batch_entities (request_body_limit). A smaller value is refused: it would turn valid requests away.",
+    )
 
     # Untrusted input: where dataset sources and model bundles may be read from (core.source_policy,
     # model_registry.provenance).
@@ -300,6 +306,20 @@ class Settings(BaseSettings):
             self.forecast_db = f"sqlite:///{self.home / 'forecasts.db'}"
         return self
 
+    @model_validator(mode="after")
+    def _body_limit_admits_every_valid_request(self) -> Settings:
+        """Refuse a byte limit below the largest request the API's schema allows: the service would
+        answer 413 to requests its own published schema calls valid, and clients could not tell why."""
+        needed = largest_request_bytes(self.max_batch_entities)
+        if self.max_request_bytes is not None and self.max_request_bytes < needed:
+            raise ValueError(
+                f"MLOPS_MAX_REQUEST_BYTES={self.max_request_bytes} is below {needed} bytes, the largest valid "
+                f"request with MLOPS_MAX_BATCH_ENTITIES={self.max_batch_entities}: set MLOPS_MAX_REQUEST_BYTES "
+                f"to at least {needed}, leave it unset (derived from MLOPS_MAX_BATCH_ENTITIES), "
+                "or lower MLOPS_MAX_BATCH_ENTITIES"
+            )
+        return self
+
     # Typed accessors: after validation these are never None.
     @property
     def landing(self) -> Path:
@@ -325,6 +345,15 @@ class Settings(BaseSettings):
     def forecast_store_url(self) -> str:
         assert self.forecast_db is not None
         return self.forecast_db
+
+    @property
+    def request_body_limit(self) -> int:
+        """The byte limit of request bodies the service enforces: ``max_request_bytes`` when set, else the
+        largest request body the schema allows with ``max_batch_entities`` (so the default never refuses
+        a valid request, whatever the batch limit)."""
+        if self.max_request_bytes is not None:
+            return self.max_request_bytes
+        return largest_request_bytes(self.max_batch_entities)
 
     @property
     def tracking_uri(self) -> str:

@@ -23,6 +23,7 @@ from model_serving.limits import BodySizeLimit, RequestLatency
 from model_serving.metrics import MODEL_READY
 from model_serving.routers import admin, forecast, forecasts, health, metrics, model
 from model_serving.runtime import ServingRuntime
+from model_serving.schemas import body_too_large_description
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,21 @@ async def _follow_champion(runtime: ServingRuntime, interval: float) -> None:
 
 
 def _state_limits_in_schema(app: FastAPI, settings: Settings) -> None:
-    """The batch limit is a setting, not a constant of the request model: the published schema
-    states the configured one, so clients (and schema-driven tests) know it."""
+    """The batch and body limits are settings, not constants of the request models: the published
+    schema states the configured ones, so clients (and schema-driven tests) know them."""
     generate = app.openapi
+    too_large = body_too_large_description(settings.request_body_limit, settings.max_batch_entities)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
             batch = schema["components"]["schemas"]["BatchForecastRequest"]["properties"]["entity_ids"]
             batch["maxItems"] = settings.max_batch_entities
+            for operations in schema["paths"].values():
+                for operation in operations.values():
+                    refused = operation.get("responses", {}).get("413")
+                    if refused is not None:
+                        refused["description"] = too_large
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -107,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     _state_limits_in_schema(app, settings)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.request_body_limit)
     app.add_middleware(RequestLatency)  # outermost: a refused body is counted too
     app.include_router(health.router)
     app.include_router(forecast.router)

@@ -7,7 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-EntityId = Annotated[str, Field(min_length=1, max_length=256)]
+from core.api_limits import ENTITY_ID_MAX_CHARS
+
+# The length limit lives in core: the settings derive the request byte limit from it.
+EntityId = Annotated[str, Field(min_length=1, max_length=ENTITY_ID_MAX_CHARS)]
 
 
 class ForecastRequest(BaseModel):
@@ -74,7 +77,8 @@ class ErrorBody(BaseModel):
     detail: str
 
 
-# Answers of every route that reads a JSON body, before the route runs.
+# Answers of every route that reads a JSON body, before the route runs. The app's schema replaces the
+# 413 description by one that states the configured figures (body_too_large_description).
 BODY_ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorBody, "description": "The body is not readable JSON."},
     413: {
@@ -83,6 +87,16 @@ BODY_ERRORS: dict[int | str, dict[str, object]] = {
         "more than MLOPS_MAX_BATCH_ENTITIES ids.",
     },
 }
+
+
+def body_too_large_description(max_bytes: int, max_entities: int) -> str:
+    """The 413 answer with the configured limits: a client reading the schema knows the figures, not
+    only the names of the settings that hold them."""
+    return (
+        f"The body is larger than {max_bytes} bytes (MLOPS_MAX_REQUEST_BYTES), or a batch holds more "
+        f"than {max_entities} ids (MLOPS_MAX_BATCH_ENTITIES). Every body the schema allows, sent as "
+        "json.dumps writes it, is within the byte limit."
+    )
 
 
 class Readiness(BaseModel):

@@ -79,3 +79,54 @@ def test_child_processes_see_the_same_settings(tmp_path: Path, monkeypatch: pyte
     child = Settings(_env_file=None)  # type: ignore[call-arg]
     assert child.model_dump() == {**settings.model_dump(), "serving_port": 9999, "serving_workers": 2}
     assert child.redis_connection_string() == settings.redis_connection_string()
+
+
+def test_the_body_limit_is_derived_from_the_batch_limit_unless_set() -> None:
+    from core.api_limits import largest_request_bytes
+
+    derived = Settings(max_batch_entities=5, _env_file=None)  # type: ignore[call-arg]
+    assert derived.max_request_bytes is None
+    assert derived.request_body_limit == largest_request_bytes(5)
+    # A bigger batch limit moves the derived byte limit with it.
+    assert Settings(_env_file=None).request_body_limit == largest_request_bytes(100)  # type: ignore[call-arg]
+    assert largest_request_bytes(100) > largest_request_bytes(5)
+    exact = Settings(max_batch_entities=5, max_request_bytes=largest_request_bytes(5), _env_file=None)  # type: ignore[call-arg]
+    assert exact.request_body_limit == largest_request_bytes(5)
+    roomier = Settings(max_batch_entities=5, max_request_bytes=10**6, _env_file=None)  # type: ignore[call-arg]
+    assert roomier.request_body_limit == 10**6
+
+
+def test_a_body_limit_below_the_largest_valid_request_is_refused_naming_both_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pydantic import ValidationError
+
+    from core.api_limits import largest_request_bytes
+
+    needed = largest_request_bytes(5)
+    expected = (
+        f"MLOPS_MAX_REQUEST_BYTES={needed - 1} is below {needed} bytes, the largest valid request with "
+        "MLOPS_MAX_BATCH_ENTITIES=5"
+    )
+    with pytest.raises(ValidationError, match=expected):
+        Settings(max_batch_entities=5, max_request_bytes=needed - 1, _env_file=None)  # type: ignore[call-arg]
+    # The same from the environment, as a deployment sets it.
+    monkeypatch.setenv("MLOPS_MAX_BATCH_ENTITIES", "5")
+    monkeypatch.setenv("MLOPS_MAX_REQUEST_BYTES", "2048")
+    with pytest.raises(ValidationError, match=f"MLOPS_MAX_REQUEST_BYTES=2048 is below {needed} bytes"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+def test_the_worst_case_body_is_every_id_at_full_length_escaped_to_twelve_bytes_a_character() -> None:
+    """Measured by serializing, checked here against the escaping it relies on: ``json.dumps`` (and
+    ``requests``) write a character outside the BMP as a surrogate pair of ``\\uXXXX`` escapes."""
+    import json
+
+    from core.api_limits import ENTITY_ID_MAX_CHARS, largest_request_bytes, worst_case_bodies
+
+    single, batch = worst_case_bodies(3)
+    assert len(batch["entity_ids"]) == 3
+    assert all(len(entity) == ENTITY_ID_MAX_CHARS for entity in [single["entity_id"], *batch["entity_ids"]])
+    assert len(json.dumps(single["entity_id"])) == 2 + 12 * ENTITY_ID_MAX_CHARS
+    assert largest_request_bytes(3) == len(json.dumps(batch).encode())
+    assert largest_request_bytes(3) > len(json.dumps(batch, ensure_ascii=False).encode())  # UTF-8: 4 bytes each

@@ -381,16 +381,44 @@ def test_metrics_tell_the_version_predictions_and_feature_age(client: TestClient
 
 
 def test_bodies_over_the_limit_are_413_json(trained: tuple[Settings, DatasetConfig]) -> None:
-    settings = trained[0].model_copy(update={"model_poll_seconds": 0, "max_request_bytes": 1024})
+    # One entity per batch: the smallest byte limit the settings allow (derived, 3,092 bytes).
+    settings = Settings.model_validate(
+        {**trained[0].model_dump(), "model_poll_seconds": 0, "max_batch_entities": 1, "max_request_bytes": None}
+    )
+    limit = settings.request_body_limit
     with TestClient(create_app(settings)) as serving:
-        big = {"entity_id": "x" * 2000}
+        big = {"entity_id": "x" * limit}
         declared = serving.post("/v1/forecast", json=big)
         assert declared.status_code == 413
-        assert declared.json() == {"detail": "request body larger than 1024 bytes"}
-        chunks = (b'{"entity_ids": [' + b'"site_0",' * 100 for _ in range(3))  # chunked: no Content-Length
+        assert declared.json() == {"detail": f"request body larger than {limit} bytes"}
+        chunk = b'{"entity_ids": [' + b'"site_0",' * 100
+        chunks = (chunk for _ in range(limit // len(chunk) + 1))  # chunked: no Content-Length
         streamed = serving.post("/v1/forecast/batch", content=chunks, headers={"content-type": "application/json"})
         assert streamed.status_code == 413
         assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).status_code == 200
+
+
+def test_the_largest_request_the_schema_allows_is_answered_not_refused(trained: tuple[Settings, DatasetConfig]) -> None:
+    """As many ids as a batch may hold, each of the longest length in characters that ``requests``
+    escapes to 12 bytes: past the body limit (derived from the batch limit) and the schema, to the
+    forecast, which finds no such entity."""
+    import json
+
+    from core.api_limits import ENTITY_ID_MAX_CHARS
+
+    settings = trained[0].model_copy(update={"model_poll_seconds": 0, "max_batch_entities": 5})
+    ids = [chr(0x10000 + i) * ENTITY_ID_MAX_CHARS for i in range(5)]
+    body = json.dumps({"entity_ids": ids}).encode()  # as requests sends it: ensure_ascii, ", " separators
+    assert len(body) == settings.request_body_limit
+    headers = {"content-type": "application/json"}
+    with TestClient(create_app(settings)) as serving:
+        batch = serving.post("/v1/forecast/batch", content=body, headers=headers)
+        assert batch.status_code == 404, batch.text
+        single = serving.post("/v1/forecast", content=json.dumps({"entity_id": ids[0]}).encode(), headers=headers)
+        assert single.status_code == 404, single.text
+        described = serving.get("/openapi.json").json()["paths"]["/v1/forecast/batch"]["post"]["responses"]["413"]
+        assert f"larger than {len(body)} bytes" in described["description"]
+        assert "than 5 ids" in described["description"]
 
 
 def test_admin_reload_needs_the_token_and_keeps_serving_when_a_version_is_broken(
