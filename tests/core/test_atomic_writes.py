@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from core.dataset import DatasetConfig
-from core.files import replacing, write_atomically, write_text_atomically
+from core.files import replacing, write_atomically, write_atomically_bytes, write_text_atomically
 from core.partitions import partition_dates, partition_dir, partition_path
 from core.settings import Settings
 
@@ -34,6 +34,26 @@ def test_a_failed_writer_leaves_the_target_as_it_was_and_no_temporary_file(tmp_p
         fail_halfway()
     assert target.read_text() == '{"v": 1}'
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+def test_publishing_swaps_in_the_written_file_and_a_reader_of_the_old_one_keeps_it_whole(tmp_path: Path) -> None:
+    """The publish is a rename of the written file, not a write into the target: a reader that opened
+    the old file before the publish reads all of the old bytes after it, and the target is then the
+    very file (inode) that was written. A copy or an in-place write would truncate and overwrite the
+    old file under the reader, which would read the new bytes, or a mix."""
+    target = tmp_path / "features.bin"
+    old, new = b"old " * 50_000, b"NEW " * 20_000  # the new content shorter: a truncation shows too
+    write_atomically_bytes(old, target)
+    with target.open("rb") as reader:
+        old_inode = os.fstat(reader.fileno()).st_ino
+        with replacing(target) as tmp:
+            tmp.write_bytes(new)
+            written_inode = tmp.stat().st_ino
+            assert target.read_bytes() == old  # not published yet
+        assert target.stat().st_ino == written_inode, "the target is not the file that was written"
+        assert written_inode != old_inode
+        assert target.read_bytes() == new
+        assert reader.read() == old, "the old file changed under a reader that had it open"
 
 
 def test_a_write_removes_leftovers_of_dead_writers_and_keeps_those_of_live_ones(tmp_path: Path) -> None:
