@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup test-servers demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak simulate lint format serve airflow mlflow-ui up down clean
+.PHONY: help setup test-servers demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak bench-dags simulate lint format serve airflow mlflow-ui up down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ bench-training: setup  ## fit time per family and tuning time with/without pruni
 
 bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md,png}
 	$(BIN)/python -m benchmarks.serving --home $(abspath .mlops)/bench-serving --out reports
+
+bench-dags: setup  ## parse time of each DAG file against a one-task DAG, and Airflow's import timeout -> reports/dag_parse.{json,md}
+	$(BIN)/python -m benchmarks.dag_parse --out reports
 
 # e.g. make simulate DATASET=configs/datasets/ett.yaml START=2017-07-02 DAYS=30 SHIFT=level_scale SHIFT_DAY=8
 DATASET ?= configs/datasets/ett.yaml

@@ -126,9 +126,14 @@ def glob_match(pattern: str, name: str) -> list[str] | None:
     return captured
 
 
-def airflow_statsd_names(tmp_path: Path) -> set[str]:
+def airflow_statsd_names(tmp_path: Path, expected: set[str]) -> set[str]:
     """The StatsD metric names Airflow itself sends while it runs a one-task DAG (``dag.test()``, in a
-    process of its own so its metrics client starts with StatsD on), received on a UDP socket."""
+    process of its own so its metrics client starts with StatsD on), received on a UDP socket.
+
+    Datagrams the run sent may still be on their way to the listener when the run exits: the
+    listener keeps reading until every ``expected`` name has come (or a deadline passes, and then
+    the caller's assertions name what is missing).
+    """
     import socket
     import threading
 
@@ -164,7 +169,9 @@ def airflow_statsd_names(tmp_path: Path) -> set[str]:
         subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
         subprocess.run([sys.executable, "-c", run.format(str(dags))], env=env, check=True, capture_output=True,
                        timeout=300)  # fmt: skip
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not expected <= {line.split(":", 1)[0] for line in list(received)} and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         done.set()
         listener.join()
@@ -185,7 +192,9 @@ def test_the_statsd_mapping_turns_what_airflow_emits_into_labelled_metrics(tmp_p
         used = {int(n) for value in rule.get("labels", {}).values() for n in re.findall(r"\$(\d+)", value)}
         assert used == set(range(1, wildcards + 1)), rule["match"]
 
-    names = airflow_statsd_names(tmp_path)
+    names = airflow_statsd_names(
+        tmp_path, {"airflow.ti.finish.statsd_probe.hello.success", "airflow.dag.statsd_probe.hello.duration"}
+    )
     assert "airflow.ti.finish.statsd_probe.hello.success" in names, sorted(names)
 
     def mapped(name: str) -> tuple[str, dict[str, str]] | None:

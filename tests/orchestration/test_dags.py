@@ -1,24 +1,19 @@
-"""The DAG files: they import cleanly, fast, and every DAG carries what operators need."""
+"""The DAG files: they import cleanly, on their own, and every DAG carries what operators need.
 
-import json
+How fast each file parses is a benchmark's figure (``make bench-dags``, :mod:`benchmarks.dag_parse`),
+measured against a floor in the same run: a time limit here would pass or fail with the machine's load.
+"""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks.dag_parse import parse_once
 from core.settings import PROJECT_ROOT
 
 DAG_FILES = sorted((PROJECT_ROOT / "dags").glob("*.py"))
-PARSE_SCRIPT = """
-import json, sys, time
-import airflow.sdk  # the DAG processor has Airflow loaded already: time only the file itself
-from airflow.dag_processing.dagbag import DagBag
-started = time.perf_counter()
-bag = DagBag(dag_folder=sys.argv[1])
-elapsed = time.perf_counter() - started
-print(json.dumps({"seconds": elapsed, "errors": bag.import_errors, "dags": sorted(bag.dags)}))
-"""
 
 
 @pytest.fixture(scope="module")
@@ -132,16 +127,12 @@ def test_retrain_form_is_a_json_schema(dagbag) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.name for p in DAG_FILES])
-def test_each_file_parses_in_under_a_second(dag_file: Path, record_property) -> None:  # type: ignore[no-untyped-def]
-    result = subprocess.run(
-        [sys.executable, "-c", PARSE_SCRIPT, str(dag_file)], capture_output=True, text=True, timeout=120, check=True
-    )
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
-    record_property("parse_seconds", measured["seconds"])
-    print(f"{dag_file.name}: parsed in {measured['seconds']:.3f}s -> {measured['dags']}")
-    assert measured["errors"] == {}
-    assert measured["dags"], "no DAG found"
-    assert measured["seconds"] < 1.0
+def test_each_file_parses_on_its_own_into_dags_without_import_errors(dag_file: Path) -> None:
+    """Each file alone, in a fresh interpreter, as the DAG processor parses it: no file relies on
+    another having been imported first."""
+    parsed = parse_once(dag_file)
+    assert parsed["errors"] == {}
+    assert parsed["dags"], "no DAG found"
 
 
 def test_dag_files_import_no_heavy_library() -> None:

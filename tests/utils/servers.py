@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,19 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Return as soon as ``condition()`` holds; fail saying ``what`` did not happen within ``timeout``.
+
+    For states another thread or process brings about (a request answered, a server back): a test
+    waits for the state its assertions need rather than for a time that is usually long enough. The
+    deadline only bounds a wait that would otherwise hang; it says nothing about speed.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not {what} within {timeout:g} s"
+        time.sleep(interval)
 
 
 @contextlib.contextmanager
