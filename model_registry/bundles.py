@@ -56,10 +56,15 @@ def log_bundle(
         raise RuntimeError("log_bundle needs an active MLflow run")
     example = input_example.astype("float64")
     output = forecast_frame(np.asarray(forecaster.predict(example), dtype=np.float64), calibration, None, example)
-    signature = infer_signature(example, output)
-    if meta.get("entity_column") and signature.inputs is not None:
-        inputs = [*signature.inputs.inputs, ColSpec("string", meta["entity_column"], required=False)]
-        signature = ModelSignature(inputs=Schema(inputs), outputs=signature.outputs)
+    inferred = infer_signature(example, output)
+    # Every feature is required, whatever the example holds: MLflow marks a column whose example
+    # values include a missing one (the first rows of a series have no lags yet) as optional, and an
+    # optional feature would be left out of what the bundle is asked to predict from.
+    assert inferred.inputs is not None
+    inputs: list[Any] = [ColSpec(spec.type, spec.name, required=True) for spec in inferred.inputs.inputs]
+    if meta.get("entity_column"):
+        inputs.append(ColSpec("string", meta["entity_column"], required=False))
+    signature = ModelSignature(inputs=Schema(inputs), outputs=inferred.outputs)
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = write_bundle_dir(Path(tmp) / BUNDLE_ARTIFACT, forecaster, meta, calibration)
         info = mlflow.pyfunc.log_model(

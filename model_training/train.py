@@ -138,7 +138,10 @@ def train(
             "entity_column": dataset.entity_column,
         }
         mlflow.log_metrics({f"interval_width_{key}": float(sum(w) / len(w)) for key, w in calibration.widths.items()})
-        example = frame[feature_names(dataset)].head(5)
+        # Rows with every feature present when there are such rows: the example shows a real input.
+        features = frame[feature_names(dataset)]
+        complete = features.dropna()
+        example = (complete if not complete.empty else features).head(5)
         model_uri = log_bundle(settings, final, meta, example, bands)
     log.info(
         "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",

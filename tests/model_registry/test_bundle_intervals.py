@@ -100,3 +100,37 @@ def test_a_bundle_trained_with_quantile_objectives_answers_their_bands_through_t
     assert (hi80 <= hi95).all()
     assert (hi95 - lo95 > hi80 - lo80).mean() > 0.9  # the wider level is wider, not merely as wide
     assert not np.allclose(hi80 - point, point - lo80)  # not a symmetric conformal width
+
+
+@pytest.mark.slow
+def test_a_bundle_trained_from_a_series_first_rows_requires_every_feature(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A training window that starts with its series has rows without lags at its head; the bundle's
+    input example comes from there, and MLflow marks a column with a missing example value optional.
+    Every feature must stay required, or the gate asks the bundle to predict from the required ones
+    only (and the entity column with them)."""
+    import mlflow
+
+    from model_bundle.outputs import feature_inputs, pyfunc_inputs
+    from model_registry import tracking
+    from model_training.train import train
+    from tests.utils.data import SYNTHETIC_END, training_frame, write_dataset
+
+    root = tmp_path_factory.mktemp("first-rows-bundle")
+    config = write_dataset(root / "dataset")
+    settings = Settings(home=root / "home", dataset_config=config, _env_file=None)  # type: ignore[call-arg]
+    tracking.configure(settings)
+    dataset = DatasetConfig.from_yaml(config)
+    frame = training_frame(dataset)
+    assert frame[feature_names(dataset)].head(5).isna().any().any(), "the series' first rows have no lags"
+    frame.to_parquet(root / "training.parquet")
+    fast = {"n_estimators": 20, "max_depth": 3}
+    outcome = train(settings, dataset, SYNTHETIC_END, "xgboost", fast, str(root / "training.parquet"))
+
+    model = mlflow.pyfunc.load_model(outcome.model_uri)
+    schema = model.metadata.get_input_schema()
+    assert feature_inputs(schema) == feature_names(dataset)
+    rows = frame.dropna(subset=feature_names(dataset)).tail(4)
+    output = model.predict(pyfunc_inputs(schema, rows, dataset.entity_column))
+    assert output[step_columns(dataset.horizon)].shape == (4, dataset.horizon)
