@@ -55,13 +55,14 @@ def build(name: str, config: Path) -> Any:
         @task
         def ingest() -> Landed:
             """Land the source as known at the end of the run's day (its data interval's start),
-            replacing that day's landing partition."""
+            replacing that day's landing partition; a source that does not hold the whole day yet
+            (a late file) fails the attempt before anything is written, and the retry reads it again."""
             from data_pipeline.ingest import ingest
 
             start = get_current_context()["data_interval_start"]
             assert start is not None, "a daily data run always covers an interval"
             run = scope(config)
-            return ingest(run.dataset, start.date(), run.settings)
+            return ingest(run.dataset, start.date(), run.settings, complete_day=True)
 
         @task(retries=0, outlets=[validated])
         def validate(landed: Landed) -> ValidationOutcome:

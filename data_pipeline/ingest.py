@@ -69,11 +69,39 @@ def already_landed(dataset: DatasetConfig, logical_date: date, settings: Setting
     return Landed(dataset=dataset.name, logical_date=logical_date, path=path, rows=rows)
 
 
-def ingest(dataset: DatasetConfig, logical_date: date, settings: Settings) -> Landed:
-    """Land the source as known at the end of ``logical_date``; re-running replaces the partition."""
+class DayNotArrivedError(SourceError):
+    """The source does not hold the day yet: a file that arrives late. Retried, as a source that is
+    unavailable for a while is, and nothing is landed meanwhile."""
+
+
+def require_day(raw: pd.DataFrame, dataset: DatasetConfig, logical_date: date) -> None:
+    """Refuse a source whose newest row of some entity lies more than the dataset's ``max_gap``
+    before the end of ``logical_date``: the day has not arrived for that entity (freshness alone,
+    ``max_age``, lets a whole day be missing when it allows more than a day)."""
+    end = pd.Timestamp(end_of(logical_date))
+    due = end - pd.Timedelta(dataset.quality.max_gap)
+    stamps = raw[dataset.timestamp_column]
+    newest = stamps[stamps < end].groupby(raw[dataset.entity_column]).max()
+    late = {str(entity): stamp for entity, stamp in newest.items() if pd.isna(stamp) or stamp < due}
+    if late or newest.empty:
+        shown = ", ".join(f"{entity} (newest row {stamp})" for entity, stamp in sorted(late.items())) or "every entity"
+        raise DayNotArrivedError(
+            f"{dataset.name}'s source does not hold {logical_date} yet: {shown}; rows up to {due} at least "
+            f"are due (the day's end less max_gap). Nothing was landed; the task retries"
+        )
+
+
+def ingest(dataset: DatasetConfig, logical_date: date, settings: Settings, complete_day: bool = False) -> Landed:
+    """Land the source as known at the end of ``logical_date``; re-running replaces the partition.
+
+    With ``complete_day`` (the daily run of a day), a source that does not hold the day yet raises
+    :class:`DayNotArrivedError` before anything is written.
+    """
     raw = load_source(dataset, settings)
     ts = dataset.timestamp_column
     if ts in raw.columns:
+        if complete_day:
+            require_day(raw, dataset, logical_date)
         raw = raw[raw[ts] < pd.Timestamp(end_of(logical_date))]
         raw = raw.sort_values([dataset.entity_column, ts], kind="stable").reset_index(drop=True)
     path = landing_path(settings, dataset, logical_date)

@@ -88,3 +88,33 @@ def test_s3_source_over_http_lands_the_same_rows(
     missing = DatasetConfig.from_yaml(write_dataset(tmp_path / "s3m", source_uri="s3://raw/absent.csv"))
     with pytest.raises(SourceError, match=r"s3://raw/absent\.csv"):
         ingest(missing, logical_date, s3_settings)
+
+
+def test_a_day_not_yet_in_the_source_is_refused_before_anything_lands(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, tmp_path: Path
+) -> None:
+    from core.objects import exists
+    from core.partitions import landing_path
+    from data_pipeline.ingest import DayNotArrivedError
+
+    # The file as it stands when the day's export is late: it ends with the day before. Freshness
+    # alone (max_age P2D) would let it through and land a day without its rows.
+    late = synthetic_frame(end=logical_date - pd.Timedelta(days=1))
+    late_config = write_dataset(tmp_path / "late", late)
+    late_dataset = DatasetConfig.from_yaml(late_config)
+    with pytest.raises(DayNotArrivedError, match=rf"does not hold {logical_date} yet: site_0 \(newest row"):
+        ingest(late_dataset, logical_date, settings, complete_day=True)
+    assert not exists(landing_path(settings, late_dataset, logical_date), settings)
+    assert ingest(late_dataset, logical_date, settings).rows == len(late)  # a retraining's read still lands it
+
+    # One entity's rows of the day stop more than max_gap (6 h) before its end: still not arrived.
+    partial = synthetic_frame()
+    stamps = pd.to_datetime(partial["ts"])
+    cut = (partial["site"] == "site_1") & (stamps >= pd.Timestamp(logical_date) + pd.Timedelta(hours=17))
+    partial_dataset = DatasetConfig.from_yaml(write_dataset(tmp_path / "partial", partial[~cut]))
+    with pytest.raises(DayNotArrivedError, match="site_1"):
+        ingest(partial_dataset, logical_date, settings, complete_day=True)
+
+    # The whole day arrived (the file the retry reads): landed.
+    landed = ingest(dataset, logical_date, settings, complete_day=True)
+    assert pd.read_parquet(landed.path)["ts"].max() == pd.Timestamp(end_of(logical_date)) - pd.Timedelta(hours=1)
