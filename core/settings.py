@@ -362,10 +362,12 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_artifact_root(self) -> str | None:
-        """Where a new local experiment stores artifacts (None: the server decides)."""
-        if self.tracking_uri.startswith("sqlite:"):
-            return (self.home / "mlartifacts").as_uri()
-        return None
+        """Where a new experiment stores artifacts: under ``home`` when the platform talks to the
+        backend database itself (SQLite or PostgreSQL: MLflow's own default would be ``./mlruns`` of
+        whatever directory the process runs in); None when a tracking server decides."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        return (self.home / "mlartifacts").as_uri()
 
     @property
     def allowed_source_roots(self) -> list[Path]:

@@ -26,6 +26,15 @@ def test_compose_profile_points_at_services(tmp_path: Path) -> None:
     assert settings.mlflow_artifact_root is None
 
 
+def test_a_database_tracking_uri_keeps_artifacts_under_home(tmp_path: Path) -> None:
+    # MLflow's default artifact root for a database backend is ./mlruns of the working directory:
+    # tasks, pods and the service would each write (and look) somewhere else.
+    url = "postgresql+psycopg://mlops@127.0.0.1:5432/mlflow"
+    settings = Settings(home=tmp_path, mlflow_tracking_uri=url, _env_file=None)  # type: ignore[call-arg]
+    assert settings.mlflow_artifact_root == (tmp_path.resolve() / "mlartifacts").as_uri()
+    assert settings.mlflow_artifact_root in settings.allowed_model_roots
+
+
 def test_environment_overrides_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLOPS_PROFILE", "compose")
     monkeypatch.setenv("MLOPS_REDIS_HOST", "cache.internal")
