@@ -14,11 +14,13 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 from datetime import date
 from pathlib import Path
 
 from core.settings import PROJECT_ROOT
+from simulation.faults import STANDARD, kinds_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +55,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--shift-entity", default=None, help="the entity to shift (default: the first)")
     parser.add_argument(
+        "--faults",
+        default="none",
+        help="faults injected while the loop runs: 'standard' (every kind once: "
+        + ", ".join(STANDARD)
+        + "), a comma-separated list of kinds, or 'none' (default). Any fault runs the loop on real servers "
+        "(redis-server, PostgreSQL, S3 on moto) with the forecasting service under load",
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of the fault schedule: the same seed, the same plan")
+    parser.add_argument(
+        "--load-rate", type=float, default=20.0, help="requests per second on the service under faults (default: 20)"
+    )
+    parser.add_argument(
         "--home",
         type=Path,
         default=PROJECT_ROOT / ".mlops" / "simulation",
@@ -62,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be at least 1")
+    try:
+        kinds_of(args.faults)
+    except ValueError as exc:
+        parser.error(str(exc))
+    # A terminated simulation stops the servers it started (a SIGTERM's default would leave them running).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from core.progress import progress
@@ -85,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         shift=args.shift,
         shift_day=args.shift_day,
         shift_entity=args.shift_entity,
+        faults=args.faults,
+        seed=args.seed,
+        load_rate=args.load_rate,
     )
     bar.close()
     report["command"] = "python -m simulation " + shlex.join(argv if argv is not None else sys.argv[1:])

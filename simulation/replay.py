@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,12 @@ from core.dataset import DatasetConfig, Layout
 from core.settings import PROJECT_ROOT, Settings
 from core.windows import end_of
 
+if TYPE_CHECKING:
+    from simulation.faults import Fault
+    from simulation.stack import Stack
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -61,6 +67,7 @@ class Day:
     champion_version: str | None
     failed_dags: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    faults: list[str] = field(default_factory=list)  # the faults that struck the day
 
 
 SHIFTS = ("none", "level", "scale", "level_scale", "daily_cycle")
@@ -107,12 +114,24 @@ class Shift:
 
 class RevealedSource:
     """The dataset's raw source files, revealed up to the end of a day into copies the simulation's
-    dataset config reads (with a :class:`Shift` injected, when one is asked for)."""
+    dataset config reads (with a :class:`Shift` injected, when one is asked for).
 
-    def __init__(self, dataset: DatasetConfig, original: Path, folder: Path, settings: Settings):
+    The copies are local files, or objects of an S3 bucket when ``s3`` (a client of S3 itself, as the
+    source's producer writes) and ``bucket`` are given.
+    """
+
+    def __init__(
+        self,
+        dataset: DatasetConfig,
+        original: Path,
+        folder: Path,
+        settings: Settings,
+        s3: Any = None,
+        bucket: str | None = None,
+    ):
         from data_pipeline.sources import read_bytes
 
-        self.dataset, self.folder = dataset, folder
+        self.dataset, self.folder, self.s3, self.bucket = dataset, folder, s3, bucket
         folder.mkdir(parents=True, exist_ok=True)
         uris = dataset.source.uris or {"all": str(dataset.source.uri)}
         self.frames: dict[str, pd.DataFrame] = {}
@@ -153,12 +172,17 @@ class RevealedSource:
             self.frames[key] = shift.apply(frame, self.stamps[key], rows, self.dataset.target)
         self.shifted_entity = entity
 
+    def _uri(self, key: str) -> str:
+        if self.s3 is not None:
+            return f"s3://{self.bucket}/sources/{self.paths[key].name}"
+        return str(self.paths[key])
+
     def _write_config(self, original: Path) -> Path:
         raw = yaml.safe_load(original.read_text())
         if self.dataset.source.layout is Layout.WIDE_PER_ENTITY:
-            raw["source"]["uris"] = {key: str(path) for key, path in self.paths.items()}
+            raw["source"]["uris"] = {key: self._uri(key) for key in self.paths}
         else:
-            raw["source"]["uri"] = str(self.paths["all"])
+            raw["source"]["uri"] = self._uri("all")
         path = self.folder.parent / original.name
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
         return path
@@ -169,15 +193,50 @@ class RevealedSource:
     def last_day(self) -> date:
         return max(s.max() for s in self.stamps.values()).date()
 
-    def reveal(self, day: date) -> None:
-        """Every source file as it would be at the end of ``day``."""
+    def reveal(self, day: date, corrupt: bool = False) -> None:
+        """Every source file as it would be at the end of ``day``; with ``corrupt``, the day's rows of
+        the first file arrive with three bad values of the target (two far out of the dataset's value
+        range, one missing), as a faulty export would deliver them."""
         end = pd.Timestamp(end_of(day))
-        for key, frame in self.frames.items():
+        for index, (key, frame) in enumerate(self.frames.items()):
             known = frame[self.stamps[key] < end]
+            if corrupt and index == 0:
+                known = known.copy()
+                rows = known.index[self.stamps[key][known.index] >= end - pd.Timedelta(days=1)]
+                target = self.dataset.target
+                known[target] = known[target].astype("float64")
+                high = self.dataset.quality.value_ranges.get(target, (0.0, 1e6))[1]
+                known.loc[rows[:2], target] = 10 * abs(high) + 1000.0
+                known.loc[rows[2:3], target] = np.nan
+            buffer = io.BytesIO()
             if self.dataset.source.format == "parquet":
-                known.to_parquet(self.paths[key], index=False)
+                known.to_parquet(buffer, index=False)
             else:
-                known.to_csv(self.paths[key], index=False)
+                known.to_csv(buffer, index=False)
+            self._publish(key, buffer.getvalue())
+
+    def _publish(self, key: str, data: bytes) -> None:
+        if self.s3 is not None:
+            self.s3.put_object(Bucket=self.bucket, Key=f"sources/{self.paths[key].name}", Body=data)
+        else:
+            from core.files import write_atomically_bytes
+
+            write_atomically_bytes(data, self.paths[key])
+
+    def day_rows(self, day: date) -> pd.DataFrame:
+        """The source's rows of ``day`` (shifted, when a shift is injected), every file's together, keyed
+        by entity and timestamp: what the day's validated partition must hold."""
+        start = pd.Timestamp(datetime.combine(day, clock(), tzinfo=UTC))
+        parts = []
+        for key, frame in self.frames.items():
+            rows = frame[(self.stamps[key] >= start) & (self.stamps[key] < start + pd.Timedelta(days=1))].copy()
+            rows["_stamp"] = self.stamps[key][rows.index]
+            if self.dataset.source.layout is Layout.WIDE_PER_ENTITY:
+                rows[self.dataset.entity_column] = key
+            parts.append(rows)
+        out = pd.concat(parts, ignore_index=True)
+        out[self.dataset.entity_column] = out[self.dataset.entity_column].astype(str)
+        return out
 
 
 def default_start(dataset: DatasetConfig, first_day: date) -> date:
@@ -187,44 +246,70 @@ def default_start(dataset: DatasetConfig, first_day: date) -> date:
     return first_day + timedelta(days=window.days + 1)
 
 
-def prepare_environment(home: Path, config: Path) -> None:
-    """Point the platform and Airflow at the simulation's home (before either reads its settings)."""
+def prepare_environment(home: Path, config: Path, servers: dict[str, str] | None = None) -> None:
+    """Point the platform and Airflow at the simulation's home (before either reads its settings), and
+    the platform at ``servers`` (``MLOPS_*`` variables of a :class:`simulation.stack.Stack`) if given."""
+    own = {
+        "MLOPS_HOME": str(home),
+        "MLOPS_DATASETS_DIR": str(config.parent),
+        "MLOPS_DATASET_CONFIG": str(config),
+        **(servers or {}),
+    }
     os.environ.update(
         {
-            "MLOPS_HOME": str(home),
-            "MLOPS_DATASETS_DIR": str(config.parent),
-            "MLOPS_DATASET_CONFIG": str(config),
+            **own,
             "AIRFLOW_HOME": str(home / "airflow"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            # dag.test() warns once a second while a task waits for its retry: the report says it.
+            "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "airflow.sdk.definitions.dag=ERROR",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # the simulation's own bar is the one to read
         }
     )
-    for key in [k for k in os.environ if k.startswith("MLOPS_") and k not in _OWN]:
+    for key in [k for k in os.environ if k.startswith("MLOPS_") and k not in own]:
         os.environ.pop(key)  # a user's MLOPS_* (another profile, registry, database) is not the simulation's
 
 
-_OWN = {"MLOPS_HOME", "MLOPS_DATASETS_DIR", "MLOPS_DATASET_CONFIG"}
+# The table whose statements a PostgreSQL restart cuts: (database, table) per fault.
+POSTGRES_TARGETS = {
+    "restart_postgres_forecasts": ("forecasts", "forecasts"),
+    "restart_postgres_mlflow": ("mlflow", "runs"),
+}
+UNFINISHED = ("running", "queued", "scheduled", "up_for_retry", "restarting", "deferred")
+# Runs of one DAG a fault may cost: the first, and the reruns once the fault is over.
+MAX_ATTEMPTS = 3
+# How long the simulation's own reads of the stores keep trying while a server restarts.
+READ_RETRY_SECONDS = 60.0
+
+
+def _has(faults: list[Fault], kind: str) -> bool:
+    return any(f.kind == kind for f in faults)
 
 
 class Simulation:
-    """The DAGs of one dataset, run in order day after day on a home of their own."""
+    """The DAGs of one dataset, run in order day after day on a home of their own (on the servers of
+    ``stack`` when given, else on the embedded default)."""
 
-    def __init__(self, home: Path, dataset_config: Path, retrain_trials: int = 0):
+    def __init__(self, home: Path, dataset_config: Path, retrain_trials: int = 0, stack: Stack | None = None):
         import subprocess
         import sys
 
         from core.settings import get_settings
 
-        if home.exists():
-            shutil.rmtree(home)  # a simulation starts from nothing
-        home.mkdir(parents=True)
-        self.home, self.retrain_trials = home, retrain_trials
+        if home.exists() and stack is None:
+            shutil.rmtree(home)  # a simulation starts from nothing (a stack's owner emptied it first)
+        home.mkdir(parents=True, exist_ok=True)
+        self.home, self.retrain_trials, self.stack = home, retrain_trials, stack
         original = DatasetConfig.from_yaml(dataset_config)
         probe = Settings(home=home, dataset_config=dataset_config, _env_file=None)  # type: ignore[call-arg]
-        self.source = RevealedSource(original, dataset_config.resolve(), home / "datasets" / "sources", probe)
-        prepare_environment(home, self.source.config)
+        s3 = stack.s3_client() if stack is not None else None
+        from simulation.stack import BUCKET
+
+        self.source = RevealedSource(
+            original, dataset_config.resolve(), home / "datasets" / "sources", probe, s3, BUCKET if s3 else None
+        )
+        prepare_environment(home, self.source.config, stack.environment() if stack is not None else None)
         get_settings.cache_clear()
         self.settings = get_settings()
         self.dataset = DatasetConfig.from_yaml(self.source.config, self.settings)
@@ -241,6 +326,16 @@ class Simulation:
             raise RuntimeError(f"DAG import errors: {bag.import_errors}")
         self.dags = bag.dags
         self.model_name = self.settings.model_name(self.name)
+        self.airflow_db = home / "airflow" / "airflow.db"
+        self.champions: set[str] = set()
+        self.faults: list[Fault] = []
+        self.refusals: dict[str, dict[str, bool]] = {}  # a bad day: what stood after its refusal
+
+    def dag_id(self, kind: str) -> str:
+        return f"{kind}_{self.name}"
+
+    def task_ids(self, kind: str) -> list[str]:
+        return sorted(self.dags[self.dag_id(kind)].task_ids)
 
     def run_dag(self, dag_id: str, **kwargs: Any) -> dict[str, str | None]:
         """One run of ``dag_id`` with ``dag.test()``; the state of each of its tasks."""
@@ -251,7 +346,68 @@ class Simulation:
         # A run whose tasks never ran (e.g. dated before the DAG's start) did nothing: no success.
         ran = any(state in ("success", "failed", "upstream_failed") for state in states.values())
         states["__run__"] = str(run.state) if ran else "nothing ran"
+        self._note_champion()
         return states
+
+    def run_dag_killed(self, dag_id: str, kwargs: dict[str, Any], fault: Fault) -> None:
+        """Run ``dag_id`` in a process of its own and SIGKILL it (its whole session) once
+        ``fault.task`` is running; then fail what the dead process left unfinished, as Airflow's
+        scheduler does when a task's heartbeat stops."""
+        import signal
+        import subprocess
+        import sys
+
+        from simulation.faults import TaskWatch
+
+        encoded = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in kwargs.items()}
+        argv = [sys.executable, "-m", "simulation.dagrun", dag_id, json.dumps(encoded)]
+        with (self.home / "dags.log").open("ab") as log_file:
+            child = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+
+            def kill(task: str) -> None:
+                fault.struck, fault.hit_task, fault.injected = time.time(), task, True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+
+            with TaskWatch(self.airflow_db, dag_id, fault.task, ("running",), kill, fault.delay_s) as watch:
+                after = watch.after
+                while child.poll() is None and not watch.fired.is_set():
+                    time.sleep(0.05)
+                child.wait(timeout=600)
+        if not fault.injected:
+            fault.notes.append(f"{fault.task} never ran while the process lived (exit {child.returncode})")
+            return
+        self._fail_unfinished(dag_id, after)
+        fault.ended = time.time()
+
+    def _fail_unfinished(self, dag_id: str, after: int) -> None:
+        from airflow.models import DagRun, TaskInstance
+        from airflow.utils.session import create_session
+        from airflow.utils.state import DagRunState, TaskInstanceState
+
+        with create_session() as session:
+            for run in session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.id > after):
+                for ti in session.query(TaskInstance).filter(
+                    TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id, TaskInstance.state.in_(UNFINISHED)
+                ):
+                    ti.state = TaskInstanceState.FAILED
+                run.state = DagRunState.FAILED
+
+    def _note_champion(self) -> None:
+        version = self._reading(self.champion)
+        if version is not None:
+            self.champions.add(version)
+
+    def _reading(self, read: Callable[[], T]) -> T:
+        """``read()``, tried again while a server it needs restarts (the simulation's own reads)."""
+        deadline = time.monotonic() + READ_RETRY_SECONDS
+        while True:
+            try:
+                return read()
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
 
     def champion(self) -> str | None:
         from model_registry.registry import champion_version
@@ -270,35 +426,39 @@ class Simulation:
 
     def simulate_day(self, day: date) -> Day:
         started = time.monotonic()
-        self.source.reveal(day)
+        today = [f for f in self.faults if f.day == day.isoformat()]
+        self.source.reveal(
+            day - timedelta(days=1) if _has(today, "late_file") else day, corrupt=_has(today, "bad_rows")
+        )
         failed: list[str] = []
         at_one = datetime.combine(day + timedelta(days=1), clock(1), tzinfo=UTC)  # the daily run after the day
         midnight = datetime.combine(day, clock(), tzinfo=UTC)
         steps: list[tuple[str, dict[str, Any]]] = [
-            (f"ingest_{self.name}", {"logical_date": at_one}),
-            (f"forecast_{self.name}", {}),
-            (f"score_{self.name}", {}),
-            (f"drift_monitor_{self.name}", {"logical_date": midnight}),
-            (f"nightly_backtest_{self.name}", {}),
+            ("ingest", {"logical_date": at_one}),
+            ("forecast", {}),
+            ("score", {}),
+            ("drift_monitor", {"logical_date": midnight}),
+            ("nightly_backtest", {}),
         ]
         retrains = promotions = 0
-        for dag_id, kwargs in steps:
-            states = self.run_dag(dag_id, **kwargs)
+        for kind, kwargs in steps:
+            dag_id = self.dag_id(kind)
+            states = self.run_step(day, kind, kwargs, [f for f in today if f.dag == kind])
             if states.pop("__run__") != "success":
                 failed.append(dag_id)
-                if dag_id.startswith("ingest_"):
+                if kind == "ingest":
                     break  # no data, no consumer: the Assets would not have started them
-            if dag_id.startswith("drift_monitor_") and states.get("trigger_retraining") == "success":
-                before = self.champion()
+            if kind == "drift_monitor" and states.get("trigger_retraining") == "success":
+                before = self._reading(self.champion)
                 self.run_dag(f"retrain_{self.name}_forecaster", run_conf=self._triggered_conf(day))
                 retrains += 1
-                promotions += int(self.champion() != before)
-        realized, check = self._realized(day), self._drift_check(day)
+                promotions += int(self._reading(self.champion) != before)
+        realized, check = self._reading(lambda: self._realized(day)), self._reading(lambda: self._drift_check(day))
         return Day(
             day=day.isoformat(),
             rows_landed=self._rows_landed(day),
-            forecasts_issued=self._forecasts_issued(day),
-            forecasts_scored=self._scored_on(day),
+            forecasts_issued=self._reading(lambda: self._forecasts_issued(day)),
+            forecasts_scored=self._reading(lambda: self._scored_on(day)),
             champion_mae=realized["champion_mae"],
             naive_mae=realized["naive_mae"],
             drift_share=check.get("share"),
@@ -306,10 +466,127 @@ class Simulation:
             retrains=retrains,
             promotions=promotions,
             forced_promotions=0,  # a drift-triggered retraining never forces promotion
-            champion_version=self.champion(),
+            champion_version=self._reading(self.champion),
             failed_dags=failed,
             wall_s=round(time.monotonic() - started, 1),
+            faults=[f.kind for f in today],
         )
+
+    def run_step(self, day: date, kind: str, kwargs: dict[str, Any], faults: list[Fault]) -> dict[str, str | None]:
+        """One DAG of the day with the faults that strike it; run again, once a fault is over, as an
+        operator clears a run that a fault failed (Airflow's own task retries come first)."""
+        dag_id = self.dag_id(kind)
+        states: dict[str, str | None] = {}
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with contextlib.ExitStack() as watches:
+                if attempt == 1:
+                    killer = next((f for f in faults if f.kind == "kill_task"), None)
+                    for fault in faults:
+                        if fault.kind != "kill_task":
+                            watches.enter_context(self._strike(fault, day))
+                    if killer is not None:
+                        self.run_dag_killed(dag_id, kwargs, killer)
+                        if killer.injected:
+                            continue  # the killed run is failed: run it again
+                states = self.run_dag(dag_id, **kwargs)
+            for fault in faults:
+                fault.attempts = attempt
+            if states["__run__"] == "success":
+                for fault in faults:
+                    if fault.injected and fault.healed is None:
+                        fault.healed = time.time()
+                return states
+            if not any(f.injected for f in faults):
+                return states
+            self._after_failure(day, kind, faults)
+        return states
+
+    def _strike(self, fault: Fault, day: date) -> contextlib.AbstractContextManager[Any]:
+        """What makes ``fault`` happen during its DAG's run: a watch on its task, or the fault itself
+        started now (S3's 503s, a late or bad file: already in place when the run starts)."""
+        from simulation.faults import TaskWatch
+
+        stack = self.stack
+        now = time.time()
+        if fault.kind in ("late_file", "bad_rows"):
+            fault.struck, fault.injected = now, True
+        if fault.kind == "s3_unavailable":
+            assert stack is not None
+            assert stack.s3 is not None
+            stack.s3.unavailable_for(fault.seconds)
+            fault.struck, fault.injected, fault.ended = now, True, now + fault.seconds
+            return contextlib.nullcontext()
+        if fault.kind == "late_file":
+
+            def deliver(task: str) -> None:
+                self.source.reveal(day)
+                fault.ended, fault.hit_task = time.time(), task
+
+            return TaskWatch(self.airflow_db, self.dag_id(fault.dag), fault.task, ("up_for_retry", "failed"), deliver)
+        if fault.kind == "bad_rows":
+            return contextlib.nullcontext()
+        assert stack is not None, f"{fault.kind} needs the simulation's servers"
+
+        def act(task: str) -> None:
+            fault.struck, fault.hit_task, fault.injected = time.time(), task, True
+            if fault.kind == "restart_redis":
+                stack.redis.restart(fault.seconds)
+            elif fault.kind.startswith("restart_postgres"):
+                database, table = POSTGRES_TARGETS[fault.kind]
+                if not stack.postgres.restart_in_a_write(database, table, stack.postgres.client_ports, 30.0):
+                    fault.notes.append(f"no statement of the DAG on {database}.{table} was in flight at the restart")
+            elif fault.kind == "kill_worker":
+                self._kill_worker(fault)
+            fault.ended = time.time()
+
+        return TaskWatch(self.airflow_db, self.dag_id(fault.dag), fault.task, ("running",), act, fault.delay_s)
+
+    def _kill_worker(self, fault: Fault) -> None:
+        import signal
+
+        assert self.stack is not None
+        assert self.stack.service is not None
+        service = self.stack.service
+        before = service.worker_pids()
+        if not before:
+            fault.notes.append("no worker to kill")
+            return
+        victim = before[int(fault.delay_s * 100) % len(before)]
+        started = service.workers_started()
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while service.workers_started() == started:  # until the supervisor's new worker has loaded the model
+            if time.monotonic() > deadline:
+                fault.notes.append("no new worker had started 120 s after the kill")
+                return
+            time.sleep(0.1)
+        fault.healed = time.time()
+
+    def _after_failure(self, day: date, kind: str, faults: list[Fault]) -> None:
+        """Before running a DAG again: the corrected file delivered, a late one delivered, a server
+        back; and, for a refused day, what stood after the refusal recorded."""
+        for fault in faults:
+            if fault.kind == "bad_rows" and fault.ended is None:
+                self.refusals[day.isoformat()] = self._after_refusal(day)
+                self.source.reveal(day)  # the corrected file
+                fault.ended = time.time()
+            if fault.kind == "late_file" and fault.ended is None:
+                self.source.reveal(day)
+                fault.ended = time.time()
+            if fault.kind == "s3_unavailable" and fault.ended is not None:
+                time.sleep(max(0.0, fault.ended - time.time()))
+
+    def _after_refusal(self, day: date) -> dict[str, bool]:
+        """What a refused day must have left as it was: nothing validated, no forecast of the day, the
+        champion unchanged."""
+        from core.objects import exists
+        from core.partitions import validated_path
+
+        return {
+            "nothing_validated": not exists(validated_path(self.settings, self.dataset, day), self.settings),
+            "no_forecast_of_the_day": self._reading(lambda: self._forecasts_issued(day)) == 0,
+            "champion_kept": self._reading(self.champion) in self.champions,
+        }
 
     def _triggered_conf(self, day: date) -> dict[str, Any]:
         from airflow.models import DagRun
@@ -486,6 +763,52 @@ def checks(simulation: Simulation, days: list[date]) -> dict[str, bool]:
         "every_due_forecast_scored_once": len(scored_ids) == len(set(scored_ids))
         and store.count_due_unscored(settings, dataset.name, horizon_end) == 0,
         "champion_beats_naive": bool(batch_scores) and mae < naive,
+        **ledger(simulation, days),
+    }
+
+
+def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
+    """What must hold whatever failed on the way: every day's validated partition holds exactly the
+    source's rows of the day (a refused file's rows never, the corrected file's rows once); no
+    training run became two versions; no champion failed a gate; a refused day left nothing behind."""
+    from core.objects import exists, read_parquet
+    from core.partitions import validated_path
+    from model_registry.tracking import client
+
+    settings, dataset = simulation.settings, simulation.dataset
+    entity, stamp, target = dataset.entity_column, dataset.timestamp_column, dataset.target
+
+    def day_landed_once(day: date) -> bool:
+        location = validated_path(settings, dataset, day)
+        if not exists(location, settings):
+            return False
+        frame = read_parquet(location, settings)
+        stamps = pd.to_datetime(frame[stamp], utc=True)
+        start = pd.Timestamp(datetime.combine(day, clock(), tzinfo=UTC))
+        landed = frame[(stamps >= start) & (stamps < start + pd.Timedelta(days=1))]
+        truth = simulation.source.day_rows(day)
+        if len(landed) != len(truth) or landed.duplicated([entity, stamp]).any():
+            return False
+        keyed = landed.assign(_stamp=stamps[landed.index], **{entity: landed[entity].astype(str)})
+        merged = truth.merge(keyed, on=[entity, "_stamp"], suffixes=("_source", "_landed"))
+        return len(merged) == len(truth) and np.allclose(
+            merged[f"{target}_source"].astype(float), merged[f"{target}_landed"].astype(float), equal_nan=False
+        )
+
+    mlflow = client(settings)
+    versions = mlflow.search_model_versions(f"name = '{simulation.model_name}'")
+    runs = [v.run_id for v in versions]
+    dag_runs = [v.tags.get("dag_run_id") for v in versions if v.tags.get("dag_run_id")]
+    gates = {str(v.version): v.tags for v in versions}
+    failed_gate = {
+        version for version, tags in gates.items()
+        if tags.get("gate_champion_challenger") == "failed" or tags.get("gate_drift") == "blocked"
+    }  # fmt: skip
+    return {
+        "every_day_landed_once": all(day_landed_once(d) for d in days),
+        "one_version_per_training_run": len(runs) == len(set(runs)) and len(dag_runs) == len(set(dag_runs)),
+        "champion_never_failed_a_gate": bool(simulation.champions) and not (simulation.champions & failed_gate),
+        "refused_days_left_nothing": all(all(left.values()) for left in simulation.refusals.values()),
     }
 
 
@@ -524,22 +847,69 @@ def markdown(report: dict[str, Any]) -> str:
         f"max {cell(totals['max_wall_s_without_retraining'])} s",
         "",
         *_loop_lines(report.get("drift_loop", {})),
+        *_fault_lines(report.get("faults")),
         "| check | passed |",
         "|---|---|",
         *[f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in report["checks"].items()],
         "",
         "| day | rows landed | forecasts issued | scored | champion MAE | naive MAE | drift share | drift | retrains | "
-        "promotions | champion | wall s | failed DAGs |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "promotions | champion | wall s | failed DAGs | faults |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in report["days"]:
         lines.append(
             f"| {d['day']} | {d['rows_landed']} | {d['forecasts_issued']} | {d['forecasts_scored']} | "
             f"{cell(d['champion_mae'])} | {cell(d['naive_mae'])} | {cell(d['drift_share'])} | "
             f"{d.get('drift_state') or '-'} | {d['retrains']} | "
-            f"{d['promotions']} | v{d['champion_version']} | {d['wall_s']} | {', '.join(d['failed_dags']) or '-'} |"
+            f"{d['promotions']} | v{d['champion_version']} | {d['wall_s']} | {', '.join(d['failed_dags']) or '-'} | "
+            f"{', '.join(d.get('faults', [])) or '-'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _fault_lines(faults: dict[str, Any] | None) -> list[str]:
+    """The faults as they struck (seeded schedule), how long the loop took to heal from each, and the
+    service's answers in each fault's window and outside them."""
+    if not faults:
+        return []
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else str(value)
+
+    def share(stats: dict[str, Any]) -> str:
+        return "-" if stats["ok_share"] is None else f"{100 * stats['ok_share']:.2f} %"
+
+    lines = [
+        f"Faults `{faults['option']}`, seed {faults['seed']} (the same seed, the same schedule):",
+        "",
+        "| day | fault | DAG | task it struck | struck (UTC) | healed after s | runs of the DAG | notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for f in faults["schedule"]:
+        lines.append(
+            f"| {f['day']} | {f['kind']} | {f['dag']} | {cell(f['hit_task'] or f['task'])} | "
+            f"{cell(f['struck'])} | {cell(f['heal_s'])} | {f['attempts']} | {'; '.join(f['notes']) or '-'} |"
+        )
+    service = faults["service"]
+    lines += [
+        "",
+        "The service under load (answers with 2xx, and latency of the answered requests):",
+        "",
+        "| window | seconds | requests | 2xx | errors | p50 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w in service["per_fault"]:
+        lines.append(
+            f"| {w['day']} {w['kind']} | {w['seconds']} | {w['requests']} | {share(w)} | {w['errors']} | "
+            f"{cell(w['p50_ms'])} | {cell(w['p99_ms'])} |"
+        )
+    for name in ("outside_faults", "outside_redis_outage", "overall"):
+        w = service[name]
+        lines.append(
+            f"| {name.replace('_', ' ')} | - | {w['requests']} | {share(w)} | {w['errors']} | "
+            f"{cell(w['p50_ms'])} | {cell(w['p99_ms'])} |"
+        )
+    return [*lines, ""]
 
 
 def _loop_lines(loop: dict[str, Any]) -> list[str]:
@@ -577,6 +947,10 @@ def simulate(
     shift: str = "none",
     shift_day: int = 0,
     shift_entity: str | None = None,
+    faults: str = "none",
+    seed: int = 7,
+    load_rate: float = 20.0,
+    with_servers: bool = False,
 ) -> dict[str, Any]:
     """Bootstrap, then ``days`` simulated days from ``start``, with a ``shift`` injected from the
     ``shift_day``-th simulated day (0: the first) on; the report (JSON-ready)."""
@@ -584,27 +958,123 @@ def simulate(
         raise ValueError(f"unknown shift {shift!r}; one of {SHIFTS}")
     if shift != "none" and not 0 <= shift_day < days:
         raise ValueError(f"the shift day must be one of the {days} simulated days (0..{days - 1}), not {shift_day}")
-    simulation = Simulation(home, dataset_config, retrain_trials)
-    first = start or default_start(simulation.dataset, simulation.source.first_day())
-    injected = Shift(shift, first + timedelta(days=shift_day), shift_entity) if shift != "none" else Shift()
-    simulation.source.inject(injected)
-    dates = [first + timedelta(days=n) for n in range(days)]
-    if dates[-1] > simulation.source.last_day():
-        raise ValueError(f"the source ends on {simulation.source.last_day()}: {days} days from {first} go past it")
-    simulation.bootstrap(first)
-    results = []
-    for day in dates:
-        result = simulation.simulate_day(day)
-        results.append(result)
-        if progress is not None:
-            progress(result)
-    passed = checks(simulation, dates)
-    return {
-        "dataset": simulation.name,
-        "start": first.isoformat(),
-        "home": str(home),
-        "days": [asdict(d) for d in results],
-        "checks": passed,
-        "summary": summary(results, passed),
-        "drift_loop": drift_loop(simulation, results, injected),
+    from simulation.faults import kinds_of
+
+    kinds = kinds_of(faults)
+    if home.exists():
+        shutil.rmtree(home)  # a simulation starts from nothing
+    home.mkdir(parents=True)
+    with contextlib.ExitStack() as servers:
+        stack = None
+        if kinds or with_servers:
+            from simulation.stack import Stack
+
+            stack = servers.enter_context(Stack(home))
+        simulation = Simulation(home, dataset_config, retrain_trials, stack)
+        first = start or default_start(simulation.dataset, simulation.source.first_day())
+        injected = Shift(shift, first + timedelta(days=shift_day), shift_entity) if shift != "none" else Shift()
+        simulation.source.inject(injected)
+        dates = [first + timedelta(days=n) for n in range(days)]
+        if dates[-1] > simulation.source.last_day():
+            raise ValueError(f"the source ends on {simulation.source.last_day()}: {days} days from {first} go past it")
+        if kinds:
+            from simulation.faults import plan
+
+            simulation.faults = plan(kinds, [d.isoformat() for d in dates], seed, simulation.task_ids)
+        simulation.bootstrap(first)
+        results = []
+        with contextlib.ExitStack() as loaded:  # the load's last answers are in its file once it has stopped
+            if stack is not None:
+                loaded.enter_context(_served_under_load(simulation, load_rate))
+            for day in dates:
+                result = simulation.simulate_day(day)
+                results.append(result)
+                if progress is not None:
+                    progress(result)
+        passed = checks(simulation, dates)
+        report: dict[str, Any] = {
+            "dataset": simulation.name,
+            "start": first.isoformat(),
+            "home": str(home),
+            "days": [asdict(d) for d in results],
+            "checks": passed,
+            "summary": summary(results, passed),
+            "drift_loop": drift_loop(simulation, results, injected),
+        }
+        if stack is not None:
+            report["faults"] = fault_report(simulation, home / "servers" / "load.csv", seed, faults)
+            report["checks"] |= report["faults"]["checks"]
+            report["summary"]["all_checks_passed"] = all(report["checks"].values())
+        return report
+
+
+AVAILABILITY_GOALS = {"outside_redis_outage": 0.999, "overall": 0.99}
+
+
+@contextlib.contextmanager
+def _served_under_load(simulation: Simulation, rate: float) -> Iterator[Path]:
+    """The forecasting service on the simulation's servers, under a steady open-loop load from a
+    process of its own, for the duration of the block; yields the load's answer file."""
+    import signal
+    import subprocess
+    import sys
+
+    assert simulation.stack is not None
+    service = simulation.stack.start_service(simulation.settings)
+    answers = simulation.home / "servers" / "load.csv"
+    argv = [sys.executable, "-m", "simulation.load", "--url", service.url, "--rate", str(rate),
+            "--entities", ",".join(simulation.source.entities()), "--out", str(answers)]  # fmt: skip
+    with (simulation.home / "servers" / "load.log").open("ab") as log_file:
+        load = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        yield answers
+    finally:
+        load.send_signal(signal.SIGTERM)
+        load.wait(timeout=60)
+
+
+def fault_report(simulation: Simulation, answers: Path, seed: int, option: str) -> dict[str, Any]:
+    """The faults as they struck, the time the loop took to heal from each, and the service's answers
+    per fault window; with the checks they decide."""
+    from simulation.faults import answered_stats, availability, first_ok_after, read_answers
+
+    rows = read_answers(answers)
+    for fault in simulation.faults:
+        if fault.kind == "restart_redis" and fault.ended is not None:
+            # Whole again once the service answers from the restarted Redis (and the DAG it hit ran).
+            back = first_ok_after(rows, fault.ended)
+            fault.healed = max(t for t in (fault.healed, back, fault.ended) if t is not None)
+    served = availability(rows, simulation.faults)
+    checks = {
+        "every_fault_struck": all(f.injected for f in simulation.faults),
+        "every_fault_healed": all(f.healed is not None for f in simulation.faults),
+        **{
+            f"availability_{name}_at_least_{goal:g}": (served[name]["ok_share"] or 0.0) >= goal
+            for name, goal in AVAILABILITY_GOALS.items()
+        },
     }
+    return {
+        "option": option,
+        "seed": seed,
+        "schedule": [
+            {
+                **asdict(f),
+                "heal_s": f.heal_s,
+                "struck": _clock(f.struck),
+                "ended": _clock(f.ended),
+                "healed": _clock(f.healed),
+            }
+            for f in simulation.faults
+        ],
+        "service": served,
+        "checks": checks,
+        "answers_before_first_fault": answered_stats(
+            rows[rows[:, 0] < min((f.struck for f in simulation.faults if f.struck), default=float("inf"))]
+        )
+        if rows.size
+        else None,
+    }
+
+
+def _clock(moment: float | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")

@@ -4,16 +4,13 @@ MLflow's registry)."""
 
 from __future__ import annotations
 
-import http.client
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -34,82 +31,15 @@ from data_pipeline.sources import SourceError, read_bytes
 from data_pipeline.validation import DataValidationError, validate
 from feature_store.features import offline_source_path, write_offline_source
 from feature_store.repo import apply_and_materialize, feature_view_name, get_store, materialize
+from simulation.stack import FlakyS3
 from tests.utils.data import SYNTHETIC_END, synthetic_frame, write_dataset
 from tests.utils.platform import run_data_chain
 from tests.utils.servers import free_port, moto_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SLOW_DOWN = (
-    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
-    b"<Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>"
-)
 
-
-# --- S3 unavailable: retried with backoff, then a clear failure ---------------------------------
-
-
-class FlakyS3:
-    """An HTTP proxy in front of moto that answers S3's 503 SlowDown to its first ``failures`` requests
-    (all of them when None) and forwards the rest."""
-
-    def __init__(self, upstream: str, failures: int | None):
-        self.failures = failures
-        self.requests: list[str] = []
-        self._lock = threading.Lock()
-        target = urlparse(upstream)
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self._answer()
-
-            def do_HEAD(self) -> None:
-                self._answer()
-
-            def do_PUT(self) -> None:
-                self._answer()
-
-            def _answer(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with proxy._lock:
-                    proxy.requests.append(f"{self.command} {self.path}")
-                    failing = proxy.failures is None or len(proxy.requests) <= proxy.failures
-                if failing:
-                    self._send(503, {"Content-Type": "application/xml"}, SLOW_DOWN)
-                    return
-                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
-                try:
-                    connection.request(self.command, self.path, body=body, headers=dict(self.headers))
-                    response = connection.getresponse()
-                    self._send(response.status, dict(response.getheaders()), response.read())
-                finally:
-                    connection.close()
-
-            def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
-                self.send_response(status)
-                skip = {"content-length", "transfer-encoding", "connection", "server", "date"}
-                for name, value in headers.items():
-                    if name.lower() not in skip:
-                        self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass  # quiet: the test reads the requests it counted
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FlakyS3:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+# --- S3 unavailable: retried with backoff, then a clear failure (S3's 503s from simulation.stack.FlakyS3) ---
 
 
 @pytest.fixture

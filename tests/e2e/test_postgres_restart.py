@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,9 +27,10 @@ from typing import Any
 import pytest
 
 from core.settings import PROJECT_ROOT, Settings
+from simulation.stack import Postgres
 from tests.utils.data import SYNTHETIC_END
 from tests.utils.platform import PlatformEnv
-from tests.utils.servers import free_port, postgres_bin, server_process
+from tests.utils.servers import free_port, server_process
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -82,65 +81,20 @@ sys.exit(0 if str(run.state) == "success" else 1)
 """
 
 
-class PostgresCluster:
-    """A throwaway Debian PostgreSQL under ``pg_ctl``, which restarts it on the same data directory
-    and port; the session's ``postgres_url`` server is shared with other tests and must stay up."""
-
-    def __init__(self) -> None:
-        # Not under pytest's tmp_path: as root the server runs as ``postgres``, which must reach it.
-        self.root = Path(tempfile.mkdtemp(prefix="pg-restart-"))
-        self.data, self.log, sockets = self.root / "data", self.root / "server.log", self.root / "sockets"
-        sockets.mkdir()
-        self.as_user: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres")
-            shutil.chown(sockets, "postgres")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        initdb = [postgres_bin("initdb"), "-D", str(self.data), "-U", "mlops", "--auth=trust", "-E", "UTF8"]
-        subprocess.run([*self.as_user, *initdb], check=True, capture_output=True, timeout=120)
-        self.port = free_port()
-        self.options = f"-p {self.port} -h 127.0.0.1 -k {sockets} -c fsync=off"
-
-    def pg_ctl(self, *args: str) -> None:
-        # With -l the server's output goes to the log, so it holds no pipe of ours open.
-        argv = [postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", *args]
-        subprocess.run([*self.as_user, *argv], check=True, capture_output=True, timeout=90)
-
-    def start(self) -> None:
-        self.pg_ctl("start", "-o", self.options)
-
-    def restart(self) -> None:
-        """Fast mode: open transactions are rolled back and every client's connection is cut."""
-        self.pg_ctl("restart", "-m", "fast", "-o", self.options)
-
-    def stop(self) -> None:
-        self.pg_ctl("stop", "-m", "immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-    def conninfo(self, database: str) -> str:
-        return f"postgresql://mlops@127.0.0.1:{self.port}/{database}"
-
-    def url(self, database: str) -> str:
-        return f"postgresql+psycopg://mlops@127.0.0.1:{self.port}/{database}"
-
-
 @pytest.fixture
-def postgres() -> Iterator[PostgresCluster]:
-    import psycopg
-
-    cluster = PostgresCluster()
+def postgres() -> Iterator[Postgres]:
+    """A throwaway cluster under ``pg_ctl``, which restarts it on the same data directory and port;
+    the session's ``postgres_url`` server is shared with other tests and must stay up."""
+    cluster = Postgres(("airflow", "mlflow"))
     cluster.start()
     try:
-        with psycopg.connect(cluster.conninfo("postgres"), autocommit=True) as conn:
-            for name in ("airflow", "mlflow"):
-                conn.execute(f"CREATE DATABASE {name}")
         yield cluster
     finally:
         cluster.stop()
 
 
 @pytest.fixture
-def mlflow_server(postgres: PostgresCluster, tmp_path: Path) -> Iterator[str]:
+def mlflow_server(postgres: Postgres, tmp_path: Path) -> Iterator[str]:
     """An MLflow tracking server on ``postgres``, artifacts proxied to a local folder, as compose runs
     it but without logins: its basic-auth app checks a scrypt hash on every request (artifact files
     included), which makes the run several times slower, and the logins database sits behind the same
@@ -185,7 +139,7 @@ def tail(log: Path, lines: int = 60) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def restart_while_training_logs(postgres: PostgresCluster, process: subprocess.Popen[bytes], log: Path) -> Restart:
+def restart_while_training_logs(postgres: Postgres, process: subprocess.Popen[bytes], log: Path) -> Restart:
     """Restart the server once train_final runs and its MLflow run is open, i.e. between its writes."""
     import psycopg
 
@@ -222,7 +176,7 @@ def restart_while_training_logs(postgres: PostgresCluster, process: subprocess.P
     return Restart(began=began, back=back, cut={str(name): int(n) for name, n in counted}, training_run=logging[0][0])
 
 
-def airflow_runs(postgres: PostgresCluster) -> tuple[list[tuple[str, str]], dict[str, tuple[str | None, Any]]]:
+def airflow_runs(postgres: Postgres) -> tuple[list[tuple[str, str]], dict[str, tuple[str | None, Any]]]:
     """The DAG's runs (run id, state) and, per task of the newest, its state and end."""
     import psycopg
 
@@ -269,7 +223,7 @@ def assert_nothing_half_written(settings: Settings, env: PlatformEnv) -> dict[st
 
 
 def test_a_postgres_restart_mid_run_leaves_nothing_half_written_and_a_retry_succeeds(
-    tmp_path: Path, postgres: PostgresCluster, mlflow_server: str
+    tmp_path: Path, postgres: Postgres, mlflow_server: str
 ) -> None:
     from model_registry.registry import alias_version
     from model_registry.tracking import CHALLENGER, CHAMPION, client

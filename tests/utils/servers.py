@@ -13,6 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+# Where PostgreSQL's binaries are: the simulation's servers and the tests' find them the same way.
+from simulation.stack import postgres_bin as postgres_bin
+
 MISSING_HINT = "run infra/scripts/test-servers.sh (as root it installs the test servers from Debian's packages)"
 
 
@@ -68,16 +71,6 @@ def server_process(
             else:
                 process.terminate()
             process.wait(timeout=10)
-
-
-def postgres_bin(name: str) -> str:
-    """Debian keeps PostgreSQL's server binaries off PATH, under /usr/lib/postgresql/<major>/bin."""
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if found:
-        return str(found[-1])
-    if shutil.which(name):
-        return name
-    raise RuntimeError(f"PostgreSQL's {name} is not installed: {MISSING_HINT}")
 
 
 def moto_client(endpoint: str, secret: str = "test") -> Any:
