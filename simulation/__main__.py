@@ -62,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         + "), a comma-separated list of kinds, or 'none' (default). Any fault runs the loop on real servers "
         "(redis-server, PostgreSQL, S3 on moto) with the forecasting service under load",
     )
+    parser.add_argument(
+        "--servers",
+        action="store_true",
+        help="run on the real servers with the service under load even without faults: the control of a faults run",
+    )
     parser.add_argument("--seed", type=int, default=7, help="seed of the fault schedule: the same seed, the same plan")
     parser.add_argument(
         "--load-rate", type=float, default=20.0, help="requests per second on the service under faults (default: 20)"
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         faults=args.faults,
         seed=args.seed,
         load_rate=args.load_rate,
+        with_servers=args.servers,
     )
     bar.close()
     report["command"] = "python -m simulation " + shlex.join(argv if argv is not None else sys.argv[1:])

@@ -40,10 +40,10 @@ import yaml
 from core.dataset import DatasetConfig, Layout
 from core.settings import PROJECT_ROOT, Settings
 from core.windows import end_of
+from simulation.stack import BUCKET, Stack
 
 if TYPE_CHECKING:
     from simulation.faults import Fault
-    from simulation.stack import Stack
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -304,8 +304,6 @@ class Simulation:
         original = DatasetConfig.from_yaml(dataset_config)
         probe = Settings(home=home, dataset_config=dataset_config, _env_file=None)  # type: ignore[call-arg]
         s3 = stack.s3_client() if stack is not None else None
-        from simulation.stack import BUCKET
-
         self.source = RevealedSource(
             original, dataset_config.resolve(), home / "datasets" / "sources", probe, s3, BUCKET if s3 else None
         )
@@ -967,8 +965,6 @@ def simulate(
     with contextlib.ExitStack() as servers:
         stack = None
         if kinds or with_servers:
-            from simulation.stack import Stack
-
             stack = servers.enter_context(Stack(home))
         simulation = Simulation(home, dataset_config, retrain_trials, stack)
         first = start or default_start(simulation.dataset, simulation.source.first_day())
