@@ -1,8 +1,8 @@
 """The scheduler killed mid-task, with a real Airflow: ``airflow api-server``, ``dag-processor`` and
 ``scheduler`` (LocalExecutor, whose task processes are the scheduler's children) run the daily data
 DAG of a day. While a task runs, the scheduler's whole process group gets SIGKILL: the task dies with
-it. A new scheduler finds the task's heartbeat gone, fails that try, and Airflow's retry runs it
-again; the run ends in success with the day landed and validated once, and no partial file left."""
+it. A new scheduler finds the dead scheduler's task orphaned, fails that try, and Airflow's retry runs
+it again; the run ends in success with the day landed and validated once, and no partial file left."""
 
 from __future__ import annotations
 
@@ -63,7 +63,11 @@ class Airflow:
             AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
             # Only the backfill's run: unpausing the DAG schedules no run of today (whose data is not there).
             AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",
-            # A dead task's try is failed after 10 s without a heartbeat, not the default 5 minutes.
+            # The new scheduler takes the dead one's job for dead after 10 s without a heartbeat and looks
+            # for its orphaned tasks every 5 s (defaults: 30 s and 5 minutes); a task without a heartbeat
+            # for 10 s is failed too (default: 5 minutes).
+            AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD="10",
+            AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL="5",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="10",
             AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="2",
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
