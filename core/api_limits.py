@@ -9,6 +9,7 @@ limit from the entity limit without importing the service.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -32,6 +33,7 @@ def worst_case_bodies(max_batch_entities: int) -> list[dict[str, Any]]:
     return [{"entity_id": worst_id}, {"entity_ids": [worst_id] * max_batch_entities}]
 
 
+@functools.cache
 def largest_request_bytes(max_batch_entities: int) -> int:
     """Bytes of the largest schema-valid request body, as ``json.dumps`` writes it by default.
 

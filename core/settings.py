@@ -310,8 +310,10 @@ class Settings(BaseSettings):
     def _body_limit_admits_every_valid_request(self) -> Settings:
         """Refuse a byte limit below the largest request the API's schema allows: the service would
         answer 413 to requests its own published schema calls valid, and clients could not tell why."""
+        if self.max_request_bytes is None:
+            return self  # derived when read (request_body_limit)
         needed = largest_request_bytes(self.max_batch_entities)
-        if self.max_request_bytes is not None and self.max_request_bytes < needed:
+        if self.max_request_bytes < needed:
             raise ValueError(
                 f"MLOPS_MAX_REQUEST_BYTES={self.max_request_bytes} is below {needed} bytes, the largest valid "
                 f"request with MLOPS_MAX_BATCH_ENTITIES={self.max_batch_entities}: set MLOPS_MAX_REQUEST_BYTES "

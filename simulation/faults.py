@@ -80,9 +80,10 @@ class Fault:
 
     @property
     def heal_s(self) -> float | None:
-        if self.struck is None or self.healed is None:
+        span = window(self)
+        if span is None or self.healed is None:
             return None
-        return round(max(self.healed, self.ended or self.healed) - self.struck, 1)
+        return round(span[1] - span[0], 1)
 
 
 def plan(kinds: list[str], days: list[str], seed: int, task_ids: Callable[[str], list[str]]) -> list[Fault]:
@@ -231,6 +232,7 @@ def first_ok_after(rows: np.ndarray, moment: float) -> float | None:
 
 
 def window(fault: Fault) -> tuple[float, float] | None:
+    """From the moment ``fault`` struck to the last of its end and the loop's healing."""
     if fault.struck is None:
         return None
     return fault.struck, max(t for t in (fault.struck, fault.ended, fault.healed) if t is not None)

@@ -11,8 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,23 +22,13 @@ import pytest
 from core.settings import PROJECT_ROOT
 from tests.utils.data import SYNTHETIC_END
 from tests.utils.platform import PlatformEnv
-from tests.utils.servers import free_port
+from tests.utils.servers import free_port, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 DAG_ID = "ingest_synthetic"
 # A backfill of SYNTHETIC_END (a manual run's data interval would end now, not on that day).
 DAY_START = datetime.combine(SYNTHETIC_END, datetime.min.time(), tzinfo=UTC)
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
 class Airflow:
@@ -124,23 +113,30 @@ def test_a_scheduler_killed_mid_task_leaves_the_retry_to_land_the_day_once(
     airflow: tuple[Airflow, PlatformEnv],
 ) -> None:
     af, platform = airflow
-    wait_until(lambda: af.query("SELECT 1 FROM dag WHERE dag_id = ?", DAG_ID), f"{DAG_ID} parsed", 240)
+    wait_for(lambda: bool(af.query("SELECT 1 FROM dag WHERE dag_id = ?", DAG_ID)), f"{DAG_ID} parsed", 240)
     af.cli("dags", "unpause", DAG_ID)
     af.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", DAY_START.isoformat(),
            "--to-date", (DAY_START + timedelta(hours=2)).isoformat())  # fmt: skip
     af.start("scheduler")
-    run_id = wait_until(
-        lambda: af.query("SELECT run_id FROM dag_run WHERE dag_id = ? AND run_type = 'backfill'", DAG_ID),
-        "the backfill's run created", 120,
-    )[0][0]  # fmt: skip
+    backfill = "SELECT run_id FROM dag_run WHERE dag_id = ? AND run_type = 'backfill'"
+    wait_for(lambda: bool(af.query(backfill, DAG_ID)), "the backfill's run created", 120)
+    run_id = af.query(backfill, DAG_ID)[0][0]
 
-    running = "SELECT task_id FROM task_instance WHERE dag_id = ? AND run_id = ? AND state = 'running'"
-    killed_task = wait_until(lambda: af.query(running, DAG_ID, run_id), "a task of the run running", 300)[0][0]
+    running: list[tuple[str]] = []
+
+    def a_task_runs() -> bool:
+        running[:] = af.query(
+            "SELECT task_id FROM task_instance WHERE dag_id = ? AND run_id = ? AND state = 'running'", DAG_ID, run_id
+        )
+        return bool(running)
+
+    wait_for(a_task_runs, "a task of the run running", 300, interval=0.02)
+    killed_task = running[0][0]
     af.kill("scheduler")  # its group: the LocalExecutor's task processes die with it
     af.start("scheduler")
 
     state = "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?"
-    wait_until(lambda: af.query(state, DAG_ID, run_id)[0][0] in ("success", "failed"), "the run finished", 360)
+    wait_for(lambda: af.query(state, DAG_ID, run_id)[0][0] in ("success", "failed"), "the run finished", 360)
     tries = dict(af.query("SELECT task_id, try_number FROM task_instance WHERE run_id = ?", run_id))
     log = (af.root / "scheduler.log").read_text(errors="replace")[-3000:]
     assert af.query(state, DAG_ID, run_id)[0][0] == "success", f"{tries}\n{log}"
