@@ -122,6 +122,12 @@ class TuningConfig(_Strict):
     """Optuna search spaces per family: name -> {low, high, log?, int?}."""
 
     spaces: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    early_stopping_rounds: int = Field(
+        default=20,
+        ge=1,
+        description="A family tuned round by round stops a trial once its folds' mean MAE has not improved for "
+        "this many rounds.",
+    )
 
 
 class PromotionConfig(_Strict):

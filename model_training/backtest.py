@@ -17,7 +17,7 @@ import pandas as pd
 from core.columns import EVENT_TIMESTAMP, label_names
 from core.dataset import DatasetConfig
 from core.progress import progress
-from model_training.forecasters import Forecaster, baseline
+from model_training.forecasters import Boosted, Forecaster, baseline
 from model_training.metrics import METRICS
 
 
@@ -169,3 +169,42 @@ def backtest(
             if on_fold is not None:
                 on_fold(result.folds[-1])
     return result
+
+
+class BoostedFolds:
+    """The backtest's folds of one :class:`~model_training.forecasters.Boosted` model, trained side by
+    side: each fold's model boosts on the fold's training rows and is scored on its test rows after
+    every round, so that one number of rounds can be chosen for all folds on their mean error (the
+    way ``xgboost.cv`` chooses it), the choice a sampled ``n_estimators`` makes, at the cost of one
+    fit to the largest number tried. A family's rounds must not depend on what other models did
+    between them (XGBoost seeds its sampling per round for that), so that after ``n`` rounds each
+    fold's model is the one ``fit`` grows with ``n_estimators=n``.
+    """
+
+    def __init__(self, training_set: pd.DataFrame, dataset: DatasetConfig, make_model: Callable[[], Forecaster]):
+        labels = label_names(dataset)
+        stamps = training_set[EVENT_TIMESTAMP]
+        self.models: list[Boosted] = []
+        for fold in make_folds(stamps, dataset):
+            train = training_set[stamps <= fold.train_end]
+            test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
+            model = make_model()
+            if not isinstance(model, Boosted):
+                raise TypeError(f"{type(model).__name__} does not boost round by round")
+            validation = (test, test[labels].to_numpy(dtype=np.float64))
+            model.start(train, train[labels].to_numpy(dtype=np.float64), validation)
+            self.models.append(model)
+        # (folds, rounds so far): each fold's test MAE after each round.
+        self.errors = np.empty((len(self.models), 0))
+
+    @property
+    def rounds(self) -> int:
+        return int(self.errors.shape[1])
+
+    def boost(self, rounds: int) -> None:
+        """``rounds`` more rounds on every fold, one fold after the other (each uses every core)."""
+        self.errors = np.hstack([self.errors, np.stack([model.boost(rounds) for model in self.models])])
+
+    def mean(self) -> np.ndarray:
+        """The folds' mean test MAE after each round."""
+        return np.asarray(self.errors.mean(axis=0))

@@ -11,7 +11,7 @@ others' heavy libraries.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,24 @@ class Forecaster(Predictor, Protocol):
     def fit(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None) -> Forecaster:
         """``validation``: rows for early stopping; families that stop early carve their own
         (the newest rows of ``features``) when none is given."""
+        ...
+
+
+@runtime_checkable
+class Boosted(Protocol):
+    """A forecaster fitted in boosting rounds, scored on held-out rows after each one.
+
+    Tuning trains the backtest folds of a trial side by side a few rounds at a time, prunes on the
+    folds' mean error and picks one number of rounds for all folds on it (as ``xgboost.cv`` does),
+    instead of sampling ``n_estimators`` and fitting each fold to the end.
+    """
+
+    def start(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation) -> None:
+        """Prepare to boost on ``features`` with the mean objective, scoring ``validation``."""
+        ...
+
+    def boost(self, rounds: int) -> np.ndarray:
+        """Add ``rounds`` rounds; the validation rows' mean absolute error after each of them."""
         ...
 
 

@@ -1,7 +1,20 @@
-"""Hyperparameter tuning with Optuna: TPE, median pruning on per-fold scores, shared RDB storage.
+"""Hyperparameter tuning with Optuna: TPE, pruning, shared RDB storage.
+
+Two strategies, by family:
+
+- A family that boosts round by round (:class:`~model_training.forecasters.Boosted`: XGBoost) trains
+  a trial's backtest folds side by side, reports the folds' mean MAE every few rounds to Optuna's
+  successive-halving pruner (rungs at 30, 90 and 270 rounds: a trial goes on past a rung only among
+  the best third of the trials that reached it), stops once that mean has not improved for
+  ``tuning.early_stopping_rounds`` rounds and keeps the number of rounds where it was lowest
+  (``n_estimators`` of the search space is the cap, not a sampled value). The config's own
+  parameters are the first trial, so the others are pruned against a good fit from the start.
+- Any other family fits the folds one after another and reports each fold's MAE to
+  :class:`FoldMedianPruner`.
 
 The study lives in the settings' RDB storage under a name derived from the run, so a retried task
-(or several tuning workers) continues the same study instead of starting a new one.
+(or several tuning workers) continues the same study instead of starting a new one. Each finished
+trial is logged as it finishes (value, rounds, pruned or not).
 """
 
 from __future__ import annotations
@@ -16,10 +29,10 @@ import optuna
 import pandas as pd
 
 from core.dataset import DatasetConfig
-from core.progress import show_progress
+from core.progress import logging_beside_progress, show_progress
 from core.settings import Settings
 from model_training import forecasters
-from model_training.backtest import FoldScore, backtest
+from model_training.backtest import BoostedFolds, FoldScore, backtest
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +67,11 @@ DEFAULT_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "ridge_alpha": {"low": 0.01, "high": 100000.0, "log": True},
     },
 }
+
+
+# Rounds between two reports of a boosted trial to the pruner, and the rounds before it may prune.
+REPORT_EVERY = 10
+WARMUP_ROUNDS = 30
 
 
 def search_space(dataset: DatasetConfig, family: str) -> dict[str, dict[str, Any]]:
@@ -108,7 +126,22 @@ class FoldMedianPruner(optuna.pruners.BasePruner):
         return mine > median
 
 
-def _study(settings: Settings, name: str, seed: int, pruning: bool = True, attempts: int = 5) -> Any:
+def boosts_in_rounds(family: str) -> bool:
+    """Whether ``family`` is tuned round by round (see the module's docstring)."""
+    return issubclass(forecasters.family_class(family), forecasters.Boosted)
+
+
+def _pruner(pruning: bool, rounds: bool) -> optuna.pruners.BasePruner:
+    if not pruning:
+        return optuna.pruners.NopPruner()
+    if rounds:
+        # Steps are rounds and each value the folds' best mean so far: a learning curve, compared
+        # with the other trials' at the same rungs.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=WARMUP_ROUNDS, reduction_factor=3)
+    return FoldMedianPruner()
+
+
+def _study(settings: Settings, name: str, seed: int, pruner: optuna.pruners.BasePruner, attempts: int = 5) -> Any:
     """Create or join the study. Workers that start together race to create the storage's tables
     and the study row; the loser sees an SQL error, retries and joins what the winner made."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -116,9 +149,6 @@ def _study(settings: Settings, name: str, seed: int, pruning: bool = True, attem
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if settings.study_storage.startswith("sqlite:///"):
         Path(settings.study_storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
-    if pruning:
-        pruner = FoldMedianPruner()
     for attempt in range(1, attempts + 1):
         try:
             return optuna.create_study(
@@ -141,6 +171,56 @@ def _finished(study: Any) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False) if t.state.is_finished())
 
 
+def _boost_folds(trial: optuna.Trial, folds: BoostedFolds, cap: int, patience: int) -> float:
+    """Boost a trial's folds side by side up to ``cap`` rounds: prune on their mean MAE, stop once it
+    has not improved for ``patience`` rounds, and record the rounds where it was lowest."""
+    stopped = False
+    while folds.rounds < cap:
+        folds.boost(min(REPORT_EVERY, cap - folds.rounds))
+        mean = folds.mean()
+        trial.report(float(mean.min()), step=folds.rounds)
+        trial.set_user_attr("rounds_trained", folds.rounds)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after {folds.rounds} rounds")
+        if folds.rounds - (int(mean.argmin()) + 1) >= patience:
+            stopped = True
+            # Competing at the rungs it did not reach with its best (more rounds could only lower
+            # it): else a slow learner reaching a later rung would meet no one there.
+            trial.report(float(mean.min()), step=cap)
+            trial.should_prune()  # records the rungs; its verdict no longer matters
+            break
+    mean = folds.mean()
+    best = int(mean.argmin())
+    trial.set_user_attr("n_estimators", best + 1)
+    trial.set_user_attr("stopped_early", stopped)
+    trial.set_user_attr("fold_mae", [float(v) for v in folds.errors[:, best]])
+    return float(mean[best])
+
+
+def _log_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """One line per finished trial, as it finishes: the task log and the terminal follow the study."""
+    seconds = trial.duration.total_seconds() if trial.duration else 0.0
+    attrs = trial.user_attrs
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        rounds = ""
+        if "n_estimators" in attrs:
+            stop = f", stopped early at {attrs['rounds_trained']}" if attrs.get("stopped_early") else ""
+            rounds = f" at {attrs['n_estimators']} rounds{stop}"
+        best = study.best_trial
+        log.info(
+            "trial %d: MAE %.4f%s in %.1fs; best %.4f (trial %d)",
+            trial.number, trial.value, rounds, seconds, best.value, best.number,
+        )  # fmt: skip
+    elif trial.state == optuna.trial.TrialState.PRUNED and trial.last_step is not None:
+        where = f"{trial.last_step} rounds" if "rounds_trained" in attrs else f"fold {trial.last_step}"
+        log.info(
+            "trial %d pruned after %s (MAE %.4f so far) in %.1fs",
+            trial.number, where, trial.intermediate_values[trial.last_step], seconds,
+        )  # fmt: skip
+    else:
+        log.info("trial %d %s in %.1fs", trial.number, trial.state.name.lower(), seconds)
+
+
 def tune_worker(
     settings: Settings,
     dataset: DatasetConfig,
@@ -150,11 +230,14 @@ def tune_worker(
     name: str,
     worker: int = 0,
     pruning: bool = True,
+    rounds: bool | None = None,
 ) -> int:
     """One tuning worker: runs trials of the shared study until it holds ``n_trials`` finished ones.
 
     Any number of workers (processes, pods) may run this on the same study at once; each seeds its
-    sampler with its index so they explore different points. Returns the trials this worker ran.
+    sampler with its index so they explore different points. ``rounds``: tune round by round (the
+    default for a family that boosts so) or fold by fold; see the module's docstring. Returns the
+    trials this worker ran.
     """
     from model_training.devices import select
 
@@ -164,23 +247,36 @@ def tune_worker(
         log.info("no tuning for %s (trials=%d, space=%s): using configured parameters", family, n_trials, space)
         return 0
     device = select(settings.training_device)
+    rounds = boosts_in_rounds(family) if rounds is None else rounds
+    cap = int(space.get("n_estimators", {}).get("high") or base.get("n_estimators") or 0)
+    if rounds and cap <= 0:
+        raise ValueError(f"tuning {family} round by round needs n_estimators' high in its search space")
+    sampled = {k: v for k, v in space.items() if not (rounds and k == "n_estimators")}
+    patience = dataset.tuning.early_stopping_rounds
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", worker)
-        params = {**base, **suggest(trial, space)}
-
-        def report(score: FoldScore) -> None:
-            trial.report(score.model["mae"], step=score.fold.index)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
+        params = {**base, **suggest(trial, sampled)}
 
         def make_model() -> forecasters.Forecaster:
             return forecasters.create(family, dataset, params, device=device)
 
-        result = backtest(training_set, dataset, make_model, on_fold=report)
-        return result.mean("model", "mae")
+        if rounds:
+            return _boost_folds(trial, BoostedFolds(training_set, dataset, make_model), cap, patience)
 
-    study = _study(settings, name, seed=42 + worker, pruning=pruning)
+        def report(score: FoldScore) -> None:
+            trial.report(score.model["mae"], step=score.fold.index)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after fold {score.fold.index}")
+
+        return backtest(training_set, dataset, make_model, on_fold=report).mean("model", "mae")
+
+    study = _study(settings, name, seed=42 + worker, pruner=_pruner(pruning, rounds))
+    if rounds and worker == 0 and not study.get_trials(deepcopy=False):
+        # The config's parameters first: a good fit from the start for the pruner to compare with.
+        configured = {k: v for k, v in base.items() if k in sampled}
+        if configured:
+            study.enqueue_trial(configured, skip_if_exists=True)
     remaining = n_trials - _finished(study)
     if remaining <= 0:
         return 0
@@ -193,15 +289,21 @@ def tune_worker(
         nonlocal ran
         ran += 1
 
+    log.info(
+        "worker %d tunes %s %s (%d trials to go) on study %s",
+        worker, family, f"round by round (at most {cap})" if rounds else "fold by fold", remaining, name,
+    )  # fmt: skip
     # A diverging trial (e.g. too high a learning rate) is recorded as failed; the study goes on.
-    # Optuna's own bar counts this worker's trials, on a terminal only (core.progress's rule).
-    study.optimize(
-        objective,
-        n_trials=remaining,
-        callbacks=[stop, count],
-        catch=(FloatingPointError,),
-        show_progress_bar=show_progress(),
-    )
+    # Optuna's own bar counts this worker's trials, on a terminal only (core.progress's rule), with
+    # each trial's line printed above it.
+    with logging_beside_progress():
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            callbacks=[stop, count, _log_trial],
+            catch=(FloatingPointError,),
+            show_progress_bar=show_progress(),
+        )
     log.info("worker %d ran %d trials; study %s holds %d finished", worker, ran, name, _finished(study))
     return ran
 
@@ -226,7 +328,9 @@ def best_params(
         if tuned:
             raise RuntimeError(f"study {name!r} has no completed trial of the {expected_trials} asked for")
         return base
-    return {**base, **study.best_params}
+    # A trial tuned round by round chose its number of rounds on the folds instead of sampling it.
+    chosen = {k: v for k, v in study.best_trial.user_attrs.items() if k == "n_estimators"}
+    return {**base, **study.best_params, **chosen}
 
 
 def study_summary(settings: Settings, name: str) -> dict[str, Any] | None:
@@ -243,7 +347,9 @@ def study_summary(settings: Settings, name: str) -> dict[str, Any] | None:
     summary: dict[str, Any] = {"study": name, "trials": len(trials), "states": states}
     if completed:
         best = study.best_trial
-        summary["best_trial"] = {"number": best.number, "value": best.value, "params": best.params}
+        summary["best_trial"] = {
+            "number": best.number, "value": best.value, "params": best.params, "user_attrs": best.user_attrs,
+        }  # fmt: skip
     if len(completed) >= 2:
         try:
             summary["importances"] = dict(optuna.importance.get_param_importances(study))
@@ -256,6 +362,7 @@ def study_summary(settings: Settings, name: str) -> dict[str, Any] | None:
             "value": t.value,
             "params": t.params,
             "intermediate": {str(k): v for k, v in t.intermediate_values.items()},
+            "user_attrs": t.user_attrs,
             "seconds": t.duration.total_seconds() if t.duration else None,
         }
         for t in trials

@@ -6,9 +6,11 @@ import json
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from model_bundle.families.xgb import XGBoostForecaster
 from model_training.families.tabular import AnchoredTreeTrainer, HeldOut
+from model_training.forecasters import Validation
 
 
 class XGBoostTrainer(AnchoredTreeTrainer, XGBoostForecaster):
@@ -19,6 +21,11 @@ class XGBoostTrainer(AnchoredTreeTrainer, XGBoostForecaster):
         "tree_method": "hist",
         "multi_strategy": "one_output_per_tree",
         "random_state": 42,
+        # Row and column samples seeded from the round's number, not drawn from one random engine per
+        # thread: a round grows the same trees whatever ran before it on the thread, so tuning can
+        # boost the folds of a trial in turns (model_training.backtest.BoostedFolds) and keep rounds
+        # that a fit reproduces.
+        "seed_per_iteration": True,
     }
 
     @classmethod
@@ -44,3 +51,31 @@ class XGBoostTrainer(AnchoredTreeTrainer, XGBoostForecaster):
         for booster in boosters:
             booster.set_param({"device": "cpu"})
         self.booster, self.step_boosters = (None, boosters) if per_step else (boosters[0], [])
+
+    def start(self, features: pd.DataFrame, targets: np.ndarray, validation: Validation) -> None:
+        """Boosting round by round (:class:`model_training.forecasters.Boosted`): the booster, its data
+        and its parameters are built as ``XGBRegressor.fit`` builds them, so ``n`` rounds here grow the
+        same trees as a fit with ``n_estimators=n``."""
+        import xgboost as xgb
+
+        if self.params.get("objective") == "reg:quantileerror":
+            raise ValueError("boosting round by round fits the mean objective only")
+        self.preprocessor.fit(features)
+        x, anchor = self._inputs(features)
+        x_valid, anchor_valid = self._inputs(validation[0])
+        model = xgb.XGBRegressor(**self.params, device=self.device.xgboost, eval_metric="mae")
+        options = {"nthread": model.n_jobs, "max_bin": model.max_bin}
+        self._train = xgb.QuantileDMatrix(x, targets - anchor, **options)
+        self._valid = xgb.QuantileDMatrix(x_valid, validation[1] - anchor_valid, ref=self._train, **options)
+        self._booster = xgb.Booster(model.get_xgb_params(), [self._train, self._valid])
+        self._rounds = 0
+
+    def boost(self, rounds: int) -> np.ndarray:
+        errors = []
+        for _ in range(rounds):
+            self._booster.update(self._train, self._rounds)
+            # "[i]\tvalid-mae:0.123": the cached validation predictions grow by one round, not re-run.
+            line = self._booster.eval_set([(self._valid, "valid")], self._rounds)
+            errors.append(float(line.rsplit(":", 1)[1]))
+            self._rounds += 1
+        return np.asarray(errors)
