@@ -231,8 +231,10 @@ def tune_worker(
     worker: int = 0,
     pruning: bool = True,
     rounds: bool | None = None,
+    timeout: float | None = None,
 ) -> int:
-    """One tuning worker: runs trials of the shared study until it holds ``n_trials`` finished ones.
+    """One tuning worker: runs trials of the shared study until it holds ``n_trials`` finished ones
+    (or, with ``timeout``, until that many seconds have passed and the running trial ends).
 
     Any number of workers (processes, pods) may run this on the same study at once; each seeds its
     sampler with its index so they explore different points. ``rounds``: tune round by round (the
@@ -300,6 +302,7 @@ def tune_worker(
         study.optimize(
             objective,
             n_trials=remaining,
+            timeout=timeout,
             callbacks=[stop, count, _log_trial],
             catch=(FloatingPointError,),
             show_progress_bar=show_progress(),
