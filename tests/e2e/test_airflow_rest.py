@@ -69,6 +69,19 @@ def _unpause(dag_url: str, auth: dict[str, str]) -> None:
     _wait(unpaused, 60, f"{dag_url} unpaused")
 
 
+def _create_run(runs_url: str, body: dict[str, Any], auth: dict[str, str]) -> str:
+    """Create a DAG run and return its URL. The same SQLite lock as in :func:`_unpause` can answer
+    500 ("Database error"): the failed transaction created nothing, so the POST is sent again."""
+
+    def created() -> requests.Response | None:
+        answer = requests.post(runs_url, json=body, headers=auth, timeout=10)
+        assert answer.ok or answer.status_code >= 500, answer.text  # a refusal is no lock
+        return answer if answer.ok else None
+
+    answer = _wait(created, 60, f"a run of {runs_url}")
+    return f"{runs_url}/{answer.json()['dag_run_id']}"
+
+
 def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last: object = None
@@ -285,9 +298,7 @@ def test_a_day_of_data_starts_the_dags_that_consume_it(airflow_api) -> None:  # 
         "data_interval_start": start.isoformat(),
         "data_interval_end": (start + timedelta(days=1)).isoformat(),
     }
-    created = requests.post(f"{dags}/ingest_synthetic/dagRuns", json=body, headers=auth, timeout=10)
-    assert created.ok, created.text
-    run_url = f"{dags}/ingest_synthetic/dagRuns/{created.json()['dag_run_id']}"
+    run_url = _create_run(f"{dags}/ingest_synthetic/dagRuns", body, auth)
 
     def finished(url: str) -> str | None:
         state = requests.get(url, headers=auth, timeout=10).json()["state"]
@@ -386,9 +397,7 @@ def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(ai
     dag_url = f"{base}/api/v2/dags/leaky"
     _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "leaky DAG parsed")
     _unpause(dag_url, auth)
-    created = requests.post(f"{dag_url}/dagRuns", json={"logical_date": None}, headers=auth, timeout=10)
-    assert created.ok, created.text
-    run_url = f"{dag_url}/dagRuns/{created.json()['dag_run_id']}"
+    run_url = _create_run(f"{dag_url}/dagRuns", {"logical_date": None}, auth)
 
     def finished() -> str | None:
         state = requests.get(run_url, headers=auth, timeout=10).json()["state"]
