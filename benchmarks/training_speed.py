@@ -72,6 +72,35 @@ def within_one_percent(timeline: list[tuple[float, float]]) -> float | None:
     raise AssertionError("unreachable: the final best is in the timeline")
 
 
+def tuning_row(
+    strategy: str,
+    family: str,
+    frame: pd.DataFrame,
+    budget_s: float | None,
+    wall_s: float,
+    timeline: list[tuple[float, float]],
+    best_mae: float,
+    best_params: dict[str, Any],
+    pruned: int = 0,
+    stopped_early: int = 0,
+    trials: int | None = None,
+) -> dict[str, Any]:
+    """One row of the report's ``tuning``; ``trials`` defaults to the completed ones (``timeline``)."""
+    return {
+        "strategy": strategy,
+        "family": family,
+        "trials": len(timeline) if trials is None else trials,
+        "pruned": pruned,
+        "stopped_early": stopped_early,
+        "wall_s": round(wall_s, 1),
+        "best_mae": round(best_mae, 4),
+        "seconds_to_within_1pct": within_one_percent(timeline),
+        "rows": len(frame),
+        "budget_s": budget_s,
+        "best_params": best_params,
+    }
+
+
 def optuna_tuning(
     settings: Settings,
     dataset: DatasetConfig,
@@ -100,20 +129,13 @@ def optuna_tuning(
         for t in sorted(study.trials, key=lambda t: t.datetime_complete or first)
         if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete and t.value is not None
     ]
-    states = [t.state for t in study.trials]
-    return {
-        "strategy": strategy,
-        "family": family,
-        "trials": len(study.trials),
-        "pruned": sum(s == optuna.trial.TrialState.PRUNED for s in states),
-        "stopped_early": sum(bool(t.user_attrs.get("stopped_early")) for t in study.trials),
-        "wall_s": round(seconds, 1),
-        "best_mae": round(study.best_value, 4),
-        "seconds_to_within_1pct": within_one_percent(timeline),
-        "rows": len(frame),
-        "budget_s": budget_s,
-        "best_params": best_params(settings, dataset, family, name),
-    }
+    return tuning_row(
+        strategy, family, frame, budget_s, seconds, timeline, study.best_value,
+        best_params(settings, dataset, family, name),
+        pruned=sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials),
+        stopped_early=sum(bool(t.user_attrs.get("stopped_early")) for t in study.trials),
+        trials=len(study.trials),
+    )  # fmt: skip
 
 
 def flaml_tuning(dataset: DatasetConfig, frame: pd.DataFrame, family: str, budget_s: float) -> dict[str, Any]:
@@ -154,19 +176,8 @@ def flaml_tuning(dataset: DatasetConfig, frame: pd.DataFrame, family: str, budge
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    return {
-        "strategy": "flaml",
-        "family": family,
-        "trials": len(timeline),
-        "pruned": 0,
-        "stopped_early": 0,
-        "wall_s": round(seconds, 1),
-        "best_mae": round(float(analysis.best_result["mae"]), 4),
-        "seconds_to_within_1pct": within_one_percent(timeline),
-        "rows": len(frame),
-        "budget_s": budget_s,
-        "best_params": {**base, **analysis.best_config},
-    }
+    best = float(analysis.best_result["mae"])
+    return tuning_row("flaml", family, frame, budget_s, seconds, timeline, best, {**base, **analysis.best_config})
 
 
 def flaml_domain(spec: dict[str, Any]) -> Any:

@@ -69,17 +69,18 @@ def _unpause(dag_url: str, auth: dict[str, str]) -> None:
     _wait(unpaused, 60, f"{dag_url} unpaused")
 
 
-def _create_run(runs_url: str, body: dict[str, Any], auth: dict[str, str]) -> str:
-    """Create a DAG run and return its URL. The same SQLite lock as in :func:`_unpause` can answer
-    500 ("Database error"): the failed transaction created nothing, so the POST is sent again."""
+def _post(url: str, body: dict[str, Any], auth: dict[str, str]) -> Any:
+    """POST and return the answer's JSON. The same SQLite lock as in :func:`_unpause` can answer 500
+    ("Database error"), or refuse a backfill with "Database is locked": the failed transaction
+    created nothing, so the POST is sent again; any other refusal fails at once."""
 
-    def created() -> requests.Response | None:
-        answer = requests.post(runs_url, json=body, headers=auth, timeout=10)
-        assert answer.ok or answer.status_code >= 500, answer.text  # a refusal is no lock
-        return answer if answer.ok else None
+    def accepted() -> Any:
+        answer = requests.post(url, json=body, headers=auth, timeout=10)
+        locked = answer.status_code >= 500 or "Database is locked" in answer.text
+        assert answer.ok or locked, answer.text
+        return answer.json() if answer.ok else None
 
-    answer = _wait(created, 60, f"a run of {runs_url}")
-    return f"{runs_url}/{answer.json()['dag_run_id']}"
+    return _wait(accepted, 60, f"POST {url} accepted")
 
 
 def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
@@ -298,7 +299,8 @@ def test_a_day_of_data_starts_the_dags_that_consume_it(airflow_api) -> None:  # 
         "data_interval_start": start.isoformat(),
         "data_interval_end": (start + timedelta(days=1)).isoformat(),
     }
-    run_url = _create_run(f"{dags}/ingest_synthetic/dagRuns", body, auth)
+    created = _post(f"{dags}/ingest_synthetic/dagRuns", body, auth)
+    run_url = f"{dags}/ingest_synthetic/dagRuns/{created['dag_run_id']}"
 
     def finished(url: str) -> str | None:
         state = requests.get(url, headers=auth, timeout=10).json()["state"]
@@ -347,14 +349,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api) ->
     }
     # On SQLite Airflow refuses a backfill while its scheduler holds the database ("Backfill creation is
     # not supported on SQLite under concurrent access"); asked again a moment later, it takes it.
-    deadline = time.monotonic() + 60
-    while True:
-        created = requests.post(f"{base}/api/v2/backfills", json=body, headers=auth, timeout=10)
-        if created.ok or "Database is locked" not in created.text or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert created.ok, created.text
-    backfill_id = created.json()["id"]
+    backfill_id = _post(f"{base}/api/v2/backfills", body, auth)["id"]
     runs_url = f"{base}/api/v2/dags/ingest_synthetic/dagRuns"
 
     def backfill_runs() -> list[dict[str, str]] | None:
@@ -397,7 +392,8 @@ def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(ai
     dag_url = f"{base}/api/v2/dags/leaky"
     _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "leaky DAG parsed")
     _unpause(dag_url, auth)
-    run_url = _create_run(f"{dag_url}/dagRuns", {"logical_date": None}, auth)
+    created = _post(f"{dag_url}/dagRuns", {"logical_date": None}, auth)
+    run_url = f"{dag_url}/dagRuns/{created['dag_run_id']}"
 
     def finished() -> str | None:
         state = requests.get(run_url, headers=auth, timeout=10).json()["state"]
