@@ -21,7 +21,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 PLATFORM_PACKAGES = (
-    "core", "data_pipeline", "feature_store", "model_bundle", "model_registry", "model_training", "model_validation",
+    "core", "data_pipeline", "feature_drift", "feature_store", "model_bundle", "model_registry", "model_training",
+    "model_validation", "monitoring",
 )  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 Nothing outside this schema knows about ETT. Another dataset of the same shape (hourly or other
 regular series per entity, one numeric target, numeric covariates) runs through the same commands by
-pointing them at its own YAML file. The schema is documented in the README.
+pointing them at its own YAML file. The docs site's dataset config reference is generated from these
+models (their fields, types, defaults and descriptions), so describe a new field here.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.objects import is_remote, read_object
-from core.source_policy import SourcePolicyError, check_dataset
+from core.source_policy import SourcePolicyError, check, parse
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -32,11 +33,18 @@ class _Strict(BaseModel):
 
 
 class SourceConfig(_Strict):
-    layout: Layout
-    format: str = Field(default="csv", pattern="^(csv|parquet)$")
+    """Where the raw data is read: local paths or ``s3://`` URIs, both checked against the source policy."""
+
+    layout: Layout = Field(
+        description="wide_per_entity: one file per entity (uris, no entity column); long: one file with an entity "
+        "column (uri)."
+    )
+    format: str = Field(default="csv", pattern="^(csv|parquet)$", description="csv or parquet.")
     uris: dict[str, str] = Field(default_factory=dict, description="wide_per_entity: entity id -> file URI.")
     uri: str | None = Field(default=None, description="long: the one file's URI.")
-    timestamp_format: str | None = None
+    timestamp_format: str | None = Field(
+        default=None, description="strptime format of the timestamp column; None: pandas infers it."
+    )
 
     @model_validator(mode="after")
     def _layout_matches(self) -> SourceConfig:
@@ -48,20 +56,31 @@ class SourceConfig(_Strict):
 
 
 class QualityConfig(_Strict):
-    value_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    """The data check: the Great Expectations suite, built from these bounds, that a landed day must pass."""
+
+    value_ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="{column: [min, max]} of the target and covariates."
+    )
     max_gap: timedelta = Field(description="Largest allowed step between consecutive rows.")
-    min_rows: int = 1
-    max_rows: int = 100_000_000
+    min_rows: int = Field(default=1, description="Fewest rows of a landed partition.")
+    max_rows: int = Field(default=100_000_000, description="Most rows of a landed partition.")
     max_age: timedelta = Field(
         description="Freshness: the newest row is at most this old at the end of the logical date."
     )
 
 
 class FeatureConfig(_Strict):
+    """The features built from the raw columns, one Feast feature view that training and serving share."""
+
     target_lags: list[int] | None = Field(default=None, description="Default: 0..seasonal_period-1 and one week back.")
-    covariate_lags: list[int] = Field(default_factory=lambda: [0, 1, 24])
-    rolling_windows: list[int] = Field(default_factory=lambda: [24, 168])
-    calendar: list[str] = Field(default_factory=lambda: ["hour", "day_of_week", "month"])
+    covariate_lags: list[int] = Field(default_factory=lambda: [0, 1, 24], description="Lags (steps) of each covariate.")
+    rolling_windows: list[int] = Field(
+        default_factory=lambda: [24, 168], description="Windows (steps) of the target's rolling mean and std."
+    )
+    calendar: list[str] = Field(
+        default_factory=lambda: ["hour", "day_of_week", "month"],
+        description="Calendar values among hour, day_of_week, day_of_month, month.",
+    )
     ttl: timedelta = Field(default=timedelta(days=7), description="Feast feature view TTL (look-back of joins).")
 
     @field_validator("calendar")
@@ -74,12 +93,16 @@ class FeatureConfig(_Strict):
 
 
 class BacktestConfig(_Strict):
-    folds: int = Field(default=4, ge=1)
+    """The rolling-origin backtest: expanding window, a gap of at least the horizon before each test fold."""
+
+    folds: int = Field(default=4, ge=1, description="Test folds.")
     test_size: int = Field(default=168, ge=1, description="Rows per entity in each test fold.")
     gap: int | None = Field(default=None, description="Rows between train and test; >= horizon.")
 
 
 class TrainingConfig(_Strict):
+    """What a training run fits on, and with which parameters."""
+
     window: timedelta | None = Field(default=None, description="History used for training; None: all of it.")
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
@@ -121,7 +144,11 @@ class IntervalConfig(_Strict):
 class TuningConfig(_Strict):
     """Optuna search spaces per family: name -> {low, high, log?, int?}."""
 
-    spaces: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    spaces: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Per family: {param: {low, high, log?, int?}} or {param: {choices: [...]}}; every family has "
+        "defaults (model_training/tuning.py); for XGBoost n_estimators' high is the cap of rounds.",
+    )
     early_stopping_rounds: int = Field(
         default=20,
         ge=1,
@@ -131,6 +158,8 @@ class TuningConfig(_Strict):
 
 
 class PromotionConfig(_Strict):
+    """The gates a challenger passes to become champion, and the daily checks that watch the champion."""
+
     min_improvement: float = Field(
         default=0.0, ge=0, lt=1, description="Challenger MAE must be <= champion MAE * (1 - this)."
     )
@@ -205,23 +234,29 @@ PUBLISHED_BASE_DIR = "published_base_dir"  # the key :meth:`DatasetConfig.to_yam
 
 
 class DatasetConfig(_Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    description: str = ""
-    entity_column: str
-    timestamp_column: str
-    frequency: timedelta
-    target: str
-    features: list[str]
-    horizon: int = Field(ge=1)
-    seasonal_period: int = Field(ge=1)
-    source: SourceConfig
-    quality: QualityConfig
-    feature_engineering: FeatureConfig = Field(default_factory=FeatureConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    tuning: TuningConfig = Field(default_factory=TuningConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-    intervals: IntervalConfig = Field(default_factory=IntervalConfig)
-    daily: DailyConfig = Field(default_factory=DailyConfig)
+    """A forecasting dataset: regular series per entity, one numeric target, numeric covariates."""
+
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Identifier; names the DAGs (ingest_<name>, ...), the Feast views and the registered model "
+        "(<name>_forecaster).",
+    )
+    description: str = Field(default="", description="Free text about the dataset.")
+    entity_column: str = Field(description="The series key (e.g. transformer_id).")
+    timestamp_column: str = Field(description="The time column.")
+    frequency: timedelta = Field(description="The regular step between rows.")
+    target: str = Field(description="The column to forecast.")
+    features: list[str] = Field(description="The numeric covariates.")
+    horizon: int = Field(ge=1, description="Steps to forecast.")
+    seasonal_period: int = Field(ge=1, description="Steps in a season (the seasonal-naive baseline's look-back).")
+    source: SourceConfig = Field(description="Where the raw data is read.")
+    quality: QualityConfig = Field(description="The data check of each landed day.")
+    feature_engineering: FeatureConfig = Field(default_factory=FeatureConfig, description="The features.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Training window, backtest, params.")
+    tuning: TuningConfig = Field(default_factory=TuningConfig, description="Optuna's search.")
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig, description="Gates and daily checks.")
+    intervals: IntervalConfig = Field(default_factory=IntervalConfig, description="The bands of every forecast.")
+    daily: DailyConfig = Field(default_factory=DailyConfig, description="The daily loop's schedule.")
     # Folder of the YAML file: relative source paths are resolved against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -272,6 +307,22 @@ class DatasetConfig(_Strict):
             return uri
         return str((self.base_dir / uri).resolve())
 
+    def check_sources(self, settings: Settings | None) -> None:
+        """Every source through the source policy (:mod:`core.source_policy`), each resolved as it will be
+        read; without settings only what no setting could allow is refused."""
+        named = [(f"source.uris[{entity!r}]", uri) for entity, uri in self.source.uris.items()]
+        if self.source.uri is not None:
+            named.append(("source.uri", self.source.uri))
+        for where, uri in named:
+            resolved = self.resolve_uri(uri)
+            try:
+                if settings is None:
+                    parse(resolved)
+                else:
+                    check(resolved, settings)
+            except SourcePolicyError as exc:
+                raise SourcePolicyError(f"dataset {self.name!r}, {where} = {uri!r}: {exc}") from None
+
     @classmethod
     def from_yaml(cls, path: str | Path, settings: Settings | None = None) -> DatasetConfig:
         """Load and check a config; its sources go through the source policy here, so a config that
@@ -301,7 +352,7 @@ class DatasetConfig(_Strict):
             base_dir = Path(published_from or ".")
         config = cls.model_validate({**raw, "base_dir": base_dir})
         try:
-            check_dataset(config, settings)
+            config.check_sources(settings)
         except SourcePolicyError as exc:
             raise SourcePolicyError(f"{path}: {exc}") from None
         return config

@@ -12,8 +12,9 @@ internal URL. So a source is refused unless it is
 and its scheme is one of ``MLOPS_SOURCE_SCHEMES``. Every other scheme (``http(s)``, ``ftp``, ...) is
 refused, whatever the settings say: nothing here can read it anyway, and a URL is where SSRF starts.
 
-Checked when a config is loaded (a bad config fails before any task runs) and again right before
-each read, on the same resolved path that is then read.
+Checked when a config is loaded (a bad config fails before any task runs: the config walks its own
+sources through :func:`parse` or :func:`check`, so this module knows URIs and settings, never the config)
+and again right before each read, on the same resolved path that is then read.
 """
 
 from __future__ import annotations
@@ -21,13 +22,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from core.settings import Settings
-
-if TYPE_CHECKING:
-    from core.dataset import DatasetConfig
 
 LOCAL = "file"
 S3 = "s3"
@@ -116,19 +113,3 @@ def check(uri: str, settings: Settings) -> Source:
             f"source {uri!r}: bucket {source.bucket!r} is not allowed ({listed} allowed: MLOPS_SOURCE_BUCKETS)"
         )
     return source
-
-
-def check_dataset(dataset: DatasetConfig, settings: Settings | None) -> None:
-    """Every source of ``dataset``; without settings only what no setting could allow is refused."""
-    named = [(f"source.uris[{entity!r}]", uri) for entity, uri in dataset.source.uris.items()]
-    if dataset.source.uri is not None:
-        named.append(("source.uri", dataset.source.uri))
-    for where, uri in named:
-        resolved = dataset.resolve_uri(uri)
-        try:
-            if settings is None:
-                parse(resolved)
-            else:
-                check(resolved, settings)
-        except SourcePolicyError as exc:
-            raise SourcePolicyError(f"dataset {dataset.name!r}, {where} = {uri!r}: {exc}") from None

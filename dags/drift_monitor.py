@@ -11,7 +11,7 @@ from typing import Any
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, get_current_context, task
 
-from model_validation.outcomes import MonitorOutcome
+from monitoring.outcomes import MonitorOutcome
 from orchestration import assets
 from orchestration.dags import dag_arguments, dags_for_each_dataset, daily_config
 from orchestration.plan import scope
@@ -52,7 +52,7 @@ def build(name: str, config: Path) -> Any:
         def check_drift() -> MonitorOutcome:
             """Judge each new day's features against the champion's evidence, per entity; record
             each check (one MLflow run per check date) and push its figures; count the drifted streak."""
-            from model_validation.drift_monitor import check_champion
+            from monitoring.champion_drift import check_champion
 
             context = get_current_context()
             run = scope(config)
@@ -86,7 +86,7 @@ def build(name: str, config: Path) -> Any:
         @task
         def record_trigger(outcome: MonitorOutcome) -> str:
             """Tag the check that started a retraining, so that the next streak starts after it."""
-            from model_validation.drift_monitor import mark_triggered
+            from monitoring.champion_drift import mark_triggered
 
             run_id = f"drift__{outcome.check_date}"
             mark_triggered(scope(config).settings, outcome.check_run_id, run_id)

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from model_validation.outcomes import ModelBacktest
+from monitoring.outcomes import ModelBacktest
 from orchestration import assets
 from orchestration.dags import dag_arguments, dags_for_each_dataset
 from orchestration.plan import scope
@@ -36,7 +36,7 @@ def build(name: str, config: Path) -> Any:
         def backtest() -> list[ModelBacktest]:
             """Score the champion (and a newer challenger) on the newest folds up to the newest day that
             started the run, without refitting them."""
-            from model_validation.backtest_champion import backtest_latest
+            from monitoring.champion_backtest import backtest_latest
 
             run = scope(config)
             days = assets.triggering_days(get_current_context(), online)
@@ -45,7 +45,7 @@ def build(name: str, config: Path) -> Any:
         @task
         def publish(results: list[ModelBacktest]) -> bool:
             """Push the scores and the allowed error ratio to the Pushgateway."""
-            from model_validation.backtest_champion import publish
+            from monitoring.champion_backtest import publish
 
             run = scope(config)
             return publish(run.settings, run.dataset, results)
@@ -54,7 +54,7 @@ def build(name: str, config: Path) -> Any:
         def check_regression(results: list[ModelBacktest]) -> str:
             """Fail with a clear message when the champion's error passed the allowed ratio of its
             registered error. Not retried: the same scores fail the same way."""
-            from model_validation.backtest_champion import check_regression
+            from monitoring.champion_backtest import check_regression
 
             return check_regression(scope(config).dataset, results)
 

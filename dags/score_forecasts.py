@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from model_validation.outcomes import ScoredForecasts
+from monitoring.outcomes import ScoredForecasts
 from orchestration import assets
 from orchestration.dags import dag_arguments, dags_for_each_dataset
 from orchestration.plan import scope
@@ -38,7 +38,7 @@ def build(name: str, config: Path) -> Any:
         def score() -> list[ScoredForecasts]:
             """Score each new day's due forecasts against its actuals, oldest day first."""
             from core.partitions import latest_validated_date
-            from model_validation.scoring import score_day
+            from monitoring.forecast_scoring import score_day
 
             context = get_current_context()
             run = scope(config)
@@ -48,11 +48,13 @@ def build(name: str, config: Path) -> Any:
         @task
         def publish(days: list[ScoredForecasts]) -> list[str]:
             """Push the newest day's figures and log each day's realized MAE on the versions' MLflow runs."""
-            from model_validation import scoring
+            from monitoring import forecast_scoring
 
             run = scope(config)
-            logged = [v for day in days for v in scoring.log_to_versions(run.settings, run.dataset, day.data_date)]
-            scoring.publish(run.settings, run.dataset, days[-1])
+            logged = [
+                v for day in days for v in forecast_scoring.log_to_versions(run.settings, run.dataset, day.data_date)
+            ]
+            forecast_scoring.publish(run.settings, run.dataset, days[-1])
             return logged
 
         publish(score())

@@ -5,14 +5,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from core.outcomes import Outcome
 
 
-class _Outcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Landed(_Outcome):
+class Landed(Outcome):
     """A landing partition: the source as known at the end of its logical date."""
 
     dataset: str
@@ -21,7 +19,7 @@ class Landed(_Outcome):
     rows: int
 
 
-class FailedExpectation(_Outcome):
+class FailedExpectation(Outcome):
     expectation: str
     column: str | None
     details: str
@@ -31,7 +29,7 @@ class FailedExpectation(_Outcome):
         return f"{self.expectation}{where}: {self.details}"
 
 
-class ValidationOutcome(_Outcome):
+class ValidationOutcome(Outcome):
     """The data-quality gate's result on one partition; ``validated`` is set once it passed."""
 
     logical_date: date | None = None

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel, ConfigDict
+from core.outcomes import Outcome
 
 
-class _Outcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class OfflineFeatures(_Outcome):
+class OfflineFeatures(Outcome):
     """Feast's offline source of a dataset, rebuilt from the validated partition of ``logical_date``
     (which holds every row known at the end of that day)."""
 
@@ -20,14 +16,14 @@ class OfflineFeatures(_Outcome):
     rows: int
 
 
-class Materialized(_Outcome):
+class Materialized(Outcome):
     """The interval ``[start, end)`` of the offline source that was loaded into the online store."""
 
     start: datetime
     end: datetime
 
 
-class TrainingSet(_Outcome):
+class TrainingSet(Outcome):
     """A run's training rows and the holdout kept out of them, written once and read by every later step
     (tuning workers, the final training, the gates), so all of them see the same rows. Locations are
     local paths or ``s3://`` objects (:mod:`core.objects`): a training pod shares no folder with the task."""

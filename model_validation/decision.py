@@ -6,7 +6,8 @@ import time
 from datetime import date
 
 from core.settings import Settings
-from model_validation.outcomes import DriftResult, GateDecision, RunSummary
+from feature_drift.outcomes import DriftResult
+from model_validation.outcomes import GateDecision, RunSummary
 
 
 def promotion_allowed(champion: GateDecision, drift: DriftResult) -> bool:
@@ -75,7 +76,7 @@ def summarize_run(
 
 def publish_run(settings: Settings, dataset_name: str, promoted: bool) -> bool:
     """Tell Prometheus a retraining run finished (the "no successful retraining in N days" alert)."""
-    from monitoring.pushgateway import Figure, push_figures
+    from core.pushgateway import Figure, push_figures
 
     figures = [
         Figure(

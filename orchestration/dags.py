@@ -16,17 +16,12 @@ import yaml
 from core.dataset import DailyConfig
 from core.settings import get_settings
 from data_pipeline.outcomes import Landed, ValidationOutcome
+from feature_drift.outcomes import DriftResult
 from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
 from forecast_store.outcomes import IssuedForecasts
 from model_registry.outcomes import AliasMove, RegisteredVersion
-from model_validation.outcomes import (
-    DriftResult,
-    GateDecision,
-    ModelBacktest,
-    MonitorOutcome,
-    RunSummary,
-    ScoredForecasts,
-)  # fmt: skip
+from model_validation.outcomes import GateDecision, RunSummary
+from monitoring.outcomes import ModelBacktest, MonitorOutcome, ScoredForecasts
 from orchestration.plan import RunPlan
 
 OWNER = "ml-platform"

@@ -11,6 +11,7 @@ COPY --chown=airflow:root pyproject.toml README.md /opt/airflow/project/
 COPY --chown=airflow:root core /opt/airflow/project/core
 COPY --chown=airflow:root configs /opt/airflow/project/configs
 COPY --chown=airflow:root data_pipeline /opt/airflow/project/data_pipeline
+COPY --chown=airflow:root feature_drift /opt/airflow/project/feature_drift
 COPY --chown=airflow:root feature_store /opt/airflow/project/feature_store
 COPY --chown=airflow:root forecast_store /opt/airflow/project/forecast_store
 COPY --chown=airflow:root model_bundle /opt/airflow/project/model_bundle

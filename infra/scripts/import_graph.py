@@ -5,7 +5,7 @@
 
 One line per package: the packages of ours it imports (directly, at any depth of its modules, lazy
 imports inside functions included), then the third-party packages of note. The architecture contracts
-that keep this graph in shape are in ``.importlinter`` (run by ``make lint``).
+that keep this graph in shape are in ``pyproject.toml`` (``[tool.importlinter]``, run by ``make lint``).
 """
 
 from __future__ import annotations

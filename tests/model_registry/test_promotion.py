@@ -268,10 +268,10 @@ def test_the_drift_gate_blocks_a_version_whose_evidence_predates_a_regime_change
     """The gate judges what the service now sees against what a version was most recently fit and judged
     on: a clean week passes; after a regime change, a version fit and judged before it is blocked (or
     forced, with its reason), while a run fit and judged on data that includes the change passes."""
+    from feature_drift.outcomes import DriftOutcome, DriftResult
     from feature_store.training_set import write_training_set
     from model_registry.tracking import client
     from model_validation.drift import gate_version
-    from model_validation.outcomes import DriftOutcome, DriftResult
 
     settings, dataset = registry.settings, registry.dataset
 
@@ -314,8 +314,8 @@ def test_the_drift_gate_blocks_a_version_whose_evidence_predates_a_regime_change
 def test_drift_figures_reach_prometheus_through_the_pushgateway(
     registry: Registry, pushgateway: str, prometheus: str
 ) -> None:
-    from model_validation.drift_monitor import check_champion
-    from model_validation.outcomes import CheckState
+    from monitoring.champion_drift import check_champion
+    from monitoring.outcomes import CheckState
 
     settings = registry.settings.model_copy(update={"pushgateway_url": pushgateway})
     day_before = SHIFTED_END - timedelta(days=1)

@@ -101,8 +101,8 @@ def test_a_version_registered_from_outside_the_store_is_refused_and_the_champion
 ) -> None:
     from model_registry.promotion import rollback
     from model_registry.registry import champion_version
-    from model_validation.backtest_champion import backtest_registered
     from model_validation.champion import evaluate_challenger, holdout_of
+    from monitoring.champion_backtest import backtest_registered
 
     settings, dataset, mlflow_client, name = registry
     evil, marker = tmp_path / "evil", tmp_path / "pwned"

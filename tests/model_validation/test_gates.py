@@ -5,16 +5,9 @@ import pandas as pd
 import pytest
 
 from core.dataset import DatasetConfig
-from model_validation.backtest_champion import BacktestRegressionError, check_regression
+from feature_drift.outcomes import DriftOutcome, DriftResult
 from model_validation.decision import explain_skip, promotion_allowed
-from model_validation.outcomes import CheckState, DriftOutcome, DriftResult, GateDecision, ModelBacktest
-
-
-def _backtest(role: str, ratio: float) -> ModelBacktest:
-    return ModelBacktest(
-        role=role, version="3", mae=1.0 * ratio, rmse=1.2, smape=5.0, baseline_mae=2.0, registered_mae=1.0,
-        ratio=ratio, folds=2, run_id="run",
-    )  # fmt: skip
+from model_validation.outcomes import GateDecision
 
 
 def _gate(passed: bool, reason: str) -> GateDecision:
@@ -26,14 +19,6 @@ def _gate(passed: bool, reason: str) -> GateDecision:
 
 def _drift(outcome: DriftOutcome, reason: str = "") -> DriftResult:
     return DriftResult(outcome=outcome, drift_share=None, reason=reason)
-
-
-def test_nightly_check_fails_past_the_ratio_with_a_clear_message(dataset: DatasetConfig) -> None:
-    bound = dataset.promotion.backtest_error_ratio
-    check_regression(dataset, [_backtest("champion", bound)])  # at the bound: still fine
-    check_regression(dataset, [_backtest("champion", 1.0), _backtest("challenger", bound * 3)])
-    with pytest.raises(BacktestRegressionError, match=r"champion v3 of synthetic: nightly MAE .* 1\.60x"):
-        check_regression(dataset, [_backtest("champion", bound + 0.1)])
 
 
 def test_force_overrides_the_drift_gate_only() -> None:
@@ -225,7 +210,7 @@ def _windows(  # type: ignore[no-untyped-def]
 
 
 def test_a_shifted_feature_is_flagged_for_its_entity_only(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from model_validation.drift import compare_windows
+    from feature_drift.measure import compare_windows
 
     clean = compare_windows(*_windows(dataset, {}), dataset, tmp_path / "clean")
     verdicts = compare_windows(*_windows(dataset, {"aux": 3.0}), dataset, tmp_path)
@@ -240,7 +225,7 @@ def test_a_shifted_feature_is_flagged_for_its_entity_only(dataset: DatasetConfig
 
 
 def test_a_regime_change_is_drift_and_a_clean_week_is_not(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from model_validation.drift import compare_windows
+    from feature_drift.measure import compare_windows
 
     # loads up by 6 MW, the target follows (it is 0.8 x load in this data), and its swings triple
     reference, current = _windows(dataset, {}, regime_change=True)
@@ -258,8 +243,8 @@ def test_one_entity_shifted_alone_blocks_the_gate_and_flags_only_that_entity(  #
     """The gate's verdict is its worst entity's: a shift of one transformer is not averaged away by
     the others, and its neighbour keeps a clean verdict of its own."""
     from core.columns import EVENT_TIMESTAMP
+    from feature_drift.measure import drift_gate
     from feature_store.features import offline_source_path
-    from model_validation.drift import drift_gate
 
     reference, current = _windows(dataset, {}, entity="site_1", regime_change=True)
     source = offline_source_path(settings, dataset)
@@ -282,7 +267,7 @@ def test_a_level_that_moves_on_is_not_drift_but_wider_swings_are(dataset: Datase
     """The target of site_0 a long way up since before the current week (further back than its longest
     lag): its raw lags and means all drift, the changes from its current value (what the models see) do
     not; with raw levels configured it is drift. Wider swings are drift either way."""
-    from model_validation.drift import RELATIVE, compare_windows, drift_columns
+    from feature_drift.measure import RELATIVE, compare_windows, drift_columns
 
     assert "temp_lag_0" not in drift_columns(dataset)
     assert {"temp_lag_1" + RELATIVE, "temp_mean_24" + RELATIVE, "temp_std_24", "load_lag_0"} <= set(
@@ -305,68 +290,13 @@ def test_a_level_that_moves_on_is_not_drift_but_wider_swings_are(dataset: Datase
 
 
 def test_small_windows_give_no_verdict(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from model_validation.drift import compare_windows
+    from feature_drift.measure import compare_windows
 
     reference, current = _windows(dataset, {}, regime_change=True)
     few = current.groupby("site").head(dataset.promotion.min_drift_rows - 1)
     verdicts = compare_windows(reference, few, dataset, tmp_path)
     assert {v.drift_share for v in verdicts.values()} == {None}
     assert not list(tmp_path.glob("*.html"))
-
-
-# --- drift monitor streak ---------------------------------------------------------------------
-
-
-def test_retraining_needs_n_drifted_checks_in_a_row() -> None:
-    from model_validation.drift_monitor import CheckRecord, consecutive_drifted
-
-    drifted, steady, unknown = CheckState.DRIFTED, CheckState.STEADY, CheckState.UNKNOWN
-
-    def history(*states: CheckState, triggered_at: int | None = None) -> list[CheckRecord]:
-        return [CheckRecord(f"2024-04-{day + 1:02d}", s, day == triggered_at) for day, s in enumerate(states)]
-
-    assert consecutive_drifted(history(steady, drifted, drifted)) == 2
-    assert consecutive_drifted(history(drifted, drifted, steady)) == 0
-    assert consecutive_drifted(history(drifted, unknown, drifted)) == 1  # too little data breaks a streak
-    assert consecutive_drifted(history(drifted, drifted, drifted, triggered_at=1)) == 1  # a trigger ends one
-    assert consecutive_drifted(list(reversed(history(steady, drifted, drifted)))) == 2  # order of the records
-
-
-def test_a_streak_counts_days_of_new_data_not_checks() -> None:
-    """Checks that judged a day already judged add nothing; a clean day of new data ends the streak."""
-    from model_validation.drift_monitor import CheckRecord, consecutive_drifted, judged_before
-
-    drifted, steady, stale = CheckState.DRIFTED, CheckState.STEADY, CheckState.NO_NEW_DATA
-    monday = CheckRecord("2024-04-08", drifted, False, "2024-04-07")
-    repeats = [CheckRecord(f"2024-04-{d}", stale, False, "2024-04-07") for d in (9, 10, 11)]
-    assert consecutive_drifted([monday, *repeats]) == 1  # one window judged once, then found again
-    tuesday = CheckRecord("2024-04-12", drifted, False, "2024-04-11")
-    assert consecutive_drifted([monday, *repeats, tuesday]) == 2
-    # the streak follows the days of data, whatever the order the checks ran in (a backfilled day)
-    late = CheckRecord("2024-04-13", steady, False, "2024-04-09")
-    assert consecutive_drifted([monday, tuesday, late]) == 1
-    assert consecutive_drifted([monday, tuesday, CheckRecord("2024-04-14", steady, False, "2024-04-12")]) == 0
-    # a day is new for any check but the one that judged it (a retried check judges it again)
-    assert judged_before([monday], date(2024, 4, 9), date(2024, 4, 7)) == monday
-    assert judged_before([monday], date(2024, 4, 8), date(2024, 4, 7)) is None
-    assert judged_before([monday, *repeats], date(2024, 4, 12), date(2024, 4, 11)) is None
-    assert judged_before(repeats, date(2024, 4, 12), date(2024, 4, 7)) is None  # stale checks judged nothing
-
-
-def test_the_streak_names_its_first_day_of_data() -> None:
-    """Where the retraining's holdout starts: the oldest day of the drifted streak, not of the checks."""
-    from model_validation.drift_monitor import CheckRecord, drifted_streak
-
-    drifted, steady = CheckState.DRIFTED, CheckState.STEADY
-    history = [
-        CheckRecord("2024-04-05", steady, False, "2024-04-04"),
-        CheckRecord("2024-04-06", drifted, False, "2024-04-05"),
-        CheckRecord("2024-04-09", drifted, False, "2024-04-08"),  # two days of data came late, in one run
-        CheckRecord("2024-04-09", drifted, False, "2024-04-06"),
-        CheckRecord("2024-04-09", drifted, False, "2024-04-07"),
-    ]
-    assert [r.day for r in drifted_streak(history)] == ["2024-04-08", "2024-04-07", "2024-04-06", "2024-04-05"]
-    assert drifted_streak([*history, CheckRecord("2024-04-10", steady, False, "2024-04-09")]) == []
 
 
 def test_a_holdout_can_start_where_a_change_began_within_the_configured_span(dataset: DatasetConfig) -> None:
@@ -394,8 +324,8 @@ def test_a_holdout_can_start_where_a_change_began_within_the_configured_span(dat
 
 def test_a_versions_evidence_is_its_newest_training_week_and_its_holdout(dataset: DatasetConfig) -> None:
     from core.columns import EVENT_TIMESTAMP
+    from feature_drift.measure import evidence
     from feature_store.training_set import split_holdout
-    from model_validation.drift import evidence
     from tests.utils.data import training_frame
 
     training, holdout = split_holdout(training_frame(dataset), dataset)
@@ -408,7 +338,8 @@ def test_a_versions_evidence_is_its_newest_training_week_and_its_holdout(dataset
 
 
 def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from model_validation.drift import calibrate_threshold, measure_drift, normed_wasserstein
+    from feature_drift.measure import measure_drift
+    from model_validation.drift import calibrate_threshold, normed_wasserstein
 
     reference, current = _windows(dataset, {}, regime_change=True)
     ref, cur = reference[reference["site"] == "site_0"], current[current["site"] == "site_0"]

@@ -26,12 +26,12 @@ def test_a_dataset_whose_levels_move_on_gets_its_first_champion(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from core.settings import get_settings
+    from feature_drift.measure import drift_gate
+    from feature_drift.outcomes import DriftOutcome
     from model_registry.__main__ import main as registry_cli
     from model_registry.registry import champion_version, register_challenger
     from model_training.train import train
     from model_validation.__main__ import main as validation_cli
-    from model_validation.drift import drift_gate
-    from model_validation.outcomes import DriftOutcome
 
     config = write_random_walk_dataset(tmp_path / "dataset")
     home = tmp_path / "home"

@@ -31,10 +31,10 @@ def scrape(
     MLflow database (the batch jobs add runs)."""
     from core.settings import child_environment
     from model_serving.batch import issue_day
-    from model_validation import scoring
-    from model_validation.backtest_champion import backtest_registered, publish
     from model_validation.decision import publish_run
-    from model_validation.drift_monitor import check_champion
+    from monitoring import forecast_scoring
+    from monitoring.champion_backtest import backtest_registered, publish
+    from monitoring.champion_drift import check_champion
 
     tmp = tmp_path_factory.mktemp("scrape")
     dataset = trained[1]
@@ -62,5 +62,5 @@ def scrape(
         publish(settings, dataset, backtest_registered(settings, dataset, SYNTHETIC_END))
         publish_run(settings, dataset.name, promoted=True)
         issue_day(settings, dataset, SYNTHETIC_END - timedelta(days=1))  # a day's forecasts, scored the next day
-        scoring.publish(settings, dataset, scoring.score_day(settings, dataset, SYNTHETIC_END))
+        forecast_scoring.publish(settings, dataset, forecast_scoring.score_day(settings, dataset, SYNTHETIC_END))
         yield Scrape(prometheus, dataset.name)

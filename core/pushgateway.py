@@ -1,4 +1,9 @@
-"""Pushing a batch job's figures to the Prometheus Pushgateway (batch jobs are not scraped)."""
+"""Pushing a batch job's figures to the Prometheus Pushgateway (batch jobs are not scraped).
+
+In the base layer because jobs of both upper layers push: the promotion decision (a retraining run
+finished) and the daily watchers (drift, realized accuracy, nightly backtest), which may not import
+each other. ``prometheus_client`` is imported only when a push happens.
+"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from core.files import write_atomically
 from core.partitions import validated_path
 from core.settings import Settings
 from forecast_store import store
-from model_validation.scoring import days_above_naive, naive_lag, score_day
+from monitoring.forecast_scoring import days_above_naive, naive_lag, score_day
 from tests.utils.data import synthetic_config
 
 DAY = date(2024, 3, 31)

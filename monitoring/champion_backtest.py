@@ -17,6 +17,7 @@ import pandas as pd
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
+from core.pushgateway import Figure, push_figures
 from core.settings import Settings
 from feature_store.training_set import get_training_set
 from model_bundle.outputs import point_forecast
@@ -25,8 +26,7 @@ from model_registry.tracking import CHALLENGER, client, experiment_id, require_c
 from model_training.backtest import make_folds
 from model_training.forecasters import baseline
 from model_training.metrics import METRICS
-from model_validation.outcomes import ModelBacktest
-from monitoring.pushgateway import Figure, push_figures
+from monitoring.outcomes import ModelBacktest
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each check compares the newest materialized features (what the service forecasts from) with the
 champion's evidence, per entity: the newest week of its training rows and the holdout its promotion
-gate scored it on (:func:`model_validation.drift.version_evidence`), and pushes the figures to the
+gate scored it on (:func:`feature_drift.measure.version_evidence`), and pushes the figures to the
 Pushgateway for Prometheus and Grafana. Every check is one MLflow run (tag ``job=drift_monitor``,
 one per check date, so a re-run replaces its figures instead of adding a check): that history is what "drift above the
 threshold for N consecutive days" is counted on, one count per day of new data. A check whose day
@@ -25,8 +25,9 @@ from typing import Any
 from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
 from core.settings import Settings
-from model_validation.drift import drift_gate, version_evidence
-from model_validation.outcomes import CheckState, DriftOutcome, DriftResult, MonitorOutcome
+from feature_drift.measure import drift_gate, version_evidence
+from feature_drift.outcomes import DriftOutcome, DriftResult
+from monitoring.outcomes import CheckState, MonitorOutcome
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ def mark_triggered(settings: Settings, run_id: str, retraining_run_id: str) -> N
 def push_monitor_figures(
     settings: Settings, dataset: DatasetConfig, outcome: MonitorOutcome, result: DriftResult
 ) -> bool:
-    from monitoring.pushgateway import Figure, push_figures
+    from core.pushgateway import Figure, push_figures
 
     version = {"version": outcome.champion_version}
     figures = [

@@ -20,13 +20,13 @@ import pandas as pd
 
 from core.dataset import DatasetConfig
 from core.partitions import read_validated
+from core.pushgateway import Figure, push_figures
 from core.settings import Settings
 from core.windows import end_of
 from forecast_store import store
 from forecast_store.schema import BATCH, DAILY_SOURCES
 from model_bundle.intervals import level_key, score_bands
-from model_validation.outcomes import IntervalAccuracy, RealizedAccuracy, ScoredForecasts
-from monitoring.pushgateway import Figure, push_figures
+from monitoring.outcomes import IntervalAccuracy, RealizedAccuracy, ScoredForecasts
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +211,14 @@ def log_to_versions(settings: Settings, dataset: DatasetConfig, data_date: date)
 
 
 def publish(settings: Settings, dataset: DatasetConfig, outcome: ScoredForecasts) -> bool:
-    """Push the day's realized accuracy (per source and step, with naive's on the same targets) and
-    the streak of days above naive, next to the streak the dataset allows."""
+    """Push the day's realized accuracy (per source and step, with naive's on the same targets), its
+    bands' coverage, and the streak of days above naive, next to the streak the dataset allows."""
+    figures = accuracy_figures(outcome) + band_figures(outcome) + streak_figures(dataset, outcome)
+    return push_figures(settings, "forecast_scoring", {"dataset": dataset.name}, figures)
+
+
+def accuracy_figures(outcome: ScoredForecasts) -> list[Figure]:
+    """MAE per source, step and model version, with seasonal naive's on the same targets."""
     figures: list[Figure] = []
     for source, accuracy in outcome.realized.items():
         steps = {"all": (accuracy.mae, accuracy.naive_mae)} | {
@@ -245,6 +251,13 @@ def publish(settings: Settings, dataset: DatasetConfig, outcome: ScoredForecasts
                 {"source": source},
             )
         )
+    return figures
+
+
+def band_figures(outcome: ScoredForecasts) -> list[Figure]:
+    """Coverage, width and interval score of the day's bands per level (and coverage per step), and
+    the batch bands' coverage over seven days beside their nominal level."""
+    figures: list[Figure] = []
     for source, levels in outcome.intervals.items():
         for band in levels:
             labels = {"source": source, "level": level_key(band.level)}
@@ -281,7 +294,12 @@ def publish(settings: Settings, dataset: DatasetConfig, outcome: ScoredForecasts
                 "mlops_interval_nominal_coverage", "The bands' nominal level.", float(level) / 100, {"level": level}
             ),
         ]
-    figures += [
+    return figures
+
+
+def streak_figures(dataset: DatasetConfig, outcome: ScoredForecasts) -> list[Figure]:
+    """Days in a row above naive next to what the dataset allows, forecasts still due, the run's time."""
+    return [
         Figure(
             "mlops_realized_days_above_naive",
             "Days in a row the batch forecasts' realized MAE was above seasonal naive's.",
@@ -295,4 +313,3 @@ def publish(settings: Settings, dataset: DatasetConfig, outcome: ScoredForecasts
         Figure("mlops_realized_unscored_due", "Forecasts past their target with no actual yet.", outcome.unscored_due),
         Figure("mlops_scoring_last_run_timestamp_seconds", "End of the last scoring run.", time.time()),
     ]
-    return push_figures(settings, "forecast_scoring", {"dataset": dataset.name}, figures)

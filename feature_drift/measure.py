@@ -1,0 +1,236 @@
+"""Drift measurement (Evidently 0.7): a reference window of features against the most recent one.
+
+Each entity (transformer, store, site) is compared with its own history: pooled rows of series
+with different levels would hide a shift in one of them. Per entity, Evidently's per-feature drift
+tests decide which features drifted and give the share of drifted features; the verdict blocks when
+any entity's share is above the configured maximum, unless the run forces it, and then the override
+and its reason are recorded. Too few rows give a clear "not enough data" outcome instead of a
+verdict: small samples make the tests flag drift that is not there. Features are judged as the
+models see them (:func:`drift_view`): the target's levels relative to its current value.
+
+The promotion's drift gate (:mod:`model_validation.drift`) and the daily drift check of the
+champion (:mod:`monitoring.champion_drift`) both judge with :func:`drift_gate`, against the evidence
+of a version (:func:`evidence`, :func:`version_evidence`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from core.columns import EVENT_TIMESTAMP, lag_name, numeric_feature_names, target_level_names
+from core.dataset import DatasetConfig
+from core.files import write_text_atomically
+from core.settings import Settings
+from core.windows import end_of
+from feature_drift.outcomes import DriftOutcome, DriftResult, EntityDrift
+from feature_store.features import read_feature_table
+
+log = logging.getLogger(__name__)
+
+
+RELATIVE = "_vs_now"  # suffix of a target level taken as a change from the current value
+
+
+def _relative_levels(dataset: DatasetConfig) -> tuple[str, list[str]] | None:
+    """(anchor, levels) when drift is judged on levels relative to the current target value."""
+    anchor = lag_name(dataset.target, 0)
+    if not dataset.promotion.drift_relative_levels or anchor not in numeric_feature_names(dataset):
+        return None
+    return anchor, [c for c in target_level_names(dataset) if c != anchor]
+
+
+def drift_columns(dataset: DatasetConfig) -> list[str]:
+    """The columns drift is judged on: numeric features only (calendar values of a short window always
+    'drift' from a long one), as :func:`drift_view` names them."""
+    relative = _relative_levels(dataset)
+    if relative is None:
+        return numeric_feature_names(dataset)
+    anchor, levels = relative
+    return [f"{c}{RELATIVE}" if c in levels else c for c in numeric_feature_names(dataset) if c != anchor]
+
+
+def drift_view(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    """The features as the models see them: the target's lags and rolling means as changes from its
+    current value (lag 0), which is left out; covariates and spreads as they are.
+
+    The tree families forecast the change from the current value with the other levels relative to
+    it, NLinear subtracts the last value: a level that moves on changes none of what they forecast
+    from but the current value itself, so it is not drift by itself (a trending series' raw lags
+    never match its training years). A change in how the target moves (its swings, its daily shape)
+    or in a covariate still is.
+    """
+    relative = _relative_levels(dataset)
+    if relative is None:
+        return frame
+    anchor, levels = relative
+    view = frame.drop(columns=[anchor, *levels])
+    changes = frame[levels].sub(frame[anchor], axis=0)
+    changes.columns = [f"{c}{RELATIVE}" for c in levels]
+    return pd.concat([view, changes], axis=1)
+
+
+def measure_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[str],
+    dataset: DatasetConfig,
+    report_path: Path,
+) -> tuple[float, dict[str, float], list[str]]:
+    """Evidently's DataDriftPreset with its tests; returns (share drifted, score per column, drifted columns).
+
+    A column drifted when Evidently's drift test for it fails (p-value below, or distance at or
+    above, the threshold of the configured method).
+    """
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    config = dataset.promotion
+    preset = DataDriftPreset(
+        columns=columns,
+        drift_share=config.max_drift_share,
+        num_method=config.drift_method,
+        threshold=config.drift_threshold,
+    )
+    snapshot = Report([preset], include_tests=True).run(
+        reference_data=reference[columns], current_data=current[columns]
+    )
+    write_text_atomically(snapshot.get_html_str(as_iframe=False), report_path)
+    result = snapshot.dict()
+    share = 0.0
+    scores: dict[str, float] = {}
+    for metric in result["metrics"]:
+        kind = metric["config"]["type"]
+        if kind.endswith("DriftedColumnsCount"):
+            share = float(metric["value"]["share"])
+        elif kind.endswith("ValueDrift"):
+            scores[metric["config"]["column"]] = float(metric["value"])
+    drifted = sorted(
+        test["metric_config"]["params"]["column"]
+        for test in result["tests"]
+        if test["metric_config"]["params"]["type"].endswith("ValueDrift") and test["status"] == "FAIL"
+    )
+    return share, scores, drifted
+
+
+def _file_name(entity: str) -> str:
+    return "drift_" + re.sub(r"[^A-Za-z0-9_.-]", "_", entity) + ".html"
+
+
+def compare_windows(
+    reference: pd.DataFrame, current: pd.DataFrame, dataset: DatasetConfig, out_dir: Path
+) -> dict[str, EntityDrift]:
+    """Per entity: a verdict with an HTML report, or none when either window is below the minimum."""
+    columns = drift_columns(dataset)
+    key, minimum = dataset.entity_column, dataset.promotion.min_drift_rows
+    reference = drift_view(reference, dataset).dropna(subset=columns)
+    current = drift_view(current, dataset).dropna(subset=columns)
+    entities: dict[str, EntityDrift] = {}
+    for entity in sorted(set(reference[key].astype(str)) | set(current[key].astype(str))):
+        ref = reference[reference[key].astype(str) == entity]
+        cur = current[current[key].astype(str) == entity]
+        if len(ref) >= minimum and len(cur) >= minimum:
+            report = out_dir / _file_name(entity)
+            share, scores, drifted = measure_drift(ref, cur, columns, dataset, report)
+            entities[entity] = EntityDrift(
+                drift_share=share,
+                drifted_features=drifted,
+                scores=scores,
+                reference_rows=len(ref),
+                current_rows=len(cur),
+                report_path=str(report),
+            )
+        else:
+            entities[entity] = EntityDrift(drift_share=None, reference_rows=len(ref), current_rows=len(cur))
+    return entities
+
+
+def current_window(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
+    """The newest ``drift_window`` of the offline feature source, up to the end of ``logical_date``:
+    the rows the online store was materialized from, so the inputs the service forecasts with."""
+    features = read_feature_table(settings, dataset)
+    end = pd.Timestamp(end_of(logical_date))
+    stamps = features[EVENT_TIMESTAMP]
+    return features[(stamps < end) & (stamps >= end - dataset.promotion.drift_window)]
+
+
+def drift_gate(
+    settings: Settings,
+    dataset: DatasetConfig,
+    logical_date: date,
+    reference: pd.DataFrame,
+    out_dir: Path,
+    force: bool = False,
+    forced_because: str = "",
+) -> DriftResult:
+    """Compare ``reference`` (the challenger's training rows) with the newest ``drift_window``;
+    ``force`` turns a block into FORCED, recorded with ``forced_because``."""
+    config = dataset.promotion
+    current = current_window(settings, dataset, logical_date)
+    entities = compare_windows(reference, current, dataset, out_dir)
+    judged = {name: e for name, e in entities.items() if e.drift_share is not None}
+    unjudged = sorted(set(entities) - set(judged))
+    if not judged:
+        outcome = DriftOutcome.NOT_ENOUGH_DATA
+        reason = (
+            f"not enough data: {len(current)} current and {len(reference)} reference rows; every entity needs "
+            f"at least {config.min_drift_rows} in each window for a verdict"
+        )
+        log.warning("drift gate: %s", reason)
+    else:
+        shares = ", ".join(f"{name} {e.drift_share:.2f}" for name, e in judged.items())
+        over = {name: e for name, e in judged.items() if (e.drift_share or 0.0) > config.max_drift_share}
+        if over:
+            outcome = DriftOutcome.FORCED if force else DriftOutcome.BLOCKED
+            drifted = "; ".join(f"{name}: {', '.join(e.drifted_features)}" for name, e in over.items())
+            reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {drifted}"
+            if force:
+                reason += f"; promotion forced: {forced_because or 'no reason given'}"
+        else:
+            outcome = DriftOutcome.PASSED
+            reason = f"drift share at most {config.max_drift_share:.2f} ({shares})"
+        if unjudged:
+            reason += f"; not enough data for {', '.join(unjudged)}"
+        log.info("drift gate %s: %s", outcome, reason)
+    return DriftResult(
+        outcome=outcome,
+        drift_share=max((e.drift_share or 0.0) for e in judged.values()) if judged else None,
+        entities=entities,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        max_drift_share=config.max_drift_share,
+        reason=reason,
+        current_start=current[EVENT_TIMESTAMP].min().isoformat() if len(current) else "",
+        current_end=current[EVENT_TIMESTAMP].max().isoformat() if len(current) else "",
+    )
+
+
+def evidence(training: pd.DataFrame, holdout: pd.DataFrame | None, dataset: DatasetConfig) -> pd.DataFrame:
+    """The most recent data a version was fit and judged on: its training rows of the last
+    ``drift_window`` before its training ended, and the holdout the promotion gate scored it on."""
+    stamps = training[EVENT_TIMESTAMP]
+    tail = training[stamps > stamps.max() - dataset.promotion.drift_window]
+    return tail if holdout is None or holdout.empty else pd.concat([tail, holdout], ignore_index=True)
+
+
+def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
+    """:func:`evidence` of a registered version, read back from the offline feature source: its run's
+    ``training_end``, and the holdout window its promotion gate recorded (tag ``holdout_window``)."""
+    from model_registry.tracking import client
+
+    mlflow_client = client(settings)
+    model_version = mlflow_client.get_model_version(model_name, version)
+    params = mlflow_client.get_run(str(model_version.run_id)).data.params
+    features = read_feature_table(settings, dataset)
+    stamps = features[EVENT_TIMESTAMP]
+    end = pd.Timestamp(params["training_end"])
+    training = features[(stamps > end - dataset.promotion.drift_window) & (stamps <= end)]
+    holdout = None
+    if window := model_version.tags.get("holdout_window"):
+        start, stop = (pd.Timestamp(t) for t in window.split("/"))
+        holdout = features[(stamps >= start) & (stamps <= stop)]
+    return evidence(training, holdout, dataset)
