@@ -2,7 +2,7 @@
 
 The forecasting service under one steady, open-loop load for a long time (default 200 rps for 10
 minutes, one worker), all on 127.0.0.1: does its p99 or its memory creep up? The setup is the
-serving benchmark's (:mod:`benchmarks.serving`: its home, champion and throwaway Redis); the
+serving benchmark's (:mod:`benchmarks.serving.servers`: its home, champion and throwaway Redis); the
 load is :mod:`benchmarks.loadgen` on one continuous schedule, reported per window (default 30 s),
 and at the end of each window the service's resident memory is read (its worker processes
 included). Writes ``soak.json`` and ``soak.md``: the windows, a summary, and whether the run stayed
@@ -17,7 +17,6 @@ import logging
 import math
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,10 +27,14 @@ from typing import Any
 
 import psutil
 
-from benchmarks import serving
+from benchmarks.serving import plan
+from benchmarks.serving.measurement import post
+from benchmarks.serving.servers import bench_settings, our_service, prepare, redis_server
 from core.dataset import DatasetConfig
 from core.progress import logging_beside_progress, progress
 from core.settings import PROJECT_ROOT
+from harness.net import free_port
+from harness.servers import exit_on_sigterm
 from model_registry import tracking
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ WORKERS = 1
 # allocator arenas) and would otherwise count as growth.
 RSS_GROWTH_LIMIT = 0.05  # end-of-run RSS within 5% of the RSS at the end of the first window
 P99_RATIO_LIMIT = 1.5  # median p99 of the last third of the windows within 1.5x that of the first third
-MAX_ERROR_SHARE = serving.MAX_ERROR_SHARE
+MAX_ERROR_SHARE = plan.MAX_ERROR_SHARE
 MIN_WINDOWS = 3  # the warm-up window, and at least one window in each third to compare
 
 
@@ -216,10 +219,10 @@ def soak(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("reports"))
-    parser.add_argument("--home", type=Path, default=serving.DEFAULT_HOME, help="shared with the serving benchmark")
+    parser.add_argument("--home", type=Path, default=plan.DEFAULT_HOME, help="shared with the serving benchmark")
     parser.add_argument("--dataset", type=Path, default=PROJECT_ROOT / "configs" / "datasets" / "ett.yaml")
-    parser.add_argument("--logical-date", type=date.fromisoformat, default=serving.LOGICAL_DATE)
-    parser.add_argument("--entity", default=serving.ENTITY)
+    parser.add_argument("--logical-date", type=date.fromisoformat, default=plan.LOGICAL_DATE)
+    parser.add_argument("--entity", default=plan.ENTITY)
     parser.add_argument("--rate", type=float, default=RATE, help="requests per second")
     parser.add_argument("--seconds", type=float, default=SECONDS, help="length of the load")
     parser.add_argument("--window", type=float, default=WINDOW_SECONDS, help="seconds per reported window")
@@ -227,20 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain", action="store_true", help="train and promote a new champion first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    signal.signal(signal.SIGTERM, serving._exit_on_sigterm)
+    exit_on_sigterm()
 
     dataset = DatasetConfig.from_yaml(args.dataset)
     logs = args.home.resolve() / "logs"
-    redis_port = serving.free_port()
-    settings = serving.bench_settings(args.home, args.dataset, redis_port)
+    redis_port = free_port()
+    settings = bench_settings(args.home, args.dataset, redis_port)
     tracking.configure(settings)
-    with serving.redis_server(redis_port, logs), logging_beside_progress():
-        version = serving.prepare(settings, dataset, args.logical_date, args.retrain)
-        with serving.our_service(settings, args.workers, logs) as (base, process):
+    with redis_server(redis_port, logs), logging_beside_progress():
+        version = prepare(settings, dataset, args.logical_date, args.retrain)
+        with our_service(settings, args.workers, logs) as (base, process):
             url = f"{base}/v1/forecast"
             body = json.dumps({"entity_id": args.entity}).encode()
             (logs / "soak-body.json").write_bytes(body)
-            serving.post(url, body)
+            post(url, body)
             service = psutil.Process(process.pid)
             rss_start = rss_mb(service)
             log.info("service RSS before the load: %s MB", rss_start)

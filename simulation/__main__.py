@@ -14,16 +14,23 @@ import argparse
 import json
 import logging
 import shlex
-import signal
 import sys
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.settings import PROJECT_ROOT
+from harness.servers import exit_on_sigterm
 from simulation.faults import STANDARD, kinds_of
 
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
-def main(argv: list[str] | None = None) -> int:
+    from simulation.report import Day
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m simulation", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -78,6 +85,23 @@ def main(argv: list[str] | None = None) -> int:
         help="the simulation's own home, emptied first (default: .mlops/simulation)",
     )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "reports", help="folder of the reports")
+    return parser
+
+
+def _advance(bar: tqdm) -> Callable[[Day], None]:
+    """What moves the progress bar on after each simulated day, with the day's MAE beside it."""
+
+    def advance(day: Day) -> None:
+        mae = "-" if day.champion_mae is None else f"{day.champion_mae:.3f}"
+        naive = "-" if day.naive_mae is None else f"{day.naive_mae:.3f}"
+        bar.set_postfix_str(f"{day.day} MAE {mae} (naive {naive}) {day.wall_s:.0f}s")
+        bar.update()
+
+    return advance
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be at least 1")
@@ -86,27 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     # A terminated simulation stops the servers it started (a SIGTERM's default would leave them running).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    exit_on_sigterm()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from core.progress import progress
-    from simulation.replay import Day, markdown, simulate
+    from simulation.replay import simulate
+    from simulation.report import markdown
 
     bar = progress(total=args.days, unit="day", desc="simulated days")
-
-    def advance(day: Day) -> None:
-        mae = "-" if day.champion_mae is None else f"{day.champion_mae:.3f}"
-        naive = "-" if day.naive_mae is None else f"{day.naive_mae:.3f}"
-        bar.set_postfix_str(f"{day.day} MAE {mae} (naive {naive}) {day.wall_s:.0f}s")
-        bar.update()
-
     report = simulate(
         args.home.resolve(),
         args.dataset.resolve(),
         args.start,
         args.days,
         args.retrain_trials,
-        advance,
+        _advance(bar),
         shift=args.shift,
         shift_day=args.shift_day,
         shift_entity=args.shift_entity,

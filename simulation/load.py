@@ -8,7 +8,8 @@ entities in turn, on loopback only. The load is bounded: a request that has no a
 are in flight. Each answer is one CSV line ``sent,latency_s,status`` (``sent`` in Unix seconds;
 status 0: no answer: refused, reset or timed out), flushed every second, so that the simulation reads
 the windows of its faults from the file while the load goes on. SIGTERM ends the schedule; the
-requests in flight are still waited for and recorded.
+requests in flight are still waited for and recorded. The generator is :func:`harness.load.open_loop`,
+the one the serving benchmarks use too.
 """
 
 from __future__ import annotations
@@ -19,26 +20,21 @@ import contextlib
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlparse
 
-import aiohttp
+from harness.load import Answer, open_loop
 
-NO_ANSWER = 0
+FLUSH_SECONDS = 1.0
 
 
-async def _one(session: aiohttp.ClientSession, url: str, body: bytes, out: TextIO) -> None:
-    sent, started = time.time(), time.perf_counter()
-    status = NO_ANSWER
-    try:
-        async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
-            await response.read()
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError, OSError):
-        pass
-    out.write(f"{sent:.3f},{time.perf_counter() - started:.4f},{status}\n")
+async def _flush_every(out: TextIO, stop: asyncio.Event) -> None:
+    """Flush the answers' file every :data:`FLUSH_SECONDS` until ``stop`` is set."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=FLUSH_SECONDS)
+        out.flush()
 
 
 async def run(url: str, entities: list[str], rate: float, timeout: float, out_path: Path) -> int:
@@ -48,30 +44,17 @@ async def run(url: str, entities: list[str], rate: float, timeout: float, out_pa
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     bodies = [json.dumps({"entity_id": entity}).encode() for entity in entities]
-    connector = aiohttp.TCPConnector(limit=0)
-    pending: set[asyncio.Task[None]] = set()
-    sent = 0
     with out_path.open("a", buffering=1 << 16) as out:
-        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            start = time.perf_counter()
-            flushed = start
-            while not stop.is_set():
-                now = time.perf_counter()
-                due = int((now - start) * rate) + 1
-                while sent < due:
-                    task = asyncio.create_task(_one(session, url, bodies[sent % len(bodies)], out))
-                    pending.add(task)
-                    task.add_done_callback(pending.discard)
-                    sent += 1
-                if now - flushed >= 1.0:
-                    out.flush()
-                    flushed = now
-                with_next = start + sent / rate - time.perf_counter()
-                if with_next > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=with_next)
-            if pending:
-                await asyncio.gather(*pending)
+
+        def record(answer: Answer) -> None:
+            out.write(f"{answer.sent_at:.3f},{answer.taken:.4f},{answer.status}\n")
+
+        flusher = asyncio.create_task(_flush_every(out, stop))
+        try:
+            sent = await open_loop(url, bodies, rate, record, stop=stop, timeout=timeout)
+        finally:
+            stop.set()
+            await flusher
         out.flush()
     return sent
 

@@ -15,8 +15,6 @@ import http.client
 import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,81 +26,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.net import free_port, http_ok, port_open
+from harness.servers import SERVERS_HINT, Server, postgres_bin
+
 log = logging.getLogger(__name__)
 
 REDIS_PASSWORD = "simulation-redis"
 BUCKET = "raw"
 READY_SECONDS = 120.0
-HINT = "run infra/scripts/test-servers.sh (as root it installs the servers from Debian's packages)"
+STOP_GRACE_SECONDS = 30.0  # SIGTERM, then this long to exit before SIGKILL
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
     b"<Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for(check: Callable[[], bool], what: str, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Wait until ``check()`` holds; a process that exits first, or a check still false after
-    ``READY_SECONDS``, is an error naming ``what``."""
-    deadline = time.monotonic() + READY_SECONDS
-    while not check():
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready after {READY_SECONDS:.0f} s")
-        time.sleep(0.1)
-
-
-def postgres_bin(name: str) -> str:
-    """Debian keeps PostgreSQL's server binaries off PATH, under /usr/lib/postgresql/<major>/bin."""
-    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    if found:
-        return str(found[-1])
-    if shutil.which(name):
-        return name
-    raise RuntimeError(f"PostgreSQL's {name} is not installed: {HINT}")
-
-
-class Process:
-    """A server process in a session of its own, its output in ``log``; restartable."""
-
-    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None):
-        if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-            raise RuntimeError(f"{argv[0]} is not installed: {HINT}")
-        self.name, self.argv, self.log_path, self.env = name, argv, log_path, env
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready: Callable[[], bool]) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as output:
-            self.process = subprocess.Popen(
-                self.argv, stdout=output, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
-            )
-        wait_for(ready, self.name, self.process)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
 
 
 class Redis:
@@ -113,13 +49,13 @@ class Redis:
         self.port = free_port()
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes", "--dir", str(folder), "--requirepass", REDIS_PASSWORD]  # fmt: skip
-        self.server = Process("redis-server", argv, folder / "redis.log")
+        self.server = Server(argv, name="redis-server", log=folder / "redis.log", append=True, hint=SERVERS_HINT)
 
     def start(self) -> None:
-        self.server.start(lambda: port_open(self.port))
+        self.server.start(lambda: port_open(self.port), READY_SECONDS)
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.stop(grace=STOP_GRACE_SECONDS)
 
     def restart(self, down_seconds: float) -> None:
         """Stop (SIGTERM: the append-only file is flushed), stay down ``down_seconds``, start again."""
@@ -309,29 +245,25 @@ class Service:
     def __init__(self, env: dict[str, str], port: int, log_path: Path, workers: int):
         self.port, self.workers = port, workers
         argv = [sys.executable, "-m", "model_serving"]
-        self.server = Process("forecast service", argv, log_path, env)
+        self.server = Server(argv, name="forecast service", log=log_path, append=True, env=env)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def ready(self) -> bool:
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            connection.request("GET", "/health/ready")
-            return connection.getresponse().status == 200
-        except OSError:
-            return False
+        return http_ok(f"{self.url}/health/ready")
 
     def start(self) -> None:
-        self.server.start(lambda: self.ready() and len(self.worker_pids()) == self.workers)
+        self.server.start(lambda: self.ready() and len(self.worker_pids()) == self.workers, READY_SECONDS)
 
     def workers_started(self) -> int:
         """How many workers have finished starting (loaded the model) since the service started."""
-        return self.server.log_path.read_text(errors="replace").count("Application startup complete.")
+        assert self.server.log is not None
+        return self.server.log.read_text(errors="replace").count("Application startup complete.")
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.stop(grace=STOP_GRACE_SECONDS)
 
     def worker_pids(self) -> list[int]:
         """The supervisor's worker processes (uvicorn's multiprocess children, not its helpers)."""
@@ -356,7 +288,7 @@ class Stack:
         self.postgres = Postgres(("forecasts", "mlflow"))
         self.moto_port = free_port()
         argv = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.moto_port)]
-        self.moto = Process("moto_server", argv, home / "servers" / "moto.log")
+        self.moto = Server(argv, name="moto_server", log=home / "servers" / "moto.log", append=True, hint=SERVERS_HINT)
         self.s3: FlakyS3 | None = None
         self.service: Service | None = None
         self._stack = contextlib.ExitStack()
@@ -367,8 +299,8 @@ class Stack:
             self._stack.callback(self.redis.stop)
             self.postgres.start()
             self._stack.callback(self.postgres.stop)
-            self.moto.start(lambda: port_open(self.moto_port))
-            self._stack.callback(self.moto.stop)
+            self.moto.start(lambda: port_open(self.moto_port), READY_SECONDS)
+            self._stack.callback(self.moto.stop, grace=STOP_GRACE_SECONDS)
             self.s3 = self._stack.enter_context(FlakyS3(self.moto_endpoint))
             self.s3_client().create_bucket(Bucket=BUCKET)
         except BaseException:

@@ -12,19 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from benchmarks.accuracy import (
-    BenchmarkConfig,
-    MLForecastPeer,
-    Split,
-    check_targets,
-    fit_mlforecast,
-    interval_scores,
-    make_windows,
-    mlforecast_points,
-    run,
-    split_series,
-    write_report,
-)
+from benchmarks.accuracy.intervals import fit_mlforecast, interval_scores, mlforecast_points
+from benchmarks.accuracy.models import run
+from benchmarks.accuracy.protocol import BenchmarkConfig, MLForecastPeer, Split, make_windows, split_series
+from benchmarks.accuracy.report import check_targets, write_report
 from core.settings import PROJECT_ROOT, Settings
 from tests.utils.data import synthetic_config
 

@@ -11,8 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks import charts, serving
-from benchmarks.accuracy import BenchmarkConfig, IntervalResult, Report, Result, write_report
+from benchmarks import charts
+from benchmarks.accuracy.intervals import IntervalResult
+from benchmarks.accuracy.models import Report, Result
+from benchmarks.accuracy.protocol import BenchmarkConfig
+from benchmarks.accuracy.report import write_report
+from benchmarks.serving import measurement, plan, report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # (series, model, horizon) -> (MSE, MAE), and the published pair where the paper has one.
@@ -137,7 +141,7 @@ def test_accuracy_refuses_rows_it_cannot_draw(tmp_path: Path) -> None:
 
 
 def run_row(system: str, rate: int, p99: float | None, workers: int = 1) -> dict[str, Any]:
-    """A row as :func:`benchmarks.serving.run_at` writes it."""
+    """A row as :func:`benchmarks.serving.measurement.run_at` writes it."""
     return {
         "system": system,
         "rate_rps": rate,
@@ -154,23 +158,23 @@ def run_row(system: str, rate: int, p99: float | None, workers: int = 1) -> dict
 
 def serving_rows(tmp_path: Path) -> list[dict[str, Any]]:
     """One run of every kind of row ``serving.json`` holds: a system per rate, ours with two workers at
-    the high rates, and a pair in turns (a row per round, then :func:`serving.pooled_row`'s)."""
-    rows = [run_row(serving.FLOOR, rate, p99) for rate, p99 in zip(serving.RATES, (1.1, 1.3, 1.8), strict=True)]
-    rows += [run_row(serving.OURS, rate, p99) for rate, p99 in zip(serving.RATES, (2.0, 2.4, 3.1), strict=True)]
-    rows += [run_row(serving.FEAST, rate, p99) for rate, p99 in zip(serving.RATES, (18.0, 35.0, 90.0), strict=True)]
-    rows += [run_row(serving.OURS, 500, 4.2, workers=2), run_row(serving.OURS, 1000, 7.5, workers=2)]
-    for index, system in enumerate((serving.OURS_LEDGER_ON, serving.OURS_NO_LEDGER)):
+    the high rates, and a pair in turns (a row per round, then :func:`measurement.pooled_row`'s)."""
+    rows = [run_row(plan.FLOOR, rate, p99) for rate, p99 in zip(plan.RATES, (1.1, 1.3, 1.8), strict=True)]
+    rows += [run_row(plan.OURS, rate, p99) for rate, p99 in zip(plan.RATES, (2.0, 2.4, 3.1), strict=True)]
+    rows += [run_row(plan.FEAST, rate, p99) for rate, p99 in zip(plan.RATES, (18.0, 35.0, 90.0), strict=True)]
+    rows += [run_row(plan.OURS, 500, 4.2, workers=2), run_row(plan.OURS, 1000, 7.5, workers=2)]
+    for index, system in enumerate((plan.OURS_LEDGER_ON, plan.OURS_NO_LEDGER)):
         runs, files = [], []
         for round_ in range(3):
             files.append(tmp_path / f"ledger-{index}-round-{round_}.npy")
             np.save(files[-1], np.full(100, 3.0 + index + round_))
-            runs.append({**run_row(system, serving.OURS_P99_TARGET_RATE, 3.0 + index + round_), "round": round_})
-        rows += [*runs, serving.pooled_row(runs, files)]
+            runs.append({**run_row(system, plan.OURS_P99_TARGET_RATE, 3.0 + index + round_), "round": round_})
+        rows += [*runs, measurement.pooled_row(runs, files)]
     return rows
 
 
 def test_the_serving_chart_draws_a_line_per_system_from_the_pooled_rows(tmp_path: Path, figures: list[Any]) -> None:
-    assert charts.POOLED_ROUND == serving.POOLED
+    assert charts.POOLED_ROUND == plan.POOLED
     path = charts.serving_chart(serving_rows(tmp_path), tmp_path / "serving.png")
     width, height = png_size(path)
     assert 700 <= width <= 2000
@@ -200,7 +204,7 @@ def test_the_serving_chart_draws_a_line_per_system_from_the_pooled_rows(tmp_path
 def test_close_latencies_keep_a_linear_axis_and_an_unanswered_run_leaves_a_gap(
     tmp_path: Path, figures: list[Any]
 ) -> None:
-    rows = [run_row(serving.OURS, 50, 2.0), run_row(serving.OURS, 100, None), run_row(serving.OURS, 200, 3.0)]
+    rows = [run_row(plan.OURS, 50, 2.0), run_row(plan.OURS, 100, None), run_row(plan.OURS, 200, 3.0)]
     charts.serving_chart(rows, tmp_path / "serving.png")
     [ax] = figures[-1].axes
     [line] = ax.get_lines()
@@ -217,13 +221,13 @@ def test_serving_refuses_rows_it_cannot_draw(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"lacks \['system', 'rate_rps', 'workers'\]"):
         charts.serving_chart(reads, tmp_path / "reads.png")
     with pytest.raises(ValueError, match="no serving row with a p99"):
-        charts.serving_chart([run_row(serving.OURS, 50, None)], tmp_path / "silent.png")
+        charts.serving_chart([run_row(plan.OURS, 50, None)], tmp_path / "silent.png")
     assert not list(tmp_path.glob("*.png"))
 
 
 def test_the_serving_report_shows_its_chart_under_the_table(tmp_path: Path) -> None:
     rows = serving_rows(tmp_path)
-    report = serving.markdown(rows, 12.0, "1", "ett_forecaster", "ETTh1", chart="serving.png")
-    assert "![p99 latency per offered rate, one line per system](serving.png)" in report
-    assert report.index("| system |") < report.index("](serving.png)") < report.index("## Targets")
-    assert "](serving.png)" not in serving.markdown(rows, 12.0, "1", "ett_forecaster", "ETTh1")
+    text = report.markdown(rows, 12.0, "1", "ett_forecaster", "ETTh1", chart="serving.png")
+    assert "![p99 latency per offered rate, one line per system](serving.png)" in text
+    assert text.index("| system |") < text.index("](serving.png)") < text.index("## Targets")
+    assert "](serving.png)" not in report.markdown(rows, 12.0, "1", "ett_forecaster", "ETTh1")

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from benchmarks import loadgen, serving, soak
+from benchmarks import soak
+from harness import load
+from harness.net import free_port
 
 
 def _windows(p99s: list[float | None], rss: list[float], errors: int = 0) -> list[dict[str, Any]]:
@@ -99,7 +101,7 @@ def _report(summary: dict[str, Any], windows: int) -> dict[str, Any]:
 def test_the_driver_reports_each_window_of_one_continuous_schedule() -> None:
     from aiohttp import web
 
-    async def run() -> tuple[loadgen.LoadResult, list[tuple[int, loadgen.LoadResult]]]:
+    async def run() -> tuple[load.LoadResult, list[tuple[int, load.LoadResult]]]:
         async def ok(request: web.Request) -> web.Response:
             return web.json_response({"ok": True})
 
@@ -107,11 +109,11 @@ def test_the_driver_reports_each_window_of_one_continuous_schedule() -> None:
         app.router.add_post("/", ok)
         runner = web.AppRunner(app)
         await runner.setup()
-        port = serving.free_port()
+        port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        seen: list[tuple[int, loadgen.LoadResult]] = []
+        seen: list[tuple[int, load.LoadResult]] = []
         try:
-            overall = await loadgen.drive(
+            overall = await load.drive(
                 f"http://127.0.0.1:{port}/", b"{}", 100, 0.5, window=0.2, on_window=lambda i, r: seen.append((i, r))
             )
         finally:

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from benchmarks.serving import register_point_only
+from benchmarks.serving.servers import register_point_only
 from core.dataset import DatasetConfig
 from core.partitions import read_validated
 from core.settings import Settings

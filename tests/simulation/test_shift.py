@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulation.replay import Shift
+from simulation.source import Shift
 
 
 def _frame() -> tuple[pd.DataFrame, pd.Series]:
@@ -64,7 +64,7 @@ def test_the_drift_loop_is_timed_from_the_shift_and_judged_on_the_shifted_entity
     MAEs are the shifted entity's (the other entity is reported beside it, not mixed in)."""
     from types import SimpleNamespace
 
-    from simulation.replay import Day, drift_loop
+    from simulation.report import Day, drift_loop
 
     def day(n: int, state: str, retrains: int = 0, promotions: int = 0, version: str = "1") -> Day:
         return Day(f"2024-02-{n:02d}", 48, 48, 48, 1.0, 1.0, 0.6, state, retrains, promotions, 0, version)

@@ -1,76 +1,52 @@
-"""Real servers for tests, started from their binaries on free loopback ports."""
+"""Real servers for tests, started from their binaries on free loopback ports.
+
+The parts are :mod:`harness`'s, shared with the benchmarks and the simulation: free ports, waiting
+for a condition, and server processes stopped with their process group.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import signal
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-# Where PostgreSQL's binaries are: the simulation's servers and the tests' find them the same way.
-from simulation.stack import postgres_bin as postgres_bin
+from harness.net import free_port as free_port
+from harness.net import port_open
+from harness.servers import postgres_bin as postgres_bin
+from harness.servers import running, wait_until_ready
+from harness.wait import wait_for as wait_for
 
 MISSING_HINT = "run infra/scripts/test-servers.sh (as root it installs the test servers from Debian's packages)"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with code {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0, interval: float = 0.05) -> None:
-    """Return as soon as ``condition()`` holds; fail saying ``what`` did not happen within ``timeout``.
-
-    For states another thread or process brings about (a request answered, a server back): a test
-    waits for the state its assertions need rather than for a time that is usually long enough. The
-    deadline only bounds a wait that would otherwise hang; it says nothing about speed.
-    """
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not {what} within {timeout:g} s"
-        time.sleep(interval)
+    """Return once something listens on ``port``; fail at once if ``process`` exits first."""
+    wait_until_ready(process, lambda: port_open(port), f"the server on port {port}", timeout)
 
 
 @contextlib.contextmanager
 def server_process(
     argv: list[str], port: int, timeout: float = 30.0, log: Path | None = None, **popen: Any
 ) -> Iterator[None]:
-    """Run a real server binary on ``port`` for the duration of the block; its output goes to ``log``."""
-    if shutil.which(argv[0]) is None and not Path(argv[0]).exists():
-        raise RuntimeError(f"{argv[0]} is not installed: {MISSING_HINT}")
-    with contextlib.ExitStack() as stack:
-        output = stack.enter_context(log.open("wb")) if log else subprocess.DEVNULL
-        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT if log else output, **popen)
-        try:
-            wait_for_port(port, process, timeout=timeout)
-            yield
-        finally:
-            # A server that forks its workers (start_new_session=True): stop the whole group.
-            if popen.get("start_new_session"):
-                os.killpg(process.pid, signal.SIGTERM)
-            else:
-                process.terminate()
-            process.wait(timeout=10)
+    """Run a real server binary on ``port`` for the duration of the block; its output goes to ``log``.
+
+    ``start_new_session=True`` (a server that forks its workers) stops its whole process group at the
+    end; otherwise the server stays in the test's group and only its own process is stopped.
+    """
+    new_session = bool(popen.pop("start_new_session", False))
+    with running(
+        argv,
+        lambda: port_open(port),
+        timeout=timeout,
+        grace=10.0,
+        log=log,
+        new_session=new_session,
+        hint=MISSING_HINT,
+        **popen,
+    ):
+        yield
 
 
 def moto_client(endpoint: str, secret: str = "test") -> Any:
