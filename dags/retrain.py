@@ -2,24 +2,25 @@
 
 Triggered from the UI form or the REST API, never on a schedule. Every task calls one library
 function and returns what it made as a typed value, which the tasks after it take as arguments;
-heavy libraries are imported inside task bodies only, so this file parses in a blink.
+heavy libraries are imported inside task bodies only, so this file parses in a blink. The tasks are
+defined once, here; each dataset's DAG (:func:`build`) wires them. The trigger form and how its
+values become the run's plan are in :mod:`orchestration.retrain_form`.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from core.settings import get_settings
 from data_pipeline.outcomes import Landed, ValidationOutcome
+from feature_drift.outcomes import DriftResult
 from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
 from model_registry.outcomes import RegisteredVersion
-from model_validation.outcomes import DriftResult, GateDecision, RunSummary
+from model_validation.outcomes import GateDecision, RunSummary
 from orchestration.dags import (
-    NO_CONTROL_CHARACTERS,
     TRAINING_ARGS,
     dag_arguments,
     dags_for_each_dataset,
@@ -27,9 +28,7 @@ from orchestration.dags import (
 )
 from orchestration.launch import mapped_training_operator, training_operator
 from orchestration.plan import RunPlan
-
-# The trainable families of model_training.forecasters (that module is not imported at parse time).
-FAMILIES = ["xgboost", "lightgbm", "nlinear", "dlinear"]
+from orchestration.retrain_form import form, plan_from_form
 
 DOC = """
 ### Retrain the {name} forecaster
@@ -53,85 +52,209 @@ Config: `{config}`.
 """
 
 
-def form(history_end: date | None = None) -> dict[str, Param]:
-    """The trigger form: one JSON-schema Param per field (Airflow validates a run's conf against it).
+@task
+def plan(config: str) -> RunPlan:
+    """Turn the form into the run's plan: dataset, data date, family, horizon, tuning, reason.
 
-    Every field has a default that runs: the training window ends on the dataset's ``daily.history_end``
-    when its source no longer grows (else on the run's date), and the reason may stay empty. Each field
-    says what it does under its title, so the form explains itself.
+    The whole source policy applies here, at the run's first task: a config that names a
+    forbidden source stops the run before anything is read or written.
     """
-    end = history_end.isoformat() if history_end else None
-    return {
-        "model_family": Param(
-            "xgboost",
-            type="string",
-            enum=FAMILIES,
-            title="Model family",
-            description="The trainable families; the gate compares the new version with the champion and a "
-            "seasonal-naive baseline whatever the family.",
-        ),
-        "horizon": Param(
-            None,
-            type=["null", "integer"],
-            minimum=1,
-            maximum=10000,
-            title="Horizon (steps; empty: config's)",
-            description="Steps ahead each forecast covers; empty keeps the dataset config's horizon.",
-        ),
-        "n_trials": Param(
-            5,
-            type="integer",
-            minimum=0,
-            maximum=500,
-            title="Optuna trials (0: no tuning)",
-            description="Hyperparameter trials shared by the tuning workers; 0 trains the config's parameters.",
-        ),
-        "tuning_workers": Param(
-            1,
-            type="integer",
-            minimum=1,
-            maximum=16,
-            title="Tuning workers (processes or pods on one study)",
-            description="Workers that run the trials in parallel on one Optuna study.",
-        ),
-        "training_window_end": Param(
-            end,
-            type=["null", "string"],
-            format="date",
-            title="Training window end (YYYY-MM-DD; empty: the run's date)",
-            description="The newest day the model trains on; the data must reach it (freshness check). "
-            + (
-                f"Defaults to {end}, the newest day of this dataset's source (daily.history_end)."
-                if end
-                else "Empty: the run's date."
-            ),
-        ),
-        "holdout_start": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Holdout from (YYYY-MM-DD; empty: the config's holdout; the drift monitor sets its streak's "
-            "first day, so the gate compares on the data after a change)",
-            description="Champion and challenger are scored on the rows from this day on.",
-        ),
-        "force_promote": Param(
-            False,
-            type="boolean",
-            title="Promote despite the drift gate",
-            description="Overrides the drift gate only, never a model that loses to the champion or a baseline.",
-        ),
-        "reason": Param(
-            None,
-            type=["null", "string"],
-            maxLength=500,
-            pattern=NO_CONTROL_CHARACTERS,
-            title="Why this run (recorded)",
-            description="Recorded on the run and the registered version; may stay empty.",
-        ),
-    }
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    run_date = (dag_run.logical_date or dag_run.run_after).date()
+    return plan_from_form(config, context["params"], dag_run.run_id, run_date)
+
+
+@task
+def ingest(plan: RunPlan) -> Landed:
+    """Land the source as known at the end of the data date, or reuse the day that the daily
+    data DAG (``ingest_<name>``) already landed and checked."""
+    from data_pipeline.ingest import already_landed, ingest
+
+    run = plan.scope()
+    reused = already_landed(run.dataset, plan.logical_date, run.settings)
+    return reused or ingest(run.dataset, plan.logical_date, run.settings)
+
+
+@task(retries=0)
+def validate(plan: RunPlan, landed: Landed) -> ValidationOutcome:
+    """Run the Great Expectations suite on the landed partition (or take the check the day already
+    passed); only a passing one is published as validated. A failure names every failed
+    expectation and stops the run: nothing downstream is written and the champion keeps
+    serving. Not retried: the same data fails the same way."""
+    from data_pipeline.validation import passed_check, validate
+
+    run = plan.scope()
+    passed = passed_check(run.dataset, landed.logical_date, run.settings)
+    return passed or validate(run.dataset, landed.logical_date, run.settings)
+
+
+@task
+def build_features(plan: RunPlan, checked: ValidationOutcome) -> OfflineFeatures:
+    """Build the features of the validated partition into Feast's offline source, unless it
+    already holds them: built from this day or a later one (every day's partition holds all
+    rows known at its end)."""
+    from feature_store.features import offline_source, write_offline_source
+
+    run = plan.scope()
+    built = offline_source(run.settings, run.dataset)
+    if built is not None and built.logical_date >= plan.logical_date:
+        return built
+    return write_offline_source(run.settings, run.dataset, plan.logical_date)
+
+
+@task
+def materialize(plan: RunPlan, features: OfflineFeatures) -> Materialized:
+    """Register the Feast definitions and load the newest features into the online store."""
+    from core.windows import end_of
+    from feature_store.repo import apply_and_materialize
+
+    run = plan.scope()
+    return apply_and_materialize(run.settings, run.dataset, end_of(plan.logical_date))
+
+
+@task
+def training_set(plan: RunPlan, materialized: Materialized) -> TrainingSet:
+    """Join labels with features point-in-time (Feast) and keep the newest span out as the holdout
+    that the champion/challenger gate scores (from ``holdout_start`` when the drift monitor gave
+    one: the data after the change); written once, read by every later step."""
+    from feature_store.training_set import write_training_set
+
+    run = plan.scope()
+    location = plan.location(run.settings, run.dataset, "training_set.parquet")
+    return write_training_set(run.settings, run.dataset, plan.logical_date, location, plan.holdout_start)
+
+
+@task
+def tuning_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:
+    """One training-CLI command per tuning worker, all on the run's one Optuna study; the dataset
+    config goes where the workers read it (object storage when they share no filesystem)."""
+    run = plan.scope()
+    return plan.tuning_commands(rows.location, plan.published_dataset(run.settings, run.dataset))
+
+
+@task
+def best_params(plan: RunPlan) -> str:
+    """Write the study's best parameters over the config's (the config's alone without tuning).
+    Fails when trials were asked for and none completed: the workers died, quietly or not."""
+    from model_training.tuning import write_best_params
+
+    run = plan.scope()
+    out = plan.location(run.settings, run.dataset, "params.json")
+    return write_best_params(run.settings, run.dataset, plan.family, plan.study, out, plan.n_trials)
+
+
+@task
+def train_command(plan: RunPlan, rows: TrainingSet, params_file: str) -> list[str]:
+    """The final training's command: the best parameters on the whole training set, tagged with
+    the DAG run so that registration finds the run it logged."""
+    run = plan.scope()
+    return plan.train_command(rows.location, params_file, plan.published_dataset(run.settings, run.dataset))
+
+
+@task
+def register_challenger(plan: RunPlan, checked: ValidationOutcome) -> RegisteredVersion:
+    """Register the run's checked training output as a version with alias ``challenger``; a retry
+    returns the version registered first. The data check's result joins its lineage tags. No
+    run to register is final (the training step ended without logging one): no retry waits."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from model_registry.registry import register_run_of
+
+    run = plan.scope()
+    try:
+        return register_run_of(run.settings, run.model_name, "dag_run_id", plan.dag_run_id, checked.lineage)
+    except LookupError as missing:
+        raise AirflowFailException(str(missing)) from missing
+
+
+@task
+def champion_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> GateDecision:
+    """Score challenger, champion and seasonal naive on the run's holdout; record the decision."""
+    from core.objects import read_parquet
+    from model_validation.champion import evaluate_challenger
+
+    run = plan.scope()
+    holdout = read_parquet(rows.holdout_location, run.settings)
+    return evaluate_challenger(run.settings, run.dataset, run.model_name, challenger.version, holdout)
+
+
+@task
+def drift_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> DriftResult:
+    """Compare, per entity, the challenger's training rows with the newest window (Evidently)."""
+    from model_validation.drift import gate_version
+
+    run = plan.scope()
+    out_dir = plan.run_dir(run.settings, run.dataset) / "drift"
+    return gate_version(
+        run.settings,
+        run.dataset,
+        challenger.version,
+        plan.logical_date,
+        rows.location,
+        out_dir,
+        force=plan.force_promote,
+        forced_because=plan.reason,
+    )
+
+
+@task.branch
+def decide(champion: GateDecision, drift: DriftResult) -> str:
+    """Promote when both gates let the challenger through, else skip."""
+    from model_validation.decision import promotion_allowed
+
+    return "promote" if promotion_allowed(champion, drift) else "skip_promotion"
+
+
+@task
+def promote(plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult) -> str:
+    """Make the challenger the champion (the old one keeps alias ``previous``), refused if another
+    run moved the champion after this run's gate compared against it."""
+    from model_registry.promotion import promote_version
+    from model_validation.decision import promotion_reason, record_decision
+
+    run = plan.scope()
+    reason = promotion_reason(champion, drift)
+    promote_version(
+        run.settings, run.model_name, challenger.version, reason, expected_champion=champion.champion_version
+    )
+    record_decision(run.settings, run.model_name, challenger.version, True, reason)
+    return challenger.version
+
+
+@task
+def skip_promotion(plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult) -> str:
+    """Record on the challenger why it is not promoted; the champion keeps serving."""
+    from model_validation.decision import explain_skip, record_decision
+
+    run = plan.scope()
+    reason = explain_skip(champion, drift)
+    record_decision(run.settings, run.model_name, challenger.version, False, reason)
+    return reason
+
+
+@task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+def summary(plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult) -> RunSummary:
+    """Sum the run up (shown in the UI) and tell Prometheus that a retraining finished."""
+    from model_validation.decision import summarize_run
+
+    run = plan.scope()
+    return summarize_run(
+        run.settings,
+        run.dataset.name,
+        challenger.version,
+        champion,
+        drift,
+        data_date=plan.logical_date,
+        family=plan.family,
+        horizon=plan.horizon,
+        reason=plan.reason,
+    )
 
 
 def build(name: str, config: Path) -> Any:
+    """The retraining DAG of the dataset config at ``config``: its form's training window ends where the
+    config's ``daily.history_end`` says; the tasks above, wired by what they return."""
     settings = get_settings()
 
     @dag(
@@ -139,213 +262,7 @@ def build(name: str, config: Path) -> Any:
         params=form(daily_config(config).history_end),
     )
     def retrain() -> None:
-        @task
-        def plan() -> RunPlan:
-            """Turn the form into the run's plan: dataset, data date, family, horizon, tuning, reason.
-
-            The whole source policy applies here, at the run's first task: a config that names a
-            forbidden source stops the run before anything is read or written.
-            """
-            from core.dataset import DatasetConfig
-
-            context = get_current_context()
-            params, dag_run = context["params"], context["dag_run"]
-            end, holdout = params.get("training_window_end"), params.get("holdout_start")
-            logical_date = (
-                datetime.fromisoformat(end).date() if end else (dag_run.logical_date or dag_run.run_after).date()
-            )
-            dataset = DatasetConfig.from_yaml(config, get_settings())
-            return RunPlan(
-                dataset_config=str(config),
-                dataset_name=dataset.name,
-                logical_date=logical_date,
-                dag_run_id=dag_run.run_id,
-                family=params["model_family"],
-                horizon=int(params.get("horizon") or dataset.horizon),
-                n_trials=int(params["n_trials"]),
-                tuning_workers=int(params["tuning_workers"]),
-                force_promote=bool(params["force_promote"]),
-                reason=str(params.get("reason") or ""),
-                holdout_start=datetime.fromisoformat(holdout).date() if holdout else None,
-            )
-
-        @task
-        def ingest(plan: RunPlan) -> Landed:
-            """Land the source as known at the end of the data date, or reuse the day that the daily
-            data DAG (``ingest_<name>``) already landed and checked."""
-            from data_pipeline.ingest import already_landed, ingest
-
-            run = plan.scope()
-            reused = already_landed(run.dataset, plan.logical_date, run.settings)
-            return reused or ingest(run.dataset, plan.logical_date, run.settings)
-
-        @task(retries=0)
-        def validate(plan: RunPlan, landed: Landed) -> ValidationOutcome:
-            """Run the Great Expectations suite on the landed partition (or take the check the day already
-            passed); only a passing one is published as validated. A failure names every failed
-            expectation and stops the run: nothing downstream is written and the champion keeps
-            serving. Not retried: the same data fails the same way."""
-            from data_pipeline.validation import passed_check, validate
-
-            run = plan.scope()
-            passed = passed_check(run.dataset, landed.logical_date, run.settings)
-            return passed or validate(run.dataset, landed.logical_date, run.settings)
-
-        @task
-        def build_features(plan: RunPlan, checked: ValidationOutcome) -> OfflineFeatures:
-            """Build the features of the validated partition into Feast's offline source, unless it
-            already holds them: built from this day or a later one (every day's partition holds all
-            rows known at its end)."""
-            from feature_store.features import offline_source, write_offline_source
-
-            run = plan.scope()
-            built = offline_source(run.settings, run.dataset)
-            if built is not None and built.logical_date >= plan.logical_date:
-                return built
-            return write_offline_source(run.settings, run.dataset, plan.logical_date)
-
-        @task
-        def materialize(plan: RunPlan, features: OfflineFeatures) -> Materialized:
-            """Register the Feast definitions and load the newest features into the online store."""
-            from core.windows import end_of
-            from feature_store.repo import apply_and_materialize
-
-            run = plan.scope()
-            return apply_and_materialize(run.settings, run.dataset, end_of(plan.logical_date))
-
-        @task
-        def training_set(plan: RunPlan, materialized: Materialized) -> TrainingSet:
-            """Join labels with features point-in-time (Feast) and keep the newest span out as the holdout
-            that the champion/challenger gate scores (from ``holdout_start`` when the drift monitor gave
-            one: the data after the change); written once, read by every later step."""
-            from feature_store.training_set import write_training_set
-
-            run = plan.scope()
-            location = plan.location(run.settings, run.dataset, "training_set.parquet")
-            return write_training_set(run.settings, run.dataset, plan.logical_date, location, plan.holdout_start)
-
-        @task
-        def tuning_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:
-            """One training-CLI command per tuning worker, all on the run's one Optuna study; the dataset
-            config goes where the workers read it (object storage when they share no filesystem)."""
-            run = plan.scope()
-            return plan.tuning_commands(rows.location, plan.published_dataset(run.settings, run.dataset))
-
-        @task
-        def best_params(plan: RunPlan) -> str:
-            """Write the study's best parameters over the config's (the config's alone without tuning).
-            Fails when trials were asked for and none completed: the workers died, quietly or not."""
-            from model_training.tuning import write_best_params
-
-            run = plan.scope()
-            out = plan.location(run.settings, run.dataset, "params.json")
-            return write_best_params(run.settings, run.dataset, plan.family, plan.study, out, plan.n_trials)
-
-        @task
-        def train_command(plan: RunPlan, rows: TrainingSet, params_file: str) -> list[str]:
-            """The final training's command: the best parameters on the whole training set, tagged with
-            the DAG run so that registration finds the run it logged."""
-            run = plan.scope()
-            return plan.train_command(rows.location, params_file, plan.published_dataset(run.settings, run.dataset))
-
-        @task
-        def register_challenger(plan: RunPlan, checked: ValidationOutcome) -> RegisteredVersion:
-            """Register the run's checked training output as a version with alias ``challenger``; a retry
-            returns the version registered first. The data check's result joins its lineage tags. No
-            run to register is final (the training step ended without logging one): no retry waits."""
-            from airflow.sdk.exceptions import AirflowFailException
-
-            from model_registry.registry import register_run_of
-
-            run = plan.scope()
-            try:
-                return register_run_of(run.settings, run.model_name, "dag_run_id", plan.dag_run_id, checked.lineage)
-            except LookupError as missing:
-                raise AirflowFailException(str(missing)) from missing
-
-        @task
-        def champion_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> GateDecision:
-            """Score challenger, champion and seasonal naive on the run's holdout; record the decision."""
-            from core.objects import read_parquet
-            from model_validation.champion import evaluate_challenger
-
-            run = plan.scope()
-            holdout = read_parquet(rows.holdout_location, run.settings)
-            return evaluate_challenger(run.settings, run.dataset, run.model_name, challenger.version, holdout)
-
-        @task
-        def drift_gate(plan: RunPlan, challenger: RegisteredVersion, rows: TrainingSet) -> DriftResult:
-            """Compare, per entity, the challenger's training rows with the newest window (Evidently)."""
-            from model_validation.drift import gate_version
-
-            run = plan.scope()
-            out_dir = plan.run_dir(run.settings, run.dataset) / "drift"
-            return gate_version(
-                run.settings,
-                run.dataset,
-                challenger.version,
-                plan.logical_date,
-                rows.location,
-                out_dir,
-                force=plan.force_promote,
-                forced_because=plan.reason,
-            )
-
-        @task.branch
-        def decide(champion: GateDecision, drift: DriftResult) -> str:
-            """Promote when both gates let the challenger through, else skip."""
-            from model_validation.decision import promotion_allowed
-
-            return "promote" if promotion_allowed(champion, drift) else "skip_promotion"
-
-        @task
-        def promote(plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult) -> str:
-            """Make the challenger the champion (the old one keeps alias ``previous``), refused if another
-            run moved the champion after this run's gate compared against it."""
-            from model_registry.promotion import promote_version
-            from model_validation.decision import promotion_reason, record_decision
-
-            run = plan.scope()
-            reason = promotion_reason(champion, drift)
-            promote_version(
-                run.settings, run.model_name, challenger.version, reason, expected_champion=champion.champion_version
-            )
-            record_decision(run.settings, run.model_name, challenger.version, True, reason)
-            return challenger.version
-
-        @task
-        def skip_promotion(
-            plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult
-        ) -> str:
-            """Record on the challenger why it is not promoted; the champion keeps serving."""
-            from model_validation.decision import explain_skip, record_decision
-
-            run = plan.scope()
-            reason = explain_skip(champion, drift)
-            record_decision(run.settings, run.model_name, challenger.version, False, reason)
-            return reason
-
-        @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-        def summary(
-            plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult
-        ) -> RunSummary:
-            """Sum the run up (shown in the UI) and tell Prometheus that a retraining finished."""
-            from model_validation.decision import summarize_run
-
-            run = plan.scope()
-            return summarize_run(
-                run.settings,
-                run.dataset.name,
-                challenger.version,
-                champion,
-                drift,
-                data_date=plan.logical_date,
-                family=plan.family,
-                horizon=plan.horizon,
-                reason=plan.reason,
-            )
-
-        run = plan()
+        run = plan(str(config))
         checked = validate(run, ingest(run))
         rows = training_set(run, materialize(run, build_features(run, checked)))
         tuned = mapped_training_operator(

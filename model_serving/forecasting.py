@@ -1,5 +1,10 @@
 """Forecasts for a batch of requests: one online read and one predict, answers split per request.
 
+Three steps, each one walk: :func:`admit` checks each request against the online read (an entity
+the store does not know, features past the TTL) and keeps, per entity, where its features are and
+how old they are; :func:`predict` runs the model and its bands once over the admitted entities;
+:func:`assemble` turns each admitted entity and its prediction into its answer.
+
 Errors that concern one request (an unknown entity, stale features under the ``refuse`` policy) are
 returned for that request alone; the others in the batch are answered. A store that cannot be read
 fails the whole batch.
@@ -7,13 +12,14 @@ fails the whole batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
 from model_serving.metrics import FEATURE_AGE, MISSING_FEATURES, PREDICTION_VALUES, STALE_FEATURES
-from model_serving.online_features import UnknownEntityError
-from model_serving.runtime import ServingRuntime
+from model_serving.online_features import OnlineRows, UnknownEntityError
+from model_serving.runtime import ModelHandle, ServingRuntime
 from model_serving.schemas import Band, Forecast, ForecastPoint
 
 
@@ -25,95 +31,145 @@ class StaleFeaturesError(RuntimeError):
     """Features older than the feature view's TTL, refused by the ``refuse`` policy."""
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """An entity of an admitted request: its row in the batch's online read and its features' age."""
+
+    entity_id: str
+    row: int
+    event_time: datetime
+    age_seconds: float
+    stale: bool  # older than the feature view's TTL (served anyway under the ``serve`` policy)
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """The model's forecast of one entity: each step's value and its bands, narrowest level first."""
+
+    values: list[float]
+    bands: list[list[Band]]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One predict over a batch's admitted entities: each one's forecast by its row in the online read,
+    and what every answer of the batch says of its intervals."""
+
+    by_row: dict[int, Predicted]
+    levels: list[float]
+    note: str | None  # why there are no intervals, when there are none
+
+
+# Per request: its admitted entities, or the error that answers it.
+Admission = list[Admitted] | Exception
+
+
 def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> list[list[Forecast] | Exception]:
+    """Each request's forecasts (or the error that concerns it alone), from one read and one predict."""
     model, reader = runtime.model, runtime.features  # read once: a swap mid-batch must not mix two versions
     if model is None or reader is None:
         raise NotReadyError(f"service not ready: {runtime.error or 'loading'}")
     entity_ids = [entity for request in requests for entity in request]
     rows = reader.read(entity_ids, model.input_columns)  # StoreUnavailableError fails every request
+    admitted = admit(runtime, requests, rows, datetime.now(UTC))
+    served = [entity for admission in admitted if not isinstance(admission, Exception) for entity in admission]
+    if not served:  # every request refused (or empty): nothing to predict, nothing to record
+        return [admission if isinstance(admission, Exception) else [] for admission in admitted]
+    answers = assemble(runtime, model, admitted, predict(model, rows, served))
+    if runtime.ledger is not None:
+        runtime.ledger.record([f for answer in answers if not isinstance(answer, Exception) for f in answer])
+    return answers
+
+
+def admit(runtime: ServingRuntime, requests: list[list[str]], rows: OnlineRows, now: datetime) -> list[Admission]:
+    """Walk the requests over the batch's online read (their entities' rows follow each other in
+    request order): each request's entities with their features' age, or the error that refuses it.
+    The features' age is observed for every request whose entities the store all knows, stale ones
+    counted whether refused or served."""
     ttl = runtime.dataset.feature_engineering.ttl
     ttl_seconds = ttl.total_seconds()
-    now = datetime.now(UTC)
     refuse = runtime.settings.stale_features == "refuse"
-
-    answers: list[list[Forecast] | Exception] = []
-    served: list[int] = []  # row numbers to predict, request after request
+    admitted: list[Admission] = []
     start = 0
     for request in requests:
-        span = range(start, start + len(request))
+        times = [(row, entity, rows.event_times[row]) for row, entity in enumerate(request, start)]
         start += len(request)
-        unknown = [entity_ids[i] for i in span if rows.event_times[i] is None]
+        unknown = [entity for _, entity, event_time in times if event_time is None]
         if unknown:
-            answers.append(UnknownEntityError(unknown))
+            admitted.append(UnknownEntityError(unknown))
             continue
-        ages = {i: (now - rows.event_times[i]).total_seconds() for i in span}  # type: ignore[operator]
-        for age in ages.values():
+        entities = []
+        for row, entity, event_time in times:
+            assert event_time is not None
+            age = (now - event_time).total_seconds()
+            entities.append(Admitted(entity, row, event_time, age, stale=age > ttl_seconds))
             FEATURE_AGE.observe(age)
-        stale = [entity_ids[i] for i, age in ages.items() if age > ttl_seconds]
+        stale = [entity.entity_id for entity in entities if entity.stale]
         if stale:
             STALE_FEATURES.labels(action="refused" if refuse else "served").inc(len(stale))
             if refuse:
-                answers.append(
+                admitted.append(
                     StaleFeaturesError(
                         f"stale features for {', '.join(stale)}: older than the feature view's TTL ({ttl}); "
                         "the online store needs a materialization"
                     )
                 )
                 continue
-        answers.append([])
-        served.extend(span)
-    if not served:
-        return answers
+        admitted.append(entities)
+    return admitted
 
-    features = rows.features if len(served) == len(entity_ids) else rows.features.iloc[served].reset_index(drop=True)
+
+def predict(model: ModelHandle, rows: OnlineRows, served: list[Admitted]) -> Predictions:
+    """One predict, and the version's bands, over the admitted entities' feature rows; counts the
+    missing feature values and observes every forecast value."""
+    everyone = len(served) == len(rows.event_times)
+    features = rows.features if everyone else rows.features.iloc[[e.row for e in served]].reset_index(drop=True)
     missing = np.isnan(features.to_numpy()).sum(axis=0)
     for column in np.flatnonzero(missing):
         MISSING_FEATURES.labels(feature=str(features.columns[column])).inc(int(missing[column]))
-    predictions = model.predict(features)
-    for value in predictions.ravel().tolist():
+    values = model.predict(features)
+    for value in values.ravel().tolist():
         PREDICTION_VALUES.observe(value)
-    calibration = model.calibration
     bands: list[tuple[float, np.ndarray, np.ndarray]] = []
-    if calibration is not None:
-        served_entities = [entity_ids[i] for i in served]
-        computed = calibration.bands(predictions, served_entities, features)
+    if model.calibration is not None:
+        computed = model.calibration.bands(values, [entity.entity_id for entity in served], features)
         bands = [(level, lo, hi) for level, (lo, hi) in computed.items()]
-    levels = [level for level, _, _ in bands]
+    by_row = {}
+    for n, entity in enumerate(served):
+        per_step: list[list[Band]] = [[] for _ in range(values.shape[1])]
+        for level, lower, upper in bands:  # narrowest level first
+            for h, (lo, hi) in enumerate(zip(lower[n].tolist(), upper[n].tolist(), strict=True)):
+                per_step[h].append(Band(level=level, lower=lo, upper=hi))
+        by_row[entity.row] = Predicted(values=values[n].tolist(), bands=per_step)
     note = None if bands else f"version {model.version} was registered without interval calibration"
+    return Predictions(by_row=by_row, levels=[level for level, _, _ in bands], note=note)
 
-    position = {row: n for n, row in enumerate(served)}
+
+def assemble(
+    runtime: ServingRuntime, model: ModelHandle, admitted: list[Admission], predictions: Predictions
+) -> list[list[Forecast] | Exception]:
+    """Each request's answer: its error, or one forecast per entity, timestamped from its features'
+    event time on, one step after another."""
     step = runtime.step()
-    start = 0
-    for answer, request in zip(answers, requests, strict=True):
-        span = range(start, start + len(request))
-        start += len(request)
-        if isinstance(answer, Exception):
-            continue
-        for i in span:
-            event_time = rows.event_times[i]
-            assert event_time is not None
-            age = (now - event_time).total_seconds()
-            row = position[i]
-            per_step: list[list[Band]] = [[] for _ in range(predictions.shape[1])]
-            for level, lower, upper in bands:  # narrowest level first
-                for h, (lo, hi) in enumerate(zip(lower[row].tolist(), upper[row].tolist(), strict=True)):
-                    per_step[h].append(Band(level=level, lower=lo, upper=hi))
-            answer.append(
-                Forecast(
-                    entity_id=entity_ids[i],
-                    model_name=model.name,
-                    model_version=model.version,
-                    feature_event_time=event_time,
-                    feature_age_seconds=age,
-                    stale=age > ttl_seconds,
-                    interval_levels=levels,
-                    note=note,
-                    forecast=[
-                        ForecastPoint(timestamp=event_time + (h + 1) * step, value=value, intervals=per_step[h])
-                        for h, value in enumerate(predictions[row].tolist())
-                    ],
-                )
-            )
-    if runtime.ledger is not None:
-        runtime.ledger.record([f for answer in answers if not isinstance(answer, Exception) for f in answer])
-    return answers
+
+    def forecast(entity: Admitted) -> Forecast:
+        predicted = predictions.by_row[entity.row]
+        return Forecast(
+            entity_id=entity.entity_id,
+            model_name=model.name,
+            model_version=model.version,
+            feature_event_time=entity.event_time,
+            feature_age_seconds=entity.age_seconds,
+            stale=entity.stale,
+            interval_levels=predictions.levels,
+            note=predictions.note,
+            forecast=[
+                ForecastPoint(timestamp=entity.event_time + (h + 1) * step, value=value, intervals=predicted.bands[h])
+                for h, value in enumerate(predicted.values)
+            ],
+        )
+
+    return [
+        admission if isinstance(admission, Exception) else [forecast(entity) for entity in admission]
+        for admission in admitted
+    ]

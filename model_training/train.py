@@ -1,5 +1,11 @@
 """Training job: training set from Feast -> backtest (and the intervals' calibration on its errors) ->
-final fit -> MLflow run -> logged bundle."""
+final fit -> MLflow run -> logged bundle.
+
+Two steps: :func:`fit_and_report` computes everything a run records (a :class:`TrainingResult`,
+without MLflow), then :func:`model_training.run_log.log_training` writes that as one run. What the run
+holds is thus in one value that a test or a caller can look at, and the run opens only once the
+computing is done.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +26,10 @@ from core.version import code_version
 from feature_store.training_set import fingerprint, get_training_set, split_holdout
 from model_bundle.intervals import BandSource, Calibration, calibrate
 from model_training import forecasters
-from model_training.backtest import backtest
+from model_training.backtest import BacktestResult, backtest
 from model_training.devices import Device, select
 from model_training.plots import plot_backtest, plot_forecast
+from model_training.run_log import log_training
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +44,61 @@ class TrainingOutcome:
     metrics: dict[str, float]
     model_mae_by_entity: dict[str, float]
     baseline_mae_by_entity: dict[str, float]
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What one training computed, before anything is logged: the scores, the fitted model and its
+    bands, and the run's name, tags, params and report files as MLflow will record them."""
+
+    run_name: str
+    tags: dict[str, str]  # dataset, family, data date, the rows' fingerprint, the code's version
+    params: dict[str, Any]  # the training window, the backtest's folds, the fitted model's parameters
+    device: str
+    rows: int
+    backtest: BacktestResult
+    summary: dict[str, float]  # backtest means of the model and the seasonal-naive baseline
+    calibration: Calibration  # conformal, on the backtest's errors (the bands unless quantile models)
+    fit_seconds: float
+    model: forecasters.Forecaster  # fitted on the whole window
+    bands: BandSource
+    meta: dict[str, Any]  # what the bundle says of the dataset it forecasts
+    example: pd.DataFrame  # the bundle's input example
+    reports: list[Path]  # backtest.json, backtest.png, forecast.png
+
+    @property
+    def interval_method(self) -> str:
+        return "conformal" if isinstance(self.bands, Calibration) else "quantile"
+
+    @property
+    def fit_metrics(self) -> dict[str, float]:
+        return {"final_fit_seconds": self.fit_seconds, "final_fit_rows_per_second": self.rows / self.fit_seconds}
+
+    @property
+    def fold_metrics(self) -> list[tuple[int, dict[str, float]]]:
+        """Each fold's scores, model and baseline, with the fold's index as the MLflow step."""
+        return [
+            (
+                fold.fold.index,
+                {
+                    **{f"fold_{k}": v for k, v in fold.model.items()},
+                    **{f"fold_baseline_{k}": v for k, v in fold.baseline.items()},
+                },
+            )
+            for fold in self.backtest.folds
+        ]
+
+    @property
+    def entity_metrics(self) -> dict[str, float]:
+        """Each entity's backtest MAE, the model's and the baseline's."""
+        return {
+            **{f"backtest_mae_{entity}": v for entity, v in self.backtest.mean_by_entity("model").items()},
+            **{f"baseline_mae_{entity}": v for entity, v in self.backtest.mean_by_entity("baseline").items()},
+        }
+
+    @property
+    def interval_widths(self) -> dict[str, float]:
+        return {f"interval_width_{key}": float(sum(w) / len(w)) for key, w in self.calibration.widths.items()}
 
 
 def train(
@@ -57,10 +119,7 @@ def train(
     the run again. ``study``: the Optuna study the parameters came from; its summary, best trial and
     parameter importances are logged with the run.
     """
-    import mlflow
-
-    from model_registry.bundles import log_bundle
-    from model_registry.tracking import experiment_id, require_configured
+    from model_registry.tracking import require_configured
 
     require_configured(settings)
     started = time.monotonic()
@@ -68,8 +127,39 @@ def train(
         frame = read_parquet(training_set, settings)
     else:
         frame, _ = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
-    labels = label_names(dataset)
     device = select(settings.training_device)
+    with tempfile.TemporaryDirectory() as reports:  # the report files live until the run has logged them
+        trained = fit_and_report(dataset, logical_date, frame, family, params, device, Path(reports))
+        run_id, model_uri = log_training(settings, trained, tags, study)
+    log.info(
+        "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
+        family,
+        trained.rows,
+        time.monotonic() - started,
+        trained.summary["backtest_mae"],
+        trained.summary["baseline_mae"],
+        run_id,
+    )
+    return TrainingOutcome(
+        run_id=run_id,
+        model_uri=model_uri,
+        metrics=trained.summary,
+        model_mae_by_entity=trained.backtest.mean_by_entity("model"),
+        baseline_mae_by_entity=trained.backtest.mean_by_entity("baseline"),
+    )
+
+
+def fit_and_report(
+    dataset: DatasetConfig,
+    logical_date: date,
+    frame: pd.DataFrame,
+    family: str,
+    params: dict[str, Any] | None,
+    device: Device,
+    reports: Path,
+) -> TrainingResult:
+    """Backtest on ``frame``, calibrate the intervals on the backtest's errors, fit on all of it and
+    write the report files into ``reports``: all that a training's run records, MLflow untouched."""
 
     def make_model() -> forecasters.Forecaster:
         return forecasters.create(family, dataset, params, device=device)
@@ -77,108 +167,87 @@ def train(
     result = backtest(frame, dataset, make_model)
     calibration = calibrate(*result.errors(), dataset.intervals.levels, dataset.intervals.min_entity_errors)
     fit_started = time.monotonic()
-    final = make_model().fit(frame, frame[labels].to_numpy(dtype="float64"))
+    final = make_model().fit(frame, frame[label_names(dataset)].to_numpy(dtype="float64"))
     fit_seconds = time.monotonic() - fit_started
     bands = band_source(dataset, family, params, device, frame, calibration)
-
-    with mlflow.start_run(
-        experiment_id=experiment_id(settings), run_name=f"{dataset.name}-{family}-{logical_date}"
-    ) as run:
-        mlflow.set_tags(
-            {
-                "dataset": dataset.name,
-                "family": family,
-                "logical_date": str(logical_date),
-                "dataset_fingerprint": fingerprint(frame),
-                "code_version": code_version(),
-                **(tags or {}),
-            }
-        )
-        mlflow.log_params(
-            {
-                "family": family,
-                "horizon": dataset.horizon,
-                "training_rows": len(frame),
-                "training_start": frame[EVENT_TIMESTAMP].min().isoformat(),
-                "training_end": frame[EVENT_TIMESTAMP].max().isoformat(),
-                "folds": dataset.training.backtest.folds,
-                "gap": dataset.backtest_gap,
-                **{f"param_{k}": v for k, v in final.params.items()},
-            }
-        )
-        summary = result.summary()
-        mlflow.log_metrics(summary)
-        mlflow.log_metrics({"final_fit_seconds": fit_seconds, "final_fit_rows_per_second": len(frame) / fit_seconds})
-        mlflow.set_tag("device", device.kind)
-        mlflow.set_tag("interval_method", "conformal" if isinstance(bands, Calibration) else "quantile")
-        if study:
-            _log_study(settings, study)
-        for fold in result.folds:
-            mlflow.log_metrics({f"fold_{k}": v for k, v in fold.model.items()}, step=fold.fold.index)
-            mlflow.log_metrics({f"fold_baseline_{k}": v for k, v in fold.baseline.items()}, step=fold.fold.index)
-        for entity, value in result.mean_by_entity("model").items():
-            mlflow.log_metric(f"backtest_mae_{entity}", value)
-        for entity, value in result.mean_by_entity("baseline").items():
-            mlflow.log_metric(f"baseline_mae_{entity}", value)
-        with tempfile.TemporaryDirectory() as tmp:
-            report = Path(tmp) / "backtest.json"
-            report.write_text(json.dumps(result.to_dict(), indent=2))
-            mlflow.log_artifact(str(report))
-            mlflow.log_artifact(str(plot_backtest(result, Path(tmp) / "backtest.png", f"{dataset.name} {family}")))
-            newest = frame.groupby(dataset.entity_column, sort=True).tail(1)
-            title = f"{dataset.name} {family}"
-            drawn = plot_forecast(frame, dataset, final.predict(newest), bands, Path(tmp) / "forecast.png", title)
-            mlflow.log_artifact(str(drawn))
-        meta = {
-            "family": family,
+    return TrainingResult(
+        run_name=f"{dataset.name}-{family}-{logical_date}",
+        tags={
             "dataset": dataset.name,
-            "horizon": dataset.horizon,
-            "frequency_seconds": dataset.frequency.total_seconds(),
-            "features": feature_names(dataset),
-            "entity_column": dataset.entity_column,
-        }
-        mlflow.log_metrics({f"interval_width_{key}": float(sum(w) / len(w)) for key, w in calibration.widths.items()})
-        # Rows with every feature present when there are such rows: the example shows a real input.
-        features = frame[feature_names(dataset)]
-        complete = features.dropna()
-        example = (complete if not complete.empty else features).head(5)
-        model_uri = log_bundle(settings, final, meta, example, bands)
-    log.info(
-        "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
-        family,
-        len(frame),
-        time.monotonic() - started,
-        summary["backtest_mae"],
-        summary["baseline_mae"],
-        run.info.run_id,
-    )
-    return TrainingOutcome(
-        run_id=run.info.run_id,
-        model_uri=model_uri,
-        metrics=summary,
-        model_mae_by_entity=result.mean_by_entity("model"),
-        baseline_mae_by_entity=result.mean_by_entity("baseline"),
+            "family": family,
+            "logical_date": str(logical_date),
+            "dataset_fingerprint": fingerprint(frame),
+            "code_version": code_version(),
+        },
+        params=run_params(dataset, family, frame, final),
+        device=device.kind,
+        rows=len(frame),
+        backtest=result,
+        summary=result.summary(),
+        calibration=calibration,
+        fit_seconds=fit_seconds,
+        model=final,
+        bands=bands,
+        meta=bundle_meta(dataset, family),
+        example=input_example(dataset, frame),
+        reports=write_reports(dataset, family, frame, result, final, bands, reports),
     )
 
 
-def _log_study(settings: Settings, study: str) -> None:
-    """The tuning study behind the parameters: counts, best trial and importances as MLflow data."""
-    import mlflow
+def run_params(
+    dataset: DatasetConfig, family: str, frame: pd.DataFrame, model: forecasters.Forecaster
+) -> dict[str, Any]:
+    """The run's params: the training window, the backtest's folds and the fitted model's parameters."""
+    return {
+        "family": family,
+        "horizon": dataset.horizon,
+        "training_rows": len(frame),
+        "training_start": frame[EVENT_TIMESTAMP].min().isoformat(),
+        "training_end": frame[EVENT_TIMESTAMP].max().isoformat(),
+        "folds": dataset.training.backtest.folds,
+        "gap": dataset.backtest_gap,
+        **{f"param_{k}": v for k, v in model.params.items()},
+    }
 
-    from model_training.tuning import study_summary
 
-    summary = study_summary(settings, study)
-    if summary is None:
-        mlflow.set_tag("tuning_study", f"{study} (not found)")
-        return
-    mlflow.set_tag("tuning_study", study)
-    metrics = {f"tuning_trials_{state}": float(count) for state, count in summary["states"].items()}
-    if "best_trial" in summary:
-        metrics["tuning_best_value"] = summary["best_trial"]["value"]
-        metrics["tuning_best_trial"] = float(summary["best_trial"]["number"])
-    metrics.update({f"tuning_importance_{k}": v for k, v in summary.get("importances", {}).items()})
-    mlflow.log_metrics(metrics)
-    mlflow.log_dict(summary, "tuning/study.json")
+def bundle_meta(dataset: DatasetConfig, family: str) -> dict[str, Any]:
+    """What the bundle carries of its dataset: the serving side reads its features and step from it."""
+    return {
+        "family": family,
+        "dataset": dataset.name,
+        "horizon": dataset.horizon,
+        "frequency_seconds": dataset.frequency.total_seconds(),
+        "features": feature_names(dataset),
+        "entity_column": dataset.entity_column,
+    }
+
+
+def input_example(dataset: DatasetConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """Five rows of features for the bundle's signature: rows with every feature present when there
+    are such rows, so that the example shows a real input."""
+    features = frame[feature_names(dataset)]
+    complete = features.dropna()
+    return (complete if not complete.empty else features).head(5)
+
+
+def write_reports(
+    dataset: DatasetConfig,
+    family: str,
+    frame: pd.DataFrame,
+    result: BacktestResult,
+    model: forecasters.Forecaster,
+    bands: BandSource,
+    directory: Path,
+) -> list[Path]:
+    """The run's report files in ``directory``: the backtest as JSON and as a plot, and each entity's
+    forecast from its newest row with its bands."""
+    title = f"{dataset.name} {family}"
+    report = directory / "backtest.json"
+    report.write_text(json.dumps(result.to_dict(), indent=2))
+    drawn = plot_backtest(result, directory / "backtest.png", title)
+    newest = frame.groupby(dataset.entity_column, sort=True).tail(1)
+    forecast = plot_forecast(frame, dataset, model.predict(newest), bands, directory / "forecast.png", title)
+    return [report, drawn, forecast]
 
 
 def band_source(

@@ -22,8 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
@@ -33,6 +34,9 @@ from core.progress import logging_beside_progress, show_progress
 from core.settings import Settings
 from model_training import forecasters
 from model_training.backtest import BoostedFolds, FoldScore, backtest
+
+if TYPE_CHECKING:
+    from model_training.devices import Device
 
 log = logging.getLogger(__name__)
 
@@ -254,25 +258,6 @@ def tune_worker(
     if rounds and cap <= 0:
         raise ValueError(f"tuning {family} round by round needs n_estimators' high in its search space")
     sampled = {k: v for k, v in space.items() if not (rounds and k == "n_estimators")}
-    patience = dataset.tuning.early_stopping_rounds
-
-    def objective(trial: optuna.Trial) -> float:
-        trial.set_user_attr("worker", worker)
-        params = {**base, **suggest(trial, sampled)}
-
-        def make_model() -> forecasters.Forecaster:
-            return forecasters.create(family, dataset, params, device=device)
-
-        if rounds:
-            return _boost_folds(trial, BoostedFolds(training_set, dataset, make_model), cap, patience)
-
-        def report(score: FoldScore) -> None:
-            trial.report(score.model["mae"], step=score.fold.index)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after fold {score.fold.index}")
-
-        return backtest(training_set, dataset, make_model, on_fold=report).mean("model", "mae")
-
     study = _study(settings, name, seed=42 + worker, pruner=_pruner(pruning, rounds))
     if rounds and worker == 0 and not study.get_trials(deepcopy=False):
         # The config's parameters first: a good fit from the start for the pruner to compare with.
@@ -282,8 +267,56 @@ def tune_worker(
     remaining = n_trials - _finished(study)
     if remaining <= 0:
         return 0
+    log.info(
+        "worker %d tunes %s %s (%d trials to go) on study %s",
+        worker, family, f"round by round (at most {cap})" if rounds else "fold by fold", remaining, name,
+    )  # fmt: skip
+    objective = _objective(dataset, training_set, family, base, sampled, device, worker, cap if rounds else None)
+    ran = _optimize(study, objective, n_trials, remaining, timeout)
+    log.info("worker %d ran %d trials; study %s holds %d finished", worker, ran, name, _finished(study))
+    return ran
+
+
+def _objective(
+    dataset: DatasetConfig,
+    training_set: pd.DataFrame,
+    family: str,
+    base: dict[str, Any],
+    sampled: dict[str, dict[str, Any]],
+    device: Device,
+    worker: int,
+    cap: int | None,
+) -> Callable[[optuna.Trial], float]:
+    """A trial's backtest MAE of the config's parameters with a point of ``sampled`` on top: boosted
+    round by round up to ``cap`` rounds, or (``cap`` None) fold by fold, reporting to the pruner."""
+    patience = dataset.tuning.early_stopping_rounds
+
+    def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", worker)
+        params = {**base, **suggest(trial, sampled)}
+
+        def make_model() -> forecasters.Forecaster:
+            return forecasters.create(family, dataset, params, device=device)
+
+        if cap is not None:
+            return _boost_folds(trial, BoostedFolds(training_set, dataset, make_model), cap, patience)
+
+        def report(score: FoldScore) -> None:
+            trial.report(score.model["mae"], step=score.fold.index)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after fold {score.fold.index}")
+
+        return backtest(training_set, dataset, make_model, on_fold=report).mean("model", "mae")
+
+    return objective
+
+
+def _optimize(
+    study: Any, objective: Callable[[optuna.Trial], float], n_trials: int, remaining: int, timeout: float | None
+) -> int:
+    """Run trials until the study as a whole holds ``n_trials`` finished ones (other workers finish
+    trials too), at most ``remaining`` here; returns the trials this worker ran."""
     finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-    # Other workers finish trials too: stop once the study as a whole has enough.
     stop = optuna.study.MaxTrialsCallback(n_trials, states=finished_states)
     ran = 0
 
@@ -291,10 +324,6 @@ def tune_worker(
         nonlocal ran
         ran += 1
 
-    log.info(
-        "worker %d tunes %s %s (%d trials to go) on study %s",
-        worker, family, f"round by round (at most {cap})" if rounds else "fold by fold", remaining, name,
-    )  # fmt: skip
     # A diverging trial (e.g. too high a learning rate) is recorded as failed; the study goes on.
     # Optuna's own bar counts this worker's trials, on a terminal only (core.progress's rule), with
     # each trial's line printed above it.
@@ -307,7 +336,6 @@ def tune_worker(
             catch=(FloatingPointError,),
             show_progress_bar=show_progress(),
         )
-    log.info("worker %d ran %d trials; study %s holds %d finished", worker, ran, name, _finished(study))
     return ran
 
 

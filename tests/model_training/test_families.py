@@ -10,11 +10,11 @@ import pytest
 
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
-from dags.retrain import FAMILIES as DAG_FAMILIES
 from model_bundle.families.dlinear import moving_average
 from model_training import devices, forecasters
 from model_training.families.linear import contiguous_lags
 from model_training.metrics import mae
+from orchestration.retrain_form import FAMILIES as DAG_FAMILIES
 from tests.utils.data import split_in_time, training_frame, write_dataset
 
 FAST = {

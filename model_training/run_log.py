@@ -1,0 +1,71 @@
+"""A training's MLflow run: what :func:`model_training.train.fit_and_report` computed, logged as one
+run with the bundle.
+
+Logging is kept apart from computing so that the run holds exactly one computed value, and a failure
+while computing leaves no half-logged run behind.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from model_training.train import TrainingResult
+
+
+class LoggedRun(NamedTuple):
+    run_id: str
+    model_uri: str  # the bundle logged in the run
+
+
+def log_training(
+    settings: Settings, trained: TrainingResult, tags: dict[str, str] | None = None, study: str | None = None
+) -> LoggedRun:
+    """Log ``trained`` as one run of the settings' experiment: tags (``tags`` over the training's own),
+    params, metrics (the folds' with their index as the step), the report files and the bundle.
+    ``study``: the Optuna study the parameters came from, summed up in the run."""
+    import mlflow
+
+    from model_registry.bundles import log_bundle
+    from model_registry.tracking import experiment_id
+
+    with mlflow.start_run(experiment_id=experiment_id(settings), run_name=trained.run_name) as run:
+        mlflow.set_tags({**trained.tags, **(tags or {})})
+        mlflow.log_params(trained.params)
+        mlflow.log_metrics(trained.summary)
+        mlflow.log_metrics(trained.fit_metrics)
+        mlflow.set_tag("device", trained.device)
+        mlflow.set_tag("interval_method", trained.interval_method)
+        if study:
+            log_study(settings, study)
+        for step, metrics in trained.fold_metrics:
+            mlflow.log_metrics(metrics, step=step)
+        mlflow.log_metrics(trained.entity_metrics)
+        for report in trained.reports:
+            mlflow.log_artifact(str(report))
+        mlflow.log_metrics(trained.interval_widths)
+        model_uri = log_bundle(settings, trained.model, trained.meta, trained.example, trained.bands)
+    return LoggedRun(run.info.run_id, model_uri)
+
+
+def log_study(settings: Settings, study: str) -> None:
+    """The tuning study behind the parameters, in the active run: counts, best trial and importances
+    as MLflow data."""
+    import mlflow
+
+    from model_training.tuning import study_summary
+
+    summary = study_summary(settings, study)
+    if summary is None:
+        mlflow.set_tag("tuning_study", f"{study} (not found)")
+        return
+    mlflow.set_tag("tuning_study", study)
+    metrics = {f"tuning_trials_{state}": float(count) for state, count in summary["states"].items()}
+    if "best_trial" in summary:
+        metrics["tuning_best_value"] = summary["best_trial"]["value"]
+        metrics["tuning_best_trial"] = float(summary["best_trial"]["number"])
+    metrics.update({f"tuning_importance_{k}": v for k, v in summary.get("importances", {}).items()})
+    mlflow.log_metrics(metrics)
+    mlflow.log_dict(summary, "tuning/study.json")
