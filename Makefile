@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup test-servers demo test test-fast test-gpu audit bench-accuracy bench-training bench-serving bench-soak bench-dags simulate lint format serve airflow mlflow-ui up down clean
+.PHONY: help setup test-servers demo test test-fast test-random test-gpu audit bench-accuracy bench-training bench-serving bench-soak bench-dags simulate lint format serve airflow mlflow-ui up down clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -13,7 +13,7 @@ help:  ## list the targets
 setup: $(VENV)/.installed  ## create .venv with the pinned dependencies (idempotent)
 
 # pip's output goes to a log, shown only when the install fails: a newcomer's terminal stays readable.
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt requirements-docs.txt pyproject.toml
 	@echo "setting up $(VENV) with the pinned dependencies (log: $(VENV)/install.log)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@{ $(BIN)/python -m pip install --upgrade pip \
@@ -28,18 +28,32 @@ demo: setup  ## the retraining DAG with dag.test(), then serve and print one for
 test-servers:  ## the servers the tests start (Debian packages): installs them as root, else prints the command
 	infra/scripts/test-servers.sh
 
-test: setup test-servers lint  ## lint, types and layer contracts, then the whole suite (unit, real servers, e2e)
-	$(BIN)/pytest
+# The suite on TEST_WORKERS processes (pytest-xdist), each with its own temporary folders, ports and
+# Airflow home; a module's tests stay on one worker (--dist loadfile), so what a module shares is made
+# once, and the trained champion the serving and registry tests read is trained once per run
+# (tests/utils/shared.py). Most tests wait on servers and subprocesses, so more workers than cores pay.
+# OpenMP threads (XGBoost, LightGBM, torch) that spin while they wait for work take the cores from the
+# other workers (a tuning test ran 20 times slower so): passive waiting changes no result, only what an
+# idle thread does, and the servers and training subprocesses the tests start inherit it.
+TEST_WORKERS ?= 4
+TEST_ENV   := OMP_WAIT_POLICY=PASSIVE
+FAST       := not slow and not integration and not e2e and not gpu
 
-test-fast: setup  ## the tests that need no server and train nothing big
-	$(BIN)/pytest -m "not slow and not integration and not e2e and not gpu"
+test: setup test-servers lint  ## lint, types and layer contracts, then the whole suite (unit, real servers, e2e) on TEST_WORKERS workers
+	$(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test-fast: setup  ## the inner loop: the tests that need no server and train nothing big, on two workers
+	$(TEST_ENV) $(BIN)/pytest -n 2 -m "$(FAST)"
+
+test-random: setup test-servers  ## the whole suite in a shuffled order (pytest-randomly; RANDOM_SEED=n repeats an order)
+	$(TEST_ENV) $(BIN)/pytest -p randomly $(if $(RANDOM_SEED),--randomly-seed=$(RANDOM_SEED)) -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-gpu: setup  ## the GPU paths of every model family (needs a CUDA device)
 	$(BIN)/pytest -m gpu
 
 # pip-audit lives in a venv of its own, so its dependencies never change the platform's pins.
 AUDIT_VENV ?= .venv-audit
-AUDITED    := requirements.txt requirements-dev.txt requirements-bench.txt requirements-serving.txt requirements-audit.txt
+AUDITED    := requirements.txt requirements-dev.txt requirements-bench.txt requirements-docs.txt requirements-serving.txt requirements-audit.txt
 AUDIT_ARGS ?=
 
 audit: $(AUDIT_VENV)/.installed  ## known vulnerabilities in the pinned requirements (ignore list: infra/audit/) -> reports/audit.json
@@ -55,7 +69,7 @@ $(AUDIT_VENV)/.installed: requirements-audit.txt
 bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.{json,md,png}
 	$(BIN)/python -m benchmarks.accuracy --config configs/benchmarks/ltsf_univariate.yaml --out reports
 
-bench-training: setup  ## fit time per family and tuning time with/without pruning -> reports/training_speed.{json,md}
+bench-training: setup  ## fit time per family; XGBoost tuning raced: ours vs the previous strategy (same trials), vs FLAML (same wall time) -> reports/training_speed.{json,md}
 	MLOPS_HOME=$(abspath .mlops)/bench $(BIN)/python -m benchmarks.training_speed --out reports
 
 bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md,png}
@@ -95,6 +109,11 @@ format: setup  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The docs site (mkdocs.yml, pages in docs/): --strict fails on a broken link or anchor and on a page left
+# out of the nav; the reference pages are generated from the code (infra/scripts/docs_pages.py).
+docs: setup  ## the docs site (MkDocs, Material) with mkdocs build --strict -> site/ (open site/index.html)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 serve: setup  ## run the forecasting service on the settings' host and port
 	$(BIN)/python -m model_serving
 
@@ -105,7 +124,7 @@ mlflow-ui: setup  ## open MLflow's UI on the local tracking database
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath .mlops)/mlflow.db
 
 clean:  ## remove local state and caches (keeps .venv)
-	rm -rf .mlops reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .mlops reports site .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
 
 up:  ## the whole stack in containers (needs Docker with compose, and .env from .env.example)

@@ -93,7 +93,7 @@ def stack(postgres_url: str, moto_endpoint: str, tmp_path_factory: pytest.TempPa
 
 
 def training_secret(stack: dict[str, str]) -> dict[str, Any]:
-    """The Secret ``mlops-training-env`` as an operator would create it (what the README lists)."""
+    """The Secret ``mlops-training-env`` as an operator would create it (what docs/operations/kubernetes.md lists)."""
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",

@@ -146,7 +146,7 @@ def random_walk_frame(series: int = 8, days: int = 3 * 365, seed: int = 11, end:
 
 def write_random_walk_dataset(directory: Path, frame: pd.DataFrame | None = None) -> Path:
     """:func:`random_walk_frame` as a long CSV with its config, written as a new user would from the
-    README: entity, timestamp and target columns, no covariates; returns the config path."""
+    docs (docs/datasets.md): entity, timestamp and target columns, no covariates; returns the config path."""
     directory.mkdir(parents=True, exist_ok=True)
     (frame if frame is not None else random_walk_frame()).to_csv(directory / "levels.csv", index=False)
     config = {
