@@ -21,8 +21,9 @@ import yaml
 from core.dataset import DatasetConfig
 from core.settings import PROJECT_ROOT, Settings
 from tests.utils.data import SYNTHETIC_END, write_dataset
-from tests.utils.platform import run_data_chain
+from tests.utils.platform import promote_a_champion, trained_settings
 from tests.utils.servers import free_port, postgres_bin, server_process
+from tests.utils.shared import made_once
 
 # Airflow reads its configuration once, at first import: point it at a throwaway home before any
 # test imports it, so tests never touch a developer's own Airflow.
@@ -33,6 +34,29 @@ os.environ.update(
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__CORE__UNIT_TEST_MODE="False",
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first, and a ``scenario`` module's steps in the order written.
+
+    pytest-xdist hands the workers whole files in collection order (``--dist loadfile``): files
+    whose tests run whole chains (``e2e``), then the other slow ones, then the rest, so that no long
+    file starts last and runs alone at the end. Within a class the order stays as collected, shuffled
+    where pytest-randomly ran first (``make test-random``), which leaves a module's tests together.
+    A ``scenario`` module is one story on one environment (a retraining, then the drift that follows
+    it...): its steps are put back in the order written, at the places the shuffle gave them."""
+    weights: dict[Any, int] = {}
+    scenarios: dict[Any, list[int]] = {}
+    for index, item in enumerate(items):
+        weight = 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
+        weights[item.module] = min(weight, weights.get(item.module, weight))
+        if item.get_closest_marker("scenario") is not None:
+            scenarios.setdefault(item.module, []).append(index)
+    for places in scenarios.values():
+        written = sorted((items[i] for i in places), key=lambda item: item.location[1] or 0)
+        for place, item in zip(places, written, strict=True):
+            items[place] = item
+    items.sort(key=lambda item: weights[item.module])  # stable: each module's tests stay together, in order
 
 
 @pytest.fixture
@@ -63,28 +87,18 @@ def logical_date() -> date:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, DatasetConfig]:
-    """The synthetic dataset taken through the whole chain once: a promoted champion, local profile.
+    """The synthetic dataset taken through the whole chain once per test run: a promoted champion,
+    local profile. One worker trains it, the others wait for it and read it (``made_once``); each
+    worker's forecast table is its own, so services that store their answers never share one.
 
     Tests that use these settings with MLflow point it at them first (``tracking.configure``)."""
     from model_registry import tracking
-    from model_registry.promotion import promote_version
-    from model_registry.registry import register_challenger
-    from model_training.train import train
-    from model_validation.champion import evaluate_challenger, holdout_of
 
-    root = tmp_path_factory.mktemp("trained")
-    config = write_dataset(root / "dataset")
-    settings = Settings(home=root / "home", dataset_config=config, _env_file=None)  # type: ignore[call-arg]
+    root = made_once(tmp_path_factory, "trained", promote_a_champion)
+    own_table = tmp_path_factory.mktemp("forecasts") / "forecasts.db"
+    settings = trained_settings(root).model_copy(update={"forecast_db": f"sqlite:///{own_table}"})
     tracking.configure(settings)
-    dataset = DatasetConfig.from_yaml(config)
-    run_data_chain(settings, dataset, SYNTHETIC_END)
-    outcome = train(settings, dataset, SYNTHETIC_END)
-    version = register_challenger(settings, settings.model_name(dataset.name), outcome.run_id).version
-    holdout = holdout_of(settings, dataset, SYNTHETIC_END)
-    decision = evaluate_challenger(settings, dataset, settings.model_name(dataset.name), version, holdout)
-    assert decision.passed, decision.reason
-    promote_version(settings, settings.model_name(dataset.name), version, decision.reason)
-    return settings, dataset
+    return settings, DatasetConfig.from_yaml(settings.dataset_config)
 
 
 @pytest.fixture(scope="session")

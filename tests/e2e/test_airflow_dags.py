@@ -5,6 +5,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -16,7 +17,7 @@ from tests.utils.data import SYNTHETIC_END, synthetic_frame, with_regime_change,
 from tests.utils.platform import PlatformEnv, run_data_chain
 from tests.utils.servers import free_port, server_process
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.scenario]
 
 CONF = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 2, "tuning_workers": 2, "reason": "test run"}
 
@@ -112,11 +113,13 @@ def test_drift_monitor_pushes_drift_figures(retrained, pushgateway: str) -> None
     assert 'mlops_drift_consecutive_checks{dataset="synthetic",instance="",job="drift_monitor"} 0' in metrics
 
 
-def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and_promoted(retrained) -> None:  # type: ignore[no-untyped-def]
-    """A regime change arrives; two drifted days of new data trigger a retraining with a reason and the
-    streak's first day; its holdout starts there, so champion and challenger are compared on the data
-    after the change, which the challenger forecasts better (it trained on the change's first days);
-    the drift gate finds its evidence like the newest data, and it becomes champion with no override."""
+@pytest.fixture(scope="module")
+def drift_promoted(retrained) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A regime change arrives in the retrained environment; the drift monitor runs on two days of new
+    data, and the retraining it triggers runs. What each step left, for the tests to judge (the
+    lasting-drift test below), and the state the tests after it start from: a drift-triggered champion
+    with a ``previous``. A fixture rather than a test's side effect, so any test that needs that state
+    (the MLflow UI check alone, ``-m browser``) gets it."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
@@ -132,33 +135,58 @@ def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and
 
     monitor = env.dag("drift_monitor_synthetic")
     first = _states(monitor.test(logical_date=datetime(2024, 4, 8, tzinfo=UTC)))
-    assert first["check_drift"] == "success"
-    assert first["trigger_retraining"] == "skipped"
     run_data_chain(settings, dataset, shifted_end)  # a second day of new data
     second = _states(monitor.test(logical_date=datetime(2024, 4, 9, tzinfo=UTC)))
-    assert second["trigger_retraining"] == "success", second
-    assert second["record_trigger"] == "success", second
     with create_session() as session:
-        triggered = session.query(DagRun).filter(DagRun.run_id == "drift__2024-04-09").one()
-        conf = dict(triggered.conf)
-    assert triggered.dag_id == "retrain_synthetic_forecaster"
-    assert "drift share above 0.50 on 2 consecutive days of new data" in conf["reason"]
-    assert conf["training_window_end"] == shifted_end.isoformat()
-    assert conf["holdout_start"] == (shifted_end - timedelta(days=1)).isoformat()  # the streak's first day
+        triggered = session.query(DagRun).filter(DagRun.run_id == "drift__2024-04-09").one_or_none()
+        dag_id, conf = (triggered.dag_id, dict(triggered.conf)) if triggered else (None, {})
     checks = client(settings).search_runs(
         [client(settings).get_experiment_by_name(settings.mlflow_experiment).experiment_id],
         "tags.job = 'drift_monitor' and tags.triggered_retraining = 'true'",
     )
-    assert [r.data.tags["check_date"] for r in checks] == ["2024-04-09"]
-
     before = champion_version(settings, "synthetic_forecaster")
-    run = env.dag("retrain_synthetic_forecaster").test(run_conf={**conf, "n_trials": 0})
-    states = _states(run)
+    run = env.dag("retrain_synthetic_forecaster").test(run_conf={**conf, "n_trials": 0}) if conf else None
+    return {
+        "env": env,
+        "shifted_end": shifted_end,
+        "first": first,
+        "second": second,
+        "triggered_dag_id": dag_id,
+        "conf": conf,
+        "check_dates": [r.data.tags["check_date"] for r in checks],
+        "before": before,
+        "run_id": run.run_id if run else None,
+        "states": _states(run) if run else {},
+    }
+
+
+def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and_promoted(drift_promoted) -> None:  # type: ignore[no-untyped-def]
+    """A regime change arrives; two drifted days of new data trigger a retraining with a reason and the
+    streak's first day; its holdout starts there, so champion and challenger are compared on the data
+    after the change, which the challenger forecasts better (it trained on the change's first days);
+    the drift gate finds its evidence like the newest data, and it becomes champion with no override."""
+    from model_registry.registry import champion_version
+    from model_registry.tracking import client
+
+    shifted_end, first, second = drift_promoted["shifted_end"], drift_promoted["first"], drift_promoted["second"]
+    assert first["check_drift"] == "success"
+    assert first["trigger_retraining"] == "skipped"
+    assert second["trigger_retraining"] == "success", second
+    assert second["record_trigger"] == "success", second
+    conf = drift_promoted["conf"]
+    assert drift_promoted["triggered_dag_id"] == "retrain_synthetic_forecaster"
+    assert "drift share above 0.50 on 2 consecutive days of new data" in conf["reason"]
+    assert conf["training_window_end"] == shifted_end.isoformat()
+    assert conf["holdout_start"] == (shifted_end - timedelta(days=1)).isoformat()  # the streak's first day
+    assert drift_promoted["check_dates"] == ["2024-04-09"]
+
+    before, states = drift_promoted["before"], drift_promoted["states"]
     assert states["promote"] == "success", states
     assert states["skip_promotion"] == "skipped", states
+    settings = drift_promoted["env"].settings()
     challenger = client(settings).get_model_version_by_alias("synthetic_forecaster", "challenger")
     assert champion_version(settings, "synthetic_forecaster") == str(challenger.version) != before
-    assert challenger.tags["dag_run_id"] == run.run_id
+    assert challenger.tags["dag_run_id"] == drift_promoted["run_id"]
     assert challenger.tags["holdout_window"].startswith(f"{shifted_end - timedelta(days=1)}T00:00:00")
     assert float(challenger.tags["holdout_mae"]) < float(challenger.tags["holdout_champion_mae"])
     assert challenger.tags["holdout_champion_version"] == before
@@ -169,7 +197,9 @@ def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and
 
 
 @pytest.mark.browser
-def test_the_mlflow_ui_shows_champion_previous_their_gates_and_the_drift_report(retrained, browser) -> None:  # type: ignore[no-untyped-def]
+def test_the_mlflow_ui_shows_champion_previous_their_gates_and_the_drift_report(
+    retrained, drift_promoted, browser
+) -> None:  # type: ignore[no-untyped-def]
     """MLflow's own UI (``mlflow server`` on the run's tracking database), as an operator reads it after
     the drift-triggered promotion above: the registered model's versions carry the aliases ``champion``
     and ``previous``, the champion's page shows its gate tags, and its run's drift report renders."""
@@ -217,7 +247,7 @@ def test_the_mlflow_ui_shows_champion_previous_their_gates_and_the_drift_report(
             context.close()
 
 
-def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained) -> None:  # type: ignore[no-untyped-def]
+def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained, drift_promoted) -> None:  # type: ignore[no-untyped-def]
     """The retraining's promote task, given the gate results that the run above logged, after another
     version became champion meanwhile: it refuses and that champion stays. Then the rollback DAG moves
     the champion back, and a running service follows it."""
@@ -227,6 +257,7 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
     import mlflow as mlflow_api
     from fastapi.testclient import TestClient
 
+    from feature_drift.outcomes import DriftResult
     from model_registry.outcomes import RegisteredVersion
     from model_registry.promotion import PromotionConflictError, promote_version
     from model_registry.provenance import BUNDLE_DIGEST_TAG
@@ -234,7 +265,7 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
     from model_registry.tracking import client
     from model_serving.app import create_app
     from model_validation.champion import GATE_ARTIFACT
-    from model_validation.outcomes import DriftResult, GateDecision
+    from model_validation.outcomes import GateDecision
     from orchestration.plan import RunPlan
 
     env, _, _ = retrained
@@ -291,7 +322,9 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
             time.sleep(0.2)
 
 
-def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(retrained, pushgateway: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(
+    retrained, drift_promoted, pushgateway: str
+) -> None:  # type: ignore[no-untyped-def]
     """``ingest_<name>`` lands, checks and loads the day of its data interval, and each of its asset
     events names that day (what the consumers read; the scheduler-driven chain is in
     test_airflow_rest). A retraining of that day then reuses the landed, checked day."""

@@ -35,6 +35,7 @@ def settings_in(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home", training_device="cpu", _env_file=None)  # type: ignore[call-arg]
 
 
+@pytest.mark.slow  # fits the backtest's folds three times over
 def test_boosted_folds_grow_the_trees_a_fit_grows(synthetic) -> None:  # type: ignore[no-untyped-def]
     """The folds boost side by side, a few rounds each in turn; after n rounds each fold's error is
     the error of a model fitted with n_estimators=n, so the rounds a trial keeps are what the final
@@ -76,6 +77,7 @@ def run_study(settings: Settings, dataset: DatasetConfig, frame: pd.DataFrame, n
     return optuna.load_study(study_name=name, storage=settings.study_storage)
 
 
+@pytest.mark.slow  # two studies of six trials each
 @pytest.mark.parametrize("rounds", [True, False], ids=["round-by-round", "fold-by-fold"])
 def test_tuning_is_deterministic_for_a_seed(rounds: bool, synthetic, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     dataset, frame = synthetic
@@ -99,6 +101,7 @@ SPACE = {
 }
 
 
+@pytest.mark.slow  # a study whose trials are pruned and stopped early
 def test_pruned_and_early_stopped_trials_are_recorded_as_such(synthetic, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
     """A learning rate of 0.8 overfits within a few rounds (stopped early, its best rounds kept); one
     of 0.001 has barely moved after the warm-up and is pruned against it. The best trial's value is

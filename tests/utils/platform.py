@@ -11,7 +11,7 @@ from typing import Any
 
 from core.dataset import DatasetConfig
 from core.settings import PROJECT_ROOT, Settings
-from tests.utils.data import write_dataset
+from tests.utils.data import SYNTHETIC_END, write_dataset
 
 
 def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: date) -> None:
@@ -27,6 +27,41 @@ def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: dat
     write_offline_source(settings, dataset, logical_date)
     apply(settings, dataset)
     materialize(settings, dataset, end_of(logical_date))
+
+
+def trained_settings(root: Path) -> Settings:
+    """The local-profile settings of the champion ``promote_a_champion`` made under ``root``."""
+    return Settings(home=root / "home", dataset_config=root / "dataset" / "synthetic.yaml", _env_file=None)  # type: ignore[call-arg]
+
+
+def promote_a_champion(root: Path) -> None:
+    """The synthetic dataset written under ``root`` and taken through the whole chain there."""
+    from model_registry import tracking
+
+    config = write_dataset(root / "dataset")
+    settings = trained_settings(root)
+    assert settings.dataset_config == config
+    tracking.configure(settings)
+    promote_first_version(settings, DatasetConfig.from_yaml(config))
+
+
+def promote_first_version(settings: Settings, dataset: DatasetConfig) -> str:
+    """Data, features, a trained version that passes the champion gate, promoted: the chain the
+    retraining DAG runs, in process. Returns the version."""
+    from model_registry.promotion import promote_version
+    from model_registry.registry import register_challenger
+    from model_training.train import train
+    from model_validation.champion import evaluate_challenger, holdout_of
+
+    run_data_chain(settings, dataset, SYNTHETIC_END)
+    outcome = train(settings, dataset, SYNTHETIC_END)
+    name = settings.model_name(dataset.name)
+    version = register_challenger(settings, name, outcome.run_id).version
+    holdout = holdout_of(settings, dataset, SYNTHETIC_END)
+    decision = evaluate_challenger(settings, dataset, name, version, holdout)
+    assert decision.passed, decision.reason
+    promote_version(settings, name, version, decision.reason)
+    return version
 
 
 def on_registry_copy(settings: Settings, directory: Path, **update: Any) -> Settings:

@@ -1,0 +1,99 @@
+"""The suite's own machinery: what is made once per run is made once, whichever worker asks, and a
+scenario module keeps the order of its steps when the suite is shuffled."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from core.settings import PROJECT_ROOT
+
+
+class _Factory:
+    """The one method of pytest's TempPathFactory that ``made_once`` reads, for a worker process."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+
+    def getbasetemp(self) -> Path:
+        return self.base
+
+
+def _ask(run: str, worker: str) -> str:
+    """A worker of a run asking for the shared folder; ``make`` appends a line each time it runs."""
+    import os
+    import time
+
+    from tests.utils.shared import made_once
+
+    os.environ["PYTEST_XDIST_WORKER"] = worker
+
+    def make(folder: Path) -> None:
+        with (Path(run) / "made.log").open("a") as log:
+            log.write(f"{worker}\n")
+        time.sleep(0.5)  # long enough for the other workers to be waiting on the lock meanwhile
+        (folder / "result").write_text(worker)
+
+    factory = _Factory(Path(run) / f"popen-{worker}")
+    factory.base.mkdir(parents=True, exist_ok=True)
+    return (made_once(factory, "shared", make) / "result").read_text()  # type: ignore[arg-type]
+
+
+def test_what_workers_share_is_made_once_and_read_by_all(tmp_path: Path) -> None:
+    workers = ["gw0", "gw1", "gw2"]
+    with ProcessPoolExecutor(len(workers)) as pool:
+        results = list(pool.map(_ask, [str(tmp_path)] * len(workers), workers))
+    made = (tmp_path / "made.log").read_text().split()
+    assert len(made) == 1, made
+    assert results == made * len(workers), "every worker reads what the one that made it made"
+
+
+def test_a_failed_make_leaves_nothing_and_the_next_worker_makes_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.utils.shared import made_once
+
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    factory = _Factory(tmp_path / "popen-gw0")
+
+    def fail(folder: Path) -> None:
+        (folder / "half").write_text("written before the failure")
+        raise RuntimeError("training failed")
+
+    with pytest.raises(RuntimeError, match="training failed"):
+        made_once(factory, "shared", fail)  # type: ignore[arg-type]
+    folder = made_once(factory, "shared", lambda folder: (folder / "whole").write_text("ok"))  # type: ignore[arg-type]
+    assert sorted(p.name for p in folder.iterdir()) == [".done", "whole"], "the failed try's file is gone"
+
+
+def test_a_shuffled_suite_keeps_a_scenario_modules_steps_in_order(tmp_path: Path) -> None:
+    """pytest-randomly shuffles every module's tests; a ``scenario`` module's come back in the order
+    written, at the places the shuffle gave them. The same seed without the marker shuffles them,
+    so the check can fail."""
+    steps = "\n".join(f"def test_step_{n}() -> None:\n    pass\n" for n in range(8))
+    (tmp_path / "test_story.py").write_text("import pytest\n\npytestmark = pytest.mark.scenario\n\n" + steps)
+    (tmp_path / "test_plain.py").write_text(steps)
+    (tmp_path / "conftest.py").write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {str(PROJECT_ROOT)!r})
+            from tests.conftest import pytest_collection_modifyitems  # noqa: F401
+            """
+        )
+    )
+    argv = [sys.executable, "-m", "pytest", "-p", "randomly", "--randomly-seed=3", "--collect-only", "-q"]
+    argv += ["-c", str(PROJECT_ROOT / "pyproject.toml"), "--rootdir", str(tmp_path), "-p", "no:cacheprovider"]
+    listed = subprocess.run([*argv, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    collected = [line.split("::") for line in listed.splitlines() if "::" in line]
+    story = [name for module, name in collected if module.endswith("test_story.py")]
+    plain = [name for module, name in collected if module.endswith("test_plain.py")]
+    written = [f"test_step_{n}" for n in range(8)]
+    assert story == written
+    assert sorted(plain) == written
+    assert plain != written, "the seed shuffles a plain module's tests"
