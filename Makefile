@@ -40,7 +40,7 @@ TEST_ENV   := OMP_WAIT_POLICY=PASSIVE
 FAST       := not slow and not integration and not e2e and not gpu
 
 test: setup test-servers lint  ## lint, types and layer contracts, then the whole suite (unit, real servers, e2e) on TEST_WORKERS workers
-	$(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(TEST_ENV) $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=10
 
 test-fast: setup  ## the inner loop: the tests that need no server and train nothing big, on two workers
 	$(TEST_ENV) $(BIN)/pytest -n 2 -m "$(FAST)"

@@ -24,20 +24,25 @@ class _Factory:
         return self.base
 
 
-def _ask(run: str, worker: str) -> str:
-    """A worker of a run asking for the shared folder; ``make`` appends a line each time it runs."""
+def _ask(run: str, worker: str, workers: int) -> str:
+    """A worker of a run asking for the shared folder; ``make`` appends a line each time it runs, and
+    finishes only once every worker has asked (so the others ask while it makes)."""
     import os
-    import time
 
+    from tests.utils.servers import wait_for
     from tests.utils.shared import made_once
 
     os.environ["PYTEST_XDIST_WORKER"] = worker
+    asked = Path(run) / "asked"
+    asked.mkdir(exist_ok=True)
 
     def make(folder: Path) -> None:
         with (Path(run) / "made.log").open("a") as log:
             log.write(f"{worker}\n")
-        time.sleep(0.5)  # long enough for the other workers to be waiting on the lock meanwhile
+        wait_for(lambda: len(list(asked.iterdir())) == workers, "every worker asking", timeout=60)
         (folder / "result").write_text(worker)
+
+    (asked / worker).touch()
 
     factory = _Factory(Path(run) / f"popen-{worker}")
     factory.base.mkdir(parents=True, exist_ok=True)
@@ -47,7 +52,7 @@ def _ask(run: str, worker: str) -> str:
 def test_what_workers_share_is_made_once_and_read_by_all(tmp_path: Path) -> None:
     workers = ["gw0", "gw1", "gw2"]
     with ProcessPoolExecutor(len(workers)) as pool:
-        results = list(pool.map(_ask, [str(tmp_path)] * len(workers), workers))
+        results = list(pool.map(_ask, [str(tmp_path)] * len(workers), workers, [len(workers)] * len(workers)))
     made = (tmp_path / "made.log").read_text().split()
     assert len(made) == 1, made
     assert results == made * len(workers), "every worker reads what the one that made it made"
