@@ -24,7 +24,7 @@ from model_registry import tracking
 from tests.utils.data import SYNTHETIC_END, synthetic_frame, with_regime_change, write_dataset
 from tests.utils.platform import run_data_chain
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.scenario]
 
 MODEL = "synthetic_forecaster"
 SHIFTED_END = SYNTHETIC_END + timedelta(days=7)
