@@ -29,13 +29,9 @@ import psutil
 
 from benchmarks.serving import plan
 from benchmarks.serving.measurement import post
-from benchmarks.serving.servers import bench_settings, our_service, prepare, redis_server
-from core.dataset import DatasetConfig
-from core.progress import logging_beside_progress, progress
+from benchmarks.serving.servers import bench_stack, our_service
+from core.progress import progress
 from core.settings import PROJECT_ROOT
-from harness.net import free_port
-from harness.servers import exit_on_sigterm
-from model_registry import tracking
 
 log = logging.getLogger(__name__)
 
@@ -230,15 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain", action="store_true", help="train and promote a new champion first")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    exit_on_sigterm()
-
-    dataset = DatasetConfig.from_yaml(args.dataset)
-    logs = args.home.resolve() / "logs"
-    redis_port = free_port()
-    settings = bench_settings(args.home, args.dataset, redis_port)
-    tracking.configure(settings)
-    with redis_server(redis_port, logs), logging_beside_progress():
-        version = prepare(settings, dataset, args.logical_date, args.retrain)
+    with bench_stack(args.home, args.dataset, args.logical_date, args.retrain) as bench:
+        settings, dataset, version, logs = bench.settings, bench.dataset, bench.version, bench.logs
         with our_service(settings, args.workers, logs) as (base, process):
             url = f"{base}/v1/forecast"
             body = json.dumps({"entity_id": args.entity}).encode()

@@ -26,18 +26,12 @@ from benchmarks.serving.plan import (
 )
 from benchmarks.serving.report import markdown, read_paths_section
 from benchmarks.serving.servers import (
-    bench_settings,
+    bench_stack,
     point_only_champion,
-    prepare,
-    redis_server,
     write_floor_config,
 )
 from core.dataset import DatasetConfig
-from core.progress import logging_beside_progress
 from core.settings import PROJECT_ROOT, Settings
-from harness.net import free_port
-from harness.servers import exit_on_sigterm
-from model_registry import tracking
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,16 +91,8 @@ def _load_systems(
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # SIGTERM unwinds like an error, so every server started here is stopped.
-    exit_on_sigterm()
-
-    dataset = DatasetConfig.from_yaml(args.dataset)
-    logs = args.home.resolve() / "logs"
-    redis_port = free_port()
-    settings = bench_settings(args.home, args.dataset, redis_port)
-    tracking.configure(settings)
-    with redis_server(redis_port, logs), logging_beside_progress():
-        version = prepare(settings, dataset, args.logical_date, args.retrain)
+    with bench_stack(args.home, args.dataset, args.logical_date, args.retrain) as bench:
+        settings, dataset, version, logs = bench.settings, bench.dataset, bench.version, bench.logs
         reads = measurement.compare_read_paths(settings, dataset, args.entity) if "reads" in args.systems else []
         rows = _load_systems(args, settings, dataset, version, logs)
 

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from core.dataset import DatasetConfig
+from core.progress import logging_beside_progress
 from core.settings import PROJECT_ROOT, OnlineStoreKind, Profile, Settings, child_environment
 from harness import servers
 from harness.net import free_port, http_ok, port_open
+from harness.servers import exit_on_sigterm
 from model_registry import tracking
 
 log = logging.getLogger(__name__)
@@ -304,3 +307,28 @@ def write_floor_config(settings: Settings, dataset: DatasetConfig, version: str,
     fields = [field for view in reader.views for field in view.hash_keys]
     body = floor_body(dataset, version, entity)
     return write_config(logs / "floor.json", settings.redis_host, settings.redis_port, key, fields, body)
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What a serving benchmark runs against: its settings, the dataset, the champion, its logs folder."""
+
+    settings: Settings
+    dataset: DatasetConfig
+    version: str
+    logs: Path
+
+
+@contextlib.contextmanager
+def bench_stack(home: Path, dataset_config: Path, logical_date: date, retrain: bool) -> Iterator[Bench]:
+    """The start every serving benchmark shares: SIGTERM unwinds like an error (so every server started
+    here is stopped), settings under ``home`` with a throwaway Redis online, MLflow pointed at them,
+    features online and a champion registered (:func:`prepare`); log lines print above progress bars."""
+    exit_on_sigterm()
+    dataset = DatasetConfig.from_yaml(dataset_config)
+    logs = home.resolve() / "logs"
+    redis_port = free_port()
+    settings = bench_settings(home, dataset_config, redis_port)
+    tracking.configure(settings)
+    with redis_server(redis_port, logs), logging_beside_progress():
+        yield Bench(settings, dataset, prepare(settings, dataset, logical_date, retrain), logs)
