@@ -20,6 +20,7 @@ import yaml
 
 from core.dataset import DatasetConfig
 from core.settings import PROJECT_ROOT, Settings
+from harness.wait import wait_for
 from tests.utils.data import SYNTHETIC_END, write_dataset
 from tests.utils.platform import promote_a_champion, trained_settings
 from tests.utils.servers import free_port, postgres_bin, server_process
@@ -34,6 +35,10 @@ os.environ.update(
     AIRFLOW__CORE__LOAD_EXAMPLES="False",
     AIRFLOW__CORE__UNIT_TEST_MODE="False",
 )
+# Every ``mlflow server`` a test starts inherits this: as in compose (infra/compose/mlflow-server.sh),
+# without MLflow's job runner (about ten huey consumer processes per server, for GenAI jobs the
+# platform never submits).
+os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -174,6 +179,10 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = [*as_user, postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1"]
     with server_process([*server, "-k", str(sockets), "-c", "fsync=off"], port, timeout=60):
         import psycopg
+
+        # The port opens before the server accepts connections ("the database system is starting up").
+        ready = [postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)]
+        wait_for(lambda: subprocess.run(ready, capture_output=True, timeout=30).returncode == 0, "PostgreSQL", 60, 0.2)
 
         with psycopg.connect(f"postgresql://mlops@127.0.0.1:{port}/postgres", autocommit=True) as conn:
             conn.execute("CREATE DATABASE optuna")

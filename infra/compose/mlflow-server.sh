@@ -26,4 +26,7 @@ grant_default_workspace_access = false
 auth_cache_ttl_seconds = 60
 INI
 export MLFLOW_AUTH_CONFIG_PATH="$config"
+# MLflow's job runner (a pool of huey consumer processes for GenAI jobs: judges, prompt optimization)
+# serves nothing the platform submits: off unless asked for.
+export MLFLOW_SERVER_ENABLE_JOB_EXECUTION="${MLFLOW_SERVER_ENABLE_JOB_EXECUTION:-false}"
 exec mlflow server --app-name basic-auth "$@"

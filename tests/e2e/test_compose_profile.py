@@ -76,7 +76,9 @@ def mlflow_server(postgres_server: str, moto_endpoint: str, mlflow_log: Path) ->
     argv = ["bash", str(PROJECT_ROOT / "infra" / "compose" / "mlflow-server.sh"), "--host", "127.0.0.1",
             "--port", str(port), "--backend-store-uri", database(postgres_server, "mlflow"),
             "--artifacts-destination", "s3://mlflow/artifacts", "--serve-artifacts", "--workers", "1"]  # fmt: skip
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+    # The job runner's switch is left to the script, as in the container (the suite turns it off).
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"}
+    env = {**inherited, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": S3_SECRET,
            "MLFLOW_S3_ENDPOINT_URL": moto_endpoint, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "MLFLOW_AUTH_ADMIN_USERNAME": MLFLOW_USER, "MLFLOW_AUTH_ADMIN_PASSWORD": MLFLOW_PASSWORD,
            "MLFLOW_AUTH_DATABASE_URI": database(postgres_server, "mlflow", "mlflow_auth"),
@@ -98,6 +100,7 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
 ) -> None:
     import boto3
     import optuna
+    import psutil
     import psycopg
     from fastapi.testclient import TestClient
 
@@ -185,6 +188,12 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         == 401
     )
     assert requests.post(api, json={"max_results": 1}, auth=(MLFLOW_USER, MLFLOW_PASSWORD), timeout=30).ok
+    # Minutes after its start, the server still runs without MLflow's job runner (its huey consumers).
+    auth_db = database(postgres_server, "mlflow", "mlflow_auth")
+    consumers = [p.pid for p in psutil.process_iter(["cmdline", "environ"])
+                 if "huey_consumer" in " ".join(p.info["cmdline"] or [])
+                 and (p.info["environ"] or {}).get("MLFLOW_AUTH_DATABASE_URI") == auth_db]  # fmt: skip
+    assert consumers == []
 
     # No credential is written anywhere the run leaves a trace.
     output = capfd.readouterr()
