@@ -29,11 +29,12 @@ def test_the_serving_lock_leaves_out_airflow_great_expectations_evidently_and_op
     assert [name for name in serving if name.startswith(excluded)] == []
 
 
-BENCHMARK_PEERS = ("mlforecast", "coreforecast", "utilsforecast")
+BENCHMARK_PEERS = ("mlforecast", "coreforecast", "utilsforecast", "statsforecast", "fugue")
 
 
 def test_the_benchmarks_peers_stay_out_of_the_platform_and_serving_locks() -> None:
-    """mlforecast is what `make bench-accuracy` compares intervals with, never a runtime dependency."""
+    """mlforecast (`make bench-accuracy`, `make bench-m4`) and statsforecast (`make bench-m4`) are peers
+    the benchmarks compare with, not runtime dependencies."""
     bench = pins(PROJECT_ROOT / "requirements-bench.txt")
     assert set(BENCHMARK_PEERS) <= set(bench)
     for lock in ("requirements.txt", "requirements-serving.txt"):

@@ -1,0 +1,59 @@
+"""``python -m benchmarks.m4``: M4 Hourly and Weekly, the baselines and peers scored by M4's rules."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import benchmarks.m4
+from benchmarks.m4 import data, metrics, peers, report
+
+log = logging.getLogger("benchmarks.m4")
+
+
+def run(frequency: str, models: list[str], limit: int | None) -> tuple[list[dict[str, Any]], int]:
+    """Every row of one frequency: Naive2 first (OWA's reference), then the other baselines and peers."""
+    series = data.load(frequency)
+    if limit is not None:
+        series = data.M4Series(series.ids[:limit], series.train[:limit], series.test[:limit])
+    spec = data.FREQUENCIES[frequency]
+    forecasts = peers.baselines(series, spec)
+    for name in models:
+        log.info("%s: %s on %d series", frequency, name, len(series.ids))
+        forecasts.append(peers.RUNNERS[name](series, spec))
+    reference = metrics.score(series.train, series.test, forecasts[0].point, spec.seasonal_period)
+    rows = []
+    for forecast in forecasts:
+        scores = metrics.score(
+            series.train, series.test, forecast.point, spec.seasonal_period, reference, forecast.interval
+        )
+        timing = {"fit_s": round(forecast.fit_s, 2), "predict_s": round(forecast.predict_s, 2)}
+        rows.append({"frequency": frequency, "model": forecast.model, **scores.__dict__, **timing})
+        log.info("%s %s: %s", frequency, forecast.model, scores.rounded())
+    return rows, len(series.ids)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.m4", description=benchmarks.m4.__doc__)
+    parser.add_argument("--frequencies", nargs="+", choices=sorted(data.FREQUENCIES), default=["hourly", "weekly"])
+    parser.add_argument("--models", nargs="*", choices=peers.PEERS, default=list(peers.PEERS), help="the peers to run")
+    parser.add_argument("--series", type=int, default=None, help="only the first N series of each frequency")
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
+    for frequency in args.frequencies:
+        found, counts[frequency] = run(frequency, args.models, args.series)
+        rows += found
+    paths = report.write(rows, counts, args.out)
+    print(paths[1].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The models M4's rows are made of, each run on a frequency's series and scored by M4's rules.
+
+* the competition's own benchmarks, computed here: Naive2 (OWA's reference), seasonal naive and naive
+  (with R's naive 95 % interval, ±1.96 sigma √h);
+* peers of the same run: statsforecast's AutoETS, AutoTheta and AutoARIMA, each alone, and mlforecast
+  with LightGBM on lags of each series scaled on its own (``LocalStandardScaler``), its 95 % interval
+  conformal over the last two horizons of each series.
+
+statsforecast and mlforecast are the benchmarks' dependencies (``requirements-bench.txt``), imported
+only when their peer runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.m4 import metrics
+from benchmarks.m4.data import Frequency, M4Series
+
+NORMAL_975 = 1.959963984540054
+STATSFORECAST = ("AutoETS", "AutoTheta", "AutoARIMA")
+PEERS = (*STATSFORECAST, "mlforecast_lightgbm")
+BASELINES = ("Naive2", "sNaive", "Naive")
+
+
+@dataclass(frozen=True)
+class Forecasts:
+    model: str
+    point: np.ndarray  # (series, H)
+    interval: tuple[np.ndarray, np.ndarray] | None  # 95 %: (lower, upper), each (series, H)
+    fit_s: float
+    predict_s: float
+
+
+def baselines(series: M4Series, spec: Frequency) -> list[Forecasts]:
+    """Naive2, seasonal naive and naive (the last with its interval), as the competition computed them."""
+    h, m = spec.horizon, spec.seasonal_period
+    rows = []
+    for name, forecast in (
+        ("Naive2", lambda t: metrics.naive2(t, h, m)),
+        ("sNaive", lambda t: metrics.seasonal_naive(t, h, m)),
+        ("Naive", lambda t: metrics.seasonal_naive(t, h, 1)),
+    ):
+        started = time.perf_counter()
+        point = np.stack([forecast(train) for train in series.train])
+        interval = None
+        if name == "Naive":
+            sigma = np.array([np.sqrt(np.mean(np.diff(train) ** 2)) for train in series.train])[:, None]
+            spread = NORMAL_975 * sigma * np.sqrt(np.arange(1, h + 1))
+            interval = (point - spread, point + spread)
+        rows.append(Forecasts(name, point, interval, 0.0, time.perf_counter() - started))
+    return rows
+
+
+def long_frame(series: M4Series) -> pd.DataFrame:
+    """Nixtla's long layout: ``unique_id``, ``ds`` (the step number: M4 has no timestamps), ``y``."""
+    parts = [
+        pd.DataFrame({"unique_id": name, "ds": np.arange(1, len(values) + 1), "y": values})
+        for name, values in zip(series.ids, series.train, strict=True)
+    ]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _in_order(frame: pd.DataFrame, series: M4Series, column: str, horizon: int) -> np.ndarray:
+    """A forecast column of a Nixtla frame as (series, H), in the files' order of series."""
+    ordered = frame.set_index("unique_id").loc[series.ids]
+    return ordered[column].to_numpy(dtype=np.float64).reshape(len(series.ids), horizon)
+
+
+def statsforecast_peer(name: str, series: M4Series, spec: Frequency) -> Forecasts:
+    """One statsforecast model alone, fitted per series on every core, with its 95 % interval."""
+    from statsforecast import StatsForecast
+    from statsforecast import models as sf_models
+
+    model = getattr(sf_models, name)(season_length=spec.seasonal_period)
+    engine = StatsForecast(models=[model], freq=1, n_jobs=-1)
+    frame = long_frame(series)
+    started = time.perf_counter()
+    engine.fit(frame)
+    fitted = time.perf_counter()
+    forecast = engine.predict(h=spec.horizon, level=[95]).reset_index()
+    predicted = time.perf_counter()
+    interval = (
+        _in_order(forecast, series, f"{name}-lo-95", spec.horizon),
+        _in_order(forecast, series, f"{name}-hi-95", spec.horizon),
+    )
+    point = _in_order(forecast, series, name, spec.horizon)
+    return Forecasts(name, point, interval, fitted - started, predicted - fitted)
+
+
+def mlforecast_lags(spec: Frequency) -> list[int]:
+    """One season of lags (or the horizon's, without a season) and, hourly, the week before."""
+    span = max(spec.seasonal_period, spec.horizon)
+    extra = [168] if spec.seasonal_period == 24 else [52] if spec.name == "Weekly" else []
+    return sorted({*range(1, span + 1), *extra})
+
+
+def mlforecast_peer(series: M4Series, spec: Frequency) -> Forecasts:
+    """LightGBM on lags of each series standardised on its own, recursive over the horizon."""
+    from lightgbm import LGBMRegressor
+    from mlforecast import MLForecast
+    from mlforecast.target_transforms import LocalStandardScaler
+    from mlforecast.utils import PredictionIntervals
+
+    engine = MLForecast(
+        models={"lgbm": LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=63, verbosity=-1, seed=0)},
+        freq=1,
+        lags=mlforecast_lags(spec),
+        target_transforms=[LocalStandardScaler()],
+    )
+    frame = long_frame(series)
+    started = time.perf_counter()
+    engine.fit(frame, prediction_intervals=PredictionIntervals(n_windows=2, h=spec.horizon))
+    fitted = time.perf_counter()
+    forecast = engine.predict(spec.horizon, level=[95])
+    predicted = time.perf_counter()
+    interval = (
+        _in_order(forecast, series, "lgbm-lo-95", spec.horizon),
+        _in_order(forecast, series, "lgbm-hi-95", spec.horizon),
+    )
+    point = _in_order(forecast, series, "lgbm", spec.horizon)
+    return Forecasts("mlforecast_lightgbm", point, interval, fitted - started, predicted - fitted)
+
+
+RUNNERS: dict[str, Callable[[M4Series, Frequency], Forecasts]] = {
+    **{name: functools.partial(statsforecast_peer, name) for name in STATSFORECAST},
+    "mlforecast_lightgbm": mlforecast_peer,
+}
