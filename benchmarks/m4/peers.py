@@ -95,7 +95,8 @@ def statsforecast_peer(name: str, series: M4Series, spec: Frequency) -> Forecast
 
 
 def mlforecast_lags(spec: Frequency) -> list[int]:
-    """One season of lags (or the horizon's, without a season) and, hourly, the week before."""
+    """One season of lags (the horizon's where that is longer) and the longer cycle the competition's m
+    leaves out: a week back hourly (168), a year back weekly (52)."""
     span = max(spec.seasonal_period, spec.horizon)
     extra = [168] if spec.seasonal_period == 24 else [52] if spec.name == "Weekly" else []
     return sorted({*range(1, span + 1), *extra})
