@@ -25,6 +25,13 @@ def test_mlforecast_lags_cover_a_season_or_the_horizon() -> None:
     assert peers.mlforecast_lags(data.FREQUENCIES["weekly"]) == [*range(1, 14), 52]
 
 
+def test_conformal_windows_fit_the_shortest_series_after_its_longest_lag() -> None:
+    hourly = data.M4Series(ids=["H1"], train=[np.ones(700)], test=np.zeros((1, 48)))
+    assert peers.conformal_windows(hourly, data.FREQUENCIES["hourly"]) == 10  # room for 11: capped
+    weekly = data.M4Series(ids=["W1"], train=[np.ones(80)], test=np.zeros((1, 13)))
+    assert peers.conformal_windows(weekly, data.FREQUENCIES["weekly"]) == 2  # (80 - 52 - 1) // 13
+
+
 @pytest.mark.slow
 def test_the_report_scores_every_model_beside_the_published_rows(tmp_path: Path) -> None:
     argv = ["--frequencies", "weekly", "--series", "8", "--models", "AutoTheta", "mlforecast_lightgbm"]
