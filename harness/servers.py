@@ -46,6 +46,13 @@ def postgres_bin(name: str, hint: str = SERVERS_HINT) -> str:
     raise RuntimeError(f"PostgreSQL's {name} is not installed: {hint}")
 
 
+def postgres_accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the PostgreSQL on ``port`` accepts connections (``pg_isready``): its port opens while it
+    is still starting up or replaying its WAL, and refuses connections until then."""
+    ready = [postgres_bin("pg_isready"), "-h", host, "-p", str(port)]
+    return subprocess.run(ready, capture_output=True, timeout=30).returncode == 0
+
+
 def wait_until_ready(
     process: subprocess.Popen[bytes], ready: Callable[[], bool], name: str, timeout: float, interval: float = 0.1
 ) -> None:

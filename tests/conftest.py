@@ -20,6 +20,7 @@ import yaml
 
 from core.dataset import DatasetConfig
 from core.settings import PROJECT_ROOT, Settings
+from harness.servers import postgres_accepts
 from harness.wait import wait_for
 from tests.utils.data import SYNTHETIC_END, write_dataset
 from tests.utils.platform import promote_a_champion, trained_settings
@@ -180,9 +181,7 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with server_process([*server, "-k", str(sockets), "-c", "fsync=off"], port, timeout=60):
         import psycopg
 
-        # The port opens before the server accepts connections ("the database system is starting up").
-        ready = [postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)]
-        wait_for(lambda: subprocess.run(ready, capture_output=True, timeout=30).returncode == 0, "PostgreSQL", 60, 0.2)
+        wait_for(lambda: postgres_accepts(port), "PostgreSQL to accept connections", 60, 0.2)
 
         with psycopg.connect(f"postgresql://mlops@127.0.0.1:{port}/postgres", autocommit=True) as conn:
             conn.execute("CREATE DATABASE optuna")

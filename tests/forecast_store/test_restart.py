@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,8 @@ import pytest
 
 from core.settings import Settings
 from forecast_store import store
+from harness.servers import postgres_accepts
+from harness.wait import wait_for
 from tests.forecast_store.test_store import DAY, ISSUED, rows
 from tests.utils.servers import free_port, postgres_bin, wait_for_port
 
@@ -43,11 +44,7 @@ class Cluster:
                 "-k", str(self.sockets)]  # fmt: skip
         self.process = subprocess.Popen([*self.as_user, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.process, timeout=60)
-        ready = [postgres_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)]
-        deadline = time.monotonic() + 60
-        while subprocess.run(ready, capture_output=True, timeout=30).returncode != 0:  # still replaying the WAL
-            assert time.monotonic() < deadline, "PostgreSQL did not accept connections after 60 s"
-            time.sleep(0.2)
+        wait_for(lambda: postgres_accepts(self.port), "PostgreSQL to accept connections (WAL replayed)", 60, 0.2)
 
     def crash(self) -> None:
         """Immediate shutdown (SIGQUIT): no checkpoint, every connection cut; restart replays the WAL."""

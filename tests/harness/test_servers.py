@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from harness.net import free_port, port_open
-from harness.servers import Server, running
+from harness.servers import Server, postgres_accepts, running
 from harness.wait import wait_for
 
 # A server that forks a worker into its own process group, says the worker's pid, then listens.
@@ -81,3 +81,11 @@ def test_a_server_in_the_callers_group_is_stopped_alone(tmp_path: Path) -> None:
         assert not _gone(worker), "the caller's process group was left alone"
     finally:
         subprocess.run(["kill", str(worker)], check=False)
+
+
+@pytest.mark.integration
+def test_postgres_accepts_only_where_a_server_takes_connections(postgres_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    assert postgres_accepts(int(make_url(postgres_url).port or 0))
+    assert not postgres_accepts(free_port()), "nothing listens there"
