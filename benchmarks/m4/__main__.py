@@ -24,7 +24,8 @@ def run(frequency: str, models: list[str], limit: int | None) -> tuple[list[dict
     for name in models:
         log.info("%s: %s on %d series", frequency, name, len(series.ids))
         forecasts.append(peers.RUNNERS[name](series, spec))
-    reference = metrics.score(series.train, series.test, forecasts[0].point, spec.seasonal_period)
+    naive2 = next(f for f in forecasts if f.model == "Naive2")
+    reference = metrics.score(series.train, series.test, naive2.point, spec.seasonal_period)
     rows = []
     for forecast in forecasts:
         scores = metrics.score(

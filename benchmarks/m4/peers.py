@@ -43,11 +43,13 @@ def baselines(series: M4Series, spec: Frequency) -> list[Forecasts]:
     """Naive2, seasonal naive and naive (the last with its interval), as the competition computed them."""
     h, m = spec.horizon, spec.seasonal_period
     rows = []
-    for name, forecast in (
-        ("Naive2", lambda t: metrics.naive2(t, h, m)),
-        ("sNaive", lambda t: metrics.seasonal_naive(t, h, m)),
-        ("Naive", lambda t: metrics.seasonal_naive(t, h, 1)),
-    ):
+    methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        "Naive2": lambda t: metrics.naive2(t, h, m),
+        "sNaive": lambda t: metrics.seasonal_naive(t, h, m),
+        "Naive": lambda t: metrics.seasonal_naive(t, h, 1),
+    }
+    for name in BASELINES:
+        forecast = methods[name]
         started = time.perf_counter()
         point = np.stack([forecast(train) for train in series.train])
         interval = None

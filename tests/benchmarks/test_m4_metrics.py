@@ -1,6 +1,7 @@
-"""M4's scoring (benchmarks/m4/metrics.py) reproduces the competition's own benchmark rows from the
-data: Naive2, seasonal naive and naive on Hourly and Weekly, and the naive 95 % interval's MSIS and
-ACD, each as ``data/m4/published_*.csv`` gives it. If any rule differed (the seasonality test, the
+"""M4's scoring (benchmarks/m4/metrics.py) and the bench's baselines (benchmarks/m4/peers.py)
+reproduce the competition's own benchmark rows from the data: Naive2, seasonal naive and naive on
+Hourly and Weekly, and the naive 95 % interval's MSIS and ACD, each as ``data/m4/published_*.csv``
+gives it. If any rule differed (the seasonality test, the
 decomposition, MASE's scale, the interval score), these numbers would not come out."""
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import csv
 import numpy as np
 import pytest
 
-from benchmarks.m4 import data, metrics
-
-NORMAL_975 = 1.959963984540054  # the two-sided 95 % normal quantile, as R's qnorm(0.975)
+from benchmarks.m4 import data, metrics, peers
 
 
 def published(file: str, method: str) -> dict[str, float]:
@@ -34,21 +33,13 @@ def test_the_files_hold_every_series_with_its_horizon(frequency: tuple[str, data
     assert not any(np.isnan(t).any() for t in series.train)
 
 
-@pytest.mark.parametrize(
-    ("method", "forecast"),
-    [
-        ("Naive2", lambda train, h, m: metrics.naive2(train, h, m)),
-        ("sNaive", lambda train, h, m: metrics.seasonal_naive(train, h, m)),
-        ("Naive", lambda train, h, m: metrics.seasonal_naive(train, h, 1)),
-    ],
-)
-def test_the_benchmarks_score_as_published(frequency, method, forecast) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("method", peers.BASELINES)
+def test_the_benchmarks_score_as_published(frequency, method: str) -> None:  # type: ignore[no-untyped-def]
+    """The rows ``make bench-m4`` computes for the competition's benchmarks, as it scores them."""
     name, series, spec = frequency
-    m = spec.seasonal_period
-    naive2 = np.stack([metrics.naive2(t, spec.horizon, m) for t in series.train])
-    reference = metrics.score(series.train, series.test, naive2, m)
-    points = np.stack([forecast(t, spec.horizon, m) for t in series.train])
-    scores = metrics.score(series.train, series.test, points, m, reference)
+    forecasts = {f.model: f for f in peers.baselines(series, spec)}
+    reference = metrics.score(series.train, series.test, forecasts["Naive2"].point, spec.seasonal_period)
+    scores = metrics.score(series.train, series.test, forecasts[method].point, spec.seasonal_period, reference)
     row = published("published_point.csv", method)
     assert round(scores.smape, 3) == row[f"smape_{name}"]
     assert round(scores.mase, 3) == row[f"mase_{name}"]
@@ -56,14 +47,12 @@ def test_the_benchmarks_score_as_published(frequency, method, forecast) -> None:
 
 
 def test_the_naive_interval_scores_as_published(frequency: tuple[str, data.M4Series, data.Frequency]) -> None:
-    """The naive forecast's 95 % interval as R's forecast::naive gives it: ±1.96 sigma √h, sigma the root
-    mean square of the one-step in-sample changes."""
+    """The naive row's 95 % interval (R's forecast::naive: ±1.96 sigma √h, sigma the root mean square of
+    the one-step in-sample changes) scores the published MSIS and ACD."""
     name, series, spec = frequency
-    steps = np.sqrt(np.arange(1, spec.horizon + 1))
-    sigma = np.array([np.sqrt(np.mean(np.diff(t) ** 2)) for t in series.train])[:, None]
-    point = np.stack([np.full(spec.horizon, t[-1]) for t in series.train])
-    interval = (point - NORMAL_975 * sigma * steps, point + NORMAL_975 * sigma * steps)
-    scores = metrics.score(series.train, series.test, point, spec.seasonal_period, interval=interval)
+    naive = next(f for f in peers.baselines(series, spec) if f.model == "Naive")
+    assert naive.interval is not None
+    scores = metrics.score(series.train, series.test, naive.point, spec.seasonal_period, interval=naive.interval)
     row = published("published_intervals_95.csv", "Naive")
     assert scores.msis is not None
     assert scores.acd is not None
