@@ -14,7 +14,7 @@ from benchmarks.m4 import data, metrics, peers, report
 log = logging.getLogger("benchmarks.m4")
 
 
-def run(frequency: str, models: list[str], limit: int | None) -> tuple[list[dict[str, Any]], int]:
+def run(frequency: str, models: list[str], limit: int | None, jobs: int = -1) -> tuple[list[dict[str, Any]], int]:
     """Every row of one frequency: Naive2 first (OWA's reference), then the other baselines and peers."""
     series = data.load(frequency)
     if limit is not None:
@@ -23,7 +23,7 @@ def run(frequency: str, models: list[str], limit: int | None) -> tuple[list[dict
     forecasts = peers.baselines(series, spec)
     for name in models:
         log.info("%s: %s on %d series", frequency, name, len(series.ids))
-        forecasts.append(peers.RUNNERS[name](series, spec))
+        forecasts.append(peers.RUNNERS[name](series, spec, jobs))
     naive2 = next(f for f in forecasts if f.model == "Naive2")
     reference = metrics.score(series.train, series.test, naive2.point, spec.seasonal_period)
     rows = []
@@ -43,12 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", choices=peers.PEERS, default=list(peers.PEERS), help="the peers to run")
     parser.add_argument("--series", type=int, default=None, help="only the first N series of each frequency")
     parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument(
+        "--jobs", type=int, default=-1, help="processes statsforecast fits in and LightGBM's threads (-1: every core)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rows: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     for frequency in args.frequencies:
-        found, counts[frequency] = run(frequency, args.models, args.series)
+        found, counts[frequency] = run(frequency, args.models, args.series, args.jobs)
         rows += found
     paths = report.write(rows, counts, args.out)
     print(paths[1].read_text())

@@ -76,8 +76,10 @@ def _in_order(frame: pd.DataFrame, series: M4Series, column: str, horizon: int) 
     return ordered[column].to_numpy(dtype=np.float64).reshape(len(series.ids), horizon)
 
 
-def statsforecast_peer(name: str, series: M4Series, spec: Frequency) -> Forecasts:
-    """One statsforecast model alone, fitted per series on every core, with its 95 % interval."""
+def statsforecast_peer(name: str, series: M4Series, spec: Frequency, jobs: int = -1) -> Forecasts:
+    """One statsforecast model alone, fitted per series in ``jobs`` processes (-1: one per core), with its
+    95 % interval. ``jobs=1`` fits in this process: statsforecast's pool forks, and a fork taken while
+    another thread holds a lock (a test worker's) can hang the child."""
     from statsforecast import StatsForecast
     from statsforecast import models as sf_models
 
@@ -88,7 +90,7 @@ def statsforecast_peer(name: str, series: M4Series, spec: Frequency) -> Forecast
         shortest = min(len(values) for values in series.train)
         options["approximation"] = spec.seasonal_period > 12 or shortest > 150
     model = getattr(sf_models, name)(season_length=spec.seasonal_period, **options)
-    engine = StatsForecast(models=[model], freq=1, n_jobs=-1)
+    engine = StatsForecast(models=[model], freq=1, n_jobs=jobs)
     frame = long_frame(series)
     started = time.perf_counter()
     engine.fit(frame)
@@ -118,15 +120,16 @@ def conformal_windows(series: M4Series, spec: Frequency) -> int:
     return max(2, min(10, room))
 
 
-def mlforecast_peer(series: M4Series, spec: Frequency) -> Forecasts:
-    """LightGBM on lags of each series standardised on its own, recursive over the horizon."""
+def mlforecast_peer(series: M4Series, spec: Frequency, jobs: int = -1) -> Forecasts:
+    """LightGBM on lags of each series standardised on its own, recursive over the horizon, in ``jobs``
+    threads (-1: LightGBM's default)."""
     from lightgbm import LGBMRegressor
     from mlforecast import MLForecast
     from mlforecast.target_transforms import LocalStandardScaler
     from mlforecast.utils import PredictionIntervals
 
     engine = MLForecast(
-        models={"lgbm": LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=63, verbosity=-1, seed=0)},
+        models={"lgbm": LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=63, verbosity=-1, seed=0, n_jobs=jobs)},
         freq=1,
         lags=mlforecast_lags(spec),
         target_transforms=[LocalStandardScaler()],
@@ -147,7 +150,7 @@ def mlforecast_peer(series: M4Series, spec: Frequency) -> Forecasts:
     return Forecasts("mlforecast_lightgbm", point, interval, fitted - started, predicted - fitted)
 
 
-RUNNERS: dict[str, Callable[[M4Series, Frequency], Forecasts]] = {
+RUNNERS: dict[str, Callable[[M4Series, Frequency, int], Forecasts]] = {
     **{name: functools.partial(statsforecast_peer, name) for name in STATSFORECAST},
     "mlforecast_lightgbm": mlforecast_peer,
 }
