@@ -129,7 +129,11 @@ def mlforecast_peer(series: M4Series, spec: Frequency, jobs: int = -1) -> Foreca
     from mlforecast.utils import PredictionIntervals
 
     engine = MLForecast(
-        models={"lgbm": LGBMRegressor(n_estimators=200, learning_rate=0.05, num_leaves=63, verbosity=-1, seed=0, n_jobs=jobs)},
+        models={
+            "lgbm": LGBMRegressor(
+                n_estimators=200, learning_rate=0.05, num_leaves=63, verbosity=-1, seed=0, n_jobs=jobs
+            )
+        },
         freq=1,
         lags=mlforecast_lags(spec),
         target_transforms=[LocalStandardScaler()],
