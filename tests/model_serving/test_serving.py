@@ -200,7 +200,7 @@ def test_champion_moves_are_served_without_a_restart(own_registry: tuple[Setting
 
 
 def test_following_the_champion_writes_nothing_to_a_read_only_registry_or_home(
-    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
+    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The service reads a registry it may not write (SQLite opened read-only) from a home that does not
     exist: it loads the champion and follows a promotion, and its poll creates no folder and no
@@ -220,6 +220,11 @@ def test_following_the_champion_writes_nothing_to_a_read_only_registry_or_home(
             "model_artifact_roots": [(settings.home / "mlartifacts").as_uri()],
         }
     )
+    # MLflow makes the "parent folder" of a SQLite URI's path before it connects, and takes
+    # ``file:/…?mode=ro`` for a relative path: a ``file:`` folder appears in the working directory.
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     champion = writer.get_model_version_by_alias(name, CHAMPION)
     tags = {BUNDLE_DIGEST_TAG: champion.tags[BUNDLE_DIGEST_TAG]}
     new = str(writer.create_model_version(name, champion.source, run_id=champion.run_id, tags=tags).version)
