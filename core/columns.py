@@ -45,6 +45,12 @@ def feature_names(dataset: DatasetConfig) -> list[str]:
     return numeric_feature_names(dataset) + calendar_feature_names(dataset)
 
 
+def history_name(dataset: DatasetConfig) -> str:
+    """The feature holding each row's recent target values (:mod:`core.history`): a list, not a
+    number, so it is none of :func:`feature_names` and the tabular families never see it."""
+    return f"{dataset.target}_history"
+
+
 def label_names(dataset: DatasetConfig) -> list[str]:
     """``y_1 .. y_H``: the target 1..H periods after a row's timestamp."""
     return [f"y_{step}" for step in range(1, dataset.horizon + 1)]

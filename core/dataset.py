@@ -82,6 +82,12 @@ class FeatureConfig(_Strict):
         description="Calendar values among hour, day_of_week, day_of_month, month.",
     )
     ttl: timedelta = Field(default=timedelta(days=7), description="Feast feature view TTL (look-back of joins).")
+    history: int | None = Field(
+        default=None,
+        ge=2,
+        description="Steps of the target's recent values the per-series (statistical) families forecast from. "
+        "Default: the largest of 336, eight seasons and four horizons.",
+    )
 
     @field_validator("calendar")
     @classmethod
@@ -285,6 +291,12 @@ class DatasetConfig(_Strict):
             week = int(timedelta(days=7) / self.frequency)
             lags = sorted({*range(self.seasonal_period), week})
         return lags
+
+    @property
+    def history_length(self) -> int:
+        """Steps of recent target values a per-series family forecasts from (the history feature)."""
+        configured = self.feature_engineering.history
+        return configured if configured is not None else max(336, 8 * self.seasonal_period, 4 * self.horizon)
 
     @property
     def backtest_gap(self) -> int:

@@ -20,6 +20,11 @@ PREDICTORS: dict[str, str] = {
     "lightgbm": "model_bundle.families.lgbm:LightGBMForecaster",
     "nlinear": "model_bundle.families.nlinear:NLinearForecaster",
     "dlinear": "model_bundle.families.dlinear:DLinearForecaster",
+    "naive": "model_bundle.families.seasonal_naive:SeasonalNaive",
+    **{
+        family: "model_bundle.families.statistical:StatisticalForecaster"
+        for family in ("random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima")
+    },
 }
 
 

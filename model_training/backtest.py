@@ -17,7 +17,7 @@ import pandas as pd
 from core.columns import EVENT_TIMESTAMP, label_names
 from core.dataset import DatasetConfig
 from core.progress import progress
-from model_training.forecasters import Boosted, Forecaster, baseline
+from model_training.forecasters import Boosted, Forecaster, baseline, forecast_rows
 from model_training.metrics import METRICS
 
 
@@ -147,7 +147,8 @@ def backtest(
             train = training_set[stamps <= fold.train_end]
             test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
             actual = test[labels].to_numpy(dtype=np.float64)
-            model_forecast = make_model().fit(train, train[labels].to_numpy(dtype=np.float64)).predict(test)
+            model = make_model().fit(train, train[labels].to_numpy(dtype=np.float64))
+            model_forecast = forecast_rows(model, test, training_set, dataset)
             naive_forecast = naive.predict(test)
             model_overall, model_steps = _scores(actual, model_forecast)
             naive_overall, naive_steps = _scores(actual, naive_forecast)

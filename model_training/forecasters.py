@@ -31,9 +31,19 @@ FAMILIES: dict[str, str] = {
     "lightgbm": "model_training.families.lgbm:LightGBMTrainer",
     "nlinear": "model_training.families.nlinear:NLinearTrainer",
     "dlinear": "model_training.families.dlinear:DLinearTrainer",
+    "naive": "model_training.families.seasonal_naive:NaiveTrainer",
+    "random_walk_with_drift": "model_training.families.statistical:RandomWalkWithDriftTrainer",
+    "auto_ets": "model_training.families.statistical:AutoETSTrainer",
+    "auto_theta": "model_training.families.statistical:AutoThetaTrainer",
+    "auto_arima": "model_training.families.statistical:AutoARIMATrainer",
 }
 BASELINE = "seasonal_naive"
-TRAINABLE = sorted(set(FAMILIES) - {BASELINE})
+# Families with a model per series, which forecast from each row's history (:mod:`core.history`).
+PER_SERIES = {"random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima"}
+# What the retraining form and the training CLI offer: the families whose bundles the service can
+# answer with today. The per-series families and naive are scored by the backtest (and make
+# bench-m4); they are offered once the online store serves each series' history.
+TRAINABLE = sorted(set(FAMILIES) - {BASELINE, "naive"} - PER_SERIES)
 
 
 class Forecaster(Predictor, Protocol):
@@ -61,6 +71,17 @@ class Boosted(Protocol):
     def boost(self, rounds: int) -> np.ndarray:
         """Add ``rounds`` rounds; the validation rows' mean absolute error after each of them."""
         ...
+
+
+def forecast_rows(model: Predictor, rows: pd.DataFrame, source: pd.DataFrame, dataset: DatasetConfig) -> np.ndarray:
+    """``model``'s forecasts of ``rows``; a per-series model gets each row's history from ``source``
+    (rows with lag 0 and labels, e.g. the training set they come from; a window never reaches past
+    its row's time, so the labels of ``source`` do not leak into the forecast)."""
+    if getattr(model, "per_series", False):
+        from core.history import with_history
+
+        rows = with_history(rows, source, dataset)
+    return np.asarray(model.predict(rows), dtype=np.float64)
 
 
 def family_class(family: str) -> Any:

@@ -246,7 +246,8 @@ def write_reports(
     report.write_text(json.dumps(result.to_dict(), indent=2))
     drawn = plot_backtest(result, directory / "backtest.png", title)
     newest = frame.groupby(dataset.entity_column, sort=True).tail(1)
-    forecast = plot_forecast(frame, dataset, model.predict(newest), bands, directory / "forecast.png", title)
+    predicted = forecasters.forecast_rows(model, newest, frame, dataset)
+    forecast = plot_forecast(frame, dataset, predicted, bands, directory / "forecast.png", title)
     return [report, drawn, forecast]
 
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import benchmarks.m4
-from benchmarks.m4 import data, metrics, peers, report
+from benchmarks.m4 import data, metrics, peers, platform, report
 
 log = logging.getLogger("benchmarks.m4")
+# The rows a run can ask for: the peers and the platform's own families.
+RUNNERS: dict[str, Callable[[data.M4Series, data.Frequency, int], peers.Forecasts]] = {
+    **peers.RUNNERS,
+    **{
+        row: functools.partial(platform.platform_run, family)
+        for row, family in zip(platform.ROWS, platform.FAMILIES, strict=True)
+    },
+}
 
 
 def run(frequency: str, models: list[str], limit: int | None, jobs: int = -1) -> tuple[list[dict[str, Any]], int]:
@@ -23,7 +33,7 @@ def run(frequency: str, models: list[str], limit: int | None, jobs: int = -1) ->
     forecasts = peers.baselines(series, spec)
     for name in models:
         log.info("%s: %s on %d series", frequency, name, len(series.ids))
-        forecasts.append(peers.RUNNERS[name](series, spec, jobs))
+        forecasts.append(RUNNERS[name](series, spec, jobs))
     naive2 = next(f for f in forecasts if f.model == "Naive2")
     reference = metrics.score(series.train, series.test, naive2.point, spec.seasonal_period)
     rows = []
@@ -40,7 +50,13 @@ def run(frequency: str, models: list[str], limit: int | None, jobs: int = -1) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.m4", description=benchmarks.m4.__doc__)
     parser.add_argument("--frequencies", nargs="+", choices=sorted(data.FREQUENCIES), default=["hourly", "weekly"])
-    parser.add_argument("--models", nargs="*", choices=peers.PEERS, default=list(peers.PEERS), help="the peers to run")
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        choices=list(RUNNERS),
+        default=list(RUNNERS),
+        help="the peers and platform families to run",
+    )
     parser.add_argument("--series", type=int, default=None, help="only the first N series of each frequency")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument(

@@ -29,3 +29,14 @@ class SeasonalNaiveTrainer(SeasonalNaive):
         self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None
     ) -> SeasonalNaiveTrainer:
         return self
+
+
+class NaiveTrainer(SeasonalNaiveTrainer):
+    """Naive: the last value for every step (seasonal naive with a season of one step)."""
+
+    family = "naive"
+
+    @classmethod
+    def for_dataset(cls, dataset: DatasetConfig, seasonal_period: int | None = None, **_: Any) -> NaiveTrainer:
+        repeated = SeasonalNaiveTrainer.for_dataset(dataset, seasonal_period=1)
+        return cls(repeated.columns, 1)

@@ -34,26 +34,42 @@ def test_conformal_windows_fit_the_shortest_series_after_its_longest_lag() -> No
 
 @pytest.mark.slow
 def test_the_report_scores_every_model_beside_the_published_rows(tmp_path: Path) -> None:
-    argv = ["--frequencies", "weekly", "--series", "8", "--models", "AutoTheta", "mlforecast_lightgbm", "--jobs", "1"]
+    argv = [
+        "--frequencies",
+        "weekly",
+        "--series",
+        "8",
+        "--models",
+        "AutoETS",
+        "mlforecast_lightgbm",
+        "platform_auto_ets",
+        "--jobs",
+        "1",
+    ]
     # One process: statsforecast's pool forks, and a fork of this worker (threads of other tests' clients
     # alive) hung once for the whole timeout.
     assert main([*argv, "--out", str(tmp_path)]) == 0
     document = json.loads((tmp_path / "m4.json").read_text())
     rows = {row["model"]: row for row in document["rows"]}
-    assert list(rows) == ["Naive2", "sNaive", "Naive", "AutoTheta", "mlforecast_lightgbm"]
+    assert list(rows) == ["Naive2", "sNaive", "Naive", "AutoETS", "mlforecast_lightgbm", "platform_auto_ets"]
     assert all(set(report.ROW_KEYS) <= row.keys() for row in rows.values())
     assert rows["Naive2"]["owa"] == 1.0, "OWA's reference is the Naive2 of the same run"
     assert document["series"] == {"weekly": 8}
-    for peer in ("AutoTheta", "mlforecast_lightgbm"):
+    for peer in ("AutoETS", "mlforecast_lightgbm"):
         row = rows[peer]
         assert row["msis"] is not None, row
         assert row["acd"] is not None, row
         assert row["fit_s"] >= 0, row
         # A peer forecasting these 8 series is in the range of the naive benchmarks, not off by a scale.
         assert row["mase"] < 10 * rows["Naive"]["mase"], row
+    # The platform's AutoETS is statsforecast's, fitted per series by the platform's trainer and
+    # continued from its state at the end of training: the very forecasts of the peer.
+    for metric in ("smape", "mase", "owa"):
+        assert rows["platform_auto_ets"][metric] == pytest.approx(rows["AutoETS"][metric], rel=1e-9), metric
+    assert rows["platform_auto_ets"]["msis"] is None, "no interval without the backtest's errors yet"
     best = min(report._published("published_point.csv"), key=lambda r: float(r["owa_weekly"]))
     assert document["published"]["weekly"][0]["owa"] == float(best["owa_weekly"])
     markdown = (tmp_path / "m4.md").read_text()
-    assert "| AutoTheta |" in markdown
+    assert "| AutoETS |" in markdown
     assert "| best submission (OWA) | Darin, S. & Stellwagen, E." in markdown
     assert (tmp_path / "m4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

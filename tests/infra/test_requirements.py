@@ -29,14 +29,17 @@ def test_the_serving_lock_leaves_out_airflow_great_expectations_evidently_and_op
     assert [name for name in serving if name.startswith(excluded)] == []
 
 
-BENCHMARK_PEERS = ("mlforecast", "coreforecast", "utilsforecast", "statsforecast", "fugue")
+BENCHMARK_PEERS = ("mlforecast", "flaml")
 
 
 def test_the_benchmarks_peers_stay_out_of_the_platform_and_serving_locks() -> None:
-    """mlforecast (`make bench-accuracy`, `make bench-m4`) and statsforecast (`make bench-m4`) are peers
-    the benchmarks compare with, not runtime dependencies."""
+    """mlforecast (`make bench-accuracy`, `make bench-m4`) and FLAML (`make bench-training`) are peers
+    the benchmarks compare with, not runtime dependencies; statsforecast is the platform's own library
+    of statistical families."""
     bench = pins(PROJECT_ROOT / "requirements-bench.txt")
     assert set(BENCHMARK_PEERS) <= set(bench)
+    assert "statsforecast" in pins(PROJECT_ROOT / "requirements.txt")
+    assert "statsforecast" not in bench, "one pin, in the platform's lock"
     for lock in ("requirements.txt", "requirements-serving.txt"):
         found = pins(PROJECT_ROOT / lock)
         assert [name for name in BENCHMARK_PEERS if name in found] == [], lock

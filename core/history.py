@@ -1,0 +1,106 @@
+"""Each series' recent target values: what a per-series (statistical) family forecasts from.
+
+A tabular family forecasts from one feature row; a statistical model (ETS, ARIMA, Theta) carries a
+state that the series' values move, so it forecasts from the values themselves. The history of a
+row stamped ``t`` is the target's last ``dataset.history_length`` values on the frequency grid, the
+newest at ``t``, oldest first, NaN where the grid has no value (a gap, or before the series began).
+
+The values come from feature rows: lag 0 is the target at the row's time and the labels ``y_h`` are
+the target ``h`` steps later. A window never reaches past its row's own time, so labels (known only
+later) never leak into a forecast made at ``t``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from core.columns import EVENT_TIMESTAMP, label_names, lag_name
+from core.dataset import DatasetConfig
+
+
+@dataclass(frozen=True)
+class GridSeries:
+    """One entity's target on the frequency grid: ``values[i]`` is at ``start + i * step`` (NaN: unknown)."""
+
+    start: pd.Timestamp
+    step: pd.Timedelta
+    values: np.ndarray
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.start + (len(self.values) - 1) * self.step
+
+    def positions(self, stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+        """The grid index of each timestamp (a timestamp off the grid raises)."""
+        offsets = (pd.DatetimeIndex(stamps) - self.start) / self.step
+        index = np.asarray(np.round(offsets), dtype=np.int64)
+        if not np.allclose(offsets, index):
+            raise ValueError(f"timestamps off the {self.step} grid that starts at {self.start}")
+        return index
+
+    def until(self, stamp: pd.Timestamp) -> np.ndarray:
+        """The values up to and including ``stamp``."""
+        return self.values[: int(self.positions(pd.DatetimeIndex([stamp]))[0]) + 1]
+
+    def windows(self, stamps: pd.Series | pd.DatetimeIndex, length: int) -> np.ndarray:
+        """(rows, length): the ``length`` values ending at each timestamp, NaN before the series began."""
+        padded = np.concatenate([np.full(length - 1, np.nan), self.values])
+        ends = self.positions(stamps) + length - 1  # in ``padded``
+        if len(ends) and (ends.min() < length - 1 or ends.max() >= len(padded)):
+            raise ValueError("a row's time lies outside its series")
+        views = np.lib.stride_tricks.sliding_window_view(padded, length)
+        return np.array(views[ends - (length - 1)], dtype=np.float64)
+
+
+def target_series(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool = True) -> dict[str, GridSeries]:
+    """Each entity's target as the frame's rows hold it: lag 0 at each row's time and, ``with_labels``,
+    each label at its own time (so a training set's series runs to the newest row's last label)."""
+    step = pd.Timedelta(dataset.frequency)
+    lag0 = lag_name(dataset.target, 0)
+    labels = label_names(dataset) if with_labels else []
+    known = [c for c in labels if c in frame.columns]
+    if lag0 not in frame.columns and not known:
+        raise ValueError(f"rows of {dataset.name} carry neither {lag0} nor labels: no target values to forecast from")
+    out: dict[str, GridSeries] = {}
+    for entity, rows in frame.groupby(dataset.entity_column, sort=True):
+        stamps = pd.DatetimeIndex(rows[EVENT_TIMESTAMP])
+        start, newest = stamps.min(), stamps.max()
+        if lag0 not in rows.columns:
+            start = start + step  # the first value known is the first row's y_1
+        end = newest + len(known) * step
+        values = np.full(round((end - start) / step) + 1, np.nan)
+        base = np.asarray(np.round((stamps - start) / step), dtype=np.int64)
+        # Labels first, lag 0 last: where both give a value for the same time, the observed one wins.
+        for offset, column in enumerate(known, start=1):
+            column_values = rows[column].to_numpy(dtype=np.float64)
+            given = ~np.isnan(column_values)
+            values[base[given] + offset] = column_values[given]
+        if lag0 in rows.columns:
+            observed = rows[lag0].to_numpy(dtype=np.float64)
+            given = ~np.isnan(observed) & (base >= 0)
+            values[base[given]] = observed[given]
+        out[str(entity)] = GridSeries(start=start, step=step, values=values)
+    return out
+
+
+def with_history(rows: pd.DataFrame, source: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    """``rows`` with the history column (:func:`core.columns.history_name`): each row's window of
+    ``source``'s target values (lag 0 and labels), ending at the row's own time."""
+    from core.columns import history_name
+
+    series = target_series(source, dataset)
+    length = dataset.history_length
+    windows: list[np.ndarray] = [np.empty(0)] * len(rows)
+    for entity, index in rows.groupby(dataset.entity_column, sort=False).indices.items():
+        own = series.get(str(entity))
+        if own is None:
+            raise KeyError(f"no target values of {entity!r} to forecast it from")
+        block = own.windows(rows[EVENT_TIMESTAMP].iloc[index], length)
+        for position, window in zip(index, block, strict=True):
+            windows[position] = window
+    out = rows.copy()
+    out[history_name(dataset)] = pd.Series(windows, index=rows.index, dtype=object)
+    return out

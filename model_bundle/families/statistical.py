@@ -1,0 +1,231 @@
+"""Statistical families: one statsforecast model per series, forecasting from the series' newest values.
+
+Each series gets its own fitted model (AutoETS, AutoTheta, AutoARIMA, or the random walk with
+drift). A forecast never refits: the fitted parameters run over the newest values (statsforecast's
+``forward``), which the row brings in its history column (:mod:`core.history`):
+
+* Where the history reaches back to the end of training, the model continues from there: ETS
+  exactly, from its state at the end of training (statsforecast's ``forward`` would restart from the
+  initial state, whose season and level belong to the first training value); ARIMA filters the
+  training tail and the new values with its fitted coefficients (within 0.1 % of filtering the
+  whole series: the shorter series starts its conditional sums elsewhere).
+* Where it does not (a champion older than the history), the parameters run over the history alone:
+  ARIMA's forecast is the same, ETS's and Theta's start from their fitted initial states and converge
+  over the window.
+
+A model saves as JSON: statsforecast's fitted dict with numpy arrays spelled out and the arrays that
+only fitting used (residuals, fitted values, the state path) left out; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+# family -> the statsforecast class that fits and forwards each series.
+MODELS: dict[str, str] = {
+    "auto_ets": "AutoETS",
+    "auto_theta": "AutoTheta",
+    "auto_arima": "AutoARIMA",
+    "random_walk_with_drift": "RandomWalkWithDrift",
+}
+SEASONAL = {"auto_ets", "auto_theta", "auto_arima"}
+# The rows' time column (``core.columns.EVENT_TIMESTAMP``; the bundle's code imports nothing of the
+# platform): the newest value of each row's history is at this time.
+TIME_COLUMN = "event_timestamp"
+# ETS continues from its state this many training values before the end, running over them again.
+ETS_RERUN = 4
+# Arrays of a fitted model that ``forward`` never reads: the training series' residuals, fitted
+# values and state path; ARIMA's state-space matrices (``forward`` rebuilds them from the
+# coefficients; it does read the training series and regressors, for the drift's time index).
+_FIT_ONLY = {"residuals", "fitted", "actual_residuals", "states", "model"}
+
+
+def encode(value: Any) -> Any:
+    """JSON for a statsforecast fitted dict: arrays, numpy scalars and tuples tagged so that
+    :func:`decode` gives back the same types."""
+    if isinstance(value, dict):
+        return {"__dict__": [[encode(k), encode(v)] for k, v in value.items()]}
+    if isinstance(value, np.ndarray):
+        flat = [encode(v) for v in value.ravel().tolist()]
+        return {"__ndarray__": flat, "dtype": str(value.dtype), "shape": list(value.shape)}
+    if isinstance(value, np.generic):
+        return {"__scalar__": encode(value.item()), "dtype": str(value.dtype)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot save a {type(value).__name__} of a fitted model")
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__dict__" in value:
+        return {decode(k): decode(v) for k, v in value["__dict__"]}
+    if "__ndarray__" in value:
+        flat = [decode(v) for v in value["__ndarray__"]]
+        return np.array(flat, dtype=value["dtype"]).reshape(value["shape"])
+    if "__scalar__" in value:
+        return np.dtype(value["dtype"]).type(decode(value["__scalar__"]))
+    if "__tuple__" in value:
+        return tuple(decode(v) for v in value["__tuple__"])
+    if "__float__" in value:
+        return float(value["__float__"])
+    raise ValueError(f"not a saved model value: {sorted(value)}")
+
+
+def filled(values: np.ndarray) -> np.ndarray:
+    """The values from the first known one on, inner gaps filled linearly (the models take no NaN)."""
+    known = np.flatnonzero(~np.isnan(values))
+    if not len(known):
+        return np.empty(0)
+    values = values[known[0] :]
+    missing = np.isnan(values)
+    if missing.any():
+        index = np.arange(len(values))
+        values = values.copy()
+        values[missing] = np.interp(index[missing], index[~missing], values[~missing])
+    return values
+
+
+class SeriesModel:
+    """One series' fitted model: what it continues from (the training tail and its end) and how."""
+
+    def __init__(self, family: str, season_length: int, fitted: dict[str, Any], tail: np.ndarray, end: pd.Timestamp):
+        self.family, self.season_length = family, season_length
+        self.fitted, self.tail, self.end = fitted, np.asarray(tail, dtype=np.float64), end
+
+    @classmethod
+    def from_fit(
+        cls, family: str, season_length: int, model: Any, values: np.ndarray, end: pd.Timestamp, keep: int
+    ) -> SeriesModel:
+        fitted = dict(model.model_)
+        if family == "auto_ets":
+            # The state a few values before the end: continuing from it always runs over some values
+            # (the tail's last ones), as ``forward`` needs (with one value its state path collapses).
+            fitted["end_state"] = np.asarray(fitted["states"][-(ETS_RERUN + 1)], dtype=np.float64)
+        fitted = {k: v for k, v in fitted.items() if k not in _FIT_ONLY}
+        return cls(family, season_length, fitted, values[-keep:], end)
+
+    def _statsforecast(self, fitted: dict[str, Any]) -> Any:
+        from statsforecast import models
+
+        options = {"season_length": self.season_length} if self.family in SEASONAL else {}
+        model = getattr(models, MODELS[self.family])(**options)
+        model.model_ = fitted
+        return model
+
+    def forecast(self, window: np.ndarray, window_end: pd.Timestamp, step: pd.Timedelta, horizon: int) -> np.ndarray:
+        """H values after ``window_end`` from ``window`` (the newest value at ``window_end``)."""
+        new = round((window_end - self.end) / step)  # values since training ended
+        continues = 0 <= new <= len(window)
+        if self.family == "random_walk_with_drift":
+            last = filled(window)
+            return float(last[-1]) + float(np.ravel(self.fitted["slope"])[0]) * np.arange(1, horizon + 1)
+        if continues:
+            recent = filled(np.concatenate([self.tail, window[len(window) - new :] if new else np.empty(0)]))
+        else:
+            recent = filled(window)
+        fitted = self.fitted
+        if self.family == "auto_ets" and continues:
+            fitted = {**fitted, "par": np.concatenate([np.asarray(fitted["par"])[:4], fitted["end_state"]])}
+            recent = recent[-(new + ETS_RERUN) :]
+        mean = self._statsforecast(fitted).forward(y=recent, h=horizon)["mean"]
+        return np.asarray(mean, dtype=np.float64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fitted": encode(self.fitted), "tail": encode(self.tail), "end": self.end.isoformat()}
+
+    @classmethod
+    def from_dict(cls, family: str, season_length: int, data: dict[str, Any]) -> SeriesModel:
+        return cls(family, season_length, decode(data["fitted"]), decode(data["tail"]), pd.Timestamp(data["end"]))
+
+
+class StatisticalForecaster:
+    """Per-series statsforecast models behind the family interface: rows carry their entity, time and
+    history; a series without a model of its own (one that appeared after training, or that its model
+    could not fit) gets the last value, and :attr:`fallbacks` counts them."""
+
+    family: ClassVar[str] = "statistical"
+    serving_requirements: ClassVar[tuple[str, ...]] = ("statsforecast",)
+    per_series: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        family: str,
+        entity_column: str,
+        history_column: str,
+        horizon: int,
+        step: pd.Timedelta,
+        season_length: int,
+        models: dict[str, SeriesModel] | None = None,
+        skipped: dict[str, str] | None = None,
+    ):
+        if family not in MODELS:
+            raise ValueError(f"unknown statistical family {family!r}; known: {sorted(MODELS)}")
+        self.name, self.entity_column, self.history_column = family, entity_column, history_column
+        self.horizon, self.step, self.season_length = horizon, pd.Timedelta(step), season_length
+        self.models = dict(models or {})
+        self.skipped = dict(skipped or {})  # entity -> why its model was not fitted
+        self.params: dict[str, Any] = {"model": MODELS[family], "season_length": season_length}
+        self.fallbacks = 0
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        missing = {self.entity_column, TIME_COLUMN, self.history_column} - set(features.columns)
+        if missing:
+            raise KeyError(f"a per-series family forecasts from rows with {sorted(missing)}")
+        out = np.empty((len(features), self.horizon))
+        entities = features[self.entity_column].astype(str).to_numpy()
+        stamps = pd.DatetimeIndex(features[TIME_COLUMN])
+        windows = features[self.history_column]
+        for row, (entity, stamp, window) in enumerate(zip(entities, stamps, windows, strict=True)):
+            window = np.asarray(window, dtype=np.float64)
+            model = self.models.get(entity)
+            if model is None:
+                self.fallbacks += 1
+                last = filled(window)
+                out[row] = last[-1] if len(last) else np.nan
+                continue
+            out[row] = model.forecast(window, stamp, self.step, self.horizon)
+        return out
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "family": self.name,
+            "entity_column": self.entity_column,
+            "history_column": self.history_column,
+            "horizon": self.horizon,
+            "step_seconds": self.step.total_seconds(),
+            "season_length": self.season_length,
+            "skipped": self.skipped,
+            "models": {entity: model.to_dict() for entity, model in self.models.items()},
+        }
+        (directory / "statistical.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, directory: Path) -> StatisticalForecaster:
+        meta = json.loads((directory / "statistical.json").read_text())
+        family, season = meta["family"], meta["season_length"]
+        return cls(
+            family=family,
+            entity_column=meta["entity_column"],
+            history_column=meta["history_column"],
+            horizon=meta["horizon"],
+            step=pd.Timedelta(seconds=meta["step_seconds"]),
+            season_length=season,
+            models={e: SeriesModel.from_dict(family, season, m) for e, m in meta["models"].items()},
+            skipped=meta["skipped"],
+        )
