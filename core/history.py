@@ -55,6 +55,39 @@ class GridSeries:
         return np.array(views[ends - (length - 1)], dtype=np.float64)
 
 
+def history_frame(
+    rows: pd.DataFrame, dataset: DatasetConfig, time_column: str, newest: pd.Timedelta | None = None
+) -> pd.DataFrame:
+    """From observed rows (entity, ``time_column``, target): each entity's history at each of its
+    times (only those within ``newest`` of its newest one, where given), as a table of entity,
+    ``event_timestamp`` and the history column (a list per row): the offline source of the online
+    store's history."""
+    from core.columns import history_name
+
+    step = pd.Timedelta(dataset.frequency)
+    length = dataset.history_length
+    parts = []
+    for entity, own in rows.groupby(dataset.entity_column, sort=True):
+        stamps = pd.DatetimeIndex(pd.to_datetime(own[time_column], utc=True))
+        start, end = stamps.min(), stamps.max()
+        values = np.full(round((end - start) / step) + 1, np.nan)
+        grid = GridSeries(start=start, step=step, values=values)
+        values[grid.positions(stamps)] = own[dataset.target].to_numpy(dtype=np.float64)
+        wanted = stamps if newest is None else stamps[stamps > end - newest]
+        windows = grid.windows(wanted, length)
+        parts.append(
+            pd.DataFrame(
+                {
+                    dataset.entity_column: str(entity),
+                    EVENT_TIMESTAMP: wanted,
+                    history_name(dataset): list(windows),
+                }
+            )
+        )
+    columns = [dataset.entity_column, EVENT_TIMESTAMP, history_name(dataset)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+
+
 def target_series(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool = True) -> dict[str, GridSeries]:
     """Each entity's target as the frame's rows hold it: lag 0 at each row's time and, ``with_labels``,
     each label at its own time (so a training set's series runs to the newest row's last label)."""

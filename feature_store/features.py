@@ -15,6 +15,7 @@ import pandas as pd
 from core.columns import EVENT_TIMESTAMP, feature_names, lag_name, numeric_feature_names, rolling_names
 from core.dataset import DatasetConfig
 from core.files import write_atomically_bytes
+from core.history import history_frame
 from core.objects import exists, join, read_object, read_parquet, write_object, write_parquet
 from core.partitions import read_validated
 from core.settings import Settings
@@ -75,6 +76,24 @@ def offline_source_path(settings: Settings, dataset: DatasetConfig) -> Path:
     return settings.feast_repo / "data" / f"{dataset.name}_features.parquet"
 
 
+def history_source_path(settings: Settings, dataset: DatasetConfig) -> Path:
+    """Feast's offline source of each series' history (:mod:`core.history`), beside the features'."""
+    return settings.feast_repo / "data" / f"{dataset.name}_history.parquet"
+
+
+def history_table_location(settings: Settings, dataset: DatasetConfig) -> str:
+    """The history table as the tasks share it: the local source, or an object in the lake."""
+    if settings.lake_uri:
+        return join(settings.lake_uri, "features", f"{dataset.name}_history.parquet")
+    return str(history_source_path(settings, dataset))
+
+
+def build_history(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    """Each entity's history at each of its times within a day of its newest one: what the online
+    store serves (a day, so that a load at any hour of it finds its row)."""
+    return history_frame(validated, dataset, dataset.timestamp_column, newest=pd.Timedelta(days=1))
+
+
 def feature_table_location(settings: Settings, dataset: DatasetConfig) -> str:
     """The dataset's feature table, which every later task reads: Feast's offline source itself, or
     an object under ``MLOPS_LAKE_URI`` where tasks run in pods that share no filesystem."""
@@ -94,18 +113,24 @@ def local_offline_source(settings: Settings, dataset: DatasetConfig) -> Path:
     location = feature_table_location(settings, dataset)
     if location != str(path):
         write_atomically_bytes(read_object(location, settings), path)
+        history = history_table_location(settings, dataset)
+        if exists(history, settings):
+            write_atomically_bytes(read_object(history, settings), history_source_path(settings, dataset))
     return path
 
 
 def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_date: date) -> OfflineFeatures:
     """Build features from the validated partition and replace the feature table (Feast's offline
-    source) with them; a note next to it says which day they were built from.
+    source) with them, and the history table with each series' newest histories; a note next to the
+    feature table says which day they were built from.
 
     When the source already holds a later day (a backfill, or a re-run of a corrected day), only the
     day's own rows are replaced and the note keeps naming the later day: features never go back in
-    time, and the day's rows are the ones its partition yields, once each.
+    time, and the day's rows are the ones its partition yields, once each; the history table, which
+    holds only the newest day, stays as it is.
     """
-    table = build_features(read_validated(settings, dataset, logical_date), dataset)
+    validated = read_validated(settings, dataset, logical_date)
+    table = build_features(validated, dataset)
     location = feature_table_location(settings, dataset)
     holds = offline_source(settings, dataset)
     if holds is not None and holds.logical_date > logical_date:
@@ -113,6 +138,8 @@ def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_dat
         write_parquet(table, location, settings)
         return OfflineFeatures(logical_date=logical_date, path=location, rows=len(table))
     built = OfflineFeatures(logical_date=logical_date, path=location, rows=len(table))
+    # The history first: the note written last says both tables hold the day.
+    write_parquet(build_history(validated, dataset), history_table_location(settings, dataset), settings)
     write_parquet(table, location, settings)
     write_object(_built_from(location), built.model_dump_json().encode(), settings)
     return built

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from core.columns import EVENT_TIMESTAMP, calendar_feature_names, numeric_feature_names
+from core.columns import EVENT_TIMESTAMP, calendar_feature_names, history_name, numeric_feature_names
 from core.dataset import DatasetConfig
 from core.files import write_text_atomically
 from core.settings import OnlineStoreKind, Settings
-from feature_store.features import local_offline_source, offline_source_path
+from feature_store.features import history_source_path, local_offline_source, offline_source_path
 from feature_store.outcomes import Materialized
 
 if TYPE_CHECKING:
@@ -32,6 +32,12 @@ def feature_view_name(dataset: DatasetConfig) -> str:
 
 def feature_service_name(dataset: DatasetConfig) -> str:
     return f"{dataset.name}_forecasting"
+
+
+def history_view_name(dataset: DatasetConfig) -> str:
+    """Each series' recent target values (:mod:`core.history`), which the per-series families forecast
+    from: a view of its own, out of the FeatureService, so that training sets never join its lists."""
+    return f"{dataset.name}_history"
 
 
 # What ``feature_store.yaml`` holds in place of a credential: Feast expands environment variables
@@ -96,10 +102,10 @@ def get_store(settings: Settings) -> FeatureStore:
     return FeatureStore(repo_path=str(settings.feast_repo), config=config)
 
 
-def definitions(settings: Settings, dataset: DatasetConfig) -> tuple[Any, FeatureView, FeatureService]:
-    """Entity, feature view and feature service of a dataset."""
+def definitions(settings: Settings, dataset: DatasetConfig) -> tuple[Any, FeatureView, FeatureService, FeatureView]:
+    """Entity, feature view, feature service and history view of a dataset."""
     from feast import Entity, FeatureService, FeatureView, Field, FileSource
-    from feast.types import Float64, Int64
+    from feast.types import Array, Float64, Int64
     from feast.value_type import ValueType
 
     entity = Entity(
@@ -125,7 +131,20 @@ def definitions(settings: Settings, dataset: DatasetConfig) -> tuple[Any, Featur
         tags={"dataset": dataset.name},
     )
     service = FeatureService(name=feature_service_name(dataset), features=[view])
-    return entity, view, service
+    history = FeatureView(
+        name=history_view_name(dataset),
+        entities=[entity],
+        ttl=dataset.feature_engineering.ttl,
+        schema=[Field(name=history_name(dataset), dtype=Array(Float64))],
+        source=FileSource(
+            name=f"{dataset.name}_history_source",
+            path=str(history_source_path(settings, dataset)),
+            timestamp_field=EVENT_TIMESTAMP,
+        ),
+        online=True,
+        tags={"dataset": dataset.name},
+    )
+    return entity, view, service, history
 
 
 def apply(settings: Settings, dataset: DatasetConfig) -> FeatureStore:
@@ -146,10 +165,12 @@ def materialize(settings: Settings, dataset: DatasetConfig, end: datetime) -> Ma
     """
     local_offline_source(settings, dataset)
     store = get_store(settings)
-    view = store.get_feature_view(feature_view_name(dataset))
+    views = [feature_view_name(dataset)]
+    if history_source_path(settings, dataset).exists():  # a feature table built before histories were
+        views.append(history_view_name(dataset))
     start = end - (dataset.feature_engineering.ttl or timedelta(days=7))
-    store.materialize(start_date=start, end_date=end, feature_views=[view.name])
-    log.info("materialized %s from %s to %s", view.name, start, end)
+    store.materialize(start_date=start, end_date=end, feature_views=views)
+    log.info("materialized %s from %s to %s", ", ".join(views), start, end)
     return Materialized(start=start, end=end)
 
 
@@ -180,7 +201,8 @@ def load_day(settings: Settings, dataset: DatasetConfig, day: date) -> Materiali
     if exists(marker, settings) and settings.online_store is OnlineStoreKind.REDIS:
         from feast.infra.online_stores.redis import RedisOnlineStore
 
-        RedisOnlineStore().delete_table(store.config, store.get_feature_view(feature_view_name(dataset)))
+        for name in (feature_view_name(dataset), history_view_name(dataset)):
+            RedisOnlineStore().delete_table(store.config, store.get_feature_view(name))
         log.info("removed %s's online rows to load a re-run of %s", dataset.name, day)
     loaded = materialize(settings, dataset, end_of(newest))
     write_object(marker, loaded.model_dump_json().encode(), settings)

@@ -8,6 +8,7 @@ import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
+from core.history import with_history
 from core.partitions import read_validated
 from core.settings import Settings
 from feature_store.features import local_offline_source, on_grid
@@ -67,7 +68,7 @@ def split_holdout(
     inside it. ``start`` (the first day of a drifted streak, from the drift monitor) begins the
     holdout there instead, so that the comparison is made on the data after a change and training
     keeps everything before it; it never makes the holdout longer than configured, nor shorter than
-    a day.
+    a day. The holdout rows carry their history (:mod:`core.history`).
     """
     stamps = frame[EVENT_TIMESTAMP]
     holdout_start = stamps.max() - dataset.promotion.holdout + dataset.frequency
@@ -83,7 +84,9 @@ def split_holdout(
             f"{dataset.name}: {len(frame)} labelled rows leave {len(training)} for training and {len(holdout)} "
             f"for the {dataset.promotion.holdout} holdout; more history or a shorter holdout is needed"
         )
-    return training, holdout
+    # Each holdout row's history (its series' values up to the row's time, training rows included):
+    # what a per-series model forecasts it from.
+    return training, with_history(holdout, frame, dataset)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -91,10 +94,21 @@ def fingerprint(frame: pd.DataFrame) -> str:
     that trained on the same rows carry the same fingerprint."""
     import hashlib
 
+    import numpy as np
+
     digest = hashlib.sha256()
     digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    # A list per row (a history) hashes as its values' bytes: pandas hashes no arrays.
+    lists = [c for c in frame.columns if frame[c].dtype == object and isinstance(_first(frame[c]), np.ndarray | list)]
+    if lists:
+        frame = frame.assign(**{c: frame[c].map(lambda v: np.asarray(v, dtype=np.float64).tobytes()) for c in lists})
     digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
+
+
+def _first(column: pd.Series) -> object:
+    known = column.dropna()
+    return known.iloc[0] if len(known) else None
 
 
 def holdout_location(training_set: str) -> str:

@@ -45,17 +45,40 @@ def bands_of(output: pd.DataFrame) -> list[tuple[float, tuple[np.ndarray, np.nda
     return bands
 
 
+def _type_name(spec: Any) -> str:
+    return str(getattr(spec.type, "name", spec.type)).lower()
+
+
 def feature_inputs(schema: Any) -> list[str]:
-    """The required columns of a bundle's input schema: its features (the entity column is optional)."""
-    return [spec.name for spec in schema.inputs if getattr(spec, "required", True)]
+    """The numeric required columns of a bundle's input schema: its features (the entity column is
+    a string; a per-series bundle's time and history are a datetime and an array)."""
+    numeric = ("double", "float", "long", "integer")
+    return [s.name for s in schema.inputs if getattr(s, "required", True) and _type_name(s) in numeric]
+
+
+def history_input(schema: Any) -> str | None:
+    """The history column a per-series bundle forecasts from (an array input); None for the others."""
+    return next((s.name for s in schema.inputs if type(s.type).__name__ == "Array"), None)
+
+
+def time_input(schema: Any) -> str | None:
+    """The rows' time column of a per-series bundle (its newest history value is at that time)."""
+    return next((s.name for s in schema.inputs if _type_name(s) == "datetime"), None)
 
 
 def pyfunc_inputs(schema: Any, rows: pd.DataFrame, entity_column: str) -> pd.DataFrame:
     """What a registered bundle predicts from ``rows``: its features as float64 and, where its schema
-    takes the entity column (bundles with intervals), each row's entity, which picks its own bands."""
+    takes the entity column (bundles with intervals), each row's entity, which picks its own bands;
+    a per-series bundle also each row's time (naive UTC, as MLflow's schema takes it) and history."""
     inputs = rows[feature_inputs(schema)].astype("float64")
     if entity_column in schema.input_names():
         inputs[entity_column] = rows[entity_column].astype(str).to_numpy()
+    history, stamp = history_input(schema), time_input(schema)
+    if history is not None and stamp is not None:
+        if history not in rows.columns:
+            raise KeyError(f"a per-series model forecasts from each row's {history}, which these rows lack")
+        inputs[stamp] = pd.DatetimeIndex(rows[stamp]).tz_convert("UTC").tz_localize(None)
+        inputs[history] = rows[history].to_numpy()
     return inputs
 
 

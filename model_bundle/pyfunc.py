@@ -46,14 +46,20 @@ class ForecastBundle(PythonModel):
         if entity_column and entity_column in model_input.columns:
             entities = model_input[entity_column].astype(str).tolist()
         features = self.meta.get("features")
+        if self.meta.get("history_column"):  # a per-series model: each row's entity, time and history too
+            numeric = model_input[[c for c in features or [] if c in model_input.columns]].astype("float64")
+            return forecast_frame(self.predict_array(model_input), self.calibration, entities, numeric)
         if features and set(features) <= set(model_input.columns):
             model_input = model_input[features]  # the model's columns only (an entity column is not one)
         features = model_input.astype("float64", copy=False)
         return forecast_frame(self.predict_array(features), self.calibration, entities, features)
 
     def predict_array(self, model_input: pd.DataFrame) -> np.ndarray:
-        """The forecasts as a (rows, H) float64 array: what the service needs, without a frame around it."""
-        return np.asarray(self.forecaster.predict(model_input.astype("float64", copy=False)), dtype=np.float64)
+        """The forecasts as a (rows, H) float64 array: what the service needs, without a frame around it.
+        A per-series model's rows carry their entity, time and history besides the features."""
+        if not self.meta.get("history_column"):
+            model_input = model_input.astype("float64", copy=False)
+        return np.asarray(self.forecaster.predict(model_input), dtype=np.float64)
 
 
 def write_bundle_dir(

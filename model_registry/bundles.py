@@ -46,23 +46,41 @@ def log_bundle(
 ) -> str:
     """Log the fitted forecaster (and its intervals' calibration) as a PyFunc in the active run;
     returns the model URI. The input schema is the feature columns and, optional, the dataset's
-    entity column (``meta["entity_column"]``) that picks each row's own bands."""
+    entity column (``meta["entity_column"]``) that picks each row's own bands; a per-series model
+    (``meta["history_column"]``) also takes each row's entity, time and history, all required."""
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types import DataType
+    from mlflow.types.schema import Array, ColSpec, Schema
 
     require_configured(settings)
     if mlflow.active_run() is None:
         raise RuntimeError("log_bundle needs an active MLflow run")
-    example = input_example.astype("float64")
-    output = forecast_frame(np.asarray(forecaster.predict(example), dtype=np.float64), calibration, None, example)
-    inferred = infer_signature(example, output)
+    history = meta.get("history_column")
+    numeric = [c for c in input_example.columns if c in meta.get("features", input_example.columns)]
+    features = input_example[numeric].astype("float64")
+    example = features
+    if history:  # a per-series model: each row's entity, time (naive UTC, as MLflow takes it) and history
+        time_column = meta["time_column"]
+        example = features.assign(
+            **{
+                meta["entity_column"]: input_example[meta["entity_column"]].astype(str).to_numpy(),
+                time_column: pd.DatetimeIndex(input_example[time_column]).tz_convert("UTC").tz_localize(None),
+                history: [np.asarray(w, dtype=np.float64).tolist() for w in input_example[history]],
+            }
+        )
+    output = forecast_frame(np.asarray(forecaster.predict(example), dtype=np.float64), calibration, None, features)
+    inferred = infer_signature(features, output)
     # Every feature is required, whatever the example holds: MLflow marks a column whose example
     # values include a missing one (the first rows of a series have no lags yet) as optional, and an
     # optional feature would be left out of what the bundle is asked to predict from.
     assert inferred.inputs is not None
     inputs: list[Any] = [ColSpec(spec.type, spec.name, required=True) for spec in inferred.inputs.inputs]
-    if meta.get("entity_column"):
+    if history:
+        inputs.append(ColSpec("string", meta["entity_column"], required=True))
+        inputs.append(ColSpec("datetime", meta["time_column"], required=True))
+        inputs.append(ColSpec(Array(DataType.double), history, required=True))
+    elif meta.get("entity_column"):
         inputs.append(ColSpec("string", meta["entity_column"], required=False))
     signature = ModelSignature(inputs=Schema(inputs), outputs=inferred.outputs)
     with tempfile.TemporaryDirectory() as tmp:

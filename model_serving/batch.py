@@ -15,8 +15,9 @@ from datetime import date
 
 import pandas as pd
 
-from core.columns import EVENT_TIMESTAMP
+from core.columns import EVENT_TIMESTAMP, lag_name
 from core.dataset import DatasetConfig
+from core.history import with_history
 from core.settings import Settings
 from core.windows import end_of
 from forecast_store import store
@@ -28,14 +29,19 @@ log = logging.getLogger(__name__)
 
 def newest_features(settings: Settings, dataset: DatasetConfig, data_date: date) -> pd.DataFrame:
     """Each entity's newest feature row before the end of ``data_date`` (from the feature table,
-    which holds every day: the online store holds only the newest)."""
+    which holds every day: the online store holds only the newest), with its history where the
+    features hold the target's current value (lag 0)."""
     from feature_store.features import read_feature_table
 
     features = read_feature_table(settings, dataset)
     known = features[features[EVENT_TIMESTAMP] < pd.Timestamp(end_of(data_date))]
     if known.empty:
         raise LookupError(f"{dataset.name}: no features before the end of {data_date} to forecast from")
-    return known.sort_values(EVENT_TIMESTAMP).groupby(dataset.entity_column, sort=True).tail(1)
+    newest = known.sort_values(EVENT_TIMESTAMP).groupby(dataset.entity_column, sort=True).tail(1)
+    if lag_name(dataset.target, 0) not in known.columns:  # no values to build histories from
+        return newest
+    # Each row's history from the table's own values (a per-series version forecasts from it).
+    return with_history(newest, known, dataset)
 
 
 def shadow_versions(settings: Settings, model_name: str, champion: str) -> list[str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
 from model_serving.metrics import FEATURE_AGE, MISSING_FEATURES, PREDICTION_VALUES, STALE_FEATURES
 from model_serving.online_features import OnlineRows, UnknownEntityError
@@ -70,7 +71,8 @@ def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> lis
     if model is None or reader is None:
         raise NotReadyError(f"service not ready: {runtime.error or 'loading'}")
     entity_ids = [entity for request in requests for entity in request]
-    rows = reader.read(entity_ids, model.input_columns)  # StoreUnavailableError fails every request
+    # StoreUnavailableError fails every request
+    rows = reader.read(entity_ids, model.input_columns, history=model.history_column is not None)
     admitted = admit(runtime, requests, rows, datetime.now(UTC))
     served = [entity for admission in admitted if not isinstance(admission, Exception) for entity in admission]
     if not served:  # every request refused (or empty): nothing to predict, nothing to record
@@ -98,6 +100,15 @@ def admit(runtime: ServingRuntime, requests: list[list[str]], rows: OnlineRows, 
         if unknown:
             admitted.append(UnknownEntityError(unknown))
             continue
+        behind = _without_history(rows, times)
+        if behind:
+            admitted.append(
+                StaleFeaturesError(
+                    f"no history of {', '.join(behind)} at its features' time: the model forecasts from each "
+                    "series' history, which the online store holds for another time (it needs a materialization)"
+                )
+            )
+            continue
         entities = []
         for row, entity, event_time in times:
             assert event_time is not None
@@ -119,6 +130,18 @@ def admit(runtime: ServingRuntime, requests: list[list[str]], rows: OnlineRows, 
     return admitted
 
 
+def _without_history(rows: OnlineRows, times: list[tuple[int, str, datetime | None]]) -> list[str]:
+    """The entities whose history (where the model reads one) is missing or not at their features'
+    time: a forecast from it would start elsewhere than its answer says."""
+    if rows.histories is None or rows.history_times is None:
+        return []
+    return [
+        entity
+        for row, entity, event_time in times
+        if rows.histories[row] is None or rows.history_times[row] != event_time
+    ]
+
+
 def predict(model: ModelHandle, rows: OnlineRows, served: list[Admitted]) -> Predictions:
     """One predict, and the version's bands, over the admitted entities' feature rows; counts the
     missing feature values and observes every forecast value."""
@@ -127,7 +150,16 @@ def predict(model: ModelHandle, rows: OnlineRows, served: list[Admitted]) -> Pre
     missing = np.isnan(features.to_numpy()).sum(axis=0)
     for column in np.flatnonzero(missing):
         MISSING_FEATURES.labels(feature=str(features.columns[column])).inc(int(missing[column]))
-    values = model.predict(features)
+    inputs = features
+    if model.history_column and model.time_column and model.entity_column and rows.histories is not None:
+        inputs = features.assign(
+            **{
+                model.entity_column: [entity.entity_id for entity in served],
+                model.time_column: pd.DatetimeIndex([e.event_time for e in served]).tz_convert("UTC").tz_localize(None),
+                model.history_column: [rows.histories[entity.row] for entity in served],
+            }
+        )
+    values = model.predict(inputs)
     for value in values.ravel().tolist():
         PREDICTION_VALUES.observe(value)
     bands: list[tuple[float, np.ndarray, np.ndarray]] = []

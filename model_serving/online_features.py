@@ -14,6 +14,7 @@ view's TTL on online reads).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from model_serving.metrics import FEATURE_FETCH_LATENCY
 
 if TYPE_CHECKING:
     from feast import FeatureStore
+
+log = logging.getLogger(__name__)
 
 
 class UnknownEntityError(KeyError):
@@ -53,6 +56,10 @@ class OnlineRows:
     entity_ids: list[str]
     features: pd.DataFrame  # columns = model features (NaN: missing)
     event_times: list[datetime | None]  # None: the store holds nothing for this entity
+    # Each entity's history (:mod:`core.history`) and its newest value's time, where asked for (a
+    # per-series model's); None for an entity whose history the store does not hold.
+    histories: list[np.ndarray | None] | None = None
+    history_times: list[datetime | None] | None = None
 
     @property
     def unknown(self) -> list[str]:
@@ -60,42 +67,70 @@ class OnlineRows:
 
 
 class FeatureReader(Protocol):
-    def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows: ...
+    def read(self, entity_ids: list[str], columns: list[str], history: bool = False) -> OnlineRows: ...
 
     def probe(self) -> None: ...
 
 
-def _rows(entity_ids: list[str], columns: list[str], matrix: np.ndarray, stamps: list[float]) -> OnlineRows:
-    """``matrix``: one row per entity, one float64 column per feature (NaN: missing)."""
+def _time(stamp: float) -> datetime | None:
+    return datetime.fromtimestamp(stamp, tz=UTC) if stamp > 0 else None
+
+
+def _rows(
+    entity_ids: list[str],
+    columns: list[str],
+    matrix: np.ndarray,
+    stamps: list[float],
+    histories: tuple[list[np.ndarray | None], list[float]] | None = None,
+) -> OnlineRows:
+    """``matrix``: one row per entity, one float64 column per feature (NaN: missing); ``histories``:
+    each entity's history and its time, where asked for."""
     frame = pd.DataFrame(matrix, columns=columns, copy=False)
-    times = [datetime.fromtimestamp(ts, tz=UTC) if ts > 0 else None for ts in stamps]
-    return OnlineRows(entity_ids=list(entity_ids), features=frame, event_times=times)
+    times = [_time(ts) for ts in stamps]
+    if histories is None:
+        return OnlineRows(entity_ids=list(entity_ids), features=frame, event_times=times)
+    windows, history_stamps = histories
+    return OnlineRows(list(entity_ids), frame, times, windows, [_time(ts) for ts in history_stamps])
 
 
 class FeastReader:
     """Feast's ``get_online_features`` over the FeatureService (any online store)."""
 
     def __init__(self, settings: Settings, dataset: DatasetConfig, store: FeatureStore):
-        from feature_store.repo import feature_service_name
+        from core.columns import history_name
+        from feature_store.repo import feature_service_name, history_view_name
 
         self.dataset = dataset
         self.store = store
         self.service = store.get_feature_service(feature_service_name(dataset))
+        self.history_name = history_name(dataset)
+        self.history_ref = f"{history_view_name(dataset)}:{self.history_name}"
 
-    def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows:
+    def read(self, entity_ids: list[str], columns: list[str], history: bool = False) -> OnlineRows:
         key = self.dataset.entity_column
+        rows = [{key: e} for e in entity_ids]
         started = time.perf_counter()
         try:
-            response = self.store.get_online_features(
-                features=self.service, entity_rows=[{key: e} for e in entity_ids]
-            ).to_dict(include_event_timestamps=True)
+            response = self.store.get_online_features(features=self.service, entity_rows=rows).to_dict(
+                include_event_timestamps=True
+            )
+            held = None
+            if history:
+                held = self.store.get_online_features(features=[self.history_ref], entity_rows=rows).to_dict(
+                    include_event_timestamps=True
+                )
         except Exception as exc:  # any store/client failure is an unavailable store to callers
             raise StoreUnavailableError(f"online store read failed: {exc}") from exc
         finally:
             FEATURE_FETCH_LATENCY.observe(time.perf_counter() - started)
         stamps = pd.DataFrame({c: response[f"{c}__ts"] for c in columns}).max(axis=1)
         matrix = np.array([response[c] for c in columns], dtype=np.float64).T.reshape(len(entity_ids), len(columns))
-        return _rows(entity_ids, columns, matrix, [float(ts) for ts in stamps])
+        histories = None
+        if held is not None:
+            windows = [None if w is None else np.asarray(w, dtype=np.float64) for w in held[self.history_name]]
+            times = [float(ts or 0) for ts in held[f"{self.history_name}__ts"]]
+            histories = (windows, times)
+        return _rows(entity_ids, columns, matrix, [float(ts) for ts in stamps], histories)
 
     def probe(self) -> None:
         """One real round trip to the online store; raises StoreUnavailableError if it fails."""
@@ -135,6 +170,20 @@ class RedisReader:
                 view, [f.name for f in projection.features], fv_name_override=name
             )
             self.views.append(_View(name, list(fields), list(hash_keys)))
+        from core.columns import history_name
+        from feature_store.repo import history_view_name
+
+        self.history: _View | None = None
+        try:
+            view = store.get_feature_view(history_view_name(dataset))
+        except Exception:  # a registry applied before histories were: per-series models cannot be served
+            log.warning("the registry has no %s view: no history to serve", history_view_name(dataset))
+        else:
+            name = _versioned_fv_name(view, store.config)
+            fields, hash_keys = self.feast_redis._generate_hset_keys_for_features(
+                view, [history_name(dataset)], fv_name_override=name
+            )
+            self.history = _View(name, list(fields), list(hash_keys))
         pool_class = redis.BlockingConnectionPool
         connection: dict[str, Any] = {
             "host": settings.redis_host,
@@ -161,12 +210,15 @@ class RedisReader:
         protos = [self._entity_key(join_keys=[key], entity_values=[self._value(string_val=e)]) for e in entity_ids]
         return list(self.feast_redis._generate_redis_keys_for_entities(self.config, protos))
 
-    def read(self, entity_ids: list[str], columns: list[str]) -> OnlineRows:
+    def read(self, entity_ids: list[str], columns: list[str], history: bool = False) -> OnlineRows:
+        if history and self.history is None:
+            raise StoreUnavailableError("the online store has no history view: apply the feature definitions")
+        views = [*self.views, self.history] if history and self.history is not None else self.views
         started = time.perf_counter()
         try:
             pipe = self.client.pipeline(transaction=False)
             for key in self._keys(entity_ids):
-                for view in self.views:
+                for view in views:
                     pipe.hmget(key, view.hash_keys)  # type: ignore[arg-type]  # redis-py takes bytes keys
             replies = pipe.execute()
         except self.errors as exc:
@@ -176,14 +228,20 @@ class RedisReader:
         position = {name: i for i, name in enumerate(columns)}
         matrix = np.full((len(entity_ids), len(columns)), np.nan)
         stamps: list[float] = []
+        windows: list[np.ndarray | None] = []
+        history_stamps: list[float] = []
         for index in range(len(entity_ids)):
+            if len(views) > len(self.views):
+                *encoded, stamp = replies[index * len(views) + len(self.views)]
+                windows.append(
+                    np.asarray(self._value.FromString(encoded[0]).double_list_val.val) if encoded[0] else None
+                )
+                history_stamps.append(self._seconds(stamp))
             newest = 0.0
             for offset, view in enumerate(self.views):
-                reply = replies[index * len(self.views) + offset]
+                reply = replies[index * len(views) + offset]
                 *encoded, stamp = reply  # Feast's "_ts:<view>" field comes last
-                if stamp:
-                    ts = self._timestamp.FromString(stamp)
-                    newest = max(newest, ts.seconds + ts.nanos / 1e9)
+                newest = max(newest, self._seconds(stamp))
                 for name, raw in zip(view.fields, encoded, strict=False):
                     column = position.get(name)
                     if column is not None and raw:
@@ -191,7 +249,14 @@ class RedisReader:
                         if value is not None:
                             matrix[index, column] = value
             stamps.append(newest)
-        return _rows(entity_ids, columns, matrix, stamps)
+        return _rows(entity_ids, columns, matrix, stamps, (windows, history_stamps) if history else None)
+
+    def _seconds(self, stamp: bytes | None) -> float:
+        """A Feast event-time field as seconds since the epoch; 0 where unset."""
+        if not stamp:
+            return 0.0
+        ts = self._timestamp.FromString(stamp)
+        return float(ts.seconds + ts.nanos / 1e9)
 
     def probe(self) -> None:
         try:

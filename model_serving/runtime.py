@@ -16,7 +16,7 @@ import pandas as pd
 from core.dataset import DatasetConfig
 from core.settings import Settings
 from model_bundle.intervals import BandSource
-from model_bundle.outputs import feature_inputs, point_columns
+from model_bundle.outputs import feature_inputs, history_input, point_columns, time_input
 from model_serving.ledger import ForecastLedger
 from model_serving.metrics import INFERENCE_LATENCY, MODEL_INFO, MODEL_RELOADS
 from model_serving.online_features import (
@@ -45,6 +45,11 @@ class ModelHandle:
     tags: dict[str, str] = field(default_factory=dict)  # the version's registry tags at load time
     predictor: Callable[[pd.DataFrame], np.ndarray] | None = None
     calibration: BandSource | None = None  # the version's prediction intervals (None: point forecasts only)
+    # A per-series model's inputs besides the features: each row's history and its time (None: a
+    # model of feature rows alone).
+    history_column: str | None = None
+    time_column: str | None = None
+    entity_column: str | None = None
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """(rows, H) forecasts of the feature rows (columns: ``input_columns``, float64)."""
@@ -95,17 +100,36 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
     name = settings.model_name(dataset.name)
     tags = dict(client(settings).get_model_version(name, version).tags)
     model = load_trusted(settings, name, version)
-    inputs = feature_inputs(model.metadata.get_input_schema())
+    schema = model.metadata.get_input_schema()
+    inputs = feature_inputs(schema)
+    history, stamp = history_input(schema), time_input(schema)
     points = point_columns(model.metadata.get_output_schema().input_names())
     # Warm up both paths, so the first request pays no lazy initialisation and the two agree.
     example = pd.DataFrame([[0.0] * len(inputs)], columns=inputs)
+    if history is not None and stamp is not None:  # an entity of no model: its last value, warmed all the same
+        example[dataset.entity_column] = "__warm_up__"
+        example[stamp] = pd.Timestamp(datetime.now(UTC)).tz_localize(None).floor("s")
+        example[history] = [np.zeros(dataset.history_length)]
     checked = model.predict(example)
     predictor = _direct_predictor(model)
     if predictor is not None:
         np.testing.assert_array_equal(predictor(example), checked[points].to_numpy(dtype=np.float64))
     calibration = _calibration(model)
     log.info("loaded %s version %s (%s)", name, version, "with intervals" if calibration else "point forecasts only")
-    return ModelHandle(name, str(version), model, inputs, len(points), datetime.now(UTC), tags, predictor, calibration)
+    return ModelHandle(
+        name,
+        str(version),
+        model,
+        inputs,
+        len(points),
+        datetime.now(UTC),
+        tags,
+        predictor,
+        calibration,
+        history,
+        stamp,
+        dataset.entity_column,
+    )
 
 
 def _calibration(model: Any) -> BandSource | None:

@@ -40,10 +40,10 @@ FAMILIES: dict[str, str] = {
 BASELINE = "seasonal_naive"
 # Families with a model per series, which forecast from each row's history (:mod:`core.history`).
 PER_SERIES = {"random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima"}
-# What the retraining form and the training CLI offer: the families whose bundles the service can
-# answer with today. The per-series families and naive are scored by the backtest (and make
-# bench-m4); they are offered once the online store serves each series' history.
-TRAINABLE = sorted(set(FAMILIES) - {BASELINE, "naive"} - PER_SERIES)
+# What the retraining form and the training CLI offer.
+TRAINABLE = sorted(set(FAMILIES) - {BASELINE})
+# The families that learn one model of all series from feature rows.
+TABULAR = sorted(set(TRAINABLE) - PER_SERIES - {"naive"})
 
 
 class Forecaster(Predictor, Protocol):

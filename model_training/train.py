@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.columns import EVENT_TIMESTAMP, feature_names, history_name, label_names
 from core.dataset import DatasetConfig
 from core.objects import read_parquet
 from core.settings import Settings
@@ -189,7 +189,7 @@ def fit_and_report(
         model=final,
         bands=bands,
         meta=bundle_meta(dataset, family),
-        example=input_example(dataset, frame),
+        example=input_example(dataset, frame, family),
         reports=write_reports(dataset, family, frame, result, final, bands, reports),
     )
 
@@ -212,7 +212,7 @@ def run_params(
 
 def bundle_meta(dataset: DatasetConfig, family: str) -> dict[str, Any]:
     """What the bundle carries of its dataset: the serving side reads its features and step from it."""
-    return {
+    meta = {
         "family": family,
         "dataset": dataset.name,
         "horizon": dataset.horizon,
@@ -220,11 +220,21 @@ def bundle_meta(dataset: DatasetConfig, family: str) -> dict[str, Any]:
         "features": feature_names(dataset),
         "entity_column": dataset.entity_column,
     }
+    if family in forecasters.PER_SERIES:  # each row also brings its time and history
+        meta |= {"time_column": EVENT_TIMESTAMP, "history_column": history_name(dataset)}
+    return meta
 
 
-def input_example(dataset: DatasetConfig, frame: pd.DataFrame) -> pd.DataFrame:
+def input_example(dataset: DatasetConfig, frame: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
     """Five rows of features for the bundle's signature: rows with every feature present when there
-    are such rows, so that the example shows a real input."""
+    are such rows, so that the example shows a real input. A per-series family's are each entity's
+    newest rows, with their entity, time and history."""
+    if family in forecasters.PER_SERIES:
+        from core.history import with_history
+
+        newest = frame.groupby(dataset.entity_column, sort=True).tail(1).head(5)
+        columns = [*feature_names(dataset), dataset.entity_column, EVENT_TIMESTAMP]
+        return with_history(newest[columns], frame, dataset)
     features = frame[feature_names(dataset)]
     complete = features.dropna()
     return (complete if not complete.empty else features).head(5)

@@ -23,7 +23,10 @@ from orchestration.dags import NO_CONTROL_CHARACTERS
 from orchestration.plan import RunPlan
 
 # The trainable families of model_training.forecasters (that module is not imported at parse time).
-FAMILIES = ["xgboost", "lightgbm", "nlinear", "dlinear"]
+FAMILIES = [
+    "xgboost", "lightgbm", "nlinear", "dlinear", "auto_ets", "auto_theta", "auto_arima", "random_walk_with_drift",
+    "naive",
+]  # fmt: skip
 
 
 def form(history_end: date | None = None) -> dict[str, Param]:
@@ -40,8 +43,9 @@ def form(history_end: date | None = None) -> dict[str, Param]:
             type="string",
             enum=FAMILIES,
             title="Model family",
-            description="The trainable families; the gate compares the new version with the champion and a "
-            "seasonal-naive baseline whatever the family.",
+            description="The trainable families (auto_* and random_walk_with_drift: one statsforecast model "
+            "per series); the gate compares the new version with the champion and the naive baselines "
+            "whatever the family.",
         ),
         "horizon": Param(
             None,

@@ -189,6 +189,8 @@ class StatisticalForecaster:
         out = np.empty((len(features), self.horizon))
         entities = features[self.entity_column].astype(str).to_numpy()
         stamps = pd.DatetimeIndex(features[TIME_COLUMN])
+        if stamps.tz is None:  # MLflow's schema takes naive datetimes: the platform's are UTC
+            stamps = stamps.tz_localize("UTC")
         windows = features[self.history_column]
         for row, (entity, stamp, window) in enumerate(zip(entities, stamps, windows, strict=True)):
             window = np.asarray(window, dtype=np.float64)

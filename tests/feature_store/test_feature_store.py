@@ -104,7 +104,7 @@ def test_a_sql_registry_on_postgres_is_shared_without_a_shared_folder(
     service = store.get_feature_service(feature_service_name(dataset))
     assert [p.name for p in service.feature_view_projections] == [feature_view_name(dataset)]
     assert not (tmp_path / "serving" / "feature_repo" / "registry.db").exists()
-    assert len(store.list_feature_views()) == 1
+    assert sorted(v.name for v in store.list_feature_views()) == [f"{dataset.name}_features", f"{dataset.name}_history"]
 
 
 def test_feature_store_yaml_holds_no_credential_and_feast_reads_them_from_the_environment(
@@ -206,3 +206,25 @@ def test_days_filled_out_of_order_and_a_corrected_day_replace_only_that_day(
     assert changed.sum() == 2
     value, stamp = online_lag_0(settings, dataset, "site_0")
     assert (value, stamp) == (pytest.approx(served[0] + 5.0), served[1])
+
+
+def test_the_online_store_serves_each_series_history_up_to_its_newest_value(
+    applied: tuple[Settings, DatasetConfig], logical_date: date
+) -> None:
+    """The history view: each entity's last ``history_length`` target values, the newest at the
+    features' own event time, and out of the training sets' FeatureService."""
+    from core.columns import history_name
+    from feature_store.repo import history_view_name
+
+    settings, dataset = applied
+    store = get_store(settings)
+    name = history_name(dataset)
+    online = store.get_online_features(
+        features=[f"{history_view_name(dataset)}:{name}"], entity_rows=[{"site": "site_1"}]
+    ).to_dict(include_event_timestamps=True)
+    raw = read_validated(settings, dataset, logical_date)
+    own = raw[raw["site"] == "site_1"].sort_values("ts")
+    assert online[f"{name}__ts"][0] == int(own["ts"].max().timestamp())
+    assert online[name][0] == pytest.approx(own["temp"].tail(dataset.history_length).tolist())
+    service = store.get_feature_service(feature_service_name(dataset))
+    assert [p.name for p in service.feature_view_projections] == [f"{dataset.name}_features"]

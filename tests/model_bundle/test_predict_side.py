@@ -57,7 +57,7 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.
     return dataset, *split_in_time(training_frame(dataset))
 
 
-@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+@pytest.mark.parametrize("family", forecasters.TABULAR)
 def test_a_fitted_model_forecasts_with_the_predict_side_alone(family: str, frames, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     dataset, train, test = frames
     model = forecasters.create(family, dataset, FAST[family], device=devices.CPU)

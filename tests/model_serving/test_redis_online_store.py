@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -70,13 +71,26 @@ def test_direct_redis_reads_equal_feasts_online_features(
     first = actual.event_times[0]
     assert first is not None
     assert first > first.replace(year=2000)
+    assert actual.histories is None, "no history unless asked for"
+    # Each series' history, for per-series models: the same lists and times through both paths, the
+    # newest value the features' lag 0, at the features' time.
+    expected, actual = (reader.read(entities, columns, history=True) for reader in (feast_reader, redis_reader))
+    assert expected.histories is not None
+    assert actual.histories is not None
+    for theirs, ours in zip(expected.histories, actual.histories, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert actual.history_times == expected.history_times == expected.event_times
+    assert [len(h) for h in actual.histories if h is not None] == [dataset.history_length] * 3
+    assert [h[-1] for h in actual.histories if h is not None] == actual.features["temp_lag_0"].tolist()
     # An unknown entity read with a known one leaves the known one's row intact.
     for reader in (feast_reader, redis_reader):
-        rows = reader.read(["site_0", "nope"], columns)
+        rows = reader.read(["site_0", "nope"], columns, history=True)
         assert rows.unknown == ["nope"]
         assert rows.event_times[0] == actual.event_times[1]
         assert rows.features.iloc[0].notna().all()
         assert rows.features.iloc[1].isna().all()
+        assert rows.histories is not None
+        assert rows.histories[1] is None
 
 
 def test_redis_without_the_password_is_refused(redis_server: int) -> None:

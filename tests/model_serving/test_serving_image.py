@@ -138,3 +138,38 @@ def test_a_bundle_carries_the_predict_side_alone_and_loads_with_it(
         assert result.stdout.strip().splitlines()[-1] == f"(5, {columns}) ['model_bundle']"
     finally:
         discard(local)
+
+
+def test_a_statistical_bundle_loads_and_forecasts_in_the_serving_venv(
+    serving_venv: Path, trained: tuple[Settings, DatasetConfig], tmp_path: Path
+) -> None:
+    """A per-series bundle (statsforecast's AutoETS per series) loads with its own code alone in the
+    serving image's venv and forecasts its input example: each entity's newest row with its history."""
+    from model_registry.provenance import discard, verified_copy
+    from model_registry.registry import register_challenger
+    from model_training.train import train
+    from tests.utils.data import SYNTHETIC_END
+    from tests.utils.platform import on_registry_copy
+
+    settings = on_registry_copy(trained[0], tmp_path)
+    dataset = trained[1]
+    name = settings.model_name(dataset.name)
+    version = str(
+        register_challenger(settings, name, train(settings, dataset, SYNTHETIC_END, "auto_ets").run_id).version
+    )
+    local = verified_copy(settings, name, version)
+    try:
+        ours = [p.parent.name for p in PROJECT_ROOT.glob("*/__init__.py") if p.parent.name != "model_bundle"]
+        result = subprocess.run(
+            [str(serving_venv / "bin" / "python"), "-c", SELF_CONTAINED, str(local), ",".join(ours)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        columns = dataset.horizon * (1 + 2 * len(dataset.intervals.levels))
+        assert result.stdout.strip().splitlines()[-1] == f"(2, {columns}) ['model_bundle']", "one row per entity"
+    finally:
+        discard(local)

@@ -41,7 +41,7 @@ def test_every_registered_family_loads_and_names_itself() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+@pytest.mark.parametrize("family", forecasters.TABULAR)
 def test_family_beats_naive_and_round_trips(family: str, frames, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     dataset, train, test = frames
     labels = label_names(dataset)
@@ -59,7 +59,7 @@ def test_family_beats_naive_and_round_trips(family: str, frames, tmp_path: Path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+@pytest.mark.parametrize("family", forecasters.TABULAR)
 def test_training_twice_gives_the_same_model(family: str, frames) -> None:  # type: ignore[no-untyped-def]
     dataset, train, test = frames
     labels = label_names(dataset)
@@ -123,6 +123,10 @@ def test_bundles_pin_only_what_their_family_loads_with() -> None:
     names = {family: {r.split("==")[0] for r in pinned_requirements(family)} for family in forecasters.TRAINABLE}
     assert "xgboost" in names["xgboost"]
     assert "lightgbm" in names["lightgbm"]
+    for family in forecasters.PER_SERIES:
+        assert "statsforecast" in names[family], family
+        assert not names[family] & {"torch", "xgboost", "lightgbm"}
+    assert not names["naive"] & {"statsforecast", "torch", "xgboost", "lightgbm"}
     for family in ("nlinear", "dlinear"):
         assert not names[family] & {"torch", "xgboost", "lightgbm"}, "linear bundles forecast with numpy"
     assert all(r.count("==") == 1 for r in pinned_requirements("lightgbm"))
@@ -187,7 +191,7 @@ SLOWER_DECAY = {"nlinear": {"lr_decay": 0.9}, "dlinear": {"lr_decay": 0.9}}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+@pytest.mark.parametrize("family", forecasters.TABULAR)
 def test_a_familys_quantile_objective_fits_the_quantiles_of_the_noise(
     family: str,
     frames,  # type: ignore[no-untyped-def]

@@ -39,7 +39,7 @@ def test_auto_picks_the_gpu() -> None:
 CUDA = devices.Device("cuda")
 
 
-@pytest.mark.parametrize("family", forecasters.TRAINABLE)
+@pytest.mark.parametrize("family", forecasters.TABULAR)
 def test_family_trains_on_the_gpu_and_serves_on_the_cpu(family: str, frames, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import torch
 
