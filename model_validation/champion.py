@@ -33,9 +33,15 @@ GATE_ARTIFACT = "gates/champion_challenger.json"
 
 
 def decide(
-    challenger_mae: float, baseline_maes: dict[str, float], champion_mae: float | None, min_improvement: float
+    challenger_mae: float,
+    baseline_maes: dict[str, float],
+    champion_mae: float | None,
+    min_improvement: float,
+    measure: str = "MAE",
 ) -> tuple[bool, list[str]]:
-    """The rule itself: (passed, one reason per condition). ``baseline_maes``: each baseline's MAE.
+    """The rule itself: (passed, one reason per condition). ``baseline_maes``: each baseline's error,
+    in the same ``measure`` as the challenger's and the champion's (the gate passes MASE: see
+    :func:`holdout_scales`).
 
     With a champion, the challenger must beat it by the margin and every baseline the champion
     itself beats on this holdout. A baseline the champion loses to as well is not demanded: keeping
@@ -46,7 +52,7 @@ def decide(
     """
     beaten = {name: challenger_mae < mae for name, mae in baseline_maes.items()}
     against = ", ".join(f"{'<' if beaten[name] else '>='} {name} {mae:.4f}" for name, mae in baseline_maes.items())
-    reasons = [f"holdout MAE {challenger_mae:.4f} {against}"]
+    reasons = [f"holdout {measure} {challenger_mae:.4f} {against}"]
     if champion_mae is None:
         reasons.append("no champion yet: the baseline rule decides")
         return all(beaten.values()), reasons
@@ -71,6 +77,40 @@ def holdout_errors(
     per_row = pd.Series(errors.mean(axis=1), index=holdout.index)
     by_entity = per_row.groupby(holdout[dataset.entity_column]).mean()
     return float(errors.mean()), {str(k): float(v) for k, v in by_entity.items()}
+
+
+def holdout_scales(holdout: pd.DataFrame, dataset: DatasetConfig) -> dict[str, float]:
+    """Each entity's scale, as MASE takes it: the mean absolute change over one season (one step where
+    the values hold less than two seasons, or where the seasonal changes are all zero) of its values
+    before the holdout (the history of its first holdout row); without histories, of the holdout's
+    own values. A constant series gets a scale of a millionth of its level, so that any error counts."""
+    from core.columns import history_name
+    from core.history import with_history
+
+    name = history_name(dataset)
+    if name not in holdout.columns:
+        holdout = with_history(holdout, holdout, dataset)
+    first = holdout.sort_values(EVENT_TIMESTAMP).groupby(dataset.entity_column, sort=True).head(1)
+    scales = {}
+    for entity, window in zip(first[dataset.entity_column], first[name], strict=True):
+        values = np.asarray(window, dtype=np.float64)
+        values = values[~np.isnan(values)]
+        scale = 0.0
+        for lag in (dataset.seasonal_period, 1):
+            if len(values) > 2 * lag:
+                scale = float(np.mean(np.abs(values[lag:] - values[:-lag])))
+                if scale > 0:
+                    break
+        level = float(np.mean(np.abs(values))) if len(values) else 1.0
+        scales[str(entity)] = scale if scale > 0 else max(level, 1.0) * 1e-6
+    return scales
+
+
+def scaled(by_entity: dict[str, float], scales: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """Each entity's MAE over its scale (its MASE), and their mean: every series counts the same,
+    whatever its level, where a pooled MAE is the large series' alone."""
+    per_entity = {entity: mae / scales[entity] for entity, mae in by_entity.items()}
+    return float(np.mean(list(per_entity.values()))), per_entity
 
 
 def coverage_check(coverage: dict[str, float], tolerance: float | None) -> tuple[bool, str | None]:
@@ -128,11 +168,18 @@ def evaluate_challenger(
     coverage = holdout_coverage(output, holdout, dataset)
     scored = {name: holdout_errors(b.predict(holdout), holdout, dataset) for name, b in baselines(dataset).items()}
     baseline_maes = {name: mae for name, (mae, _) in scored.items()}
-    hardest = min(baseline_maes, key=baseline_maes.__getitem__)
+    # The decision is on scale-free errors: each series' MAE over its own scale, averaged over series.
+    scales = holdout_scales(holdout, dataset)
+    challenger_mase, challenger_mase_by_entity = scaled(challenger_by_entity, scales)
+    baseline_mases = {name: scaled(by_entity, scales)[0] for name, (_, by_entity) in scored.items()}
+    hardest = min(baseline_mases, key=baseline_mases.__getitem__)
     baseline_mae, baseline_by_entity = scored[hardest]
+    seasonal = scored["seasonal naive"][1]
+    losing = [e for e, mae in challenger_by_entity.items() if mae > seasonal[e]]
 
     current = champion_version(settings, model_name)
     champion_mae: float | None = None
+    champion_mase: float | None = None
     champion_by_entity: dict[str, float] = {}
     saw_holdout = False
     start, end = holdout[EVENT_TIMESTAMP].min(), holdout[EVENT_TIMESTAMP].max()
@@ -140,6 +187,7 @@ def evaluate_challenger(
         champion_mae, champion_by_entity = holdout_errors(
             point_forecast(_predict(settings, model_name, current, holdout, dataset.entity_column)), holdout, dataset
         )
+        champion_mase = scaled(champion_by_entity, scales)[0]
         champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, current).run_id))
         trained_until = champion_run.data.params.get("training_end")
         # A champion trained on these rows scores too well: the comparison is harder, never easier.
@@ -147,7 +195,11 @@ def evaluate_challenger(
     else:
         current = None
     min_improvement = dataset.promotion.min_improvement
-    passed, reasons = decide(challenger_mae, baseline_maes, champion_mae, min_improvement)
+    passed, reasons = decide(challenger_mase, baseline_mases, champion_mase, min_improvement, measure="MASE")
+    reasons.append(
+        f"{len(losing)} of {len(challenger_by_entity)} series worse than seasonal naive"
+        + (f" ({', '.join(sorted(losing)[:5])}{', ...' if len(losing) > 5 else ''})" if losing else "")
+    )
     tolerance = dataset.promotion.coverage_tolerance
     covered, coverage_reason = coverage_check(coverage, tolerance)
     passed = passed and covered
@@ -166,7 +218,7 @@ def evaluate_challenger(
         champion_version=current,
         champion_mae=champion_mae,
         min_improvement=min_improvement,
-        champion_bound=None if champion_mae is None else champion_mae * (1 - min_improvement),
+        champion_bound=None if champion_mase is None else champion_mase * (1 - min_improvement),
         holdout_rows=len(holdout),
         holdout_start=start.isoformat(),
         holdout_end=end.isoformat(),
@@ -174,6 +226,12 @@ def evaluate_challenger(
         champion_mae_by_entity=champion_by_entity,
         baseline_mae_by_entity=baseline_by_entity,
         champion_trained_on_holdout=saw_holdout,
+        challenger_mase=challenger_mase,
+        baseline_mase=baseline_mases[hardest],
+        baseline_mases=baseline_mases,
+        champion_mase=champion_mase,
+        challenger_mase_by_entity=challenger_mase_by_entity,
+        series_worse_than_seasonal_naive=len(losing) / len(challenger_by_entity),
         coverage=coverage,
         coverage_tolerance=tolerance,
     )
@@ -193,6 +251,9 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
     metrics = {
         "holdout_mae": decision.challenger_mae,
         "holdout_baseline_mae": decision.baseline_mae,
+        "holdout_mase": decision.challenger_mase,
+        "holdout_baseline_mase": decision.baseline_mase,
+        "holdout_series_worse_than_seasonal_naive": decision.series_worse_than_seasonal_naive,
         "gate_min_improvement": decision.min_improvement,
         "gate_champion_challenger_passed": float(decision.passed),
         **{f"holdout_mae_{entity}": value for entity, value in decision.challenger_mae_by_entity.items()},
@@ -201,6 +262,7 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
     }
     if decision.champion_mae is not None and decision.champion_bound is not None:
         metrics["holdout_champion_mae"] = decision.champion_mae
+        metrics["holdout_champion_mase"] = decision.champion_mase or 0.0
         metrics["gate_champion_bound"] = decision.champion_bound
         metrics.update({f"holdout_champion_mae_{e}": v for e, v in decision.champion_mae_by_entity.items()})
     for key, value in metrics.items():
@@ -212,6 +274,7 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
         "holdout_window": f"{decision.holdout_start}/{decision.holdout_end}",
         "holdout_mae": f"{decision.challenger_mae:.6g}",
         "holdout_baseline_mae": f"{decision.baseline_mae:.6g}",
+        "holdout_mase": f"{decision.challenger_mase:.6g}",
         "holdout_baseline": decision.baseline,
         "holdout_champion_version": decision.champion_version or "",
         "holdout_champion_mae": "" if decision.champion_mae is None else f"{decision.champion_mae:.6g}",

@@ -19,11 +19,11 @@ class GateDecision(Outcome):
     reason: str
     version: str
     challenger_mae: float
-    baseline_mae: float  # the hardest baseline's (the lowest MAE)
+    baseline_mae: float  # the MAE of the hardest baseline (the one of lowest MASE)
     champion_version: str | None
     champion_mae: float | None
     min_improvement: float
-    champion_bound: float | None
+    champion_bound: float | None  # on MASE
     holdout_rows: int
     holdout_start: str
     holdout_end: str
@@ -36,6 +36,14 @@ class GateDecision(Outcome):
     # The challenger's bands on the holdout: realized coverage per level key ("80"); empty without bands.
     coverage: dict[str, float] = Field(default_factory=dict)
     coverage_tolerance: float | None = None  # None: coverage reported, not demanded
+    # What the gate decides on: each series' MAE over its own scale (MASE), averaged over series, so
+    # that small series count as much as large ones; the bound is the champion's MASE times the margin.
+    challenger_mase: float = 0.0
+    baseline_mase: float = 0.0  # the hardest baseline's (the lowest MASE)
+    baseline_mases: dict[str, float] = Field(default_factory=dict)
+    champion_mase: float | None = None
+    challenger_mase_by_entity: dict[str, float] = Field(default_factory=dict)
+    series_worse_than_seasonal_naive: float = 0.0  # share of the series
 
 
 class RunSummary(Outcome):

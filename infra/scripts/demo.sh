@@ -58,7 +58,8 @@ if [[ $status -ne 0 ]]; then
     if [[ $status -ne 3 ]]; then
         tail -n 20 "$logs/champion.log"
     elif grep -q "lost on the holdout" "$logs/champion.log"; then
-        echo "  in the demo: MODEL=lightgbm make demo, or N_TRIALS=10 make demo (now MODEL=$MODEL N_TRIALS=$N_TRIALS)"
+        echo "  in the demo: MODEL=auto_ets make demo (a statistical model per series), MODEL=lightgbm make demo," \
+            "or N_TRIALS=10 make demo (now MODEL=$MODEL N_TRIALS=$N_TRIALS)"
     fi
     echo "  the retraining's log: $logs/retrain_${name}_forecaster.log"
     exit "$status"

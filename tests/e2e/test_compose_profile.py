@@ -156,12 +156,14 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
             f"validated/synthetic/{day}/data.parquet",
             f"state/synthetic/{day}/validation/validation_result.json",
             "features/synthetic_features.parquet",
+            "features/synthetic_history.parquet",
         } <= lake
         assert not list(settings.home.rglob("data.parquet")), "no partition in a local folder"
         with psycopg.connect(database(postgres_server, "mlflow").replace("+psycopg", "")) as conn:
             assert conn.execute("SELECT count(*) FROM model_versions").fetchone()[0] >= 1  # type: ignore[index]
         with psycopg.connect(database(postgres_server, "feast").replace("+psycopg", "")) as conn:
-            assert conn.execute("SELECT count(*) FROM feature_views").fetchone()[0] == 1  # type: ignore[index]
+            # the features and each series' history
+            assert conn.execute("SELECT count(*) FROM feature_views").fetchone()[0] == 2  # type: ignore[index]
         with psycopg.connect(database(postgres_server, "forecasts").replace("+psycopg", "")) as conn:
             stored = conn.execute("SELECT count(*), count(DISTINCT entity_id) FROM forecasts").fetchone()
             assert stored == (2 * 6, 2)  # every entity, every step of the horizon

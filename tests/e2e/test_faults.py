@@ -29,7 +29,7 @@ from core.windows import end_of
 from data_pipeline.ingest import ingest
 from data_pipeline.sources import SourceError, read_bytes
 from data_pipeline.validation import DataValidationError, validate
-from feature_store.features import offline_source_path, write_offline_source
+from feature_store.features import history_source_path, offline_source_path, write_offline_source
 from feature_store.repo import apply_and_materialize, feature_view_name, get_store, materialize
 from simulation.stack import FlakyS3
 from tests.utils.data import SYNTHETIC_END, synthetic_frame, write_dataset
@@ -304,8 +304,11 @@ def test_a_retried_retraining_run_lands_each_partition_once_and_registers_one_ve
     landed = read_landed(settings, dataset, logical_date)
     assert not landed.duplicated([dataset.entity_column, dataset.timestamp_column]).any()
     offline = offline_source_path(settings, dataset)
-    # the features and the note of the day they were built from; no leftover of a retried write
-    assert sorted(p.name for p in offline.parent.iterdir()) == [f"{offline.stem}.built_from.json", offline.name]
+    # the features, the note of the day they were built from and the histories; no leftover of a retried write
+    history = history_source_path(settings, dataset)
+    assert sorted(p.name for p in offline.parent.iterdir()) == sorted(
+        [f"{offline.stem}.built_from.json", offline.name, history.name]
+    )
 
     first_run = train(settings, dataset, logical_date, tags={"dag_run_id": dag_run_id}).run_id
     first = register_run_of(settings, model, "dag_run_id", dag_run_id)

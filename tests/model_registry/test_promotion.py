@@ -144,7 +144,9 @@ def test_a_worse_challenger_is_not_promoted_and_the_champion_keeps_serving(
     assert decision.champion_version == registry.champion
     assert decision.champion_mae is not None
     assert decision.challenger_mae > decision.champion_mae
-    assert f"> champion {decision.champion_mae:.4f}" in decision.reason
+    assert decision.champion_mase is not None
+    assert decision.challenger_mase > decision.champion_mase
+    assert f"> champion {decision.champion_mase:.4f}" in decision.reason, "the decision is on MASE"
     tags = client(registry.settings).get_model_version(MODEL, registry.weak).tags
     assert tags["gate_champion_challenger"] == "failed"
     assert tags["holdout_champion_version"] == registry.champion

@@ -36,6 +36,54 @@ def test_force_overrides_the_drift_gate_only() -> None:
 # --- champion/challenger rule -------------------------------------------------------------------
 
 
+def test_the_gate_judges_each_series_on_its_own_scale_where_a_pooled_mae_hides_the_small_one(
+    dataset: DatasetConfig,
+) -> None:
+    """A series at 100,000 and one at 10: a challenger a little better than seasonal naive on the large
+    one and five times worse on the small one wins on the pooled MAE and loses on the mean MASE."""
+    from core.columns import EVENT_TIMESTAMP, history_name
+    from model_validation.champion import decide, holdout_scales, scaled
+
+    rng = np.random.default_rng(0)
+    length = dataset.history_length
+    windows = {level: level + level / 100 * rng.normal(0, 1, length).cumsum() for level in (1e5, 10.0)}
+    holdout = pd.DataFrame(
+        {
+            dataset.entity_column: ["large", "small"],
+            EVENT_TIMESTAMP: pd.to_datetime(["2024-01-01", "2024-01-01"], utc=True),
+            history_name(dataset): [windows[1e5], windows[10.0]],
+        }
+    )
+    scales = holdout_scales(holdout, dataset)
+    for entity, level in (("large", 1e5), ("small", 10.0)):
+        values = windows[level]
+        lag = dataset.seasonal_period
+        assert scales[entity] == pytest.approx(np.mean(np.abs(values[lag:] - values[:-lag])))
+    challenger = {"large": 0.8 * scales["large"], "small": 5.0 * scales["small"]}
+    seasonal = {"large": 1.0 * scales["large"], "small": 1.0 * scales["small"]}
+    pooled = {name: float(np.mean(list(maes.values()))) for name, maes in (("c", challenger), ("s", seasonal))}
+    assert decide(pooled["c"], {"seasonal naive": pooled["s"]}, None, 0.0)[0], "pooled, the large series decides"
+    mase, by_entity = scaled(challenger, scales)
+    assert by_entity == pytest.approx({"large": 0.8, "small": 5.0})
+    passed, reasons = decide(mase, {"seasonal naive": scaled(seasonal, scales)[0]}, None, 0.0, measure="MASE")
+    assert not passed
+    assert reasons[0] == "holdout MASE 2.9000 >= seasonal naive 1.0000"
+
+
+def test_a_constant_series_still_has_a_scale(dataset: DatasetConfig) -> None:
+    from core.columns import EVENT_TIMESTAMP, history_name
+    from model_validation.champion import holdout_scales
+
+    holdout = pd.DataFrame(
+        {
+            dataset.entity_column: ["flat"],
+            EVENT_TIMESTAMP: pd.to_datetime(["2024-01-01"], utc=True),
+            history_name(dataset): [np.full(dataset.history_length, 42.0)],
+        }
+    )
+    assert holdout_scales(holdout, dataset) == {"flat": pytest.approx(42e-6)}
+
+
 def test_without_a_champion_the_baseline_rule_alone_decides() -> None:
     from model_validation.champion import decide
 
