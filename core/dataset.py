@@ -106,12 +106,31 @@ class BacktestConfig(_Strict):
     gap: int | None = Field(default=None, description="Rows between train and test; >= horizon.")
 
 
+class SelectionConfig(_Strict):
+    """The ``selection`` family: candidates backtested on the same folds, then a choice among them."""
+
+    candidates: list[str] = Field(
+        default_factory=lambda: ["naive", "seasonal_naive", "auto_ets", "auto_theta", "lightgbm"],
+        min_length=1,
+        description="The families to choose among.",
+    )
+    method: Literal["best", "per_series", "combination"] = Field(
+        default="per_series",
+        description="best: one candidate for the dataset; per_series: each series its best (the dataset's "
+        "where it has fewer than min_errors backtest rows); combination: each series its top_k combined.",
+    )
+    min_errors: int = Field(default=48, ge=1, description="Backtest rows a series needs for a choice of its own.")
+    top_k: int = Field(default=3, ge=1, description="Candidates a combination takes.")
+    combine: Literal["median", "mean"] = Field(default="median", description="How a combination combines.")
+
+
 class TrainingConfig(_Strict):
     """What a training run fits on, and with which parameters."""
 
     window: timedelta | None = Field(default=None, description="History used for training; None: all of it.")
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
+    selection: SelectionConfig = Field(default_factory=SelectionConfig, description="The selection family's choice.")
 
 
 class IntervalConfig(_Strict):

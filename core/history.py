@@ -137,3 +137,17 @@ def with_history(rows: pd.DataFrame, source: pd.DataFrame, dataset: DatasetConfi
     out = rows.copy()
     out[history_name(dataset)] = pd.Series(windows, index=rows.index, dtype=object)
     return out
+
+
+def seasonal_scale(values: np.ndarray, seasonal_period: int) -> float:
+    """A series' scale as MASE takes it: the mean absolute change over one season of its known values
+    (over one step where they hold less than two seasons, or where the seasonal changes are all zero).
+    A constant series gets a millionth of its level (at least of 1), so that any error still counts."""
+    values = values[~np.isnan(values)]
+    for lag in dict.fromkeys((seasonal_period, 1)):
+        if len(values) > 2 * lag:
+            scale = float(np.mean(np.abs(values[lag:] - values[:-lag])))
+            if scale > 0:
+                return scale
+    level = float(np.mean(np.abs(values))) if len(values) else 1.0
+    return max(level, 1.0) * 1e-6

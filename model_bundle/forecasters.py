@@ -21,6 +21,7 @@ PREDICTORS: dict[str, str] = {
     "nlinear": "model_bundle.families.nlinear:NLinearForecaster",
     "dlinear": "model_bundle.families.dlinear:DLinearForecaster",
     "naive": "model_bundle.families.seasonal_naive:SeasonalNaive",
+    "selection": "model_bundle.families.selection:SelectedForecaster",
     **{
         family: "model_bundle.families.statistical:StatisticalForecaster"
         for family in ("random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima")

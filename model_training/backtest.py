@@ -117,15 +117,42 @@ def make_folds(timestamps: pd.Series, dataset: DatasetConfig) -> list[Fold]:
     return folds
 
 
-def _scores(actual: np.ndarray, forecast: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
+def step_scores(actual: np.ndarray, forecast: np.ndarray) -> tuple[dict[str, float], dict[str, list[float]]]:
     overall = {name: float(fn(actual, forecast)) for name, fn in METRICS.items()}
     by_step = {name: [float(v) for v in fn(actual, forecast, axis=0)] for name, fn in METRICS.items()}
     return overall, by_step
 
 
-def _by_entity(frame: pd.DataFrame, entity: str, actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
+def by_entity(frame: pd.DataFrame, entity: str, actual: np.ndarray, forecast: np.ndarray) -> dict[str, float]:
     errors = np.abs(actual - forecast).mean(axis=1)
     return {str(k): float(v) for k, v in pd.Series(errors, index=frame.index).groupby(frame[entity]).mean().items()}
+
+
+def fold_score(
+    fold: Fold,
+    test: pd.DataFrame,
+    dataset: DatasetConfig,
+    forecast: np.ndarray,
+    naive_forecast: np.ndarray,
+    train_rows: int,
+) -> FoldScore:
+    """One fold's scores of ``forecast`` and of the seasonal-naive ``naive_forecast`` on its ``test`` rows."""
+    actual = test[label_names(dataset)].to_numpy(dtype=np.float64)
+    model_overall, model_steps = step_scores(actual, forecast)
+    naive_overall, naive_steps = step_scores(actual, naive_forecast)
+    return FoldScore(
+        fold=fold,
+        model=model_overall,
+        baseline=naive_overall,
+        model_by_step=model_steps,
+        baseline_by_step=naive_steps,
+        model_mae_by_entity=by_entity(test, dataset.entity_column, actual, forecast),
+        baseline_mae_by_entity=by_entity(test, dataset.entity_column, actual, naive_forecast),
+        train_rows=train_rows,
+        test_rows=len(test),
+        errors=actual - forecast,
+        entities=test[dataset.entity_column].to_numpy(dtype=str),
+    )
 
 
 def backtest(
@@ -146,27 +173,9 @@ def backtest(
         for fold in folds:
             train = training_set[stamps <= fold.train_end]
             test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
-            actual = test[labels].to_numpy(dtype=np.float64)
             model = make_model().fit(train, train[labels].to_numpy(dtype=np.float64))
             model_forecast = forecast_rows(model, test, training_set, dataset)
-            naive_forecast = naive.predict(test)
-            model_overall, model_steps = _scores(actual, model_forecast)
-            naive_overall, naive_steps = _scores(actual, naive_forecast)
-            result.folds.append(
-                FoldScore(
-                    fold=fold,
-                    model=model_overall,
-                    baseline=naive_overall,
-                    model_by_step=model_steps,
-                    baseline_by_step=naive_steps,
-                    model_mae_by_entity=_by_entity(test, dataset.entity_column, actual, model_forecast),
-                    baseline_mae_by_entity=_by_entity(test, dataset.entity_column, actual, naive_forecast),
-                    train_rows=len(train),
-                    test_rows=len(test),
-                    errors=actual - model_forecast,
-                    entities=test[dataset.entity_column].to_numpy(dtype=str),
-                )
-            )
+            result.folds.append(fold_score(fold, test, dataset, model_forecast, naive.predict(test), len(train)))
             if on_fold is not None:
                 on_fold(result.folds[-1])
     return result

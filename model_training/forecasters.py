@@ -36,6 +36,7 @@ FAMILIES: dict[str, str] = {
     "auto_ets": "model_training.families.statistical:AutoETSTrainer",
     "auto_theta": "model_training.families.statistical:AutoThetaTrainer",
     "auto_arima": "model_training.families.statistical:AutoARIMATrainer",
+    "selection": "model_training.families.selection:SelectionTrainer",
 }
 BASELINE = "seasonal_naive"
 # Families with a model per series, which forecast from each row's history (:mod:`core.history`).
@@ -43,7 +44,7 @@ PER_SERIES = {"random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima"}
 # What the retraining form and the training CLI offer.
 TRAINABLE = sorted(set(FAMILIES) - {BASELINE})
 # The families that learn one model of all series from feature rows.
-TABULAR = sorted(set(TRAINABLE) - PER_SERIES - {"naive"})
+TABULAR = sorted(set(TRAINABLE) - PER_SERIES - {"naive", "selection"})
 
 
 class Forecaster(Predictor, Protocol):

@@ -170,6 +170,7 @@ def fit_and_report(
     final = make_model().fit(frame, frame[label_names(dataset)].to_numpy(dtype="float64"))
     fit_seconds = time.monotonic() - fit_started
     bands = band_source(dataset, family, params, device, frame, calibration)
+    per_series = bool(getattr(final, "per_series", False))
     return TrainingResult(
         run_name=f"{dataset.name}-{family}-{logical_date}",
         tags={
@@ -188,8 +189,8 @@ def fit_and_report(
         fit_seconds=fit_seconds,
         model=final,
         bands=bands,
-        meta=bundle_meta(dataset, family),
-        example=input_example(dataset, frame, family),
+        meta=bundle_meta(dataset, family, per_series),
+        example=input_example(dataset, frame, per_series),
         reports=write_reports(dataset, family, frame, result, final, bands, reports),
     )
 
@@ -210,7 +211,7 @@ def run_params(
     }
 
 
-def bundle_meta(dataset: DatasetConfig, family: str) -> dict[str, Any]:
+def bundle_meta(dataset: DatasetConfig, family: str, per_series: bool = False) -> dict[str, Any]:
     """What the bundle carries of its dataset: the serving side reads its features and step from it."""
     meta = {
         "family": family,
@@ -220,16 +221,16 @@ def bundle_meta(dataset: DatasetConfig, family: str) -> dict[str, Any]:
         "features": feature_names(dataset),
         "entity_column": dataset.entity_column,
     }
-    if family in forecasters.PER_SERIES:  # each row also brings its time and history
+    if per_series:  # each row also brings its time and history
         meta |= {"time_column": EVENT_TIMESTAMP, "history_column": history_name(dataset)}
     return meta
 
 
-def input_example(dataset: DatasetConfig, frame: pd.DataFrame, family: str | None = None) -> pd.DataFrame:
+def input_example(dataset: DatasetConfig, frame: pd.DataFrame, per_series: bool = False) -> pd.DataFrame:
     """Five rows of features for the bundle's signature: rows with every feature present when there
-    are such rows, so that the example shows a real input. A per-series family's are each entity's
+    are such rows, so that the example shows a real input. A per-series model's are each entity's
     newest rows, with their entity, time and history."""
-    if family in forecasters.PER_SERIES:
+    if per_series:
         from core.history import with_history
 
         newest = frame.groupby(dataset.entity_column, sort=True).tail(1).head(5)
@@ -256,9 +257,15 @@ def write_reports(
     report.write_text(json.dumps(result.to_dict(), indent=2))
     drawn = plot_backtest(result, directory / "backtest.png", title)
     newest = frame.groupby(dataset.entity_column, sort=True).tail(1)
+    leaderboard = getattr(model, "leaderboard", None)
+    reports = [report, drawn]
+    if leaderboard is not None:  # the selection family: its candidates' scores, best first
+        board = directory / "leaderboard.csv"
+        leaderboard.to_csv(board, index=False)
+        reports.append(board)
     predicted = forecasters.forecast_rows(model, newest, frame, dataset)
     forecast = plot_forecast(frame, dataset, predicted, bands, directory / "forecast.png", title)
-    return [report, drawn, forecast]
+    return [*reports, forecast]
 
 
 def band_source(

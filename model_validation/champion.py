@@ -80,30 +80,19 @@ def holdout_errors(
 
 
 def holdout_scales(holdout: pd.DataFrame, dataset: DatasetConfig) -> dict[str, float]:
-    """Each entity's scale, as MASE takes it: the mean absolute change over one season (one step where
-    the values hold less than two seasons, or where the seasonal changes are all zero) of its values
-    before the holdout (the history of its first holdout row); without histories, of the holdout's
-    own values. A constant series gets a scale of a millionth of its level, so that any error counts."""
+    """Each entity's scale, as MASE takes it (:func:`core.history.seasonal_scale`), of its values before
+    the holdout (the history of its first holdout row); without histories, of the holdout's own values."""
     from core.columns import history_name
-    from core.history import with_history
+    from core.history import seasonal_scale, with_history
 
     name = history_name(dataset)
     if name not in holdout.columns:
         holdout = with_history(holdout, holdout, dataset)
     first = holdout.sort_values(EVENT_TIMESTAMP).groupby(dataset.entity_column, sort=True).head(1)
-    scales = {}
-    for entity, window in zip(first[dataset.entity_column], first[name], strict=True):
-        values = np.asarray(window, dtype=np.float64)
-        values = values[~np.isnan(values)]
-        scale = 0.0
-        for lag in (dataset.seasonal_period, 1):
-            if len(values) > 2 * lag:
-                scale = float(np.mean(np.abs(values[lag:] - values[:-lag])))
-                if scale > 0:
-                    break
-        level = float(np.mean(np.abs(values))) if len(values) else 1.0
-        scales[str(entity)] = scale if scale > 0 else max(level, 1.0) * 1e-6
-    return scales
+    return {
+        str(entity): seasonal_scale(np.asarray(window, dtype=np.float64), dataset.seasonal_period)
+        for entity, window in zip(first[dataset.entity_column], first[name], strict=True)
+    }
 
 
 def scaled(by_entity: dict[str, float], scales: dict[str, float]) -> tuple[float, dict[str, float]]:

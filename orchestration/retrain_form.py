@@ -25,7 +25,7 @@ from orchestration.plan import RunPlan
 # The trainable families of model_training.forecasters (that module is not imported at parse time).
 FAMILIES = [
     "xgboost", "lightgbm", "nlinear", "dlinear", "auto_ets", "auto_theta", "auto_arima", "random_walk_with_drift",
-    "naive",
+    "naive", "selection",
 ]  # fmt: skip
 
 
@@ -44,8 +44,8 @@ def form(history_end: date | None = None) -> dict[str, Param]:
             enum=FAMILIES,
             title="Model family",
             description="The trainable families (auto_* and random_walk_with_drift: one statsforecast model "
-            "per series); the gate compares the new version with the champion and the naive baselines "
-            "whatever the family.",
+            "per series; selection: the dataset's candidates, chosen per series on their backtests); the "
+            "gate compares the new version with the champion and the naive baselines whatever the family.",
         ),
         "horizon": Param(
             None,

@@ -22,8 +22,12 @@ from tests.utils.platform import on_registry_copy
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+SELECTION = {"candidates": ["seasonal_naive", "auto_theta"], "method": "per_series", "min_errors": 10}
+
+
+@pytest.mark.parametrize(("family", "params"), [("auto_theta", None), ("selection", SELECTION)])
 def test_a_statistical_champion_answers_from_each_series_history(
-    tmp_path: Path, trained: tuple[Settings, DatasetConfig]
+    tmp_path: Path, trained: tuple[Settings, DatasetConfig], family: str, params: dict[str, object] | None
 ) -> None:
     from model_bundle.outputs import history_input, time_input
     from model_registry.provenance import trusted_model
@@ -35,7 +39,7 @@ def test_a_statistical_champion_answers_from_each_series_history(
     settings = on_registry_copy(trained[0], tmp_path, forecast_db=f"sqlite:///{tmp_path / 'forecasts.db'}")
     dataset = trained[1]
     name = settings.model_name(dataset.name)
-    outcome = train(settings, dataset, SYNTHETIC_END, family="auto_theta")
+    outcome = train(settings, dataset, SYNTHETIC_END, family=family, params=params)
     version = str(register_challenger(settings, name, outcome.run_id).version)
     with trusted_model(settings, name, version) as model:
         schema = model.metadata.get_input_schema()

@@ -42,6 +42,22 @@ print(forecast.shape, sorted(m.split(".")[0] for m in sys.modules if m.startswit
 """
 
 
+def forecast_alone(serving_venv: Path, bundle: Path, cwd: Path) -> str:
+    """What :data:`SELF_CONTAINED` prints of a bundle's forecast in the serving venv, every platform
+    package but model_bundle refused."""
+    ours = [p.parent.name for p in PROJECT_ROOT.glob("*/__init__.py") if p.parent.name != "model_bundle"]
+    result = subprocess.run(
+        [str(serving_venv / "bin" / "python"), "-c", SELF_CONTAINED, str(bundle), ",".join(ours)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="module")
 def serving_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("serving-image")
@@ -123,19 +139,9 @@ def test_a_bundle_carries_the_predict_side_alone_and_loads_with_it(
         package = sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in (PROJECT_ROOT / "model_bundle").rglob("*.py"))
         assert shipped == package
         assert not [m for m in shipped if any(w in m for w in ("train", "tun", "bench", "launch", "orchestr"))]
-        ours = [p.parent.name for p in PROJECT_ROOT.glob("*/__init__.py") if p.parent.name != "model_bundle"]
-        result = subprocess.run(
-            [str(serving_venv / "bin" / "python"), "-c", SELF_CONTAINED, str(local), ",".join(ours)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
         # the point forecast and, per level, its lower and upper bounds: the intervals need nothing else
         columns = dataset.horizon * (1 + 2 * len(dataset.intervals.levels))
-        assert result.stdout.strip().splitlines()[-1] == f"(5, {columns}) ['model_bundle']"
+        assert forecast_alone(serving_venv, local, tmp_path) == f"(5, {columns}) ['model_bundle']"
     finally:
         discard(local)
 
@@ -159,17 +165,7 @@ def test_a_statistical_bundle_loads_and_forecasts_in_the_serving_venv(
     )
     local = verified_copy(settings, name, version)
     try:
-        ours = [p.parent.name for p in PROJECT_ROOT.glob("*/__init__.py") if p.parent.name != "model_bundle"]
-        result = subprocess.run(
-            [str(serving_venv / "bin" / "python"), "-c", SELF_CONTAINED, str(local), ",".join(ours)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
         columns = dataset.horizon * (1 + 2 * len(dataset.intervals.levels))
-        assert result.stdout.strip().splitlines()[-1] == f"(2, {columns}) ['model_bundle']", "one row per entity"
+        assert forecast_alone(serving_venv, local, tmp_path) == f"(2, {columns}) ['model_bundle']", "a row per entity"
     finally:
         discard(local)

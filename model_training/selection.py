@@ -1,0 +1,98 @@
+"""Choosing among candidates from their backtests: a leaderboard, then one of three choices.
+
+Every candidate is backtested on the same rolling-origin folds of the same rows, so their errors line
+up row by row. Each is scored per series on a scale-free error, its MAE over the series' own scale
+(MASE; :func:`core.history.seasonal_scale` of the series' training values), and over the dataset as
+the mean of those, so that every series counts the same whatever its level. Then:
+
+* ``best``: the candidate of the lowest mean MASE, for every series;
+* ``per_series``: each series its own best candidate, where it has at least ``min_errors`` backtest
+  rows; the dataset's best for the others (and for series that appear later);
+* ``combination``: each series the median (or mean) of its ``top_k`` candidates; the dataset's
+  ``top_k`` for series with too few rows and for new ones.
+
+A choice scored on the errors it was made on would flatter itself: the ``selection`` family
+(:mod:`model_training.families.selection`) chooses inside each fold of its run's backtest, so the
+run's scores are those of the choosing, and the promotion gate's holdout, which no choice saw,
+judges the final one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from core.dataset import DatasetConfig
+from core.history import seasonal_scale, target_series
+from model_training.backtest import BacktestResult
+
+Method = Literal["best", "per_series", "combination"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a selection bundle carries: the dataset's candidates and each series' own."""
+
+    default: list[str]
+    by_entity: dict[str, list[str]]
+    leaderboard: pd.DataFrame  # one row per candidate, best first
+    mase_by_entity: pd.DataFrame = field(repr=False)  # entity x candidate
+
+    def of(self, entity: str) -> list[str]:
+        return self.by_entity.get(entity, self.default)
+
+
+def series_scales(frame: pd.DataFrame, dataset: DatasetConfig) -> dict[str, float]:
+    """Each entity's scale from its training values (lag 0 and labels of the training rows)."""
+    return {e: seasonal_scale(s.values, dataset.seasonal_period) for e, s in target_series(frame, dataset).items()}
+
+
+def scores(results: dict[str, BacktestResult], scales: dict[str, float]) -> tuple[pd.DataFrame, pd.Series]:
+    """(entity x candidate MASE, backtest rows per entity) of aligned backtests."""
+    columns, entities = {}, None
+    for name, result in results.items():
+        errors, owners = result.errors()
+        if entities is None:
+            entities = owners
+        elif not np.array_equal(entities, owners):
+            raise ValueError(f"{name}'s backtest rows are not the others': candidates must share their folds")
+        mae = pd.Series(np.abs(errors).mean(axis=1)).groupby(owners).mean()
+        columns[name] = mae / pd.Series({str(e): scales[str(e)] for e in mae.index})
+    assert entities is not None, "no candidate"
+    table = pd.DataFrame(columns)
+    table.index = table.index.astype(str)
+    return table, pd.Series(entities).astype(str).value_counts()
+
+
+def choose(
+    results: dict[str, BacktestResult],
+    scales: dict[str, float],
+    method: Method = "best",
+    min_errors: int = 1,
+    top_k: int = 3,
+) -> Choice:
+    """The choice ``method`` makes from the candidates' aligned backtests (see the module's text)."""
+    mase, rows = scores(results, scales)
+    mean = mase.mean(axis=0).sort_values(kind="stable")
+    best_per_series = mase.idxmin(axis=1)
+    leaderboard = pd.DataFrame(
+        {
+            "candidate": mean.index,
+            "mase": mean.to_numpy(),
+            "series_best": [int((best_per_series == c).sum()) for c in mean.index],
+            "mae": [float(np.abs(results[c].errors()[0]).mean()) for c in mean.index],
+        }
+    )
+    ranked = list(mean.index)
+    default = ranked[:top_k] if method == "combination" else ranked[:1]
+    by_entity: dict[str, list[str]] = {}
+    if method != "best":
+        for entity, own in mase.iterrows():
+            if rows.get(entity, 0) < min_errors:
+                continue
+            order = list(own.sort_values(kind="stable").index)
+            by_entity[str(entity)] = order[:top_k] if method == "combination" else order[:1]
+    return Choice(default=default, by_entity=by_entity, leaderboard=leaderboard, mase_by_entity=mase)

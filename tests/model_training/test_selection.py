@@ -1,0 +1,125 @@
+"""Choosing among candidates on their aligned backtests: series built so that the right answer is
+known (a random walk, a strong daily season, a trend with a season) each get their own in
+``per_series``, the dataset one in ``best``, and a bundle of the choice forecasts each series with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.columns import EVENT_TIMESTAMP, label_names
+from core.dataset import DatasetConfig
+from model_bundle.families.selection import SelectedForecaster
+from model_training import devices, forecasters
+from model_training.backtest import backtest
+from model_training.selection import choose, series_scales
+from tests.utils.data import write_dataset
+
+CANDIDATES = ("naive", "seasonal_naive")
+
+
+def known_series(days: int = 30, seed: int = 5) -> pd.DataFrame:
+    """Hourly rows of three sites: a random walk (the last value is best), a strong daily cycle and a
+    trend with a daily cycle (the value a day back is best)."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range("2024-03-01", periods=days * 24, freq="h", tz="UTC")
+    t = np.arange(len(stamps))
+    cycle = np.sin(2 * np.pi * t / 24)
+    targets = {
+        "walk": 100 + rng.normal(0, 1, len(t)).cumsum(),
+        "daily": 50 + 10 * cycle + rng.normal(0, 0.5, len(t)),
+        "trend": 20 + 0.01 * t + 5 * cycle + rng.normal(0, 0.3, len(t)),
+    }
+    return pd.concat(
+        pd.DataFrame({"site": site, "ts": stamps, "load": 0.0, "aux": 0.0, "temp": values})
+        for site, values in targets.items()
+    )
+
+
+@pytest.fixture(scope="module")
+def backtests(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from feature_store.features import build_features
+    from feature_store.training_set import build_labels
+
+    raw = known_series()
+    dataset = DatasetConfig.from_yaml(
+        write_dataset(tmp_path_factory.mktemp("selection"), raw.assign(ts=raw["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")))
+    )
+    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP])
+    frame = frame.dropna().sort_values(EVENT_TIMESTAMP).reset_index(drop=True)
+    results = {
+        name: backtest(frame, dataset, lambda name=name: forecasters.create(name, dataset, device=devices.CPU))
+        for name in CANDIDATES
+    }
+    return dataset, frame, results
+
+
+def test_each_series_gets_the_candidate_that_is_right_for_it(backtests) -> None:  # type: ignore[no-untyped-def]
+    dataset, frame, results = backtests
+    scales = series_scales(frame, dataset)
+    per_series = choose(results, scales, "per_series", min_errors=10)
+    assert per_series.by_entity == {"walk": ["naive"], "daily": ["seasonal_naive"], "trend": ["seasonal_naive"]}
+    assert per_series.of("a new site") == per_series.default == ["seasonal_naive"]  # two series of three
+    board = per_series.leaderboard.set_index("candidate")
+    assert board.loc["seasonal_naive", "series_best"] == 2
+    assert board.loc["naive", "series_best"] == 1
+    assert list(board.index) == ["seasonal_naive", "naive"], "best (lowest mean MASE) first"
+    # Every series weighs the same: the walk's MASE is its MAE over its own scale.
+    walk_mae = float(np.abs(results["naive"].errors()[0][results["naive"].errors()[1] == "walk"]).mean())
+    assert per_series.mase_by_entity.loc["walk", "naive"] == pytest.approx(walk_mae / scales["walk"])
+
+    best = choose(results, scales, "best")
+    assert (best.default, best.by_entity) == (["seasonal_naive"], {})
+    too_few = choose(results, scales, "per_series", min_errors=10**6)
+    assert too_few.by_entity == {}, "no series has enough errors of its own: the dataset's choice"
+    both = choose(results, scales, "combination", top_k=2)
+    assert both.of("walk") == ["naive", "seasonal_naive"]
+
+
+def test_a_bundle_of_the_choice_forecasts_each_series_with_its_own_and_loads_as_data(backtests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    dataset, frame, results = backtests
+    labels = label_names(dataset)
+    models = {
+        n: forecasters.create(n, dataset, device=devices.CPU).fit(frame, frame[labels].to_numpy()) for n in CANDIDATES
+    }
+    choice = choose(results, series_scales(frame, dataset), "per_series", min_errors=10)
+    bundle = SelectedForecaster(models, {n: n for n in CANDIDATES}, choice.default, choice.by_entity, "site")
+    newest = frame.groupby("site").tail(3)
+    predicted = bundle.predict(newest)
+    for site, own in (("walk", "naive"), ("daily", "seasonal_naive"), ("trend", "seasonal_naive")):
+        rows = (newest["site"] == site).to_numpy()
+        np.testing.assert_array_equal(predicted[rows], models[own].predict(newest[rows]))
+    bundle.save(tmp_path / "bundle")
+    assert not list((tmp_path / "bundle").rglob("*.pkl"))
+    restored = forecasters.load("selection", tmp_path / "bundle")
+    np.testing.assert_array_equal(restored.predict(newest), predicted)
+    unknown = newest.assign(site="elsewhere")
+    np.testing.assert_array_equal(restored.predict(unknown), models["seasonal_naive"].predict(unknown))
+
+
+@pytest.mark.parametrize("candidates", [["naive", "seasonal_naive"], ["naive", "seasonal_naive", "auto_theta"]])
+def test_the_selection_family_chooses_in_each_fold_and_records_its_leaderboard(
+    backtests, candidates: list[str], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A training run of ``selection``: the run's backtest scores the choosing itself (each fold
+    chooses on its own training rows), the final choice is the known one, the run's reports hold the
+    leaderboard, and the bundle takes histories exactly when a candidate forecasts from them."""
+    from model_training.train import fit_and_report
+
+    dataset, frame, _ = backtests
+    params = {"candidates": candidates, "method": "per_series", "min_errors": 10}
+    result = fit_and_report(
+        dataset, pd.Timestamp("2024-03-30").date(), frame, "selection", params, devices.CPU, tmp_path
+    )
+    model = result.model
+    assert model.chosen("walk") == ["naive"]  # type: ignore[attr-defined]
+    assert model.chosen("daily") != ["naive"]  # type: ignore[attr-defined]
+    assert len(result.backtest.folds) == dataset.training.backtest.folds
+    assert "leaderboard.csv" in [p.name for p in result.reports]
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    assert sorted(board["candidate"]) == sorted(candidates)
+    assert ("history_column" in result.meta) == ("auto_theta" in candidates)
+    assert result.params["param_series_with_own_choice"] == 3
