@@ -195,6 +195,8 @@ def assemble(
             stale=entity.stale,
             interval_levels=predictions.levels,
             note=predictions.note,
+            model_family=model.family,
+            answered_by=None if model.chosen is None else model.chosen(entity.entity_id),
             forecast=[
                 ForecastPoint(timestamp=entity.event_time + (h + 1) * step, value=value, intervals=predicted.bands[h])
                 for h, value in enumerate(predicted.values)

@@ -50,6 +50,9 @@ class ModelHandle:
     history_column: str | None = None
     time_column: str | None = None
     entity_column: str | None = None
+    family: str | None = None  # the bundle's (None: a bundle that does not say)
+    # The candidates an entity's forecast comes from, for a bundle that chose among candidates.
+    chosen: Callable[[str], list[str]] | None = None
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """(rows, H) forecasts of the feature rows (columns: ``input_columns``, float64)."""
@@ -115,6 +118,7 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
     if predictor is not None:
         np.testing.assert_array_equal(predictor(example), checked[points].to_numpy(dtype=np.float64))
     calibration = _calibration(model)
+    family, chosen = _family(model)
     log.info("loaded %s version %s (%s)", name, version, "with intervals" if calibration else "point forecasts only")
     return ModelHandle(
         name,
@@ -129,7 +133,20 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
         history,
         stamp,
         dataset.entity_column,
+        family,
+        chosen,
     )
+
+
+def _family(model: Any) -> tuple[str | None, Callable[[str], list[str]] | None]:
+    """The bundle's family and, where it chose among candidates, what chose each entity's."""
+    try:
+        bundle = model.unwrap_python_model()
+    except Exception:
+        return None, None
+    family = getattr(bundle, "meta", {}).get("family")
+    chosen = getattr(getattr(bundle, "forecaster", None), "chosen", None)
+    return family, chosen if callable(chosen) else None
 
 
 def _calibration(model: Any) -> BandSource | None:

@@ -54,6 +54,12 @@ class Forecast(BaseModel):
         default_factory=list, description="The levels of every step's intervals; empty: point forecasts only."
     )
     note: str | None = Field(default=None, description="Why intervals are missing, when they are.")
+    model_family: str | None = Field(default=None, description="The family of the version that answered.")
+    answered_by: list[str] | None = Field(
+        default=None,
+        description="The candidates this entity's forecast came from, where the version chose among candidates "
+        "(one: that candidate's forecast; several: their combination); naive is the last value.",
+    )
     forecast: list[ForecastPoint]
 
 

@@ -38,10 +38,11 @@ def decide(
     champion_mae: float | None,
     min_improvement: float,
     measure: str = "MAE",
+    same_as: tuple[str, ...] = (),
 ) -> tuple[bool, list[str]]:
     """The rule itself: (passed, one reason per condition). ``baseline_maes``: each baseline's error,
     in the same ``measure`` as the challenger's and the champion's (the gate passes MASE: see
-    :func:`holdout_scales`).
+    :func:`holdout_scales`); ``same_as``: the baselines whose very forecasts the challenger's are.
 
     With a champion, the challenger must beat it by the margin and every baseline the champion
     itself beats on this holdout. A baseline the champion loses to as well is not demanded: keeping
@@ -50,8 +51,16 @@ def decide(
     can beat the stale champion days before it beats the baseline). The realized-error alert keeps
     saying so while the champion stays above naive's error.
     """
-    beaten = {name: challenger_mae < mae for name, mae in baseline_maes.items()}
-    against = ", ".join(f"{'<' if beaten[name] else '>='} {name} {mae:.4f}" for name, mae in baseline_maes.items())
+    # A challenger whose forecasts are a baseline's (a naive candidate chosen where nothing beats the
+    # last value) cannot beat it, and is no worse: that baseline is not demanded of it.
+    beaten = {name: challenger_mae < mae or name in same_as for name, mae in baseline_maes.items()}
+
+    def versus(name: str, mae: float) -> str:
+        if name in same_as:
+            return f"= {name} {mae:.4f} (its very forecasts)"
+        return f"{'<' if beaten[name] else '>='} {name} {mae:.4f}"
+
+    against = ", ".join(versus(name, mae) for name, mae in baseline_maes.items())
     reasons = [f"holdout {measure} {challenger_mae:.4f} {against}"]
     if champion_mae is None:
         reasons.append("no champion yet: the baseline rule decides")
@@ -155,7 +164,9 @@ def evaluate_challenger(
     output = _predict(settings, model_name, version, holdout, dataset.entity_column)
     challenger_mae, challenger_by_entity = holdout_errors(point_forecast(output), holdout, dataset)
     coverage = holdout_coverage(output, holdout, dataset)
-    scored = {name: holdout_errors(b.predict(holdout), holdout, dataset) for name, b in baselines(dataset).items()}
+    baseline_forecasts = {name: b.predict(holdout) for name, b in baselines(dataset).items()}
+    scored = {name: holdout_errors(f, holdout, dataset) for name, f in baseline_forecasts.items()}
+    same_as = tuple(name for name, f in baseline_forecasts.items() if np.array_equal(f, point_forecast(output)))
     baseline_maes = {name: mae for name, (mae, _) in scored.items()}
     # The decision is on scale-free errors: each series' MAE over its own scale, averaged over series.
     scales = holdout_scales(holdout, dataset)
@@ -184,7 +195,9 @@ def evaluate_challenger(
     else:
         current = None
     min_improvement = dataset.promotion.min_improvement
-    passed, reasons = decide(challenger_mase, baseline_mases, champion_mase, min_improvement, measure="MASE")
+    passed, reasons = decide(
+        challenger_mase, baseline_mases, champion_mase, min_improvement, measure="MASE", same_as=same_as
+    )
     reasons.append(
         f"{len(losing)} of {len(challenger_by_entity)} series worse than seasonal naive"
         + (f" ({', '.join(sorted(losing)[:5])}{', ...' if len(losing) > 5 else ''})" if losing else "")

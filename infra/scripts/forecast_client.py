@@ -67,6 +67,9 @@ def table(body: dict[str, Any], max_steps: int | None = None) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
     title = f"{body['entity_id']}: {body['model_name']} v{body['model_version']}"
+    if body.get("model_family"):
+        title += f" ({body['model_family']}"
+        title += f": {' + '.join(body['answered_by'])})" if body.get("answered_by") else ")"
     if not levels:
         title += f" (no intervals: {body.get('note') or 'none in the answer'})"
     more = len(body["forecast"]) - len(shown)

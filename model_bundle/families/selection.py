@@ -45,10 +45,9 @@ class SelectedForecaster:
         self.entity_column, self.combine = entity_column, combine
         self.params: dict[str, Any] = {"default": "+".join(self.default), "combine": combine, "members": len(members)}
 
-    @property
-    def per_series(self) -> bool:
-        """Whether any member forecasts from each row's history (then every row must bring one)."""
-        return any(getattr(m, "per_series", False) for m in self.members.values())
+    # A choice per series needs each row's entity, which a model of feature rows alone is not given:
+    # rows come with their entity, time and history, as a per-series family's do.
+    per_series: ClassVar[bool] = True
 
     def chosen(self, entity: str) -> list[str]:
         return self.choice.get(str(entity), self.default)

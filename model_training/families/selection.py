@@ -48,12 +48,6 @@ class SelectionTrainer(SelectedForecaster):
 
     config: Any
 
-    @property
-    def per_series(self) -> bool:
-        from model_training.forecasters import PER_SERIES
-
-        return bool(set(self.config.candidates) & PER_SERIES)
-
     def fit(
         self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None
     ) -> SelectionTrainer:

@@ -133,3 +133,9 @@ def test_a_long_horizon_shows_its_first_steps_and_says_how_many_more() -> None:
     assert lines[-2].split()[0] == "24"
     assert lines[-1] == "  ... 6 more steps (--json prints them all)"
     assert table(_body([0.8], steps=3), max_steps=24) == table(_body([0.8], steps=3))
+
+
+def test_the_title_names_the_family_and_the_candidates_that_answered() -> None:
+    body = _body([0.8]) | {"model_family": "selection", "answered_by": ["naive"]}
+    assert table(body).splitlines()[0] == "ETTh1: ett_forecaster v2 (selection: naive)"
+    assert table(_body([0.8]) | {"model_family": "xgboost"}).splitlines()[0] == "ETTh1: ett_forecaster v2 (xgboost)"

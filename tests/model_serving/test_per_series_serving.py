@@ -61,6 +61,12 @@ def test_a_statistical_champion_answers_from_each_series_history(
     for entity, answer in answers.items():
         body = answer.json()
         assert body["model_version"] == version
+        assert body["model_family"] == family
+        if family == "selection":  # which candidates answered this series
+            assert body["answered_by"], body
+            assert set(body["answered_by"]) <= set(SELECTION["candidates"])  # type: ignore[arg-type]
+        else:
+            assert body["answered_by"] is None
         online = [point["value"] for point in body["forecast"]]
         batch = [stored[(entity, step)] for step in range(1, dataset.horizon + 1)]
         np.testing.assert_allclose(online, batch, rtol=1e-9)

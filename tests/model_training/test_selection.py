@@ -106,7 +106,7 @@ def test_the_selection_family_chooses_in_each_fold_and_records_its_leaderboard(
 ) -> None:  # type: ignore[no-untyped-def]
     """A training run of ``selection``: the run's backtest scores the choosing itself (each fold
     chooses on its own training rows), the final choice is the known one, the run's reports hold the
-    leaderboard, and the bundle takes histories exactly when a candidate forecasts from them."""
+    leaderboard, and the bundle takes each row's entity, time and history."""
     from model_training.train import fit_and_report
 
     dataset, frame, _ = backtests
@@ -121,5 +121,30 @@ def test_the_selection_family_chooses_in_each_fold_and_records_its_leaderboard(
     assert "leaderboard.csv" in [p.name for p in result.reports]
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     assert sorted(board["candidate"]) == sorted(candidates)
-    assert ("history_column" in result.meta) == ("auto_theta" in candidates)
+    # Each row brings its entity (the choice is per series), time and history, whatever the candidates.
+    assert result.meta["history_column"] == "temp_history"
     assert result.params["param_series_with_own_choice"] == 3
+
+
+def test_the_bundle_hands_each_rows_entity_to_the_choice(backtests) -> None:  # type: ignore[no-untyped-def]
+    """Through the PyFunc's predict, as the gate and the batch forecast call it: the entity reaches the
+    choice, so that each series gets its own candidate, not the dataset's."""
+    from core.history import with_history
+    from model_bundle.outputs import point_forecast
+    from model_bundle.pyfunc import ForecastBundle
+    from model_training.train import bundle_meta
+
+    dataset, frame, results = backtests
+    labels = label_names(dataset)
+    models = {
+        n: forecasters.create(n, dataset, device=devices.CPU).fit(frame, frame[labels].to_numpy()) for n in CANDIDATES
+    }
+    choice = choose(results, series_scales(frame, dataset), "per_series", min_errors=10)
+    bundle = ForecastBundle()
+    bundle.forecaster = SelectedForecaster(models, {n: n for n in CANDIDATES}, choice.default, choice.by_entity, "site")
+    bundle.meta, bundle.calibration = bundle_meta(dataset, "selection", per_series=True), None
+    newest = with_history(frame.groupby("site").tail(1), frame, dataset)
+    output = point_forecast(bundle.predict(None, newest))
+    walk = (newest["site"] == "walk").to_numpy()
+    np.testing.assert_array_equal(output[walk], models["naive"].predict(newest[walk]))
+    assert not np.allclose(output[walk], models["seasonal_naive"].predict(newest[walk]))

@@ -70,6 +70,20 @@ def test_the_gate_judges_each_series_on_its_own_scale_where_a_pooled_mae_hides_t
     assert reasons[0] == "holdout MASE 2.9000 >= seasonal naive 1.0000"
 
 
+def test_a_challenger_that_is_a_baseline_is_not_asked_to_beat_it() -> None:
+    """Where nothing beats the last value, the naive candidate is the champion to have: its forecasts are
+    the naive baseline's, so it passes on beating seasonal naive alone, and says so."""
+    from model_validation.champion import decide
+
+    maes = {"seasonal naive": 1.5, "naive": 1.2}
+    passed, reasons = decide(1.2, maes, None, 0.0, measure="MASE", same_as=("naive",))
+    assert passed
+    assert reasons[0] == "holdout MASE 1.2000 < seasonal naive 1.5000, = naive 1.2000 (its very forecasts)"
+    assert not decide(1.2, maes, None, 0.0, measure="MASE")[0], "equal without being it: not beaten"
+    assert not decide(1.6, maes, None, 0.0, same_as=("naive",))[0], "seasonal naive must still be beaten"
+    assert not decide(1.2, maes, 1.1, 0.0, same_as=("naive",))[0], "and a better champion kept"
+
+
 def test_a_constant_series_still_has_a_scale(dataset: DatasetConfig) -> None:
     from core.columns import EVENT_TIMESTAMP, history_name
     from model_validation.champion import holdout_scales

@@ -91,3 +91,38 @@ def test_a_dataset_whose_levels_move_on_gets_its_first_champion(
     blocked = drift_gate(settings, raw, SYNTHETIC_END, trained, tmp_path / "raw")
     assert blocked.outcome is DriftOutcome.BLOCKED
     assert all((e.drift_share or 0.0) > dataset.promotion.max_drift_share for e in blocked.entities.values())
+
+
+def test_where_nothing_beats_the_last_value_the_naive_family_is_the_champion_and_says_so(tmp_path: Path) -> None:
+    """Random walks whose drift and weekly ripple each series hides in its noise: the naive family's
+    forecasts are the naive baseline's, so the gate asks it to beat seasonal naive alone; it is
+    promoted, and the service's answer names the family that answered."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+
+    from model_registry.promotion import promote_version
+    from model_registry.registry import champion_version, register_challenger
+    from model_serving.app import create_app
+    from model_training.train import train
+    from model_validation.champion import evaluate_challenger, holdout_of
+    from tests.utils.data import random_walk_frame
+
+    frame = random_walk_frame(series=4, days=2 * 365)
+    rng = np.random.default_rng(3)
+    frame["value"] = 500.0 + frame.groupby("series")["value"].transform(lambda v: rng.normal(0, 5, len(v)).cumsum())
+    config = write_random_walk_dataset(tmp_path / "dataset", frame)
+    settings = Settings(home=tmp_path / "home", dataset_config=config, _env_file=None)  # type: ignore[call-arg]
+    tracking.configure(settings)
+    dataset = DatasetConfig.from_yaml(config)
+    run_data_chain(settings, dataset, SYNTHETIC_END)
+    version = register_challenger(settings, MODEL, train(settings, dataset, SYNTHETIC_END, "naive").run_id).version
+    decision = evaluate_challenger(settings, dataset, MODEL, version, holdout_of(settings, dataset, SYNTHETIC_END))
+    assert decision.passed, decision.reason
+    assert "= naive" in decision.reason
+    assert "(its very forecasts)" in decision.reason
+    promote_version(settings, MODEL, version, decision.reason)
+    assert champion_version(settings, MODEL) == version
+    with TestClient(create_app(settings)) as client:
+        body = client.post("/v1/forecast", json={"entity_id": "s0"}).json()
+    assert body["model_family"] == "naive", body
+    assert len({point["value"] for point in body["forecast"]}) == 1, "the last value, for every step"
