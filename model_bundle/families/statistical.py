@@ -131,6 +131,8 @@ class SeriesModel:
         """H values after ``window_end`` from ``window`` (the newest value at ``window_end``)."""
         new = round((window_end - self.end) / step)  # values since training ended
         continues = 0 <= new <= len(window)
+        if not np.isfinite(window).any():  # nothing to forecast from
+            return np.full(horizon, np.nan)
         if self.family == "random_walk_with_drift":
             last = filled(window)
             return float(last[-1]) + float(np.ravel(self.fitted["slope"])[0]) * np.arange(1, horizon + 1)

@@ -36,7 +36,9 @@ class SelectionTrainer(SelectedForecaster):
         ``top_k``, ``combine``)."""
         from model_training.forecasters import FAMILIES
 
-        config = dataset.training.selection.model_copy(update=params or {})
+        config = type(dataset.training.selection).model_validate(
+            {**dataset.training.selection.model_dump(), **(params or {})}
+        )
         unknown = [c for c in config.candidates if c not in FAMILIES or c == cls.family]
         if unknown:
             raise ValueError(f"selection candidates must be model families other than selection: {unknown}")

@@ -148,3 +148,11 @@ def test_the_bundle_hands_each_rows_entity_to_the_choice(backtests) -> None:  # 
     walk = (newest["site"] == "walk").to_numpy()
     np.testing.assert_array_equal(output[walk], models["naive"].predict(newest[walk]))
     assert not np.allclose(output[walk], models["seasonal_naive"].predict(newest[walk]))
+
+
+def test_a_selection_config_is_checked_when_the_family_is_made(backtests) -> None:  # type: ignore[no-untyped-def]
+    dataset = backtests[0]
+    with pytest.raises(ValueError, match="method"):
+        forecasters.create("selection", dataset, {"method": "vote"}, device=devices.CPU)
+    with pytest.raises(ValueError, match="other than selection"):
+        forecasters.create("selection", dataset, {"candidates": ["naive", "selection"]}, device=devices.CPU)
