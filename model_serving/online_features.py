@@ -104,21 +104,18 @@ class FeastReader:
         self.store = store
         self.service = store.get_feature_service(feature_service_name(dataset))
         self.history_name = history_name(dataset)
-        self.history_ref = f"{history_view_name(dataset)}:{self.history_name}"
+        # With the history, one call for both views: the service's features by reference, and the history's.
+        features = [f"{p.name}:{f.name}" for p in self.service.feature_view_projections for f in p.features]
+        self.with_history = [*features, f"{history_view_name(dataset)}:{self.history_name}"]
 
     def read(self, entity_ids: list[str], columns: list[str], history: bool = False) -> OnlineRows:
         key = self.dataset.entity_column
         rows = [{key: e} for e in entity_ids]
         started = time.perf_counter()
         try:
-            response = self.store.get_online_features(features=self.service, entity_rows=rows).to_dict(
-                include_event_timestamps=True
-            )
-            held = None
-            if history:
-                held = self.store.get_online_features(features=[self.history_ref], entity_rows=rows).to_dict(
-                    include_event_timestamps=True
-                )
+            response = self.store.get_online_features(
+                features=self.with_history if history else self.service, entity_rows=rows
+            ).to_dict(include_event_timestamps=True)
         except Exception as exc:  # any store/client failure is an unavailable store to callers
             raise StoreUnavailableError(f"online store read failed: {exc}") from exc
         finally:
@@ -126,9 +123,9 @@ class FeastReader:
         stamps = pd.DataFrame({c: response[f"{c}__ts"] for c in columns}).max(axis=1)
         matrix = np.array([response[c] for c in columns], dtype=np.float64).T.reshape(len(entity_ids), len(columns))
         histories = None
-        if held is not None:
-            windows = [None if w is None else np.asarray(w, dtype=np.float64) for w in held[self.history_name]]
-            times = [float(ts or 0) for ts in held[f"{self.history_name}__ts"]]
+        if history:
+            windows = [None if w is None else np.asarray(w, dtype=np.float64) for w in response[self.history_name]]
+            times = [float(ts or 0) for ts in response[f"{self.history_name}__ts"]]
             histories = (windows, times)
         return _rows(entity_ids, columns, matrix, [float(ts) for ts in stamps], histories)
 

@@ -158,7 +158,7 @@ class SeriesModel:
 class StatisticalForecaster:
     """Per-series statsforecast models behind the family interface: rows carry their entity, time and
     history; a series without a model of its own (one that appeared after training, or that its model
-    could not fit) gets the last value, and :attr:`fallbacks` counts them."""
+    could not fit) gets the last value."""
 
     family: ClassVar[str] = "statistical"
     serving_requirements: ClassVar[tuple[str, ...]] = ("statsforecast",)
@@ -182,7 +182,6 @@ class StatisticalForecaster:
         self.models = dict(models or {})
         self.skipped = dict(skipped or {})  # entity -> why its model was not fitted
         self.params: dict[str, Any] = {"model": MODELS[family], "season_length": season_length}
-        self.fallbacks = 0
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         missing = {self.entity_column, TIME_COLUMN, self.history_column} - set(features.columns)
@@ -198,7 +197,6 @@ class StatisticalForecaster:
             window = np.asarray(window, dtype=np.float64)
             model = self.models.get(entity)
             if model is None:
-                self.fallbacks += 1
                 last = filled(window)
                 out[row] = last[-1] if len(last) else np.nan
                 continue
