@@ -132,6 +132,11 @@ class TrainingConfig(_Strict):
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="The selection family's choice.")
 
+    def selection_with(self, params: dict[str, Any] | None = None) -> SelectionConfig:
+        """The selection family's choice with ``params`` (e.g. the run's) over the config's, validated."""
+        merged = {**self.selection.model_dump(), **self.params.get("selection", {}), **(params or {})}
+        return SelectionConfig.model_validate(merged)
+
 
 class IntervalConfig(_Strict):
     """Prediction intervals: split-conformal bands from the backtest's out-of-sample errors, or the
@@ -274,6 +279,11 @@ class DatasetConfig(_Strict):
     features: list[str] = Field(description="The numeric covariates.")
     horizon: int = Field(ge=1, description="Steps to forecast.")
     seasonal_period: int = Field(ge=1, description="Steps in a season (the seasonal-naive baseline's look-back).")
+    seasonal_periods: list[int] | None = Field(
+        default=None,
+        description="Every season (steps) of the multi-season family (mstl). Default: seasonal_period and, "
+        "where a week is a longer whole number of steps, the week (hourly: 24 and 168).",
+    )
     source: SourceConfig = Field(description="Where the raw data is read.")
     quality: QualityConfig = Field(description="The data check of each landed day.")
     feature_engineering: FeatureConfig = Field(default_factory=FeatureConfig, description="The features.")
@@ -310,6 +320,15 @@ class DatasetConfig(_Strict):
             week = int(timedelta(days=7) / self.frequency)
             lags = sorted({*range(self.seasonal_period), week})
         return lags
+
+    @property
+    def seasonalities(self) -> list[int]:
+        """The seasons (steps) a multi-season model decomposes, shortest first (``seasonal_periods``)."""
+        if self.seasonal_periods is not None:
+            return sorted(set(self.seasonal_periods))
+        week, step = timedelta(days=7), self.frequency
+        weekly = week // step if step <= week and week % step == timedelta(0) else 0
+        return [self.seasonal_period, weekly] if weekly > self.seasonal_period else [self.seasonal_period]
 
     @property
     def history_length(self) -> int:

@@ -35,6 +35,7 @@ DOC = """
 
 ingest -> validate (Great Expectations) -> features -> Feast apply + materialize -> training set
 -> tune (Optuna workers sharing one study) -> best parameters
+-> for the selection family, one candidate evaluation per candidate (mapped: a pod each)
 -> train final (pod on the GPU pool, or a local process) -> register challenger
 -> champion/challenger gate (both models on the same holdout; a run the drift monitor started holds out
 the data since the change began) -> drift gate (Evidently, per entity: the challenger's newest training
@@ -145,11 +146,24 @@ def best_params(plan: RunPlan) -> str:
 
 
 @task
+def candidate_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:
+    """For the ``selection`` family, one training-CLI command per candidate of the dataset's selection:
+    each backtests its candidate on the run's folds and fits it (a pod each on Kubernetes); none for
+    another family, whose candidate step is then skipped."""
+    run = plan.scope()
+    names = run.dataset.training.selection_with().candidates
+    prefix = plan.location(run.settings, run.dataset, "candidates")
+    return plan.candidate_commands(rows.location, plan.published_dataset(run.settings, run.dataset), names, prefix)
+
+
+@task
 def train_command(plan: RunPlan, rows: TrainingSet, params_file: str) -> list[str]:
     """The final training's command: the best parameters on the whole training set, tagged with
-    the DAG run so that registration finds the run it logged."""
+    the DAG run so that registration finds the run it logged; a selection chooses among its
+    candidates' evaluations."""
     run = plan.scope()
-    return plan.train_command(rows.location, params_file, plan.published_dataset(run.settings, run.dataset))
+    candidates = plan.location(run.settings, run.dataset, "candidates")
+    return plan.train_command(rows.location, params_file, plan.published_dataset(run.settings, run.dataset), candidates)
 
 
 @task
@@ -275,14 +289,26 @@ def build(name: str, config: Path) -> Any:
         )
         params_file = best_params(run)
         tuned >> params_file
+        evaluated = mapped_training_operator(
+            "evaluate_candidate",
+            settings,
+            candidate_commands(run, rows),
+            doc_md="The selection family's candidates, one process or pod each, on the same folds of the same "
+            "rows: `python -m model_training candidate`. Skipped for any other family.",
+            **TRAINING_ARGS,
+        )
         trained = training_operator(
             "train_final",
             settings,
             train_command(run, rows, params_file),
             doc_md="`python -m model_training train`: backtest, fit on the whole training set and log one MLflow "
-            "run with the bundle, as a local process or a pod on the GPU node pool.",
+            "run with the bundle, as a local process or a pod on the GPU node pool. A selection chooses among "
+            "its candidates' evaluations and logs each as a child run.",
+            # Runs after the candidates, or when there were none to evaluate (skipped): never after a failure.
+            trigger_rule=TriggerRule.NONE_FAILED,
             **TRAINING_ARGS,
         )
+        evaluated >> trained
         challenger = register_challenger(run, checked)
         trained >> challenger
         champion, drift = champion_gate(run, challenger, rows), drift_gate(run, challenger, rows)

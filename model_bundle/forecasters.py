@@ -24,7 +24,7 @@ PREDICTORS: dict[str, str] = {
     "selection": "model_bundle.families.selection:SelectedForecaster",
     **{
         family: "model_bundle.families.statistical:StatisticalForecaster"
-        for family in ("random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima")
+        for family in ("random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima", "mstl")
     },
 }
 

@@ -83,6 +83,23 @@ def next_step(tags: dict[str, str], config: str) -> str:
     return f"run the gates on it: python -m model_validation promote --dataset {config} --logical-date {date}"
 
 
+def gate_lines(version: str, tags: dict[str, str]) -> list[str]:
+    """What each gate said of a promoted version, from its tags; a drift gate that gave no verdict
+    (too few rows in its windows) is a note of its own, so that a chain's output says so rather than
+    let it pass silently."""
+    lines = [
+        f"  champion/challenger gate: {tags.get('gate_champion_challenger', 'not run')}"
+        f" ({tags.get('gate_champion_challenger_reason', 'no reason recorded')})",
+        f"  drift gate: {tags.get('gate_drift', 'not run')} ({tags.get('gate_drift_reason', 'no reason recorded')})",
+    ]
+    if tags.get("gate_drift") == "not_enough_data":
+        lines.append(
+            f"  note: the drift gate gave no verdict on v{version} (too few rows per series in its windows: "
+            "promotion.drift_window, promotion.min_drift_rows); it was promoted on the holdout alone"
+        )
+    return lines
+
+
 def champion(settings: Settings, model_name: str, plot: Path | None = None, config: str | None = None) -> int:
     """Print the champion version (and copy its forecast plot to ``plot``); without one, why the
     newest version was not promoted and the next step (exit 3): the service answers nothing until
@@ -93,6 +110,7 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None, conf
     version = champion_version(settings, model_name)
     if version is not None:
         print(f"{model_name} champion: v{version}")
+        print("\n".join(gate_lines(version, dict(client(settings).get_model_version(model_name, version).tags))))
         if plot is not None:
             run_id = str(client(settings).get_model_version(model_name, version).run_id)
             with tempfile.TemporaryDirectory() as tmp:

@@ -196,7 +196,7 @@ def assemble(
             interval_levels=predictions.levels,
             note=predictions.note,
             model_family=model.family,
-            answered_by=None if model.chosen is None else model.chosen(entity.entity_id),
+            answered_by=None if model.choice is None else model.choice.of(entity.entity_id),
             forecast=[
                 ForecastPoint(timestamp=entity.event_time + (h + 1) * step, value=value, intervals=predicted.bands[h])
                 for h, value in enumerate(predicted.values)

@@ -32,6 +32,18 @@ __all__ = ["OnlineRows", "StoreUnavailableError", "UnknownEntityError"]
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class SeriesChoice:
+    """What a bundle that chose among candidates forecasts each series with: the candidates it names
+    per series, and the dataset's for any other (a series that appeared after training)."""
+
+    default: list[str]
+    series: dict[str, list[str]]
+
+    def of(self, entity: str) -> list[str]:
+        return self.series.get(entity, self.default)
+
+
 @dataclass
 class ModelHandle:
     """One registry version, loaded and warmed; replaced as a whole, never changed in place."""
@@ -51,8 +63,8 @@ class ModelHandle:
     time_column: str | None = None
     entity_column: str | None = None
     family: str | None = None  # the bundle's (None: a bundle that does not say)
-    # The candidates an entity's forecast comes from, for a bundle that chose among candidates.
-    chosen: Callable[[str], list[str]] | None = None
+    # The candidates each entity's forecast comes from, for a bundle that chose among candidates.
+    choice: SeriesChoice | None = None
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """(rows, H) forecasts of the feature rows (columns: ``input_columns``, float64)."""
@@ -118,7 +130,7 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
     if predictor is not None:
         np.testing.assert_array_equal(predictor(example), checked[points].to_numpy(dtype=np.float64))
     calibration = _calibration(model)
-    family, chosen = _family(model)
+    family, choice = _family(model)
     log.info("loaded %s version %s (%s)", name, version, "with intervals" if calibration else "point forecasts only")
     return ModelHandle(
         name,
@@ -134,19 +146,22 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
         stamp,
         dataset.entity_column,
         family,
-        chosen,
+        choice,
     )
 
 
-def _family(model: Any) -> tuple[str | None, Callable[[str], list[str]] | None]:
-    """The bundle's family and, where it chose among candidates, what chose each entity's."""
+def _family(model: Any) -> tuple[str | None, SeriesChoice | None]:
+    """The bundle's family and, where it chose among candidates, its choice per entity."""
     try:
         bundle = model.unwrap_python_model()
     except Exception:
         return None, None
     family = getattr(bundle, "meta", {}).get("family")
-    chosen = getattr(getattr(bundle, "forecaster", None), "chosen", None)
-    return family, chosen if callable(chosen) else None
+    forecaster = getattr(bundle, "forecaster", None)
+    default, series = getattr(forecaster, "default", None), getattr(forecaster, "choice", None)
+    if not isinstance(default, list) or not isinstance(series, dict):
+        return family, None
+    return family, SeriesChoice([str(n) for n in default], {str(e): [str(n) for n in c] for e, c in series.items()})
 
 
 def _calibration(model: Any) -> BandSource | None:

@@ -119,6 +119,18 @@ class ModelInfo(BaseModel):
     tags: dict[str, str] = Field(description="The version's registry tags, as read when it was loaded.")
 
 
+class ModelChoice(BaseModel):
+    """Which candidates the serving version forecasts each series with (a version of the ``selection``
+    family; any other answers with its own family for every series)."""
+
+    version: str
+    family: str | None = Field(description="The serving version's family.")
+    default: list[str] = Field(description="The candidates of a series the choice does not name (e.g. a new one).")
+    series: dict[str, list[str]] = Field(
+        description="Per series, the candidates whose forecasts it takes (several: combined step by step)."
+    )
+
+
 class ReloadResult(BaseModel):
     swapped: bool = Field(description="True when a new version was loaded and swapped in.")
     version: str

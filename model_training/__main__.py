@@ -3,6 +3,8 @@
 ``train``: backtest, fit and log one MLflow run with the bundle.
 ``tune``: one Optuna worker on a shared study (start several, on any machines, with the same study).
 ``best-params``: the study's best parameters as JSON for ``train --params-file``.
+``candidate``: one candidate of the selection family evaluated on the training set (its backtests
+and its fit), written for ``train --model selection --candidates``.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from core.cli import add_common_args, resolve
-from model_training.forecasters import TRAINABLE
+from model_training.forecasters import FAMILIES, TRAINABLE
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_training", description=__doc__)
-    parser.add_argument("command", choices=["train", "tune", "best-params"])
+    parser.add_argument("command", choices=["train", "tune", "best-params", "candidate"])
     add_common_args(parser)
     parser.add_argument("--model", default="xgboost", choices=TRAINABLE)
     parser.add_argument("--params", type=json.loads, default=None, help="JSON object of model parameters")
@@ -34,7 +37,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--worker", type=int, default=0, help="tune: this worker's index (seeds its sampler)")
     parser.add_argument("--no-pruning", action="store_true", help="tune: run every fold of every trial")
     parser.add_argument(
-        "--out", default=None, help="best-params: the JSON file to write (a local path or an s3:// object)"
+        "--out",
+        default=None,
+        help="best-params: the JSON file to write; candidate: the folder (prefix) its evaluation goes under "
+        "(a local path or an s3:// prefix)",
+    )
+    parser.add_argument(
+        "--candidate",
+        default=None,
+        choices=sorted(set(FAMILIES) - {"selection"}),
+        help="candidate: the family to evaluate",
+    )
+    parser.add_argument(
+        "--candidates",
+        default=None,
+        help="train --model selection: the folder (prefix) of the candidates' evaluations; without it they "
+        "are evaluated in the run",
     )
     return parser
 
@@ -68,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         print(read_object(out, settings).decode())
         return 0
 
+    if args.command == "candidate":
+        return _candidate(parser, args, settings, dataset)
+
     params = dict(args.params or {})
     if args.params_file is not None:
         from core.objects import read_object
@@ -88,12 +109,27 @@ def main(argv: list[str] | None = None) -> int:
         training_set=args.training_set,
         tags=tags,
         study=args.study,
+        candidates=args.candidates,
     )
     print(f"logged run {outcome.run_id}: {outcome.model_uri}")
     print("backtest MAE per entity (model vs seasonal naive):")
     for entity, value in outcome.model_mae_by_entity.items():
         print(f"  {entity}: {value:.4f} vs {outcome.baseline_mae_by_entity[entity]:.4f}")
     print(f"overall: MAE {outcome.metrics['backtest_mae']:.4f} vs {outcome.metrics['baseline_mae']:.4f}")
+    return 0
+
+
+def _candidate(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Any, dataset: Any) -> int:
+    from core.objects import read_parquet
+    from model_training import candidates
+    from model_training.devices import select
+
+    if args.candidate is None or args.training_set is None or args.out is None:
+        parser.error("candidate needs --candidate, --training-set and --out")
+    frame = read_parquet(args.training_set, settings)
+    evaluation = candidates.evaluate(frame, dataset, args.candidate, select(settings.training_device))
+    written = candidates.save(evaluation, candidates.location(args.out, args.candidate), settings)
+    print(f"evaluated {args.candidate} on {len(frame)} rows in {evaluation.fit_seconds:.1f}s: {written}")
     return 0
 
 

@@ -7,7 +7,7 @@ baseline is scored on the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,6 +155,19 @@ def fold_score(
     )
 
 
+def fold_frames(
+    training_set: pd.DataFrame, dataset: DatasetConfig
+) -> Iterator[tuple[Fold, pd.DataFrame, pd.DataFrame]]:
+    """Each fold of ``training_set`` with its training rows and its test rows."""
+    stamps = training_set[EVENT_TIMESTAMP]
+    for fold in make_folds(stamps, dataset):
+        yield (
+            fold,
+            training_set[stamps <= fold.train_end],
+            training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)],
+        )
+
+
 def backtest(
     training_set: pd.DataFrame,
     dataset: DatasetConfig,
@@ -166,19 +179,30 @@ def backtest(
     them; it clears when done, as inside a tuning trial it is one of many."""
     labels = label_names(dataset)
     naive = baseline(dataset)
-    stamps = training_set[EVENT_TIMESTAMP]
     result = BacktestResult()
     # A pruned trial raises out of the loop: the with-block clears its bar all the same.
-    with progress(make_folds(stamps, dataset), desc="backtest folds", unit="fold", leave=False) as folds:
-        for fold in folds:
-            train = training_set[stamps <= fold.train_end]
-            test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
+    with progress(list(fold_frames(training_set, dataset)), desc="backtest folds", unit="fold", leave=False) as folds:
+        for fold, train, test in folds:
             model = make_model().fit(train, train[labels].to_numpy(dtype=np.float64))
             model_forecast = forecast_rows(model, test, training_set, dataset)
             result.folds.append(fold_score(fold, test, dataset, model_forecast, naive.predict(test), len(train)))
             if on_fold is not None:
                 on_fold(result.folds[-1])
     return result
+
+
+def scored(training_set: pd.DataFrame, dataset: DatasetConfig, forecasts: list[np.ndarray]) -> BacktestResult:
+    """The backtest of forecasts made elsewhere: ``forecasts[i]`` are those of fold ``i``'s test rows."""
+    naive = baseline(dataset)
+    folds = list(fold_frames(training_set, dataset))
+    if len(forecasts) != len(folds):
+        raise ValueError(f"{len(forecasts)} folds of forecasts for {len(folds)} folds")
+    return BacktestResult(
+        [
+            fold_score(fold, test, dataset, forecast, naive.predict(test), len(train))
+            for (fold, train, test), forecast in zip(folds, forecasts, strict=True)
+        ]
+    )
 
 
 class BoostedFolds:
@@ -193,11 +217,8 @@ class BoostedFolds:
 
     def __init__(self, training_set: pd.DataFrame, dataset: DatasetConfig, make_model: Callable[[], Forecaster]):
         labels = label_names(dataset)
-        stamps = training_set[EVENT_TIMESTAMP]
         self.models: list[Boosted] = []
-        for fold in make_folds(stamps, dataset):
-            train = training_set[stamps <= fold.train_end]
-            test = training_set[(stamps > fold.cutoff) & (stamps <= fold.test_end)]
+        for _, train, test in fold_frames(training_set, dataset):
             model = make_model()
             if not isinstance(model, Boosted):
                 raise TypeError(f"{type(model).__name__} does not boost round by round")

@@ -34,13 +34,14 @@ FAMILIES: dict[str, str] = {
     "naive": "model_training.families.seasonal_naive:NaiveTrainer",
     "random_walk_with_drift": "model_training.families.statistical:RandomWalkWithDriftTrainer",
     "auto_ets": "model_training.families.statistical:AutoETSTrainer",
+    "mstl": "model_training.families.statistical:MSTLTrainer",
     "auto_theta": "model_training.families.statistical:AutoThetaTrainer",
     "auto_arima": "model_training.families.statistical:AutoARIMATrainer",
     "selection": "model_training.families.selection:SelectionTrainer",
 }
 BASELINE = "seasonal_naive"
 # Families with a model per series, which forecast from each row's history (:mod:`core.history`).
-PER_SERIES = {"random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima"}
+PER_SERIES = {"random_walk_with_drift", "auto_ets", "auto_theta", "auto_arima", "mstl"}
 # What the retraining form and the training CLI offer.
 TRAINABLE = sorted(set(FAMILIES) - {BASELINE})
 # The families that learn one model of all series from feature rows.

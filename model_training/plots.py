@@ -71,3 +71,28 @@ def plot_forecast(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_leaderboard(leaderboard: pd.DataFrame, path: Path, title: str) -> Path:
+    """A selection's candidates by backtest MASE (mean over series; 1 is the seasonal-naive error
+    in-sample), each bar labelled with the number of series on which it is best."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    board = leaderboard.iloc[::-1]  # best on top
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(board) + 1.5))
+    bars = ax.barh(board["candidate"], board["mase"], color="tab:blue")
+    for bar, best in zip(bars, board["series_best"], strict=True):
+        ax.annotate(
+            f" best on {best} series", (bar.get_width(), bar.get_y() + bar.get_height() / 2), va="center", fontsize=8
+        )
+    ax.set_xlabel("backtest MASE (mean over series)")
+    ax.set_title(f"{title}: candidates")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlim(0, float(board["mase"].max()) * 1.35)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
+
 from core.settings import Settings
 
 if TYPE_CHECKING:
-    from model_training.train import TrainingResult
+    from model_training.train import CandidateReport, TrainingResult
 
 
 class LoggedRun(NamedTuple):
@@ -46,8 +48,40 @@ def log_training(
         for report in trained.reports:
             mlflow.log_artifact(str(report))
         mlflow.log_metrics(trained.interval_widths)
+        for candidate in trained.candidates.values():
+            log_candidate(settings, trained, candidate)
         model_uri = log_bundle(settings, trained.model, trained.meta, trained.example, trained.bands)
     return LoggedRun(run.info.run_id, model_uri)
+
+
+def log_candidate(settings: Settings, trained: TrainingResult, candidate: CandidateReport) -> None:
+    """One candidate of a selection as a child run of the active run: its backtest on the folds every
+    candidate shares (per fold and per horizon step), its fitted parameters and each series' MASE.
+    It carries the dataset's tags but not the caller's (a DAG run's id finds the parent alone)."""
+    import mlflow
+
+    from model_registry.tracking import experiment_id
+
+    name = f"{trained.run_name}-{candidate.name}"
+    with mlflow.start_run(experiment_id=experiment_id(settings), run_name=name, nested=True):
+        mlflow.set_tags({**trained.tags, "family": candidate.name, "role": "candidate"})
+        mlflow.log_params({f"param_{k}": v for k, v in candidate.params.items()})
+        result = candidate.backtest
+        mlflow.log_metrics(
+            {
+                **result.summary(),
+                "backtest_mase": float(candidate.mase_by_entity.mean()),
+                "series_best": float(candidate.series_best),
+                "fit_seconds": candidate.fit_seconds,
+            }
+        )
+        for fold in result.folds:
+            mlflow.log_metrics({f"fold_{k}": v for k, v in fold.model.items()}, step=fold.fold.index)
+        for step, mae in enumerate(np.mean([f.model_by_step["mae"] for f in result.folds], axis=0), start=1):
+            mlflow.log_metric("backtest_mae_by_step", float(mae), step=step)
+        mlflow.log_table(
+            candidate.mase_by_entity.rename("mase").rename_axis("series").reset_index(), "mase_by_series.json"
+        )
 
 
 def log_study(settings: Settings, study: str) -> None:

@@ -25,9 +25,10 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from core.dataset import DatasetConfig
+from core.dataset import DatasetConfig, SelectionConfig
 from core.history import seasonal_scale, target_series
-from model_training.backtest import BacktestResult
+from model_training.backtest import BacktestResult, fold_frames, scored
+from model_training.candidates import Evaluation
 
 Method = Literal["best", "per_series", "combination"]
 
@@ -96,3 +97,44 @@ def choose(
             order = list(own.sort_values(kind="stable").index)
             by_entity[str(entity)] = order[:top_k] if method == "combination" else order[:1]
     return Choice(default=default, by_entity=by_entity, leaderboard=leaderboard, mase_by_entity=mase)
+
+
+def combined(entities: pd.Series, choice: Choice, forecasts: dict[str, np.ndarray], combine: str) -> np.ndarray:
+    """Each row's forecast under ``choice``: its entity's candidates' ``forecasts`` of that row, combined
+    (``median`` or ``mean``) step by step where there are several."""
+    reduce = np.median if combine == "median" else np.mean
+    out = np.empty_like(next(iter(forecasts.values())))
+    owners = entities.astype(str).to_numpy()
+    for entity in np.unique(owners):
+        rows = owners == entity
+        out[rows] = reduce(np.stack([forecasts[name][rows] for name in choice.of(str(entity))]), axis=0)
+    return out
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """A selection made from its candidates' evaluations: the choice on all rows, and the backtest of
+    choosing (each fold chose on its own training rows) with each candidate's own backtest."""
+
+    choice: Choice
+    backtest: BacktestResult
+    candidates: dict[str, BacktestResult]
+
+
+def assemble(
+    frame: pd.DataFrame, dataset: DatasetConfig, config: SelectionConfig, evaluations: dict[str, Evaluation]
+) -> Assembled:
+    """The choice among ``evaluations`` (all of ``frame``), and the backtest of making it: fold ``i``
+    chooses on the candidates' backtests of its own training rows (their ``inner`` forecasts) and
+    forecasts its test rows with what it chose."""
+
+    def choice_on(rows: pd.DataFrame, results: dict[str, BacktestResult]) -> Choice:
+        return choose(results, series_scales(rows, dataset), config.method, config.min_errors, config.top_k)
+
+    candidates = {name: scored(frame, dataset, e.forecasts) for name, e in evaluations.items()}
+    forecasts = []
+    for i, (_, train, test) in enumerate(fold_frames(frame, dataset)):
+        inner = {name: scored(train, dataset, e.inner[i]) for name, e in evaluations.items()}
+        outer = {name: e.forecasts[i] for name, e in evaluations.items()}
+        forecasts.append(combined(test[dataset.entity_column], choice_on(train, inner), outer, config.combine))
+    return Assembled(choice_on(frame, candidates), scored(frame, dataset, forecasts), candidates)

@@ -13,7 +13,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,11 +28,13 @@ from model_bundle.intervals import BandSource, Calibration, calibrate
 from model_training import forecasters
 from model_training.backtest import BacktestResult, backtest
 from model_training.devices import Device, select
-from model_training.plots import plot_backtest, plot_forecast
+from model_training.plots import plot_backtest, plot_forecast, plot_leaderboard
 from model_training.run_log import log_training
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from model_training.candidates import Evaluation
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,19 @@ class TrainingOutcome:
     metrics: dict[str, float]
     model_mae_by_entity: dict[str, float]
     baseline_mae_by_entity: dict[str, float]
+
+
+@dataclass(frozen=True)
+class CandidateReport:
+    """One candidate of a selection as its own (child) run records it: its backtest on the folds every
+    candidate shares, its fitted parameters and each series' MASE."""
+
+    name: str
+    backtest: BacktestResult
+    params: dict[str, Any]
+    fit_seconds: float
+    mase_by_entity: pd.Series
+    series_best: int  # series on which it scored best
 
 
 @dataclass(frozen=True)
@@ -64,7 +79,8 @@ class TrainingResult:
     bands: BandSource
     meta: dict[str, Any]  # what the bundle says of the dataset it forecasts
     example: pd.DataFrame  # the bundle's input example
-    reports: list[Path]  # backtest.json, backtest.png, forecast.png
+    reports: list[Path]  # backtest.json, backtest.png, forecast.png (a selection's: its leaderboard too)
+    candidates: dict[str, CandidateReport] = field(default_factory=dict)  # a selection's, best first
 
     @property
     def interval_method(self) -> str:
@@ -110,6 +126,7 @@ def train(
     training_set: str | None = None,
     tags: dict[str, str] | None = None,
     study: str | None = None,
+    candidates: str | None = None,
 ) -> TrainingOutcome:
     """Backtest, fit on the whole window and log one MLflow run with the bundle (not registered).
 
@@ -117,7 +134,9 @@ def train(
     step (so tuning and training see the same rows); without it the set is read from Feast here,
     less the promotion holdout. ``tags`` go on the run; an orchestrator tags its run id there to find
     the run again. ``study``: the Optuna study the parameters came from; its summary, best trial and
-    parameter importances are logged with the run.
+    parameter importances are logged with the run. ``candidates``: for the ``selection`` family, the
+    prefix under which each candidate's evaluation was written (:mod:`model_training.candidates`, by
+    the retraining DAG's candidate tasks); without it the candidates are evaluated here.
     """
     from model_registry.tracking import require_configured
 
@@ -128,8 +147,16 @@ def train(
     else:
         frame, _ = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
     device = select(settings.training_device)
+    evaluations = None
+    if candidates is not None:
+        from model_training import candidates as evaluated
+
+        if family != "selection":
+            raise ValueError(f"candidates' evaluations are for the selection family, not {family}")
+        names = forecasters.create(family, dataset, params, device=device).params["candidates"]
+        evaluations = {name: evaluated.load(evaluated.location(candidates, name), settings) for name in names}
     with tempfile.TemporaryDirectory() as reports:  # the report files live until the run has logged them
-        trained = fit_and_report(dataset, logical_date, frame, family, params, device, Path(reports))
+        trained = fit_and_report(dataset, logical_date, frame, family, params, device, Path(reports), evaluations)
         run_id, model_uri = log_training(settings, trained, tags, study)
     log.info(
         "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
@@ -157,18 +184,25 @@ def fit_and_report(
     params: dict[str, Any] | None,
     device: Device,
     reports: Path,
+    evaluations: dict[str, Evaluation] | None = None,
 ) -> TrainingResult:
     """Backtest on ``frame``, calibrate the intervals on the backtest's errors, fit on all of it and
-    write the report files into ``reports``: all that a training's run records, MLflow untouched."""
+    write the report files into ``reports``: all that a training's run records, MLflow untouched.
+    The ``selection`` family chooses among its candidates' ``evaluations`` (evaluated here when
+    None); its backtest is that of the choosing, and each candidate's is reported too."""
 
     def make_model() -> forecasters.Forecaster:
         return forecasters.create(family, dataset, params, device=device)
 
-    result = backtest(frame, dataset, make_model)
+    candidates: dict[str, CandidateReport] = {}
+    if family == "selection":
+        final, result, candidates, fit_seconds = _select(dataset, frame, make_model(), device, evaluations)
+    else:
+        result = backtest(frame, dataset, make_model)
+        fit_started = time.monotonic()
+        final = make_model().fit(frame, frame[label_names(dataset)].to_numpy(dtype="float64"))
+        fit_seconds = time.monotonic() - fit_started
     calibration = calibrate(*result.errors(), dataset.intervals.levels, dataset.intervals.min_entity_errors)
-    fit_started = time.monotonic()
-    final = make_model().fit(frame, frame[label_names(dataset)].to_numpy(dtype="float64"))
-    fit_seconds = time.monotonic() - fit_started
     bands = band_source(dataset, family, params, device, frame, calibration)
     per_series = bool(getattr(final, "per_series", False))
     return TrainingResult(
@@ -192,7 +226,40 @@ def fit_and_report(
         meta=bundle_meta(dataset, family, per_series),
         example=input_example(dataset, frame, per_series),
         reports=write_reports(dataset, family, frame, result, final, bands, reports),
+        candidates=candidates,
     )
+
+
+def _select(
+    dataset: DatasetConfig,
+    frame: pd.DataFrame,
+    selection: forecasters.Forecaster,
+    device: Device,
+    evaluations: dict[str, Evaluation] | None,
+) -> tuple[forecasters.Forecaster, BacktestResult, dict[str, CandidateReport], float]:
+    """The selection's choice among its candidates' evaluations, the backtest of choosing, each
+    candidate's report (best first) and the seconds the candidates' fits took."""
+    from model_training.candidates import evaluate
+    from model_training.families.selection import SelectionTrainer
+
+    assert isinstance(selection, SelectionTrainer)
+    if evaluations is None:  # evaluated here: only the chosen are then fitted on all rows
+        candidates = selection.config.candidates
+        evaluations = {name: evaluate(frame, dataset, name, device, final=False) for name in candidates}
+    assembled = selection.assemble(frame, evaluations)
+    board = assembled.choice.leaderboard.set_index("candidate")
+    reports = {
+        name: CandidateReport(
+            name=name,
+            backtest=assembled.candidates[name],
+            params=evaluations[name].params,
+            fit_seconds=evaluations[name].fit_seconds,
+            mase_by_entity=assembled.choice.mase_by_entity[name],
+            series_best=int(board.loc[name, "series_best"]),
+        )
+        for name in board.index
+    }
+    return selection, assembled.backtest, reports, sum(e.fit_seconds for e in evaluations.values())
 
 
 def run_params(
@@ -259,10 +326,12 @@ def write_reports(
     newest = frame.groupby(dataset.entity_column, sort=True).tail(1)
     leaderboard = getattr(model, "leaderboard", None)
     reports = [report, drawn]
-    if leaderboard is not None:  # the selection family: its candidates' scores, best first
+    if leaderboard is not None:  # the selection family: its candidates' scores, best first, and its choice
         board = directory / "leaderboard.csv"
         leaderboard.to_csv(board, index=False)
-        reports.append(board)
+        choice = directory / "choice.json"
+        choice.write_text(json.dumps({"default": model.default, "series": model.choice}, indent=2))  # type: ignore[attr-defined]
+        reports += [board, plot_leaderboard(leaderboard, directory / "leaderboard.png", title), choice]
     predicted = forecasters.forecast_rows(model, newest, frame, dataset)
     forecast = plot_forecast(frame, dataset, predicted, bands, directory / "forecast.png", title)
     return [*reports, forecast]

@@ -108,13 +108,29 @@ class RunPlan(BaseModel):
         common += ["--trials", str(self.n_trials), "--study", self.study]
         return [[*common, "--worker", str(worker)] for worker in range(max(self.tuning_workers, 1))]
 
-    def train_command(self, training_set: str, params_file: str, dataset: str) -> list[str]:
+    def candidate_commands(
+        self, training_set: str, dataset: str, candidates: list[str], prefix: str
+    ) -> list[list[str]]:
+        """For the ``selection`` family, one training-CLI argument list per candidate: each evaluates its
+        candidate on the training set and writes the evaluation under ``prefix``; none for other families."""
+        if self.family != "selection":
+            return []
+        common = [*self._cli("candidate", dataset), "--training-set", training_set, "--out", prefix]
+        return [[*common, "--candidate", name] for name in candidates]
+
+    def train_command(
+        self, training_set: str, params_file: str, dataset: str, candidates: str | None = None
+    ) -> list[str]:
         """The final training's arguments: the best parameters on the whole training set, tagged with the
-        DAG run so that registration finds the run it logged."""
-        return [
+        DAG run so that registration finds the run it logged; a selection chooses among the evaluations
+        under ``candidates``."""
+        command = [
             *self._cli("train", dataset),
             "--params-file", params_file,
             "--training-set", training_set,
             "--study", self.study,
             "--tag", f"dag_run_id={self.dag_run_id}",
         ]  # fmt: skip
+        if self.family == "selection" and candidates is not None:
+            command += ["--candidates", candidates]
+        return command

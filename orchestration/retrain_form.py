@@ -24,8 +24,8 @@ from orchestration.plan import RunPlan
 
 # The trainable families of model_training.forecasters (that module is not imported at parse time).
 FAMILIES = [
-    "xgboost", "lightgbm", "nlinear", "dlinear", "auto_ets", "auto_theta", "auto_arima", "random_walk_with_drift",
-    "naive", "selection",
+    "xgboost", "lightgbm", "nlinear", "dlinear", "auto_ets", "auto_theta", "auto_arima", "mstl",
+    "random_walk_with_drift", "naive", "selection",
 ]  # fmt: skip
 
 

@@ -5,6 +5,13 @@ value with the value as lag 0, on an hourly or weekly grid: M4 has no timestamps
 trainer fits them, and the forecast is the bundle's predictor on each series' newest row with its
 history (:mod:`core.history`). No interval yet: the platform's bands are calibrated on the
 backtest's errors, which this first comparison does not run.
+
+``platform_selection`` is the ``selection`` family as a retraining runs it: the series' rows get the
+platform's features and labels (:mod:`feature_store`), every candidate is backtested on the same
+rolling-origin folds of the newest values, each series gets its best candidate on MASE, and the
+forecast is the bundle's predictor on each series' newest row. The series end together (M4 gives no
+dates; its test values follow every series' last training value), so the folds are each series'
+newest values.
 """
 
 from __future__ import annotations
@@ -18,10 +25,14 @@ import pandas as pd
 from benchmarks.m4.data import Frequency, M4Series
 from benchmarks.m4.peers import Forecasts
 
-FAMILIES = ("auto_ets", "auto_theta", "auto_arima")
+FAMILIES = ("auto_ets", "auto_theta", "auto_arima", "mstl", "selection")
 ROWS = tuple(f"platform_{family}" for family in FAMILIES)
 STEPS = {"Hourly": timedelta(hours=1), "Weekly": timedelta(days=7)}
-START = pd.Timestamp("2000-01-03", tz="UTC")  # a Monday: the weekly grid's days are Mondays
+END = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday: the weekly grid's days are Mondays
+# The selection's candidates and its backtest: one fold of one horizon of origins (its rows), each
+# scored on the next H values.
+CANDIDATES = ["naive", "seasonal_naive", "auto_ets", "auto_theta", "mstl"]
+FOLDS = 1
 
 
 def dataset_config(spec: Frequency):  # type: ignore[no-untyped-def]
@@ -41,6 +52,11 @@ def dataset_config(spec: Frequency):  # type: ignore[no-untyped-def]
             "seasonal_period": spec.seasonal_period,
             "source": {"layout": "long", "format": "csv", "uri": "m4.csv"},
             "quality": {"max_gap": step, "max_age": step * 2},
+            "feature_engineering": {"covariate_lags": [], "rolling_windows": []},
+            "training": {
+                "backtest": {"folds": FOLDS, "test_size": spec.horizon, "gap": spec.horizon},
+                "selection": {"candidates": CANDIDATES, "min_errors": FOLDS * spec.horizon},
+            },
         }
     )
 
@@ -54,7 +70,7 @@ def training_rows(series: M4Series, spec: Frequency) -> pd.DataFrame:
         pd.DataFrame(
             {
                 "series": name,
-                EVENT_TIMESTAMP: pd.date_range(START, periods=len(values), freq=step),
+                EVENT_TIMESTAMP: pd.date_range(end=END, periods=len(values), freq=step),
                 lag_name("value", 0): values,
             }
         )
@@ -63,18 +79,40 @@ def training_rows(series: M4Series, spec: Frequency) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+def labelled_rows(series: M4Series, spec: Frequency) -> pd.DataFrame:
+    """The rows a training set holds: each series' features (the platform's, from its values) and
+    labels where its next H values are known, and its newest row (labels unknown) last."""
+    from core.columns import EVENT_TIMESTAMP
+    from feature_store.features import build_features
+    from feature_store.training_set import build_labels
+
+    dataset = dataset_config(spec)
+    raw = training_rows(series, spec).rename(columns={EVENT_TIMESTAMP: "time", "value_lag_0": "value"})
+    features = build_features(raw, dataset)
+    labelled = features.merge(build_labels(raw, dataset), on=["series", EVENT_TIMESTAMP], how="left")
+    return labelled.sort_values(EVENT_TIMESTAMP, kind="stable").reset_index(drop=True)
+
+
 def platform_run(family: str, series: M4Series, spec: Frequency, jobs: int = -1) -> Forecasts:
     """Fit ``family`` per series with the platform's trainer, forecast from each series' newest row."""
+    from core.columns import label_names
     from core.history import with_history
     from model_training import devices, forecasters
 
     dataset = dataset_config(spec)
-    rows = training_rows(series, spec)
+    if family == "selection":  # backtests: the platform's features and labels
+        everything = labelled_rows(series, spec)
+        known = everything[label_names(dataset)].notna().all(axis=1)
+        rows, newest = everything[known], everything.groupby("series", sort=False).tail(1)
+    else:
+        rows = training_rows(series, spec)
+        newest = rows.groupby("series", sort=False).tail(1)
     model = forecasters.create(family, dataset, device=devices.CPU)
     started = time.perf_counter()
-    model.fit(rows, np.empty((len(rows), 0)))
+    labels = label_names(dataset)
+    targets = rows[labels].to_numpy(dtype=np.float64) if set(labels) <= set(rows) else np.empty((len(rows), 0))
+    model.fit(rows, targets)
     fitted = time.perf_counter()
-    newest = rows.groupby("series", sort=False).tail(1)
     point = model.predict(with_history(newest, rows, dataset))
     predicted = time.perf_counter()
     order = pd.Index(newest["series"]).get_indexer(series.ids)

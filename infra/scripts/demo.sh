@@ -64,8 +64,8 @@ if [[ $status -ne 0 ]]; then
     echo "  the retraining's log: $logs/retrain_${name}_forecaster.log"
     exit "$status"
 fi
-# Quiet, the table's title names the champion that answered.
-if [[ -n $VERBOSE ]]; then cat "$logs/champion.log" >&2; echo "$champion"; fi
+# Quiet, the table's title names the champion that answered; a gate that gave no verdict says so.
+if [[ -n $VERBOSE ]]; then cat "$logs/champion.log" >&2; echo "$champion"; else grep '^  note:' <<<"$champion" || true; fi
 
 "$PY" infra/scripts/run_dag.py "forecast_${name}" --report "$logs/forecast_timings.json"
 

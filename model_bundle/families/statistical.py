@@ -1,7 +1,8 @@
 """Statistical families: one statsforecast model per series, forecasting from the series' newest values.
 
-Each series gets its own fitted model (AutoETS, AutoTheta, AutoARIMA, or the random walk with
-drift). A forecast never refits: the fitted parameters run over the newest values (statsforecast's
+Each series gets its own fitted model (AutoETS, AutoTheta, AutoARIMA, the random walk with drift,
+or MSTL: every season of the dataset's ``seasonalities`` taken out by LOESS, the rest forecast by a
+non-seasonal AutoETS). A forecast never refits: the fitted parameters run over the newest values (statsforecast's
 ``forward``), which the row brings in its history column (:mod:`core.history`):
 
 * Where the history reaches back to the end of training, the model continues from there: ETS
@@ -12,6 +13,9 @@ drift). A forecast never refits: the fitted parameters run over the newest value
 * Where it does not (a champion older than the history), the parameters run over the history alone:
   ARIMA's forecast is the same, ETS's and Theta's start from their fitted initial states and converge
   over the window.
+* MSTL takes each season's last cycle as decomposed at the end of training out of the newest values,
+  runs its trend model's fitted parameters over the rest and adds the cycles back (its own forecast
+  adds them the same way); the history is not decomposed again, which would be a fit per request.
 
 A model saves as JSON: statsforecast's fitted dict with numpy arrays spelled out and the arrays that
 only fitting used (residuals, fitted values, the state path) left out; nothing is pickled.
@@ -29,6 +33,7 @@ import pandas as pd
 
 # family -> the statsforecast class that fits and forwards each series.
 MODELS: dict[str, str] = {
+    "mstl": "MSTL",
     "auto_ets": "AutoETS",
     "auto_theta": "AutoTheta",
     "auto_arima": "AutoARIMA",
@@ -100,6 +105,21 @@ def filled(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def _ets_fit(fitted: dict[str, Any]) -> dict[str, Any]:
+    """What an ETS fit keeps: ``forward``'s parameters, and the state a few values before the end of
+    training to continue from (continuing always runs over some values, the tail's last ones, as
+    ``forward`` needs: with one value its state path collapses)."""
+    kept = {k: v for k, v in fitted.items() if k not in _FIT_ONLY}
+    return {**kept, "end_state": np.asarray(fitted["states"][-(ETS_RERUN + 1)], dtype=np.float64)}
+
+
+def _continued(fitted: dict[str, Any], recent: np.ndarray, new: int) -> tuple[dict[str, Any], np.ndarray]:
+    """An ETS fit that starts from its state at the end of training, and the values it runs over:
+    the last few of training and the ``new`` ones since."""
+    started = {**fitted, "par": np.concatenate([np.asarray(fitted["par"])[:4], fitted["end_state"]])}
+    return started, recent[-(new + ETS_RERUN) :]
+
+
 class SeriesModel:
     """One series' fitted model: what it continues from (the training tail and its end) and how."""
 
@@ -111,17 +131,26 @@ class SeriesModel:
     def from_fit(
         cls, family: str, season_length: int, model: Any, values: np.ndarray, end: pd.Timestamp, keep: int
     ) -> SeriesModel:
-        fitted = dict(model.model_)
+        if family == "mstl":  # the trend model's fit, and each season's last cycle as decomposed
+            trend = _ets_fit(model.trend_forecaster.model_)
+            seasons = [int(s) for s in np.atleast_1d(model.season_length)]
+            parts = model.model_
+            columns = ["seasonal"] if len(seasons) == 1 else [f"seasonal{s}" for s in seasons]
+            profiles = [parts[c].to_numpy(dtype=np.float64)[-s:] for c, s in zip(columns, seasons, strict=True)]
+            fitted_mstl = {"trend": trend, "seasons": seasons, "profiles": profiles}
+            return cls(family, season_length, fitted_mstl, values[-keep:], end)
         if family == "auto_ets":
-            # The state a few values before the end: continuing from it always runs over some values
-            # (the tail's last ones), as ``forward`` needs (with one value its state path collapses).
-            fitted["end_state"] = np.asarray(fitted["states"][-(ETS_RERUN + 1)], dtype=np.float64)
-        fitted = {k: v for k, v in fitted.items() if k not in _FIT_ONLY}
+            return cls(family, season_length, _ets_fit(model.model_), values[-keep:], end)
+        fitted = {k: v for k, v in model.model_.items() if k not in _FIT_ONLY}
         return cls(family, season_length, fitted, values[-keep:], end)
 
     def _statsforecast(self, fitted: dict[str, Any]) -> Any:
         from statsforecast import models
 
+        if self.family == "mstl":  # ``fitted`` is its trend model's
+            model = models.AutoETS(model="ZZN")
+            model.model_ = fitted
+            return model
         options = {"season_length": self.season_length} if self.family in SEASONAL else {}
         model = getattr(models, MODELS[self.family])(**options)
         model.model_ = fitted
@@ -140,12 +169,32 @@ class SeriesModel:
             recent = filled(np.concatenate([self.tail, window[len(window) - new :] if new else np.empty(0)]))
         else:
             recent = filled(window)
-        fitted = self.fitted
-        if self.family == "auto_ets" and continues:
-            fitted = {**fitted, "par": np.concatenate([np.asarray(fitted["par"])[:4], fitted["end_state"]])}
-            recent = recent[-(new + ETS_RERUN) :]
+        if self.family == "mstl":
+            return self._mstl(recent, new, continues, horizon)
+        fitted, recent = (
+            _continued(self.fitted, recent, new) if self.family == "auto_ets" and continues else (self.fitted, recent)
+        )
         mean = self._statsforecast(fitted).forward(y=recent, h=horizon)["mean"]
         return np.asarray(mean, dtype=np.float64)
+
+    def _mstl(self, recent: np.ndarray, new: int, continues: bool, horizon: int) -> np.ndarray:
+        """MSTL without decomposing again: each season's last cycle at training's end, repeated, is taken
+        out of ``recent`` (its newest value ``new`` steps after training's end) and added to the trend
+        model's forecast of the rest, as MSTL's own forecast adds each season's last cycle."""
+        offsets = np.arange(new - len(recent) + 1, new + 1)  # each value's steps after training's end
+        ahead = np.arange(new + 1, new + horizon + 1)
+
+        def seasonal(at: np.ndarray) -> np.ndarray:
+            total = np.zeros(len(at))
+            for season, profile in zip(self.fitted["seasons"], self.fitted["profiles"], strict=True):
+                total += np.asarray(profile)[(at - 1) % season]
+            return total
+
+        fitted, adjusted = self.fitted["trend"], recent - seasonal(offsets)
+        if continues:
+            fitted, adjusted = _continued(fitted, adjusted, new)
+        trend = self._statsforecast(fitted).forward(y=adjusted, h=horizon)["mean"]
+        return np.asarray(trend, dtype=np.float64) + seasonal(ahead)
 
     def to_dict(self) -> dict[str, Any]:
         return {"fitted": encode(self.fitted), "tail": encode(self.tail), "end": self.end.isoformat()}

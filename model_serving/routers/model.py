@@ -1,4 +1,5 @@
-"""``/v1/model``: which registry version is serving, since when, and its registry tags."""
+"""``/v1/model``: which registry version is serving, since when, and its registry tags;
+``/v1/model/choice``: which candidates it forecasts each series with."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from model_serving.dependencies import get_model
 from model_serving.runtime import ModelHandle
-from model_serving.schemas import ErrorBody, ModelInfo
+from model_serving.schemas import ErrorBody, ModelChoice, ModelInfo
 
 router = APIRouter(prefix="/v1", tags=["model"])
 
@@ -19,3 +20,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {503: {"model": ErrorBody,
 @router.get("/model", response_model=ModelInfo, responses=ERROR_RESPONSES)
 def model_info(model: Annotated[ModelHandle, Depends(get_model)]) -> ModelInfo:
     return ModelInfo(name=model.name, version=model.version, loaded_at=model.loaded_at, tags=model.tags)
+
+
+@router.get("/model/choice", response_model=ModelChoice, responses=ERROR_RESPONSES)
+def model_choice(model: Annotated[ModelHandle, Depends(get_model)]) -> ModelChoice:
+    """The per-series choice of a selection version; a version of one family names that family for
+    every series (``default``) and no series of its own."""
+    if model.choice is None:
+        own = [model.family] if model.family else []
+        return ModelChoice(version=model.version, family=model.family, default=own, series={})
+    return ModelChoice(
+        version=model.version, family=model.family, default=model.choice.default, series=model.choice.series
+    )

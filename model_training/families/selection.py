@@ -9,8 +9,7 @@ chooses on that fold's training rows alone, and the intervals are calibrated on 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +18,10 @@ from core.dataset import DatasetConfig
 from model_bundle.families.selection import SelectedForecaster
 from model_training.devices import CPU, Device
 from model_training.forecasters import Validation
+
+if TYPE_CHECKING:
+    from model_training.candidates import Evaluation
+    from model_training.selection import Assembled, Choice
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +39,7 @@ class SelectionTrainer(SelectedForecaster):
         ``top_k``, ``combine``)."""
         from model_training.forecasters import FAMILIES
 
-        config = type(dataset.training.selection).model_validate(
-            {**dataset.training.selection.model_dump(), **(params or {})}
-        )
+        config = dataset.training.selection_with(params)
         unknown = [c for c in config.candidates if c not in FAMILIES or c == cls.family]
         if unknown:
             raise ValueError(f"selection candidates must be model families other than selection: {unknown}")
@@ -53,27 +54,45 @@ class SelectionTrainer(SelectedForecaster):
     def fit(
         self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None
     ) -> SelectionTrainer:
-        from model_training import forecasters
-        from model_training.backtest import backtest
+        """Backtest every candidate on ``features``, choose, and fit what was chosen on all of them."""
+        from model_training.backtest import scored
+        from model_training.candidates import evaluate
         from model_training.selection import choose, series_scales
 
-        dataset, config = self.dataset, self.config
+        config = self.config
+        evaluations = {
+            name: evaluate(features, self.dataset, name, self.device, nested=False, final=False)
+            for name in config.candidates
+        }
+        results = {name: scored(features, self.dataset, e.forecasts) for name, e in evaluations.items()}
+        scales = series_scales(features, self.dataset)
+        self.chose(choose(results, scales, config.method, config.min_errors, config.top_k), evaluations, features)
+        return self
 
-        def candidate(name: str) -> Callable[[], forecasters.Forecaster]:
-            return lambda: forecasters.create(name, dataset, device=self.device)
+    def assemble(self, frame: pd.DataFrame, evaluations: dict[str, Evaluation]) -> Assembled:
+        """Choose among candidates evaluated elsewhere (each in a training pod of its own) on ``frame``:
+        this model becomes the choice; the result also holds the backtest of choosing."""
+        from model_training.selection import assemble
 
-        results = {name: backtest(features, dataset, candidate(name)) for name in config.candidates}
-        choice = choose(results, series_scales(features, dataset), config.method, config.min_errors, config.top_k)
+        missing = sorted(set(self.config.candidates) - set(evaluations))
+        if missing:
+            raise ValueError(f"no evaluation of the candidates {missing}")
+        assembled = assemble(frame, self.dataset, self.config, {n: evaluations[n] for n in self.config.candidates})
+        self.chose(assembled.choice, evaluations, frame)
+        return assembled
+
+    def chose(self, choice: Choice, evaluations: dict[str, Evaluation], frame: pd.DataFrame) -> None:
+        """Become ``choice``, with the candidates it names, fitted on ``frame``, as members."""
         used = sorted({name for names in [choice.default, *choice.by_entity.values()] for name in names})
-        models = {name: forecasters.create(name, dataset, device=self.device).fit(features, targets) for name in used}
+        members = {name: evaluations[name].fitted(frame, self.dataset, self.device) for name in used}
         SelectedForecaster.__init__(
-            self, models, {n: n for n in used}, choice.default, choice.by_entity, dataset.entity_column, config.combine
-        )
+            self, members, {n: n for n in used}, choice.default, choice.by_entity, self.dataset.entity_column,
+            self.config.combine,
+        )  # fmt: skip
         self.leaderboard = choice.leaderboard
         self.params = {
-            **config.model_dump(),
+            **self.config.model_dump(),
             "default": "+".join(choice.default),
             "series_with_own_choice": len(choice.by_entity),
         }
-        log.info("selection (%s) chose %s for the dataset:\n%s", config.method, choice.default, choice.leaderboard)
-        return self
+        log.info("selection (%s) chose %s for the dataset:\n%s", self.config.method, choice.default, choice.leaderboard)

@@ -28,8 +28,15 @@ MIN_SEASONS = 2
 MIN_VALUES = 10
 
 
-def _options(family: str, season_length: int, params: dict[str, Any], values: int) -> dict[str, Any]:
+def _options(family: str, dataset: DatasetConfig, params: dict[str, Any], values: int) -> dict[str, Any]:
+    season_length = dataset.seasonal_period
     options: dict[str, Any] = {}
+    if family == "mstl":
+        # The seasons two cycles of the series hold; a trend model without a season of its own.
+        from statsforecast.models import AutoETS
+
+        seasons = [s for s in dataset.seasonalities if s > 1 and values >= MIN_SEASONS * s]
+        return {"season_length": seasons, "trend_forecaster": AutoETS(model="ZZN"), **params}
     if family in ("auto_ets", "auto_theta", "auto_arima"):
         # Too few values for two seasons: the model without a season (statsforecast would refuse).
         options["season_length"] = season_length if values >= MIN_SEASONS * season_length else 1
@@ -73,7 +80,10 @@ class StatisticalTrainer(StatisticalForecaster):
             elif np.ptp(values) == 0:
                 reason = "a constant series"
             if reason is None:
-                options = _options(self.name, self.season_length, self.options, len(values))
+                options = _options(self.name, self.dataset, self.options, len(values))
+                if options.get("season_length") == []:
+                    reason = f"{len(values)} values: not two cycles of any season of {self.dataset.seasonalities}"
+            if reason is None:
                 model = getattr(models, MODELS[self.name])(**options)
                 try:
                     with warnings.catch_warnings():
@@ -85,7 +95,7 @@ class StatisticalTrainer(StatisticalForecaster):
                 self.skipped[entity] = reason
                 log.warning("%s left out %s: %s (it forecasts the last value)", self.name, entity, reason)
                 continue
-            season = int(options.get("season_length", 1))
+            season = self.season_length if self.name == "mstl" else int(options.get("season_length", 1))
             keep = self.dataset.history_length
             self.models[entity] = SeriesModel.from_fit(self.name, season, model, values, grid.end, keep)
         self.params = {
@@ -95,6 +105,10 @@ class StatisticalTrainer(StatisticalForecaster):
             "series_left_out": len(self.skipped),
         }
         return self
+
+
+class MSTLTrainer(StatisticalTrainer):
+    family = "mstl"
 
 
 class AutoETSTrainer(StatisticalTrainer):

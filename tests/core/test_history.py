@@ -80,3 +80,17 @@ def test_the_default_history_covers_eight_seasons_four_horizons_and_two_weeks_of
     )
     assert default.history_length == 336
     assert default.model_copy(update={"seasonal_period": 52}).history_length == 416
+
+
+def test_the_seasons_of_a_multi_season_model_add_the_week_where_it_is_longer(dataset: DatasetConfig) -> None:
+    from datetime import timedelta
+
+    def seasons(step: timedelta, period: int, configured: list[int] | None = None) -> list[int]:
+        update = {"frequency": step, "seasonal_period": period, "seasonal_periods": configured}
+        return dataset.model_copy(update=update).seasonalities
+
+    assert seasons(timedelta(hours=1), 24) == [24, 168]
+    assert seasons(timedelta(minutes=15), 96) == [96, 672]
+    assert seasons(timedelta(days=1), 7) == [7], "a week of days is the season itself"
+    assert seasons(timedelta(days=30), 12) == [12], "no whole number of steps in a week"
+    assert seasons(timedelta(hours=1), 24, [168, 24, 24]) == [24, 168], "as configured, shortest first"

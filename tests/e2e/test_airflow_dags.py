@@ -40,6 +40,7 @@ def test_retraining_runs_every_step_and_promotes(retrained) -> None:  # type: ig
 
     env, states, run_id = retrained
     assert states.pop("skip_promotion") == "skipped"
+    assert states.pop("evaluate_candidate") == "skipped", "no candidates to evaluate outside a selection"
     assert set(states.values()) == {"success"}, states
     mlflow = client(env.settings())
     champion = mlflow.get_model_version_by_alias("synthetic_forecaster", CHAMPION)
@@ -485,3 +486,41 @@ def test_corrupted_input_fails_at_validation_with_nothing_registered(tmp_path: P
         from model_registry.tracking import client
 
         assert client(env.settings()).search_registered_models() == []
+
+
+def test_a_selection_run_evaluates_each_candidate_in_a_task_of_its_own(retrained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``model_family: selection``: one mapped task per candidate of the dataset's selection, each
+    handing its evaluation over as a file of the run; the final training chooses among them and logs
+    each candidate as a child run of its own run, with the leaderboard and the per-series choice."""
+    import json
+
+    from model_registry.tracking import CHALLENGER, client
+
+    env, _, _ = retrained
+    run = env.dag("retrain_synthetic_forecaster").test(run_conf={**CONF, "model_family": "selection", "n_trials": 0})
+    mapped = {ti.map_index: str(ti.state) for ti in run.get_task_instances() if ti.task_id == "evaluate_candidate"}
+    assert mapped == {0: "success", 1: "success", 2: "success"}
+    states = _states(run)
+    assert (states["train_final"], states["register_challenger"]) == ("success", "success"), states
+    candidates = sorted(env.home.glob(f"**/runs/{run_key(run.run_id)}/candidates/*.zip"))
+    assert [p.name for p in candidates] == ["auto_theta.zip", "naive.zip", "seasonal_naive.zip"]
+
+    mlflow = client(env.settings())
+    challenger = mlflow.get_model_version_by_alias("synthetic_forecaster", CHALLENGER)
+    assert challenger.tags["dag_run_id"] == run.run_id
+    parent = mlflow.get_run(challenger.run_id)
+    assert parent.data.tags["family"] == "selection"
+    children = mlflow.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=10
+    )
+    assert sorted(child.data.tags["family"] for child in children) == ["auto_theta", "naive", "seasonal_naive"]
+    for child in children:
+        assert "dag_run_id" not in child.data.tags, "a DAG run's id finds its parent run alone"
+        assert {"backtest_mase", "backtest_mae", "series_best", "fit_seconds"} <= set(child.data.metrics)
+        assert len(mlflow.get_metric_history(child.info.run_id, "backtest_mae_by_step")) == 6  # the horizon
+    assert sum(child.data.metrics["series_best"] for child in children) == 2, "each site is best with one"
+    artifacts = {a.path for a in mlflow.list_artifacts(parent.info.run_id)}
+    assert {"leaderboard.csv", "leaderboard.png", "choice.json"} <= artifacts
+    choice = json.loads(Path(mlflow.download_artifacts(parent.info.run_id, "choice.json", str(tmp_path))).read_text())
+    assert sorted(choice["series"]) == ["site_0", "site_1"], choice
+    assert choice["default"], choice

@@ -291,6 +291,7 @@ def test_a_postgres_restart_mid_run_leaves_nothing_half_written_and_a_retry_succ
         assert runs == [(RUN_ID, "success")]
         states = {t: s for t, (s, _) in tasks.items()}
         assert {states.pop("promote"), states.pop("skip_promotion")} == {"skipped", "success"}
+        assert states.pop("evaluate_candidate") == "skipped", "no candidates to evaluate outside a selection"
         assert set(states.values()) == {"success"}, states
 
         # One set of outputs: one version for the run, the one the first attempt registered if it did.

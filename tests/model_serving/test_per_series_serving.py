@@ -52,6 +52,7 @@ def test_a_statistical_champion_answers_from_each_series_history(
     registry_client(settings).set_registered_model_alias(name, CHAMPION, version)
     with TestClient(create_app(settings)) as client:
         answers = {e: client.post("/v1/forecast", json={"entity_id": e}) for e in ("site_0", "site_1")}
+        choice = client.get("/v1/model/choice").json()
     assert {e: a.status_code for e, a in answers.items()} == {"site_0": 200, "site_1": 200}
     issued = issue_day(settings, dataset, SYNTHETIC_END, dag_run_id="manual__per_series")
     assert issued.model_version == version
@@ -62,11 +63,13 @@ def test_a_statistical_champion_answers_from_each_series_history(
         body = answer.json()
         assert body["model_version"] == version
         assert body["model_family"] == family
-        if family == "selection":  # which candidates answered this series
+        if family == "selection":  # which candidates answered this series: the choice the API lists
             assert body["answered_by"], body
             assert set(body["answered_by"]) <= set(SELECTION["candidates"])  # type: ignore[arg-type]
+            assert choice["series"][entity] == body["answered_by"], choice
         else:
             assert body["answered_by"] is None
+            assert choice == {"version": version, "family": family, "default": [family], "series": {}}
         online = [point["value"] for point in body["forecast"]]
         batch = [stored[(entity, step)] for step in range(1, dataset.horizon + 1)]
         np.testing.assert_allclose(online, batch, rtol=1e-9)

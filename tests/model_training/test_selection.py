@@ -156,3 +156,103 @@ def test_a_selection_config_is_checked_when_the_family_is_made(backtests) -> Non
         forecasters.create("selection", dataset, {"method": "vote"}, device=devices.CPU)
     with pytest.raises(ValueError, match="other than selection"):
         forecasters.create("selection", dataset, {"candidates": ["naive", "selection"]}, device=devices.CPU)
+
+
+def test_candidates_evaluated_apart_choose_as_the_nested_selection_does(backtests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each candidate evaluated on its own (as the retraining DAG's candidate tasks do, each writing one
+    file) and the choice assembled from those files give the run what the selection family computes
+    when it chooses inside every fold itself: the same backtest errors, the same choice, the same
+    forecasts. Each candidate is reported with its own backtest, best first, and the run's reports
+    hold the leaderboard as a table and a chart and the per-series choice."""
+    import json
+
+    from core.settings import Settings
+    from model_training import candidates
+    from model_training.train import fit_and_report
+
+    dataset, frame, _ = backtests
+    params = {"candidates": ["naive", "seasonal_naive", "auto_theta"], "method": "combination", "top_k": 2}
+    settings = Settings(home=tmp_path / "home")
+    written = {
+        name: candidates.save(
+            candidates.evaluate(frame, dataset, name, devices.CPU), candidates.location(str(tmp_path), name), settings
+        )
+        for name in params["candidates"]
+    }
+    assert sorted(Path(p).name for p in written.values()) == ["auto_theta.zip", "naive.zip", "seasonal_naive.zip"]
+    evaluations = {name: candidates.load(where, settings) for name, where in written.items()}
+    day, reports = pd.Timestamp("2024-03-30").date(), tmp_path / "reports"
+    reports.mkdir()
+    result = fit_and_report(dataset, day, frame, "selection", params, devices.CPU, reports, evaluations)
+
+    nested = backtest(frame, dataset, lambda: forecasters.create("selection", dataset, params, device=devices.CPU))
+    np.testing.assert_allclose(result.backtest.errors()[0], nested.errors()[0], rtol=1e-9)
+    reference = forecasters.create("selection", dataset, params, device=devices.CPU)
+    reference.fit(frame, frame[label_names(dataset)].to_numpy())
+    model = result.model
+    assert (model.default, model.choice) == (reference.default, reference.choice)  # type: ignore[attr-defined]
+    newest = frame.groupby("site").tail(1)
+    np.testing.assert_allclose(
+        forecasters.forecast_rows(model, newest, frame, dataset),
+        forecasters.forecast_rows(reference, newest, frame, dataset),
+        rtol=1e-9,
+    )
+
+    assert list(result.candidates) == list(model.leaderboard["candidate"])  # type: ignore[attr-defined]
+    for name, report in result.candidates.items():
+        assert len(report.backtest.folds) == dataset.training.backtest.folds
+        assert sorted(report.mase_by_entity.index) == ["daily", "trend", "walk"]
+        # Its own backtest, on the folds every candidate shares.
+        np.testing.assert_allclose(
+            report.backtest.errors()[0],
+            backtest(frame, dataset, lambda n=name: forecasters.create(n, dataset, device=devices.CPU)).errors()[0],
+            rtol=1e-9,
+        )
+    names = {p.name for p in result.reports}
+    assert {"leaderboard.csv", "leaderboard.png", "choice.json"} <= names
+    choice = json.loads((reports / "choice.json").read_text())
+    assert choice == {"default": model.default, "series": model.choice}  # type: ignore[attr-defined]
+    assert len(choice["series"]["walk"]) == 2, "a combination of each series' top 2"
+
+
+def test_a_missing_candidate_evaluation_is_named(backtests) -> None:  # type: ignore[no-untyped-def]
+    from model_training.candidates import evaluate
+
+    dataset, frame, _ = backtests
+    selection = forecasters.create(
+        "selection", dataset, {"candidates": ["naive", "seasonal_naive"]}, device=devices.CPU
+    )
+    naive = evaluate(frame, dataset, "naive", devices.CPU)
+    with pytest.raises(ValueError, match=r"no evaluation of the candidates \['seasonal_naive'\]"):
+        selection.assemble(frame, {"naive": naive})  # type: ignore[attr-defined]
+
+
+def test_each_fold_of_the_run_chooses_on_what_that_fold_knew(backtests) -> None:  # type: ignore[no-untyped-def]
+    """Candidates built so that ``a`` is best inside every fold's own training rows and ``b`` best on the
+    folds of all rows: the final choice is ``b``, while the run's backtest (the choosing, scored) holds
+    ``a``'s forecasts in every fold, as a choice made at that fold's time would have."""
+    from model_training.backtest import fold_frames
+    from model_training.candidates import Evaluation
+    from model_training.selection import assemble
+
+    dataset, frame, _ = backtests
+    labels = label_names(dataset)
+
+    def off_by(rows: pd.DataFrame, offset: float) -> list[np.ndarray]:
+        return [test[labels].to_numpy(dtype=np.float64) + offset for _, _, test in fold_frames(rows, dataset)]
+
+    def candidate(name: str, outer: float, inner: float) -> Evaluation:
+        folds = [train for _, train, _ in fold_frames(frame, dataset)]
+        model = forecasters.create("naive", dataset, device=devices.CPU)
+        return Evaluation(name, off_by(frame, outer), [off_by(train, inner) for train in folds], model, 0.0)
+
+    config = dataset.training.selection_with({"candidates": ["naive", "seasonal_naive"], "method": "best"})
+    evaluations = {
+        "naive": candidate("a", outer=1.0, inner=0.1),
+        "seasonal_naive": candidate("b", outer=0.5, inner=2.0),
+    }
+    assembled = assemble(frame, dataset, config, evaluations)
+    assert assembled.choice.default == ["seasonal_naive"]
+    # Every fold chose naive on its inner errors, and its outer errors are what the run scored.
+    np.testing.assert_allclose(assembled.backtest.errors()[0], -1.0)
+    np.testing.assert_allclose(assembled.candidates["seasonal_naive"].errors()[0], -0.5)

@@ -66,6 +66,12 @@ def seasonal_rows(dataset: DatasetConfig, hours: int = 1200, seed: int = 3) -> p
     rng = np.random.default_rng(seed)
     t = np.arange(hours + dataset.horizon)
     values = 50 + 0.01 * rng.normal(0, 1, len(t)).cumsum() + 4 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.3, len(t))
+    return series_rows(dataset, values, hours)
+
+
+def series_rows(dataset: DatasetConfig, values: np.ndarray, hours: int) -> pd.DataFrame:
+    """Hourly rows of series ``site_1`` from ``values`` (``hours`` of them and a horizon more for the
+    labels): lag 0 and labels only."""
     frame = pd.DataFrame(
         {
             dataset.entity_column: "site_1",
@@ -130,3 +136,36 @@ def test_the_backtest_scores_a_per_series_family_on_each_rows_own_history(frames
     assert errors.shape == (len(entities), dataset.horizon)
     assert np.isfinite(errors).all()
     assert result.summary()["backtest_mae"] < result.summary()["baseline_mae"], result.summary()
+
+
+def test_mstl_takes_out_the_daily_and_the_weekly_season(frames) -> None:  # type: ignore[no-untyped-def]
+    """Hourly values with a daily and a weekly cycle: MSTL (24 and 168, the dataset's seasons) forecasts
+    the next day better than AutoETS with the daily season alone, from the same window."""
+    dataset = frames[0]
+    rng = np.random.default_rng(11)
+    hours = 6 * 168
+    t = np.arange(hours + dataset.horizon)
+    values = 50 + 6 * np.sin(2 * np.pi * t / 24) + 10 * (t % 168 >= 120) + rng.normal(0, 0.3, len(t))
+    frame = series_rows(dataset, values, hours)
+    assert dataset.seasonalities == [24, 168]
+    train, rows = frame.iloc[: hours - 168], frame.iloc[hours - 168 : hours - dataset.horizon]
+    rows = with_history(rows, frame, dataset)
+    errors = {}
+    for family in ("mstl", "auto_ets"):
+        model = fitted(family, dataset, train)
+        assert model.skipped == {}
+        errors[family] = float(np.abs(model.predict(rows) - rows[label_names(dataset)].to_numpy()).mean())
+    assert errors["mstl"] < 0.5 * errors["auto_ets"], errors
+    assert model.models["site_1"].fitted.get("seasons") is None  # auto_ets keeps its own fit
+    mstl = fitted("mstl", dataset, train)
+    assert mstl.models["site_1"].fitted["seasons"] == [24, 168]
+    short = fitted("mstl", dataset, train.iloc[-300:])
+    assert short.models["site_1"].fitted["seasons"] == [24], "fewer than two weeks: the daily season alone"
+    # From the end of training, without decomposing again, the forecast is statsforecast's MSTL's own.
+    from statsforecast.models import MSTL, AutoETS
+
+    grid = target_series(train, dataset)["site_1"]
+    reference = MSTL(season_length=[24, 168], trend_forecaster=AutoETS(model="ZZN")).fit(grid.values)
+    own = mstl.models["site_1"]
+    at_end = own.forecast(grid.values[-dataset.history_length :], grid.end, dataset.frequency, dataset.horizon)
+    np.testing.assert_allclose(at_end, reference.predict(dataset.horizon)["mean"], rtol=1e-9)

@@ -53,6 +53,9 @@ def test_a_dataset_whose_levels_move_on_gets_its_first_champion(
         args = ["promote", "--dataset", str(config), "--logical-date", SYNTHETIC_END.isoformat()]
         assert validation_cli(args) == 0, capsys.readouterr().out
         assert registry_cli(["champion", "--dataset", str(config)]) == 0
+        said = capsys.readouterr().out
+        assert f"{MODEL} champion: v{version}" in said, said
+        assert "  drift gate: passed (drift share at most" in said, said
     finally:
         get_settings.cache_clear()
 

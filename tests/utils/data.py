@@ -80,6 +80,7 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
             "window": "P30D",
             "backtest": {"folds": 2, "test_size": 24, "gap": 6},
             "params": {"xgboost": {"n_estimators": 15, "max_depth": 3, "learning_rate": 0.3}},
+            "selection": {"candidates": ["naive", "seasonal_naive", "auto_theta"], "min_errors": 24},
         },
     }
 

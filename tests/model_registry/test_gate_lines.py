@@ -1,0 +1,28 @@
+"""What ``python -m model_registry champion`` (and so ``make demo``) says of the champion's gates."""
+
+from model_registry.__main__ import gate_lines
+
+
+def test_a_drift_gate_without_a_verdict_is_said_out_loud() -> None:
+    tags = {
+        "gate_champion_challenger": "passed",
+        "gate_champion_challenger_reason": "holdout MASE 0.9 < seasonal naive 1.0",
+        "gate_drift": "not_enough_data",
+        "gate_drift_reason": "not enough data: 40 current and 400 reference rows",
+    }
+    lines = gate_lines("3", tags)
+    assert lines[:2] == [
+        "  champion/challenger gate: passed (holdout MASE 0.9 < seasonal naive 1.0)",
+        "  drift gate: not_enough_data (not enough data: 40 current and 400 reference rows)",
+    ]
+    assert [line for line in lines if line.startswith("  note:")] == [
+        "  note: the drift gate gave no verdict on v3 (too few rows per series in its windows: "
+        "promotion.drift_window, promotion.min_drift_rows); it was promoted on the holdout alone"
+    ]
+
+
+def test_a_drift_gate_with_a_verdict_needs_no_note() -> None:
+    lines = gate_lines("1", {"gate_drift": "passed", "gate_drift_reason": "drift share at most 0.50"})
+    assert lines[1] == "  drift gate: passed (drift share at most 0.50)"
+    assert not [line for line in lines if "note:" in line]
+    assert lines[0] == "  champion/challenger gate: not run (no reason recorded)"
