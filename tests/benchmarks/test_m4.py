@@ -43,6 +43,7 @@ def test_the_report_scores_every_model_beside_the_published_rows(tmp_path: Path)
         "AutoETS",
         "mlforecast_lightgbm",
         "platform_auto_ets",
+        "platform_selection",
         "--jobs",
         "1",
     ]
@@ -51,17 +52,20 @@ def test_the_report_scores_every_model_beside_the_published_rows(tmp_path: Path)
     assert main([*argv, "--out", str(tmp_path)]) == 0
     document = json.loads((tmp_path / "m4.json").read_text())
     rows = {row["model"]: row for row in document["rows"]}
-    assert list(rows) == ["Naive2", "sNaive", "Naive", "AutoETS", "mlforecast_lightgbm", "platform_auto_ets"]
+    assert list(rows) == [
+        "Naive2", "sNaive", "Naive", "AutoETS", "mlforecast_lightgbm", "platform_auto_ets", "platform_selection"
+    ]  # fmt: skip
     assert all(set(report.ROW_KEYS) <= row.keys() for row in rows.values())
     assert rows["Naive2"]["owa"] == 1.0, "OWA's reference is the Naive2 of the same run"
     assert document["series"] == {"weekly": 8}
-    for peer in ("AutoETS", "mlforecast_lightgbm"):
+    for peer in ("AutoETS", "mlforecast_lightgbm", "platform_selection"):
         row = rows[peer]
-        assert row["msis"] is not None, row
-        assert row["acd"] is not None, row
         assert row["fit_s"] >= 0, row
-        # A peer forecasting these 8 series is in the range of the naive benchmarks, not off by a scale.
+        # A model forecasting these 8 series is in the range of the naive benchmarks, not off by a scale.
         assert row["mase"] < 10 * rows["Naive"]["mase"], row
+    for peer in ("AutoETS", "mlforecast_lightgbm"):
+        assert rows[peer]["msis"] is not None, rows[peer]
+        assert rows[peer]["acd"] is not None, rows[peer]
     # The platform's AutoETS is statsforecast's, fitted per series by the platform's trainer and
     # continued from its state at the end of training: the very forecasts of the peer.
     for metric in ("smape", "mase", "owa"):
