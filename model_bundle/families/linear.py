@@ -1,9 +1,14 @@
 """Shared part of the linear look-back families (NLinear, DLinear; Zeng et al. 2023), predict side.
 
-They read the target's last ``lookback`` values (the ``window`` columns, oldest first), standardised
-with training statistics, and map them linearly to the next H values. The fitted weights are a plain
-``.npz`` and the forecast is computed with numpy, so predicting needs no PyTorch; the networks that
-fit them are in :mod:`model_training.families.linear`, and a test keeps both forward passes equal.
+They read the target's last ``lookback`` values (the ``window`` columns, oldest first), standardised,
+and map them linearly to the next H values, the standardisation undone on the way out. With
+``scaling: series`` (what training sets) each row is standardised with its own window's mean and
+standard deviation (reversible instance normalisation, Kim et al. 2022), so every series is learnt on
+its own scale and a series of levels near 700,000 weighs no more in the fit than one near 10; with
+``scaling: dataset`` (bundles saved before it existed) with the training rows' one mean and scale.
+The fitted weights are a plain ``.npz`` and the forecast is computed with numpy, so predicting needs
+no PyTorch; the networks that fit them are in :mod:`model_training.families.linear`, and a test keeps
+both forward passes equal.
 """
 
 from __future__ import annotations
@@ -38,13 +43,25 @@ class LinearWindowForecaster:
     def _forward(self, window: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _standardised(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows' windows standardised, and the (rows, 1) mean and scale that undo it."""
+        raw = self.preprocessor.transform(features)
+        if self.params.get("scaling", "dataset") == "series":
+            mean, scale = raw.mean(axis=1, keepdims=True), raw.std(axis=1, keepdims=True)
+            # A flat window is its level: any scale gives it a flat standardised window.
+            scale = np.where(scale > 1e-12 * np.maximum(np.abs(mean), 1.0), scale, 1.0)
+        else:
+            mean, scale = np.full((len(raw), 1), self.mean), np.full((len(raw), 1), self.scale)
+        return (raw - mean) / scale, mean, scale
+
     def _windows(self, features: pd.DataFrame) -> np.ndarray:
-        return (self.preprocessor.transform(features) - self.mean) / self.scale
+        return self._standardised(features)[0]
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         if not self.weights:
             raise RuntimeError("model used before fit")
-        return self._forward(self._windows(features)) * self.scale + self.mean
+        windows, mean, scale = self._standardised(features)
+        return self._forward(windows) * scale + mean
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -46,6 +46,7 @@ class LinearWindowTrainer(LinearWindowForecaster):
         "solver": "adam",
         "ridge_alpha": 1.0,
         "quantile": None,  # a number in (0, 1): fit that quantile with the pinball loss instead of the mean
+        "scaling": "series",  # each row on its own window's scale; "dataset": the training rows' one scale
     }
 
     def __init__(self, window: list[str], horizon: int, params: dict[str, Any] | None = None, device: Device = CPU):
@@ -118,15 +119,16 @@ class LinearWindowTrainer(LinearWindowForecaster):
         """Closed-form ridge regression on every training row (no rows held out: nothing stops early)."""
         started = time.monotonic()
         self._fit_scaling(features)
-        design, offset = self._design(self._windows(features))
+        windows, mean, scale = self._standardised(features)
+        design, offset = self._design(windows)
         a = np.hstack([design, np.ones((len(design), 1))])
         penalty = float(self.params["ridge_alpha"]) * np.eye(a.shape[1])
         penalty[-1, -1] = 0.0  # the intercept is not shrunk
-        solution = np.linalg.solve(a.T @ a + penalty, a.T @ ((targets - self.mean) / self.scale - offset))
+        solution = np.linalg.solve(a.T @ a + penalty, a.T @ ((targets - mean) / scale - offset))
         self._set_linear(solution[:-1], solution[-1])
         self.history = {"solver": "ridge", "train_rows": len(a), "seconds": time.monotonic() - started}
         if validation is not None:
-            error = (self.predict(validation[0]) - validation[1]) / self.scale
+            error = (self.predict(validation[0]) - validation[1]) / self._standardised(validation[0])[2]
             self.history["validation_mse_scaled"] = float(np.mean(error**2))
         return self
 
@@ -139,8 +141,10 @@ class LinearWindowTrainer(LinearWindowForecaster):
         def tensor(values: np.ndarray) -> Any:
             return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32, device=device)
 
-        x, y = tensor(self._windows(features)), tensor((targets - self.mean) / self.scale)
-        x_val, y_val = tensor(self._windows(validation[0])), tensor((validation[1] - self.mean) / self.scale)
+        windows, mean, scale = self._standardised(features)
+        x, y = tensor(windows), tensor((targets - mean) / scale)
+        windows, mean, scale = self._standardised(validation[0])
+        x_val, y_val = tensor(windows), tensor((validation[1] - mean) / scale)
         module = self._module().to(device)
         lr = float(self.params["learning_rate"])
         optimizer = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=float(self.params["weight_decay"]))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.columns import feature_names, lag_name, target_level_names
+from core.columns import feature_names, lag_name, rolling_names, target_level_names
 from core.dataset import DatasetConfig
 from model_bundle.families.tabular import AnchoredTreeForecaster
 from model_training.devices import CPU, Device
@@ -30,7 +30,8 @@ class AnchoredTreeTrainer(AnchoredTreeForecaster):
             anchor=lag_name(dataset.target, 0),
             columns=feature_names(dataset),
             levels=target_level_names(dataset),
-            params=params,
+            params={"scaling": "series", **(params or {})},
+            spreads=[rolling_names(dataset.target, w)[1] for w in dataset.feature_engineering.rolling_windows],
             device=device,
         )
 
@@ -42,8 +43,6 @@ class AnchoredTreeTrainer(AnchoredTreeForecaster):
         self.preprocessor.fit(features)
         held_out = None
         if validation is not None:
-            x_valid, anchor_valid = self._inputs(validation[0])
-            held_out = (x_valid, validation[1] - anchor_valid)
-        x, anchor = self._inputs(features)
-        self._fit_changes(x, targets - anchor, held_out)
+            held_out = self._changes(*validation)[:2]
+        self._fit_changes(*self._changes(features, targets)[:2], held_out)
         return self

@@ -61,12 +61,15 @@ class XGBoostTrainer(AnchoredTreeTrainer, XGBoostForecaster):
         if self.params.get("objective") == "reg:quantileerror":
             raise ValueError("boosting round by round fits the mean objective only")
         self.preprocessor.fit(features)
-        x, anchor = self._inputs(features)
-        x_valid, anchor_valid = self._inputs(validation[0])
+        x, changes, _ = self._changes(features, targets)
+        x_valid, changes_valid, scale = self._changes(*validation)
         model = xgb.XGBRegressor(**self.params, device=self.device.xgboost, eval_metric="mae")
         options = {"nthread": model.n_jobs, "max_bin": model.max_bin}
-        self._train = xgb.QuantileDMatrix(x, targets - anchor, **options)
-        self._valid = xgb.QuantileDMatrix(x_valid, validation[1] - anchor_valid, ref=self._train, **options)
+        self._train = xgb.QuantileDMatrix(x, changes, **options)
+        # Each held-out row weighted by its scale: the weighted MAE of the scaled changes, times the
+        # mean weight, is the MAE in the target's own units, as a fit's backtest scores it.
+        self._valid = xgb.QuantileDMatrix(x_valid, changes_valid, weight=scale.ravel(), ref=self._train, **options)
+        self._units = float(scale.mean())
         self._booster = xgb.Booster(model.get_xgb_params(), [self._train, self._valid])
         self._rounds = 0
 
@@ -76,6 +79,6 @@ class XGBoostTrainer(AnchoredTreeTrainer, XGBoostForecaster):
             self._booster.update(self._train, self._rounds)
             # "[i]\tvalid-mae:0.123": the cached validation predictions grow by one round, not re-run.
             line = self._booster.eval_set([(self._valid, "valid")], self._rounds)
-            errors.append(float(line.rsplit(":", 1)[1]))
+            errors.append(float(line.rsplit(":", 1)[1]) * self._units)
             self._rounds += 1
         return np.asarray(errors)

@@ -25,6 +25,9 @@ FAST = {
 }
 
 
+LINEAR_RIDGE = {"nlinear": {"solver": "ridge"}, "dlinear": {"solver": "ridge", "kernel_size": 5}}
+
+
 @pytest.fixture(scope="module")
 def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.DataFrame, pd.DataFrame]:
     dataset = DatasetConfig.from_yaml(write_dataset(tmp_path_factory.mktemp("families")))
@@ -139,13 +142,14 @@ def test_ridge_solver_is_the_exact_least_squares_fit(family: str, frames, tmp_pa
     params = {"solver": "ridge", "ridge_alpha": 1e-9, **({"kernel_size": 5} if family == "dlinear" else {})}
     model = forecasters.create(family, dataset, params, device=devices.CPU).fit(train, train[labels].to_numpy())
     # the same problem through numpy's least squares, on the scaled design the family builds
-    design, offset = model._design(model._windows(train))  # type: ignore[attr-defined]
+    windows, mean, scale = model._standardised(train)  # type: ignore[attr-defined]
+    design, offset = model._design(windows)  # type: ignore[attr-defined]
     a = np.hstack([design, np.ones((len(design), 1))])
-    scaled = (train[labels].to_numpy() - model.mean) / model.scale - offset  # type: ignore[attr-defined]
+    scaled = (train[labels].to_numpy() - mean) / scale - offset
     solution = np.linalg.lstsq(a, scaled, rcond=None)[0]
-    windows = model._windows(test)  # type: ignore[attr-defined]
+    windows, mean, scale = model._standardised(test)  # type: ignore[attr-defined]
     test_design, test_offset = model._design(windows)  # type: ignore[attr-defined]
-    expected = (np.hstack([test_design, np.ones((len(test), 1))]) @ solution + test_offset) * model.scale + model.mean  # type: ignore[attr-defined]
+    expected = (np.hstack([test_design, np.ones((len(test), 1))]) @ solution + test_offset) * scale + mean
     np.testing.assert_allclose(model.predict(test), expected, rtol=1e-5, atol=1e-5)
     actual = test[labels].to_numpy()
     assert mae(actual, model.predict(test)) < mae(actual, forecasters.baseline(dataset).predict(test))
@@ -237,3 +241,43 @@ def test_seasonal_naive_has_no_quantile_objective_and_ridge_refuses_one(frames) 
     model = forecasters.create("nlinear", dataset, {"solver": "ridge", "quantile": 0.9}, device=devices.CPU)
     with pytest.raises(ValueError, match="fitted with solver adam"):
         model.fit(train, train[label_names(dataset)].to_numpy())
+
+
+@pytest.mark.parametrize("family", ["nlinear", "dlinear", "xgboost", "lightgbm"])
+def test_the_global_families_learn_every_series_on_its_own_scale(family: str, tmp_path: Path) -> None:
+    """The same daily cycle near 100,000 and near 10 (a ten-thousandth of it), one model for both. On
+    the training rows' own units what the model adds (a linear map's bias, a tree leaf's change, fitted
+    to the big series' errors) is thousands of times the small series' swings; on each row's own
+    scale both series are forecast better than seasonal naive does on each."""
+    from feature_store.features import build_features
+    from feature_store.training_set import build_labels
+
+    rng = np.random.default_rng(3)
+    stamps = pd.date_range("2024-01-01", periods=60 * 24, freq="h", tz="UTC")
+    t = np.arange(len(stamps))
+
+    def cycle(level: float) -> np.ndarray:
+        return level * (1 + 0.01 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.001, len(t)))
+
+    raw = pd.concat(
+        [
+            pd.DataFrame({"site": "big", "ts": stamps, "temp": cycle(1e5)}),
+            pd.DataFrame({"site": "small", "ts": stamps, "temp": cycle(10.0)}),
+        ]
+    ).assign(load=0.0, aux=0.0)
+    written = raw.assign(ts=raw["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    dataset = DatasetConfig.from_yaml(write_dataset(tmp_path, written))
+    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP]).dropna()
+    train, test = split_in_time(frame.sort_values(EVENT_TIMESTAMP).reset_index(drop=True))
+    labels, naive = label_names(dataset), forecasters.baseline(dataset)
+    relative = {}  # the model's MAE over seasonal naive's, per scaling and series
+    for scaling in ("dataset", "series"):
+        params = {**LINEAR_RIDGE.get(family, FAST.get(family, {})), "scaling": scaling}
+        model = forecasters.create(family, dataset, params, device=devices.CPU).fit(train, train[labels].to_numpy())
+        for site in ("big", "small"):
+            rows = test[test["site"] == site]
+            actual = rows[labels].to_numpy()
+            relative[scaling, site] = mae(actual, model.predict(rows)) / mae(actual, naive.predict(rows))
+    assert relative["series", "small"] < 1.0, relative
+    assert relative["series", "big"] < 1.0, relative
+    assert relative["dataset", "small"] > 10 * relative["series", "small"], relative
