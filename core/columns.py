@@ -36,6 +36,18 @@ def target_level_names(dataset: DatasetConfig) -> list[str]:
     return lags + [rolling_names(dataset.target, w)[0] for w in dataset.feature_engineering.rolling_windows]
 
 
+def movement_names(dataset: DatasetConfig) -> list[str]:
+    """The target's newest consecutive lags (``lag_0``, ``lag_1``, ...), whose one-step changes measure
+    how much a row's series is moving now (adaptive interval widths); none where the intervals are not
+    adaptive or fewer than two such lags exist."""
+    present, count = set(dataset.target_lags), 0
+    while count in present:
+        count += 1
+    if not dataset.intervals.adaptive or count < 2:
+        return []
+    return [lag_name(dataset.target, lag) for lag in range(count)]
+
+
 def calendar_feature_names(dataset: DatasetConfig) -> list[str]:
     return list(dataset.feature_engineering.calendar)
 

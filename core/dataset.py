@@ -160,6 +160,12 @@ class IntervalConfig(_Strict):
         ge=1,
         description="Out-of-sample errors per step an entity needs for bands of its own; fewer: the dataset's.",
     )
+    adaptive: bool = Field(
+        default=True,
+        description="Conformal widths in units of each row's recent movement (the mean absolute one-step change "
+        "of the target's newest consecutive lags): wider where the series is moving more now, narrower where it "
+        "is calm, rather than one width per step for every row.",
+    )
 
     @field_validator("levels")
     @classmethod

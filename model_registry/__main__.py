@@ -100,6 +100,27 @@ def gate_lines(version: str, tags: dict[str, str]) -> list[str]:
     return lines
 
 
+def leaderboard_lines(board_csv: str, choice: dict[str, object]) -> list[str]:
+    """A selection champion's leaderboard (its run's ``leaderboard.csv``) as the lines a terminal shows,
+    best first, each candidate with its backtest MASE and the series that forecast with it, and a
+    note of how many series have a choice of their own (``choice.json``)."""
+    import csv
+
+    series = choice.get("series", {})
+    assert isinstance(series, dict)
+    answering: dict[str, int] = {}
+    for names in series.values():
+        for name in names:
+            answering[name] = answering.get(name, 0) + 1
+    lines = ["  candidates (backtest MASE, mean over series; the series each one forecasts):"]
+    for row in csv.DictReader(board_csv.splitlines()):
+        name = row["candidate"]
+        mase, best, own = float(row["mase"]), row["series_best"], answering.get(name, 0)
+        lines.append(f"    {name:<24} {mase:8.4f}  best on {best:>5}  forecasts {own:>5}")
+    lines.append(f"  {len(series)} series have a choice of their own; any other gets {choice.get('default')}")
+    return lines
+
+
 def champion(settings: Settings, model_name: str, plot: Path | None = None, config: str | None = None) -> int:
     """Print the champion version (and copy its forecast plot to ``plot``); without one, why the
     newest version was not promoted and the next step (exit 3): the service answers nothing until
@@ -111,6 +132,12 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None, conf
     if version is not None:
         print(f"{model_name} champion: v{version}")
         print("\n".join(gate_lines(version, dict(client(settings).get_model_version(model_name, version).tags))))
+        run_id = str(client(settings).get_model_version(model_name, version).run_id)
+        if "leaderboard.csv" in {a.path for a in client(settings).list_artifacts(run_id)}:  # a selection's
+            with tempfile.TemporaryDirectory() as tmp:
+                board = Path(client(settings).download_artifacts(run_id, "leaderboard.csv", tmp)).read_text()
+                choice = json.loads(Path(client(settings).download_artifacts(run_id, "choice.json", tmp)).read_text())
+            print("\n".join(leaderboard_lines(board, choice)))
         if plot is not None:
             run_id = str(client(settings).get_model_version(model_name, version).run_id)
             with tempfile.TemporaryDirectory() as tmp:

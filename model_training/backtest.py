@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from core.columns import EVENT_TIMESTAMP, label_names
+from core.columns import EVENT_TIMESTAMP, label_names, movement_names
 from core.dataset import DatasetConfig
 from core.progress import progress
+from model_bundle.intervals import movement
 from model_training.forecasters import Boosted, Forecaster, baseline, forecast_rows
 from model_training.metrics import METRICS
 
@@ -44,6 +45,8 @@ class FoldScore:
     # prediction intervals are calibrated on (:func:`model_bundle.intervals.calibrate`).
     errors: np.ndarray = field(default_factory=lambda: np.empty((0, 0)), repr=False)
     entities: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object), repr=False)
+    # Each test row's recent movement (adaptive interval widths; empty where they are not adaptive).
+    movements: np.ndarray = field(default_factory=lambda: np.empty(0), repr=False)
 
 
 @dataclass
@@ -56,6 +59,10 @@ class BacktestResult:
             np.concatenate([f.errors for f in self.folds]),
             np.concatenate([f.entities for f in self.folds]),
         )
+
+    def movements(self) -> np.ndarray:
+        """Every fold's test rows' recent movement, stacked as :meth:`errors` stacks their errors."""
+        return np.concatenate([f.movements for f in self.folds])
 
     def mean(self, which: str, metric: str) -> float:
         return float(np.mean([getattr(f, which)[metric] for f in self.folds]))
@@ -152,6 +159,9 @@ def fold_score(
         test_rows=len(test),
         errors=actual - forecast,
         entities=test[dataset.entity_column].to_numpy(dtype=str),
+        movements=movement(test[columns].to_numpy(dtype=np.float64)).ravel()
+        if (columns := movement_names(dataset))
+        else np.empty(0),
     )
 
 

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.columns import EVENT_TIMESTAMP, feature_names, history_name, label_names
+from core.columns import EVENT_TIMESTAMP, feature_names, history_name, label_names, movement_names
 from core.dataset import DatasetConfig
 from core.objects import read_parquet
 from core.settings import Settings
@@ -202,7 +202,14 @@ def fit_and_report(
         fit_started = time.monotonic()
         final = make_model().fit(frame, frame[label_names(dataset)].to_numpy(dtype="float64"))
         fit_seconds = time.monotonic() - fit_started
-    calibration = calibrate(*result.errors(), dataset.intervals.levels, dataset.intervals.min_entity_errors)
+    moving = movement_names(dataset)  # adaptive widths: in units of each row's recent movement
+    calibration = calibrate(
+        *result.errors(),
+        dataset.intervals.levels,
+        dataset.intervals.min_entity_errors,
+        scales=result.movements() if moving else None,
+        scale_columns=moving,
+    )
     bands = band_source(dataset, family, params, device, frame, calibration)
     per_series = bool(getattr(final, "per_series", False))
     return TrainingResult(

@@ -8,7 +8,8 @@ last ``lookback`` target values as lag columns) from the split series. Results t
 show that the families and their training loop are neither leaking (better) nor broken (worse).
 
 With an ``intervals:`` section it also measures the prediction intervals every bundle carries:
-split-conformal half-widths per step (:func:`model_bundle.intervals.conformal_width`) from the
+split-conformal half-widths per step, adaptive to each window's recent movement
+(:func:`model_bundle.intervals.calibrate`), from the
 validation split's errors of the model the point rows fitted, scored on the test split (coverage,
 mean width, interval score), next to mlforecast's conformal intervals with the same base learner on
 the same splits and test origins. mlforecast is the benchmarks' own dependency

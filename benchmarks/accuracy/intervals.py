@@ -22,7 +22,7 @@ from benchmarks.accuracy.protocol import (
     Windows,
 )
 from core.columns import lag_name
-from model_bundle.intervals import conformal_width, level_key, score_bands
+from model_bundle.intervals import calibrate, level_key, movement, score_bands
 
 log = logging.getLogger(__name__)
 
@@ -108,25 +108,43 @@ def _interval_result(
 
 
 def conformal_rows(
-    series: str, model: str, fitted: Fitted, validation: Windows, test: Windows, spec: BenchmarkIntervals
+    series: str,
+    model: str,
+    fitted: Fitted,
+    validation: Windows,
+    test: Windows,
+    spec: BenchmarkIntervals,
+    moving: list[str] | None = None,
 ) -> list[IntervalResult]:
     """Our protocol: half-widths per step from the validation split's out-of-sample errors of the
-    fitted model (what a bundle's calibration does with the backtest's), applied to its test forecasts."""
+    fitted model (what a bundle's calibration does with the backtest's), applied to its test forecasts;
+    with ``moving`` (the target's consecutive lag columns), adaptive widths in units of each window's
+    recent movement, as a bundle's with ``intervals.adaptive``."""
     assert fitted.test is not None
     errors = validation.targets - fitted.validation
     origins = scored_origins(len(test.targets), spec.origin_stride)
+    entities = np.array([series] * len(errors))
+    if moving:
+        scales = movement(validation.features[moving].to_numpy(dtype=np.float64)).ravel()
+        calibration = calibrate(errors, entities, spec.levels, len(errors) + 1, scales, moving)
+        how = f"adaptive split conformal on the validation split's errors ({len(moving)} lags' movement)"
+    else:
+        calibration = calibrate(errors, entities, spec.levels, len(errors) + 1)
+        how = "split conformal on the validation split's errors"
     rows = []
+    point = fitted.test[origins]
+    bands = calibration.bands(point, None, test.features.iloc[origins])
     for level in spec.levels:
-        half = conformal_width(errors, level)
+        lower, upper = bands[level]
         rows.append(
             _interval_result(
                 series,
                 model,
                 level,
                 test.targets[origins],
-                fitted.test[origins],
-                (half, half),
-                "split conformal on the validation split's errors",
+                point,
+                (point - lower, upper - point),
+                how,
                 len(errors),
                 fitted.seconds,
             )

@@ -21,6 +21,7 @@ from benchmarks.accuracy.protocol import (
     split_series,
     window_dataset,
 )
+from core.columns import movement_names
 from core.dataset import DatasetConfig
 from core.progress import progress, show_progress
 from core.settings import Settings
@@ -174,7 +175,9 @@ def run(
                 results.append(result)
                 if with_intervals:
                     assert spec is not None
-                    intervals += conformal_rows(series, family, fitted, validation, test, spec)
+                    # Adaptive widths move with the source dataset's own consecutive lags, as its bundles' do.
+                    moving = movement_names(dataset)
+                    intervals += conformal_rows(series, family, fitted, validation, test, spec, moving)
             if spec is not None and at_interval_horizon and spec.mlforecast is not None:
                 peer = spec.mlforecast
                 if not only_models or peer.family in only_models or peer.model in only_models:

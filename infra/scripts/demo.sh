@@ -65,7 +65,11 @@ if [[ $status -ne 0 ]]; then
     exit "$status"
 fi
 # Quiet, the table's title names the champion that answered; a gate that gave no verdict says so.
-if [[ -n $VERBOSE ]]; then cat "$logs/champion.log" >&2; echo "$champion"; else grep '^  note:' <<<"$champion" || true; fi
+if [[ -n $VERBOSE ]]; then
+    cat "$logs/champion.log" >&2; echo "$champion"
+else  # a gate without a verdict, and a selection's leaderboard
+    grep -E '^  (note:|candidates|    |[0-9]+ series have)' <<<"$champion" || true
+fi
 
 "$PY" infra/scripts/run_dag.py "forecast_${name}" --report "$logs/forecast_timings.json"
 

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import norm
 
@@ -125,3 +126,41 @@ def test_quantile_bands_hold_the_point_and_nest_even_when_the_edge_models_cross(
     np.testing.assert_array_equal(bands[0.95][1], [[14.0, 13.0, 15.0]])
     with pytest.raises(ValueError, match="need the feature rows"):
         QuantileBands(levels=LEVELS, family="any", models=models).bands(point)
+
+
+def movement_rows(steps: np.ndarray) -> pd.DataFrame:
+    """Rows whose lags ``x_lag_0..x_lag_3`` zigzag by ``steps`` (each row's mean absolute change)."""
+    zigzag = np.array([0.0, 1.0, 0.0, 1.0])
+    return pd.DataFrame(steps[:, None] * zigzag, columns=[f"x_lag_{lag}" for lag in range(4)])
+
+
+def test_adaptive_widths_follow_each_rows_recent_movement() -> None:
+    """Errors as wide as the series is moving: half the rows calm (movement 1), half five times as
+    lively. One absolute width per step over-covers the calm rows and under-covers the lively ones;
+    widths in units of each row's movement cover both at the nominal level, on fresh draws."""
+    rng = np.random.default_rng(4)
+    moves = np.repeat([1.0, 5.0], 2000)
+    columns = tuple(f"x_lag_{lag}" for lag in range(4))
+    errors = rng.normal(0.0, 1.0, size=(4000, 3)) * moves[:, None]
+    adaptive = calibrate(errors, np.array(["a"] * 4000), LEVELS, 10**6, scales=moves, scale_columns=columns)
+    absolute = calibrate(errors, np.array(["a"] * 4000), LEVELS, 10**6)
+    fresh = rng.normal(0.0, 1.0, size=(4000, 3)) * moves[:, None]
+    rows, calm = movement_rows(moves), moves == 1.0
+    for level in LEVELS:
+        lower, upper = adaptive.bands(np.zeros((4000, 3)), None, rows)[level]
+        inside = (lower <= fresh) & (fresh <= upper)
+        assert abs(inside[calm].mean() - level) < 0.02
+        assert abs(inside[~calm].mean() - level) < 0.02
+        lower, upper = absolute.bands(np.zeros((4000, 3)), None, rows)[level]
+        inside = (lower <= fresh) & (fresh <= upper)
+        assert inside[calm].mean() > level + 0.04, "one width for all: the calm rows' bands are too wide"
+        assert inside[~calm].mean() < level - 0.04, "and the lively rows' too narrow"
+    restored = Calibration.from_dict(adaptive.to_dict())
+    assert (restored.scale_columns, restored.scale_floor) == (columns, adaptive.scale_floor)
+    assert adaptive.scale_floor == pytest.approx(0.1 * 3.0), "a tenth of the median movement"
+    flat = restored.row_scales(movement_rows(np.zeros(2)), 2)
+    np.testing.assert_array_equal(flat, [[adaptive.scale_floor]] * 2)  # a flat stretch keeps a band
+    with pytest.raises(ValueError, match="features"):
+        adaptive.bands(np.zeros((1, 3)))
+    old = {k: v for k, v in adaptive.to_dict().items() if k not in ("scale_columns", "scale_floor")}
+    assert Calibration.from_dict(old).row_scales(None, 2).tolist() == [[1.0], [1.0]], "older bundles: absolute"

@@ -47,10 +47,15 @@ def test_the_pyfunc_answers_bands_per_level_and_step_and_each_entitys_own_when_n
     np.testing.assert_allclose(point - lower, upper - point)  # symmetric around the point
     calibration = model.unwrap_python_model().calibration
     assert sorted(calibration.by_entity) == ["site_0", "site_1"]
-    own = np.asarray([calibration.by_entity[e]["95"] for e in table[dataset.entity_column]])
+    # Adaptive widths: in units of each row's recent movement (its lags' mean absolute one-step change).
+    assert calibration.scale_columns == tuple(f"{dataset.target}_lag_{lag}" for lag in range(24))
+    moved = np.abs(np.diff(features[list(calibration.scale_columns)].to_numpy(), axis=1)).mean(axis=1)[:, None]
+    assert (moved > calibration.scale_floor).all()
+    np.testing.assert_allclose(calibration.row_scales(features, len(features)), moved)
+    own = np.asarray([calibration.by_entity[e]["95"] for e in table[dataset.entity_column]]) * moved
     np.testing.assert_allclose(upper - point, own)
     shared = anonymous[band_columns(horizon, 0.95, "upper")].to_numpy() - point
-    np.testing.assert_allclose(shared, np.broadcast_to(calibration.widths["95"], shared.shape))
+    np.testing.assert_allclose(shared, np.asarray(calibration.widths["95"])[None, :] * moved)
     assert not np.allclose(own, shared), "the sites' own bands differ from the dataset's"
 
 

@@ -26,3 +26,17 @@ def test_a_drift_gate_with_a_verdict_needs_no_note() -> None:
     assert lines[1] == "  drift gate: passed (drift share at most 0.50)"
     assert not [line for line in lines if "note:" in line]
     assert lines[0] == "  champion/challenger gate: not run (no reason recorded)"
+
+
+def test_a_selection_champion_shows_its_leaderboard() -> None:
+    from model_registry.__main__ import leaderboard_lines
+
+    board = "candidate,mase,series_best,mae\nseasonal_naive,0.91,2,1.5\nnaive,1.20,1,2.0\nauto_ets,1.31,0,2.2\n"
+    choice = {"default": ["seasonal_naive"], "series": {"walk": ["naive"], "daily": ["seasonal_naive"]}}
+    assert leaderboard_lines(board, choice) == [
+        "  candidates (backtest MASE, mean over series; the series each one forecasts):",
+        "    seasonal_naive             0.9100  best on     2  forecasts     1",
+        "    naive                      1.2000  best on     1  forecasts     1",
+        "    auto_ets                   1.3100  best on     0  forecasts     0",
+        "  2 series have a choice of their own; any other gets ['seasonal_naive']",
+    ]

@@ -27,7 +27,11 @@ SELECTION = {"candidates": ["seasonal_naive", "auto_theta"], "method": "per_seri
 
 @pytest.mark.parametrize(("family", "params"), [("auto_theta", None), ("selection", SELECTION)])
 def test_a_statistical_champion_answers_from_each_series_history(
-    tmp_path: Path, trained: tuple[Settings, DatasetConfig], family: str, params: dict[str, object] | None
+    tmp_path: Path,
+    trained: tuple[Settings, DatasetConfig],
+    family: str,
+    params: dict[str, object] | None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from model_bundle.outputs import history_input, time_input
     from model_registry.provenance import trusted_model
@@ -50,6 +54,16 @@ def test_a_statistical_champion_answers_from_each_series_history(
     assert decision.challenger_mae < 3 * decision.baseline_mae, decision  # a forecast of this data, not noise
 
     registry_client(settings).set_registered_model_alias(name, CHAMPION, version)
+    from model_registry.__main__ import champion
+
+    capsys.readouterr()
+    assert champion(settings, name) == 0
+    said = capsys.readouterr().out
+    # What make demo prints of the champion: a selection's leaderboard, each candidate's MASE first.
+    assert ("candidates (backtest MASE" in said) == (family == "selection"), said
+    if family == "selection":
+        assert "    seasonal_naive" in said, said
+        assert "    auto_theta" in said, said
     with TestClient(create_app(settings)) as client:
         answers = {e: client.post("/v1/forecast", json={"entity_id": e}) for e in ("site_0", "site_1")}
         choice = client.get("/v1/model/choice").json()
