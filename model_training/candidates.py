@@ -47,6 +47,9 @@ class Evaluation:
     inner: list[list[np.ndarray]]  # per fold: the same over the folds of that fold's training rows
     model: Predictor | None  # fitted on all the rows (None: not yet, until it is chosen)
     fit_seconds: float  # every fit of the evaluation
+    # Series its newest fit could not fit (too short, constant, a failed fit), which forecast their last
+    # value: the leaderboard shows how many.
+    series_left_out: int = 0
 
     @property
     def params(self) -> dict[str, Any]:
@@ -91,15 +94,18 @@ def evaluate(
             for _, train, test in fold_frames(rows, dataset)
         ]
 
-    outer, inner = [], []
+    outer, inner, newest = [], [], None
     for _, train, test in fold_frames(frame, dataset):
-        outer.append(forecasters.forecast_rows(fit(train, dataset, name, device), test, frame, dataset))
+        newest = fit(train, dataset, name, device)
+        outer.append(forecasters.forecast_rows(newest, test, frame, dataset))
         if nested:
             inner.append(forecasts_of(train))
     model = fit(frame, dataset, name, device) if final else None
+    newest_fit = model if model is not None else newest
+    left_out = int(newest_fit.params.get("series_left_out", 0)) if newest_fit is not None else 0
     seconds = time.monotonic() - started
     log.info("evaluated candidate %s on %d rows in %.1fs", name, len(frame), seconds)
-    return Evaluation(name=name, forecasts=outer, inner=inner, model=model, fit_seconds=seconds)
+    return Evaluation(name, outer, inner, model, seconds, series_left_out=left_out)
 
 
 def save(evaluation: Evaluation, where: str, settings: Settings) -> str:
@@ -112,6 +118,7 @@ def save(evaluation: Evaluation, where: str, settings: Settings) -> str:
         "folds": len(evaluation.forecasts),
         "inner_folds": [len(folds) for folds in evaluation.inner],
         "fit_seconds": evaluation.fit_seconds,
+        "series_left_out": evaluation.series_left_out,
     }
     if evaluation.model is None:
         raise ValueError(f"the evaluation of {evaluation.name} holds no fitted model to hand over")
@@ -140,4 +147,5 @@ def load(where: str, settings: Settings) -> Evaluation:
                 if member.startswith("model/"):
                     archive.extract(member, directory)
             model = forecasters.load(meta["name"], Path(directory) / "model")
-    return Evaluation(name=meta["name"], forecasts=outer, inner=inner, model=model, fit_seconds=meta["fit_seconds"])
+    left_out = int(meta.get("series_left_out", 0))
+    return Evaluation(meta["name"], outer, inner, model, meta["fit_seconds"], series_left_out=left_out)

@@ -89,7 +89,9 @@ class SelectionTrainer(SelectedForecaster):
             self, members, {n: n for n in used}, choice.default, choice.by_entity, self.dataset.entity_column,
             self.config.combine,
         )  # fmt: skip
-        self.leaderboard = choice.leaderboard
+        # How many series each candidate could not fit (they forecast their last value in it).
+        left_out = [evaluations[name].series_left_out for name in choice.leaderboard["candidate"]]
+        self.leaderboard = choice.leaderboard.assign(series_left_out=left_out)
         self.params = {
             **self.config.model_dump(),
             "default": "+".join(choice.default),

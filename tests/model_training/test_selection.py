@@ -39,17 +39,21 @@ def known_series(days: int = 30, seed: int = 5) -> pd.DataFrame:
     )
 
 
-@pytest.fixture(scope="module")
-def backtests(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+def labelled(raw: pd.DataFrame, directory: Path) -> tuple[DatasetConfig, pd.DataFrame]:
+    """The synthetic dataset config over ``raw`` and its rows with features and labels, oldest first."""
     from feature_store.features import build_features
     from feature_store.training_set import build_labels
 
-    raw = known_series()
     dataset = DatasetConfig.from_yaml(
-        write_dataset(tmp_path_factory.mktemp("selection"), raw.assign(ts=raw["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")))
+        write_dataset(directory, raw.assign(ts=raw["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")))
     )
     frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP])
-    frame = frame.dropna().sort_values(EVENT_TIMESTAMP).reset_index(drop=True)
+    return dataset, frame.dropna().sort_values(EVENT_TIMESTAMP).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def backtests(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    dataset, frame = labelled(known_series(), tmp_path_factory.mktemp("selection"))
     results = {
         name: backtest(frame, dataset, lambda name=name: forecasters.create(name, dataset, device=devices.CPU))
         for name in CANDIDATES
@@ -256,3 +260,16 @@ def test_each_fold_of_the_run_chooses_on_what_that_fold_knew(backtests) -> None:
     # Every fold chose naive on its inner errors, and its outer errors are what the run scored.
     np.testing.assert_allclose(assembled.backtest.errors()[0], -1.0)
     np.testing.assert_allclose(assembled.candidates["seasonal_naive"].errors()[0], -0.5)
+
+
+def test_the_leaderboard_counts_the_series_a_candidate_could_not_fit(tmp_path: Path) -> None:
+    """A constant series is left out by AutoTheta (it forecasts its last value there), never a failed
+    run; the leaderboard says so, and naive, which fits anything, leaves none out."""
+    raw = known_series(days=20)
+    raw = pd.concat([raw, raw[raw["site"] == "walk"].assign(site="flat", temp=7.0)])
+    dataset, frame = labelled(raw, tmp_path)
+    params = {"candidates": ["naive", "auto_theta"], "method": "best"}
+    model = forecasters.create("selection", dataset, params, device=devices.CPU)
+    model.fit(frame, frame[label_names(dataset)].to_numpy())
+    board = model.leaderboard.set_index("candidate")  # type: ignore[attr-defined]
+    assert board["series_left_out"].to_dict() == {"naive": 0, "auto_theta": 1}
