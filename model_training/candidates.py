@@ -50,6 +50,17 @@ class Evaluation:
     # Series its newest fit could not fit (too short, constant, a failed fit), which forecast their last
     # value: the leaderboard shows how many.
     series_left_out: int = 0
+    rows: str = ""  # the fingerprint of the rows it was evaluated on: a choice reads only its own rows'
+
+    def check_rows(self, frame: pd.DataFrame) -> None:
+        """Refuse an evaluation made on other rows than ``frame`` (its forecasts would not line up)."""
+        from feature_store.training_set import fingerprint
+
+        if self.rows != fingerprint(frame):
+            raise ValueError(
+                f"the evaluation of {self.name} was made on other rows ({self.rows[:12] or 'unknown'}) than the "
+                f"training set's ({fingerprint(frame)[:12]}): evaluate the candidates on this training set"
+            )
 
     @property
     def params(self) -> dict[str, Any]:
@@ -86,6 +97,8 @@ def evaluate(
     """Backtest candidate ``name`` on the folds of ``frame`` (and, when ``nested``, on the folds of each
     fold's training rows), then, when ``final``, fit it on all of ``frame`` (a process that also
     chooses fits only what it chose: :meth:`Evaluation.fitted`)."""
+    from feature_store.training_set import fingerprint
+
     started = time.monotonic()
 
     def forecasts_of(rows: pd.DataFrame) -> list[np.ndarray]:
@@ -105,7 +118,8 @@ def evaluate(
     left_out = int(newest_fit.params.get("series_left_out", 0)) if newest_fit is not None else 0
     seconds = time.monotonic() - started
     log.info("evaluated candidate %s on %d rows in %.1fs", name, len(frame), seconds)
-    return Evaluation(name, outer, inner, model, seconds, series_left_out=left_out)
+    rows = fingerprint(frame)
+    return Evaluation(name, outer, inner, model, seconds, series_left_out=left_out, rows=rows)
 
 
 def save(evaluation: Evaluation, where: str, settings: Settings) -> str:
@@ -119,6 +133,7 @@ def save(evaluation: Evaluation, where: str, settings: Settings) -> str:
         "inner_folds": [len(folds) for folds in evaluation.inner],
         "fit_seconds": evaluation.fit_seconds,
         "series_left_out": evaluation.series_left_out,
+        "rows": evaluation.rows,
     }
     if evaluation.model is None:
         raise ValueError(f"the evaluation of {evaluation.name} holds no fitted model to hand over")
@@ -148,4 +163,4 @@ def load(where: str, settings: Settings) -> Evaluation:
                     archive.extract(member, directory)
             model = forecasters.load(meta["name"], Path(directory) / "model")
     left_out = int(meta.get("series_left_out", 0))
-    return Evaluation(meta["name"], outer, inner, model, meta["fit_seconds"], series_left_out=left_out)
+    return Evaluation(meta["name"], outer, inner, model, meta["fit_seconds"], left_out, meta.get("rows", ""))

@@ -77,6 +77,8 @@ class SelectionTrainer(SelectedForecaster):
         missing = sorted(set(self.config.candidates) - set(evaluations))
         if missing:
             raise ValueError(f"no evaluation of the candidates {missing}")
+        for name in self.config.candidates:
+            evaluations[name].check_rows(frame)
         assembled = assemble(frame, self.dataset, self.config, {n: evaluations[n] for n in self.config.candidates})
         self.chose(assembled.choice, evaluations, frame)
         return assembled

@@ -219,7 +219,7 @@ def test_candidates_evaluated_apart_choose_as_the_nested_selection_does(backtest
     assert len(choice["series"]["walk"]) == 2, "a combination of each series' top 2"
 
 
-def test_a_missing_candidate_evaluation_is_named(backtests) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_or_stale_candidate_evaluation_is_named(backtests) -> None:  # type: ignore[no-untyped-def]
     from model_training.candidates import evaluate
 
     dataset, frame, _ = backtests
@@ -229,6 +229,10 @@ def test_a_missing_candidate_evaluation_is_named(backtests) -> None:  # type: ig
     naive = evaluate(frame, dataset, "naive", devices.CPU)
     with pytest.raises(ValueError, match=r"no evaluation of the candidates \['seasonal_naive'\]"):
         selection.assemble(frame, {"naive": naive})  # type: ignore[attr-defined]
+    # An evaluation of other rows (a stale file of another training set) is refused, not misaligned.
+    other = evaluate(frame.iloc[:-3], dataset, "seasonal_naive", devices.CPU)
+    with pytest.raises(ValueError, match="evaluation of seasonal_naive was made on other rows"):
+        selection.assemble(frame, {"naive": naive, "seasonal_naive": other})  # type: ignore[attr-defined]
 
 
 def test_each_fold_of_the_run_chooses_on_what_that_fold_knew(backtests) -> None:  # type: ignore[no-untyped-def]
