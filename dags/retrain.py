@@ -152,7 +152,7 @@ def candidate_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:
     another family, whose candidate step is then skipped."""
     run = plan.scope()
     names = run.dataset.training.selection_with().candidates
-    prefix = plan.location(run.settings, run.dataset, "candidates")
+    prefix = plan.candidates_prefix(run.settings, run.dataset)
     return plan.candidate_commands(rows.location, plan.published_dataset(run.settings, run.dataset), names, prefix)
 
 
@@ -162,7 +162,7 @@ def train_command(plan: RunPlan, rows: TrainingSet, params_file: str) -> list[st
     the DAG run so that registration finds the run it logged; a selection chooses among its
     candidates' evaluations."""
     run = plan.scope()
-    candidates = plan.location(run.settings, run.dataset, "candidates")
+    candidates = plan.candidates_prefix(run.settings, run.dataset)
     return plan.train_command(rows.location, params_file, plan.published_dataset(run.settings, run.dataset), candidates)
 
 

@@ -153,7 +153,7 @@ def train(
 
         if family != "selection":
             raise ValueError(f"candidates' evaluations are for the selection family, not {family}")
-        names = forecasters.create(family, dataset, params, device=device).params["candidates"]
+        names = dataset.training.selection_with(params).candidates
         evaluations = {name: evaluated.load(evaluated.location(candidates, name), settings) for name in names}
     with tempfile.TemporaryDirectory() as reports:  # the report files live until the run has logged them
         trained = fit_and_report(dataset, logical_date, frame, family, params, device, Path(reports), evaluations)

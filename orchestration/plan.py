@@ -108,6 +108,10 @@ class RunPlan(BaseModel):
         common += ["--trials", str(self.n_trials), "--study", self.study]
         return [[*common, "--worker", str(worker)] for worker in range(max(self.tuning_workers, 1))]
 
+    def candidates_prefix(self, settings: Settings, dataset: DatasetConfig) -> str:
+        """Where a selection run's candidate tasks hand their evaluations to the final training."""
+        return self.location(settings, dataset, "candidates")
+
     def candidate_commands(
         self, training_set: str, dataset: str, candidates: list[str], prefix: str
     ) -> list[list[str]]:
