@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.frequency import Frequency
 from core.objects import is_remote, read_object
 from core.source_policy import SourcePolicyError, check, parse
 
@@ -79,7 +80,7 @@ class FeatureConfig(_Strict):
     )
     calendar: list[str] = Field(
         default_factory=lambda: ["hour", "day_of_week", "month"],
-        description="Calendar values among hour, day_of_week, day_of_month, month.",
+        description="Calendar values among hour, day_of_week, day_of_month, week_of_year, month, quarter.",
     )
     ttl: timedelta = Field(default=timedelta(days=7), description="Feast feature view TTL (look-back of joins).")
     history: int | None = Field(
@@ -92,7 +93,7 @@ class FeatureConfig(_Strict):
     @field_validator("calendar")
     @classmethod
     def _known_calendar(cls, value: list[str]) -> list[str]:
-        unknown = set(value) - {"hour", "day_of_week", "day_of_month", "month"}
+        unknown = set(value) - {"hour", "day_of_week", "day_of_month", "week_of_year", "month", "quarter"}
         if unknown:
             raise ValueError(f"unknown calendar features: {sorted(unknown)}")
         return value
@@ -280,7 +281,11 @@ class DatasetConfig(_Strict):
     description: str = Field(default="", description="Free text about the dataset.")
     entity_column: str = Field(description="The series key (e.g. transformer_id).")
     timestamp_column: str = Field(description="The time column.")
-    frequency: timedelta = Field(description="The regular step between rows.")
+    frequency: Frequency = Field(
+        description="The regular step between rows: a fixed one (PT1H, P1D, P1W, PT15M) or a calendar one whose "
+        "length varies (P1M, P3M, P1Y; ME, QE, YE for the period's last day; W-SUN for weeks on another day than "
+        "Monday)."
+    )
     target: str = Field(description="The column to forecast.")
     features: list[str] = Field(description="The numeric covariates.")
     horizon: int = Field(ge=1, description="Steps to forecast.")
@@ -313,7 +318,7 @@ class DatasetConfig(_Strict):
         if gap is not None and gap < self.horizon:
             raise ValueError(f"backtest gap ({gap}) must be >= horizon ({self.horizon})")
         holdout, window = self.promotion.holdout, self.training.window
-        if holdout < self.frequency:
+        if holdout < self.frequency.shortest:
             raise ValueError(f"promotion.holdout ({holdout}) must hold at least one period ({self.frequency})")
         if window is not None and holdout >= window / 2:
             raise ValueError(f"promotion.holdout ({holdout}) must be under half the training window ({window})")
@@ -323,8 +328,8 @@ class DatasetConfig(_Strict):
     def target_lags(self) -> list[int]:
         lags = self.feature_engineering.target_lags
         if lags is None:
-            week = int(timedelta(days=7) / self.frequency)
-            lags = sorted({*range(self.seasonal_period), week})
+            week = self.frequency.whole_steps(timedelta(days=7))
+            lags = sorted({*range(self.seasonal_period), *([week] if week else [])})
         return lags
 
     @property
@@ -332,8 +337,7 @@ class DatasetConfig(_Strict):
         """The seasons (steps) a multi-season model decomposes, shortest first (``seasonal_periods``)."""
         if self.seasonal_periods is not None:
             return sorted(set(self.seasonal_periods))
-        week, step = timedelta(days=7), self.frequency
-        weekly = week // step if step <= week and week % step == timedelta(0) else 0
+        weekly = self.frequency.whole_steps(timedelta(days=7)) or 0
         return [self.seasonal_period, weekly] if weekly > self.seasonal_period else [self.seasonal_period]
 
     @property

@@ -19,27 +19,24 @@ import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, label_names, lag_name
 from core.dataset import DatasetConfig
+from core.frequency import Frequency
 
 
 @dataclass(frozen=True)
 class GridSeries:
-    """One entity's target on the frequency grid: ``values[i]`` is at ``start + i * step`` (NaN: unknown)."""
+    """One entity's target on the frequency grid: ``values[i]`` is ``i`` steps after ``start`` (NaN: unknown)."""
 
     start: pd.Timestamp
-    step: pd.Timedelta
+    frequency: Frequency
     values: np.ndarray
 
     @property
     def end(self) -> pd.Timestamp:
-        return self.start + (len(self.values) - 1) * self.step
+        return self.frequency.shift(self.start, len(self.values) - 1)
 
     def positions(self, stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
         """The grid index of each timestamp (a timestamp off the grid raises)."""
-        offsets = (pd.DatetimeIndex(stamps) - self.start) / self.step
-        index = np.asarray(np.round(offsets), dtype=np.int64)
-        if not np.allclose(offsets, index):
-            raise ValueError(f"timestamps off the {self.step} grid that starts at {self.start}")
-        return index
+        return positions(self.frequency, self.start, stamps)
 
     def until(self, stamp: pd.Timestamp) -> np.ndarray:
         """The values up to and including ``stamp``."""
@@ -55,6 +52,17 @@ class GridSeries:
         return np.array(views[ends - (length - 1)], dtype=np.float64)
 
 
+def positions(frequency: Frequency, start: pd.Timestamp, stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Each timestamp's steps after ``start`` on the grid (a timestamp off the grid raises)."""
+    if frequency.is_fixed:  # the common case, without the grid's numbering
+        offsets = (pd.DatetimeIndex(stamps) - start) / frequency.fixed
+        index = np.asarray(np.round(offsets), dtype=np.int64)
+        if not np.allclose(offsets, index):
+            raise ValueError(f"timestamps off the {frequency} grid that starts at {start}")
+        return index
+    return frequency.ordinals(stamps) - frequency.ordinal(start)
+
+
 def history_frame(
     rows: pd.DataFrame, dataset: DatasetConfig, time_column: str, newest: pd.Timedelta | None = None
 ) -> pd.DataFrame:
@@ -64,14 +72,14 @@ def history_frame(
     store's history."""
     from core.columns import history_name
 
-    step = pd.Timedelta(dataset.frequency)
+    frequency = dataset.frequency
     length = dataset.history_length
     parts = []
     for entity, own in rows.groupby(dataset.entity_column, sort=True):
         stamps = pd.DatetimeIndex(pd.to_datetime(own[time_column], utc=True))
         start, end = stamps.min(), stamps.max()
-        values = np.full(round((end - start) / step) + 1, np.nan)
-        grid = GridSeries(start=start, step=step, values=values)
+        values = np.full(frequency.steps_between(start, end) + 1, np.nan)
+        grid = GridSeries(start=start, frequency=frequency, values=values)
         values[grid.positions(stamps)] = own[dataset.target].to_numpy(dtype=np.float64)
         wanted = stamps if newest is None else stamps[stamps > end - newest]
         windows = grid.windows(wanted, length)
@@ -91,7 +99,7 @@ def history_frame(
 def target_series(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool = True) -> dict[str, GridSeries]:
     """Each entity's target as the frame's rows hold it: lag 0 at each row's time and, ``with_labels``,
     each label at its own time (so a training set's series runs to the newest row's last label)."""
-    step = pd.Timedelta(dataset.frequency)
+    frequency = dataset.frequency
     lag0 = lag_name(dataset.target, 0)
     labels = label_names(dataset) if with_labels else []
     known = [c for c in labels if c in frame.columns]
@@ -102,10 +110,10 @@ def target_series(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool
         stamps = pd.DatetimeIndex(rows[EVENT_TIMESTAMP])
         start, newest = stamps.min(), stamps.max()
         if lag0 not in rows.columns:
-            start = start + step  # the first value known is the first row's y_1
-        end = newest + len(known) * step
-        values = np.full(round((end - start) / step) + 1, np.nan)
-        base = np.asarray(np.round((stamps - start) / step), dtype=np.int64)
+            start = frequency.shift(start, 1)  # the first value known is the first row's y_1
+        end = frequency.shift(newest, len(known))
+        values = np.full(frequency.steps_between(start, end) + 1, np.nan)
+        base = positions(frequency, start, stamps)
         # Labels first, lag 0 last: where both give a value for the same time, the observed one wins.
         for offset, column in enumerate(known, start=1):
             column_values = rows[column].to_numpy(dtype=np.float64)
@@ -115,7 +123,7 @@ def target_series(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool
             observed = rows[lag0].to_numpy(dtype=np.float64)
             given = ~np.isnan(observed) & (base >= 0)
             values[base[given]] = observed[given]
-        out[str(entity)] = GridSeries(start=start, step=step, values=values)
+        out[str(entity)] = GridSeries(start=start, frequency=frequency, values=values)
     return out
 
 

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.dataset import DatasetConfig
@@ -61,11 +62,14 @@ def with_check_columns(frame: pd.DataFrame, dataset: DatasetConfig, logical_date
         .diff()
         .dt.total_seconds()
     )
-    freq = dataset.frequency.total_seconds()
     # The first row of an entity has no predecessor: treat it as one regular step.
-    out[STEP_COLUMN] = steps.reindex(out.index).fillna(freq)
-    epoch = (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
-    out[GRID_COLUMN] = epoch % freq
+    out[STEP_COLUMN] = steps.reindex(out.index).fillna(dataset.frequency.shortest.total_seconds())
+    # Seconds past the grid point at or before each timestamp: 0 on the grid (a month's first day,
+    # a whole hour); a timestamp that could not be read stays NaN, which the not-null rule reports.
+    known = stamps.notna()
+    grid = pd.Series(np.nan, index=out.index)
+    grid[known] = dataset.frequency.offgrid_seconds(pd.DatetimeIndex(stamps[known]))
+    out[GRID_COLUMN] = grid
     out[AGE_COLUMN] = (pd.Timestamp(end_of(logical_date)) - stamps).dt.total_seconds()
     return out
 
@@ -90,11 +94,12 @@ def build_expectations(dataset: DatasetConfig, row_count_hint: int | None = None
         expectations.append(e.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
     expectations += [
         e.ExpectCompoundColumnsToBeUnique(column_list=key_columns),
-        # Regular frequency: steps between consecutive rows are at least one period and at most
-        # max_gap, and every timestamp sits on the frequency grid.
+        # Regular frequency: steps between consecutive rows are at least one period (a calendar
+        # period's shortest: 28 days for a month) and at most max_gap, and every timestamp sits on
+        # the frequency grid.
         e.ExpectColumnValuesToBeBetween(
             column=STEP_COLUMN,
-            min_value=dataset.frequency.total_seconds(),
+            min_value=dataset.frequency.shortest.total_seconds(),
             max_value=q.max_gap.total_seconds(),
         ),
         e.ExpectColumnValuesToBeInSet(column=GRID_COLUMN, value_set=[0.0]),

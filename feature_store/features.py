@@ -25,13 +25,15 @@ _CALENDAR = {
     "hour": lambda ts: ts.dt.hour,
     "day_of_week": lambda ts: ts.dt.dayofweek,
     "day_of_month": lambda ts: ts.dt.day,
+    "week_of_year": lambda ts: ts.dt.isocalendar().week,
     "month": lambda ts: ts.dt.month,
+    "quarter": lambda ts: ts.dt.quarter,
 }
 
 
 def on_grid(series_frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
     """Reindex one entity's rows (indexed by timestamp) onto the regular frequency grid."""
-    grid = pd.date_range(series_frame.index.min(), series_frame.index.max(), freq=dataset.frequency)
+    grid = dataset.frequency.range(series_frame.index.min(), series_frame.index.max())
     return series_frame.reindex(grid)
 
 

@@ -71,12 +71,13 @@ def split_holdout(
     a day. The holdout rows carry their history (:mod:`core.history`).
     """
     stamps = frame[EVENT_TIMESTAMP]
-    holdout_start = stamps.max() - dataset.promotion.holdout + dataset.frequency
+    step = dataset.frequency
+    holdout_start = step.shift(stamps.max() - dataset.promotion.holdout, 1)
     if start is not None:
         asked = pd.Timestamp(start).tz_localize("UTC")
-        at_least_a_day = stamps.max() - pd.Timedelta(days=1) + dataset.frequency
+        at_least_a_day = step.shift(stamps.max() - pd.Timedelta(days=1), 1)
         holdout_start = min(max(asked, holdout_start), at_least_a_day)
-    last_training = holdout_start - dataset.horizon * dataset.frequency
+    last_training = step.shift(holdout_start, -dataset.horizon)
     training = frame[stamps <= last_training].reset_index(drop=True)
     holdout = frame[stamps >= holdout_start].reset_index(drop=True)
     if training.empty or holdout.empty:

@@ -12,10 +12,11 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+from core.frequency import Frequency
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ Entry = tuple[str, str, str, datetime, Sequence[float], tuple[float, ...], Seque
 def write_until_stopped(
     settings: Settings,
     dataset: str,
-    step: timedelta,
+    frequency: Frequency,
     batches: Any,
     written: Synchronized[int],
     failed: Synchronized[int],
@@ -50,7 +51,7 @@ def write_until_stopped(
     os.nice(WRITER_NICENESS)
     ready = False
     while (batch := batches.get()) is not None:
-        rows = as_rows(dataset, step, batch)
+        rows = as_rows(dataset, frequency, batch)
         delay = RETRY_INITIAL_SECONDS
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
@@ -71,7 +72,7 @@ def write_until_stopped(
                     delay *= 2
 
 
-def as_rows(dataset: str, step: timedelta, batch: list[Entry]) -> list[Any]:
+def as_rows(dataset: str, frequency: Frequency, batch: list[Entry]) -> list[Any]:
     """The table's rows of queued forecasts: one per step, each with the forecast's answers."""
     from forecast_store import store
     from forecast_store.schema import ONLINE
@@ -83,7 +84,7 @@ def as_rows(dataset: str, step: timedelta, batch: list[Entry]) -> list[Any]:
             data_date=event_time.astimezone(UTC).date(),
             issue_time=event_time,
             step=h,
-            target_time=event_time + h * step,
+            target_time=target,
             value=value,
             model_name=name,
             model_version=version,
@@ -92,7 +93,7 @@ def as_rows(dataset: str, step: timedelta, batch: list[Entry]) -> list[Any]:
             intervals=_step_bands(levels, bands, h - 1),
         )
         for entity, name, version, event_time, values, levels, bands, answers in batch
-        for h, value in enumerate(values, start=1)
+        for h, (value, target) in enumerate(zip(values, frequency.ahead(event_time, len(values)), strict=True), start=1)
     ]
 
 

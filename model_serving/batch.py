@@ -116,6 +116,7 @@ def _forecast(
     issued: list[store.ForecastRow] = []
     for n, ((_, row), values) in enumerate(zip(rows.iterrows(), predicted, strict=True)):
         issue_time = pd.Timestamp(row[EVENT_TIMESTAMP]).to_pydatetime()
+        targets = dataset.frequency.ahead(issue_time, len(values))
         issued += [
             store.ForecastRow(
                 dataset=dataset.name,
@@ -123,7 +124,7 @@ def _forecast(
                 data_date=data_date,
                 issue_time=issue_time,
                 step=step,
-                target_time=issue_time + step * dataset.frequency,
+                target_time=targets[step - 1],
                 value=float(value),
                 model_name=name,
                 model_version=version,

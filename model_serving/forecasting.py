@@ -182,7 +182,7 @@ def assemble(
 ) -> list[list[Forecast] | Exception]:
     """Each request's answer: its error, or one forecast per entity, timestamped from its features'
     event time on, one step after another."""
-    step = runtime.step()
+    frequency = runtime.frequency()
 
     def forecast(entity: Admitted) -> Forecast:
         predicted = predictions.by_row[entity.row]
@@ -198,8 +198,10 @@ def assemble(
             model_family=model.family,
             answered_by=None if model.choice is None else model.choice.of(entity.entity_id),
             forecast=[
-                ForecastPoint(timestamp=entity.event_time + (h + 1) * step, value=value, intervals=predicted.bands[h])
-                for h, value in enumerate(predicted.values)
+                ForecastPoint(timestamp=target, value=value, intervals=predicted.bands[h])
+                for h, (value, target) in enumerate(
+                    zip(predicted.values, frequency.ahead(entity.event_time, len(predicted.values)), strict=True)
+                )
             ],
         )
 

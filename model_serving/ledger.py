@@ -22,10 +22,10 @@ import multiprocessing
 import queue
 import threading
 from collections.abc import Sequence
-from datetime import timedelta
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
+from core.frequency import Frequency
 from core.settings import Settings
 from forecast_store.writer import Answered, Entry, write_until_stopped
 from model_serving.metrics import LEDGER_DROPPED, LEDGER_RECORDED
@@ -41,7 +41,7 @@ QUEUED_BATCHES = 4  # batches handed over and not yet written, at most
 class ForecastLedger:
     """A bounded buffer of answered forecasts, handed in batches to the process that writes them."""
 
-    def __init__(self, settings: Settings, dataset: str, step: timedelta, buffer: int | None = None):
+    def __init__(self, settings: Settings, dataset: str, frequency: Frequency, buffer: int | None = None):
         context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
         self.capacity = buffer or settings.forecast_ledger_buffer
         # Appends and pops of a deque are atomic: requests add to it without a lock of ours.
@@ -53,7 +53,7 @@ class ForecastLedger:
         self._stop = threading.Event()
         self._writer = context.Process(
             target=write_until_stopped,
-            args=(settings, dataset, step, self._batches, self._written, self._failed),
+            args=(settings, dataset, frequency, self._batches, self._written, self._failed),
             name="forecast-ledger",
             daemon=True,
         )

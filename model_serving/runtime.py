@@ -7,13 +7,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from core.dataset import DatasetConfig
+from core.frequency import Frequency
 from core.settings import Settings
 from model_bundle.intervals import BandSource
 from model_bundle.outputs import feature_inputs, history_input, point_columns, time_input
@@ -247,5 +248,5 @@ class ServingRuntime:
             return str(exc)
         return None
 
-    def step(self) -> timedelta:
+    def frequency(self) -> Frequency:
         return self.dataset.frequency

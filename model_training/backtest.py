@@ -107,14 +107,14 @@ class BacktestResult:
 def make_folds(timestamps: pd.Series, dataset: DatasetConfig) -> list[Fold]:
     """Cutoffs walk back from the newest timestamp in steps of ``test_size`` periods."""
     config = dataset.training.backtest
-    period = dataset.frequency
+    step = dataset.frequency
     last = timestamps.max()
     first = timestamps.min()
     folds = []
     for i in range(config.folds):
-        test_end = last - (config.folds - 1 - i) * config.test_size * period
-        cutoff = test_end - config.test_size * period
-        train_end = cutoff - dataset.backtest_gap * period
+        test_end = step.shift(last, -(config.folds - 1 - i) * config.test_size)
+        cutoff = step.shift(test_end, -config.test_size)
+        train_end = step.shift(cutoff, -dataset.backtest_gap)
         if train_end <= first:
             raise ValueError(
                 f"not enough history for {config.folds} folds of {config.test_size} rows "

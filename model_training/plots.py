@@ -56,7 +56,7 @@ def plot_forecast(
     for row, (name, ax) in enumerate(zip(entities, axes[:, 0], strict=False)):
         history = frame[frame[entity].astype(str) == name].tail(4 * dataset.horizon)
         origin = history[EVENT_TIMESTAMP].iloc[-1]
-        times = [origin + step * dataset.frequency for step in steps]
+        times = dataset.frequency.ahead(origin, len(steps))
         ax.plot(history[EVENT_TIMESTAMP], history[current], color="black", lw=1, label="history")
         for level in sorted(bands, reverse=True):
             lower, upper = bands[level]

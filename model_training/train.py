@@ -291,7 +291,7 @@ def bundle_meta(dataset: DatasetConfig, family: str, per_series: bool = False) -
         "family": family,
         "dataset": dataset.name,
         "horizon": dataset.horizon,
-        "frequency_seconds": dataset.frequency.total_seconds(),
+        "frequency": str(dataset.frequency),
         "features": feature_names(dataset),
         "entity_column": dataset.entity_column,
     }

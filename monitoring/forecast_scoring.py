@@ -47,11 +47,11 @@ def _lookup(actuals: pd.Series, entities: list[str], times: list[pd.Timestamp]) 
     return actuals.reindex(wanted).to_numpy(dtype=np.float64)
 
 
-def naive_lag(dataset: DatasetConfig, step: int) -> timedelta:
-    """How far before its target seasonal naive's forecast of step ``step`` looks: the fewest whole
-    seasons that reach back to the issue time."""
+def naive_lag(dataset: DatasetConfig, step: int) -> int:
+    """How many steps before its target seasonal naive's forecast of step ``step`` looks: the fewest
+    whole seasons that reach back to the issue time."""
     seasons = -(-step // dataset.seasonal_period)
-    return seasons * dataset.seasonal_period * dataset.frequency
+    return seasons * dataset.seasonal_period
 
 
 def score_forecasts(
@@ -68,7 +68,9 @@ def score_forecasts(
     actuals = _actuals(settings, dataset, data_date)
     entities = [f.entity_id for f in due]
     actual = _lookup(actuals, entities, [pd.Timestamp(f.target_time) for f in due])
-    naive = _lookup(actuals, entities, [pd.Timestamp(f.target_time - naive_lag(dataset, f.step)) for f in due])
+    targets = pd.DatetimeIndex([pd.Timestamp(f.target_time) for f in due])
+    looked_back = dataset.frequency.shift_each(targets, [-naive_lag(dataset, f.step) for f in due])
+    naive = _lookup(actuals, entities, list(looked_back))
     scores = [
         store.Score(
             forecast_id=f.id,

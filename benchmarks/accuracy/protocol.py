@@ -132,7 +132,11 @@ class Windows:
 def window_dataset(dataset: DatasetConfig, lookback: int, horizon: int) -> DatasetConfig:
     """The source dataset reduced to what the protocol allows: the target's own past, nothing else."""
     features = FeatureConfig(
-        target_lags=list(range(lookback)), covariate_lags=[], rolling_windows=[], calendar=[], ttl=dataset.frequency
+        target_lags=list(range(lookback)),
+        covariate_lags=[],
+        rolling_windows=[],
+        calendar=[],
+        ttl=dataset.frequency.nominal.to_pytimedelta(),
     )
     return dataset.model_copy(update={"features": [], "feature_engineering": features, "horizon": horizon})
 

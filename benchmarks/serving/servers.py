@@ -282,7 +282,8 @@ def floor_body(dataset: DatasetConfig, version: str, entity: str) -> bytes:
 
     now = datetime.now(UTC)
     points = [
-        ForecastPoint(timestamp=now + (h + 1) * dataset.frequency, value=1.0 + h / 7) for h in range(dataset.horizon)
+        ForecastPoint(timestamp=target, value=1.0 + h / 7)
+        for h, target in enumerate(dataset.frequency.ahead(now, dataset.horizon))
     ]
     forecast = Forecast(
         entity_id=entity,

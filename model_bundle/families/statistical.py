@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +41,26 @@ MODELS: dict[str, str] = {
     "random_walk_with_drift": "RandomWalkWithDrift",
 }
 SEASONAL = {"auto_ets", "auto_theta", "auto_arima"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """The grid step between a series' values, as much of it as counting steps needs: a fixed length
+    in seconds, or a number of calendar months (a month, a quarter: 3, a year: 12) whose lengths
+    differ. (The platform's :class:`core.frequency.Frequency` knows the whole grid; a bundle carries
+    only this.)"""
+
+    seconds: float | None = None
+    months: int | None = None
+
+    def between(self, start: pd.Timestamp, end: pd.Timestamp) -> int:
+        """Steps from ``start`` to ``end``, both on the grid."""
+        if self.months:
+            return ((end.year - start.year) * 12 + end.month - start.month) // self.months
+        assert self.seconds is not None
+        return round((end - start) / pd.Timedelta(seconds=self.seconds))
+
+
 # The rows' time column (``core.columns.EVENT_TIMESTAMP``; the bundle's code imports nothing of the
 # platform): the newest value of each row's history is at this time.
 TIME_COLUMN = "event_timestamp"
@@ -156,9 +177,9 @@ class SeriesModel:
         model.model_ = fitted
         return model
 
-    def forecast(self, window: np.ndarray, window_end: pd.Timestamp, step: pd.Timedelta, horizon: int) -> np.ndarray:
+    def forecast(self, window: np.ndarray, window_end: pd.Timestamp, step: Step, horizon: int) -> np.ndarray:
         """H values after ``window_end`` from ``window`` (the newest value at ``window_end``)."""
-        new = round((window_end - self.end) / step)  # values since training ended
+        new = step.between(self.end, window_end)  # values since training ended
         continues = 0 <= new <= len(window)
         if not np.isfinite(window).any():  # nothing to forecast from
             return np.full(horizon, np.nan)
@@ -219,7 +240,7 @@ class StatisticalForecaster:
         entity_column: str,
         history_column: str,
         horizon: int,
-        step: pd.Timedelta,
+        step: Step,
         season_length: int,
         models: dict[str, SeriesModel] | None = None,
         skipped: dict[str, str] | None = None,
@@ -227,7 +248,7 @@ class StatisticalForecaster:
         if family not in MODELS:
             raise ValueError(f"unknown statistical family {family!r}; known: {sorted(MODELS)}")
         self.name, self.entity_column, self.history_column = family, entity_column, history_column
-        self.horizon, self.step, self.season_length = horizon, pd.Timedelta(step), season_length
+        self.horizon, self.step, self.season_length = horizon, step, season_length
         self.models = dict(models or {})
         self.skipped = dict(skipped or {})  # entity -> why its model was not fitted
         self.params: dict[str, Any] = {"model": MODELS[family], "season_length": season_length}
@@ -259,7 +280,8 @@ class StatisticalForecaster:
             "entity_column": self.entity_column,
             "history_column": self.history_column,
             "horizon": self.horizon,
-            "step_seconds": self.step.total_seconds(),
+            "step_seconds": self.step.seconds,
+            "step_months": self.step.months,
             "season_length": self.season_length,
             "skipped": self.skipped,
             "models": {entity: model.to_dict() for entity, model in self.models.items()},
@@ -275,7 +297,7 @@ class StatisticalForecaster:
             entity_column=meta["entity_column"],
             history_column=meta["history_column"],
             horizon=meta["horizon"],
-            step=pd.Timedelta(seconds=meta["step_seconds"]),
+            step=Step(seconds=meta["step_seconds"], months=meta.get("step_months")),
             season_length=season,
             models={e: SeriesModel.from_dict(family, season, m) for e, m in meta["models"].items()},
             skipped=meta["skipped"],

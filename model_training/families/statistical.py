@@ -16,8 +16,9 @@ import pandas as pd
 
 from core.columns import history_name
 from core.dataset import DatasetConfig
+from core.frequency import Frequency
 from core.history import target_series
-from model_bundle.families.statistical import MODELS, SeriesModel, StatisticalForecaster, filled
+from model_bundle.families.statistical import MODELS, SeriesModel, StatisticalForecaster, Step, filled
 from model_training.forecasters import Validation
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,13 @@ def _options(family: str, dataset: DatasetConfig, params: dict[str, Any], values
     return {**options, **params}
 
 
+def series_step(frequency: Frequency) -> Step:
+    """What the bundle keeps of the dataset's frequency: enough to count the steps since training."""
+    if frequency.is_fixed:
+        return Step(seconds=frequency.fixed.total_seconds())
+    return Step(months=frequency.months)
+
+
 class StatisticalTrainer(StatisticalForecaster):
     dataset: DatasetConfig
     options: dict[str, Any]
@@ -58,7 +66,7 @@ class StatisticalTrainer(StatisticalForecaster):
             entity_column=dataset.entity_column,
             history_column=history_name(dataset),
             horizon=dataset.horizon,
-            step=pd.Timedelta(dataset.frequency),
+            step=series_step(dataset.frequency),
             season_length=dataset.seasonal_period,
         )
         trainer.dataset, trainer.options = dataset, dict(params or {})

@@ -13,7 +13,7 @@ def test_ett_config_describes_two_hourly_transformers() -> None:
     ett = DatasetConfig.from_yaml(ETT_CONFIG)
     assert ett.source.layout is Layout.WIDE_PER_ENTITY
     assert set(ett.source.uris) == {"ETTh1", "ETTh2"}
-    assert ett.frequency == timedelta(hours=1)
+    assert ett.frequency.fixed == timedelta(hours=1)
     assert (ett.target, ett.horizon, ett.seasonal_period) == ("OT", 24, 24)
     for uri in ett.source.uris.values():
         assert Path(ett.resolve_uri(uri)).is_file()

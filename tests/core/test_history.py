@@ -85,8 +85,10 @@ def test_the_default_history_covers_eight_seasons_four_horizons_and_two_weeks_of
 def test_the_seasons_of_a_multi_season_model_add_the_week_where_it_is_longer(dataset: DatasetConfig) -> None:
     from datetime import timedelta
 
+    from core.frequency import Frequency
+
     def seasons(step: timedelta, period: int, configured: list[int] | None = None) -> list[int]:
-        update = {"frequency": step, "seasonal_period": period, "seasonal_periods": configured}
+        update = {"frequency": Frequency.parse(step), "seasonal_period": period, "seasonal_periods": configured}
         return dataset.model_copy(update=update).seasonalities
 
     assert seasons(timedelta(hours=1), 24) == [24, 168]

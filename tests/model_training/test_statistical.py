@@ -27,7 +27,7 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.
     frame = training_frame(dataset)
     train, test = split_in_time(frame)
     # The test rows' forecasts start a horizon after the newest training label.
-    test = test[test[EVENT_TIMESTAMP] > train[EVENT_TIMESTAMP].max() + dataset.horizon * dataset.frequency]
+    test = test[test[EVENT_TIMESTAMP] > train[EVENT_TIMESTAMP].max() + dataset.horizon * dataset.frequency.fixed]
     return dataset, frame, train, test
 
 
@@ -164,8 +164,12 @@ def test_mstl_takes_out_the_daily_and_the_weekly_season(frames) -> None:  # type
     # From the end of training, without decomposing again, the forecast is statsforecast's MSTL's own.
     from statsforecast.models import MSTL, AutoETS
 
+    from model_training.families.statistical import series_step
+
     grid = target_series(train, dataset)["site_1"]
     reference = MSTL(season_length=[24, 168], trend_forecaster=AutoETS(model="ZZN")).fit(grid.values)
     own = mstl.models["site_1"]
-    at_end = own.forecast(grid.values[-dataset.history_length :], grid.end, dataset.frequency, dataset.horizon)
+    at_end = own.forecast(
+        grid.values[-dataset.history_length :], grid.end, series_step(dataset.frequency), dataset.horizon
+    )
     np.testing.assert_allclose(at_end, reference.predict(dataset.horizon)["mean"], rtol=1e-9)

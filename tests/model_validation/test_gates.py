@@ -222,7 +222,7 @@ def test_the_holdout_is_the_newest_span_and_no_training_label_reaches_into_it(da
 
     frame = training_frame(dataset)
     training, holdout = split_holdout(frame, dataset)
-    step = dataset.frequency
+    step = dataset.frequency.fixed
     assert holdout[EVENT_TIMESTAMP].min() == frame[EVENT_TIMESTAMP].max() - dataset.promotion.holdout + step
     assert holdout[EVENT_TIMESTAMP].max() == frame[EVENT_TIMESTAMP].max()
     # the last training row's last label is the target at the holdout's first timestamp, no later
@@ -373,15 +373,16 @@ def test_a_holdout_can_start_where_a_change_began_within_the_configured_span(dat
 
     def starts(start: date | None) -> tuple[pd.Timestamp, pd.Timestamp]:
         training, holdout = split_holdout(frame, dataset, start)
-        assert training[EVENT_TIMESTAMP].max() == holdout[EVENT_TIMESTAMP].min() - dataset.horizon * dataset.frequency
+        horizon = dataset.horizon * dataset.frequency.fixed
+        assert training[EVENT_TIMESTAMP].max() == holdout[EVENT_TIMESTAMP].min() - horizon
         return holdout[EVENT_TIMESTAMP].min(), training[EVENT_TIMESTAMP].max()
 
-    configured = newest - dataset.promotion.holdout + dataset.frequency
+    configured = newest - dataset.promotion.holdout + dataset.frequency.fixed
     assert starts(None)[0] == configured
     two_days_ago = (newest - pd.Timedelta(days=2)).date()
     assert starts(two_days_ago)[0] == pd.Timestamp(two_days_ago, tz="UTC")
     assert starts(date(2020, 1, 1))[0] == configured  # a streak older than the holdout: as configured
-    assert starts(newest.date() + pd.Timedelta(days=3))[0] == newest - pd.Timedelta(days=1) + dataset.frequency
+    assert starts(newest.date() + pd.Timedelta(days=3))[0] == newest - pd.Timedelta(days=1) + dataset.frequency.fixed
 
 
 def test_a_versions_evidence_is_its_newest_training_week_and_its_holdout(dataset: DatasetConfig) -> None:
@@ -393,7 +394,7 @@ def test_a_versions_evidence_is_its_newest_training_week_and_its_holdout(dataset
     training, holdout = split_holdout(training_frame(dataset), dataset)
     seen = evidence(training, holdout, dataset)
     stamps = seen[EVENT_TIMESTAMP]
-    assert stamps.min() == training[EVENT_TIMESTAMP].max() - dataset.promotion.drift_window + dataset.frequency
+    assert stamps.min() == training[EVENT_TIMESTAMP].max() - dataset.promotion.drift_window + dataset.frequency.fixed
     assert stamps.max() == holdout[EVENT_TIMESTAMP].max()
     assert len(seen) == len(holdout) + int((training[EVENT_TIMESTAMP] >= stamps.min()).sum())
     assert len(evidence(training, None, dataset)) == len(seen) - len(holdout)

@@ -168,3 +168,51 @@ def write_random_walk_dataset(directory: Path, frame: pd.DataFrame | None = None
     path = directory / "levels.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def monthly_frame(series: int = 12, months: int = 144, seed: int = 5, end: date = SYNTHETIC_END) -> pd.DataFrame:
+    """Monthly sales on the first of each month: a yearly season, a trend and noise, each series on a
+    scale of its own (tens to tens of thousands). Months differ in length, so no fixed step fits them."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.date_range(end=pd.Timestamp(end), periods=months, freq="MS")
+    t = np.arange(months)
+    rows = []
+    for s in range(series):
+        scale = 10.0 ** rng.uniform(1, 4.5)
+        season = np.sin(2 * np.pi * (t + rng.integers(12)) / 12)
+        level = 1.0 + rng.uniform(-0.002, 0.006) * t + 0.25 * season + rng.normal(0, 0.04, months)
+        rows.append(pd.DataFrame({"store": f"store_{s}", "month": stamps.strftime("%Y-%m-%d"), "units": scale * level}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def monthly_config(source_uri: str) -> dict[str, object]:
+    """A monthly dataset's config as a user writes it from the docs: frequency P1M, a yearly season."""
+    return {
+        "name": "sales",
+        "entity_column": "store",
+        "timestamp_column": "month",
+        "frequency": "P1M",
+        "target": "units",
+        "features": [],
+        "horizon": 6,
+        "seasonal_period": 12,
+        "source": {"layout": "long", "format": "csv", "uri": source_uri},
+        # A month holds 28 to 31 days: one month between rows, and the newest row at most two old.
+        "quality": {"value_ranges": {"units": [0, 1e6]}, "max_gap": "P31D", "min_rows": 100, "max_age": "P62D"},
+        "feature_engineering": {"rolling_windows": [3, 12], "calendar": ["month", "quarter"], "ttl": "P93D"},
+        "promotion": {"holdout": "P184D", "drift_window": "P365D", "min_drift_rows": 12},
+        "daily": {"history_end": SYNTHETIC_END.isoformat()},
+        "training": {
+            "backtest": {"folds": 2, "test_size": 12, "gap": 6},
+            "selection": {"candidates": ["naive", "seasonal_naive", "auto_ets"], "min_errors": 12},
+        },
+    }
+
+
+def write_monthly_dataset(directory: Path, frame: pd.DataFrame | None = None) -> Path:
+    """:func:`monthly_frame` as a long CSV with :func:`monthly_config`; returns the config path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (frame if frame is not None else monthly_frame()).to_csv(directory / "sales.csv", index=False)
+    path = directory / "sales.yaml"
+    path.write_text(yaml.safe_dump(monthly_config("sales.csv")))
+    return path
