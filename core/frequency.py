@@ -15,24 +15,28 @@ Written in a dataset config as an ISO 8601 duration or a pandas offset alias:
   ``P1Y`` (``YS``, years from January), or the month's last day with ``ME``, ``QE``, ``YE``;
   quarters and years may start in another month (``QS-FEB``, ``YS-JUL``), as pandas names them.
 
-Timestamps are UTC; a calendar grid point is at midnight.
+Timestamps are UTC; a calendar grid point is at midnight. The class parses and compares without
+pandas (a DAG file reads its dataset config when it is parsed, which imports no data library); the
+grid's arithmetic imports it when it is first used.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
-_EPOCH = pd.Timestamp(0, tz="UTC")
-_MONDAY = pd.Timestamp("1970-01-05", tz="UTC")  # the first Monday after the epoch
-_WEEK = pd.Timedelta(days=7)
+_DAY = 86_400_000_000_000  # nanoseconds
+_WEEK = 7 * _DAY
+_EPOCH = 0
+_MONDAY = 4 * _DAY  # 1970-01-05, the first Monday after the epoch
 _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_MEAN_MONTH = pd.Timedelta(days=365.2425 / 12)
+_MEAN_MONTH = timedelta(days=365.2425 / 12)
 _CALENDAR_ISO = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?$")
 _CALENDAR_ALIAS = re.compile(r"^(\d*)(MS|ME|QS|QE|YS|YE)(?:-([A-Z]{3}))?$")
 
@@ -49,7 +53,7 @@ class Frequency:
         self,
         *,
         step: timedelta | None = None,
-        anchor: pd.Timestamp | None = None,
+        anchor: int | None = None,
         months: int | None = None,
         first_month: int = 0,
         month_end: bool = False,
@@ -58,11 +62,11 @@ class Frequency:
         if (step is None) == (months is None):
             raise ValueError("a frequency is either a fixed step or a number of months")
         if step is not None:
-            nanos = pd.Timedelta(step).value
+            nanos = _nanos(step)
             if nanos <= 0:
                 raise ValueError(f"a frequency's step must be positive, not {step}")
             self._nanos: int | None = nanos
-            self._anchor = anchor if anchor is not None else (_MONDAY if nanos % _WEEK.value == 0 else _EPOCH)
+            self._anchor = anchor if anchor is not None else (_MONDAY if nanos % _WEEK == 0 else _EPOCH)
             self._months: int | None = None
         else:
             assert months is not None
@@ -111,13 +115,17 @@ class Frequency:
             day = upper[2:]
             if day not in _WEEKDAYS:
                 raise ValueError(f"unknown weekday {day!r} in frequency {text!r}")
-            return cls(step=_WEEK, anchor=_MONDAY + pd.Timedelta(days=_WEEKDAYS.index(day)), text=upper)
+            return cls(step=timedelta(days=7), anchor=_MONDAY + _WEEKDAYS.index(day) * _DAY, text=upper)
         if upper.startswith("P"):
+            from pydantic import TypeAdapter, ValidationError
+
             try:
-                step = pd.Timedelta(upper)
-            except ValueError as error:
-                raise ValueError(f"frequency {text!r} is not an ISO 8601 duration: {error}") from None
-            return cls(step=step.to_pytimedelta())
+                step = TypeAdapter(timedelta).validate_python(upper)
+            except ValidationError:
+                raise ValueError(f"frequency {text!r} is not an ISO 8601 duration") from None
+            return cls(step=step)
+        import pandas as pd  # a pandas alias (h, 15min, D): pandas reads it
+
         try:
             offset = pd.tseries.frequencies.to_offset(text)
         except ValueError:
@@ -128,9 +136,9 @@ class Frequency:
 
     def _describe(self) -> str:
         if self._nanos is not None:
-            if self._anchor != _EPOCH and self._anchor != _MONDAY and self._nanos == _WEEK.value:
-                return "W-" + _WEEKDAYS[self._anchor.dayofweek]
-            return _iso(pd.Timedelta(self._nanos))
+            if self._anchor not in (_EPOCH, _MONDAY) and self._nanos == _WEEK:
+                return "W-" + _WEEKDAYS[(self._anchor - _MONDAY) // _DAY % 7]
+            return _iso(self._nanos)
         assert self._months is not None
         if self._first_month or self._end:
             kind = {1: "M", 3: "Q", 12: "Y"}.get(self._months)
@@ -152,6 +160,8 @@ class Frequency:
     @property
     def fixed(self) -> pd.Timedelta:
         """The step's one length (a calendar frequency has none)."""
+        import pandas as pd
+
         if self._nanos is None:
             raise ValueError(f"{self} is a calendar frequency: its steps differ in length")
         return pd.Timedelta(self._nanos)
@@ -164,18 +174,24 @@ class Frequency:
     @property
     def nominal(self) -> pd.Timedelta:
         """A step's mean length (a month: 365.2425 / 12 days): for durations measured in steps."""
-        return pd.Timedelta(self._nanos) if self._nanos is not None else self._months * _MEAN_MONTH
+        import pandas as pd
 
-    @property
-    def shortest(self) -> pd.Timedelta:
-        """The shortest step the grid holds (a month: 28 days): two distinct grid points lie at least this far apart."""
         if self._nanos is not None:
             return pd.Timedelta(self._nanos)
+        return pd.Timedelta((self._months or 1) * _MEAN_MONTH)
+
+    @property
+    def shortest(self) -> timedelta:
+        """No two grid points lie closer than this (a month: 28 days, a quarter: 89, a year: 365)."""
+        if self._nanos is not None:
+            return timedelta(microseconds=self._nanos // 1000)
         months = self._months or 1
-        return pd.Timedelta(days=28 if months == 1 else 89 if months == 3 else int(months * 28.0 + (months // 12) * 29))
+        return timedelta(days=28 if months == 1 else 89 if months == 3 else 28 * months + 29 * (months // 12))
 
     def steps_in(self, duration: timedelta) -> int:
         """Whole steps in ``duration`` (by the mean step: a 365-day window holds 11 months and change, 11)."""
+        import pandas as pd
+
         return int(pd.Timedelta(duration) // self.nominal)
 
     def whole_steps(self, duration: timedelta) -> int | None:
@@ -183,16 +199,18 @@ class Frequency:
         step never divides a duration)."""
         if self._nanos is None:
             return None
-        nanos = pd.Timedelta(duration).value
+        nanos = _nanos(duration)
         return nanos // self._nanos if nanos % self._nanos == 0 and nanos >= self._nanos else None
 
     # -- the grid ------------------------------------------------------------------------------
 
     def _floor(self, stamps: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
         """Each stamp's ordinal (the grid point at or before it) and whether it lies on the grid."""
+        import numpy as np
+
         stamps = _utc(stamps)
         if self._nanos is not None:
-            delta = np.asarray(stamps.asi8 - self._anchor.value, dtype=np.int64)
+            delta = np.asarray(stamps.asi8 - self._anchor, dtype=np.int64)
             return delta // self._nanos, delta % self._nanos == 0
         months = np.asarray(stamps.year * 12 + stamps.month - 1 - self._first_month, dtype=np.int64)
         midnight = np.asarray(stamps.asi8 % 86_400_000_000_000 == 0)
@@ -206,16 +224,23 @@ class Frequency:
 
     def on_grid(self, stamps: pd.DatetimeIndex | pd.Series) -> np.ndarray:
         """Whether each timestamp is a grid point."""
+        import pandas as pd
+
         return self._floor(pd.DatetimeIndex(stamps))[1]
 
     def offgrid_seconds(self, stamps: pd.DatetimeIndex | pd.Series) -> np.ndarray:
         """Seconds from the grid point at or before each timestamp (0: on the grid)."""
+        import numpy as np
+        import pandas as pd
+
         index = _utc(pd.DatetimeIndex(stamps))
         ordinals, _ = self._floor(index)
         return np.asarray((index - self.stamps(ordinals)).total_seconds(), dtype=np.float64)
 
     def ordinals(self, stamps: pd.DatetimeIndex | pd.Series) -> np.ndarray:
         """Each timestamp's grid number; a timestamp off the grid raises."""
+        import pandas as pd
+
         index = pd.DatetimeIndex(stamps)
         ordinals, on = self._floor(index)
         if not on.all():
@@ -224,13 +249,18 @@ class Frequency:
 
     def ordinal(self, stamp: datetime | pd.Timestamp) -> int:
         """One timestamp's grid number (off the grid raises)."""
+        import pandas as pd
+
         return int(self.ordinals(pd.DatetimeIndex([pd.Timestamp(stamp)]))[0])
 
     def stamps(self, ordinals: np.ndarray | list[int]) -> pd.DatetimeIndex:
         """The grid points numbered ``ordinals``."""
+        import numpy as np
+        import pandas as pd
+
         numbers = np.asarray(ordinals, dtype=np.int64)
         if self._nanos is not None:
-            return pd.DatetimeIndex(self._anchor.value + numbers * self._nanos, tz="UTC")
+            return pd.DatetimeIndex(self._anchor + numbers * self._nanos, tz="UTC")
         assert self._months is not None
         months = numbers * self._months + self._first_month + (self._months if self._end else 0)
         years, month = np.divmod(months, 12)
@@ -244,6 +274,8 @@ class Frequency:
         A fixed step is added as a duration, so a stamp off the grid stays as far off it; a calendar
         step counts from the grid point at or before the stamp.
         """
+        import pandas as pd
+
         stamp = pd.Timestamp(stamp)
         if self._nanos is not None:
             return stamp + steps * pd.Timedelta(self._nanos)
@@ -252,6 +284,9 @@ class Frequency:
 
     def ahead(self, stamp: datetime, steps: int) -> list[datetime]:
         """The ``steps`` grid points after ``stamp``, as datetimes of its kind (a forecast's target times)."""
+        import numpy as np
+        import pandas as pd
+
         if self._nanos is not None:
             step = timedelta(microseconds=self._nanos / 1000)
             return [stamp + k * step for k in range(1, steps + 1)]
@@ -261,6 +296,9 @@ class Frequency:
 
     def shift_each(self, stamps: pd.DatetimeIndex | pd.Series, steps: np.ndarray | list[int]) -> pd.DatetimeIndex:
         """Each timestamp moved by its own number of steps (as :meth:`shift`)."""
+        import numpy as np
+        import pandas as pd
+
         index = pd.DatetimeIndex(stamps)
         counts = np.asarray(steps, dtype=np.int64)
         if self._nanos is not None:
@@ -270,12 +308,17 @@ class Frequency:
 
     def steps_between(self, start: pd.Timestamp | datetime, end: pd.Timestamp | datetime) -> int:
         """Grid steps from ``start`` to ``end`` (both on the grid)."""
+        import pandas as pd
+
         if self._nanos is not None:
             return round((pd.Timestamp(end) - pd.Timestamp(start)) / pd.Timedelta(self._nanos))
         return self.ordinal(end) - self.ordinal(start)
 
     def range(self, start: pd.Timestamp | datetime, end: pd.Timestamp | datetime) -> pd.DatetimeIndex:
         """The grid points from ``start`` to ``end``, both included (``start`` on the grid)."""
+        import numpy as np
+        import pandas as pd
+
         if self._nanos is not None:
             return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=pd.Timedelta(self._nanos))
         first = self.ordinal(start)
@@ -298,7 +341,7 @@ class Frequency:
     # -- value semantics -----------------------------------------------------------------------
 
     def _key(self) -> tuple[Any, ...]:
-        return (self._nanos, self._anchor.value, self._months, self._first_month, self._end)
+        return (self._nanos, self._anchor, self._months, self._first_month, self._end)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Frequency) and self._key() == other._key()
@@ -313,17 +356,25 @@ class Frequency:
         return f"Frequency({self._text!r})"
 
 
+def _nanos(duration: timedelta) -> int:
+    """A duration in nanoseconds, exactly (a timedelta holds microseconds; pandas' Timedelta nanoseconds)."""
+    value = getattr(duration, "value", None)  # pandas.Timedelta
+    if isinstance(value, int):
+        return value
+    return (duration.days * 86_400 + duration.seconds) * 1_000_000_000 + duration.microseconds * 1_000
+
+
 def _utc(stamps: pd.DatetimeIndex) -> pd.DatetimeIndex:
     """In UTC and in nanoseconds (the grid's arithmetic reads the integers; parquet gives microseconds)."""
     utc = stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
     return utc.as_unit("ns")
 
 
-def _iso(step: pd.Timedelta) -> str:
-    """A fixed step as ISO 8601 (P1D, PT1H, PT15M, P1DT12H)."""
-    if step.value % _WEEK.value == 0:
-        return f"P{step.value // _WEEK.value}W"
-    days, rest = divmod(step.value, 86_400_000_000_000)
+def _iso(nanos: int) -> str:
+    """A fixed step (nanoseconds) as ISO 8601 (P1D, PT1H, PT15M, P1DT12H)."""
+    if nanos % _WEEK == 0:
+        return f"P{nanos // _WEEK}W"
+    days, rest = divmod(nanos, _DAY)
     hours, rest = divmod(rest, 3_600_000_000_000)
     minutes, rest = divmod(rest, 60_000_000_000)
     seconds = rest / 1e9
