@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup test-servers demo test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags simulate lint format serve airflow mlflow-ui up down clean docs
+.PHONY: help setup test-servers demo m4-data test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags simulate lint format serve airflow mlflow-ui up down clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-accuracy: setup  ## ETTh1/ETTh2 long-horizon protocol -> reports/accuracy.
 
 bench-m4: setup  ## M4 Hourly and Weekly by M4's rules: Naive2, sNaive, naive and the peers (statsforecast, mlforecast) beside the published rows -> reports/m4.{json,md,png}
 	$(BIN)/python -m benchmarks.m4 --out reports $(M4_ARGS)
+
+m4-data: setup  ## M4 Hourly and Weekly training values as long rows (data/m4/m4_{hourly,weekly}.csv) for their dataset configs
+	$(BIN)/python -m benchmarks.m4.export
 
 bench-training: setup  ## fit time per family; XGBoost tuning raced: ours vs the previous strategy (same trials), vs FLAML (same wall time) -> reports/training_speed.{json,md}
 	MLOPS_HOME=$(abspath .mlops)/bench $(BIN)/python -m benchmarks.training_speed --out reports

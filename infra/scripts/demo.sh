@@ -68,7 +68,7 @@ fi
 if [[ -n $VERBOSE ]]; then
     cat "$logs/champion.log" >&2; echo "$champion"
 else  # a gate without a verdict, and a selection's leaderboard
-    grep -E '^  (note:|candidates|    |[0-9]+ series have)' <<<"$champion" || true
+    grep -E '^  (note:|candidates|  |[0-9]+ series have)' <<<"$champion" || true
 fi
 
 "$PY" infra/scripts/run_dag.py "forecast_${name}" --report "$logs/forecast_timings.json"

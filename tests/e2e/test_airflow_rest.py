@@ -300,62 +300,20 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
         assert client(settings).get_run(champion.run_id).data.params["family"] == "nlinear"
 
 
-def test_a_day_of_data_starts_the_dags_that_consume_it(airflow_api, champion) -> None:  # type: ignore[no-untyped-def]
-    """The scheduler starts the drift monitor, the nightly backtest and the batch forecast because the
-    daily data DAG's asset event says a day is online, and the scoring because the forecast's event
-    says the day's forecasts are stored (asset-triggered runs); they judge the event's day."""
+def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, champion) -> None:  # type: ignore[no-untyped-def]
+    """``POST /api/v2/backfills`` (what ``airflow backfill create`` and the UI's backfill send) over
+    three days before the newest: the daily data DAG runs them one after the other, oldest first.
+    The scheduler starts the drift monitor, the nightly backtest and the batch forecast because each
+    run's asset event says a day is online, and the scoring because the forecast's event says the
+    day's forecasts are stored (asset-triggered runs); they judge the event's day. The batch forecast
+    stores one forecast per entity, step and day, and the offline features still hold the newest day
+    (a backfill never takes them back)."""
     base, auth, platform = airflow_api
     dags = f"{base}/api/v2/dags"
     consumers = ("drift_monitor_synthetic", "nightly_backtest_synthetic", "forecast_synthetic", "score_synthetic")
     for dag_id in ("ingest_synthetic", *consumers):
         _wait(lambda dag_id=dag_id: requests.get(f"{dags}/{dag_id}", headers=auth, timeout=5).ok, 180, dag_id)
         _unpause(f"{dags}/{dag_id}", auth)
-    # The day the champion trained on, landed again by the daily DAG as a backfill would.
-    start = datetime(SYNTHETIC_END.year, SYNTHETIC_END.month, SYNTHETIC_END.day, 1, tzinfo=UTC)
-    body = {
-        "logical_date": start.isoformat(),
-        "data_interval_start": start.isoformat(),
-        "data_interval_end": (start + timedelta(days=1)).isoformat(),
-    }
-    created = _post(f"{dags}/ingest_synthetic/dagRuns", body, auth)
-    run_url = f"{dags}/ingest_synthetic/dagRuns/{created['dag_run_id']}"
-
-    def finished(url: str) -> str | None:
-        state = requests.get(url, headers=auth, timeout=10).json()["state"]
-        return state if state in ("success", "failed") else None
-
-    assert _wait(lambda: finished(run_url), 300, "daily data run finished") == "success"
-
-    def consumer_run(dag_id: str) -> str | None:
-        runs = requests.get(f"{dags}/{dag_id}/dagRuns", headers=auth, timeout=10).json()["dag_runs"]
-        done = [r["state"] for r in runs if r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
-        return done[0] if done else None
-
-    for dag_id in consumers:
-        assert _wait(lambda dag_id=dag_id: consumer_run(dag_id), 300, f"{dag_id} started by the asset") == "success"
-    with platform:
-        from model_registry.tracking import client
-
-        settings = platform.settings()
-        mlflow = client(settings)
-        experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
-        checks = mlflow.search_runs([experiment.experiment_id], "tags.job = 'drift_monitor'")
-    assert [(r.data.tags["check_date"], r.data.tags["data_date"]) for r in checks] == [
-        (SYNTHETIC_END.isoformat(), SYNTHETIC_END.isoformat())
-    ]
-    with platform:
-        from forecast_store import store
-
-        issued = store.issued(platform.settings(), "synthetic")
-    assert {(r.data_date, r.entity_id) for r in issued} == {(SYNTHETIC_END, "site_0"), (SYNTHETIC_END, "site_1")}
-
-
-def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, champion) -> None:  # type: ignore[no-untyped-def]
-    """``POST /api/v2/backfills`` (what ``airflow backfill create`` and the UI's backfill send) over
-    three days before the newest: the daily data DAG runs them one after the other, oldest first;
-    each day's event reaches the batch forecast, which stores one forecast per entity, step and day,
-    and the offline features still hold the newest day (a backfill never takes them back)."""
-    base, auth, platform = airflow_api
     days = [SYNTHETIC_END - timedelta(days=n) for n in (3, 2, 1)]
     start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
     body = {
@@ -400,6 +358,23 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
         held = offline_source(settings, DatasetConfig.from_yaml(platform.config, settings))
     assert held is not None
     assert held.logical_date == SYNTHETIC_END
+
+    def consumer_runs(dag_id: str) -> list[str] | None:
+        runs = requests.get(f"{dags}/{dag_id}/dagRuns", headers=auth, timeout=10).json()["dag_runs"]
+        done = [r["state"] for r in runs if r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
+        return done if len(done) >= len(days) else None
+
+    for dag_id in consumers:
+        states = _wait(lambda dag_id=dag_id: consumer_runs(dag_id), 600, f"{dag_id} started by the assets")
+        assert set(states) == {"success"}, (dag_id, states)
+    with platform:
+        from model_registry.tracking import client
+
+        mlflow = client(settings)
+        experiment = mlflow.get_experiment_by_name(settings.mlflow_experiment)
+        checks = mlflow.search_runs([experiment.experiment_id], "tags.job = 'drift_monitor'")
+    judged = sorted((r.data.tags["check_date"], r.data.tags["data_date"]) for r in checks)
+    assert judged == [(day.isoformat(), day.isoformat()) for day in days], "each event's own day"
 
 
 def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(airflow_api) -> None:  # type: ignore[no-untyped-def]

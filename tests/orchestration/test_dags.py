@@ -26,14 +26,18 @@ def dagbag():  # type: ignore[no-untyped-def]
 def test_no_import_errors_and_one_set_of_dags_per_dataset(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert dagbag.import_errors == {}
     assert set(dagbag.dags) == {
-        "retrain_ett_forecaster",
-        "materialize_ett_features",
-        "nightly_backtest_ett",
-        "drift_monitor_ett",
-        "rollback_ett_champion",
-        "ingest_ett",
-        "forecast_ett",
-        "score_ett",
+        dag_id
+        for name in ("ett", "m4_hourly", "m4_weekly")  # configs/datasets/*.yaml
+        for dag_id in (
+            f"retrain_{name}_forecaster",
+            f"materialize_{name}_features",
+            f"nightly_backtest_{name}",
+            f"drift_monitor_{name}",
+            f"rollback_{name}_champion",
+            f"ingest_{name}",
+            f"forecast_{name}",
+            f"score_{name}",
+        )
     }
 
 

@@ -26,7 +26,7 @@ def test_days_under_faults_keep_every_ledger_check(tmp_path: Path) -> None:
     start = SYNTHETIC_END - timedelta(days=5)
     faults = "kill_task,restart_postgres_forecasts,late_file,bad_rows"
     argv = [sys.executable, "-m", "simulation", "--dataset", str(config), "--start", start.isoformat(), "--days", "5",
-            "--faults", faults, "--seed", "3", "--load-rate", "10",
+            "--faults", faults, "--seed", "3", "--load-rate", "2",
             "--home", str(tmp_path / "home"), "--out", str(tmp_path / "reports")]  # fmt: skip
     done = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1500)
     report = json.loads((tmp_path / "reports" / "simulation.json").read_text())
