@@ -222,6 +222,12 @@ class Frequency:
             return np.where(reached, period, period - 1), reached & midnight
         return period, (months % n == 0) & np.asarray(stamps.day == 1) & midnight
 
+    def _floor_one(self, stamp: pd.Timestamp | datetime) -> int:
+        """One timestamp's ordinal: the grid point at or before it."""
+        import pandas as pd
+
+        return int(self._floor(_utc(pd.DatetimeIndex([pd.Timestamp(stamp)])))[0][0])
+
     def on_grid(self, stamps: pd.DatetimeIndex | pd.Series) -> np.ndarray:
         """Whether each timestamp is a grid point."""
         import pandas as pd
@@ -279,20 +285,17 @@ class Frequency:
         stamp = pd.Timestamp(stamp)
         if self._nanos is not None:
             return stamp + steps * pd.Timedelta(self._nanos)
-        moved = self.stamps(self._floor(_utc(pd.DatetimeIndex([stamp])))[0] + steps)[0]
-        return moved if stamp.tzinfo is not None else moved.tz_localize(None)
+        return _like(self.stamps([self._floor_one(stamp) + steps]), stamp)[0]
 
     def ahead(self, stamp: datetime, steps: int) -> list[datetime]:
         """The ``steps`` grid points after ``stamp``, as datetimes of its kind (a forecast's target times)."""
         import numpy as np
-        import pandas as pd
 
         if self._nanos is not None:
             step = timedelta(microseconds=self._nanos / 1000)
             return [stamp + k * step for k in range(1, steps + 1)]
-        aware = pd.Timestamp(stamp).tzinfo is not None
-        points = self.stamps(self._floor(_utc(pd.DatetimeIndex([pd.Timestamp(stamp)])))[0][0] + np.arange(1, steps + 1))
-        return [p.to_pydatetime() if aware else p.tz_localize(None).to_pydatetime() for p in points]
+        points = self.stamps(self._floor_one(stamp) + np.arange(1, steps + 1))
+        return list(_like(points, stamp).to_pydatetime())
 
     def shift_each(self, stamps: pd.DatetimeIndex | pd.Series, steps: np.ndarray | list[int]) -> pd.DatetimeIndex:
         """Each timestamp moved by its own number of steps (as :meth:`shift`)."""
@@ -303,8 +306,7 @@ class Frequency:
         counts = np.asarray(steps, dtype=np.int64)
         if self._nanos is not None:
             return index + pd.to_timedelta(counts * self._nanos, unit="ns")
-        moved = self.stamps(self._floor(_utc(index))[0] + counts)
-        return moved if index.tz is not None else moved.tz_localize(None)
+        return _like(self.stamps(self._floor(_utc(index))[0] + counts), index)
 
     def steps_between(self, start: pd.Timestamp | datetime, end: pd.Timestamp | datetime) -> int:
         """Grid steps from ``start`` to ``end`` (both on the grid)."""
@@ -321,10 +323,7 @@ class Frequency:
 
         if self._nanos is not None:
             return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=pd.Timedelta(self._nanos))
-        first = self.ordinal(start)
-        last = int(self._floor(_utc(pd.DatetimeIndex([pd.Timestamp(end)])))[0][0])
-        out = self.stamps(np.arange(first, last + 1))
-        return out if pd.Timestamp(start).tzinfo is not None else out.tz_localize(None)
+        return _like(self.stamps(np.arange(self.ordinal(start), self._floor_one(end) + 1)), start)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
@@ -354,6 +353,11 @@ class Frequency:
 
     def __repr__(self) -> str:
         return f"Frequency({self._text!r})"
+
+
+def _like(points: pd.DatetimeIndex, model: Any) -> pd.DatetimeIndex:
+    """``points`` (UTC) as aware or naive as ``model`` (a timestamp, datetime or index)."""
+    return points if model.tzinfo is not None else points.tz_localize(None)
 
 
 def _nanos(duration: timedelta) -> int:

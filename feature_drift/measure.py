@@ -130,12 +130,11 @@ def compare_windows(
     reference = drift_view(reference, dataset).dropna(subset=columns)
     current = drift_view(current, dataset).dropna(subset=columns)
     entities: dict[str, EntityDrift] = {}
-    empty = reference.iloc[0:0]
     # One pass over each window (not one scan of it per entity: thousands of series).
     references = dict(iter(reference.groupby(reference[key].astype(str), sort=False)))
     currents = dict(iter(current.groupby(current[key].astype(str), sort=False)))
     for entity in sorted(references.keys() | currents.keys()):
-        ref, cur = references.get(entity, empty), currents.get(entity, current.iloc[0:0])
+        ref, cur = references.get(entity, reference.iloc[0:0]), currents.get(entity, current.iloc[0:0])
         if len(ref) >= minimum and len(cur) >= minimum:
             report = out_dir / _file_name(entity)
             share, scores, drifted = measure_drift(ref, cur, columns, dataset, report)
