@@ -132,6 +132,12 @@ class TrainingConfig(_Strict):
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="The selection family's choice.")
+    refit: bool = Field(
+        default=True,
+        description="Serve a model fitted on every labelled row: the training run also fits the same model (a "
+        "selection: the same choice) on the rows the promotion holdout kept out, and once the gates pass on the "
+        "evaluated fit, that refit is registered and promoted. false: the evaluated fit itself is served.",
+    )
 
     def selection_with(self, params: dict[str, Any] | None = None) -> SelectionConfig:
         """The selection family's choice with ``params`` (e.g. the run's) over the config's, validated."""

@@ -36,10 +36,12 @@ DOC = """
 ingest -> validate (Great Expectations) -> features -> Feast apply + materialize -> training set
 -> tune (Optuna workers sharing one study) -> best parameters
 -> for the selection family, one candidate evaluation per candidate (mapped: a pod each)
--> train final (pod on the GPU pool, or a local process) -> register challenger
+-> train final (pod on the GPU pool, or a local process; with `training.refit` it also fits the same model
+on every labelled row) -> register challenger
 -> champion/challenger gate (both models on the same holdout; a run the drift monitor started holds out
 the data since the change began) -> drift gate (Evidently, per entity: the challenger's newest training
 week and holdout against the newest data)
+-> register the refit as the version to serve (the gates judged the fit that never saw the holdout)
 -> promote (atomic alias move; the old champion keeps alias `previous`) or skip -> summary.
 
 `force_promote` overrides the drift gate only (the override and the reason are recorded on the
@@ -160,10 +162,11 @@ def candidate_commands(plan: RunPlan, rows: TrainingSet) -> list[list[str]]:
 def train_command(plan: RunPlan, rows: TrainingSet, params_file: str) -> list[str]:
     """The final training's command: the best parameters on the whole training set, tagged with
     the DAG run so that registration finds the run it logged; a selection chooses among its
-    candidates' evaluations."""
+    candidates' evaluations; with ``training.refit``, the model is fitted again on every labelled row."""
     run = plan.scope()
     candidates = plan.candidates_prefix(run.settings, run.dataset)
-    return plan.train_command(rows.location, params_file, plan.published_dataset(run.settings, run.dataset), candidates)
+    dataset = plan.published_dataset(run.settings, run.dataset)
+    return plan.train_command(rows.location, params_file, dataset, candidates, rows.labelled_location)
 
 
 @task
@@ -217,23 +220,35 @@ def decide(champion: GateDecision, drift: DriftResult) -> str:
     """Promote when both gates let the challenger through, else skip."""
     from model_validation.decision import promotion_allowed
 
-    return "promote" if promotion_allowed(champion, drift) else "skip_promotion"
+    return "register_served" if promotion_allowed(champion, drift) else "skip_promotion"
 
 
 @task
-def promote(plan: RunPlan, challenger: RegisteredVersion, champion: GateDecision, drift: DriftResult) -> str:
-    """Make the challenger the champion (the old one keeps alias ``previous``), refused if another
+def register_served(plan: RunPlan, challenger: RegisteredVersion) -> RegisteredVersion:
+    """The version to serve, now that the gates passed on the challenger: its training run's refit
+    on every labelled row, registered as a version of its own that names the challenger as the fit
+    the gates judged (``training.refit``), or the challenger itself."""
+    from model_registry.registry import register_refit
+
+    run = plan.scope()
+    return register_refit(run.settings, run.model_name, challenger)
+
+
+@task
+def promote(
+    plan: RunPlan, challenger: RegisteredVersion, served: RegisteredVersion, champion: GateDecision, drift: DriftResult
+) -> str:
+    """Make the served version the champion (the old one keeps alias ``previous``), refused if another
     run moved the champion after this run's gate compared against it."""
     from model_registry.promotion import promote_version
     from model_validation.decision import promotion_reason, record_decision
 
     run = plan.scope()
-    reason = promotion_reason(champion, drift)
-    promote_version(
-        run.settings, run.model_name, challenger.version, reason, expected_champion=champion.champion_version
-    )
-    record_decision(run.settings, run.model_name, challenger.version, True, reason)
-    return challenger.version
+    reason = promotion_reason(champion, drift, challenger.version, served.version)
+    promote_version(run.settings, run.model_name, served.version, reason, expected_champion=champion.champion_version)
+    for version in {challenger.version, served.version}:
+        record_decision(run.settings, run.model_name, version, True, reason)
+    return served.version
 
 
 @task
@@ -312,8 +327,9 @@ def build(name: str, config: Path) -> Any:
         challenger = register_challenger(run, checked)
         trained >> challenger
         champion, drift = champion_gate(run, challenger, rows), drift_gate(run, challenger, rows)
-        chosen = [promote(run, challenger, champion, drift), skip_promotion(run, challenger, champion, drift)]
-        decide(champion, drift) >> chosen >> summary(run, challenger, champion, drift)
+        served, skipped = register_served(run, challenger), skip_promotion(run, challenger, champion, drift)
+        decide(champion, drift) >> [served, skipped]
+        [promote(run, challenger, served, champion, drift), skipped] >> summary(run, challenger, champion, drift)
 
     return retrain()
 

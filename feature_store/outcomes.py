@@ -32,3 +32,5 @@ class TrainingSet(Outcome):
     holdout_location: str
     rows: int
     holdout_rows: int
+    labelled_location: str | None = None  # every labelled row (training.refit): the served model's refit
+    labelled_rows: int = 0

@@ -118,16 +118,32 @@ def holdout_location(training_set: str) -> str:
     return f"{stem}.holdout.parquet"
 
 
+def labelled_location(training_set: str) -> str:
+    """Where every labelled row of a written training set lies (``.labelled`` before the suffix)."""
+    stem = training_set.removesuffix(".parquet")
+    return f"{stem}.labelled.parquet"
+
+
 def write_training_set(
     settings: Settings, dataset: DatasetConfig, logical_date: date, location: str, holdout_start: date | None = None
 ) -> TrainingSet:
     """Persist training rows and holdout (next to them), so that tuning, training (maybe in a pod) and
     the promotion gate read the same rows; ``location``: a local path or an ``s3://`` object (the
-    holdout first: the training set's presence means both are there); ``holdout_start``: see
-    :func:`split_holdout`."""
+    holdout first: the training set's presence means all are there); ``holdout_start``: see
+    :func:`split_holdout`. With ``training.refit``, every labelled row too (training rows, the ones
+    between them and the holdout, the holdout): what the served model is refitted on."""
     from core.objects import write_parquet
 
-    training, holdout = split_holdout(get_training_set(settings, dataset, logical_date), dataset, holdout_start)
+    labelled = get_training_set(settings, dataset, logical_date)
+    training, holdout = split_holdout(labelled, dataset, holdout_start)
     held_out = write_parquet(holdout, holdout_location(location), settings)
+    every_row = write_parquet(labelled, labelled_location(location), settings) if dataset.training.refit else None
     write_parquet(training, location, settings)
-    return TrainingSet(location=location, holdout_location=held_out, rows=len(training), holdout_rows=len(holdout))
+    return TrainingSet(
+        location=location,
+        holdout_location=held_out,
+        rows=len(training),
+        holdout_rows=len(holdout),
+        labelled_location=every_row,
+        labelled_rows=len(labelled),
+    )

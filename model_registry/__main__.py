@@ -131,7 +131,12 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None, conf
     version = champion_version(settings, model_name)
     if version is not None:
         print(f"{model_name} champion: v{version}")
-        print("\n".join(gate_lines(version, dict(client(settings).get_model_version(model_name, version).tags))))
+        tags = dict(client(settings).get_model_version(model_name, version).tags)
+        print("\n".join(gate_lines(version, tags)))
+        if judged := tags.get("evaluated_version"):  # what serves is the judged fit refitted on every row
+            end = tags.get("data_window", "/?").split("/")[1]
+            refit = f"v{judged} refitted on every labelled row (data to {end})"
+            print(f"  served: v{version}, {refit}; the gates judged v{judged}")
         run_id = str(client(settings).get_model_version(model_name, version).run_id)
         if "leaderboard.csv" in {a.path for a in client(settings).list_artifacts(run_id)}:  # a selection's
             with tempfile.TemporaryDirectory() as tmp:

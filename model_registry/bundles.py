@@ -28,6 +28,8 @@ from model_registry.tracking import require_configured
 BUNDLE_PACKAGE = Path(model_bundle.__file__).resolve().parent
 ENTRY_FILE = BUNDLE_PACKAGE / "pyfunc_entry.py"
 MODEL_URI_TAG = "model_uri"
+# The same model fitted on every labelled row, logged in the same run (training.refit): what serves.
+REFIT_URI_TAG = "refit_model_uri"
 BUNDLE_REQUIREMENTS = ["mlflow", "cloudpickle", "numpy", "pandas"]
 
 
@@ -43,10 +45,13 @@ def log_bundle(
     meta: dict[str, Any],
     input_example: pd.DataFrame,
     calibration: BandSource | None = None,
+    name: str = "model",
+    uri_tag: str = MODEL_URI_TAG,
 ) -> str:
-    """Log the fitted forecaster (and its intervals' calibration) as a PyFunc in the active run;
-    returns the model URI. The input schema is the feature columns and, optional, the dataset's
-    entity column (``meta["entity_column"]``) that picks each row's own bands; a per-series model
+    """Log the fitted forecaster (and its intervals' calibration) as a PyFunc ``name`` in the active run;
+    returns the model URI, also set as the run's tag ``uri_tag``. The input schema is the feature
+    columns and, optional, the dataset's entity column (``meta["entity_column"]``) that picks each
+    row's own bands; a per-series model
     (``meta["history_column"]``) also takes each row's entity, time and history, all required."""
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
@@ -86,7 +91,7 @@ def log_bundle(
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = write_bundle_dir(Path(tmp) / BUNDLE_ARTIFACT, forecaster, meta, calibration)
         info = mlflow.pyfunc.log_model(
-            name="model",
+            name=name,
             python_model=str(ENTRY_FILE),
             artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
             code_paths=[str(BUNDLE_PACKAGE)],
@@ -94,5 +99,5 @@ def log_bundle(
             input_example=example,
             pip_requirements=pinned_requirements(meta["family"]),
         )
-    mlflow.set_tag(MODEL_URI_TAG, info.model_uri)
+    mlflow.set_tag(uri_tag, info.model_uri)
     return str(info.model_uri)

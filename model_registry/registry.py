@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from core.settings import Settings
-from model_registry.bundles import MODEL_URI_TAG
+from model_registry.bundles import MODEL_URI_TAG, REFIT_URI_TAG
 from model_registry.outcomes import RegisteredVersion
 from model_registry.provenance import BUNDLE_DIGEST_TAG, discard, seal
 from model_registry.tracking import CHALLENGER, CHAMPION, client, require_configured
@@ -16,6 +16,11 @@ from model_registry.tracking import CHALLENGER, CHAMPION, client, require_config
 log = logging.getLogger(__name__)
 
 REQUIRED_SCORES = ("backtest_mae", "baseline_mae")
+# A refit (the evaluated fit's model fitted on every labelled row) names the version the gates judged,
+# and that version names its refit.
+EVALUATED_VERSION_TAG = "evaluated_version"
+REFIT_VERSION_TAG = "refit_version"
+FIT_TAG = "fit"
 
 
 def training_scores(run: Any) -> dict[str, float]:
@@ -62,7 +67,8 @@ def register_challenger(
 
     require_configured(settings)
     mlflow_client = client(settings)
-    existing = mlflow_client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    same_run = mlflow_client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    existing = [v for v in same_run if EVALUATED_VERSION_TAG not in v.tags]  # the run's refit is not it
     if existing:
         newest = max(existing, key=lambda v: int(v.version))
         version = str(newest.version)
@@ -86,6 +92,48 @@ def register_challenger(
         mlflow_client.set_model_version_tag(model_name, version, key, value)
     mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
     return RegisteredVersion(name=model_name, version=version, run_id=run_id)
+
+
+def register_refit(settings: Settings, model_name: str, evaluated: RegisteredVersion) -> RegisteredVersion:
+    """The version to serve for ``evaluated`` once its gates have passed: the refit its training run
+    logged (the same model fitted on every labelled row) registered as a version of its own, checked
+    and sealed like any, carrying the evaluated version's tags (lineage, gates) with its own data
+    window, ``fit=refit`` and ``evaluated_version``; the evaluated version gets ``refit_version``.
+    A run without a refit (``training.refit: false``) serves ``evaluated`` itself. Retried, it returns
+    the refit registered first."""
+    import mlflow
+
+    require_configured(settings)
+    mlflow_client = client(settings)
+    query = f"name = '{model_name}' and tags.`{EVALUATED_VERSION_TAG}` = '{evaluated.version}'"
+    earlier = mlflow_client.search_model_versions(query)
+    if earlier:
+        version = str(min(earlier, key=lambda v: int(v.version)).version)
+        log.info("%s version %s is already the refit of version %s", model_name, version, evaluated.version)
+    else:
+        run = mlflow_client.get_run(evaluated.run_id)
+        refit_uri = run.data.tags.get(REFIT_URI_TAG)
+        if not refit_uri:
+            return evaluated
+        judged = mlflow_client.get_model_version(model_name, evaluated.version)
+        params = run.data.params
+        tags = {
+            **{k: v for k, v in judged.tags.items() if k not in (BUNDLE_DIGEST_TAG, REFIT_VERSION_TAG, "data_window")},
+            FIT_TAG: "refit",
+            EVALUATED_VERSION_TAG: evaluated.version,
+            "data_window": f"{params.get('refit_start')}/{params.get('refit_end')}",
+            BUNDLE_DIGEST_TAG: _sealed_and_warmed(settings, refit_uri),
+        }
+        version = str(mlflow.register_model(refit_uri, model_name, tags=tags).version)
+        log.info("registered %s v%s: v%s refitted on every labelled row", model_name, version, evaluated.version)
+    mlflow_client.set_model_version_tag(model_name, evaluated.version, REFIT_VERSION_TAG, version)
+    return RegisteredVersion(name=model_name, version=version, run_id=evaluated.run_id)
+
+
+def evaluated_fit(settings: Settings, model_name: str, version: str) -> str:
+    """The version the gates judged for ``version``: the evaluated fit of a refit, else itself."""
+    tags = client(settings).get_model_version(model_name, version).tags
+    return str(tags.get(EVALUATED_VERSION_TAG) or version)
 
 
 def _version_tags(run: Any) -> dict[str, str]:

@@ -31,6 +31,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--training-set", default=None, help="parquet written by an earlier step (a local path or an s3:// object)"
     )
+    parser.add_argument(
+        "--labelled",
+        default=None,
+        help="train: every labelled row (parquet, the holdout included), on which the same model is fitted again "
+        "and logged beside the evaluated one as model 'refit' (served once the gates pass)",
+    )
     parser.add_argument("--tag", action="append", default=[], help="key=value tag on the MLflow run")
     parser.add_argument("--study", default=None, help="Optuna study name (tune, best-params; train logs it)")
     parser.add_argument("--trials", type=int, default=20, help="finished trials the study should hold")
@@ -110,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         tags=tags,
         study=args.study,
         candidates=args.candidates,
+        labelled=args.labelled,
     )
     print(f"logged run {outcome.run_id}: {outcome.model_uri}")
     print("backtest MAE per entity (model vs seasonal naive):")

@@ -26,7 +26,8 @@ def log_training(
     settings: Settings, trained: TrainingResult, tags: dict[str, str] | None = None, study: str | None = None
 ) -> LoggedRun:
     """Log ``trained`` as one run of the settings' experiment: tags (``tags`` over the training's own),
-    params, metrics (the folds' with their index as the step), the report files and the bundle.
+    params, metrics (the folds' with their index as the step), the report files and the bundle (with a
+    refit, its bundle too, as model ``refit``).
     ``study``: the Optuna study the parameters came from, summed up in the run."""
     import mlflow
 
@@ -51,6 +52,12 @@ def log_training(
         for candidate in trained.candidates.values():
             log_candidate(settings, trained, candidate)
         model_uri = log_bundle(settings, trained.model, trained.meta, trained.example, trained.bands)
+        if trained.refit is not None:  # registered and served only once the gates pass on the evaluated fit
+            from model_registry.bundles import REFIT_URI_TAG
+
+            refit = trained.refit
+            mlflow.log_params(refit.params)
+            log_bundle(settings, refit.model, trained.meta, refit.example, refit.bands, "refit", REFIT_URI_TAG)
     return LoggedRun(run.info.run_id, model_uri)
 
 

@@ -1,5 +1,6 @@
 """Training job: training set from Feast -> backtest (and the intervals' calibration on its errors) ->
-final fit -> MLflow run -> logged bundle.
+final fit -> MLflow run -> logged bundle; with ``training.refit``, also the same model fitted on every
+labelled row (the holdout included), logged beside it for serving once the gates have passed.
 
 Two steps: :func:`fit_and_report` computes everything a run records (a :class:`TrainingResult`,
 without MLflow), then :func:`model_training.run_log.log_training` writes that as one run. What the run
@@ -24,6 +25,7 @@ from core.objects import read_parquet
 from core.settings import Settings
 from core.version import code_version
 from feature_store.training_set import fingerprint, get_training_set, split_holdout
+from model_bundle.forecasters import Predictor
 from model_bundle.intervals import BandSource, Calibration, calibrate
 from model_training import forecasters
 from model_training.backtest import BacktestResult, backtest
@@ -62,6 +64,26 @@ class CandidateReport:
 
 
 @dataclass(frozen=True)
+class Refit:
+    """The model to serve: the evaluated fit's recipe (family and parameters; a selection: the same
+    choice of the same candidates) fitted on every labelled row, with the evaluated fit's conformal
+    bands (or quantile models refitted on the same rows). The gates judge the evaluated fit, which
+    never saw the holdout; this one is what serves after they pass."""
+
+    model: Predictor
+    bands: BandSource
+    example: pd.DataFrame
+    rows: int
+    start: str
+    end: str
+    fit_seconds: float
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"refit_rows": self.rows, "refit_start": self.start, "refit_end": self.end}
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     """What one training computed, before anything is logged: the scores, the fitted model and its
     bands, and the run's name, tags, params and report files as MLflow will record them."""
@@ -81,6 +103,7 @@ class TrainingResult:
     example: pd.DataFrame  # the bundle's input example
     reports: list[Path]  # backtest.json, backtest.png, forecast.png (a selection's: its leaderboard too)
     candidates: dict[str, CandidateReport] = field(default_factory=dict)  # a selection's, best first
+    refit: Refit | None = None  # the same model on every labelled row (training.refit)
 
     @property
     def interval_method(self) -> str:
@@ -88,7 +111,10 @@ class TrainingResult:
 
     @property
     def fit_metrics(self) -> dict[str, float]:
-        return {"final_fit_seconds": self.fit_seconds, "final_fit_rows_per_second": self.rows / self.fit_seconds}
+        metrics = {"final_fit_seconds": self.fit_seconds, "final_fit_rows_per_second": self.rows / self.fit_seconds}
+        if self.refit is not None:
+            metrics["refit_seconds"] = self.refit.fit_seconds
+        return metrics
 
     @property
     def fold_metrics(self) -> list[tuple[int, dict[str, float]]]:
@@ -127,6 +153,7 @@ def train(
     tags: dict[str, str] | None = None,
     study: str | None = None,
     candidates: str | None = None,
+    labelled: str | None = None,
 ) -> TrainingOutcome:
     """Backtest, fit on the whole window and log one MLflow run with the bundle (not registered).
 
@@ -136,7 +163,9 @@ def train(
     the run again. ``study``: the Optuna study the parameters came from; its summary, best trial and
     parameter importances are logged with the run. ``candidates``: for the ``selection`` family, the
     prefix under which each candidate's evaluation was written (:mod:`model_training.candidates`, by
-    the retraining DAG's candidate tasks); without it the candidates are evaluated here.
+    the retraining DAG's candidate tasks); without it the candidates are evaluated here. ``labelled``:
+    every labelled row (a parquet file, :func:`feature_store.training_set.labelled_location`), on which
+    the same model is fitted again and logged beside the evaluated one (:class:`Refit`).
     """
     from model_registry.tracking import require_configured
 
@@ -155,8 +184,11 @@ def train(
             raise ValueError(f"candidates' evaluations are for the selection family, not {family}")
         names = dataset.training.selection_with(params).candidates
         evaluations = {name: evaluated.load(evaluated.location(candidates, name), settings) for name in names}
+    every_row = read_parquet(labelled, settings) if labelled is not None else None
     with tempfile.TemporaryDirectory() as reports:  # the report files live until the run has logged them
-        trained = fit_and_report(dataset, logical_date, frame, family, params, device, Path(reports), evaluations)
+        trained = fit_and_report(
+            dataset, logical_date, frame, family, params, device, Path(reports), evaluations, every_row
+        )
         run_id, model_uri = log_training(settings, trained, tags, study)
     log.info(
         "trained %s on %d rows in %.1fs: backtest MAE %.4f vs seasonal naive %.4f (run %s)",
@@ -185,11 +217,13 @@ def fit_and_report(
     device: Device,
     reports: Path,
     evaluations: dict[str, Evaluation] | None = None,
+    labelled: pd.DataFrame | None = None,
 ) -> TrainingResult:
     """Backtest on ``frame``, calibrate the intervals on the backtest's errors, fit on all of it and
     write the report files into ``reports``: all that a training's run records, MLflow untouched.
     The ``selection`` family chooses among its candidates' ``evaluations`` (evaluated here when
-    None); its backtest is that of the choosing, and each candidate's is reported too."""
+    None); its backtest is that of the choosing, and each candidate's is reported too. With
+    ``labelled`` (every labelled row), the same model is also fitted on those (:func:`refit`)."""
 
     def make_model() -> forecasters.Forecaster:
         return forecasters.create(family, dataset, params, device=device)
@@ -234,6 +268,50 @@ def fit_and_report(
         example=input_example(dataset, frame, per_series),
         reports=write_reports(dataset, family, frame, result, final, bands, reports),
         candidates=candidates,
+        refit=None if labelled is None else refit(dataset, family, params, device, final, bands, labelled),
+    )
+
+
+def refit(
+    dataset: DatasetConfig,
+    family: str,
+    params: dict[str, Any] | None,
+    device: Device,
+    evaluated: forecasters.Forecaster,
+    bands: BandSource,
+    labelled: pd.DataFrame,
+) -> Refit:
+    """``evaluated``'s recipe fitted on ``labelled``: the family with the same parameters, or for a
+    selection, each chosen candidate refitted and the same choice (per series, default, combination)."""
+    from model_bundle.families.selection import SelectedForecaster
+
+    started = time.monotonic()
+    model: Predictor
+    if isinstance(evaluated, SelectedForecaster):
+        from model_training.candidates import fit
+
+        members = {name: fit(labelled, dataset, name, device) for name in evaluated.members}
+        chosen = SelectedForecaster(
+            members, evaluated.families, evaluated.default, evaluated.choice, evaluated.entity_column, evaluated.combine
+        )
+        chosen.params = dict(evaluated.params)
+        model = chosen
+    else:
+        targets = labelled[label_names(dataset)].to_numpy(dtype="float64")
+        model = forecasters.create(family, dataset, params, device=device).fit(labelled, targets)
+    seconds = time.monotonic() - started
+    if not isinstance(bands, Calibration):  # quantile models: refitted on the same rows
+        bands = quantile_bands(dataset, family, params, device, labelled)
+    stamps = labelled[EVENT_TIMESTAMP]
+    log.info("refitted %s on every labelled row (%d) in %.1fs", family, len(labelled), seconds)
+    return Refit(
+        model=model,
+        bands=bands,
+        example=input_example(dataset, labelled, bool(getattr(model, "per_series", False))),
+        rows=len(labelled),
+        start=stamps.min().isoformat(),
+        end=stamps.max().isoformat(),
+        fit_seconds=seconds,
     )
 
 
@@ -355,13 +433,21 @@ def band_source(
     """The bundle's intervals: the conformal ``calibration``, or with ``intervals.method: quantile``
     one model per band edge fitted with the family's quantile objective on the same rows (a family
     without one keeps the conformal bands, and says so)."""
-    from model_bundle.quantiles import QuantileBands, edge_key, edges
-
     if dataset.intervals.method != "quantile":
         return calibration
     if forecasters.quantile_params(family, 0.5) is None:
         log.warning("%s has no quantile objective: its bands stay conformal", family)
         return calibration
+    return quantile_bands(dataset, family, params, device, frame)
+
+
+def quantile_bands(
+    dataset: DatasetConfig, family: str, params: dict[str, Any] | None, device: Device, frame: pd.DataFrame
+) -> BandSource:
+    """One model per band edge of the dataset's levels, fitted on ``frame`` with ``family``'s quantile
+    objective."""
+    from model_bundle.quantiles import QuantileBands, edge_key, edges
+
     targets = frame[label_names(dataset)].to_numpy(dtype="float64")
     models = {}
     for level in dataset.intervals.levels:

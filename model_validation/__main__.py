@@ -107,12 +107,18 @@ def promote(
         record_decision(settings, model_name, version, False, reason)
         print(f"{model_name} v{version} NOT promoted: {reason}")
         return 3
-    reason = promotion_reason(decision, drift)
+    from model_registry.outcomes import RegisteredVersion
+    from model_registry.registry import register_refit
+
+    run_id = str(client(settings).get_model_version(model_name, version).run_id)
+    served = register_refit(settings, model_name, RegisteredVersion(name=model_name, version=version, run_id=run_id))
+    reason = promotion_reason(decision, drift, version, served.version)
     if note and not force:
         reason += f"; {note}"
-    promote_version(settings, model_name, version, reason, expected_champion=decision.champion_version)
-    record_decision(settings, model_name, version, True, reason)
-    print(f"{model_name} v{version} promoted to champion: {reason}")
+    promote_version(settings, model_name, served.version, reason, expected_champion=decision.champion_version)
+    for judged_or_served in {version, served.version}:
+        record_decision(settings, model_name, judged_or_served, True, reason)
+    print(f"{model_name} v{served.version} promoted to champion: {reason}")
     return 0
 
 

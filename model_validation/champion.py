@@ -4,7 +4,8 @@ The holdout is the newest span of the run's training window, which the challenge
 on (:func:`feature_store.training_set.split_holdout`). The challenger must beat both baselines on
 it, seasonal naive and naive (the last value), and, when there is a champion, reach at most the
 champion's MAE times ``1 - min_improvement`` (then a baseline the champion loses to as well is not
-demanded: see :func:`decide`).
+demanded: see :func:`decide`). A champion refitted on every labelled row is represented by its
+evaluated fit, the version its own gates judged, which never saw the rows of its holdout.
 The challenger's bands are scored on the same holdout: their coverage is reported and, when the
 dataset sets ``promotion.coverage_tolerance``, must lie within it of each nominal level.
 The decision, the scores and the thresholds are logged to the challenger's MLflow run and set as
@@ -22,7 +23,7 @@ import pandas as pd
 from core.columns import EVENT_TIMESTAMP, label_names
 from core.dataset import DatasetConfig
 from core.settings import Settings
-from model_registry.registry import champion_version
+from model_registry.registry import champion_version, evaluated_fit
 from model_registry.tracking import client
 from model_training.forecasters import baselines
 from model_validation.outcomes import GateDecision
@@ -183,12 +184,15 @@ def evaluate_challenger(
     champion_by_entity: dict[str, float] = {}
     saw_holdout = False
     start, end = holdout[EVENT_TIMESTAMP].min(), holdout[EVENT_TIMESTAMP].max()
-    if current is not None and current != version:
+    # A champion refitted on every labelled row has seen this holdout's older rows: it is judged by its
+    # evaluated fit, the model its own gates judged, which never saw a row from its holdout on.
+    judged = evaluated_fit(settings, model_name, current) if current is not None else None
+    if current is not None and judged is not None and judged != version:
         champion_mae, champion_by_entity = holdout_errors(
-            point_forecast(_predict(settings, model_name, current, holdout, dataset.entity_column)), holdout, dataset
+            point_forecast(_predict(settings, model_name, judged, holdout, dataset.entity_column)), holdout, dataset
         )
         champion_mase = scaled(champion_by_entity, scales)[0]
-        champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, current).run_id))
+        champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, judged).run_id))
         trained_until = champion_run.data.params.get("training_end")
         # A champion trained on these rows scores too well: the comparison is harder, never easier.
         saw_holdout = trained_until is not None and pd.Timestamp(trained_until) >= start
@@ -207,6 +211,8 @@ def evaluate_challenger(
     passed = passed and covered
     if coverage_reason is not None:
         reasons.append(coverage_reason)
+    if current is not None and judged != current:
+        reasons.append(f"the champion v{current} is judged by its evaluated fit v{judged}")
     if saw_holdout:
         reasons.append(f"the champion v{current} was trained on part of this holdout")
     decision = GateDecision(

@@ -24,9 +24,11 @@ def explain_skip(champion: GateDecision, drift: DriftResult) -> str:
     return "not promoted: " + "; ".join(reasons)
 
 
-def promotion_reason(champion: GateDecision, drift: DriftResult) -> str:
-    """Why a version that passed both gates is promoted (recorded on the version)."""
-    return f"{champion.reason}; {drift.reason}"
+def promotion_reason(champion: GateDecision, drift: DriftResult, judged: str = "", served: str = "") -> str:
+    """Why a version that passed both gates is promoted (recorded on the version); ``served`` differs
+    from ``judged`` when the refit on every labelled row serves."""
+    refit = f"; v{served} is v{judged} refitted on every labelled row" if served and served != judged else ""
+    return f"{champion.reason}; {drift.reason}{refit}"
 
 
 def record_decision(settings: Settings, model_name: str, version: str, promoted: bool, reason: str) -> None:
@@ -51,15 +53,17 @@ def summarize_run(
     reason: str,
 ) -> RunSummary:
     """What the run did (the task's return value in the UI); also tells Prometheus that it finished."""
-    from model_registry.registry import champion_version
+    from model_registry.registry import champion_version, evaluated_fit
 
     model_name = settings.model_name(dataset_name)
     champion_now = champion_version(settings, model_name)
+    # The run promoted its version, or that version's refit on every labelled row.
+    promoted = champion_now is not None and evaluated_fit(settings, model_name, champion_now) == version
     summary = RunSummary(
         model=model_name,
         version=version,
         champion_now=champion_now,
-        promoted=champion_now == version,
+        promoted=promoted,
         data_date=data_date.isoformat(),
         family=family,
         horizon=horizon,

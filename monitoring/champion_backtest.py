@@ -21,7 +21,7 @@ from core.pushgateway import Figure, push_figures
 from core.settings import Settings
 from feature_store.training_set import get_training_set
 from model_bundle.outputs import point_forecast
-from model_registry.registry import champion_version
+from model_registry.registry import champion_version, evaluated_fit
 from model_registry.tracking import CHALLENGER, client, experiment_id, require_configured
 from model_training.backtest import make_folds
 from model_training.forecasters import baseline
@@ -95,7 +95,8 @@ def backtest_registered(settings: Settings, dataset: DatasetConfig, logical_date
         challenger = str(client(settings).get_model_version_by_alias(model_name, CHALLENGER).version)
     except MlflowException:
         challenger = None
-    if challenger is not None and challenger != champion:
+    # The challenger alias stays on the fit the gates judged: a champion refitted from it is that one.
+    if challenger is not None and challenger not in (champion, evaluated_fit(settings, model_name, champion)):
         results.append(_score_version(settings, dataset, frame, model_name, challenger, "challenger"))
     return results
 

@@ -123,11 +123,16 @@ class RunPlan(BaseModel):
         return [[*common, "--candidate", name] for name in candidates]
 
     def train_command(
-        self, training_set: str, params_file: str, dataset: str, candidates: str | None = None
+        self,
+        training_set: str,
+        params_file: str,
+        dataset: str,
+        candidates: str | None = None,
+        labelled: str | None = None,
     ) -> list[str]:
         """The final training's arguments: the best parameters on the whole training set, tagged with the
         DAG run so that registration finds the run it logged; a selection chooses among the evaluations
-        under ``candidates``."""
+        under ``candidates``; ``labelled``: every labelled row, on which the model is refitted to serve."""
         command = [
             *self._cli("train", dataset),
             "--params-file", params_file,
@@ -137,4 +142,6 @@ class RunPlan(BaseModel):
         ]  # fmt: skip
         if self.family == "selection" and candidates is not None:
             command += ["--candidates", candidates]
+        if labelled is not None:
+            command += ["--labelled", labelled]
         return command

@@ -172,7 +172,11 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
         )
 
     mlflow = client(settings)
-    versions = mlflow.search_model_versions(f"name = '{simulation.model_name}'")
+    every_version = mlflow.search_model_versions(f"name = '{simulation.model_name}'")
+    # A training run's refit (on every labelled row) is a second version of the same run: the version
+    # of the run is the fit the gates judged, which the refit names.
+    versions = [v for v in every_version if "evaluated_version" not in v.tags]
+    judged = {str(v.version): str(v.tags.get("evaluated_version", v.version)) for v in every_version}
     runs = [v.run_id for v in versions]
     dag_runs = [v.tags.get("dag_run_id") for v in versions if v.tags.get("dag_run_id")]
     gates = {str(v.version): v.tags for v in versions}
@@ -180,10 +184,11 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
         version for version, tags in gates.items()
         if tags.get("gate_champion_challenger") == "failed" or tags.get("gate_drift") == "blocked"
     }  # fmt: skip
+    champions_judged = {judged.get(version, version) for version in simulation.champions}
     return {
         "every_day_landed_once": all(day_landed_once(d) for d in days),
         "one_version_per_training_run": len(runs) == len(set(runs)) and len(dag_runs) == len(set(dag_runs)),
-        "champion_never_failed_a_gate": bool(simulation.champions) and not (simulation.champions & failed_gate),
+        "champion_never_failed_a_gate": bool(simulation.champions) and not (champions_judged & failed_gate),
         "refused_days_left_nothing": all(all(left.values()) for left in simulation.refusals.values()),
     }
 

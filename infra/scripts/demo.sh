@@ -67,8 +67,8 @@ fi
 # Quiet, the table's title names the champion that answered; a gate that gave no verdict says so.
 if [[ -n $VERBOSE ]]; then
     cat "$logs/champion.log" >&2; echo "$champion"
-else  # a gate without a verdict, and a selection's leaderboard
-    grep -E '^  (note:|candidates|  |[0-9]+ series have)' <<<"$champion" || true
+else  # a gate without a verdict, the refit that serves, and a selection's leaderboard
+    grep -E '^  (note:|served:|candidates|  |[0-9]+ series have)' <<<"$champion" || true
 fi
 
 "$PY" infra/scripts/run_dag.py "forecast_${name}" --report "$logs/forecast_timings.json"

@@ -44,7 +44,13 @@ def test_retraining_runs_every_step_and_promotes(retrained) -> None:  # type: ig
     assert set(states.values()) == {"success"}, states
     mlflow = client(env.settings())
     champion = mlflow.get_model_version_by_alias("synthetic_forecaster", CHAMPION)
-    assert champion.version == mlflow.get_model_version_by_alias("synthetic_forecaster", CHALLENGER).version
+    challenger = mlflow.get_model_version_by_alias("synthetic_forecaster", CHALLENGER)
+    # the gates judged the challenger; what serves is the same model refitted on every labelled row
+    assert champion.tags["evaluated_version"] == str(challenger.version) != str(champion.version)
+    assert challenger.tags["refit_version"] == str(champion.version)
+    assert champion.run_id == challenger.run_id
+    assert champion.tags["data_window"].split("/")[1] > challenger.tags["data_window"].split("/")[1]
+    assert challenger.tags["gate_decision"] == "promoted"
     assert champion.tags["dag_run_id"] == run_id
     assert champion.tags["gate_champion_challenger"] == "passed"
     assert champion.tags["gate_drift"] == "passed"
@@ -63,16 +69,18 @@ def test_retraining_runs_every_step_and_promotes(retrained) -> None:  # type: ig
 
 def test_retried_registration_and_promotion_change_nothing(retrained) -> None:  # type: ignore[no-untyped-def]
     from model_registry.promotion import promote_version
-    from model_registry.registry import champion_version, register_run_of
+    from model_registry.registry import champion_version, register_refit, register_run_of
     from model_registry.tracking import client
 
     env, _, run_id = retrained
     settings = env.settings()
     before = champion_version(settings, "synthetic_forecaster")
     again = register_run_of(settings, "synthetic_forecaster", "dag_run_id", run_id)
-    assert again.version == before
-    assert len(client(settings).search_model_versions("name = 'synthetic_forecaster'")) == 1
-    assert promote_version(settings, "synthetic_forecaster", again.version, "retry") == before
+    assert again.version == "1", "the version the gates judged, never the run's refit"
+    served = register_refit(settings, "synthetic_forecaster", again)
+    assert served.version == before == "2"
+    assert len(client(settings).search_model_versions("name = 'synthetic_forecaster'")) == 2
+    assert promote_version(settings, "synthetic_forecaster", served.version, "retry") == before
     assert champion_version(settings, "synthetic_forecaster") == before
 
 
@@ -89,9 +97,11 @@ def test_nightly_backtest_pushes_its_figures(retrained, pushgateway: str) -> Non
     assert set(_states(run).values()) == {"success"}
     metrics = requests.get(f"{pushgateway}/metrics", timeout=5).text
     assert (
-        'mlops_backtest_mae{dataset="synthetic",instance="",job="nightly_backtest",role="champion",version="1"}'
+        'mlops_backtest_mae{dataset="synthetic",instance="",job="nightly_backtest",role="champion",version="2"}'
         in metrics
     )
+    # the challenger alias names the champion's evaluated fit: not scored again (a push replaces its group)
+    assert 'job="nightly_backtest",role="challenger"' not in metrics
     assert "mlops_backtest_error_ratio" in metrics
     assert 'mlops_backtest_last_run_timestamp_seconds{dataset="synthetic"' in metrics
 
@@ -107,7 +117,7 @@ def test_drift_monitor_pushes_drift_figures(retrained, pushgateway: str) -> None
         "record_trigger": "skipped",
     }
     metrics = requests.get(f"{pushgateway}/metrics", timeout=5).text
-    labels = 'dataset="synthetic",entity="site_0",instance="",job="drift_monitor",version="1"'
+    labels = 'dataset="synthetic",entity="site_0",instance="",job="drift_monitor",version="2"'
     assert f"mlops_drift_share{{{labels}}}" in metrics
     assert f'mlops_drift_window_rows{{{labels},window="current"}}' in metrics
     assert 'mlops_drift_feature_score{dataset="synthetic",entity="site_1",feature="temp_lag_1_vs_now"' in metrics
@@ -186,7 +196,11 @@ def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and
     assert states["skip_promotion"] == "skipped", states
     settings = drift_promoted["env"].settings()
     challenger = client(settings).get_model_version_by_alias("synthetic_forecaster", "challenger")
-    assert champion_version(settings, "synthetic_forecaster") == str(challenger.version) != before
+    champion = client(settings).get_model_version(
+        "synthetic_forecaster", str(champion_version(settings, "synthetic_forecaster"))
+    )
+    assert champion.tags["evaluated_version"] == str(challenger.version), "its refit serves"
+    assert champion.version != before
     assert challenger.tags["dag_run_id"] == drift_promoted["run_id"]
     assert challenger.tags["holdout_window"].startswith(f"{shifted_end - timedelta(days=1)}T00:00:00")
     assert float(challenger.tags["holdout_mae"]) < float(challenger.tags["holdout_champion_mae"])
@@ -194,7 +208,13 @@ def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and
     assert challenger.tags["gate_drift"] == "passed", challenger.tags["gate_drift_reason"]
     assert challenger.tags["gate_decision"] == "promoted"
     assert "force_promote_reason" not in challenger.tags
-    assert challenger.tags["previous_champion"] == before
+    assert champion.tags["previous_champion"] == before
+    # the champion before it was a refit too: the gate scored that one's evaluated fit
+    judged = client(settings).get_model_version("synthetic_forecaster", before).tags["evaluated_version"]
+    assert (
+        f"the champion v{before} is judged by its evaluated fit v{judged}"
+        in challenger.tags["gate_champion_challenger_reason"]
+    )
 
 
 @pytest.mark.browser
@@ -287,7 +307,7 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
     assert gate.champion_version not in (None, before)  # gated against the champion before it
     # meanwhile another run promotes a version (a second version of the champion's bundle)
     source = mlflow.get_model_version(model, before)
-    other = str(mlflow_api.register_model(f"runs:/{source.run_id}/model", model).version)
+    other = str(mlflow_api.register_model(str(source.source), model).version)
     mlflow.set_model_version_tag(model, other, BUNDLE_DIGEST_TAG, source.tags[BUNDLE_DIGEST_TAG])
     promote_version(settings, model, other, "another run", expected_champion=before)
 
@@ -300,10 +320,11 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
         horizon=6,
     )
     challenger = RegisteredVersion(name=model, version=str(gated_version.version), run_id=gated_version.run_id)
+    refit = RegisteredVersion(name=model, version=gated_version.tags["refit_version"], run_id=gated_version.run_id)
     with pytest.raises(
         PromotionConflictError, match=f"gated against champion {gate.champion_version}, but the champion"
     ):
-        promote(plan, challenger, gate, drift)
+        promote(plan, challenger, refit, gate, drift)
     assert champion_version(settings, model) == other
 
     def served(service: TestClient) -> str:

@@ -146,7 +146,10 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
         assert any(key.endswith("MLmodel") for key in stored)
         # The run's hand-overs between tasks and training processes went through object storage alone.
         handed = {o["Key"].rsplit("/", 1)[1] for o in s3.list_objects_v2(Bucket="runs")["Contents"]}
-        assert handed == {"dataset.yaml", "training_set.parquet", "training_set.holdout.parquet", "params.json"}
+        assert handed == {
+            "dataset.yaml", "training_set.parquet", "training_set.holdout.parquet", "training_set.labelled.parquet",
+            "params.json",
+        }  # fmt: skip
         assert not list(settings.artifacts.rglob("training_set*.parquet")), "no training set in a local folder"
         assert not list(settings.artifacts.rglob("params.json"))
         # The data the tasks build on too: partitions, the check's result, the feature table.

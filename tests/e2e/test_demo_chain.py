@@ -58,6 +58,10 @@ def test_demo_script_serves_a_forecast_for_another_dataset(tmp_path: Path) -> No
     assert table[1].split()[:3] == ["1", first["timestamp"], f"{first['value']:.3f}"]
     assert re.search(r"^retrain_synthetic_forecaster run \S+: success in .*Airflow overhead", out, re.MULTILINE), out
     assert re.search(r"^  promote\s+success", out, re.MULTILINE), out[-3000:]
+    # what serves: the judged version refitted on every labelled row (the demo's filter keeps the line)
+    assert re.search(
+        r"^  served: v2, v1 refitted on every labelled row \(data to \S+\); the gates judged v1$", out, re.MULTILINE
+    ), out[-3000:]
     assert re.search(r"GE data docs:\s+\S+/local_site/validations/\S+\.html\n", out), out[-3000:]
     plot = home / "forecast.png"
     assert re.search(rf"forecast plot:\s+{re.escape(str(plot))}\n", out), out[-3000:]

@@ -205,13 +205,19 @@ def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_al
             assert stack["optuna"] not in str(ran["pod"]), "the password comes from the secret, not the spec"
 
         # The challenger is the final pod's MLflow run, registered by the worker's next task.
+        # Its refit on every labelled row, logged by the same pod, is a second version of the same run.
         versions = client(settings).search_model_versions(f"tags.dag_run_id = '{run.run_id}'")
-        assert len(versions) == 1
+        judged = [v for v in versions if "evaluated_version" not in v.tags]
+        assert len(judged) == 1
+        assert [v.tags["evaluated_version"] for v in versions if v not in judged] == [str(judged[0].version)]
         final = next(p for p in cluster.pods if p["pod"]["metadata"]["labels"]["mlops/task"] == "train-final")
-        assert versions[0].run_id in final["output"]
+        assert judged[0].run_id in final["output"]
+        arguments = final["pod"]["spec"]["containers"][0]["args"]
+        assert arguments[arguments.index("--labelled") + 1].endswith("/training_set.labelled.parquet")
         s3 = boto3.client("s3", **settings.boto3_client_kwargs())
         handed = {o["Key"].rsplit("/", 1)[1] for o in s3.list_objects_v2(Bucket="runs")["Contents"]}
         assert {"dataset.yaml", "training_set.parquet", "training_set.holdout.parquet", "params.json"} <= handed
+        assert "training_set.labelled.parquet" in handed
         bundles = [o["Key"] for o in s3.list_objects_v2(Bucket="pods-mlflow")["Contents"]]
         assert any(key.endswith("MLmodel") for key in bundles)
 

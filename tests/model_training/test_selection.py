@@ -277,3 +277,32 @@ def test_the_leaderboard_counts_the_series_a_candidate_could_not_fit(tmp_path: P
     model.fit(frame, frame[label_names(dataset)].to_numpy())
     board = model.leaderboard.set_index("candidate")  # type: ignore[attr-defined]
     assert board["series_left_out"].to_dict() == {"naive": 0, "auto_theta": 1}
+
+
+def test_a_selection_is_refitted_with_its_choice_on_every_labelled_row(backtests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The refit to serve keeps what was chosen on the training rows (each series' candidates, the
+    dataset's default, the combination) and fits those candidates again on every labelled row: its
+    forecasts are those of the chosen candidates fitted on all the rows."""
+    from model_training.candidates import fit
+    from model_training.train import fit_and_report
+
+    dataset, frame, _ = backtests
+    params = {"candidates": ["naive", "seasonal_naive", "auto_theta"], "method": "per_series", "min_errors": 10}
+    training = frame[frame[EVENT_TIMESTAMP] <= frame[EVENT_TIMESTAMP].max() - pd.Timedelta(days=3)]
+    day = pd.Timestamp("2024-03-30").date()
+    result = fit_and_report(dataset, day, training, "selection", params, devices.CPU, tmp_path, labelled=frame)
+    evaluated, refit = result.model, result.refit
+    assert refit is not None
+    assert isinstance(refit.model, SelectedForecaster)
+    assert (refit.model.default, refit.model.choice) == (evaluated.default, evaluated.choice)  # type: ignore[attr-defined]
+    assert refit.rows == len(frame) > len(training)
+    assert pd.Timestamp(refit.end) == frame[EVENT_TIMESTAMP].max()
+    members = {name: fit(frame, dataset, name, devices.CPU) for name in refit.model.members}
+    expected = SelectedForecaster(members, refit.model.families, refit.model.default, refit.model.choice, "site")
+    newest = frame.groupby("site").tail(1)
+    np.testing.assert_allclose(
+        forecasters.forecast_rows(refit.model, newest, frame, dataset),
+        forecasters.forecast_rows(expected, newest, frame, dataset),
+        rtol=1e-9,
+    )
+    assert refit.bands is result.bands, "the evaluated fit's conformal bands"
