@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         "--retrain", action="store_true", help="train and promote a new champion even if the home has one"
     )
     parser.add_argument(
+        "--family",
+        default="xgboost",
+        help="the champion's model family (e.g. selection: the dataset's candidates, chosen per series); a "
+        "champion of another family in the home is replaced",
+    )
+    parser.add_argument(
         "--systems",
         nargs="+",
         choices=SYSTEMS,
@@ -91,7 +97,7 @@ def _load_systems(
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with bench_stack(args.home, args.dataset, args.logical_date, args.retrain) as bench:
+    with bench_stack(args.home, args.dataset, args.logical_date, args.retrain, args.family) as bench:
         settings, dataset, version, logs = bench.settings, bench.dataset, bench.version, bench.logs
         reads = measurement.compare_read_paths(settings, dataset, args.entity) if "reads" in args.systems else []
         rows = _load_systems(args, settings, dataset, version, logs)
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
         chart = serving_chart(rows, args.out / "serving.png").name
     (args.out / "serving_reads.json").write_text(json.dumps(reads, indent=2) + "\n")
-    report = markdown(rows, args.seconds, version, settings.model_name(dataset.name), args.entity, chart)
+    report = markdown(rows, args.seconds, version, settings.model_name(dataset.name), args.entity, chart, args.family)
     report += read_paths_section(reads)
     (args.out / "serving.md").write_text(report)
     print(report)

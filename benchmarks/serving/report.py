@@ -142,7 +142,13 @@ def target_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def markdown(
-    rows: list[dict[str, Any]], seconds: float, version: str, model: str, entity: str, chart: str | None = None
+    rows: list[dict[str, Any]],
+    seconds: float,
+    version: str,
+    model: str,
+    entity: str,
+    chart: str | None = None,
+    family: str = "xgboost",
 ) -> str:
     """The report: how it was measured, the table, then the targets; ``chart``, the file name of the
     p99 chart beside it (:func:`benchmarks.charts.serving_chart`), shown under the table."""
@@ -152,7 +158,7 @@ def markdown(
         "",
         f"One request for entity `{entity}` at a fixed arrival rate, {seconds:g} s per rate "
         f"(at least {HIGH_RATE_SECONDS:g} s for the {HIGH_RATE_WORKERS}-worker rates) after a "
-        f"{WARMUP_SECONDS:g} s warm-up; `{model}` v{version} (XGBoost), features in a local `redis-server`. "
+        f"{WARMUP_SECONDS:g} s warm-up; `{model}` v{version} ({family}), features in a local `redis-server`. "
         f"Client and servers share this machine ({platform.machine()}, {cpus} CPUs). Latency is from "
         "sending a request to reading its answer; errors are non-2xx answers and requests without one; "
         "achieved is 2xx answers per second.",

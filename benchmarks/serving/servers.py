@@ -159,13 +159,16 @@ def load_online_store(settings: Settings, dataset: DatasetConfig, end: datetime)
     store.materialize(start_date=end - ttl, end_date=end, feature_views=[feature_view_name(dataset)])
 
 
-def prepare(settings: Settings, dataset: DatasetConfig, logical_date: date, retrain: bool = False) -> str:
-    """Features in the online store and a champion in the registry; returns the champion's version.
+def prepare(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, retrain: bool = False, family: str = "xgboost"
+) -> str:
+    """Features in the online store and a champion of ``family`` in the registry; returns the champion's
+    version.
 
     The same library calls as the pipeline: ingest, validate, features, Feast, train, register,
-    the champion/challenger gate, promotion. They run only when the home has no champion yet, or
-    with ``retrain``: a bundle carries its own copy of the training code, so a changed preprocessor
-    or model family is only served by a newly trained version.
+    the champion/challenger gate, promotion. They run only when the home has no champion of that
+    family yet, or with ``retrain``: a bundle carries its own copy of the training code, so a changed
+    preprocessor or model family is only served by a newly trained version.
     """
     from core.windows import end_of
     from data_pipeline.ingest import ingest
@@ -178,6 +181,8 @@ def prepare(settings: Settings, dataset: DatasetConfig, logical_date: date, retr
 
     name = settings.model_name(dataset.name)
     version = None if retrain else champion_version(settings, name)
+    if version is not None and tracking.client(settings).get_model_version(name, version).tags.get("family") != family:
+        version = None
     if version is not None and not _loadable(settings, name, version):
         version = None
     if version is None:
@@ -188,7 +193,7 @@ def prepare(settings: Settings, dataset: DatasetConfig, logical_date: date, retr
     if version is not None:
         log.info("%s v%s is already champion in %s: not retraining", name, version, settings.home)
         return version
-    outcome = train(settings, dataset, logical_date, family="xgboost")
+    outcome = train(settings, dataset, logical_date, family=family)
     version = register_challenger(settings, name, outcome.run_id).version
     decision = evaluate_challenger(settings, dataset, name, version, holdout_of(settings, dataset, logical_date))
     if not decision.passed:
@@ -321,7 +326,9 @@ class Bench:
 
 
 @contextlib.contextmanager
-def bench_stack(home: Path, dataset_config: Path, logical_date: date, retrain: bool) -> Iterator[Bench]:
+def bench_stack(
+    home: Path, dataset_config: Path, logical_date: date, retrain: bool, family: str = "xgboost"
+) -> Iterator[Bench]:
     """The start every serving benchmark shares: SIGTERM unwinds like an error (so every server started
     here is stopped), settings under ``home`` with a throwaway Redis online, MLflow pointed at them,
     features online and a champion registered (:func:`prepare`); log lines print above progress bars."""
@@ -332,4 +339,4 @@ def bench_stack(home: Path, dataset_config: Path, logical_date: date, retrain: b
     settings = bench_settings(home, dataset_config, redis_port)
     tracking.configure(settings)
     with redis_server(redis_port, logs), logging_beside_progress():
-        yield Bench(settings, dataset, prepare(settings, dataset, logical_date, retrain), logs)
+        yield Bench(settings, dataset, prepare(settings, dataset, logical_date, retrain, family), logs)
