@@ -303,7 +303,21 @@ def mlflow_serve(
     entity: str,
     logs: Path,
 ) -> list[dict[str, Any]]:
-    """``mlflow models serve``'s ``invocations`` of the same bundle with the entity's feature row."""
+    """``mlflow models serve``'s ``invocations`` of the same bundle with the entity's feature row; none
+    for a per-series champion, whose rows also bring their entity, time and history, which no feature
+    row of the online store holds (the row says so)."""
+    import mlflow
+
+    from model_bundle.outputs import history_input
+
+    info = mlflow.models.get_model_info(f"models:/{settings.model_name(dataset.name)}/{version}")
+    if info.signature is not None and history_input(info.signature.inputs) is not None:
+        log.warning("mlflow models serve: v%s forecasts from each series' history; not measured", version)
+        return [
+            {"system": f"{MLFLOW} (not measured: a per-series champion)", "rate_rps": rate, "p50_ms": None,
+             "p99_ms": None, "achieved_rps": None, "errors": None, "requests": 0, "seconds": 0.0, "workers": 1}
+            for rate in rates
+        ]  # fmt: skip
     body = invocation_body(settings, dataset, version, entity)
     with mlflow_server(settings, dataset, version, logs) as base:
         return measure(MLFLOW, f"{base}/invocations", body, rates, seconds, 1, logs)

@@ -150,13 +150,15 @@ def load_online_store(settings: Settings, dataset: DatasetConfig, end: datetime)
     """Apply the Feast definitions and load ``[end - ttl, end)`` into the online store.
 
     Not :func:`feature_store.repo.materialize`: the Feast registry in the home remembers the last
-    load, so on a rerun it would load nothing, while this run's Redis starts empty.
+    load, so on a rerun it would load nothing, while this run's Redis starts empty. Each series'
+    history is loaded too: a per-series champion (a statistical family, a selection) forecasts from it.
     """
-    from feature_store.repo import apply, feature_view_name
+    from feature_store.repo import apply, feature_view_name, history_view_name
 
     store = apply(settings, dataset)
     ttl = dataset.feature_engineering.ttl or timedelta(days=7)
-    store.materialize(start_date=end - ttl, end_date=end, feature_views=[feature_view_name(dataset)])
+    views = [feature_view_name(dataset), history_view_name(dataset)]
+    store.materialize(start_date=end - ttl, end_date=end, feature_views=views)
 
 
 def prepare(
