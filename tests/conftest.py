@@ -5,6 +5,7 @@ Helpers that tests import are in ``tests/utils`` (data, servers, the platform un
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ from tests.utils.shared import made_once
 # Airflow reads its configuration once, at first import: point it at a throwaway home before any
 # test imports it, so tests never touch a developer's own Airflow.
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="airflow-test-"))
+atexit.register(shutil.rmtree, AIRFLOW_HOME, ignore_errors=True)  # each test process's own, gone with it
 os.environ.update(
     AIRFLOW_HOME=str(AIRFLOW_HOME),
     AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
