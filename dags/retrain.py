@@ -240,14 +240,10 @@ def promote(
 ) -> str:
     """Make the served version the champion (the old one keeps alias ``previous``), refused if another
     run moved the champion after this run's gate compared against it."""
-    from model_registry.promotion import promote_version
-    from model_validation.decision import promotion_reason, record_decision
+    from model_validation.decision import promote_served
 
     run = plan.scope()
-    reason = promotion_reason(champion, drift, challenger.version, served.version)
-    promote_version(run.settings, run.model_name, served.version, reason, expected_champion=champion.champion_version)
-    for version in {challenger.version, served.version}:
-        record_decision(run.settings, run.model_name, version, True, reason)
+    promote_served(run.settings, run.model_name, challenger.version, served.version, champion, drift)
     return served.version
 
 

