@@ -148,14 +148,27 @@ def list_locations(prefix: str, settings: Settings) -> list[str]:
 
 
 def read_parquet(location: str, settings: Settings) -> pd.DataFrame:
-    import pandas as pd
-
     if not is_remote(location):
         try:
-            return pd.read_parquet(location)
+            return parquet_frame(location)
         except FileNotFoundError as exc:
             raise ObjectNotFoundError(f"not found: {location}") from exc
-    return pd.read_parquet(io.BytesIO(read_object(location, settings)))
+    return parquet_frame(read_object(location, settings))
+
+
+def parquet_frame(source: str | bytes) -> pd.DataFrame:
+    """A parquet file (a local path, or its bytes) as a frame, read without Arrow's pre-buffering.
+
+    Pre-buffering leaves a read-ahead future on Arrow's I/O threads after the read returns; when the
+    process exits while one still holds the Python buffer it read from, its destructor takes the GIL
+    during finalization and the process aborts ("terminate called without an active exception",
+    exit -6) after its work is done (apache/arrow#34314, #49942). A busy machine makes it likely: a
+    training process that had already finished failed its task. Without pre-buffering nothing
+    outlives the read; these files are read whole, so nothing is lost by it.
+    """
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(source) if isinstance(source, bytes) else source, pre_buffer=False)
 
 
 def write_parquet(frame: pd.DataFrame, location: str, settings: Settings) -> str:

@@ -9,7 +9,7 @@ from datetime import date
 import pandas as pd
 
 from core.dataset import DatasetConfig, Layout
-from core.objects import exists, read_object, write_parquet
+from core.objects import exists, parquet_frame, read_object, write_parquet
 from core.partitions import landing_path, validated_path
 from core.settings import Settings
 from core.windows import end_of
@@ -20,11 +20,10 @@ log = logging.getLogger(__name__)
 
 
 def _read_table(data: bytes, dataset: DatasetConfig, uri: str) -> pd.DataFrame:
-    buffer = io.BytesIO(data)
     try:
         if dataset.source.format == "parquet":
-            return pd.read_parquet(buffer)
-        return pd.read_csv(buffer)
+            return parquet_frame(data)
+        return pd.read_csv(io.BytesIO(data))
     except (ValueError, pd.errors.ParserError) as exc:
         raise SourceError(f"cannot parse {uri} as {dataset.source.format}: {exc}") from exc
 

@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 
 from core.dataset import DatasetConfig, Layout
+from core.objects import parquet_frame
 from core.settings import Settings
 from core.windows import end_of
 
@@ -93,7 +94,7 @@ class RevealedSource:
         for key, uri in uris.items():
             data = read_bytes(dataset.resolve_uri(uri), settings)
             if dataset.source.format == "parquet":
-                frame = pd.read_parquet(io.BytesIO(data))
+                frame = parquet_frame(data)
             else:  # exact floats: the revealed copy holds the same values as the source
                 frame = pd.read_csv(io.BytesIO(data), float_precision="round_trip")
             stamps = pd.to_datetime(frame[dataset.timestamp_column], format=dataset.source.timestamp_format, utc=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -109,3 +110,28 @@ def test_the_shared_profiles_hand_over_through_object_storage() -> None:
         Settings(exchange_uri="/shared/runs", _env_file=None)  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="lake_uri"):
         Settings(lake_uri="/mnt/lake", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.mark.slow
+def test_a_process_that_read_parquet_exits_cleanly_on_a_busy_machine(tmp_path: Path) -> None:
+    """Arrow's pre-buffering left a read-ahead future on its I/O threads after a read returned; a
+    process that exited while one was still held aborted (exit -6) after its work was done, which
+    failed a finished training task. Busy cores (as under a scheduler running many tasks) make the
+    race likely: about one exit in four aborted here before the reads turned pre-buffering off."""
+    import subprocess
+    import sys
+
+    from core.settings import PROJECT_ROOT
+
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame({f"c{i}": [float(i)] * 2000 for i in range(40)}).to_parquet(path)  # 40 column chunks
+    spin = "while True: pass"  # one more spinner than cores: the I/O threads wait for a core
+    spinners = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range((os.cpu_count() or 2) + 1)]
+    try:
+        code = f"from core.objects import parquet_frame; parquet_frame({str(path)!r})"
+        runs = [subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True) for _ in range(12)]
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    assert [run.returncode for run in runs] == [0] * 12, [run.stderr.decode()[-300:] for run in runs]
