@@ -17,10 +17,17 @@ def pins(path: Path) -> dict[str, str]:
     return found
 
 
+# The serving lock's CPU-only builds of a platform package: the same version, the same module.
+CPU_BUILDS = {"xgboost-cpu": "xgboost"}
+
+
 def test_the_serving_lock_pins_what_the_platform_pins() -> None:
     platform, serving = pins(PROJECT_ROOT / "requirements.txt"), pins(PROJECT_ROOT / "requirements-serving.txt")
-    assert {name: version for name, version in serving.items() if platform.get(name) != version} == {}
-    assert {"fastapi", "uvicorn", "feast", "mlflow", "xgboost", "lightgbm", "torch", "redis"} <= set(serving)
+    differ = {name: version for name, version in serving.items() if platform.get(CPU_BUILDS.get(name, name)) != version}
+    assert differ == {}
+    assert {"fastapi", "uvicorn", "feast", "mlflow", "xgboost-cpu", "lightgbm", "torch", "redis"} <= set(serving)
+    assert "xgboost" not in serving, "one XGBoost: its CPU build"
+    assert [name for name in serving if name.startswith("nvidia-")] == [], "no CUDA libraries in the service"
 
 
 def test_the_serving_lock_leaves_out_airflow_great_expectations_evidently_and_optuna() -> None:
