@@ -233,6 +233,13 @@ class PromotionConfig(_Strict):
         "None: its default. Calibrate with python -m model_validation calibrate-drift.",
     )
     min_drift_rows: int = Field(default=100, ge=1, description="Fewer rows: 'not enough data', no verdict.")
+    drift_reports: int = Field(
+        default=5,
+        ge=0,
+        description="Evidently's HTML report for this many entities, those with the largest drift shares (a "
+        "report draws a figure per feature, about a second and a half per entity); every entity's shares and "
+        "scores are recorded either way.",
+    )
     drift_relative_levels: bool = Field(
         default=True,
         description="Drift is judged on the target's lags and rolling means as changes from its current value "

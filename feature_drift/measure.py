@@ -75,17 +75,45 @@ def drift_view(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
 
 
 def measure_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    columns: list[str],
-    dataset: DatasetConfig,
-    report_path: Path,
+    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], dataset: DatasetConfig
 ) -> tuple[float, dict[str, float], list[str]]:
-    """Evidently's DataDriftPreset with its tests; returns (share drifted, score per column, drifted columns).
+    """Evidently's per-column drift tests, as its DataDriftPreset runs them (the configured method and
+    threshold, or Evidently's choice by sample size, on each column's finite values); returns (share
+    drifted, score per column, drifted columns).
 
     A column drifted when Evidently's drift test for it fails (p-value below, or distance at or
-    above, the threshold of the configured method).
+    above, the threshold of the configured method). The tests are called without the report: the
+    report draws a figure for every column, which costs about a hundred times the tests themselves,
+    so it is drawn only where it is read (:func:`write_report`).
     """
+    import numpy as np
+    from evidently import Dataset
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    config = dataset.promotion
+    # Column types as the report infers them from the current window: an integer column with few
+    # values is categorical, and gets a test for categories (the configured method is for numbers).
+    definition = Dataset.from_pandas(current[columns]).data_definition
+    scores: dict[str, float] = {}
+    drifted: list[str] = []
+    for column in columns:
+        kind = definition.get_column_type(column)
+        method = config.drift_method if kind is ColumnType.Numerical else None
+        ref = reference[column].replace([-np.inf, np.inf], np.nan).dropna()
+        cur = current[column].replace([-np.inf, np.inf], np.nan).dropna()
+        result = get_stattest(ref, cur, kind, method)(ref, cur, kind, config.drift_threshold)
+        scores[column] = float(result.drift_score)
+        if result.drifted:
+            drifted.append(column)
+    return (len(drifted) / len(columns) if columns else 0.0), scores, sorted(drifted)
+
+
+def write_report(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], dataset: DatasetConfig, path: Path
+) -> None:
+    """Evidently's HTML report of one entity's windows: the DataDriftPreset with its tests, a figure
+    per column."""
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -99,22 +127,7 @@ def measure_drift(
     snapshot = Report([preset], include_tests=True).run(
         reference_data=reference[columns], current_data=current[columns]
     )
-    write_text_atomically(snapshot.get_html_str(as_iframe=False), report_path)
-    result = snapshot.dict()
-    share = 0.0
-    scores: dict[str, float] = {}
-    for metric in result["metrics"]:
-        kind = metric["config"]["type"]
-        if kind.endswith("DriftedColumnsCount"):
-            share = float(metric["value"]["share"])
-        elif kind.endswith("ValueDrift"):
-            scores[metric["config"]["column"]] = float(metric["value"])
-    drifted = sorted(
-        test["metric_config"]["params"]["column"]
-        for test in result["tests"]
-        if test["metric_config"]["params"]["type"].endswith("ValueDrift") and test["status"] == "FAIL"
-    )
-    return share, scores, drifted
+    write_text_atomically(snapshot.get_html_str(as_iframe=False), path)
 
 
 def _file_name(entity: str) -> str:
@@ -124,7 +137,8 @@ def _file_name(entity: str) -> str:
 def compare_windows(
     reference: pd.DataFrame, current: pd.DataFrame, dataset: DatasetConfig, out_dir: Path
 ) -> dict[str, EntityDrift]:
-    """Per entity: a verdict with an HTML report, or none when either window is below the minimum."""
+    """Per entity: a verdict, or none when either window is below the minimum; Evidently's HTML report
+    for the ``drift_reports`` entities with the largest drift shares."""
     columns = drift_columns(dataset)
     key, minimum = dataset.entity_column, dataset.promotion.min_drift_rows
     reference = drift_view(reference, dataset).dropna(subset=columns)
@@ -136,18 +150,24 @@ def compare_windows(
     for entity in sorted(references.keys() | currents.keys()):
         ref, cur = references.get(entity, reference.iloc[0:0]), currents.get(entity, current.iloc[0:0])
         if len(ref) >= minimum and len(cur) >= minimum:
-            report = out_dir / _file_name(entity)
-            share, scores, drifted = measure_drift(ref, cur, columns, dataset, report)
+            share, scores, drifted = measure_drift(ref, cur, columns, dataset)
             entities[entity] = EntityDrift(
                 drift_share=share,
                 drifted_features=drifted,
                 scores=scores,
                 reference_rows=len(ref),
                 current_rows=len(cur),
-                report_path=str(report),
             )
         else:
             entities[entity] = EntityDrift(drift_share=None, reference_rows=len(ref), current_rows=len(cur))
+    # The reports a reader opens: the entities nearest to (or furthest past) the gate's limit.
+    judged = sorted(
+        (e for e in entities if entities[e].drift_share is not None), key=lambda e: -(entities[e].drift_share or 0.0)
+    )
+    for entity in judged[: dataset.promotion.drift_reports]:
+        report = out_dir / _file_name(entity)
+        write_report(references[entity], currents[entity], columns, dataset, report)
+        entities[entity] = entities[entity].model_copy(update={"report_path": str(report)})
     return entities
 
 

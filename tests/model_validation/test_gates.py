@@ -407,8 +407,57 @@ def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: Dat
     reference, current = _windows(dataset, {}, regime_change=True)
     ref, cur = reference[reference["site"] == "site_0"], current[current["site"] == "site_0"]
     columns = ["load_lag_0", "temp_lag_0", "aux_lag_0"]
-    _, scores, _ = measure_drift(ref, cur, columns, dataset, tmp_path / "r.html")
+    _, scores, _ = measure_drift(ref, cur, columns, dataset)
     for column in columns:
         assert normed_wasserstein(ref[column], cur[column]) == pytest.approx(scores[column], rel=1e-9)
     rates = calibrate_threshold(reference, dataset, [0.0, 1e9])
     assert rates == {"site_0": {0.0: 1.0, 1e9: 0.0}, "site_1": {0.0: 1.0, 1e9: 0.0}}
+
+
+@pytest.mark.parametrize("method", ["wasserstein", "psi", None])
+def test_the_drift_figures_are_those_of_evidentlys_drift_preset(dataset: DatasetConfig, method: str | None) -> None:
+    """The figures are Evidently's tests called without its report; they must be what its
+    DataDriftPreset reports: the share, each column's score and the drifted columns, the configured
+    method on numbers and Evidently's choice for a column it reads as categories (few integers)."""
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    from feature_drift.measure import measure_drift
+
+    config = dataset.promotion.model_copy(update={"drift_method": method, "drift_threshold": 0.5 if method else None})
+    dataset = dataset.model_copy(update={"promotion": config})
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"a": rng.normal(size=400), "b": rng.normal(size=400), "c": rng.integers(0, 4, 400)})
+    current = pd.DataFrame({"a": rng.normal(0.8, size=150), "b": rng.normal(size=150), "c": rng.integers(1, 6, 150)})
+    columns = ["a", "b", "c"]
+    preset = DataDriftPreset(columns=columns, num_method=method, threshold=config.drift_threshold)
+    report = Report([preset], include_tests=True).run(reference_data=reference, current_data=current).dict()
+    share = next(m["value"]["share"] for m in report["metrics"] if m["config"]["type"].endswith("DriftedColumnsCount"))
+    scores = {
+        m["config"]["column"]: m["value"] for m in report["metrics"] if m["config"]["type"].endswith("ValueDrift")
+    }
+    drift_tests = [t for t in report["tests"] if t["metric_config"]["params"]["type"].endswith("ValueDrift")]
+    failed = sorted(t["metric_config"]["params"]["column"] for t in drift_tests if t["status"] == "FAIL")
+
+    ours = measure_drift(reference, current, columns, dataset)
+    assert ours == (share, pytest.approx(scores, rel=1e-12), failed)
+    assert "a" in failed
+    assert "b" not in failed
+
+
+def test_reports_are_drawn_for_the_entities_with_the_largest_shares_only(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A report draws a figure per feature (seconds an entity): thousands of series get their figures
+    recorded, and reports only where a reader looks first."""
+    from feature_drift.measure import compare_windows
+
+    reference, current = _windows(dataset, {}, entity="site_1", regime_change=True)
+    limit = dataset.promotion.model_copy(update={"drift_reports": 1})
+    one = compare_windows(reference, current, dataset.model_copy(update={"promotion": limit}), tmp_path / "one")
+    assert (one["site_1"].drift_share or 0.0) > (one["site_0"].drift_share or 0.0)
+    assert [name for name, e in one.items() if e.report_path] == ["site_1"]
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["drift_site_1.html"]
+    assert one["site_0"].scores, "every entity's figures, reported or not"
+    none = dataset.promotion.model_copy(update={"drift_reports": 0})
+    quiet = compare_windows(reference, current, dataset.model_copy(update={"promotion": none}), tmp_path / "none")
+    assert [e.report_path for e in quiet.values()] == [None, None]
+    assert {name: e.drift_share for name, e in quiet.items()} == {name: e.drift_share for name, e in one.items()}

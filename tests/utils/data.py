@@ -71,6 +71,7 @@ def synthetic_config(source_uri: str) -> dict[str, object]:
             "drift_method": "wasserstein",
             "drift_threshold": 0.5,
             "drift_consecutive_checks": 2,
+            "drift_reports": 1,  # one HTML report per check: the entity with the largest share
         },
         # 2 folds of 24 rows: 48 errors per entity and step, enough here for each site's own bands
         "intervals": {"min_entity_errors": 40},
