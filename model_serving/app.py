@@ -17,6 +17,7 @@ from core.dataset import DatasetConfig
 from core.settings import Settings, get_settings
 from model_registry import tracking
 from model_serving.batching import RequestBatcher
+from model_serving.dependencies import Unavailable, unavailable_answer
 from model_serving.forecasting import forecast_requests
 from model_serving.ledger import ForecastLedger
 from model_serving.limits import BodySizeLimit, RequestLatency
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     _state_limits_in_schema(app, settings)
+    app.add_exception_handler(Unavailable, unavailable_answer)
     app.add_middleware(BodySizeLimit, max_bytes=settings.request_body_limit)
     app.add_middleware(RequestLatency)  # outermost: a refused body is counted too
     app.include_router(health.router)

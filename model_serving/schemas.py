@@ -81,6 +81,10 @@ class StoredForecast(BaseModel):
 
 class ErrorBody(BaseModel):
     detail: str
+    error_id: str | None = Field(
+        default=None,
+        description="503 only: the id under which the service logged the cause; quote it to its operators.",
+    )
 
 
 # Answers of every route that reads a JSON body, before the route runs. The app's schema replaces the
@@ -113,10 +117,25 @@ class Readiness(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    """What a client needs of the version that answers: the registry's tags (paths, gate reasons,
+    lineage) are for operators, at ``GET /admin/model``."""
+
     name: str
     version: str
+    family: str | None = Field(description="The version's model family (None: a bundle that does not say).")
     loaded_at: datetime = Field(description="When this version was loaded and warmed.")
-    tags: dict[str, str] = Field(description="The version's registry tags, as read when it was loaded.")
+    trained_from: str | None = Field(description="The first target time of the rows it was fit on.")
+    trained_to: str | None = Field(description="The last target time of the rows it was fit on.")
+    interval_levels: list[float] = Field(description="The levels of the bands it answers with (none: points only).")
+
+
+class ModelDetail(BaseModel):
+    """``GET /admin/model``: the serving version with every registry tag, as read when it was loaded."""
+
+    name: str
+    version: str
+    loaded_at: datetime
+    tags: dict[str, str]
 
 
 class ModelChoice(BaseModel):

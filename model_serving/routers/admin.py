@@ -1,4 +1,5 @@
-"""``/admin``: state-changing routes, behind the bearer token of ``MLOPS_ADMIN_TOKEN``."""
+"""``/admin``: state-changing routes and what only operators read (the serving version's registry tags),
+behind the bearer token of ``MLOPS_ADMIN_TOKEN``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException
 from fastapi.concurrency import run_in_threadpool
 
-from model_serving.dependencies import get_runtime
-from model_serving.runtime import ServingRuntime
-from model_serving.schemas import ErrorBody, ReloadResult
+from model_serving.dependencies import get_model, get_runtime
+from model_serving.runtime import ModelHandle, ServingRuntime
+from model_serving.schemas import ErrorBody, ModelDetail, ReloadResult
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -43,3 +44,15 @@ async def reload(runtime: Annotated[ServingRuntime, Depends(require_admin)]) -> 
         raise HTTPException(status_code=500, detail=f"{runtime.last_reload_error}; still serving version {serving}")
     assert runtime.model is not None
     return ReloadResult(swapped=swapped, version=runtime.model.version, loaded_at=runtime.model.loaded_at)
+
+
+@router.get(
+    "/model",
+    response_model=ModelDetail,
+    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+)
+async def model_detail(
+    _: Annotated[ServingRuntime, Depends(require_admin)], model: Annotated[ModelHandle, Depends(get_model)]
+) -> ModelDetail:
+    """The serving version with its registry tags (lineage, gate decisions, the paths of its data checks)."""
+    return ModelDetail(name=model.name, version=model.version, loaded_at=model.loaded_at, tags=model.tags)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from model_serving.dependencies import ForecastBatcher, get_ready_batcher
+from model_serving.dependencies import ForecastBatcher, Unavailable, get_ready_batcher
 from model_serving.forecasting import NotReadyError, StaleFeaturesError
 from model_serving.metrics import ERRORS
 from model_serving.runtime import StoreUnavailableError, UnknownEntityError
@@ -20,12 +20,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-# What a request's own failure answers, and the reason it is counted under.
-FAILURES: tuple[tuple[type[Exception], int, str], ...] = (
-    (UnknownEntityError, 404, "unknown_entity"),
-    (StoreUnavailableError, 503, "store_unavailable"),
-    (StaleFeaturesError, 503, "stale_features"),
-    (NotReadyError, 503, "not_ready"),
+# What a request's own failure answers, and the reason it is counted under. The client's own entities
+# (unknown, or their features stale) are named; a failure of the service's side answers a stable
+# message with an error id, its cause in the log (Unavailable).
+FAILURES: tuple[tuple[type[Exception], int, str, str | None], ...] = (
+    (UnknownEntityError, 404, "unknown_entity", None),
+    (StoreUnavailableError, 503, "store_unavailable", "online store read failed"),
+    (StaleFeaturesError, 503, "stale_features", None),
+    (NotReadyError, 503, "not_ready", "service not ready"),
 )
 
 
@@ -33,9 +35,11 @@ async def _forecast(batcher: ForecastBatcher, entity_ids: list[str]) -> list[For
     """This request's forecasts, computed in one batch with the requests that arrived alongside it."""
     try:
         return await batcher.submit(entity_ids)
-    except tuple(kind for kind, _, _ in FAILURES) as exc:
-        status, reason = next((status, reason) for kind, status, reason in FAILURES if isinstance(exc, kind))
+    except tuple(kind for kind, _, _, _ in FAILURES) as exc:
+        status, reason, stable = next((s, r, m) for kind, s, r, m in FAILURES if isinstance(exc, kind))
         ERRORS.labels(reason=reason).inc()
+        if stable is not None:
+            raise Unavailable(stable, exc) from None
         raise HTTPException(status_code=status, detail=str(exc)) from None
 
 

@@ -1,5 +1,6 @@
-"""``/v1/model``: which registry version is serving, since when, and its registry tags;
-``/v1/model/choice``: which candidates it forecasts each series with."""
+"""``/v1/model``: which registry version is serving, since when, its family, training window and band
+levels (its registry tags are an operator's: ``/admin/model``); ``/v1/model/choice``: which candidates
+it forecasts each series with."""
 
 from __future__ import annotations
 
@@ -19,7 +20,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {503: {"model": ErrorBody,
 
 @router.get("/model", response_model=ModelInfo, responses=ERROR_RESPONSES)
 def model_info(model: Annotated[ModelHandle, Depends(get_model)]) -> ModelInfo:
-    return ModelInfo(name=model.name, version=model.version, loaded_at=model.loaded_at, tags=model.tags)
+    start, _, end = model.tags.get("data_window", "").partition("/")
+    return ModelInfo(
+        name=model.name,
+        version=model.version,
+        family=model.family,
+        loaded_at=model.loaded_at,
+        trained_from=start or None,
+        trained_to=end or None,
+        interval_levels=list(model.calibration.levels) if model.calibration is not None else [],
+    )
 
 
 @router.get("/model/choice", response_model=ModelChoice, responses=ERROR_RESPONSES)
