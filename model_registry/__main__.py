@@ -126,7 +126,7 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None, conf
     newest version was not promoted and the next step (exit 3): the service answers nothing until
     a version passes both gates, so a chain such as ``make demo`` stops here and says so."""
     from model_registry.registry import champion_version
-    from model_registry.tracking import client
+    from model_registry.tracking import client, literal
 
     version = champion_version(settings, model_name)
     if version is not None:
@@ -151,7 +151,7 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None, conf
                 shutil.copyfile(drawn, plot)
             print(f"{model_name} v{version} forecast plot: {plot}")
         return 0
-    versions = client(settings).search_model_versions(f"name = '{model_name}'")
+    versions = client(settings).search_model_versions(f"name = {literal(model_name)}")
     if not versions:
         print(f"{model_name} has no version yet: train and register one first", file=sys.stderr)
         return 3

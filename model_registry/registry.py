@@ -11,7 +11,7 @@ from core.settings import Settings
 from model_registry.bundles import MODEL_URI_TAG, REFIT_URI_TAG
 from model_registry.outcomes import RegisteredVersion
 from model_registry.provenance import BUNDLE_DIGEST_TAG, discard, seal
-from model_registry.tracking import CHALLENGER, CHAMPION, client, require_configured
+from model_registry.tracking import CHALLENGER, CHAMPION, client, literal, require_configured
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def find_run(settings: Settings, tag: str, value: str) -> str:
     if experiment is not None:
         runs = mlflow_client.search_runs(
             experiment_ids=[experiment.experiment_id],
-            filter_string=f"tags.{tag} = '{value}' and attributes.status = 'FINISHED'",
+            filter_string=f"tags.{tag} = {literal(value)} and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -67,7 +67,7 @@ def register_challenger(
 
     require_configured(settings)
     mlflow_client = client(settings)
-    same_run = mlflow_client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    same_run = mlflow_client.search_model_versions(f"name = {literal(model_name)} and run_id = {literal(run_id)}")
     existing = [v for v in same_run if EVALUATED_VERSION_TAG not in v.tags]  # the run's refit is not it
     if existing:
         newest = max(existing, key=lambda v: int(v.version))
@@ -105,7 +105,7 @@ def register_refit(settings: Settings, model_name: str, evaluated: RegisteredVer
 
     require_configured(settings)
     mlflow_client = client(settings)
-    query = f"name = '{model_name}' and tags.`{EVALUATED_VERSION_TAG}` = '{evaluated.version}'"
+    query = f"name = {literal(model_name)} and tags.`{EVALUATED_VERSION_TAG}` = {literal(str(evaluated.version))}"
     earlier = mlflow_client.search_model_versions(query)
     if earlier:
         version = str(min(earlier, key=lambda v: int(v.version)).version)
@@ -192,7 +192,8 @@ def register_run_of(
     a second run under the same tag, and the gates, promotion and summary of one orchestrated run must
     all speak of one version, the first that any of its tasks saw.
     """
-    earlier = client(settings).search_model_versions(f"name = '{model_name}' and tags.`{tag}` = '{value}'")
+    query = f"name = {literal(model_name)} and tags.`{tag}` = {literal(value)}"
+    earlier = client(settings).search_model_versions(query)
     if earlier:
         first = min(earlier, key=lambda v: int(v.version))
         log.info("%s=%s already registered %s version %s", tag, value, model_name, first.version)

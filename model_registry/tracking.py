@@ -29,6 +29,18 @@ CHALLENGER = "challenger"
 PREVIOUS = "previous"
 
 
+def literal(value: str) -> str:
+    """``value`` as a string constant of an MLflow search filter, which it can only be compared with,
+    never end (``name = {literal(name)}``). MLflow's filter language has no escape inside a constant
+    (a backslash stays a backslash), so a value holding a single quote goes in double quotes, and one
+    holding both kinds is refused: a name or tag from a CLI or a form cannot change the filter."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"{value!r} holds both kinds of quotes: an MLflow search filter cannot compare it")
+
+
 class MlflowNotConfiguredError(RuntimeError):
     """MLflow's process-wide state points elsewhere than the settings a library call was given."""
 

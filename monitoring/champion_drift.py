@@ -85,12 +85,12 @@ def judged_before(history: list[CheckRecord], check_date: date, data_date: date)
 
 
 def _history(settings: Settings, dataset: DatasetConfig) -> list[Any]:
-    from model_registry.tracking import client, experiment_id
+    from model_registry.tracking import client, experiment_id, literal
 
     return list(
         client(settings).search_runs(
             experiment_ids=[experiment_id(settings)],
-            filter_string=f"tags.job = '{JOB}' and tags.dataset = '{dataset.name}'",
+            filter_string=f"tags.job = '{JOB}' and tags.dataset = {literal(dataset.name)}",
             order_by=["attributes.start_time DESC"],
             max_results=500,
         )

@@ -149,7 +149,7 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
     training run became two versions; no champion failed a gate; a refused day left nothing behind."""
     from core.objects import exists, read_parquet
     from core.partitions import validated_path
-    from model_registry.tracking import client
+    from model_registry.tracking import client, literal
 
     settings, dataset = simulation.settings, simulation.dataset
     entity, stamp, target = dataset.entity_column, dataset.timestamp_column, dataset.target
@@ -172,7 +172,7 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
         )
 
     mlflow = client(settings)
-    every_version = mlflow.search_model_versions(f"name = '{simulation.model_name}'")
+    every_version = mlflow.search_model_versions(f"name = {literal(simulation.model_name)}")
     # A training run's refit (on every labelled row) is a second version of the same run: the version
     # of the run is the fit the gates judged, which the refit names.
     versions = [v for v in every_version if "evaluated_version" not in v.tags]

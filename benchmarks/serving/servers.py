@@ -260,7 +260,7 @@ def register_point_only(settings: Settings, name: str, version: str, target: str
         meta.pop("entity_column", None)
         meta_file.write_text(json.dumps(meta))
         calibration.unlink()
-    if target != name and not registry.search_registered_models(filter_string=f"name = '{target}'"):
+    if target != name and not registry.search_registered_models(filter_string=f"name = {tracking.literal(target)}"):
         registry.create_registered_model(target)
     tags = {BUNDLE_DIGEST_TAG: bundle_digest(copy)}
     return str(registry.create_model_version(target, str(copy), run_id=source.run_id, tags=tags).version)

@@ -265,3 +265,25 @@ def test_the_digest_covers_every_file_but_mlflows_own_note_and_refuses_links(tmp
     (bundle / "code" / "link.py").symlink_to(tmp_path / "anything.py")
     with pytest.raises(UntrustedModelError, match="symbolic link"):
         bundle_digest(bundle)
+
+
+def test_a_quote_in_a_searched_value_is_compared_never_parsed(settings: Settings) -> None:
+    """Values put in MLflow's search filters come from outside (a DAG run id given over REST, a model
+    or dataset name): one holding a quote is still one constant that matches itself only, and one
+    that MLflow's filter language cannot hold (both kinds of quotes) is refused before the search."""
+    from model_registry.registry import find_run
+    from model_registry.tracking import experiment_id, literal
+
+    mlflow = registry_client(settings)
+    experiment = experiment_id(settings)
+    runs = {}
+    for value in ("manual__plain", "manual__it's", 'manual__say "hi"', "x' or tags.dag_run_id != 'q"):
+        run = mlflow.create_run(experiment, tags={"dag_run_id": value})
+        mlflow.set_terminated(run.info.run_id)
+        runs[value] = run.info.run_id
+    for value, run_id in runs.items():
+        assert find_run(settings, "dag_run_id", value) == run_id, value
+    with pytest.raises(LookupError, match="no finished training run"):
+        find_run(settings, "dag_run_id", "manual__it")
+    with pytest.raises(ValueError, match="both kinds of quotes"):
+        literal("""it's "both\"""")
