@@ -125,7 +125,7 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None, conf
     """Print the champion version (and copy its forecast plot to ``plot``); without one, why the
     newest version was not promoted and the next step (exit 3): the service answers nothing until
     a version passes both gates, so a chain such as ``make demo`` stops here and says so."""
-    from model_registry.registry import champion_version
+    from model_registry.registry import EVALUATED_VERSION_TAG, champion_version, data_window
     from model_registry.tracking import client, literal
 
     version = champion_version(settings, model_name)
@@ -133,9 +133,8 @@ def champion(settings: Settings, model_name: str, plot: Path | None = None, conf
         print(f"{model_name} champion: v{version}")
         tags = dict(client(settings).get_model_version(model_name, version).tags)
         print("\n".join(gate_lines(version, tags)))
-        if judged := tags.get("evaluated_version"):  # what serves is the judged fit refitted on every row
-            end = tags.get("data_window", "/?").split("/")[1]
-            refit = f"v{judged} refitted on every labelled row (data to {end})"
+        if judged := tags.get(EVALUATED_VERSION_TAG):  # what serves is the judged fit refitted on every row
+            refit = f"v{judged} refitted on every labelled row (data to {data_window(tags)[1] or '?'})"
             print(f"  served: v{version}, {refit}; the gates judged v{judged}")
         run_id = str(client(settings).get_model_version(model_name, version).run_id)
         if "leaderboard.csv" in {a.path for a in client(settings).list_artifacts(run_id)}:  # a selection's

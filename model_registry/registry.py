@@ -21,6 +21,14 @@ REQUIRED_SCORES = ("backtest_mae", "baseline_mae")
 EVALUATED_VERSION_TAG = "evaluated_version"
 REFIT_VERSION_TAG = "refit_version"
 FIT_TAG = "fit"
+# The first and last target times of the rows a version was fit on, as "start/end".
+DATA_WINDOW_TAG = "data_window"
+
+
+def data_window(tags: dict[str, str]) -> tuple[str | None, str | None]:
+    """(first, last) target time of the rows a version was fit on, from its tags (None: not recorded)."""
+    start, _, end = tags.get(DATA_WINDOW_TAG, "").partition("/")
+    return start or None, end or None
 
 
 def training_scores(run: Any) -> dict[str, float]:
@@ -117,11 +125,12 @@ def register_refit(settings: Settings, model_name: str, evaluated: RegisteredVer
             return evaluated
         judged = mlflow_client.get_model_version(model_name, evaluated.version)
         params = run.data.params
+        own = (BUNDLE_DIGEST_TAG, REFIT_VERSION_TAG, DATA_WINDOW_TAG)  # the refit's own, not the judged fit's
         tags = {
-            **{k: v for k, v in judged.tags.items() if k not in (BUNDLE_DIGEST_TAG, REFIT_VERSION_TAG, "data_window")},
+            **{k: v for k, v in judged.tags.items() if k not in own},
             FIT_TAG: "refit",
             EVALUATED_VERSION_TAG: evaluated.version,
-            "data_window": f"{params.get('refit_start')}/{params.get('refit_end')}",
+            DATA_WINDOW_TAG: f"{params.get('refit_start')}/{params.get('refit_end')}",
             BUNDLE_DIGEST_TAG: _sealed_and_warmed(settings, refit_uri),
         }
         version = str(mlflow.register_model(refit_uri, model_name, tags=tags).version)
@@ -142,7 +151,7 @@ def _version_tags(run: Any) -> dict[str, str]:
     tags = {k: v for k, v in run.data.tags.items() if k in keys}
     params = run.data.params
     if "training_start" in params and "training_end" in params:
-        tags["data_window"] = f"{params['training_start']}/{params['training_end']}"
+        tags[DATA_WINDOW_TAG] = f"{params['training_start']}/{params['training_end']}"
     return tags
 
 

@@ -149,6 +149,7 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
     training run became two versions; no champion failed a gate; a refused day left nothing behind."""
     from core.objects import exists, read_parquet
     from core.partitions import validated_path
+    from model_registry.registry import EVALUATED_VERSION_TAG
     from model_registry.tracking import client, literal
 
     settings, dataset = simulation.settings, simulation.dataset
@@ -175,8 +176,8 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
     every_version = mlflow.search_model_versions(f"name = {literal(simulation.model_name)}")
     # A training run's refit (on every labelled row) is a second version of the same run: the version
     # of the run is the fit the gates judged, which the refit names.
-    versions = [v for v in every_version if "evaluated_version" not in v.tags]
-    judged = {str(v.version): str(v.tags.get("evaluated_version", v.version)) for v in every_version}
+    versions = [v for v in every_version if EVALUATED_VERSION_TAG not in v.tags]
+    judged = {str(v.version): str(v.tags.get(EVALUATED_VERSION_TAG, v.version)) for v in every_version}
     runs = [v.run_id for v in versions]
     dag_runs = [v.tags.get("dag_run_id") for v in versions if v.tags.get("dag_run_id")]
     gates = {str(v.version): v.tags for v in versions}

@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from model_registry.registry import data_window
 from model_serving.dependencies import get_model
 from model_serving.runtime import ModelHandle
 from model_serving.schemas import ErrorBody, ModelChoice, ModelInfo
@@ -20,14 +21,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {503: {"model": ErrorBody,
 
 @router.get("/model", response_model=ModelInfo, responses=ERROR_RESPONSES)
 def model_info(model: Annotated[ModelHandle, Depends(get_model)]) -> ModelInfo:
-    start, _, end = model.tags.get("data_window", "").partition("/")
+    start, end = data_window(model.tags)
     return ModelInfo(
         name=model.name,
         version=model.version,
         family=model.family,
         loaded_at=model.loaded_at,
-        trained_from=start or None,
-        trained_to=end or None,
+        trained_from=start,
+        trained_to=end,
         interval_levels=list(model.calibration.levels) if model.calibration is not None else [],
     )
 
