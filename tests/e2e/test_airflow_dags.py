@@ -30,7 +30,8 @@ def _states(run) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
 def retrained(
     tmp_path_factory: pytest.TempPathFactory, airflow_db: Path, pushgateway: str
 ) -> Iterator[tuple[PlatformEnv, dict[str, str | None], str]]:
-    with PlatformEnv(tmp_path_factory.mktemp("dags"), MLOPS_PUSHGATEWAY_URL=pushgateway) as env:
+    # One drift report per check: the MLflow UI test looks at the champion's.
+    with PlatformEnv(tmp_path_factory.mktemp("dags"), drift_reports=1, MLOPS_PUSHGATEWAY_URL=pushgateway) as env:
         run = env.dag("retrain_synthetic_forecaster").test(run_conf=CONF)
         yield env, _states(run), run.run_id
 

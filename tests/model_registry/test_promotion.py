@@ -54,7 +54,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Registry:
     from model_validation.champion import evaluate_challenger, holdout_of
 
     root = tmp_path_factory.mktemp("promotion")
-    config = write_dataset(root / "dataset")
+    config = write_dataset(root / "dataset", drift_reports=1)
     settings = Settings(home=root / "home", dataset_config=config, _env_file=None)  # type: ignore[call-arg]
     tracking.configure(settings)
     dataset = DatasetConfig.from_yaml(config)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +120,20 @@ def test_device_choice() -> None:
         with pytest.raises(RuntimeError, match="no CUDA device"):
             devices.select("cuda")
         assert devices.lightgbm_device_type(devices.CPU) == "cpu"
+
+
+def test_a_machine_without_nvidias_driver_trains_on_the_cpu_without_importing_pytorch() -> None:
+    # A tree family's training process asks where to train; on a machine with no driver the answer
+    # must not cost a PyTorch import (a second or more of CPU per process). With the driver, PyTorch
+    # is asked, as it decides what it can use.
+    script = (
+        "import sys; from model_training import devices; "
+        "print(devices.select('auto').kind, devices.cuda_driver_loads(), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    kind, driver, imported = out[0], out[1] == "True", out[2] == "True"
+    assert imported == driver
+    assert kind == ("cuda" if devices.cuda_available() else "cpu")
 
 
 def test_bundles_pin_only_what_their_family_loads_with() -> None:

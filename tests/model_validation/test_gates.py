@@ -275,7 +275,8 @@ def test_a_shifted_feature_is_flagged_for_its_entity_only(dataset: DatasetConfig
     from feature_drift.measure import compare_windows
 
     clean = compare_windows(*_windows(dataset, {}), dataset, tmp_path / "clean")
-    verdicts = compare_windows(*_windows(dataset, {"aux": 3.0}), dataset, tmp_path)
+    reported = dataset.model_copy(update={"promotion": dataset.promotion.model_copy(update={"drift_reports": 1})})
+    verdicts = compare_windows(*_windows(dataset, {"aux": 3.0}), reported, tmp_path)
     added = set(verdicts["site_0"].drifted_features) - set(clean["site_0"].drifted_features)
     assert added == {"aux_lag_0", "aux_lag_1"}
     assert verdicts["site_1"].drifted_features == clean["site_1"].drifted_features

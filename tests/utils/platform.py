@@ -123,10 +123,10 @@ class PlatformEnv:
     """MLOPS_* variables for a test, applied to os.environ (and undone) with the settings cache cleared
     and MLflow pointed at the test's registry, as an entrypoint of the platform does."""
 
-    def __init__(self, root: Path, **extra: str):
+    def __init__(self, root: Path, drift_reports: int = 0, **extra: str):
         self.root = root
         self.datasets = root / "datasets"
-        self.config = write_dataset(self.datasets)
+        self.config = write_dataset(self.datasets, drift_reports=drift_reports)
         self.home = root / "home"
         self.values = {
             "MLOPS_HOME": str(self.home),
