@@ -180,11 +180,16 @@ class Settings(BaseSettings):
         description="The service records each forecast it answers in the forecast table (source 'online'), off "
         "the request path.",
     )
-    forecast_ledger_buffer: int = Field(
-        default=10_000,
+    forecast_ledger_spool: Path | None = Field(
+        default=None,
+        description="Local folder of the ledger's spool, where answered forecasts wait for the forecast table "
+        "(default: <home>/ledger-spool). Keep it on a volume that outlives the service's container.",
+    )
+    forecast_ledger_spool_mb: int = Field(
+        default=1024,
         ge=1,
-        description="Answered forecasts the ledger holds while its writer catches up; beyond it new ones are "
-        "dropped and counted (forecast_ledger_dropped_total), never waited for.",
+        description="Spooled forecasts not yet in the table, in MiB, past which new ones are dropped and counted "
+        '(forecast_ledger_dropped_total{reason="spool_full"}), never waited for.',
     )
     max_batch_entities: int = Field(
         default=100,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Date,
     DateTime,
@@ -122,4 +123,14 @@ forecast_intervals = Table(
     Column("lower", Float, nullable=False),
     Column("upper", Float, nullable=False),
     UniqueConstraint("forecast_id", "level"),
+)
+
+forecast_spool_marks = Table(
+    "forecast_spool_marks",
+    metadata,
+    # How far each of the service's spool segments has been written into this table, set in the same
+    # transaction as the rows it wrote: a writer that dies between the two writes nothing twice.
+    Column("segment", String(128), primary_key=True, comment="the spool segment's file name"),
+    Column("position", BigInteger, nullable=False, comment="bytes of the segment written into the table"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )

@@ -25,6 +25,7 @@ from forecast_store.schema import (
     ONLINE_KEY,
     forecast_intervals,
     forecast_scores,
+    forecast_spool_marks,
     forecasts,
 )
 
@@ -147,8 +148,11 @@ _APPENDED = (
 )  # fmt: skip
 
 
-def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
+def append(settings: Settings, rows: Iterable[ForecastRow], mark: tuple[str, int] | None = None) -> int:
     """Add the service's online forecasts in one transaction; returns how many rows were given.
+
+    ``mark`` (a spool segment and the position its rows end at) is recorded in the same transaction:
+    rows and the mark of how far they go are written together or not at all.
 
     A forecast already stored (same entity, features' event time, step and version) is not stored
     again: its ``answers`` grow by the new row's (what it holds stays the first answer's, which its
@@ -199,12 +203,33 @@ def append(settings: Settings, rows: Iterable[ForecastRow]) -> int:
         f"SELECT id, {marker}, {marker}, {marker} FROM {table} WHERE source = '{ONLINE}' AND {key} "
         "ON CONFLICT (forecast_id, level) DO NOTHING"
     )
-    if values:
+    if values or mark:
         with made.begin() as connection:
-            connection.exec_driver_sql(statement, values)
+            if values:
+                connection.exec_driver_sql(statement, values)
             if bands:
                 connection.exec_driver_sql(band_statement, bands)
+            if mark:
+                connection.exec_driver_sql(
+                    f"INSERT INTO {forecast_spool_marks.name} (segment, position, updated_at) "
+                    f"VALUES ({marker}, {marker}, {marker}) ON CONFLICT (segment) "
+                    "DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                    (mark[0], mark[1], now),
+                )
     return len(values)
+
+
+def spool_mark(settings: Settings, segment: str) -> int:
+    """The position up to which a spool segment's forecasts are in the table (0: none yet)."""
+    query = select(forecast_spool_marks.c.position).where(forecast_spool_marks.c.segment == segment)
+    with engine(settings).connect() as connection:
+        return int(connection.execute(query).scalar() or 0)
+
+
+def forget_spool_mark(settings: Settings, segment: str) -> None:
+    """Drop the mark of a segment that was drained and deleted."""
+    with engine(settings).begin() as connection:
+        connection.execute(delete(forecast_spool_marks).where(forecast_spool_marks.c.segment == segment))
 
 
 def issued(

@@ -1,124 +1,163 @@
-"""The online forecast ledger: every forecast the service answers goes to the forecast table.
+"""The online forecast ledger: every forecast the service answers goes to the forecast table, once.
 
-Off the request path, and off the request process: a request only appends its forecasts, as small
-tuples, to a bounded buffer; twice a second a thread hands what the buffer holds to a writer process
-as one batch, and the writer inserts it (source ``online``). A forecast answered again (same entity,
-features and version: the same answer) is one entry of the batch with its number of answers, and
-one row of the table whose ``answers`` grow: what the table receives follows the entities and their
-feature updates, not the request rate. The writer is a process of its own
-because turning thousands of rows a second into SQL is Python work: in a thread it would hold the GIL
-the requests need, and every request would wait for it. When the buffer is full new forecasts are
-dropped and counted, never waited for; when the table refuses a batch (the database is down) the
-writer retries with backoff, then drops and counts the batch, so a slow database never slows a
-request. Stopping the service writes what is still buffered.
+A request appends its forecasts, as one small record, to its worker's spool segment on local disk
+before the answer leaves (:mod:`forecast_store.spool`: one ``write()``, no lock of the table, no
+wait on the database); a writer process of the worker's drains the spool into the table
+(:mod:`forecast_store.writer`). A forecast answered again (same entity, features and version: the
+same answer) is one row of the table whose ``answers`` grow: what the table receives follows the
+entities and their feature updates, not the request rate. The writer is a process of its own
+because turning thousands of rows a second into SQL is Python work: in a thread it would hold the
+GIL the requests need.
+
+Nothing answered is lost to a database outage (the records wait on disk and the writer retries
+until the table is back), to a killed worker (its segment is on disk; any writer of the spool claims
+it), or to a dead writer (a watcher thread starts another and counts it). Only a spool grown past
+``forecast_ledger_spool_mb`` or a disk that refuses the write drops forecasts, counted by reason.
 """
 
 from __future__ import annotations
 
 import array
-import collections
 import logging
 import multiprocessing
-import queue
 import threading
+import time
 from collections.abc import Sequence
-from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
 from core.frequency import Frequency
 from core.settings import Settings
-from forecast_store.writer import Answered, Entry, write_until_stopped
-from model_serving.metrics import LEDGER_DROPPED, LEDGER_RECORDED
+from forecast_store.spool import SpoolAppender, spool_directory
+from forecast_store.writer import Answered, Counters, write_until_stopped
+from model_serving.metrics import (
+    LEDGER_BACKLOG,
+    LEDGER_DEAD_LETTERED,
+    LEDGER_DROPPED,
+    LEDGER_RECORDED,
+    LEDGER_UNWRITTEN_SECONDS,
+    LEDGER_WRITER_RESTARTS,
+)
 from model_serving.schemas import Forecast
 
 log = logging.getLogger(__name__)
 
-BATCH_FORECASTS = 5_000  # forecasts per write, at most
-FLUSH_SECONDS = 0.5  # how often the buffer is handed over to the writer
-QUEUED_BATCHES = 4  # batches handed over and not yet written, at most
+WATCH_SECONDS = 0.5  # how often the writer's figures reach the metrics, and a dead writer is noticed
 
 
 class ForecastLedger:
-    """A bounded buffer of answered forecasts, handed in batches to the process that writes them."""
+    """A worker's spool of answered forecasts and the process that writes them into the table."""
 
-    def __init__(self, settings: Settings, dataset: str, frequency: Frequency, buffer: int | None = None):
-        context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
-        self.capacity = buffer or settings.forecast_ledger_buffer
-        # Appends and pops of a deque are atomic: requests add to it without a lock of ours.
-        self._buffer: collections.deque[Answered] = collections.deque()
-        self._batches: Any = context.Queue(maxsize=QUEUED_BATCHES)
-        self._written: Synchronized[int] = context.Value("q", 0)
-        self._failed: Synchronized[int] = context.Value("q", 0)
-        self._counted, self._counting = (0, 0), threading.Lock()
-        self._stop = threading.Event()
-        self._writer = context.Process(
+    def __init__(self, settings: Settings, dataset: str, frequency: Frequency):
+        self._context = multiprocessing.get_context("spawn")  # no fork of a process that runs threads
+        self.settings, self.dataset, self.frequency = settings, dataset, frequency
+        self.directory = spool_directory(settings, dataset)
+        self.max_bytes = settings.forecast_ledger_spool_mb * 1024 * 1024
+        self.counters = Counters(
+            written=self._context.Value("q", 0),
+            dead_lettered=self._context.Value("q", 0),
+            backlog_bytes=self._context.Value("q", 0),
+            progressed_at=self._context.Value("d", time.time()),
+        )
+        self._counted = (0, 0)
+        self._counting = threading.Lock()
+        self._stop = self._context.Event()
+        self._closing = threading.Event()
+        self._appender: SpoolAppender | None = None
+        self._writer: Any = None
+        self._watcher = threading.Thread(target=self._watch_until_closed, name="forecast-ledger", daemon=True)
+
+    def start(self) -> ForecastLedger:
+        self._appender = SpoolAppender(self.directory)
+        self._writer = self._start_writer()
+        self._watcher.start()
+        return self
+
+    def _start_writer(self) -> Any:
+        assert self._appender is not None
+        writer = self._context.Process(
             target=write_until_stopped,
-            args=(settings, dataset, frequency, self._batches, self._written, self._failed),
+            args=(
+                self.settings,
+                self.dataset,
+                self.frequency,
+                self.directory,
+                self._appender.token,
+                self._stop,
+                self.counters,
+            ),
             name="forecast-ledger",
             daemon=True,
         )
-        self._handover = threading.Thread(target=self._hand_over_until_stopped, name="forecast-ledger", daemon=True)
+        writer.start()
+        return writer
 
-    def start(self) -> ForecastLedger:
-        self._writer.start()
-        self._handover.start()
-        return self
+    @property
+    def writer_pid(self) -> int | None:
+        return self._writer.pid if self._writer is not None else None
 
     def record(self, forecasts: Sequence[Forecast]) -> None:
-        """Buffer answered forecasts; what does not fit is dropped and counted. Never blocks."""
-        for f in forecasts:
-            if len(self._buffer) >= self.capacity:
-                LEDGER_DROPPED.labels(reason="buffer_full").inc()
-                continue
-            # An array of doubles, not a list: the entry then holds no object the garbage collector tracks,
-            # so buffered forecasts do not pile up in its older generations and lengthen its pauses.
-            values = array.array("d", [p.value for p in f.forecast])
-            bands = array.array("d", [x for p in f.forecast for b in p.intervals for x in (b.lower, b.upper)])
-            levels = tuple(f.interval_levels)
-            self._buffer.append(
-                (f.entity_id, f.model_name, f.model_version, f.feature_event_time, values, levels, bands)
+        """Spool answered forecasts before their answer leaves; never waits on the database. Past the
+        spool's size limit, or when the disk refuses the write, they are dropped and counted."""
+        if not forecasts or self._appender is None:
+            return
+        if self.counters.backlog_bytes.value >= self.max_bytes:
+            LEDGER_DROPPED.labels(reason="spool_full").inc(len(forecasts))
+            return
+        # Arrays of doubles, not lists: small to pickle, and cheap to compare when the writer combines
+        # forecasts answered again.
+        entries: list[Answered] = [
+            (
+                f.entity_id,
+                f.model_name,
+                f.model_version,
+                f.feature_event_time,
+                array.array("d", [p.value for p in f.forecast]),
+                tuple(f.interval_levels),
+                array.array("d", [x for p in f.forecast for b in p.intervals for x in (b.lower, b.upper)]),
             )
+            for f in forecasts
+        ]
+        try:
+            self._appender.append(entries)
+        except OSError:
+            log.exception("forecast ledger: the spool refused %d forecasts", len(entries))
+            LEDGER_DROPPED.labels(reason="spool_failed").inc(len(entries))
 
-    def _hand_over_until_stopped(self) -> None:
-        """Every FLUSH_SECONDS, what the buffer holds goes to the writer as one batch (one pickle, one
-        pipe write); while the writer is behind (its queue of batches full), the buffer keeps it."""
-        pending: dict[tuple[Any, ...], Entry] = {}
-        taken = 0
-        while True:
-            stopping = self._stop.wait(FLUSH_SECONDS)
-            while self._buffer and taken < BATCH_FORECASTS:
-                answered = self._buffer.popleft()
-                taken += 1
-                key = (*answered[:4], answered[4].tobytes())  # same values: same version, same bands
-                entry = pending.get(key)
-                pending[key] = (*answered, 1 if entry is None else entry[7] + 1)
-            if pending:
-                try:
-                    self._batches.put(list(pending.values()), timeout=FLUSH_SECONDS if not stopping else 30.0)
-                    pending, taken = {}, 0
-                except queue.Full:
-                    pass  # kept in pending; the buffer fills meanwhile and drops what comes
+    def _watch_until_closed(self) -> None:
+        """Bring the metrics up to the writer's figures; start a new writer when the one running died
+        (its segments are on disk: the new one goes on from the table's marks)."""
+        while not self._closing.wait(WATCH_SECONDS):
             self._count()
-            if stopping and not self._writer.is_alive():  # nobody left to write them
-                LEDGER_DROPPED.labels(reason="write_failed").inc(taken + len(self._buffer))
-                return
-            if stopping and not self._buffer and not pending:
-                return
+            if not self._writer.is_alive():
+                log.error("forecast ledger: the writer exited (code %s); starting another", self._writer.exitcode)
+                LEDGER_WRITER_RESTARTS.inc()
+                self._writer = self._start_writer()
 
     def _count(self) -> None:
-        """Bring the service's counters up to what the writer reports (from the hand-over thread, and
-        once more when closing)."""
         with self._counting:
-            written, failed = self._written.value, self._failed.value
+            written, dead = self.counters.written.value, self.counters.dead_lettered.value
             LEDGER_RECORDED.inc(written - self._counted[0])
-            LEDGER_DROPPED.labels(reason="write_failed").inc(failed - self._counted[1])
-            self._counted = (written, failed)
+            LEDGER_DEAD_LETTERED.inc(dead - self._counted[1])
+            self._counted = (written, dead)
+            backlog = self.counters.backlog_bytes.value
+            LEDGER_BACKLOG.set(backlog)
+            LEDGER_UNWRITTEN_SECONDS.set(time.time() - self.counters.progressed_at.value if backlog else 0.0)
 
     def close(self, timeout: float = 60.0) -> None:
-        """Hand over what is buffered, let the writer write it, then stop it (``None`` ends its queue)."""
+        """Close the spool, let the writer write what it holds, then stop it. A writer that cannot
+        finish in ``timeout`` (the database is out of reach) is stopped: the spool keeps the rest for
+        the next writer of the same table."""
+        self._closing.set()
+        if self._watcher.is_alive():
+            self._watcher.join(timeout=timeout)
+        if self._appender is not None:
+            self._appender.close()  # its lock goes: the writer may now drain and delete the last segment
         self._stop.set()
-        self._handover.join(timeout=timeout)
-        if self._writer.is_alive():
-            self._batches.put(None, timeout=timeout)
+        if self._writer is not None:
             self._writer.join(timeout=timeout)
+            if self._writer.is_alive():
+                log.warning("forecast ledger: the writer did not finish in %.0f s; the spool %s keeps the rest",
+                            timeout, self.directory)  # fmt: skip
+                self._writer.terminate()
+                self._writer.join(timeout=10)
         self._count()

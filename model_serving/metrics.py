@@ -68,8 +68,25 @@ LEDGER_RECORDED = Counter(
 )
 LEDGER_DROPPED = Counter(
     "forecast_ledger_dropped_total",
-    "Answered forecasts not recorded: the buffer was full, or the table refused them after retries.",
+    "Answered forecasts not spooled: the spool was past its size limit, or the disk refused the write.",
     ["reason"],
+)
+LEDGER_DEAD_LETTERED = Counter(
+    "forecast_ledger_dead_letter_total",
+    "Spooled forecasts the table can never take (unreadable, or refused), moved to the dead-letter folder.",
+)
+LEDGER_WRITER_RESTARTS = Counter(
+    "forecast_ledger_writer_restarts_total", "Ledger writer processes found dead and started again."
+)
+LEDGER_BACKLOG = Gauge(
+    "forecast_ledger_spool_bytes",
+    "Spooled bytes of answered forecasts not yet in the forecast table.",
+    multiprocess_mode="livesum",
+)
+LEDGER_UNWRITTEN_SECONDS = Gauge(
+    "forecast_ledger_unwritten_seconds",
+    "Seconds since the ledger's writer last wrote, while answered forecasts wait in the spool (0: none wait).",
+    multiprocess_mode="livemax",
 )
 
 # Every known label value starts at 0, so a dashboard or alert sees "none yet" rather than no series.
@@ -79,7 +96,7 @@ for _action in ("served", "refused"):
     STALE_FEATURES.labels(action=_action)
 for _reason in ("unknown_entity", "store_unavailable", "stale_features", "not_ready"):
     ERRORS.labels(reason=_reason)
-for _reason in ("buffer_full", "write_failed"):
+for _reason in ("spool_full", "spool_failed"):
     LEDGER_DROPPED.labels(reason=_reason)
 
 

@@ -24,8 +24,9 @@ RUN /opt/venv/bin/pip install --no-deps --no-build-isolation .
 FROM python:3.11-slim-bookworm
 COPY --from=build /opt/venv /opt/venv
 # The dataset configs travel inside the installed configs package; /app holds the service's local
-# state (the generated Feast repo config), so it belongs to the service's user.
-RUN useradd --uid 10001 --create-home forecast && mkdir /app && chown forecast /app
+# state (the generated Feast repo config, the forecast ledger's spool), so it belongs to the service's
+# user. The spool's folder exists in the image so that a volume mounted there starts with its owner.
+RUN useradd --uid 10001 --create-home forecast && mkdir -p /app/ledger-spool && chown -R forecast /app
 USER 10001
 WORKDIR /app
 ARG CODE_VERSION=unknown
@@ -34,6 +35,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MLOPS_PROFILE=compose \
     MLOPS_SERVING_HOST=0.0.0.0 \
     MLOPS_SERVING_PORT=8000 \
+    MLOPS_FORECAST_LEDGER_SPOOL=/app/ledger-spool \
     MLOPS_CODE_VERSION=$CODE_VERSION
 EXPOSE 8000
 ENTRYPOINT ["python", "-m", "model_serving"]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,25 +15,6 @@ pytestmark = pytest.mark.integration
 
 DAY = date(2024, 3, 31)
 ISSUED = datetime(2024, 3, 31, 23, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
-    """Settings whose forecast table is a fresh SQLite file, or a fresh database of the test PostgreSQL."""
-    if request.param == "sqlite":
-        yield Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
-        return
-    server = request.getfixturevalue("postgres_url").rsplit("/", 1)[0]
-    name = f"forecasts_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    on_postgres = Settings(home=tmp_path / "home", forecast_db=f"{server}/{name}", _env_file=None)  # type: ignore[call-arg]
-    yield on_postgres
-    store.engine(on_postgres).dispose()
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-    admin.dispose()
 
 
 def rows(
@@ -59,7 +37,8 @@ def test_the_migrations_make_the_table_once_with_named_indexes(settings: Setting
     store.upgrade(settings)
     store.upgrade(settings)  # again: nothing to do
     inspector = sa.inspect(store.engine(settings))
-    assert {"forecasts", "forecast_scores", "forecast_intervals", "alembic_version"} <= set(inspector.get_table_names())
+    tables = {"forecasts", "forecast_scores", "forecast_intervals", "forecast_spool_marks", "alembic_version"}
+    assert tables <= set(inspector.get_table_names())
     indexes = {i["name"]: i for i in inspector.get_indexes("forecasts")}
     assert set(indexes) == {
         "uq_forecasts_batch_day",
@@ -74,7 +53,7 @@ def test_the_migrations_make_the_table_once_with_named_indexes(settings: Setting
     [foreign_key] = inspector.get_foreign_keys("forecast_scores")
     assert (foreign_key["referred_table"], foreign_key["options"].get("ondelete")) == ("forecasts", "CASCADE")
     with store.engine(settings).connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0005"
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0006"
 
 
 def test_a_day_rerun_replaces_its_rows_and_only_its_rows(settings: Settings) -> None:

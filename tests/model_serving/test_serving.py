@@ -239,6 +239,8 @@ def test_following_the_champion_writes_nothing_to_a_read_only_registry_or_home(
             "mlflow_tracking_uri": f"sqlite:///file:{database}?mode=ro&uri=true",
             "mlflow_experiment": "served-only",
             "model_artifact_roots": [(settings.home / "mlartifacts").as_uri()],
+            # the one folder the service writes: its ledger's spool, where the settings put it
+            "forecast_ledger_spool": tmp_path / "spool",
         }
     )
     # MLflow makes the "parent folder" of a SQLite URI's path before it connects, and takes
