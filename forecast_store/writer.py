@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,7 +56,11 @@ Entry = tuple[str, str, str, datetime, Sequence[float], tuple[float, ...], Seque
 @dataclass
 class Counters:
     """What the writer tells its worker, in shared memory: forecasts written and dead-lettered, the
-    spool bytes not yet in the table, and when it last caught up or wrote (epoch seconds)."""
+    spool bytes not yet in the table, and when it last caught up or wrote (epoch seconds).
+
+    Shared values without a lock: one writer at a time sets them and the worker only reads them, and a
+    writer SIGKILLed while holding a lock would leave it held for good (the worker's next read would
+    wait forever)."""
 
     written: Any
     dead_lettered: Any
@@ -70,19 +75,29 @@ class TransientError(Exception):
 def write_until_stopped(
     settings: Settings, dataset: str, frequency: Frequency, directory: Path, token: str, stop: Any, counters: Counters
 ) -> None:
-    """The writer process: drain the spool until ``stop`` is set and its worker's segments are gone
-    (the worker closed the last one before setting it)."""
+    """The writer process: drain the spool until ``stop`` (a shared flag, without a lock, like
+    :class:`Counters`) is set and its worker's segments are gone
+    (the worker closed the last one before setting it), or until its worker is gone and nothing of
+    it is left to write.
+
+    It ignores SIGTERM and SIGINT: a supervisor that stops the service signals its whole process
+    group, and the writer must outlive that signal long enough to write what its worker answered
+    (the worker stops it once it has closed its spool)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(WRITER_NICENESS)
+    parent = os.getppid()
     writer = SpoolWriter(settings, dataset, frequency, directory, token, counters)
     delay = RETRY_INITIAL_SECONDS
     while True:
-        stopping = stop.is_set()
+        # A worker killed outright never sets ``stop``: its lock is gone, the writer claims its segments.
+        stopping = bool(stop.value) or os.getppid() != parent
         try:
             progressed = writer.drain()
             delay = RETRY_INITIAL_SECONDS
         except TransientError as exc:
             log.warning("forecast ledger: the table is out of reach (%s); retrying in %.1f s", exc, delay)
-            if stop.is_set() and not writer.own_segments():
+            if (stop.value or os.getppid() != parent) and not writer.own_segments():
                 return
             time.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
@@ -90,7 +105,7 @@ def write_until_stopped(
         if stopping and not writer.own_segments():
             return
         if not progressed:
-            stop.wait(IDLE_SECONDS)
+            time.sleep(IDLE_SECONDS)
 
 
 class SpoolWriter:
@@ -219,8 +234,7 @@ class SpoolWriter:
                 for index, record in enumerate(good):
                     self._write(segment, [record], end if index == len(good) - 1 else good[index + 1].start)
                 return
-        with self.counters.written.get_lock():
-            self.counters.written.value += sum(len(r.payload) for r in good)
+        self.counters.written.value += sum(len(r.payload) for r in good)
 
     def _dead_letter(self, segment: str, records: list[Record]) -> None:
         """Each record, with its reason, as a JSON file of the spool's dead-letter folder (named after
@@ -241,8 +255,7 @@ class SpoolWriter:
                 body["bytes_base64"] = base64.b64encode(raw).decode()
             write_text_atomically(json.dumps(body, indent=1, default=str), folder / f"{segment}-{record.start}.json")
             log.error("forecast ledger: a spool record went to the dead-letter folder: %s", record.error)
-            with self.counters.dead_lettered.get_lock():
-                self.counters.dead_lettered.value += len(record.payload) if isinstance(record.payload, list) else 1
+            self.counters.dead_lettered.value += len(record.payload) if isinstance(record.payload, list) else 1
 
 
 def _readable(entry: Any) -> Any:

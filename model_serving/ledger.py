@@ -52,15 +52,15 @@ class ForecastLedger:
         self.settings, self.dataset, self.frequency = settings, dataset, frequency
         self.directory = spool_directory(settings, dataset)
         self.max_bytes = settings.forecast_ledger_spool_mb * 1024 * 1024
-        self.counters = Counters(
-            written=self._context.Value("q", 0),
-            dead_lettered=self._context.Value("q", 0),
-            backlog_bytes=self._context.Value("q", 0),
-            progressed_at=self._context.Value("d", time.time()),
+        self.counters = Counters(  # no locks: see Counters
+            written=self._context.Value("q", 0, lock=False),
+            dead_lettered=self._context.Value("q", 0, lock=False),
+            backlog_bytes=self._context.Value("q", 0, lock=False),
+            progressed_at=self._context.Value("d", time.time(), lock=False),
         )
         self._counted = (0, 0)
         self._counting = threading.Lock()
-        self._stop = self._context.Event()
+        self._stop = self._context.Value("b", 0, lock=False)  # set by the worker, read by its writer
         self._closing = threading.Event()
         self._appender: SpoolAppender | None = None
         self._writer: Any = None
@@ -152,12 +152,12 @@ class ForecastLedger:
             self._watcher.join(timeout=timeout)
         if self._appender is not None:
             self._appender.close()  # its lock goes: the writer may now drain and delete the last segment
-        self._stop.set()
+        self._stop.value = 1
         if self._writer is not None:
             self._writer.join(timeout=timeout)
             if self._writer.is_alive():
                 log.warning("forecast ledger: the writer did not finish in %.0f s; the spool %s keeps the rest",
                             timeout, self.directory)  # fmt: skip
-                self._writer.terminate()
+                self._writer.kill()  # it ignores SIGTERM (see write_until_stopped)
                 self._writer.join(timeout=10)
         self._count()

@@ -72,17 +72,27 @@ class RequestLatency:
             return
         started = time.perf_counter()
         status = 500
+        observed = False
+
+        def observe() -> None:
+            nonlocal observed
+            observed = True
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUEST_LATENCY.labels(route=route, method=scope["method"], status=str(status)).observe(
+                time.perf_counter() - started
+            )
 
         async def observed_send(message: dict[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                # counted before the last byte leaves: a client that has its answer finds it in a scrape
+                observe()
             await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            REQUEST_LATENCY.labels(route=route, method=scope["method"], status=str(status)).observe(
-                time.perf_counter() - started
-            )
+            if not observed:  # no answer sent (an error the server answers for us, a dropped connection)
+                observe()

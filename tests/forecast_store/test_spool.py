@@ -34,7 +34,7 @@ def forecast(entity: str, value: float, event_time: object = ISSUED) -> Answered
 
 
 def counters() -> Counters:
-    return Counters(*(multiprocessing.Value(kind, 0) for kind in ("q", "q", "q", "d")))
+    return Counters(*(multiprocessing.Value(kind, 0, lock=False) for kind in ("q", "q", "q", "d")))
 
 
 def writer(settings: Settings, appender: SpoolAppender, seen: Counters | None = None) -> SpoolWriter:
