@@ -51,6 +51,7 @@ class Answer:
     taken: float  # seconds from sending to reading the body, or to giving up
     finished: float
     status: int  # the HTTP status, NO_ANSWER without one
+    body: bytes | None = None  # a 2xx answer's body, where the schedule keeps them (keep_bodies)
 
 
 AnswerCallback = Callable[[Answer], None]
@@ -62,19 +63,21 @@ async def _request(
     body: bytes,
     slot: tuple[int, float, float],
     on_answer: AnswerCallback,
+    keep_body: bool = False,
 ) -> None:
     """One POST; ``slot``: (index, due, lag) in the schedule."""
     sent_at, started = time.time(), time.perf_counter()
-    status = NO_ANSWER
+    status, answer = NO_ANSWER, None
     try:
         async with session.post(url, data=body, headers=_JSON) as response:
-            await response.read()
+            answer = await response.read()
             status = response.status
     except _NO_ANSWER_ERRORS:
         pass
     finished = time.perf_counter()
     index, due, lag = slot
-    on_answer(Answer(index, sent_at, due, lag, finished - started, finished, status))
+    kept = answer if keep_body and 200 <= status < 300 else None
+    on_answer(Answer(index, sent_at, due, lag, finished - started, finished, status, kept))
 
 
 async def _pause(seconds: float, stop: asyncio.Event | None) -> None:
@@ -97,6 +100,7 @@ async def open_loop(
     timeout: float = 10.0,
     warmup: int = 0,
     pause_gc: bool = False,
+    keep_bodies: bool = False,
 ) -> int:
     """POST ``bodies`` in turn to ``url`` at ``rate`` per second on a fixed schedule; the number sent.
 
@@ -104,7 +108,8 @@ async def open_loop(
     the requests in flight are waited for, so ``on_answer`` has seen every one when this returns.
     ``warmup`` requests go first, one by one and unrecorded. With ``pause_gc`` the garbage collector
     is off from the schedule's start to its last answer: its pauses are the driver's, and without this
-    they reach the measured p99 of a fast server.
+    they reach the measured p99 of a fast server. With ``keep_bodies`` each 2xx answer carries its body
+    (to check what was answered against what was stored; the benchmarks keep none).
     """
     if rate <= 0 or not bodies:
         raise ValueError(f"a load needs a positive rate and at least one body (rate {rate}, {len(bodies)} bodies)")
@@ -129,7 +134,9 @@ async def open_loop(
                 while sent < due:
                     slot = start + sent / rate
                     body = bodies[sent % len(bodies)]
-                    task = asyncio.create_task(_request(session, url, body, (sent, slot, now - slot), on_answer))
+                    task = asyncio.create_task(
+                        _request(session, url, body, (sent, slot, now - slot), on_answer, keep_bodies)
+                    )
                     pending.add(task)
                     task.add_done_callback(pending.discard)
                     sent += 1

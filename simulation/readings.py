@@ -122,3 +122,28 @@ def post_promotion_maes(
         str(entity): (float(rows["new"].mean()), float(rows["old"].mean()), len(rows))
         for entity, rows in both.groupby(level="entity_id")
     }
+
+
+def promoted_by_force(settings: Settings, model_name: str, version: str) -> bool:
+    """Whether ``version`` became champion through a recorded override of the drift gate (its tags:
+    what the gate wrote, not what the simulation meant to do)."""
+    from feature_drift.outcomes import DriftOutcome
+    from model_registry.tracking import client
+
+    tags = client(settings).get_model_version(model_name, version).tags
+    return tags.get("gate_drift") == DriftOutcome.FORCED.value
+
+
+def features_of_day(settings: Settings, dataset: DatasetConfig, day: date) -> int:
+    """Rows of the offline feature table whose event time is in ``day`` (what a refused day must not
+    have built)."""
+    from core.columns import EVENT_TIMESTAMP
+    from core.objects import exists, read_parquet
+    from feature_store.features import feature_table_location
+
+    location = feature_table_location(settings, dataset)
+    if not exists(location, settings):
+        return 0
+    stamps = pd.to_datetime(read_parquet(location, settings)[EVENT_TIMESTAMP], utc=True)
+    start = pd.Timestamp(datetime.combine(day, clock(), tzinfo=UTC))
+    return int(((stamps >= start) & (stamps < start + pd.Timedelta(days=1))).sum())

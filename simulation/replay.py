@@ -24,11 +24,12 @@ checks, :mod:`simulation.report`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
 from pathlib import Path
@@ -120,6 +121,8 @@ class Simulation:
         self.champions: set[str] = set()
         self.faults: list[Fault] = []
         self.refusals: dict[str, dict[str, bool]] = {}  # a bad day: what stood after its refusal
+        self.day_champion: str | None = None  # the champion as the day began (a refusal must keep it)
+        self.load: LoadRun | None = None  # the service's load, once it stopped
 
     def dag_id(self, kind: str) -> str:
         return f"{kind}_{self.name}"
@@ -159,6 +162,7 @@ class Simulation:
 
     def simulate_day(self, day: date) -> Day:
         started = time.monotonic()
+        self.day_champion = reading(self.champion)
         today = [f for f in self.faults if f.day == day.isoformat()]
         self.source.reveal(
             day - timedelta(days=1) if _has(today, "late_file") else day, corrupt=_has(today, "bad_rows")
@@ -173,7 +177,7 @@ class Simulation:
             ("drift_monitor", {"logical_date": midnight}),
             ("nightly_backtest", {}),
         ]
-        retrains = promotions = 0
+        retrains = promotions = forced = 0
         for kind, kwargs in steps:
             dag_id = self.dag_id(kind)
             states = self.run_step(day, kind, kwargs, [f for f in today if f.dag == kind])
@@ -185,7 +189,11 @@ class Simulation:
                 before = reading(self.champion)
                 self.run_dag(f"retrain_{self.name}_forecaster", run_conf=self._triggered_conf(day))
                 retrains += 1
-                promotions += int(reading(self.champion) != before)
+                after = reading(self.champion)
+                if after is not None and after != before:
+                    promotions += 1
+                    by_force = functools.partial(readings.promoted_by_force, self.settings, self.model_name, after)
+                    forced += int(reading(by_force))
         settings, name = self.settings, self.name
         realized = reading(lambda: readings.realized(settings, name, day))
         check = reading(lambda: readings.drift_check(settings, day))
@@ -200,7 +208,7 @@ class Simulation:
             drift_state=check.get("state"),
             retrains=retrains,
             promotions=promotions,
-            forced_promotions=0,  # a drift-triggered retraining never forces promotion
+            forced_promotions=forced,
             champion_version=reading(self.champion),
             failed_dags=failed,
             wall_s=round(time.monotonic() - started, 1),
@@ -230,7 +238,10 @@ class Simulation:
                 for fault in faults:
                     if fault.injected and fault.healed is None:
                         fault.healed = time.time()
+                    elif not fault.injected and fault.kind in strikes.DATA_FAULTS:
+                        fault.notes.append("the run succeeded with the fault in place: it never bit")
                 return states
+            strikes.bitten(faults)
             if not any(f.injected for f in faults):
                 return states
             strikes.after_failure(self, day, faults)
@@ -323,7 +334,8 @@ def simulate(
 @contextlib.contextmanager
 def _served_under_load(simulation: Simulation, rate: float) -> Iterator[Path]:
     """The forecasting service on the simulation's servers, under a steady open-loop load from a
-    process of its own, for the duration of the block; yields the load's answer file."""
+    process of its own, for the duration of the block; yields the load's answer file. The service
+    stops with the load, so that what it answered is in the forecast table when the checks read it."""
     import signal
     import subprocess
     import sys
@@ -331,12 +343,30 @@ def _served_under_load(simulation: Simulation, rate: float) -> Iterator[Path]:
     assert simulation.stack is not None
     service = simulation.stack.start_service(simulation.settings)
     answers = simulation.home / "servers" / "load.csv"
+    answered = simulation.home / "servers" / "answered.jsonl"
     argv = [sys.executable, "-m", "simulation.load", "--url", service.url, "--rate", str(rate),
-            "--entities", ",".join(simulation.source.entities()), "--out", str(answers)]  # fmt: skip
+            "--entities", ",".join(simulation.source.entities()), "--out", str(answers),
+            "--answered-out", str(answered)]  # fmt: skip
+    started = time.time()
     with (simulation.home / "servers" / "load.log").open("ab") as log_file:
         load = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         yield answers
     finally:
+        stopped = time.time()
         load.send_signal(signal.SIGTERM)
         load.wait(timeout=60)
+        service.stop()
+        simulation.load = LoadRun(rate, started, stopped, answered, load.returncode)
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    """The load the service was under: its rate, when it was started and stopped (Unix seconds), the
+    file of its 2xx forecasts and the driver's exit code."""
+
+    rate: float
+    started: float
+    stopped: float
+    answered: Path
+    exit_code: int | None

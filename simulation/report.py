@@ -115,14 +115,8 @@ def checks(simulation: Simulation, days: list[date]) -> dict[str, bool]:
     def unique(location: str, columns: list[str]) -> bool:
         return exists(location, settings) and not read_parquet(location, settings)[columns].duplicated().any()
 
-    issued = store.issued(settings, dataset.name)
-    entities = sorted({r.entity_id for r in issued})
-    per_day: dict[date, list[tuple[str, int]]] = {}
-    for r in issued:
-        per_day.setdefault(r.data_date, []).append((r.entity_id, r.step))
-    expected = sorted((e, h) for e in entities for h in range(1, dataset.horizon + 1))
+    issued = store.issued(settings, dataset.name, source=BATCH)
     scored = store.scored(settings, dataset.name)
-    scored_ids = [r["forecast_id"] for r in scored]
     horizon_end = end_of(days[-1])
     batch_scores = [r for r in scored if r["source"] == BATCH and r["naive_error"] is not None]
     mae = sum(abs(r["error"]) for r in batch_scores) / max(len(batch_scores), 1)
@@ -135,12 +129,26 @@ def checks(simulation: Simulation, days: list[date]) -> dict[str, bool]:
         ),
         "no_duplicate_partition": all(unique(validated_path(settings, dataset, d), keys) for d in days)
         and unique(feature_table_location(settings, dataset), [dataset.entity_column, EVENT_TIMESTAMP]),
-        "one_forecast_per_entity_per_day": all(sorted(per_day.get(d, [])) == expected for d in days),
-        "every_due_forecast_scored_once": len(scored_ids) == len(set(scored_ids))
+        "one_forecast_per_entity_per_day": one_forecast_per_entity_per_day(issued, simulation.source, dataset, days),
+        # "once" is the scores table's unique forecast id; what can fail is a due forecast left unscored
+        "every_due_forecast_scored": bool(scored)
         and store.count_due_unscored(settings, dataset.name, horizon_end) == 0,
         "champion_beats_naive": bool(batch_scores) and mae < naive,
         **ledger(simulation, days),
     }
+
+
+def one_forecast_per_entity_per_day(issued: list[Any], source: Any, dataset: Any, days: list[date]) -> bool:
+    """Each day's batch forecasts are one per step of every entity the source has rows of that day:
+    expected from the source, not from the forecasts (an entity never forecast is missed)."""
+    per_day: dict[date, list[tuple[str, int]]] = {}
+    for r in issued:
+        per_day.setdefault(r.data_date, []).append((r.entity_id, r.step))
+    for day in days:
+        entities = set(source.day_rows(day)[dataset.entity_column])
+        if sorted(per_day.get(day, [])) != sorted((e, h) for e in entities for h in range(1, dataset.horizon + 1)):
+            return False
+    return True
 
 
 def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
@@ -190,8 +198,15 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
         "every_day_landed_once": all(day_landed_once(d) for d in days),
         "one_version_per_training_run": len(runs) == len(set(runs)) and len(dag_runs) == len(set(dag_runs)),
         "champion_never_failed_a_gate": bool(simulation.champions) and not (champions_judged & failed_gate),
-        "refused_days_left_nothing": all(all(left.values()) for left in simulation.refusals.values()),
+        "refused_days_left_nothing": refusals_left_nothing(simulation.faults, simulation.refusals),
     }
+
+
+def refusals_left_nothing(faults: list[Any], refusals: dict[str, dict[str, bool]]) -> bool:
+    """Every day the fault plan gave a bad file was refused and left nothing behind. Expected from
+    the plan, not from the refusals seen: a bad file that validation accepted fails this."""
+    bad_days = {f.day for f in faults if f.kind == "bad_rows"}
+    return all(day in refusals and all(refusals[day].values()) for day in bad_days)
 
 
 def summary(days: list[Day], passed: dict[str, bool]) -> dict[str, Any]:
@@ -334,9 +349,14 @@ def fault_report(simulation: Simulation, answers: Path, seed: int, option: str) 
             back = first_ok_after(rows, fault.ended)
             fault.healed = max(t for t in (fault.healed, back, fault.ended) if t is not None)
     served = availability(rows, simulation.faults)
+    load = simulation.load
+    unanswered = int((rows[:, 2] == 0).sum()) if rows.size else 0
     checks = {
         "every_fault_struck": all(f.injected for f in simulation.faults),
         "every_fault_healed": all(f.healed is not None for f in simulation.faults),
+        "load_ran_throughout": load is not None and load_ran_throughout(rows, load.started, load.stopped, load.rate),
+        "every_answered_forecast_stored": load is not None
+        and answered_forecasts_stored(simulation.settings, simulation.name, load.answered, unanswered),
         **{
             f"availability_{name}_at_least_{goal:g}": (served[name]["ok_share"] or 0.0) >= goal
             for name, goal in AVAILABILITY_GOALS.items()
@@ -363,6 +383,61 @@ def fault_report(simulation: Simulation, answers: Path, seed: int, option: str) 
         if rows.size
         else None,
     }
+
+
+LOAD_SHARE = 0.95  # of rate x duration, the requests a load that ran throughout has sent
+LOAD_EDGE_SECONDS = 5.0  # its first and last requests this close to the run's start and end
+
+
+def load_ran_throughout(rows: np.ndarray, started: float, stopped: float, rate: float) -> bool:
+    """The load driver sent for the whole run at its rate: requests at least :data:`LOAD_SHARE` of
+    rate x duration, the first and the last within :data:`LOAD_EDGE_SECONDS` of the run's start and
+    end. A driver that died midway, or was starved, fails this, and with it the availability figures
+    it alone stands behind."""
+    if rows.size == 0:
+        return False
+    sent = rows[:, 0]
+    return bool(
+        len(sent) >= LOAD_SHARE * rate * (stopped - started)
+        and sent.min() <= started + LOAD_EDGE_SECONDS
+        and sent.max() >= stopped - LOAD_EDGE_SECONDS
+    )
+
+
+def answered_forecasts_stored(settings: Any, dataset: str, answered: Path, unanswered: int) -> bool:
+    """Each forecast the load got a 2xx for is in the forecast table (source ``online``), once, with
+    the values it was answered with: the row of its entity, features' event time, version and step,
+    whose ``answers`` are at least the times the load was answered it, and exceed them by no more
+    than the requests the load gave up on (the service may have answered those after it stopped
+    waiting)."""
+    import json
+    import math
+    from collections import Counter
+
+    from forecast_store import store
+    from forecast_store.schema import ONLINE
+
+    lines = [json.loads(line) for line in answered.read_text().splitlines() if line] if answered.exists() else []
+    if not lines:
+        return False
+    online = store.issued(settings, dataset, source=ONLINE)
+    stored = {(r.entity_id, r.model_version, r.issue_time, r.step): r for r in online}
+    times: Counter[tuple[str, str, datetime]] = Counter()
+    for line in lines:
+        event_time = datetime.fromisoformat(line["feature_event_time"]).astimezone(UTC)
+        key = (line["entity_id"], line["model_version"], event_time)
+        for step, value in enumerate(line["values"], start=1):
+            row = stored.get((*key, step))
+            if row is None or not math.isclose(row.value, value, rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        times[key] += 1
+    extra = 0
+    for key, count in times.items():
+        answers = stored[(*key, 1)].answers
+        if answers < count:
+            return False
+        extra += answers - count
+    return extra <= unanswered
 
 
 def _clock(moment: float | None) -> str | None:

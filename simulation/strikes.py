@@ -20,7 +20,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from simulation.faults import Fault, TaskWatch
-from simulation.readings import forecasts_issued, reading
+from simulation.readings import features_of_day, reading
 
 if TYPE_CHECKING:
     from simulation.replay import Simulation
@@ -32,6 +32,8 @@ POSTGRES_TARGETS = {
     "restart_postgres_mlflow": ("mlflow", "runs"),
 }
 UNFINISHED = ("running", "queued", "scheduled", "up_for_retry", "restarting", "deferred")
+# Faults in the day's data: struck only when the DAG run they were in place for failed on them.
+DATA_FAULTS = ("late_file", "bad_rows")
 
 
 def run_dag_killed(simulation: Simulation, dag_id: str, kwargs: dict[str, Any], fault: Fault) -> None:
@@ -80,8 +82,8 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
     started now (S3's 503s, a late or bad file: already in place when the run starts)."""
     stack = simulation.stack
     now = time.time()
-    if fault.kind in ("late_file", "bad_rows"):
-        fault.struck, fault.injected = now, True
+    if fault.kind in DATA_FAULTS:
+        fault.struck = now  # in place from now; struck once the run fails on it (bitten)
     if fault.kind == "s3_unavailable":
         assert stack is not None
         assert stack.s3 is not None
@@ -92,8 +94,9 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
     if fault.kind == "late_file":
 
         def deliver(task: str) -> None:
+            # the ingest failed on the missing file (Airflow retries it): the fault bit
             simulation.source.reveal(day)
-            fault.ended, fault.hit_task = time.time(), task
+            fault.ended, fault.hit_task, fault.injected = time.time(), task, True
 
         return TaskWatch(simulation.airflow_db, dag_id, fault.task, ("up_for_retry", "failed"), deliver)
     if fault.kind == "bad_rows":
@@ -107,6 +110,8 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
         elif fault.kind.startswith("restart_postgres"):
             database, table = POSTGRES_TARGETS[fault.kind]
             if not stack.postgres.restart_in_a_write(database, table, stack.postgres.client_ports, 30.0):
+                # restarted, but it cut nothing: it did not strike what it was planned for
+                fault.injected = False
                 fault.notes.append(f"no statement of the DAG on {database}.{table} was in flight at the restart")
         elif fault.kind == "kill_worker":
             assert stack.service is not None
@@ -135,6 +140,14 @@ def kill_worker(service: Service, fault: Fault) -> None:
     fault.healed = time.time()
 
 
+def bitten(faults: list[Fault]) -> None:
+    """A DAG run failed: the data faults in place for it struck (a late file that the run's own retry
+    found in time was marked when the ingest failed)."""
+    for fault in faults:
+        if fault.kind == "bad_rows" and fault.ended is None:
+            fault.injected = True
+
+
 def after_failure(simulation: Simulation, day: date, faults: list[Fault]) -> None:
     """Before running a DAG again: the corrected file delivered, a late one delivered, a server
     back; and, for a refused day, what stood after the refusal recorded."""
@@ -151,14 +164,14 @@ def after_failure(simulation: Simulation, day: date, faults: list[Fault]) -> Non
 
 
 def after_refusal(simulation: Simulation, day: date) -> dict[str, bool]:
-    """What a refused day must have left as it was: nothing validated, no forecast of the day, the
-    champion unchanged."""
+    """What a refused day must have left as it was: nothing validated, no features built from the
+    day's rows, the champion the day began with."""
     from core.objects import exists
     from core.partitions import validated_path
 
-    settings = simulation.settings
+    settings, dataset = simulation.settings, simulation.dataset
     return {
-        "nothing_validated": not exists(validated_path(settings, simulation.dataset, day), settings),
-        "no_forecast_of_the_day": reading(lambda: forecasts_issued(settings, simulation.name, day)) == 0,
-        "champion_kept": reading(simulation.champion) in simulation.champions,
+        "nothing_validated": not exists(validated_path(settings, dataset, day), settings),
+        "no_features_of_the_day": reading(lambda: features_of_day(settings, dataset, day)) == 0,
+        "champion_kept": reading(simulation.champion) == simulation.day_champion,
     }

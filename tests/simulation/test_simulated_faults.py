@@ -34,7 +34,8 @@ def test_days_under_faults_keep_every_ledger_check(tmp_path: Path) -> None:
 
     assert all(report["checks"].values()), report["checks"]
     ledger = {"every_day_landed_once", "refused_days_left_nothing", "one_version_per_training_run",
-              "champion_never_failed_a_gate", "every_fault_struck", "every_fault_healed"}  # fmt: skip
+              "champion_never_failed_a_gate", "every_fault_struck", "every_fault_healed",
+              "load_ran_throughout", "every_answered_forecast_stored"}  # fmt: skip
     assert ledger <= report["checks"].keys()
     schedule = {f["kind"]: f for f in report["faults"]["schedule"]}
     assert sorted(schedule) == sorted(faults.split(","))

@@ -30,7 +30,7 @@ def test_two_simulated_days_forecast_score_and_pass_their_checks(tmp_path: Path)
         "no_missing_partition": True,
         "no_duplicate_partition": True,
         "one_forecast_per_entity_per_day": True,
-        "every_due_forecast_scored_once": True,
+        "every_due_forecast_scored": True,
         "champion_beats_naive": True,
         "every_day_landed_once": True,
         "one_version_per_training_run": True,
@@ -54,7 +54,7 @@ def test_two_simulated_days_forecast_score_and_pass_their_checks(tmp_path: Path)
     assert (loop["shift"], loop["shift_day"], loop["forced"]) == ("none", None, False)
     assert loop["drift_triggered_retrains"] == sum(d["retrains"] for d in days)
     markdown = (tmp_path / "reports" / "simulation.md").read_text()
-    assert "| every_due_forecast_scored_once | yes |" in markdown
+    assert "| every_due_forecast_scored | yes |" in markdown
     # The source was revealed a day at a time: the copy ends with the last simulated day.
     revealed = (tmp_path / "home" / "datasets" / "sources" / "all.csv").read_text().splitlines()
     assert revealed[-1].split(",")[1].startswith(f"{days[-1]['day']} 23:00")
