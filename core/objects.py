@@ -157,18 +157,23 @@ def read_parquet(location: str, settings: Settings) -> pd.DataFrame:
 
 
 def parquet_frame(source: str | bytes) -> pd.DataFrame:
-    """A parquet file (a local path, or its bytes) as a frame, read without Arrow's pre-buffering.
+    """A parquet file (a local path, or its bytes) as a frame, read and decoded on the calling thread.
 
-    Pre-buffering leaves a read-ahead future on Arrow's I/O threads after the read returns; when the
-    process exits while one still holds the Python buffer it read from, its destructor takes the GIL
-    during finalization and the process aborts ("terminate called without an active exception",
-    exit -6) after its work is done (apache/arrow#34314, #49942). A busy machine makes it likely: a
-    training process that had already finished failed its task. Without pre-buffering nothing
-    outlives the read; these files are read whole, so nothing is lost by it.
+    Arrow's own reads leave work on its I/O and CPU thread pools (pre-buffering's read-ahead futures,
+    parallel column decoding); a process that exits while one of them still runs or holds a Python
+    buffer aborts during finalization ("terminate called without an active exception", exit -6)
+    after its work is done (apache/arrow#34314, #49942): on busy cores a finished training task
+    failed so. Turning pre-buffering off made it rarer, not impossible (1 exit in 12 under the
+    suite's load; 2 in 80 beside 8 spinning processes). So the bytes are read here and Arrow decodes
+    them without its pools: 0 in 80 under the same load. The price is a single-threaded decode of
+    files that are read whole anyway.
     """
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    return pd.read_parquet(io.BytesIO(source) if isinstance(source, bytes) else source, pre_buffer=False)
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    table = pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
+    return table.to_pandas(use_threads=False)
 
 
 def write_parquet(frame: pd.DataFrame, location: str, settings: Settings) -> str:

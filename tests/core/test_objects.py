@@ -114,10 +114,11 @@ def test_the_shared_profiles_hand_over_through_object_storage() -> None:
 
 @pytest.mark.slow
 def test_a_process_that_read_parquet_exits_cleanly_on_a_busy_machine(tmp_path: Path) -> None:
-    """Arrow's pre-buffering left a read-ahead future on its I/O threads after a read returned; a
-    process that exited while one was still held aborted (exit -6) after its work was done, which
-    failed a finished training task. Busy cores (as under a scheduler running many tasks) make the
-    race likely: about one exit in four aborted here before the reads turned pre-buffering off."""
+    """Arrow's reads left work on its thread pools (pre-buffering's read-ahead futures, parallel
+    decoding) after they returned; a process that exited meanwhile aborted (exit -6) after its work
+    was done, which failed a finished training task. Busy cores (as under a scheduler running many
+    tasks) make the race likely: about one exit in four aborted here with Arrow's defaults, and one in
+    twelve once in CI with pre-buffering off, before the reads stopped using Arrow's pools."""
     import subprocess
     import sys
 
