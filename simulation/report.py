@@ -194,12 +194,15 @@ def ledger(simulation: Simulation, days: list[date]) -> dict[str, bool]:
         if tags.get("gate_champion_challenger") == "failed" or tags.get("gate_drift") == "blocked"
     }  # fmt: skip
     champions_judged = {judged.get(version, version) for version in simulation.champions}
-    return {
+    checked = {
         "every_day_landed_once": all(day_landed_once(d) for d in days),
         "one_version_per_training_run": len(runs) == len(set(runs)) and len(dag_runs) == len(set(dag_runs)),
         "champion_never_failed_a_gate": bool(simulation.champions) and not (champions_judged & failed_gate),
-        "refused_days_left_nothing": refusals_left_nothing(simulation.faults, simulation.refusals),
     }
+    # Only where the plan gave a bad file: over no refusal at all it could not be false.
+    if any(f.kind == "bad_rows" for f in simulation.faults):
+        checked["refused_days_left_nothing"] = refusals_left_nothing(simulation.faults, simulation.refusals)
+    return checked
 
 
 def refusals_left_nothing(faults: list[Any], refusals: dict[str, dict[str, bool]]) -> bool:
@@ -351,9 +354,13 @@ def fault_report(simulation: Simulation, answers: Path, seed: int, option: str) 
     served = availability(rows, simulation.faults)
     load = simulation.load
     unanswered = int((rows[:, 2] == 0).sum()) if rows.size else 0
-    checks = {
+    # The faults' own checks only where faults were planned (SERVERS=1 runs the control without any).
+    struck = {
         "every_fault_struck": all(f.injected for f in simulation.faults),
         "every_fault_healed": all(f.healed is not None for f in simulation.faults),
+    }
+    checks = {
+        **(struck if simulation.faults else {}),
         "load_ran_throughout": load is not None and load_ran_throughout(rows, load.started, load.stopped, load.rate),
         "every_answered_forecast_stored": load is not None
         and answered_forecasts_stored(simulation.settings, simulation.name, load.answered, unanswered),

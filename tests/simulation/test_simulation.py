@@ -35,8 +35,7 @@ def test_two_simulated_days_forecast_score_and_pass_their_checks(tmp_path: Path)
         "every_day_landed_once": True,
         "one_version_per_training_run": True,
         "champion_never_failed_a_gate": True,
-        "refused_days_left_nothing": True,
-    }
+    }, "no bad file planned: no refusal check, which could not be false"
     assert "faults" not in report, "no fault asked for: the embedded default, no servers"
     days = report["days"]
     assert [d["day"] for d in days] == [start.isoformat(), (SYNTHETIC_END - timedelta(days=1)).isoformat()]
