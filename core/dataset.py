@@ -219,7 +219,16 @@ class PromotionConfig(_Strict):
         "each nominal level (e.g. 0.05: 80% bands covering 75-85%); None: coverage is reported, not demanded.",
     )
     max_drift_share: float = Field(default=0.5, ge=0, le=1, description="Drift gate: share of drifted features.")
-    drift_window: timedelta = Field(default=timedelta(days=7), description="The 'current' window of the gate.")
+    drift_window: timedelta = Field(
+        default=timedelta(days=7),
+        description="Drift gate and monitor: the 'current' window, the newest rows the service forecasts from.",
+    )
+    drift_reference: timedelta | None = Field(
+        default=None,
+        description="Drift gate and monitor: the span of the newest rows the version was fit on that the current "
+        "window is judged against, ending before the current window starts (the two never share a row); None: "
+        "holdout + drift_window.",
+    )
     # An effect size, not a p-value: features of a time series are autocorrelated (a window of lags is
     # a few independent values, not hundreds), so p-value tests such as Evidently's default KS flag
     # drift in almost any window with many rows.
@@ -251,6 +260,11 @@ class PromotionConfig(_Strict):
     backtest_error_ratio: float = Field(
         default=1.5, gt=1, description="Nightly backtest fails past this ratio of the registered MAE."
     )
+
+    @property
+    def drift_reference_span(self) -> timedelta:
+        """:attr:`drift_reference`, or by default as much as the holdout and the current window together."""
+        return self.drift_reference if self.drift_reference is not None else self.holdout + self.drift_window
 
 
 class DailyConfig(_Strict):
@@ -335,6 +349,10 @@ class DatasetConfig(_Strict):
             raise ValueError(f"promotion.holdout ({holdout}) must hold at least one period ({self.frequency})")
         if window is not None and holdout >= window / 2:
             raise ValueError(f"promotion.holdout ({holdout}) must be under half the training window ({window})")
+        for name in ("drift_window", "drift_reference"):
+            span = getattr(self.promotion, name)
+            if span is not None and span < self.frequency.shortest:
+                raise ValueError(f"promotion.{name} ({span}) must hold at least one period ({self.frequency})")
         return self
 
     @property

@@ -22,8 +22,8 @@ DOC = """
 Runs when `ingest_{name}` loaded a day into the online store (Asset `{name}_online_features`), once
 per new day, in order (several days folded into one run are checked one after the other).
 
-check_drift (Evidently: per entity, the newest `drift_window` up to the day against the champion's
-evidence, the newest week of its training rows and its holdout; one MLflow run per check date;
+check_drift (Evidently: per entity, the newest `drift_window` up to the day against the newest rows
+the champion was fit on before it; one MLflow run per check date;
 figures to the Pushgateway) -> needs_retraining
 (drift share above `max_drift_share` on `drift_consecutive_checks` days of new data in a row; a check
 whose day was judged already is recorded as `no_new_data` and not counted; too little data is never

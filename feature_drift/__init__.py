@@ -1,4 +1,5 @@
-"""How far features have moved: per entity, the newest window against a model version's evidence.
+"""How far features have moved: per entity, the newest window against the rows a model version was fit on
+before it.
 
 Below both users of the measurement: the drift gate of a promotion (:mod:`model_validation.drift`)
 and the daily drift check of the champion (:mod:`monitoring.champion_drift`), which must not import

@@ -9,8 +9,8 @@ verdict: small samples make the tests flag drift that is not there. Features are
 models see them (:func:`drift_view`): the target's levels relative to its current value.
 
 The promotion's drift gate (:mod:`model_validation.drift`) and the daily drift check of the
-champion (:mod:`monitoring.champion_drift`) both judge with :func:`drift_gate`, against the evidence
-of a version (:func:`evidence`, :func:`version_evidence`).
+champion (:mod:`monitoring.champion_drift`) both judge with :func:`drift_gate`, against the newest rows
+a version was fit on before the window judged (:func:`reference_before`, :func:`version_evidence`).
 """
 
 from __future__ import annotations
@@ -175,24 +175,43 @@ def current_window(settings: Settings, dataset: DatasetConfig, logical_date: dat
     """The newest ``drift_window`` of the offline feature source, up to the end of ``logical_date``:
     the rows the online store was materialized from, so the inputs the service forecasts with."""
     features = read_feature_table(settings, dataset)
-    end = pd.Timestamp(end_of(logical_date))
+    start, end = current_span(dataset, logical_date)
     stamps = features[EVENT_TIMESTAMP]
-    return features[(stamps < end) & (stamps >= end - dataset.promotion.drift_window)]
+    return features[(stamps < end) & (stamps >= start)]
+
+
+def current_span(dataset: DatasetConfig, logical_date: date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) of the current window of ``logical_date``."""
+    end = pd.Timestamp(end_of(logical_date))
+    return end - dataset.promotion.drift_window, end
+
+
+def reference_before(reference: pd.DataFrame, start: pd.Timestamp, dataset: DatasetConfig) -> pd.DataFrame:
+    """Per entity, the newest ``drift_reference_span`` of ``reference``'s rows before ``start``: the
+    rows judged are never part of what they are judged against (a window compared with itself passes
+    whatever happened in it)."""
+    before = reference[reference[EVENT_TIMESTAMP] < start]
+    if before.empty:
+        return before
+    newest = before.groupby(before[dataset.entity_column].astype(str), sort=False)[EVENT_TIMESTAMP].transform("max")
+    return before[before[EVENT_TIMESTAMP] > newest - dataset.promotion.drift_reference_span]
 
 
 def drift_gate(
     settings: Settings,
     dataset: DatasetConfig,
     logical_date: date,
-    reference: pd.DataFrame,
+    fit_rows: pd.DataFrame,
     out_dir: Path,
     force: bool = False,
     forced_because: str = "",
 ) -> DriftResult:
-    """Compare ``reference`` (the challenger's training rows) with the newest ``drift_window``;
-    ``force`` turns a block into FORCED, recorded with ``forced_because``."""
+    """Judge the newest ``drift_window`` (the current window) against the newest rows a version was
+    fit on before it (:func:`reference_before` of ``fit_rows``); ``force`` turns a block into FORCED,
+    recorded with ``forced_because``."""
     config = dataset.promotion
     current = current_window(settings, dataset, logical_date)
+    reference = reference_before(fit_rows, current_span(dataset, logical_date)[0], dataset)
     entities = compare_windows(reference, current, dataset, out_dir)
     judged = {name: e for name, e in entities.items() if e.drift_share is not None}
     unjudged = sorted(set(entities) - set(judged))
@@ -218,6 +237,12 @@ def drift_gate(
         if unjudged:
             reason += f"; not enough data for {', '.join(unjudged)}"
         log.info("drift gate %s: %s", outcome, reason)
+
+    def span(rows: pd.DataFrame) -> tuple[str, str]:
+        stamps = rows[EVENT_TIMESTAMP]
+        return (stamps.min().isoformat(), stamps.max().isoformat()) if len(rows) else ("", "")
+
+    (reference_start, reference_end), (current_start, current_end) = span(reference), span(current)
     return DriftResult(
         outcome=outcome,
         drift_share=max((e.drift_share or 0.0) for e in judged.values()) if judged else None,
@@ -226,33 +251,32 @@ def drift_gate(
         current_rows=len(current),
         max_drift_share=config.max_drift_share,
         reason=reason,
-        current_start=current[EVENT_TIMESTAMP].min().isoformat() if len(current) else "",
-        current_end=current[EVENT_TIMESTAMP].max().isoformat() if len(current) else "",
+        reference_start=reference_start,
+        reference_end=reference_end,
+        current_start=current_start,
+        current_end=current_end,
     )
 
 
-def evidence(training: pd.DataFrame, holdout: pd.DataFrame | None, dataset: DatasetConfig) -> pd.DataFrame:
-    """The most recent data a version was fit and judged on: its training rows of the last
-    ``drift_window`` before its training ended, and the holdout the promotion gate scored it on."""
-    stamps = training[EVENT_TIMESTAMP]
-    tail = training[stamps > stamps.max() - dataset.promotion.drift_window]
-    return tail if holdout is None or holdout.empty else pd.concat([tail, holdout], ignore_index=True)
+def fit_rows_of(features: pd.DataFrame, end: pd.Timestamp, dataset: DatasetConfig) -> pd.DataFrame:
+    """The rows of ``features`` a version fit on rows up to ``end`` may be judged against: its newest
+    ``drift_reference_span`` and one ``drift_window`` more (the part :func:`reference_before` cuts off
+    where the current window starts before ``end``)."""
+    stamps = features[EVENT_TIMESTAMP]
+    reach = dataset.promotion.drift_reference_span + dataset.promotion.drift_window
+    return features[(stamps > end - reach) & (stamps <= end)]
 
 
 def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
-    """:func:`evidence` of a registered version, read back from the offline feature source: its run's
-    ``training_end``, and the holdout window its promotion gate recorded (tag ``holdout_window``)."""
+    """The newest rows a registered version was fit on, read back from the offline feature source up to
+    the end of its ``data_window`` tag (a refit: every labelled row; otherwise its training rows), or its
+    run's ``training_end`` for a version registered without that tag."""
+    from model_registry.registry import data_window
     from model_registry.tracking import client
 
     mlflow_client = client(settings)
     model_version = mlflow_client.get_model_version(model_name, version)
-    params = mlflow_client.get_run(str(model_version.run_id)).data.params
-    features = read_feature_table(settings, dataset)
-    stamps = features[EVENT_TIMESTAMP]
-    end = pd.Timestamp(params["training_end"])
-    training = features[(stamps > end - dataset.promotion.drift_window) & (stamps <= end)]
-    holdout = None
-    if window := model_version.tags.get("holdout_window"):
-        start, stop = (pd.Timestamp(t) for t in window.split("/"))
-        holdout = features[(stamps >= start) & (stamps <= stop)]
-    return evidence(training, holdout, dataset)
+    end = data_window(dict(model_version.tags))[1]
+    if end is None:
+        end = mlflow_client.get_run(str(model_version.run_id)).data.params["training_end"]
+    return fit_rows_of(read_feature_table(settings, dataset), pd.Timestamp(end), dataset)

@@ -47,6 +47,8 @@ class DriftResult(Outcome):
     current_rows: int = 0
     max_drift_share: float = 0.0
     reason: str = ""
+    reference_start: str = ""
+    reference_end: str = ""  # always before current_start: the two windows never share a row
     current_start: str = ""
     current_end: str = ""
 

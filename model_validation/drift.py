@@ -1,4 +1,4 @@
-"""Drift gate of a promotion: a registered version's evidence against the newest window it would serve.
+"""Drift gate of a promotion: the newest window a version would serve against the rows it was fit on before it.
 
 The measurement itself (per entity, Evidently's drift tests, the verdict) is
 :mod:`feature_drift.measure`, shared with the daily drift check of the champion; this module records
@@ -18,7 +18,7 @@ from core.columns import EVENT_TIMESTAMP
 from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
 from core.settings import Settings
-from feature_drift.measure import drift_columns, drift_gate, drift_view, evidence, version_evidence
+from feature_drift.measure import drift_columns, drift_gate, drift_view, fit_rows_of, version_evidence
 from feature_drift.outcomes import DriftOutcome, DriftResult
 
 
@@ -32,24 +32,25 @@ def gate_version(
     force: bool = False,
     forced_because: str = "",
 ) -> DriftResult:
-    """The drift gate of a registered version: its :func:`evidence` (from the run's training set at
-    ``training_set``, a local path or object, and the holdout next to it, or read back from the offline
-    source when None)
-    against the newest window the service forecasts from (the newest validated day, or
-    ``logical_date`` if later); reports and figures to the version's run, outcome to its tags."""
+    """The drift gate of a registered version: the newest rows the version to serve is fit on (with
+    ``training.refit``, every labelled row of the run's training set at ``training_set``, a local path or
+    object; otherwise its training rows; read back from the offline source when None) against the newest
+    window the service forecasts from (the newest validated day, or ``logical_date`` if later), the two
+    never sharing a row; reports and figures to the version's run, outcome to its tags."""
     from core.objects import exists, read_parquet
-    from feature_store.training_set import holdout_location
+    from feature_store.training_set import labelled_location
     from model_registry.tracking import client
 
     model_name = settings.model_name(dataset.name)
     if training_set is None:
-        reference = version_evidence(settings, dataset, model_name, version)
+        fit_rows = version_evidence(settings, dataset, model_name, version)
     else:
-        held_out = holdout_location(training_set)
-        holdout = read_parquet(held_out, settings) if exists(held_out, settings) else None
-        reference = evidence(read_parquet(training_set, settings), holdout, dataset)
+        every_row = labelled_location(training_set)
+        refit = dataset.training.refit and exists(every_row, settings)
+        rows = read_parquet(every_row if refit else training_set, settings)
+        fit_rows = fit_rows_of(rows, rows[EVENT_TIMESTAMP].max(), dataset)
     newest = max(logical_date, latest_validated_date(settings, dataset))
-    result = drift_gate(settings, dataset, newest, reference, out_dir, force, forced_because)
+    result = drift_gate(settings, dataset, newest, fit_rows, out_dir, force, forced_because)
     mlflow_client = client(settings)
     run_id = str(mlflow_client.get_model_version(model_name, version).run_id)
     for path in result.report_paths:

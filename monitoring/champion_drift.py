@@ -1,8 +1,9 @@
 """The daily drift check of the champion, its history, and when drift calls for retraining.
 
 Each check compares the newest materialized features (what the service forecasts from) with the
-champion's evidence, per entity: the newest week of its training rows and the holdout its promotion
-gate scored it on (:func:`feature_drift.measure.version_evidence`), and pushes the figures to the
+newest rows the champion was fit on before that window, per entity (the two never share a row:
+:func:`feature_drift.measure.version_evidence`, :func:`feature_drift.measure.reference_before`), and
+pushes the figures to the
 Pushgateway for Prometheus and Grafana. Every check is one MLflow run (tag ``job=drift_monitor``,
 one per check date, so a re-run replaces its figures instead of adding a check): that history is what "drift above the
 threshold for N consecutive days" is counted on, one count per day of new data. A check whose day

@@ -20,6 +20,11 @@ from tests.utils.servers import free_port, server_process
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.scenario]
 
 CONF = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 2, "tuning_workers": 2, "reason": "test run"}
+SHIFTED_END = SYNTHETIC_END + timedelta(days=10)  # the newest day once a regime change arrived
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
 def _states(run) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
@@ -141,16 +146,20 @@ def drift_promoted(retrained) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     env, _, _ = retrained
     settings = env.settings()
     dataset = DatasetConfig.from_yaml(env.config)
-    shifted_end = SYNTHETIC_END + timedelta(days=7)
-    with_regime_change(synthetic_frame(days=57, end=shifted_end)).to_csv(env.datasets / "series.csv", index=False)
+    shifted_end = SHIFTED_END
+    # The change began ten days ago: a run fit on every labelled row has seen it before the window its
+    # drift gate judges (the newest three days against the six before them).
+    changed = with_regime_change(synthetic_frame(days=60, end=shifted_end), days=10)
+    changed.to_csv(env.datasets / "series.csv", index=False)
     run_data_chain(settings, dataset, shifted_end - timedelta(days=1))
 
     monitor = env.dag("drift_monitor_synthetic")
-    first = _states(monitor.test(logical_date=datetime(2024, 4, 8, tzinfo=UTC)))
+    first = _states(monitor.test(logical_date=_midnight(shifted_end + timedelta(days=1))))
     run_data_chain(settings, dataset, shifted_end)  # a second day of new data
-    second = _states(monitor.test(logical_date=datetime(2024, 4, 9, tzinfo=UTC)))
+    check_day = shifted_end + timedelta(days=2)
+    second = _states(monitor.test(logical_date=_midnight(check_day)))
     with create_session() as session:
-        triggered = session.query(DagRun).filter(DagRun.run_id == "drift__2024-04-09").one_or_none()
+        triggered = session.query(DagRun).filter(DagRun.run_id == f"drift__{check_day}").one_or_none()
         dag_id, conf = (triggered.dag_id, dict(triggered.conf)) if triggered else (None, {})
     checks = client(settings).search_runs(
         [client(settings).get_experiment_by_name(settings.mlflow_experiment).experiment_id],
@@ -190,7 +199,7 @@ def test_lasting_drift_triggers_a_retraining_that_is_judged_after_the_change_and
     assert "drift share above 0.50 on 2 consecutive days of new data" in conf["reason"]
     assert conf["training_window_end"] == shifted_end.isoformat()
     assert conf["holdout_start"] == (shifted_end - timedelta(days=1)).isoformat()  # the streak's first day
-    assert drift_promoted["check_dates"] == ["2024-04-09"]
+    assert drift_promoted["check_dates"] == [str(shifted_end + timedelta(days=2))]
 
     before, states = drift_promoted["before"], drift_promoted["states"]
     assert states["promote"] == "success", states
@@ -316,7 +325,7 @@ def test_the_promote_task_refuses_a_champion_that_moved_after_its_gate(retrained
     plan = RunPlan(
         dataset_config=str(env.config),
         dataset_name="synthetic",
-        logical_date=SYNTHETIC_END + timedelta(days=7),
+        logical_date=SHIFTED_END,
         dag_run_id=str(gated_version.tags["dag_run_id"]),
         horizon=6,
     )
@@ -355,7 +364,7 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(
     from airflow.utils.session import create_session
 
     env, _, _ = retrained
-    day = SYNTHETIC_END + timedelta(days=7)  # the newest day of the source the tests above left
+    day = SHIFTED_END  # the newest day of the source the tests above left
     # A run at 01:00 covers the day before it (its data interval), as the schedule runs it.
     after = datetime(day.year, day.month, day.day, 1, tzinfo=UTC) + timedelta(days=1)
     run = env.dag("ingest_synthetic").test(logical_date=after)
@@ -455,7 +464,7 @@ def test_a_corrected_day_run_again_is_replaced_everywhere(retrained) -> None:  #
     env, _, _ = retrained
     settings = env.settings()
     dataset = DatasetConfig.from_yaml(env.config, settings)
-    day = SYNTHETIC_END + timedelta(days=7)
+    day = SHIFTED_END
     after = datetime(day.year, day.month, day.day, 1, tzinfo=UTC) + timedelta(days=1)
     landed_path = env.home / "landing" / "synthetic" / f"ds={day}" / "data.parquet"
     validated_path = env.home / "validated" / "synthetic" / f"ds={day}" / "data.parquet"

@@ -386,19 +386,48 @@ def test_a_holdout_can_start_where_a_change_began_within_the_configured_span(dat
     assert starts(newest.date() + pd.Timedelta(days=3))[0] == newest - pd.Timedelta(days=1) + dataset.frequency.fixed
 
 
-def test_a_versions_evidence_is_its_newest_training_week_and_its_holdout(dataset: DatasetConfig) -> None:
+def test_the_reference_is_each_entitys_newest_span_before_the_window_judged(dataset: DatasetConfig) -> None:
+    """Per entity (a series that stopped early keeps its own newest rows), never a row at or after the
+    current window's start."""
     from core.columns import EVENT_TIMESTAMP
-    from feature_drift.measure import evidence
-    from feature_store.training_set import split_holdout
+    from feature_drift.measure import reference_before
     from tests.utils.data import training_frame
 
-    training, holdout = split_holdout(training_frame(dataset), dataset)
-    seen = evidence(training, holdout, dataset)
-    stamps = seen[EVENT_TIMESTAMP]
-    assert stamps.min() == training[EVENT_TIMESTAMP].max() - dataset.promotion.drift_window + dataset.frequency.fixed
-    assert stamps.max() == holdout[EVENT_TIMESTAMP].max()
-    assert len(seen) == len(holdout) + int((training[EVENT_TIMESTAMP] >= stamps.min()).sum())
-    assert len(evidence(training, None, dataset)) == len(seen) - len(holdout)
+    frame = training_frame(dataset)
+    stamps = frame[EVENT_TIMESTAMP]
+    stopped = (frame["site"] == "site_1") & (stamps > stamps.max() - pd.Timedelta(days=10))
+    frame = frame[~stopped]
+    start = stamps.max() - pd.Timedelta(days=2)
+    reference = reference_before(frame, start, dataset)
+    span = dataset.promotion.drift_reference_span
+    for site, newest in {
+        "site_0": start - dataset.frequency.fixed,
+        "site_1": frame[frame["site"] == "site_1"][EVENT_TIMESTAMP].max(),
+    }.items():
+        rows = reference[reference["site"] == site][EVENT_TIMESTAMP]
+        assert rows.max() == newest
+        assert rows.min() == newest - span + dataset.frequency.fixed
+    assert (reference[EVENT_TIMESTAMP] < start).all()
+
+
+def test_the_window_judged_is_never_part_of_its_reference(dataset: DatasetConfig, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A version fit on every row up to the newest (a refit) is judged on its rows before the current
+    window: a change inside the window is drift, not a window compared with itself."""
+    from core.columns import EVENT_TIMESTAMP
+    from feature_drift.measure import drift_gate
+    from feature_store.features import offline_source_path
+
+    reference, current = _windows(dataset, {}, regime_change=True, days=2)  # younger than the window
+    every_row = pd.concat([reference, current])
+    source = offline_source_path(settings, dataset)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    every_row.to_parquet(source)
+    result = drift_gate(settings, dataset, current[EVENT_TIMESTAMP].max().date(), every_row, tmp_path / "gate")
+    assert result.reference_end < result.current_start
+    assert pd.Timestamp(result.current_start) - pd.Timestamp(result.reference_end) == dataset.frequency.fixed
+    assert result.outcome is DriftOutcome.BLOCKED, result.reason
+    assert (result.entities["site_0"].drift_share or 0.0) > dataset.promotion.max_drift_share
+    assert (result.entities["site_1"].drift_share or 0.0) <= dataset.promotion.max_drift_share, result.reason
 
 
 def test_the_calibration_score_is_evidentlys_and_flags_by_threshold(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -70,6 +70,10 @@ def synthetic_config(source_uri: str, drift_reports: int = 0) -> dict[str, objec
         "feature_engineering": {"covariate_lags": [0, 1], "rolling_windows": [24], "ttl": "P2D"},
         "promotion": {
             "holdout": "P3D",
+            # The newest three days against the six a version was fit on before them (the holdout and
+            # the window: the default).
+            "drift_window": "P3D",
+            "min_drift_rows": 60,
             "drift_method": "wasserstein",
             "drift_threshold": 0.5,
             "drift_consecutive_checks": 2,
