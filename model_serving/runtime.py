@@ -237,15 +237,16 @@ class ServingRuntime:
             MODEL_INFO.labels(model=previous.name, version=previous.version).set(0)
         MODEL_INFO.labels(model=handle.name, version=handle.version).set(1)
 
-    def check(self) -> str | None:
-        """Why the service cannot answer now (None when it can): not loaded, or store unreachable."""
+    def check(self) -> tuple[str, str] | None:
+        """Why the service cannot answer now, as (a stable reason a client may read, its cause for the
+        log: an exception's text, with hosts, paths and versions); None when it can."""
         if not self.ready:
-            return self.error or "loading"
+            return ("no model loaded", self.error) if self.error else ("loading", "loading")
         assert self.features is not None
         try:
             self.features.probe()
         except StoreUnavailableError as exc:
-            return str(exc)
+            return "online store unreachable", str(exc)
         return None
 
     def frequency(self) -> Frequency:

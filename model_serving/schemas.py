@@ -113,7 +113,10 @@ class Readiness(BaseModel):
     ready: bool
     model_name: str
     model_version: str | None
-    reason: str | None = None
+    reason: str | None = Field(
+        default=None, description="Why not ready: 'loading', 'no model loaded' or 'online store unreachable'."
+    )
+    error_id: str | None = Field(default=None, description="Where the service's log gives the cause.")
 
 
 class ModelInfo(BaseModel):

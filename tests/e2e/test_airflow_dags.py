@@ -452,10 +452,11 @@ def test_the_daily_data_dag_lands_a_day_and_names_it_in_its_asset_events(
     assert (landed.stat().st_mtime_ns, checked.stat().st_mtime_ns) == before, "the day was landed or checked again"
 
 
-def test_a_corrected_day_run_again_is_replaced_everywhere(retrained) -> None:  # type: ignore[no-untyped-def]
+def test_a_corrected_day_run_again_is_replaced_everywhere(retrained, drift_promoted) -> None:  # type: ignore[no-untyped-def]
     """The source of the newest day corrected (its last hour), the day's DAGs run again: its landed and
     validated partitions, its features and its forecasts are replaced, with the same row counts, the
-    new values and no duplicate; the scores of the day's targets follow."""
+    new values and no duplicate; the scores of the day's targets follow. The newest day is the one
+    ``drift_promoted`` landed; alone, the test forecasts it first."""
     import pandas as pd
 
     from feature_store.features import offline_source_path
@@ -468,6 +469,8 @@ def test_a_corrected_day_run_again_is_replaced_everywhere(retrained) -> None:  #
     after = datetime(day.year, day.month, day.day, 1, tzinfo=UTC) + timedelta(days=1)
     landed_path = env.home / "landing" / "synthetic" / f"ds={day}" / "data.parquet"
     validated_path = env.home / "validated" / "synthetic" / f"ds={day}" / "data.parquet"
+    if not store.ready(settings) or not store.issued(settings, "synthetic", data_date=day):
+        assert set(_states(env.dag("forecast_synthetic").test()).values()) == {"success"}
     landed, features = pd.read_parquet(landed_path), pd.read_parquet(offline_source_path(settings, dataset))
     issued = {(r.entity_id, r.step): r.value for r in store.issued(settings, "synthetic", data_date=day)}
     scored = len(store.scored(settings, "synthetic"))

@@ -148,7 +148,9 @@ def test_no_champion_means_not_ready_and_503(tmp_path: Path, trained: tuple[Sett
         ready = empty.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["ready"] is False
-        assert ready.json()["reason"]
+        # a stable reason and an error id: MLflow's words about the missing alias stay in the log
+        assert ready.json()["reason"] == "no model loaded", ready.json()
+        assert re.fullmatch(r"[0-9a-f]{12}", ready.json()["error_id"]), ready.json()
         response = empty.post("/v1/forecast", json={"entity_id": "site_0"})
         assert response.status_code == 503
         # A stable message and an error id; the cause (here MLflow's words about the missing alias,
@@ -487,7 +489,7 @@ def test_admin_reload_needs_the_token_and_keeps_serving_when_a_version_is_broken
 
 
 def test_an_unreachable_registry_at_startup_means_not_ready_then_retried_until_it_answers(
-    own_registry: tuple[Settings, DatasetConfig],
+    own_registry: tuple[Settings, DatasetConfig], caplog: pytest.LogCaptureFixture
 ) -> None:
     """No MLflow server yet: the service starts, is live but not ready, and keeps retrying with
     backoff; once a real ``mlflow server`` answers on that address it becomes ready by itself."""
@@ -504,7 +506,11 @@ def test_an_unreachable_registry_at_startup_means_not_ready_then_retried_until_i
         ready = serving.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["ready"] is False
-        assert "Connection" in ready.json()["reason"] or "connect" in ready.json()["reason"]
+        assert ready.json()["reason"] == "no model loaded", ready.json()
+        error_id = ready.json()["error_id"]
+        [cause] = [r.getMessage() for r in caplog.records if error_id in r.getMessage()]
+        assert "Connection" in cause or "connect" in cause, cause
+        assert str(port) not in ready.text, "the tracking server's address stays in the log"
         assert serving.post("/v1/forecast", json={"entity_id": "site_0"}).status_code == 503
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
