@@ -52,7 +52,8 @@ TARGETS: dict[str, list[tuple[str, str | None]]] = {
     "kill_task": [("ingest", None), ("forecast", None), ("score", None)],
     "restart_redis": [("ingest", "materialize")],
     "restart_postgres_forecasts": [("forecast", "issue_forecasts")],
-    "restart_postgres_mlflow": [("drift_monitor", "check_drift"), ("nightly_backtest", "publish")],
+    # The tasks that write MLflow runs (the nightly backtest's publish only pushes to the Pushgateway).
+    "restart_postgres_mlflow": [("drift_monitor", "check_drift"), ("nightly_backtest", "backtest")],
     "kill_worker": [("forecast", "issue_forecasts"), ("score", "score"), ("nightly_backtest", "backtest")],
     "s3_unavailable": [("ingest", "ingest")],
     "late_file": [("ingest", "ingest")],
