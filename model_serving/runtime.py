@@ -237,11 +237,12 @@ class ServingRuntime:
             MODEL_INFO.labels(model=previous.name, version=previous.version).set(0)
         MODEL_INFO.labels(model=handle.name, version=handle.version).set(1)
 
-    def check(self) -> tuple[str, str] | None:
+    def check(self) -> tuple[str, str | None] | None:
         """Why the service cannot answer now, as (a stable reason a client may read, its cause for the
-        log: an exception's text, with hosts, paths and versions); None when it can."""
+        log: an exception's text, with hosts, paths and versions; None while it is still loading); None
+        when it can."""
         if not self.ready:
-            return ("no model loaded", self.error) if self.error else ("loading", "loading")
+            return ("no model loaded", self.error) if self.error else ("loading", None)
         assert self.features is not None
         try:
             self.features.probe()

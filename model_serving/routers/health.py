@@ -30,7 +30,7 @@ def live() -> dict[str, str]:
 def ready(runtime: Annotated[ServingRuntime, Depends(get_runtime)]) -> JSONResponse:
     problem = runtime.check()
     error_id = None
-    if problem is not None:
+    if problem is not None and problem[1] is not None:  # still loading is no error
         error_id = uuid.uuid4().hex[:12]
         log.warning("not ready: %s (error id %s): %s", problem[0], error_id, problem[1])
     body = Readiness(
