@@ -178,6 +178,7 @@ def verified_copy(settings: Settings, name: str, version: str) -> Path:
     local = fetch(settings, location)
     actual = bundle_digest(local)
     if actual != expected:
+        discard(local)  # the refused files go with the refusal: nothing loads them, nothing keeps them
         raise UntrustedModelError(
             f"{name} v{version}: the files at {location} changed since registration "
             f"(sha256 {actual[:16]}..., registered {expected[:16]}...)"
@@ -187,12 +188,24 @@ def verified_copy(settings: Settings, name: str, version: str) -> Path:
 
 def load_trusted(settings: Settings, name: str, version: str) -> Any:
     """Load a registry version (a PyFunc model) from its verified copy: the only way the platform
-    loads a version. The copy stays for the life of the process (a served model)."""
+    loads a version. The copy stays for the life of the process; a long-lived user that swaps models
+    takes :func:`load_trusted_copy` instead, to remove each copy once its model is let go."""
+    return load_trusted_copy(settings, name, version)[0]
+
+
+def load_trusted_copy(settings: Settings, name: str, version: str) -> tuple[Any, Path]:
+    """:func:`load_trusted`'s model and the local copy it was loaded from, which stays while the
+    model is used (its ``code/`` is on ``sys.path``) and goes with :func:`discard`. A version that
+    does not load leaves no copy behind."""
     import mlflow
 
     local = verified_copy(settings, name, str(version))
     log.info("%s v%s: location and sha256 verified", name, version)
-    return mlflow.pyfunc.load_model(str(local))
+    try:
+        return mlflow.pyfunc.load_model(str(local)), local
+    except BaseException:
+        discard(local)
+        raise
 
 
 @contextlib.contextmanager

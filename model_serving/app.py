@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batcher.close()
         if ledger is not None:
             await run_in_threadpool(ledger.close)  # what was answered is written before the process ends
+        runtime.close()
 
     app = FastAPI(
         title="Forecast service",

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,16 @@ class ModelHandle:
     family: str | None = None  # the bundle's (None: a bundle that does not say)
     # The candidates each entity's forecast comes from, for a bundle that chose among candidates.
     choice: SeriesChoice | None = None
+    files: Path | None = None  # the bundle's local copy, removed once this handle is let go
+
+    def release(self) -> None:
+        """Remove the bundle's local copy: called once the handle no longer serves (a swap, the end
+        of the process), so a service that follows the champion for months keeps one copy, not one
+        per promotion."""
+        if self.files is not None:
+            from model_registry.provenance import discard
+
+            discard(self.files)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """(rows, H) forecasts of the feature rows (columns: ``input_columns``, float64)."""
@@ -110,12 +121,23 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
     Only from the registry's own store and only the files registered (``UntrustedModelError``
     otherwise): the service runs the bundle's code, so a re-pointed alias must not choose it.
     """
-    from model_registry.provenance import load_trusted
+    from model_registry.provenance import discard, load_trusted_copy
     from model_registry.tracking import client
 
     name = settings.model_name(dataset.name)
     tags = dict(client(settings).get_model_version(name, version).tags)
-    model = load_trusted(settings, name, version)
+    model, files = load_trusted_copy(settings, name, version)
+    try:
+        return _warmed(dataset, name, version, tags, model, files)
+    except BaseException:
+        discard(files)  # a version that cannot serve leaves no copy behind
+        raise
+
+
+def _warmed(
+    dataset: DatasetConfig, name: str, version: str, tags: dict[str, str], model: Any, files: Path
+) -> ModelHandle:
+    """The handle of a loaded model, once its warm-up went through both predict paths alike."""
     schema = model.metadata.get_input_schema()
     inputs = feature_inputs(schema)
     history, stamp = history_input(schema), time_input(schema)
@@ -148,6 +170,7 @@ def load_version(settings: Settings, dataset: DatasetConfig, version: str) -> Mo
         dataset.entity_column,
         family,
         choice,
+        files,
     )
 
 
@@ -236,6 +259,15 @@ class ServingRuntime:
         if previous is not None and previous.version != handle.version:
             MODEL_INFO.labels(model=previous.name, version=previous.version).set(0)
         MODEL_INFO.labels(model=handle.name, version=handle.version).set(1)
+        if previous is not None and previous is not handle:
+            # A request that took the previous handle before the swap still predicts from memory:
+            # the warm-up imported the bundle's code, so its files are no longer read.
+            previous.release()
+
+    def close(self) -> None:
+        """The end of the service: the served bundle's local copy goes with it."""
+        if self.model is not None:
+            self.model.release()
 
     def check(self) -> tuple[str, str | None] | None:
         """Why the service cannot answer now, as (a stable reason a client may read, its cause for the

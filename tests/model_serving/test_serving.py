@@ -1,4 +1,5 @@
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -357,6 +358,35 @@ def test_a_champion_that_cannot_load_leaves_the_old_version_serving(
         registry.set_registered_model_alias(name, CHAMPION, "1")
         assert runtime.refresh_model() is False
         assert runtime.last_reload_error is None
+
+
+def test_a_service_keeps_one_bundle_copy_and_removes_it_when_let_go(
+    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each load makes a private local copy of the bundle: the service keeps the served version's
+    alone, removing the previous one at a swap, a version that cannot load leaves none, and the
+    last goes at shutdown (a service that follows the champion for months does not fill its disk)."""
+    copies = tmp_path / "tmp"
+    copies.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(copies))  # where this test's copies are made
+    settings, dataset = own_registry
+    name = settings.model_name(dataset.name)
+    registry = registry_client(settings)
+    champion = registry.get_model_version(name, "1")
+    twin = str(registry.create_model_version(name, champion.source, run_id=champion.run_id, tags=champion.tags).version)
+    broken = register_broken_version(registry, name, settings, tmp_path)
+    with TestClient(create_app(settings)) as app_client:
+        runtime = app_client.app.state.runtime  # type: ignore[attr-defined]
+        first = runtime.model.files
+        assert [p.name for p in copies.iterdir()] == [first.parent.name]
+        registry.set_registered_model_alias(name, CHAMPION, twin)
+        assert runtime.refresh_model() is True, runtime.last_reload_error
+        assert [p.name for p in copies.iterdir()] == [runtime.model.files.parent.name] != [first.parent.name]
+        registry.set_registered_model_alias(name, CHAMPION, broken)
+        assert runtime.refresh_model() is False
+        assert [p.name for p in copies.iterdir()] == [runtime.model.files.parent.name], "the failed load's copy"
+        assert_serves_version(app_client, twin)
+    assert list(copies.iterdir()) == []
 
 
 def register_broken_version(registry: Any, name: str, settings: Settings, tmp_path: Path) -> str:
