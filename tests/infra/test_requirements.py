@@ -1,29 +1,15 @@
-"""The serving image's lock is a subset of the platform's: same pins, and none of the pipeline tools."""
+"""The locks: the serving image's is a subset of the platform's (same pins, none of the pipeline
+tools), and each pins every dependency of what it pins."""
 
-import re
-from pathlib import Path
+import pytest
 
 from core.settings import PROJECT_ROOT
-
-
-def pins(path: Path) -> dict[str, str]:
-    found = {}
-    for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        name, version = line.split("==")
-        found[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
-    return found
-
-
-# The serving lock's CPU-only builds of a platform package: the same version, the same module.
-CPU_BUILDS = {"xgboost-cpu": "xgboost"}
+from tests.utils.locks import BUILDS_OF, lock_problems, pins
 
 
 def test_the_serving_lock_pins_what_the_platform_pins() -> None:
     platform, serving = pins(PROJECT_ROOT / "requirements.txt"), pins(PROJECT_ROOT / "requirements-serving.txt")
-    differ = {name: version for name, version in serving.items() if platform.get(CPU_BUILDS.get(name, name)) != version}
+    differ = {name: version for name, version in serving.items() if platform.get(BUILDS_OF.get(name, name)) != version}
     assert differ == {}
     assert {"fastapi", "uvicorn", "feast", "mlflow", "xgboost-cpu", "lightgbm", "torch", "redis"} <= set(serving)
     assert "xgboost" not in serving, "one XGBoost: its CPU build"
@@ -52,3 +38,13 @@ def test_the_benchmarks_peers_stay_out_of_the_platform_and_serving_locks() -> No
         assert [name for name in BENCHMARK_PEERS if name in found] == [], lock
         assert "requirements-bench" not in (PROJECT_ROOT / lock).read_text(), lock
     assert "-r requirements-bench.txt" in (PROJECT_ROOT / "requirements-dev.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("lock", "on_top_of"),
+    [("requirements.txt", ()), ("requirements-serving.txt", ()), ("requirements-bench.txt", ("requirements.txt",))],
+)
+def test_each_lock_pins_every_dependency_of_what_it_pins(lock: str, on_top_of: tuple[str, ...]) -> None:
+    """A dependency a lock leaves out is installed unpinned (pip resolves it at build time): the
+    runtime lock once lacked pluggy and mypy-extensions, and torch's setuptools came unpinned."""
+    assert lock_problems(PROJECT_ROOT / lock, tuple(PROJECT_ROOT / base for base in on_top_of)) == []

@@ -1,13 +1,12 @@
 """The serving image's requirements and packages alone: a venv made of ``requirements-serving.txt`` and
-the packages the serving Dockerfile copies (installed, not the source tree) serves a forecast, cannot
-import Airflow, Great Expectations, Evidently or Optuna, and a registered bundle loads in it with its
-own code alone: the predict side, nothing of training, benchmarks or orchestration."""
+the packages the serving Dockerfile copies (installed, not the source tree; both stages of its build
+emulated) serves a forecast, cannot import Airflow, Great Expectations, Evidently or Optuna, and a
+registered bundle loads in it with its own code alone: the predict side, nothing of training,
+benchmarks or orchestration."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,8 @@ import requests
 
 from core.dataset import DatasetConfig
 from core.settings import PROJECT_ROOT, Settings, child_environment
-from tests.utils.images import image_packages
+from tests.utils.images import DOCKERFILES, image_packages
+from tests.utils.pods import build
 from tests.utils.servers import free_port, server_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,29 +60,11 @@ def forecast_alone(serving_venv: Path, bundle: Path, cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def serving_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("serving-image")
-    source = root / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(PROJECT_ROOT / name, source / name)
-    for package in image_packages("serving"):
-        shutil.copytree(PROJECT_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    # --no-compile: the service compiles what it imports; byte-compiling every installed file is CPU the
-    # check does not need.
-    pip = [
-        str(venv / "bin" / "python"),
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-    ]
-    subprocess.run([*pip, "-r", str(PROJECT_ROOT / "requirements-serving.txt")], check=True, timeout=1500)
-    subprocess.run([*pip, "--no-deps", "--no-build-isolation", str(source)], check=True, timeout=300)
-    return venv
+    """The serving image's virtualenv, as its Dockerfile builds it (:func:`tests.utils.pods.build`):
+    the distributions ``requirements-serving.txt`` pins and nothing else (a dependency it does not pin
+    is missing, not quietly added), then the packages the Dockerfile copies, installed."""
+    image = build(DOCKERFILES / "serving.Dockerfile", tmp_path_factory.mktemp("serving-image"))
+    return image.venvs["/opt/venv"]
 
 
 def test_the_serving_image_copies_only_what_the_service_imports() -> None:

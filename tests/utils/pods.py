@@ -2,16 +2,17 @@
 temporary root, and the container a rendered pod spec names (command, arguments, environment, the
 secrets it takes) run in it, seeing only what the image holds.
 
-The image is the Dockerfile read instruction by instruction: ``COPY`` puts the build context's files
-at their paths under the root, ``WORKDIR`` and ``ENV`` are kept, ``RUN python -m venv`` and the
-``pip install`` of the requirements file make the image's virtualenv, the ``pip install .`` of the
-copied sources installs the project into it. An instruction this reading does not know fails the
-build, so the emulation cannot silently drift from the Dockerfile. The virtualenv is made of the
-distributions the requirements file pins, each linked from this checkout's environment (installed
-from the same pins; a version that differs fails), which takes seconds where a download would take
-minutes: it holds what the image's requirements hold and nothing else (no test tools, no checkout on
-its path). The process runs from the image's ``WORKDIR`` with the image's environment, the pod's and
-the secret's, and nothing of this one's.
+The image is the Dockerfile read instruction by instruction, each ``FROM`` a stage under the root:
+``COPY`` puts the build context's files (``--from``: an earlier stage's) at their paths, ``WORKDIR``
+and ``ENV`` are kept, ``RUN python -m venv`` and the ``pip install`` of the requirements file make
+the image's virtualenv, the ``pip install .`` of the copied sources installs the project into it. An
+instruction this reading does not know fails the build, so the emulation cannot silently drift
+from the Dockerfile. The virtualenv is made of the distributions the requirements file pins, each
+linked from this checkout's environment (installed from the same pins; a version that differs
+fails), which takes seconds where a download would take minutes: it holds what the image's
+requirements hold and nothing else (no test tools, no checkout on its path; a dependency the file
+does not pin is missing, not quietly added). The process runs from the image's ``WORKDIR`` with the
+image's environment, the pod's and the secret's, and nothing of this one's.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from packaging.version import Version
 
 from core.settings import PROJECT_ROOT
+from tests.utils.locks import BUILDS_OF, lock_problems
 
 # The system's own programs a slim Debian image has too (the interpreter's libraries come with it).
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -63,15 +65,24 @@ class Image:
 
 
 def build(dockerfile: Path, root: Path, context: Path = PROJECT_ROOT) -> Image:
-    """The image ``dockerfile`` builds from ``context``, laid out under ``root`` (its last stage)."""
-    image = Image(root=root)
+    """The image ``dockerfile`` builds from ``context``, laid out under ``root``: its last stage.
+
+    Each ``FROM`` starts a stage of its own under ``root``; ``COPY --from=<stage>`` takes a path of an
+    earlier stage (a virtualenv built in one stage and copied into a slimmer one, as the serving
+    image does)."""
+    stages: dict[str, Image] = {}
+    image = Image(root=root / "stage-0")
     args: dict[str, str] = {}
     for instruction in _instructions(dockerfile):
         keyword, _, rest = instruction.partition(" ")
         keyword = keyword.upper()
-        if keyword == "FROM":
-            continue  # the base image's Python is this machine's (the same minor version)
-        if keyword == "ARG":
+        if keyword == "FROM":  # the base image's Python is this machine's (the same minor version)
+            words = rest.split()
+            if stages:
+                image = Image(root=root / f"stage-{len(stages)}")
+            stages[words[2] if len(words) == 3 and words[1].upper() == "AS" else str(len(stages))] = image
+            image.root.mkdir(parents=True, exist_ok=True)
+        elif keyword == "ARG":
             name, _, default = rest.partition("=")
             args[name.strip()] = default.strip()
         elif keyword == "ENV":
@@ -82,12 +93,12 @@ def build(dockerfile: Path, root: Path, context: Path = PROJECT_ROOT) -> Image:
             image.workdir = _absolute(image.workdir, rest.strip())
             image.path(image.workdir).mkdir(parents=True, exist_ok=True)
         elif keyword == "COPY":
-            _copy(image, context, shlex.split(rest))
+            _copy(image, context, shlex.split(rest), stages)
         elif keyword == "RUN":
             for command in rest.split("&&"):
                 _run(image, shlex.split(command))
-        elif keyword == "USER":
-            continue  # this machine's user runs the process; the image's files are its own
+        elif keyword in ("USER", "EXPOSE"):
+            continue  # this machine's user runs the process, its files its own; a port is documentation
         elif keyword == "ENTRYPOINT":
             image.entrypoint = list(json.loads(rest))
         else:
@@ -118,11 +129,17 @@ def _absolute(workdir: str, path: str) -> str:
     return path if path.startswith("/") else f"{workdir.rstrip('/')}/{path}"
 
 
-def _copy(image: Image, context: Path, words: list[str]) -> None:
-    if any(word.startswith("--from") for word in words):
-        raise ValueError("COPY --from: multi-stage builds are not emulated")
+def _copy(image: Image, context: Path, words: list[str], stages: dict[str, Image]) -> None:
+    stage = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
     *sources, target = [word for word in words if not word.startswith("--")]
     destination = image.path(_absolute(image.workdir, target))
+    if stage is not None:  # from an earlier stage: its files, linked, and the virtualenvs among them
+        earlier = stages[stage]
+        for source in sources:
+            shutil.copytree(earlier.path(source), destination, symlinks=True, copy_function=_link, dirs_exist_ok=True)
+            if source in earlier.venvs:
+                image.venvs[target] = destination
+        return
     into_folder = target.endswith("/") or len(sources) > 1 or target in (".", "./")
     for source in sources:
         origin = context / source
@@ -132,6 +149,14 @@ def _copy(image: Image, context: Path, words: list[str]) -> None:
         else:
             place.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, place)
+
+
+def _link(origin: str, place: str) -> None:
+    """A file of one stage in the next, linked (a virtualenv's gigabyte is not copied)."""
+    try:
+        os.link(origin, place)
+    except OSError:
+        shutil.copy2(origin, place)
 
 
 def _run(image: Image, argv: list[str]) -> None:
@@ -185,7 +210,7 @@ def _link_requirements(requirements: Path, venv: Path) -> None:
         name, _, pinned = line.partition("==")
         if not pinned:
             raise ValueError(f"{requirements.name}: {line!r} is not pinned")
-        distribution = importlib.metadata.distribution(name.split("[")[0])
+        distribution = importlib.metadata.distribution(BUILDS_OF.get(name, name).split("[")[0])
         # The same release: a local label is the build this machine has (torch's CPU wheel, +cpu).
         if Version(distribution.version).public != Version(pinned.split(";")[0].strip()).public:
             raise ValueError(f"{name}: {pinned} pinned, {distribution.version} installed here: run make setup")
@@ -203,6 +228,9 @@ def _link_requirements(requirements: Path, venv: Path) -> None:
                 os.link(origin, place)
             except OSError:
                 shutil.copy2(origin, place)
+    problems = lock_problems(requirements)
+    if problems:  # what ``pip check`` would say of the image's virtualenv
+        raise ValueError(f"{requirements.name}: " + "; ".join(problems))
 
 
 def _install_sources(source: Path, venv: Path) -> None:
