@@ -8,6 +8,7 @@ cannot inject commands. Which one is used is a setting (``training_executor``).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -59,7 +60,20 @@ def pod_env(settings: Settings) -> dict[str, str]:
     if settings.training_gpus > 0 and settings.training_device == "auto":
         # A pod that asked for a GPU and sees none must fail, not train quietly on the CPU.
         env["MLOPS_TRAINING_DEVICE"] = "cuda"
+    # XGBoost, LightGBM and PyTorch size their thread pools from the node's cores, not the pod's CPU
+    # limit: on a 64-core node a pod limited to 4 CPUs would run 64 threads, throttled by its quota.
+    # OpenMP's variable, which all three read, holds them to the limit.
+    env["OMP_NUM_THREADS"] = str(cpu_threads(settings.training_cpu))
     return env
+
+
+def cpu_threads(quantity: str) -> int:
+    """The threads a CPU quantity of Kubernetes holds (``"4"``, ``"2.5"``, ``"500m"``), rounded up to
+    at least one, as the downward API gives ``limits.cpu`` with a divisor of 1."""
+    value = float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+    if value <= 0:
+        raise ValueError(f"a pod's CPU limit must be positive, not {quantity!r}")
+    return max(1, math.ceil(value))
 
 
 def training_operator(task_id: str, settings: Settings, argv: list[str], **kwargs: Any) -> BaseOperator:

@@ -144,6 +144,9 @@ def worker_env(tmp_path: Path, stack: dict[str, str], redis_server: int, pushgat
         "MLOPS_PROFILE": "k8s",
         "MLOPS_TRAINING_EXECUTOR": "kubernetes",
         "MLOPS_TRAINING_GPUS": "0",  # this machine has none; the GPU pod's spec is held to its template
+        # The emulated node is this machine, two tuning pods at once on its two cores: a CPU each, and
+        # so one thread each (without it, each pod's trees ran four threads on a contended core).
+        "MLOPS_TRAINING_CPU": "1",
         "MLOPS_MLFLOW_TRACKING_URI": stack["mlflow"],
         "MLOPS_OPTUNA_STORAGE": stack["optuna"],
         "MLOPS_S3_ENDPOINT_URL": stack["s3"],
@@ -203,6 +206,8 @@ def test_training_pods_run_from_the_image_and_hand_over_through_s3_and_mlflow_al
             assert not any(arg.startswith(("/", str(PROJECT_ROOT), str(worker_root))) for arg in arguments)
             assert arguments[arguments.index("--dataset") + 1].startswith("s3://runs/synthetic/")
             assert stack["optuna"] not in str(ran["pod"]), "the password comes from the secret, not the spec"
+            env = {item["name"]: item.get("value") for item in container["env"]}
+            assert env["OMP_NUM_THREADS"] == container["resources"]["limits"]["cpu"] == "1", "threads = CPU limit"
 
         # The challenger is the final pod's MLflow run, registered by the worker's next task.
         # Its refit on every labelled row, logged by the same pod, is a second version of the same run.

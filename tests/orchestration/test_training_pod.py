@@ -53,6 +53,7 @@ def test_training_runs_as_a_pod_on_the_gpu_pool(pod_task) -> None:  # type: igno
     env = {e.name: e.value for e in container.env}
     assert env["MLOPS_PROFILE"] == "local"
     assert env["MLOPS_TRAINING_DEVICE"] == "cuda", "a GPU pod without a GPU fails instead of crawling on CPU"
+    assert env["OMP_NUM_THREADS"] == container.resources.limits["cpu"] == "4", "threads held to the CPU limit"
     assert env["MLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert [source.secret_ref.name for source in container.env_from] == ["mlops-training-env"]
     assert "never-in-a-pod-spec" not in str(pod.to_dict())
@@ -158,3 +159,18 @@ def test_a_gpu_pod_that_never_starts_fails_naming_what_it_asks_for(pod_task, tmp
     assert "nodes labelled cloud.google.com/gke-nodepool=a100-pool" in message
     assert "nvidia.com/gpu=2 free" in message
     assert "tolerating the taint nvidia.com/gpu (NoSchedule)" in message
+
+
+@pytest.mark.parametrize(("quantity", "threads"), [("4", 4), ("2.5", 3), ("500m", 1), ("1500m", 2), ("0.1", 1)])
+def test_a_pods_threads_are_its_cpu_limit_rounded_up(quantity: str, threads: int) -> None:
+    from orchestration.launch import cpu_threads
+
+    assert cpu_threads(quantity) == threads
+
+
+@pytest.mark.parametrize("quantity", ["0", "-1", "0m"])
+def test_a_cpu_limit_that_holds_no_cpu_is_refused(quantity: str) -> None:
+    from orchestration.launch import cpu_threads
+
+    with pytest.raises(ValueError, match="must be positive"):
+        cpu_threads(quantity)
