@@ -17,6 +17,7 @@ from core.columns import EVENT_TIMESTAMP, calendar_feature_names, history_name, 
 from core.dataset import DatasetConfig
 from core.files import write_text_atomically
 from core.settings import OnlineStoreKind, Settings
+from feature_store.feast_import import load_feast
 from feature_store.features import history_source_path, local_offline_source, offline_source_path
 from feature_store.outcomes import Materialized
 
@@ -93,6 +94,7 @@ def write_repo_config(settings: Settings) -> Path:
 def get_store(settings: Settings) -> FeatureStore:
     """The store, configured in memory: the credentials never touch the disk. The file written
     alongside serves the ``feast`` CLI."""
+    load_feast()
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
@@ -104,6 +106,7 @@ def get_store(settings: Settings) -> FeatureStore:
 
 def definitions(settings: Settings, dataset: DatasetConfig) -> tuple[Any, FeatureView, FeatureService, FeatureView]:
     """Entity, feature view, feature service and history view of a dataset."""
+    load_feast()
     from feast import Entity, FeatureService, FeatureView, Field, FileSource
     from feast.types import Array, Float64, Int64
     from feast.value_type import ValueType
