@@ -157,22 +157,24 @@ def read_parquet(location: str, settings: Settings) -> pd.DataFrame:
 
 
 def parquet_frame(source: str | bytes) -> pd.DataFrame:
-    """A parquet file (a local path, or its bytes) as a frame, read and decoded on the calling thread.
+    """A parquet file (a local path, or its bytes) as a frame, read and decoded on the calling thread,
+    with no thread of Arrow's pools started.
 
-    Arrow's own reads leave work on its I/O and CPU thread pools (pre-buffering's read-ahead futures,
-    parallel column decoding); a process that exits while one of them still runs or holds a Python
-    buffer aborts during finalization ("terminate called without an active exception", exit -6)
-    after its work is done (apache/arrow#34314, #49942): on busy cores a finished training task
-    failed so. Turning pre-buffering off made it rarer, not impossible (1 exit in 12 under the
-    suite's load; 2 in 80 beside 8 spinning processes). So the bytes are read here and Arrow decodes
-    them without its pools: 0 in 80 under the same load. The price is a single-threaded decode of
-    files that are read whole anyway.
+    Arrow's reads leave work on its I/O and CPU thread pools (pre-buffering's read-ahead futures,
+    parallel column decoding); a process that exits while one of those threads still runs aborts
+    during finalization ("terminate called without an active exception", exit -6) after its work is
+    done (apache/arrow#34314, #39862): on busy cores a finished training task failed so. Pre-buffering
+    off made it rarer (1 exit in 12 under the suite's load); the dataset reader without threads
+    (``pq.read_table(..., use_threads=False)``) rarer still, yet one exit in 12 aborted again in CI,
+    since that reader still starts an I/O pool thread. The file reader below starts none (a process
+    that read through it has the threads the import started, no more; a test counts them). The price
+    is a single-threaded decode of files that are read whole anyway.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    table = pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
+    table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     return table.to_pandas(use_threads=False)
 
 

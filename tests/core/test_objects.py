@@ -112,6 +112,28 @@ def test_the_shared_profiles_hand_over_through_object_storage() -> None:
         Settings(lake_uri="/mnt/lake", _env_file=None)  # type: ignore[call-arg]
 
 
+def test_reading_parquet_starts_no_thread_of_arrows_pools(tmp_path: Path) -> None:
+    """The cause of the aborted exits below, seen every time rather than one exit in twelve: a read
+    that started a pool thread leaves it to race the process's exit. The process's native threads
+    (``/proc/self/task``) are counted after the imports and after the read."""
+    import subprocess
+    import sys
+
+    from core.settings import PROJECT_ROOT
+
+    path = tmp_path / "rows.parquet"
+    pd.DataFrame({f"c{i}": [float(i)] * 2000 for i in range(40)}).to_parquet(path)
+    code = (
+        "import os, pandas, pyarrow, pyarrow.parquet\n"
+        "from core.objects import parquet_frame\n"
+        "threads = lambda: len(os.listdir('/proc/self/task'))\n"
+        f"before = threads(); frame = parquet_frame({str(path)!r}); print(before, threads(), frame.shape)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    before, after, *_ = done.stdout.split()
+    assert after == before, "the read started a thread that outlives it"
+
+
 @pytest.mark.slow
 def test_a_process_that_read_parquet_exits_cleanly_on_a_busy_machine(tmp_path: Path) -> None:
     """Arrow's reads left work on its thread pools (pre-buffering's read-ahead futures, parallel
