@@ -15,6 +15,7 @@ tags on its model version.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
@@ -152,6 +153,48 @@ def _predict(
     return output
 
 
+@dataclass(frozen=True)
+class _ChampionScore:
+    """The champion's side of the gate: which version serves, which fit of it is judged, and how that
+    fit scored on the holdout (None and empty without a champion to compare with)."""
+
+    version: str | None = None
+    judged: str | None = None
+    mae: float | None = None
+    mase: float | None = None
+    mae_by_entity: dict[str, float] = field(default_factory=dict)
+    saw_holdout: bool = False
+
+
+def _champion_on_holdout(
+    settings: Settings,
+    dataset: DatasetConfig,
+    model_name: str,
+    version: str,
+    holdout: pd.DataFrame,
+    scales: dict[str, float],
+) -> _ChampionScore:
+    """The current champion scored on the challenger's holdout, or an empty score when there is none
+    (or the challenger is the champion's own evaluated fit)."""
+    from model_bundle.outputs import point_forecast
+
+    current = champion_version(settings, model_name)
+    # A champion refitted on every labelled row has seen this holdout's older rows: it is judged by its
+    # evaluated fit, the model its own gates judged, which never saw a row from its holdout on.
+    judged = evaluated_fit(settings, model_name, current) if current is not None else None
+    if current is None or judged is None or judged == version:
+        return _ChampionScore()
+    mae, by_entity = holdout_errors(
+        point_forecast(_predict(settings, model_name, judged, holdout, dataset.entity_column)), holdout, dataset
+    )
+    mlflow_client = client(settings)
+    run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, judged).run_id))
+    trained_until = run.data.params.get("training_end")
+    # A champion trained on these rows scores too well: the comparison is harder, never easier.
+    saw_holdout = trained_until is not None and pd.Timestamp(trained_until) >= holdout[EVENT_TIMESTAMP].min()
+    return _ChampionScore(current, judged, mae, scaled(by_entity, scales)[0], by_entity, saw_holdout)
+
+
 def evaluate_challenger(
     settings: Settings, dataset: DatasetConfig, model_name: str, version: str, holdout: pd.DataFrame
 ) -> GateDecision:
@@ -159,7 +202,6 @@ def evaluate_challenger(
     if holdout.empty:
         raise ValueError(f"{dataset.name}: the holdout is empty, so nothing can be compared")
     version = str(version)
-    mlflow_client = client(settings)
     from model_bundle.outputs import point_forecast
 
     output = _predict(settings, model_name, version, holdout, dataset.entity_column)
@@ -178,26 +220,10 @@ def evaluate_challenger(
     seasonal = scored["seasonal naive"][1]
     losing = [e for e, mae in challenger_by_entity.items() if mae > seasonal[e]]
 
-    current = champion_version(settings, model_name)
-    champion_mae: float | None = None
-    champion_mase: float | None = None
-    champion_by_entity: dict[str, float] = {}
-    saw_holdout = False
     start, end = holdout[EVENT_TIMESTAMP].min(), holdout[EVENT_TIMESTAMP].max()
-    # A champion refitted on every labelled row has seen this holdout's older rows: it is judged by its
-    # evaluated fit, the model its own gates judged, which never saw a row from its holdout on.
-    judged = evaluated_fit(settings, model_name, current) if current is not None else None
-    if current is not None and judged is not None and judged != version:
-        champion_mae, champion_by_entity = holdout_errors(
-            point_forecast(_predict(settings, model_name, judged, holdout, dataset.entity_column)), holdout, dataset
-        )
-        champion_mase = scaled(champion_by_entity, scales)[0]
-        champion_run = mlflow_client.get_run(str(mlflow_client.get_model_version(model_name, judged).run_id))
-        trained_until = champion_run.data.params.get("training_end")
-        # A champion trained on these rows scores too well: the comparison is harder, never easier.
-        saw_holdout = trained_until is not None and pd.Timestamp(trained_until) >= start
-    else:
-        current = None
+    champion = _champion_on_holdout(settings, dataset, model_name, version, holdout, scales)
+    current, judged, saw_holdout = champion.version, champion.judged, champion.saw_holdout
+    champion_mae, champion_mase, champion_by_entity = champion.mae, champion.mase, champion.mae_by_entity
     min_improvement = dataset.promotion.min_improvement
     passed, reasons = decide(
         challenger_mase, baseline_mases, champion_mase, min_improvement, measure="MASE", same_as=same_as
