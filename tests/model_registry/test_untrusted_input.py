@@ -27,6 +27,7 @@ from model_registry.provenance import (
     discard,
     fetch,
     load_trusted,
+    trusted_model,
 )
 from model_registry.tracking import CHAMPION
 from model_registry.tracking import client as registry_client
@@ -92,8 +93,8 @@ def test_registration_records_the_digest_of_the_files_it_warmed(
     recorded = mlflow_client.get_model_version(name, "1").tags[BUNDLE_DIGEST_TAG]
     assert recorded == bundle_digest(champion_files)
     assert len(recorded) == 64
-    model = load_trusted(settings, name, "1")
-    assert len(model.predict(model.input_example)) == len(model.input_example)
+    with trusted_model(settings, name, "1") as model:  # load_trusted's path, its copy removed after
+        assert len(model.predict(model.input_example)) == len(model.input_example)
 
 
 def test_a_version_registered_from_outside_the_store_is_refused_and_the_champion_keeps_serving(
