@@ -25,7 +25,9 @@ def pins(path: Path) -> dict[str, str]:
         line = line.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
             continue
-        name, version = line.split("==")
+        name, _, version = line.partition("==")
+        if not version:
+            raise ValueError(f"{path.name}: {line!r} is not pinned")
         found[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version.split(";")[0].strip()
     return found
 

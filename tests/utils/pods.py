@@ -33,7 +33,7 @@ from typing import Any
 from packaging.version import Version
 
 from core.settings import PROJECT_ROOT
-from tests.utils.locks import BUILDS_OF, lock_problems
+from tests.utils.locks import BUILDS_OF, lock_problems, pins
 
 # The system's own programs a slim Debian image has too (the interpreter's libraries come with it).
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -203,16 +203,10 @@ def _link_requirements(requirements: Path, venv: Path) -> None:
     """Every pinned distribution of ``requirements`` into ``venv``, linked from this environment."""
     here = Path(sysconfig.get_path("purelib"))
     target = _site_packages(venv)
-    for line in requirements.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        name, _, pinned = line.partition("==")
-        if not pinned:
-            raise ValueError(f"{requirements.name}: {line!r} is not pinned")
-        distribution = importlib.metadata.distribution(BUILDS_OF.get(name, name).split("[")[0])
+    for name, pinned in pins(requirements).items():
+        distribution = importlib.metadata.distribution(BUILDS_OF.get(name, name))
         # The same release: a local label is the build this machine has (torch's CPU wheel, +cpu).
-        if Version(distribution.version).public != Version(pinned.split(";")[0].strip()).public:
+        if Version(distribution.version).public != Version(pinned).public:
             raise ValueError(f"{name}: {pinned} pinned, {distribution.version} installed here: run make setup")
         for file in distribution.files or []:
             origin = Path(distribution.locate_file(file))
@@ -224,10 +218,7 @@ def _link_requirements(requirements: Path, venv: Path) -> None:
             if place.exists() or not origin.is_file():
                 continue
             place.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(origin, place)
-            except OSError:
-                shutil.copy2(origin, place)
+            _link(str(origin), str(place))
     problems = lock_problems(requirements)
     if problems:  # what ``pip check`` would say of the image's virtualenv
         raise ValueError(f"{requirements.name}: " + "; ".join(problems))
