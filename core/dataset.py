@@ -281,6 +281,11 @@ class DailyConfig(_Strict):
         "retraining form's default training window end, so a run with the form's defaults trains on data that "
         "exists. None: the source grows every day and a run trains up to its own date.",
     )
+    end: date | None = Field(
+        default=None,
+        description="The last data date the daily DAG is scheduled for (Airflow's end_date: no run is scheduled "
+        "for a later day; one triggered for a day up to it still runs). None: no end.",
+    )
     catchup: bool = Field(
         default=False,
         description="Run the days between start and now that have no run yet (False: only the newest; a "

@@ -9,7 +9,7 @@ days in order; a day re-run after its source was corrected replaces that day's p
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ ingest (the source as known at the end of the run's day) -> validate (Great Expe
 Each asset event names its day (`extra.data_date`); the drift monitor and the nightly backtest run
 when `{name}_online_features` has new events. A failed check stops the day: nothing downstream is
 written and no event tells the consumers. Schedule `{schedule}` (UTC), from `{start}`, catchup
-{catchup}: `daily` in the dataset config. Backfill: `airflow backfill create --dag-id ingest_{name}
+{catchup}{end}: `daily` in the dataset config. Backfill: `airflow backfill create --dag-id ingest_{name}
 --from-date ... --to-date ...`. Config: `{config}`.
 """
 
@@ -39,7 +39,13 @@ written and no event tells the consumers. Schedule `{schedule}` (UTC), from `{st
 def build(name: str, config: Path) -> Any:
     daily = daily_config(config)
     validated, online = assets.validated(name), assets.online_features(name)
-    doc = DOC.format(name=name, config=config, schedule=daily.schedule, start=daily.start, catchup=daily.catchup)
+    # No run is scheduled past daily.end; a run of that day itself (its logical date up to the end of
+    # the day after, when the day's run is due) still runs its tasks.
+    end = datetime.combine(daily.end + timedelta(days=1), time.max, tzinfo=UTC) if daily.end else None
+    doc = DOC.format(
+        name=name, config=config, schedule=daily.schedule, start=daily.start, catchup=daily.catchup,
+        end=f", none scheduled for a day after {daily.end}" if end else "",
+    )  # fmt: skip
 
     @dag(
         **dag_arguments(
@@ -48,6 +54,7 @@ def build(name: str, config: Path) -> Any:
             ["data", "daily", name],
             doc,
             start_date=datetime.combine(daily.start, time(), tzinfo=UTC),
+            end_date=end,
             catchup=daily.catchup,
         )
     )

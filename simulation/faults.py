@@ -3,11 +3,15 @@
 A fault strikes a DAG of one simulated day at a point drawn from the seed: when one of the DAG's
 tasks is running (or, for the data faults, when the day's file is delivered). The standard set:
 
-- ``kill_task``: the process running the DAG (scheduler and task in one, as ``airflow dags test``)
-  is SIGKILLed mid-task; Airflow then finds the task's heartbeat gone and fails it, and the run is
-  started again, as clearing it in the UI would;
+- ``kill_task``: the process of a running task (its task instance's pid) is SIGKILLed; the task's
+  supervisor reports the try failed and Airflow retries it;
+- ``kill_scheduler``: the scheduler's container is lost mid-task: the scheduler, the LocalExecutor's
+  workers and the task they run are SIGKILLed, and a new scheduler is started; it finds the task
+  without a heartbeat, fails that try and Airflow retries it;
 - ``restart_postgres_forecasts`` / ``restart_postgres_mlflow``: ``pg_ctl restart -m fast`` while the
   batch forecast writes the forecast table, or while a DAG logs to MLflow (its backend store);
+- ``restart_mlflow``: MLflow's tracking server is stopped and started again while a DAG logs to it
+  (its clients retry meanwhile);
 - ``restart_redis``: the online store stops for a few seconds while the day's features are loaded,
   and while the service answers its load;
 - ``kill_worker``: one of the service's workers is SIGKILLed (its supervisor starts another);
@@ -15,7 +19,8 @@ tasks is running (or, for the data faults, when the day's file is delivered). Th
 - ``late_file``: the day's rows are not in the source when the ingest runs; they arrive once its
   first attempt has failed (before Airflow's retry);
 - ``bad_rows``: the day's file arrives with rows out of the dataset's value ranges and a missing
-  target; the corrected file follows the refused run, which is then run again.
+  target; the corrected file follows the refused run, which an operator then clears (the one heal
+  that is not Airflow's own).
 
 Each fault is a window of wall-clock time, from the moment it struck to the moment the loop was
 whole again (the DAG it hit succeeded, the service answered again); the load's answers are split by
@@ -25,21 +30,25 @@ those windows.
 from __future__ import annotations
 
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from simulation.scheduler import Metadata
+
 STANDARD = (
     "kill_task",
+    "kill_scheduler",
     "restart_redis",
     "restart_postgres_forecasts",
     "restart_postgres_mlflow",
+    "restart_mlflow",
     "kill_worker",
     "s3_unavailable",
     "late_file",
@@ -50,10 +59,12 @@ REDIS_DOWN_SECONDS = 3.0
 # whose run triggers it; None: drawn from the DAG's tasks.
 TARGETS: dict[str, list[tuple[str, str | None]]] = {
     "kill_task": [("ingest", None), ("forecast", None), ("score", None)],
+    "kill_scheduler": [("ingest", None), ("forecast", None), ("score", None)],
     "restart_redis": [("ingest", "materialize")],
     "restart_postgres_forecasts": [("forecast", "issue_forecasts")],
     # The tasks that write MLflow runs (the nightly backtest's publish only pushes to the Pushgateway).
     "restart_postgres_mlflow": [("drift_monitor", "check_drift"), ("nightly_backtest", "backtest")],
+    "restart_mlflow": [("drift_monitor", "check_drift"), ("nightly_backtest", "backtest")],
     "kill_worker": [("forecast", "issue_forecasts"), ("score", "score"), ("nightly_backtest", "backtest")],
     "s3_unavailable": [("ingest", "ingest")],
     "late_file": [("ingest", "ingest")],
@@ -76,7 +87,10 @@ class Fault:
     ended: float | None = None  # the fault itself over: the server back, the file delivered
     healed: float | None = None  # the loop whole again: the DAG it hit succeeded, the service answering
     hit_task: str | None = None  # the task running when it struck
-    attempts: int = 0  # runs of the DAG it hit, the first included
+    attempts: int = 0  # runs of the DAG it hit, the first included (a run cleared again counts anew)
+    tries: int = 0  # Airflow's tries of the task it hit, in the run that healed
+    # "automatic" (Airflow's retries and recovery, a server's own) or "operator" (a run cleared)
+    healed_by: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -110,7 +124,7 @@ def plan(kinds: list[str], days: list[str], seed: int, task_ids: Callable[[str],
             seconds = REDIS_DOWN_SECONDS
         # A kill strikes a moment into its task; a restart of PostgreSQL locks the table as soon as the
         # task runs and waits for the task's statement (see Postgres.restart_in_a_write).
-        delay = round(draw.uniform(0.0, 0.5), 2) if kind in ("kill_task", "kill_worker") else 0.0
+        delay = round(draw.uniform(0.0, 0.5), 2) if kind in ("kill_task", "kill_scheduler", "kill_worker") else 0.0
         faults.append(Fault(kind, day, dag, task, delay, seconds))
     return sorted(faults, key=lambda f: (f.day, f.kind))
 
@@ -139,9 +153,9 @@ class TaskWatch:
     """Calls ``action`` once, in a thread of its own, when a task of a DAG reaches a state in a run
     newer than the watch (polling Airflow's metadata database read-only)."""
 
-    def __init__(self, airflow_db: Path, dag_id: str, task_id: str | None, states: tuple[str, ...],
+    def __init__(self, metadata: Metadata, dag_id: str, task_id: str | None, states: tuple[str, ...],
                  action: Callable[[str], None], delay_s: float = 0.0):  # fmt: skip
-        self.db, self.dag_id, self.task_id, self.states = airflow_db, dag_id, task_id, states
+        self.metadata, self.dag_id, self.task_id, self.states = metadata, dag_id, task_id, states
         self.action, self.delay_s = action, delay_s
         self.after = self._newest_run()
         self.fired = threading.Event()
@@ -149,8 +163,7 @@ class TaskWatch:
         self._thread = threading.Thread(target=self._watch, daemon=True, name=f"watch-{dag_id}")
 
     def _query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute(sql, args).fetchall()
+        return self.metadata.query(sql, *args)
 
     def _newest_run(self) -> int:
         rows = self._query("SELECT max(id) FROM dag_run WHERE dag_id = ?", self.dag_id)
@@ -175,10 +188,12 @@ class TaskWatch:
         return str(rows[0][0]) if rows else None
 
     def _watch(self) -> None:
+        import psycopg
+
         while not self._stop.is_set():
             try:
                 task = self._reached()
-            except sqlite3.OperationalError:  # the database is being written: look again
+            except psycopg.OperationalError:  # PostgreSQL restarting: look again
                 task = None
             if task is not None:
                 if self.delay_s:
@@ -186,7 +201,7 @@ class TaskWatch:
                 self.fired.set()
                 self.action(self.running_task() or task)
                 return
-            self._stop.wait(0.02)
+            self._stop.wait(0.05)
 
     def __enter__(self) -> TaskWatch:
         self._thread.start()

@@ -4,10 +4,14 @@ Each simulated day ``D``:
 
 1. reveals the raw source up to the end of ``D`` (copies of the source files that stop there, which
    the simulation's copy of the dataset config points to: no later row exists yet);
-2. runs, with ``dag.test()``, what the scheduler runs after the day ends: ``ingest_<name>`` for the
-   interval of ``D``, then the DAGs its Assets start (``forecast_<name>``, then ``score_<name>``,
-   ``drift_monitor_<name>``, ``nightly_backtest_<name>``), each judging ``D``; a retraining the drift
-   monitor triggers runs with the conf it was triggered with;
+2. runs what the scheduler runs after the day ends: ``ingest_<name>`` for the interval of ``D``, then
+   the DAGs its Assets start (``forecast_<name>``, then ``score_<name>``, ``drift_monitor_<name>``,
+   ``nightly_backtest_<name>``), each judging ``D``; a retraining the drift monitor triggers runs with
+   the conf it was triggered with. On the embedded default each DAG runs in turn with ``dag.test()``;
+   on the simulation's servers (faults, or ``--servers``) Airflow's own scheduler runs them
+   (:mod:`simulation.scheduler`): the ingest is triggered over REST with its logical date and the
+   rest is Airflow's, its retries and recovery included; a run that failed for good is cleared, as
+   an operator would, and the report says which heals were whose;
 3. reads what the day left in the stores: rows landed, forecasts issued and scored, the champion's
    and seasonal naive's realized MAE on the day's targets, the drift share, retrainings.
 
@@ -40,6 +44,7 @@ from core.settings import PROJECT_ROOT, Settings
 from simulation import readings, strikes
 from simulation.readings import reading
 from simulation.report import Day, checks, drift_loop, fault_report, summary
+from simulation.scheduler import Airflow, Run
 from simulation.source import SHIFTS, RevealedSource, Shift, default_start
 from simulation.stack import BUCKET, Stack
 
@@ -74,6 +79,11 @@ def prepare_environment(home: Path, config: Path, servers: dict[str, str] | None
 
 # Runs of one DAG a fault may cost: the first, and the reruns once the fault is over.
 MAX_ATTEMPTS = 3
+# The DAGs of the daily loop that Airflow's scheduler runs (the others stay paused).
+SCHEDULED = ("ingest", "forecast", "score", "drift_monitor", "nightly_backtest")
+# Consumers of a day's data, by the DAG whose success starts them (through its Asset).
+CONSUMERS = {"ingest": ("forecast", "drift_monitor", "nightly_backtest"), "forecast": ("score",)}
+SETTLE_SECONDS = 3600.0  # a day's runs, retries and a retraining included
 
 
 def _has(faults: list[Fault], kind: str) -> bool:
@@ -100,13 +110,19 @@ class Simulation:
         self.source = RevealedSource(
             original, dataset_config.resolve(), home / "datasets" / "sources", probe, s3, BUCKET if s3 else None
         )
-        prepare_environment(home, self.source.config, stack.environment() if stack is not None else None)
+        servers = {**stack.environment(), **stack.metadata_environment()} if stack is not None else None
+        prepare_environment(home, self.source.config, servers)
         get_settings.cache_clear()
         self.settings = get_settings()
         self.dataset = DatasetConfig.from_yaml(self.source.config, self.settings)
         self.name = self.dataset.name
-        airflow = Path(sys.executable).parent / "airflow"
-        subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+        self.airflow: Airflow | None = None
+        if stack is not None:  # Airflow's scheduler runs the days
+            scheduled = [*(self.dag_id(kind) for kind in SCHEDULED), f"retrain_{self.name}_forecaster"]
+            self.airflow = stack.start_airflow(dict(os.environ), scheduled)
+        else:
+            airflow = Path(sys.executable).parent / "airflow"
+            subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
         from airflow.dag_processing.dagbag import DagBag
 
         from model_registry import tracking
@@ -117,12 +133,12 @@ class Simulation:
             raise RuntimeError(f"DAG import errors: {bag.import_errors}")
         self.dags = bag.dags
         self.model_name = self.settings.model_name(self.name)
-        self.airflow_db = home / "airflow" / "airflow.db"
         self.champions: set[str] = set()
         self.faults: list[Fault] = []
         self.refusals: dict[str, dict[str, bool]] = {}  # a bad day: what stood after its refusal
         self.day_champion: str | None = None  # the champion as the day began (a refusal must keep it)
         self.load: LoadRun | None = None  # the service's load, once it stopped
+        self.operator_acts: list[dict[str, str]] = []  # runs the simulation cleared, as an operator
 
     def dag_id(self, kind: str) -> str:
         return f"{kind}_{self.name}"
@@ -131,7 +147,10 @@ class Simulation:
         return sorted(self.dags[self.dag_id(kind)].task_ids)
 
     def run_dag(self, dag_id: str, **kwargs: Any) -> dict[str, str | None]:
-        """One run of ``dag_id`` with ``dag.test()``; the state of each of its tasks."""
+        """One run of ``dag_id`` (``dag.test()``'s arguments), by Airflow's scheduler where it runs the
+        days, else with ``dag.test()``; the state of each of its tasks."""
+        if self.airflow is not None:
+            return self._run_on_scheduler(dag_id, kwargs.get("logical_date"), kwargs.get("run_conf"))
         # What the DAGs' libraries print (Feast's materialization, Airflow's task output) goes to a log.
         with (self.home / "dags.log").open("a") as log_file, contextlib.redirect_stdout(log_file):
             run = self.dags[dag_id].test(**kwargs)
@@ -141,6 +160,48 @@ class Simulation:
         states["__run__"] = str(run.state) if ran else "nothing ran"
         self._note_champion()
         return states
+
+    def _run_on_scheduler(
+        self, dag_id: str, logical_date: datetime | None, conf: dict[str, Any] | None
+    ) -> dict[str, str | None]:
+        """Trigger a run over REST and wait until it, and what it started, finished."""
+        assert self.airflow is not None
+        after = self.airflow.metadata.newest_run()
+        run_id = f"simulation__{dag_id}__{after + 1}"
+        self.airflow.trigger(dag_id, run_id, logical_date, conf)
+        runs = self.settle(after)
+        run = next(r for r in runs if r.dag_id == dag_id and r.run_id == run_id)
+        states: dict[str, str | None] = {
+            task: state for task, (state, _) in self.airflow.metadata.tasks(dag_id, run_id).items()
+        }
+        states["__run__"] = run.state
+        self._note_champion()
+        return states
+
+    def settle(self, after: int) -> list[Run]:
+        """Wait until every DAG run newer than run id ``after`` finished and none is still owed (each
+        consumer of a DAG that succeeded has a run started after it); those runs."""
+        assert self.airflow is not None
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            runs = self.airflow.metadata.runs_since(after)
+            if all(r.finished for r in runs) and not self._owed(runs):
+                return runs
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the runs after {after} did not settle: {runs}")
+            time.sleep(1.0)
+
+    def _owed(self, runs: list[Run]) -> list[str]:
+        """The consumer DAGs that a successful run's Asset must still start."""
+        owed = []
+        for producer, consumers in CONSUMERS.items():
+            done = [r for r in runs if r.dag_id == self.dag_id(producer) and r.state == "success"]
+            if not done:
+                continue
+            for consumer in consumers:
+                if not any(r.dag_id == self.dag_id(consumer) and r.id > done[-1].id for r in runs):
+                    owed.append(self.dag_id(consumer))
+        return owed
 
     def _note_champion(self) -> None:
         version = reading(self.champion)
@@ -167,33 +228,17 @@ class Simulation:
         self.source.reveal(
             day - timedelta(days=1) if _has(today, "late_file") else day, corrupt=_has(today, "bad_rows")
         )
-        failed: list[str] = []
         at_one = datetime.combine(day + timedelta(days=1), clock(1), tzinfo=UTC)  # the daily run after the day
-        midnight = datetime.combine(day, clock(), tzinfo=UTC)
-        steps: list[tuple[str, dict[str, Any]]] = [
-            ("ingest", {"logical_date": at_one}),
-            ("forecast", {}),
-            ("score", {}),
-            ("drift_monitor", {"logical_date": midnight}),
-            ("nightly_backtest", {}),
-        ]
-        retrains = promotions = forced = 0
-        for kind, kwargs in steps:
-            dag_id = self.dag_id(kind)
-            states = self.run_step(day, kind, kwargs, [f for f in today if f.dag == kind])
-            if states.pop("__run__") != "success":
-                failed.append(dag_id)
-                if kind == "ingest":
-                    break  # no data, no consumer: the Assets would not have started them
-            if kind == "drift_monitor" and states.get("trigger_retraining") == "success":
-                before = reading(self.champion)
-                self.run_dag(f"retrain_{self.name}_forecaster", run_conf=self._triggered_conf(day))
-                retrains += 1
-                after = reading(self.champion)
-                if after is not None and after != before:
-                    promotions += 1
-                    by_force = functools.partial(readings.promoted_by_force, self.settings, self.model_name, after)
-                    forced += int(reading(by_force))
+        if self.airflow is not None:
+            failed, retrains = self._day_on_scheduler(day, at_one, today)
+        else:
+            failed, retrains = self._day_with_dag_test(day, at_one)
+        promotions = forced = 0
+        after = reading(self.champion)
+        if after is not None and after != self.day_champion:  # only a retraining moves the champion
+            promotions = 1
+            by_force = functools.partial(readings.promoted_by_force, self.settings, self.model_name, after)
+            forced = int(reading(by_force))
         settings, name = self.settings, self.name
         realized = reading(lambda: readings.realized(settings, name, day))
         check = reading(lambda: readings.drift_check(settings, day))
@@ -209,43 +254,76 @@ class Simulation:
             retrains=retrains,
             promotions=promotions,
             forced_promotions=forced,
-            champion_version=reading(self.champion),
+            champion_version=after,
             failed_dags=failed,
             wall_s=round(time.monotonic() - started, 1),
             faults=[f.kind for f in today],
         )
 
-    def run_step(self, day: date, kind: str, kwargs: dict[str, Any], faults: list[Fault]) -> dict[str, str | None]:
-        """One DAG of the day with the faults that strike it; run again, once a fault is over, as an
-        operator clears a run that a fault failed (Airflow's own task retries come first)."""
-        dag_id = self.dag_id(kind)
-        states: dict[str, str | None] = {}
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            with contextlib.ExitStack() as watches:
-                if attempt == 1:
-                    killer = next((f for f in faults if f.kind == "kill_task"), None)
-                    for fault in faults:
-                        if fault.kind != "kill_task":
-                            watches.enter_context(strikes.strike(self, fault, day))
-                    if killer is not None:
-                        strikes.run_dag_killed(self, dag_id, kwargs, killer)
-                        if killer.injected:
-                            continue  # the killed run is failed: run it again
-                states = self.run_dag(dag_id, **kwargs)
+    def _day_with_dag_test(self, day: date, logical_date: datetime) -> tuple[list[str], int]:
+        """The day's DAGs in the order their Assets would start them, each with ``dag.test()``; a
+        retraining the drift monitor triggered runs with the conf it was triggered with. The DAGs
+        that failed, and the retrainings."""
+        midnight = datetime.combine(day, clock(), tzinfo=UTC)
+        steps: list[tuple[str, dict[str, Any]]] = [
+            ("ingest", {"logical_date": logical_date}),
+            ("forecast", {}),
+            ("score", {}),
+            ("drift_monitor", {"logical_date": midnight}),
+            ("nightly_backtest", {}),
+        ]
+        failed: list[str] = []
+        retrains = 0
+        for kind, kwargs in steps:
+            states = self.run_dag(self.dag_id(kind), **kwargs)
+            if states.pop("__run__") != "success":
+                failed.append(self.dag_id(kind))
+                if kind == "ingest":
+                    break  # no data, no consumer: the Assets would not have started them
+            if kind == "drift_monitor" and states.get("trigger_retraining") == "success":
+                self.run_dag(f"retrain_{self.name}_forecaster", run_conf=self._triggered_conf(day))
+                retrains += 1
+        return failed, retrains
+
+    def _day_on_scheduler(self, day: date, logical_date: datetime, faults: list[Fault]) -> tuple[list[str], int]:
+        """The day as Airflow's scheduler runs it: the ingest triggered over REST, its consumers
+        started by their Assets, with the day's faults striking their tasks. A run that failed for
+        good is cleared once the fault is over, as an operator would (at most :data:`MAX_ATTEMPTS`
+        runs); each fault records whose heal it was. The DAGs that ended failed, and the retrainings."""
+        assert self.airflow is not None
+        after = self.airflow.metadata.newest_run()
+        for fault in faults:
+            fault.attempts = 1
+        with contextlib.ExitStack() as watches:
             for fault in faults:
-                fault.attempts = attempt
-            if states["__run__"] == "success":
-                for fault in faults:
-                    if fault.injected and fault.healed is None:
-                        fault.healed = time.time()
-                    elif not fault.injected and fault.kind in strikes.DATA_FAULTS:
-                        fault.notes.append("the run succeeded with the fault in place: it never bit")
-                return states
-            strikes.bitten(faults)
-            if not any(f.injected for f in faults):
-                return states
-            strikes.after_failure(self, day, faults)
-        return states
+                watches.enter_context(strikes.strike(self, fault, day))
+            self.airflow.trigger(self.dag_id("ingest"), f"day__{day.isoformat()}", logical_date)
+            runs = self.settle(after)
+            for _ in range(MAX_ATTEMPTS - 1):
+                failed = [r for r in _latest(runs).values() if r.state == "failed"]
+                if not failed:
+                    break
+                strikes.bitten([f for f in faults if any(r.dag_id == self.dag_id(f.dag) for r in failed)])
+                strikes.after_failure(self, day, faults)
+                for run in failed:
+                    self.airflow.clear(run.dag_id, run.run_id)
+                    kind = run.dag_id.removesuffix(f"_{self.name}")
+                    self.operator_acts.append({"day": day.isoformat(), "dag": kind, "run_id": run.run_id})
+                    for fault in faults:
+                        if self.dag_id(fault.dag) == run.dag_id:
+                            fault.attempts += 1
+                            fault.healed_by = "operator"
+                runs = self.settle(after)
+        latest = _latest(runs)
+        for fault in faults:
+            hit = latest.get(self.dag_id(fault.dag))
+            task = fault.hit_task or fault.task
+            tasks = self.airflow.metadata.tasks(hit.dag_id, hit.run_id) if hit is not None else {}
+            strikes.settled(fault, hit, tasks.get(task or "", (None, 0))[1])
+        self._note_champion()
+        failed_dags = sorted(dag_id for dag_id, run in latest.items() if run.state != "success")
+        retrains = sum(r.dag_id == f"retrain_{self.name}_forecaster" for r in runs)
+        return failed_dags, retrains
 
     def _triggered_conf(self, day: date) -> dict[str, Any]:
         from airflow.models import DagRun
@@ -329,6 +407,11 @@ def simulate(
             report["checks"] |= report["faults"]["checks"]
             report["summary"]["all_checks_passed"] = all(report["checks"].values())
         return report
+
+
+def _latest(runs: list[Run]) -> dict[str, Run]:
+    """Each DAG's newest run of ``runs``."""
+    return {run.dag_id: run for run in sorted(runs, key=lambda r: r.id)}
 
 
 @contextlib.contextmanager

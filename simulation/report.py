@@ -282,14 +282,18 @@ def _fault_lines(faults: dict[str, Any] | None) -> list[str]:
     lines = [
         f"Faults `{faults['option']}`, seed {faults['seed']} (the same seed, the same schedule):",
         "",
-        "| day | fault | DAG | task it struck | struck (UTC) | healed after s | runs of the DAG | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| day | fault | DAG | task it struck | struck (UTC) | healed after s | healed by | runs of the DAG "
+        "| tries of the task | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for f in faults["schedule"]:
         lines.append(
             f"| {f['day']} | {f['kind']} | {f['dag']} | {cell(f['hit_task'] or f['task'])} | "
-            f"{cell(f['struck'])} | {cell(f['heal_s'])} | {f['attempts']} | {'; '.join(f['notes']) or '-'} |"
+            f"{cell(f['struck'])} | {cell(f['heal_s'])} | {cell(f.get('healed_by'))} | {f['attempts']} | "
+            f"{cell(f.get('tries'))} | {'; '.join(f['notes']) or '-'} |"
         )
+    if acts := faults.get("operator_acts"):
+        lines += ["", "Runs an operator cleared: " + ", ".join(f"{a['day']} {a['dag']}" for a in acts) + "."]
     service = faults["service"]
     lines += [
         "",
@@ -358,6 +362,7 @@ def fault_report(simulation: Simulation, answers: Path, seed: int, option: str) 
     struck = {
         "every_fault_struck": all(f.injected for f in simulation.faults),
         "every_fault_healed": all(f.healed is not None for f in simulation.faults),
+        "heals_automatic_but_the_corrected_file": heals_automatic(simulation.faults, simulation.operator_acts),
     }
     checks = {
         **(struck if simulation.faults else {}),
@@ -383,6 +388,7 @@ def fault_report(simulation: Simulation, answers: Path, seed: int, option: str) 
             for f in simulation.faults
         ],
         "service": served,
+        "operator_acts": simulation.operator_acts,
         "checks": checks,
         "answers_before_first_fault": answered_stats(
             rows[rows[:, 0] < min((f.struck for f in simulation.faults if f.struck), default=float("inf"))]
@@ -390,6 +396,22 @@ def fault_report(simulation: Simulation, answers: Path, seed: int, option: str) 
         if rows.size
         else None,
     }
+
+
+# The one fault whose heal is an operator's act: a corrected file is a person's answer to a refusal.
+OPERATOR_HEALS = ("bad_rows",)
+
+
+def heals_automatic(faults: list[Any], operator_acts: list[dict[str, str]]) -> bool:
+    """Every fault healed by Airflow's retries and recovery (or the servers' own), except a refused
+    bad file, whose corrected file an operator delivers and whose run they clear; and the operator
+    cleared nothing else."""
+    expected = {(f.day, f.dag) for f in faults if f.kind in OPERATOR_HEALS}
+    acted = {(a["day"], a["dag"]) for a in operator_acts}
+    return (
+        all(f.healed_by == ("operator" if f.kind in OPERATOR_HEALS else "automatic") for f in faults)
+        and acted <= expected
+    )
 
 
 LOAD_SHARE = 0.95  # of rate x duration, the requests a load that ran throughout has sent

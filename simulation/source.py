@@ -137,6 +137,9 @@ class RevealedSource:
             raw["source"]["uris"] = {key: self._uri(key) for key in self.paths}
         else:
             raw["source"]["uri"] = self._uri("all")
+        # The replayed source holds no day after its last: the daily DAG schedules no run of its own
+        # (a scheduler would otherwise start one for the newest day by the clock).
+        raw.setdefault("daily", {})["end"] = self.last_day().isoformat()
         path = self.folder.parent / original.name
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
         return path

@@ -4,7 +4,9 @@ A plain simulation runs on the embedded default (SQLite, local files). Under fau
 it is deployed, on servers from Debian's packages: ``redis-server`` holds the online store,
 PostgreSQL the forecast table and MLflow's backend store, S3 (a moto server, behind a proxy that can
 answer 503) the raw source files, and the forecasting service runs with two workers under uvicorn's
-supervisor. Every server is started on a free loopback port, in its own session, with its log under
+supervisor. MLflow's tracking server (``mlflow server``) stands in front of its backend store and
+serves the artifacts, and Airflow's components (:mod:`simulation.scheduler`) keep their metadata in a
+database of the same PostgreSQL. Every server is started on a free loopback port, in its own session, with its log under
 the simulation's home, and stopped when the stack closes.
 """
 
@@ -28,6 +30,7 @@ from urllib.parse import urlparse
 
 from harness.net import free_port, http_ok, port_open
 from harness.servers import SERVERS_HINT, Server, postgres_bin
+from simulation.scheduler import Airflow
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +106,14 @@ class Postgres:
         self._pg_ctl("restart", "-m", "fast", "-o", self.options)
 
     def restart_in_a_write(self, database: str, table: str, ours: Callable[[], set[int]], timeout: float) -> bool:
-        """Restart the server while a statement of this process on ``table`` is in flight.
+        """Restart the server while a statement of the DAG's on ``table`` is in flight.
 
         A connection of its own locks ``table``; the next statement that touches it waits for the
         lock, and once a waiting statement comes from one of the ports ``ours()`` names (the
-        connections of the process that runs the DAG), the server restarts: that statement and its
-        transaction are cut midway. Without such a statement within ``timeout`` seconds the server
-        restarts all the same; the answer says whether a statement was caught.
+        connections of the task's process, or of the tracking server it logs through), the server
+        restarts: that statement and its transaction are cut midway. Without such a statement within
+        ``timeout`` seconds the server restarts all the same; the answer says whether a statement was
+        caught.
         """
         import psycopg
 
@@ -133,15 +137,25 @@ class Postgres:
                 holder.close()
         return caught
 
-    def client_ports(self) -> set[int]:
-        """The local ports of this process's connections to the server."""
+    def client_ports(self, roots: list[int]) -> set[int]:
+        """The local ports of the connections to the server from the processes ``roots`` and their
+        descendants (a scheduler's task processes, a tracking server's workers)."""
         import psutil
 
-        return {
-            c.laddr.port
-            for c in psutil.Process().net_connections(kind="tcp")
-            if c.raddr and c.raddr.port == self.port and c.raddr.ip == "127.0.0.1"
-        }
+        ports = set()
+        for root in roots:
+            try:
+                family = [psutil.Process(root), *psutil.Process(root).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for process in family:
+                with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                    ports |= {
+                        c.laddr.port
+                        for c in process.net_connections(kind="tcp")
+                        if c.raddr and c.raddr.port == self.port and c.raddr.ip == "127.0.0.1"
+                    }
+        return ports
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
@@ -153,6 +167,39 @@ class Postgres:
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://mlops@127.0.0.1:{self.port}/{database}"
+
+
+class Mlflow:
+    """``mlflow server`` on the ``mlflow`` database, serving the artifacts it keeps in ``folder``: what
+    clients talk to, restartable like any server (their requests are retried meanwhile)."""
+
+    def __init__(self, folder: Path, backend_store: str):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
+                "--backend-store-uri", backend_store, "--artifacts-destination", str(folder / "artifacts"),
+                "--serve-artifacts", "--workers", "1"]  # fmt: skip
+        env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        self.server = Server(argv, name="mlflow server", log=folder / "mlflow.log", append=True, env=env)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.server.start(lambda: http_ok(f"{self.url}/health"), READY_SECONDS, 0.25)
+
+    def stop(self) -> None:
+        self.server.stop(grace=STOP_GRACE_SECONDS)
+
+    def restart(self) -> None:
+        """Stop (SIGTERM: requests in flight are cut) and start again; back once it answers."""
+        self.stop()
+        self.start()
+
+    def pid(self) -> int | None:
+        process = self.server.process
+        return process.pid if process is not None and process.poll() is None else None
 
 
 class FlakyS3:
@@ -279,18 +326,25 @@ class Service:
 
 
 class Stack:
-    """Redis, PostgreSQL (databases ``forecasts`` and ``mlflow``) and S3 behind :class:`FlakyS3`,
-    started for a simulation under faults; :meth:`environment` points the platform at them."""
+    """Redis, PostgreSQL (databases ``forecasts`` and ``mlflow``; Airflow's metadata on a cluster of its
+    own), MLflow's tracking server
+    and S3 behind :class:`FlakyS3`, started for a simulation under faults; :meth:`environment` points
+    the platform at them, :meth:`start_airflow` runs Airflow's components on them."""
 
     def __init__(self, home: Path):
         self.home = home
         self.redis = Redis(home / "servers" / "redis")
         self.postgres = Postgres(("forecasts", "mlflow"))
+        # Airflow's metadata on a cluster of its own: the restarts above are faults of the forecast
+        # table and MLflow's store, not of the scheduler's own database.
+        self.metadata = Postgres(("airflow",))
+        self.mlflow = Mlflow(home / "servers" / "mlflow", self.postgres.url("mlflow"))
         self.moto_port = free_port()
         argv = [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.moto_port)]
         self.moto = Server(argv, name="moto_server", log=home / "servers" / "moto.log", append=True, hint=SERVERS_HINT)
         self.s3: FlakyS3 | None = None
         self.service: Service | None = None
+        self.airflow: Airflow | None = None
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> Stack:
@@ -299,6 +353,10 @@ class Stack:
             self._stack.callback(self.redis.stop)
             self.postgres.start()
             self._stack.callback(self.postgres.stop)
+            self.metadata.start()
+            self._stack.callback(self.metadata.stop)
+            self.mlflow.start()
+            self._stack.callback(self.mlflow.stop)
             self.moto.start(lambda: port_open(self.moto_port), READY_SECONDS)
             self._stack.callback(self.moto.stop, grace=STOP_GRACE_SECONDS)
             self.s3 = self._stack.enter_context(FlakyS3(self.moto_endpoint))
@@ -333,12 +391,28 @@ class Stack:
             "MLOPS_REDIS_PORT": str(self.redis.port),
             "MLOPS_REDIS_PASSWORD": REDIS_PASSWORD,
             "MLOPS_FORECAST_DB": self.postgres.url("forecasts"),
-            "MLOPS_MLFLOW_TRACKING_URI": self.postgres.url("mlflow"),
+            "MLOPS_MLFLOW_TRACKING_URI": self.mlflow.url,
             "MLOPS_S3_ENDPOINT_URL": self.s3.url,
             "MLOPS_AWS_ACCESS_KEY_ID": "simulation",
             "MLOPS_AWS_SECRET_ACCESS_KEY": "simulation",
             "MLOPS_SOURCE_BUCKETS": f'["{BUCKET}"]',
         }
+
+    def metadata_environment(self) -> dict[str, str]:
+        """Airflow's variables that put its metadata on this PostgreSQL (for this process's Airflow
+        too, which reads its configuration once, at its import)."""
+        url = self.metadata.url("airflow")
+        return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": url}
+
+    def start_airflow(self, environ: dict[str, str], dag_ids: list[str]) -> Airflow:
+        """Airflow's api-server, dag-processor and scheduler with the platform's environment
+        ``environ``, metadata in the ``airflow`` database; ``dag_ids`` unpaused once parsed."""
+        self.airflow = Airflow(
+            environ, self.metadata.url("airflow"), self.metadata.conninfo("airflow"), self.home / "servers"
+        )
+        self._stack.callback(self.airflow.stop)
+        self.airflow.start(dag_ids)
+        return self.airflow
 
     def start_service(self, settings: Any, workers: int = 2) -> Service:
         """The forecasting service on the platform's settings, following the champion alias."""

@@ -1,22 +1,19 @@
 """How each fault of the plan (:mod:`simulation.faults`) strikes the DAG run it is meant for, and what
-is put right before that DAG runs again.
+an operator puts right before a run that failed for good is cleared.
 
 A fault that needs a task to be running is a :class:`simulation.faults.TaskWatch` on that task,
-whose action is the fault (a server restarted, a worker or the DAG's process killed); the data
-faults and S3's 503s are in place before the run starts. Each fault records when it struck, when it
+whose action is the fault (a server restarted, a task's process, the scheduler or a service worker
+killed); the data faults and S3's 503s are in place before the run starts. Each fault records when it struck, when it
 was over and what it hit, which the report turns into the windows the service's answers are split by.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from datetime import date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from simulation.faults import Fault, TaskWatch
@@ -24,6 +21,7 @@ from simulation.readings import features_of_day, reading
 
 if TYPE_CHECKING:
     from simulation.replay import Simulation
+    from simulation.scheduler import Run
     from simulation.stack import Service
 
 # The table whose statements a PostgreSQL restart cuts: (database, table) per fault.
@@ -31,50 +29,8 @@ POSTGRES_TARGETS = {
     "restart_postgres_forecasts": ("forecasts", "forecasts"),
     "restart_postgres_mlflow": ("mlflow", "runs"),
 }
-UNFINISHED = ("running", "queued", "scheduled", "up_for_retry", "restarting", "deferred")
 # Faults in the day's data: struck only when the DAG run they were in place for failed on them.
 DATA_FAULTS = ("late_file", "bad_rows")
-
-
-def run_dag_killed(simulation: Simulation, dag_id: str, kwargs: dict[str, Any], fault: Fault) -> None:
-    """Run ``dag_id`` in a process of its own and SIGKILL it (its whole session) once
-    ``fault.task`` is running; then fail what the dead process left unfinished, as Airflow's
-    scheduler does when a task's heartbeat stops."""
-    encoded = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in kwargs.items()}
-    argv = [sys.executable, "-m", "simulation.dagrun", dag_id, json.dumps(encoded)]
-    with (simulation.home / "dags.log").open("ab") as log_file:
-        child = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-
-        def kill(task: str) -> None:
-            fault.struck, fault.hit_task, fault.injected = time.time(), task, True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-
-        with TaskWatch(simulation.airflow_db, dag_id, fault.task, ("running",), kill, fault.delay_s) as watch:
-            after = watch.after
-            while child.poll() is None and not watch.fired.is_set():
-                time.sleep(0.05)
-            child.wait(timeout=600)
-    if not fault.injected:
-        fault.notes.append(f"{fault.task} never ran while the process lived (exit {child.returncode})")
-        return
-    fail_unfinished(dag_id, after)
-    fault.ended = time.time()
-
-
-def fail_unfinished(dag_id: str, after: int) -> None:
-    """Fail the unfinished tasks, and the run, of ``dag_id``'s runs newer than run id ``after``."""
-    from airflow.models import DagRun, TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
-
-    with create_session() as session:
-        for run in session.query(DagRun).filter(DagRun.dag_id == dag_id, DagRun.id > after):
-            for ti in session.query(TaskInstance).filter(
-                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id, TaskInstance.state.in_(UNFINISHED)
-            ):
-                ti.state = TaskInstanceState.FAILED
-            run.state = DagRunState.FAILED
 
 
 def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.AbstractContextManager[Any]:
@@ -91,6 +47,9 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
         fault.struck, fault.injected, fault.ended = now, True, now + fault.seconds
         return contextlib.nullcontext()
     dag_id = simulation.dag_id(fault.dag)
+    assert stack is not None, f"{fault.kind} needs the simulation's servers"
+    airflow = stack.airflow
+    assert airflow is not None, f"{fault.kind} strikes the runs of Airflow's scheduler"
     if fault.kind == "late_file":
 
         def deliver(task: str) -> None:
@@ -98,18 +57,43 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
             simulation.source.reveal(day)
             fault.ended, fault.hit_task, fault.injected = time.time(), task, True
 
-        return TaskWatch(simulation.airflow_db, dag_id, fault.task, ("up_for_retry", "failed"), deliver)
+        return TaskWatch(airflow.metadata, dag_id, fault.task, ("up_for_retry", "failed"), deliver)
     if fault.kind == "bad_rows":
         return contextlib.nullcontext()
-    assert stack is not None, f"{fault.kind} needs the simulation's servers"
 
     def act(task: str) -> None:
         fault.struck, fault.hit_task, fault.injected = time.time(), task, True
-        if fault.kind == "restart_redis":
+        if fault.kind == "kill_task":
+            pid = airflow.metadata.running_pid(dag_id, task, watch.after)
+            if pid is None:
+                fault.injected = False
+                fault.notes.append(f"{task} had no running process to kill")
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        elif fault.kind == "kill_scheduler":
+            # The scheduler's container lost: the scheduler, its executor's workers and their task
+            # processes (each task in a process group of its own), then a new scheduler.
+            pid = airflow.metadata.running_pid(dag_id, task, watch.after)
+            airflow.kill("scheduler")
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            airflow.start_component("scheduler")
+        elif fault.kind == "restart_redis":
             stack.redis.restart(fault.seconds)
+        elif fault.kind == "restart_mlflow":
+            stack.mlflow.restart()
         elif fault.kind.startswith("restart_postgres"):
             database, table = POSTGRES_TARGETS[fault.kind]
-            if not stack.postgres.restart_in_a_write(database, table, stack.postgres.client_ports, 30.0):
+            # The DAG's statements: from its task's process on the forecast table, through the
+            # tracking server on MLflow's.
+            roots = [airflow.pid("scheduler") if database == "forecasts" else stack.mlflow.pid()]
+
+            def ours() -> set[int]:
+                return stack.postgres.client_ports([pid for pid in roots if pid is not None])
+
+            if not stack.postgres.restart_in_a_write(database, table, ours, 30.0):
                 # restarted, but it cut nothing: it did not strike what it was planned for
                 fault.injected = False
                 fault.notes.append(f"no statement of the DAG on {database}.{table} was in flight at the restart")
@@ -118,7 +102,8 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
             kill_worker(stack.service, fault)
         fault.ended = time.time()
 
-    return TaskWatch(simulation.airflow_db, dag_id, fault.task, ("running",), act, fault.delay_s)
+    watch = TaskWatch(airflow.metadata, dag_id, fault.task, ("running",), act, fault.delay_s)
+    return watch
 
 
 def kill_worker(service: Service, fault: Fault) -> None:
@@ -148,9 +133,26 @@ def bitten(faults: list[Fault]) -> None:
             fault.injected = True
 
 
+def settled(fault: Fault, run: Run | None, tries: int) -> None:
+    """Once the day's runs finished: ``run`` is the newest run of the DAG ``fault`` was for, ``tries``
+    Airflow's tries of the task it hit there. A fault that struck is healed when that run succeeded,
+    by Airflow itself unless an operator cleared the run; a data fault that never failed it never bit."""
+    if run is None:
+        fault.notes.append("its DAG did not run")
+        return
+    fault.tries = tries
+    if run.state != "success":
+        return
+    if fault.injected:
+        fault.healed = fault.healed or run.ended or time.time()
+        fault.healed_by = fault.healed_by or "automatic"
+    elif fault.kind in DATA_FAULTS:
+        fault.notes.append("the run succeeded with the fault in place: it never bit")
+
+
 def after_failure(simulation: Simulation, day: date, faults: list[Fault]) -> None:
-    """Before running a DAG again: the corrected file delivered, a late one delivered, a server
-    back; and, for a refused day, what stood after the refusal recorded."""
+    """What an operator puts right before clearing a failed run: the corrected file delivered, a late
+    one delivered, a server back; and, for a refused day, what stood after the refusal recorded."""
     for fault in faults:
         if fault.kind == "bad_rows" and fault.ended is None:
             simulation.refusals[day.isoformat()] = after_refusal(simulation, day)

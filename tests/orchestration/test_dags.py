@@ -94,6 +94,43 @@ def test_schedules(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert (daily.start_date.date().isoformat(), daily.catchup) == ("2016-07-01", False)
 
 
+def test_no_daily_run_is_scheduled_past_the_configs_end(tmp_path: Path) -> None:
+    """``daily.end``: the scheduler starts no run for a later day (the newest day by the clock is
+    years past a replayed source), while a run of the end day itself still runs its tasks."""
+    import importlib.util
+    from datetime import UTC, date, datetime, time, timedelta
+
+    import yaml
+    from airflow.serialization.encoders import coerce_to_core_timetable
+    from airflow.timetables.base import TimeRestriction
+
+    from tests.utils.data import SYNTHETIC_END, write_dataset
+
+    config = write_dataset(tmp_path / "dataset")
+    raw = yaml.safe_load(config.read_text())
+    spec = importlib.util.spec_from_file_location("daily_data_under_test", PROJECT_ROOT / "dags" / "daily_data.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    unbounded = module.build("synthetic", config)
+    raw["daily"]["end"] = SYNTHETIC_END.isoformat()
+    config.write_text(yaml.safe_dump(raw))
+    bounded = module.build("synthetic", config)
+
+    def next_scheduled(dag) -> object:  # type: ignore[no-untyped-def]
+        restriction = TimeRestriction(earliest=dag.start_date, latest=dag.end_date, catchup=dag.catchup)
+        timetable = coerce_to_core_timetable(dag.timetable)  # the scheduler's
+        return timetable.next_dagrun_info(last_automated_data_interval=None, restriction=restriction)
+
+    assert unbounded.end_date is None
+    assert next_scheduled(unbounded) is not None, "without an end the newest day by the clock is scheduled"
+    assert next_scheduled(bounded) is None
+    end_day_run = datetime.combine(SYNTHETIC_END + timedelta(days=1), time(1), tzinfo=UTC)  # its run, due at 01:00
+    assert all(task.end_date is not None and end_day_run <= task.end_date for task in bounded.tasks)
+    assert bounded.end_date.date() == date.fromordinal(SYNTHETIC_END.toordinal() + 1)
+
+
 def test_the_daily_data_tells_its_consumers_through_assets(dagbag) -> None:  # type: ignore[no-untyped-def]
     """The daily data DAG's outlets are Asset objects (a string outlet emits nothing), and the DAGs that
     judge new data are scheduled on the asset it emits once a day is online, not on a clock."""

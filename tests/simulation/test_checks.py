@@ -38,19 +38,44 @@ def test_refused_days_are_expected_from_the_fault_plan() -> None:
 
 def test_a_data_fault_is_struck_only_when_its_run_failed_on_it() -> None:
     from simulation import strikes
-    from simulation.replay import Simulation
+    from simulation.scheduler import Run
 
-    simulation = Simulation.__new__(Simulation)  # the loop's bookkeeping, without its stores and servers
-    simulation.name, simulation.stack, simulation.refusals = "synthetic", None, {}
-    simulation.run_dag = lambda dag_id, **kwargs: {"__run__": "success"}  # type: ignore[method-assign]
+    succeeded = Run(7, "ingest_synthetic", "day__x", "success", "manual", ended=1000.0)
     accepted = Fault("bad_rows", DAY.isoformat(), "ingest", None, 0.0)
-    states = simulation.run_step(DAY, "ingest", {}, [accepted])
-    assert states["__run__"] == "success"
+    strikes.settled(accepted, succeeded, 1)
     assert not accepted.injected, "validation took the bad file: the fault never bit"
+    assert accepted.healed is None
     assert accepted.notes == ["the run succeeded with the fault in place: it never bit"]
     refused = Fault("bad_rows", DAY.isoformat(), "ingest", None, 0.0)
     strikes.bitten([refused])
     assert refused.injected
+
+
+def test_a_heal_is_airflows_unless_an_operator_cleared_the_run() -> None:
+    from simulation import strikes
+    from simulation.report import heals_automatic
+    from simulation.scheduler import Run
+
+    succeeded = Run(7, "ingest_synthetic", "day__x", "success", "manual", ended=1000.0)
+    killed = Fault("kill_task", DAY.isoformat(), "ingest", "validate", 0.0, injected=True, struck=990.0)
+    strikes.settled(killed, succeeded, 2)
+    assert (killed.healed, killed.healed_by, killed.tries) == (1000.0, "automatic", 2)
+    assert killed.heal_s == 10.0
+    failed = Run(8, "forecast_synthetic", "x", "failed", "asset_triggered", ended=1000.0)
+    unhealed = Fault("kill_task", DAY.isoformat(), "forecast", "issue_forecasts", 0.0, injected=True, struck=990.0)
+    strikes.settled(unhealed, failed, 3)
+    assert (unhealed.healed, unhealed.healed_by) == (None, None)
+
+    bad = Fault("bad_rows", DAY.isoformat(), "ingest", "ingest", 0.0, injected=True, healed_by="operator")
+    cleared = [{"day": DAY.isoformat(), "dag": "ingest", "run_id": "day__x"}]
+    assert heals_automatic([killed, bad], cleared)
+    assert not heals_automatic([killed, bad], [*cleared, {"day": DAY.isoformat(), "dag": "score", "run_id": "y"}]), (
+        "an operator cleared a run no bad file called for"
+    )
+    killed.healed_by = "operator"
+    assert not heals_automatic([killed, bad], cleared), "the killed task healed only by an operator's clear"
+    killed.healed_by, bad.healed_by = "automatic", "automatic"
+    assert not heals_automatic([killed, bad], []), "a bad file that healed by itself: validation let it through"
 
 
 def test_a_refusal_that_changed_the_champion_or_built_the_days_features_is_seen(
