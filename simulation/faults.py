@@ -11,7 +11,7 @@ tasks is running (or, for the data faults, when the day's file is delivered). Th
 - ``restart_postgres_forecasts`` / ``restart_postgres_mlflow``: ``pg_ctl restart -m fast`` while the
   batch forecast writes the forecast table, or while a DAG logs to MLflow (its backend store);
 - ``restart_mlflow``: MLflow's tracking server is stopped and started again while a DAG logs to it
-  (its clients retry meanwhile);
+  (its clients retry meanwhile; struck once the task's log shows a retried request);
 - ``restart_redis``: the online store stops for a few seconds while the day's features are loaded,
   and while the service answers its load;
 - ``kill_worker``: one of the service's workers is SIGKILLed (its supervisor starts another);

@@ -14,6 +14,7 @@ import os
 import signal
 import time
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulation.faults import Fault, TaskWatch
@@ -131,6 +132,18 @@ def bitten(faults: list[Fault]) -> None:
     for fault in faults:
         if fault.kind == "bad_rows" and fault.ended is None:
             fault.injected = True
+
+
+def retried_through(logs: Path, run: Run, port: int) -> bool:
+    """Whether a task of ``run`` logged a retried request to the server on ``port`` (a client that met
+    it down: how a tracking-server restart is seen to bite)."""
+    folder = logs / f"dag_id={run.dag_id}" / f"run_id={run.run_id}"
+    needle = f"port={port})"
+    return any(
+        "Retrying" in line and needle in line
+        for path in sorted(folder.rglob("attempt=*.log"))
+        for line in path.read_text(errors="replace").splitlines()
+    )
 
 
 def settled(fault: Fault, run: Run | None, tries: int) -> None:

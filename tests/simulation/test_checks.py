@@ -185,3 +185,39 @@ def test_every_answered_forecast_must_be_in_the_table_once_with_its_values(
     assert not answered_forecasts_stored(settings, dataset.name, once, 0), "one answer more than the load saw"
     assert answered_forecasts_stored(settings, dataset.name, once, 1), "a request the load gave up on"
     assert not answered_forecasts_stored(settings, dataset.name, tmp_path / "none.jsonl", 0), "nothing answered"
+
+
+def test_a_day_is_over_only_once_each_successful_runs_consumers_started() -> None:
+    from simulation.replay import Simulation
+    from simulation.scheduler import Run
+
+    simulation = Simulation.__new__(Simulation)  # the loop's bookkeeping, without its servers
+    simulation.name = "synthetic"
+    ingest = Run(5, "ingest_synthetic", "day__x", "success", "manual")
+    consumers = [Run(i, f"{kind}_synthetic", "a", "success", "asset_triggered")
+                 for i, kind in ((6, "forecast"), (7, "drift_monitor"), (8, "nightly_backtest"))]  # fmt: skip
+    assert simulation._owed([ingest]) == ["forecast_synthetic", "drift_monitor_synthetic", "nightly_backtest_synthetic"]
+    assert simulation._owed([ingest, *consumers]) == ["score_synthetic"], "the forecasts' Asset starts scoring"
+    assert simulation._owed([ingest, *consumers, Run(9, "score_synthetic", "b", "success", "asset_triggered")]) == []
+    refused = Run(5, "ingest_synthetic", "day__x", "failed", "manual")
+    assert simulation._owed([refused]) == [], "a failed ingest starts nothing"
+    stale = Run(4, "forecast_synthetic", "old", "success", "asset_triggered")  # started before the ingest
+    assert "forecast_synthetic" in simulation._owed([stale, ingest])
+
+
+def test_a_tracking_server_restart_bites_only_where_a_task_retried_against_it(tmp_path: Path) -> None:
+    from simulation.scheduler import Run
+    from simulation.strikes import retried_through
+
+    run = Run(3, "nightly_backtest_synthetic", "asset_triggered__x", "success", "asset_triggered")
+    folder = tmp_path / f"dag_id={run.dag_id}" / f"run_id={run.run_id}" / "task_id=backtest"
+    folder.mkdir(parents=True)
+    log = folder / "attempt=1.log"
+    log.write_text('{"event": "Logged a fold", "level": "info"}\n')
+    assert not retried_through(tmp_path, run, 35355), "the restart fell between the task's requests"
+    log.write_text(
+        "Retrying (Retry(total=6, connect=6, read=7, redirect=7, status=7)) after connection broken by "
+        "'NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=35355): Failed to establish a new connection\n"
+    )
+    assert retried_through(tmp_path, run, 35355)
+    assert not retried_through(tmp_path, run, 3535), "another server's port"
