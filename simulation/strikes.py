@@ -32,6 +32,8 @@ POSTGRES_TARGETS = {
 }
 # Faults in the day's data: struck only when the DAG run they were in place for failed on them.
 DATA_FAULTS = ("late_file", "bad_rows")
+# Faults that kill a task's process: struck only when Airflow failed that try (and ran another).
+KILLS = ("kill_task", "kill_scheduler")
 
 
 def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.AbstractContextManager[Any]:
@@ -154,6 +156,9 @@ def settled(fault: Fault, run: Run | None, tries: int) -> None:
         fault.notes.append("its DAG did not run")
         return
     fault.tries = tries
+    if fault.kind in KILLS and fault.injected and tries < 2:
+        fault.injected = False  # Airflow's record says the try it killed did not fail
+        fault.notes.append(f"the try of {fault.hit_task} it killed did not fail: it never bit")
     if run.state != "success":
         return
     if fault.injected:

@@ -61,6 +61,11 @@ def test_a_heal_is_airflows_unless_an_operator_cleared_the_run() -> None:
     strikes.settled(killed, succeeded, 2)
     assert (killed.healed, killed.healed_by, killed.tries) == (1000.0, "automatic", 2)
     assert killed.heal_s == 10.0
+    survived = Fault("kill_scheduler", DAY.isoformat(), "ingest", "validate", 0.0, injected=True, struck=990.0)
+    survived.hit_task = "validate"
+    strikes.settled(survived, succeeded, 1)
+    assert not survived.injected, "the task's only try succeeded: the kill never bit"
+    assert survived.healed is None
     failed = Run(8, "forecast_synthetic", "x", "failed", "asset_triggered", ended=1000.0)
     unhealed = Fault("kill_task", DAY.isoformat(), "forecast", "issue_forecasts", 0.0, injected=True, struck=990.0)
     strikes.settled(unhealed, failed, 3)
