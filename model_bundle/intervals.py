@@ -14,7 +14,12 @@ backtest error is divided by its row's movement before the widths are taken, and
 is the width times its own row's movement: a series that moves more now gets wider bands, a calm one
 narrower, where absolute widths carry the calibration period's volatility into every forecast (on
 ETT's test split they over-covered by up to 12 points; adaptive, 8 of the 12 seasonal-naive, NLinear
-and DLinear rows are within 2 points, none off by more than 3.3).
+and DLinear rows are within 2 points, none off by more than 3.3). Where the lags hold fewer than
+:data:`MIN_CHANGES` changes (a weekly or yearly series' default lags are its last two values), one
+change is too noisy a unit: a quiet step makes a row's errors look huge, a jump its band far too
+wide. Each series' typical movement over its calibration rows (the median, or the mean for a
+series that mostly did not move) is then the unit of all its rows: widths free of each series'
+scale, as MASE's are.
 
 Time series are not exchangeable, so the nominal level is a target, not a guarantee: realized
 coverage is measured on the test split (``make bench-accuracy``) and on the forecasts scored every
@@ -26,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 INTERVALS_FILE = "intervals.json"
+MIN_CHANGES = 3  # changes among a row's lags for its own movement to be its unit (a quarterly season's lags)
 CONFORMAL = "split_conformal_abs"
 
 
@@ -91,15 +97,32 @@ class Calibration:
     # does not shrink its band to nothing).
     scale_columns: tuple[str, ...] = ()
     scale_floor: float = 0.0
+    # Per entity, the median movement of its calibration rows: the unit of its rows where the lags
+    # hold too few changes for a row's own movement.
+    entity_movement: dict[str, float] = field(default_factory=dict)
 
-    def row_scales(self, features: pd.DataFrame | None, rows: int) -> np.ndarray:
+    @property
+    def typical_only(self) -> bool:
+        """Whether each row's own movement is too noisy a unit (too few changes among its lags)."""
+        return 0 < len(self.scale_columns) - 1 < MIN_CHANGES
+
+    def units(self, moved: np.ndarray, entities: Sequence[str] | None) -> np.ndarray:
+        """(rows, 1): the unit each row's widths are in: its movement ``moved`` (rows, 1), at least the
+        dataset's floor; with too few changes among the lags, its entity's typical movement (its own
+        movement for an entity the calibration never saw)."""
+        own = np.fmax(np.nan_to_num(moved, nan=self.scale_floor), self.scale_floor)
+        if not self.typical_only or entities is None or not self.entity_movement:
+            return own
+        typical = np.asarray([[self.entity_movement.get(str(e), np.nan)] for e in entities], dtype=np.float64)
+        return np.where(np.isnan(typical), own, np.fmax(typical, self.scale_floor))
+
+    def row_scales(self, features: pd.DataFrame | None, rows: int, entities: Sequence[str] | None = None) -> np.ndarray:
         """(rows, 1): what each row's widths are multiplied by (ones for absolute widths)."""
         if not self.scale_columns:
             return np.ones((rows, 1))
         if features is None:
             raise ValueError("adaptive bands need each row's features (its recent target lags)")
-        moved = movement(features[list(self.scale_columns)].to_numpy(dtype=np.float64))
-        return np.fmax(np.nan_to_num(moved, nan=self.scale_floor), self.scale_floor)
+        return self.units(movement(features[list(self.scale_columns)].to_numpy(dtype=np.float64)), entities)
 
     def half_widths(self, level: float, entities: Sequence[str] | None, rows: int) -> np.ndarray:
         """(rows, H) half-widths at ``level``: each row's entity's own, else the dataset's."""
@@ -115,7 +138,7 @@ class Calibration:
         """Lower and upper bounds (each shaped like ``point``, (rows, H)) per level; adaptive widths
         are scaled by each row's recent movement, taken from ``features``."""
         out = {}
-        scales = self.row_scales(features, point.shape[0])
+        scales = self.row_scales(features, point.shape[0], entities)
         for level in self.levels:
             half = self.half_widths(level, entities, point.shape[0]) * scales
             out[level] = (point - half, point + half)
@@ -130,6 +153,7 @@ class Calibration:
             "by_entity": self.by_entity,
             "scale_columns": list(self.scale_columns),
             "scale_floor": self.scale_floor,
+            "entity_movement": self.entity_movement,
         }
 
     @classmethod
@@ -144,6 +168,7 @@ class Calibration:
             errors_per_step=int(data["errors_per_step"]),
             scale_columns=tuple(data.get("scale_columns", ())),
             scale_floor=float(data.get("scale_floor", 0.0)),
+            entity_movement={str(k): float(v) for k, v in data.get("entity_movement", {}).items()},
         )
 
     def save(self, directory: Path) -> None:
@@ -173,19 +198,29 @@ def calibrate(
     if errors.ndim != 2 or errors.shape[0] != len(entities) or errors.shape[0] == 0:
         raise ValueError(f"need a (rows, H) array of errors with one entity per row, got {errors.shape}")
     floor = 0.0
+    labels = np.asarray(entities).astype(str)
+    typical: dict[str, float] = {}
     if scale_columns:
         if scales is None or len(scales) != len(errors):
             raise ValueError("adaptive widths need one movement per row of errors")
         moved = np.asarray(scales, dtype=np.float64).reshape(-1, 1)
         median = float(np.nanmedian(moved)) if np.isfinite(moved).any() else 0.0
         floor = 0.1 * median if median > 0 else 1.0
-        errors = errors / np.fmax(np.nan_to_num(moved, nan=floor), floor)
+        for entity in sorted(set(labels.tolist())):
+            own = moved[labels == entity]
+            own = own[np.isfinite(own)]
+            # the median; the mean where most rows did not move at all (a series that steps now and then)
+            middle = float(np.median(own)) if own.size else 0.0
+            middle = middle if middle > 0 else float(own.mean()) if own.size else 0.0
+            if middle > 0:
+                typical[entity] = middle
+        unit = Calibration((), {}, {}, 0, tuple(scale_columns), floor, typical).units(moved, labels.tolist())
+        errors = errors / unit
 
     def widths(block: np.ndarray) -> dict[str, list[float]]:
         return {level_key(a): _nan_aware_width(block, a).tolist() for a in levels}
 
     by_entity = {}
-    labels = np.asarray(entities).astype(str)
     for entity in sorted(set(labels.tolist())):
         block = errors[labels == entity]
         if int(np.isfinite(block).sum(axis=0).min()) >= min_entity_errors:
@@ -197,6 +232,7 @@ def calibrate(
         errors_per_step=int(np.isfinite(errors).sum(axis=0).min()),
         scale_columns=tuple(scale_columns),
         scale_floor=floor,
+        entity_movement=typical,
     )
 
 

@@ -3,21 +3,25 @@
 Each M4 series becomes the rows a training set holds (the series' id as its entity, one row per
 value with the value as lag 0, on an hourly or weekly grid: M4 has no timestamps), the family's
 trainer fits them, and the forecast is the bundle's predictor on each series' newest row with its
-history (:mod:`core.history`). No interval yet: the platform's bands are calibrated on the
-backtest's errors, which this first comparison does not run.
+history (:mod:`core.history`). These single-family rows have no interval: the platform's bands are
+calibrated on a backtest's errors, which only the selection runs.
 
 ``platform_selection`` is the ``selection`` family as a retraining runs it: the series' rows get the
 platform's features and labels (:mod:`feature_store`), every candidate is backtested on the same
 rolling-origin folds of the newest values, each series gets its best candidate on MASE, and the
-forecast is the bundle's predictor on each series' newest row. The series end together (M4 gives no
-dates; its test values follow every series' last training value), so the folds are each series'
-newest values.
+forecast is the bundle's predictor on each series' newest row, with the 95 % band a bundle carries:
+conformal widths from the backtest's errors of each series' choice, in units of each series' recent
+movement (:mod:`model_bundle.intervals`), as a retraining's training calibrates them. The series end
+together (M4 gives no dates; its test values follow every series' last training value), so the folds
+are each series' newest values.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -33,6 +37,7 @@ END = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday: the weekly grid's days a
 # scored on the next H values.
 CANDIDATES = ["naive", "seasonal_naive", "auto_ets", "auto_theta", "mstl"]
 FOLDS = 1
+LEVEL = 0.95  # the interval M4 scored
 
 
 def dataset_config(spec: Frequency):  # type: ignore[no-untyped-def]
@@ -52,6 +57,7 @@ def dataset_config(spec: Frequency):  # type: ignore[no-untyped-def]
             "seasonal_period": spec.seasonal_period,
             "source": {"layout": "long", "format": "csv", "uri": "m4.csv"},
             "quality": {"max_gap": step, "max_age": step * 2},
+            "intervals": {"levels": [LEVEL]},
             "feature_engineering": {"covariate_lags": [], "rolling_windows": []},
             "training": {
                 "backtest": {"folds": FOLDS, "test_size": spec.horizon, "gap": spec.horizon},
@@ -98,6 +104,7 @@ def platform_run(family: str, series: M4Series, spec: Frequency, jobs: int = -1)
     from core.columns import label_names
     from core.history import with_history
     from model_training import devices, forecasters
+    from model_training.train import fit_and_report
 
     dataset = dataset_config(spec)
     if family == "selection":  # backtests: the platform's features and labels
@@ -107,14 +114,26 @@ def platform_run(family: str, series: M4Series, spec: Frequency, jobs: int = -1)
     else:
         rows = training_rows(series, spec)
         newest = rows.groupby("series", sort=False).tail(1)
-    model = forecasters.create(family, dataset, device=devices.CPU)
     started = time.perf_counter()
-    labels = label_names(dataset)
-    targets = rows[labels].to_numpy(dtype=np.float64) if set(labels) <= set(rows) else np.empty((len(rows), 0))
-    model.fit(rows, targets)
+    bands = None
+    if family == "selection":  # as a retraining trains it: backtests, the choice, the bands' calibration
+        with tempfile.TemporaryDirectory(prefix="m4-reports-") as reports:
+            trained = fit_and_report(dataset, END.date(), rows, family, None, devices.CPU, Path(reports))
+        model, bands = trained.model, trained.bands
+    else:
+        model = forecasters.create(family, dataset, device=devices.CPU)
+        labels = label_names(dataset)
+        targets = rows[labels].to_numpy(dtype=np.float64) if set(labels) <= set(rows) else np.empty((len(rows), 0))
+        model.fit(rows, targets)
     fitted = time.perf_counter()
-    point = model.predict(with_history(newest, rows, dataset))
+    features = with_history(newest, rows, dataset)
+    point = model.predict(features)
+    interval = None
+    if bands is not None:
+        lower, upper = bands.bands(point, list(newest["series"].astype(str)), features)[LEVEL]
+        interval = (lower, upper)
     predicted = time.perf_counter()
     order = pd.Index(newest["series"]).get_indexer(series.ids)
     assert (order >= 0).all(), "a series without its forecast"
-    return Forecasts(f"platform_{family}", point[order], None, fitted - started, predicted - fitted)
+    ordered = None if interval is None else (interval[0][order], interval[1][order])
+    return Forecasts(f"platform_{family}", point[order], ordered, fitted - started, predicted - fitted)

@@ -70,7 +70,11 @@ def test_the_report_scores_every_model_beside_the_published_rows(tmp_path: Path)
     # continued from its state at the end of training: the very forecasts of the peer.
     for metric in ("smape", "mase", "owa"):
         assert rows["platform_auto_ets"][metric] == pytest.approx(rows["AutoETS"][metric], rel=1e-9), metric
-    assert rows["platform_auto_ets"]["msis"] is None, "no interval without the backtest's errors yet"
+    assert rows["platform_auto_ets"]["msis"] is None, "no interval without a backtest's errors"
+    selection = rows["platform_selection"]  # the 95 % band a bundle carries, scored by M4's rules
+    assert selection["msis"] is not None, selection
+    assert 0 <= selection["acd"] <= 0.95, selection
+    assert selection["msis"] < 10 * rows["AutoETS"]["msis"], (selection, rows["AutoETS"])
     best = min(report._published("published_point.csv"), key=lambda r: float(r["owa_weekly"]))
     assert document["published"]["weekly"][0]["owa"] == float(best["owa_weekly"])
     markdown = (tmp_path / "m4.md").read_text()

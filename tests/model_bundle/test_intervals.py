@@ -164,3 +164,36 @@ def test_adaptive_widths_follow_each_rows_recent_movement() -> None:
         adaptive.bands(np.zeros((1, 3)))
     old = {k: v for k, v in adaptive.to_dict().items() if k not in ("scale_columns", "scale_floor")}
     assert Calibration.from_dict(old).row_scales(None, 2).tolist() == [[1.0], [1.0]], "older bundles: absolute"
+
+
+def test_with_one_change_among_the_lags_each_series_typical_movement_is_its_unit() -> None:
+    """Two lags (a weekly series' defaults): a row's movement is one change, as likely quiet as a
+    jump. Each series' typical movement over its calibration rows is then its unit: bands as wide as
+    the series is, whatever its last change, covering each series at the level on fresh draws, where
+    one change as the unit scatters the widths (and a quiet step blows them up)."""
+    rng = np.random.default_rng(11)
+    columns = ("x_lag_0", "x_lag_1")
+    sizes = {"small": 1.0, "large": 100.0}
+    entities = np.repeat(list(sizes), 3000)
+    size = np.array([sizes[e] for e in entities])
+    errors = rng.normal(0.0, 1.0, size=(6000, 2)) * size[:, None]
+    last_change = np.abs(rng.normal(0.0, 1.0, 6000)) * size  # one change: anything from 0 to a jump
+    calibration = calibrate(errors, entities, [0.9], 10**6, scales=last_change, scale_columns=columns)
+    assert calibration.typical_only
+    fresh = rng.normal(0.0, 1.0, size=(6000, 2)) * size[:, None]
+    changes = np.abs(rng.normal(0.0, 1.0, 6000)) * size
+    rows = pd.DataFrame({"x_lag_0": changes, "x_lag_1": np.zeros(6000)})
+    lower, upper = calibration.bands(np.zeros((6000, 2)), list(entities), rows)[0.9]
+    inside = (lower <= fresh) & (fresh <= upper)
+    for name in sizes:
+        assert abs(inside[entities == name].mean() - 0.9) < 0.03, name
+    quiet, jump = np.argmin(changes[:3000]), np.argmax(changes[:3000])
+    np.testing.assert_allclose(upper[quiet], upper[jump], err_msg="the band does not follow one change")
+    # a series that mostly did not move has its mean movement as unit; one never seen, its own movement
+    steps = np.zeros(50)
+    steps[::10] = 4.0
+    stepping = calibrate(errors[:50], np.array(["steps"] * 50), [0.9], 10**6, scales=steps, scale_columns=columns)
+    assert stepping.entity_movement == {"steps": pytest.approx(0.4)}
+    unseen = stepping.row_scales(pd.DataFrame({"x_lag_0": [5.0], "x_lag_1": [0.0]}), 1, ["new"])
+    assert unseen.tolist() == [[5.0]]
+    assert Calibration.from_dict(calibration.to_dict()) == calibration
