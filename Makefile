@@ -85,7 +85,8 @@ bench-dags: setup  ## parse time of each DAG file against a one-task DAG, and Ai
 	$(BIN)/python -m benchmarks.dag_parse --out reports
 
 # e.g. make simulate DATASET=configs/datasets/ett.yaml START=2017-07-02 DAYS=30 SHIFT=level_scale SHIFT_DAY=8
-#      make simulate DAYS=30 FAULTS=standard SEED=7   (the loop on real servers, under load, with faults)
+#      make simulate DAYS=30 FAULTS=standard SEED=7   (the loop on real servers and Airflow's scheduler, under load, with faults)
+#      make simulate DAYS=30 FAULTS=standard SEED=1 LOAD_RATE=50   (the same at 50 requests a second)
 #      make simulate DAYS=30 SERVERS=1                 (the same servers and load without faults: the control)
 DATASET ?= configs/datasets/ett.yaml
 DAYS ?= 30
@@ -94,10 +95,11 @@ SHIFT ?= none
 SHIFT_DAY ?= 0
 FAULTS ?= none
 SEED ?= 7
+LOAD_RATE ?= 20
 SERVERS ?=
 
 simulate: setup  ## replay DAYS days of DATASET from START through the daily loop's DAGs -> reports/simulation.{json,md}
-	$(BIN)/python -m simulation --dataset $(DATASET) --days $(DAYS) $(if $(START),--start $(START)) --shift $(SHIFT) --shift-day $(SHIFT_DAY) --faults $(FAULTS) $(if $(SERVERS),--servers) --seed $(SEED) --home $(abspath .mlops)/simulation --out reports
+	$(BIN)/python -m simulation --dataset $(DATASET) --days $(DAYS) $(if $(START),--start $(START)) --shift $(SHIFT) --shift-day $(SHIFT_DAY) --faults $(FAULTS) $(if $(SERVERS),--servers) --seed $(SEED) --load-rate $(LOAD_RATE) --home $(abspath .mlops)/simulation --out reports
 
 # e.g. make bench-soak SOAK_ARGS="--seconds 60 --window 15"; see python -m benchmarks.soak --help
 SOAK_ARGS ?= --rate 200 --workers 1 --seconds 600 --window 30

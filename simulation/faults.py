@@ -10,8 +10,8 @@ tasks is running (or, for the data faults, when the day's file is delivered). Th
   without a heartbeat, fails that try and Airflow retries it;
 - ``restart_postgres_forecasts`` / ``restart_postgres_mlflow``: ``pg_ctl restart -m fast`` while the
   batch forecast writes the forecast table, or while a DAG logs to MLflow (its backend store);
-- ``restart_mlflow``: MLflow's tracking server is stopped and started again while a DAG logs to it
-  (its clients retry meanwhile; struck once the task's log shows a retried request);
+- ``restart_mlflow``: MLflow's tracking server is stopped while a DAG's task runs and started again
+  once the task's log shows a request it retried against it (its client's retries bridge the gap);
 - ``restart_redis``: the online store stops for a few seconds while the day's features are loaded,
   and while the service answers its load;
 - ``kill_worker``: one of the service's workers is SIGKILLed (its supervisor starts another);
@@ -151,14 +151,16 @@ RUNS_OF_A_DAG = (
 
 class TaskWatch:
     """Calls ``action`` once, in a thread of its own, when a task of a DAG reaches a state in a run
-    newer than the watch (polling Airflow's metadata database read-only)."""
+    newer than the watch (polling Airflow's metadata database read-only). An action that answers
+    False missed its task (it ended in the meantime): the watch goes on, for any other task of the
+    DAG that reaches the state."""
 
     def __init__(self, metadata: Metadata, dag_id: str, task_id: str | None, states: tuple[str, ...],
-                 action: Callable[[str], None], delay_s: float = 0.0):  # fmt: skip
+                 action: Callable[[str], bool | None], delay_s: float = 0.0):  # fmt: skip
         self.metadata, self.dag_id, self.task_id, self.states = metadata, dag_id, task_id, states
         self.action, self.delay_s = action, delay_s
         self.after = self._newest_run()
-        self.fired = threading.Event()
+        self.missed: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name=f"watch-{dag_id}")
 
@@ -184,6 +186,9 @@ class TaskWatch:
         if self.task_id is not None:
             sql += " AND ti.task_id = ?"
             args.append(self.task_id)
+        for missed in sorted(self.missed):
+            sql += " AND ti.task_id <> ?"
+            args.append(missed)
         rows = self._query(sql, *args)
         return str(rows[0][0]) if rows else None
 
@@ -198,9 +203,11 @@ class TaskWatch:
             if task is not None:
                 if self.delay_s:
                     time.sleep(self.delay_s)
-                self.fired.set()
-                self.action(self.running_task() or task)
-                return
+                target = self.running_task() or task
+                if self.action(target) is not False:
+                    return
+                self.missed.add(target)
+                self.task_id = None  # any other task of the DAG
             self._stop.wait(0.05)
 
     def __enter__(self) -> TaskWatch:

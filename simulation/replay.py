@@ -317,13 +317,6 @@ class Simulation:
         latest = _latest(runs)
         for fault in faults:
             hit = latest.get(self.dag_id(fault.dag))
-            logs = self.home / "airflow" / "logs"
-            if (
-                fault.kind == "restart_mlflow" and fault.injected and hit is not None and self.stack is not None
-                and not strikes.retried_through(logs, hit, self.stack.mlflow.port)
-            ):  # fmt: skip
-                fault.injected = False  # restarted while the task ran, but none of its requests met the gap
-                fault.notes.append(f"no MLflow request of {fault.hit_task} met the restart")
             task = fault.hit_task or fault.task
             tasks = self.airflow.metadata.tasks(hit.dag_id, hit.run_id) if hit is not None else {}
             strikes.settled(fault, hit, tasks.get(task or "", (None, 0))[1])

@@ -95,6 +95,18 @@ class Metadata:
         )
         return {str(task): (state, int(tries)) for task, state, tries in rows}
 
+    def running_run(self, dag_id: str, task_id: str, after: int) -> Run | None:
+        """The run, newer than ``after``, in which ``task_id`` of ``dag_id`` is running, if any."""
+        rows = self.query(
+            "SELECT dr.id, dr.dag_id, dr.run_id, dr.state, dr.run_type FROM dag_run dr JOIN task_instance ti "
+            "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id = ? AND ti.task_id = ? AND dr.id > ? "
+            "AND ti.state = 'running' ORDER BY dr.id DESC",
+            dag_id, task_id, after,
+        )  # fmt: skip
+        return (
+            Run(int(rows[0][0]), str(rows[0][1]), str(rows[0][2]), str(rows[0][3]), str(rows[0][4])) if rows else None
+        )
+
     def running_pid(self, dag_id: str, task_id: str, after: int) -> int | None:
         """The process running ``task_id`` of ``dag_id`` in a run newer than ``after``, if any."""
         rows = self.query(

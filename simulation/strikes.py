@@ -34,6 +34,9 @@ POSTGRES_TARGETS = {
 DATA_FAULTS = ("late_file", "bad_rows")
 # Faults that kill a task's process: struck only when Airflow failed that try (and ran another).
 KILLS = ("kill_task", "kill_scheduler")
+# The longest the tracking server stays down waiting for the task's request (MLflow's client retries
+# a refused request 7 times with backoff, for about two minutes).
+MLFLOW_DOWN_SECONDS = 60.0
 
 
 def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.AbstractContextManager[Any]:
@@ -64,29 +67,27 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
     if fault.kind == "bad_rows":
         return contextlib.nullcontext()
 
-    def act(task: str) -> None:
+    def act(task: str) -> bool:
+        pid = airflow.metadata.running_pid(dag_id, task, watch.after) if fault.kind in KILLS else None
+        if fault.kind in KILLS and pid is None:
+            return False  # the task ended in the meantime: the watch waits for another
         fault.struck, fault.hit_task, fault.injected = time.time(), task, True
         if fault.kind == "kill_task":
-            pid = airflow.metadata.running_pid(dag_id, task, watch.after)
-            if pid is None:
-                fault.injected = False
-                fault.notes.append(f"{task} had no running process to kill")
-            else:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            assert pid is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         elif fault.kind == "kill_scheduler":
-            # The scheduler's container lost: the scheduler, its executor's workers and their task
-            # processes (each task in a process group of its own), then a new scheduler.
-            pid = airflow.metadata.running_pid(dag_id, task, watch.after)
+            # The scheduler's container lost: the scheduler, its executor's workers and the task's
+            # process (in a process group of its own), then a new scheduler.
+            assert pid is not None
             airflow.kill("scheduler")
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
             airflow.start_component("scheduler")
         elif fault.kind == "restart_redis":
             stack.redis.restart(fault.seconds)
         elif fault.kind == "restart_mlflow":
-            stack.mlflow.restart()
+            restart_mlflow(simulation, fault, dag_id, task, watch.after)
         elif fault.kind.startswith("restart_postgres"):
             database, table = POSTGRES_TARGETS[fault.kind]
             # The DAG's statements: from its task's process on the forecast table, through the
@@ -104,9 +105,33 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
             assert stack.service is not None
             kill_worker(stack.service, fault)
         fault.ended = time.time()
+        return True
 
     watch = TaskWatch(airflow.metadata, dag_id, fault.task, ("running",), act, fault.delay_s)
     return watch
+
+
+def restart_mlflow(simulation: Simulation, fault: Fault, dag_id: str, task: str, after: int) -> None:
+    """Stop the tracking server while ``task`` runs, keep it down until the task's log shows a request
+    it retried against the server (its client met the restart; at most :data:`MLFLOW_DOWN_SECONDS`,
+    or until the task stopped running), then start it again. Struck only when such a retry was seen."""
+    stack, airflow = simulation.stack, simulation.airflow
+    assert stack is not None
+    assert airflow is not None
+    logs, port = simulation.home / "airflow" / "logs", stack.mlflow.port
+    run = airflow.metadata.running_run(dag_id, task, after)
+    stack.mlflow.stop()
+    try:
+        deadline = time.monotonic() + MLFLOW_DOWN_SECONDS
+        while run is not None and time.monotonic() < deadline and not retried_through(logs, run, port):
+            if airflow.metadata.tasks(run.dag_id, run.run_id).get(task, (None, 0))[0] != "running":
+                break
+            time.sleep(0.5)
+    finally:
+        stack.mlflow.start()
+    if run is None or not retried_through(logs, run, port):
+        fault.injected = False
+        fault.notes.append(f"no MLflow request of {task} met the restart")
 
 
 def kill_worker(service: Service, fault: Fault) -> None:

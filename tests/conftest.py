@@ -48,15 +48,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest modules first, and a ``scenario`` module's steps in the order written.
 
     pytest-xdist hands the workers whole files in collection order (``--dist loadfile``): files
-    whose tests run whole chains (``e2e``), then the other slow ones, then the rest, so that no long
-    file starts last and runs alone at the end. Within a class the order stays as collected, shuffled
-    where pytest-randomly ran first (``make test-random``), which leaves a module's tests together.
+    marked ``longest``, then those whose tests run whole chains (``e2e``), then the other slow ones,
+    then the rest, so that no long file starts last and runs alone at the end. Within a class the
+    order stays as collected, shuffled where pytest-randomly ran first (``make test-random``), which
+    leaves a module's tests together.
     A ``scenario`` module is one story on one environment (a retraining, then the drift that follows
     it...): its steps are put back in the order written, at the places the shuffle gave them."""
     weights: dict[Any, int] = {}
     scenarios: dict[Any, list[int]] = {}
     for index, item in enumerate(items):
-        weight = 0 if item.get_closest_marker("e2e") else 1 if item.get_closest_marker("slow") else 2
+        markers = ("longest", "e2e", "slow")
+        weight = next((rank for rank, name in enumerate(markers) if item.get_closest_marker(name)), len(markers))
         weights[item.module] = min(weight, weights.get(item.module, weight))
         if item.get_closest_marker("scenario") is not None:
             scenarios.setdefault(item.module, []).append(index)

@@ -15,19 +15,20 @@ import pytest
 from core.settings import PROJECT_ROOT
 from tests.utils.data import SYNTHETIC_END, write_dataset
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.longest]
 
 
 def test_days_under_faults_keep_every_ledger_check(tmp_path: Path) -> None:
     """The loop on real servers (redis-server, PostgreSQL, MLflow's tracking server, S3 on moto, the
     service under load) and on Airflow's own scheduler, while a task's process is killed, the
-    scheduler is lost mid-task, PostgreSQL restarts in a forecast-table write, the tracking server
-    restarts, a day's file is late and another's has bad rows: every day lands once, every forecast
-    is issued and scored once, and every heal but the corrected file's is Airflow's own."""
+    scheduler is lost mid-task, the tracking server restarts under a task, and a day's file has bad
+    rows: every day lands once, every forecast is issued and scored once, and every heal but the
+    corrected file's is Airflow's own (a late file and PostgreSQL's restarts strike the month of
+    ``make simulate FAULTS=standard``; PostgreSQL mid-run: ``tests/e2e/test_postgres_restart.py``)."""
     config = write_dataset(tmp_path / "dataset")
-    start = SYNTHETIC_END - timedelta(days=7)
-    faults = "kill_task,kill_scheduler,restart_postgres_forecasts,restart_mlflow,late_file,bad_rows"
-    argv = [sys.executable, "-m", "simulation", "--dataset", str(config), "--start", start.isoformat(), "--days", "7",
+    start = SYNTHETIC_END - timedelta(days=5)
+    faults = "kill_task,kill_scheduler,restart_mlflow,bad_rows"
+    argv = [sys.executable, "-m", "simulation", "--dataset", str(config), "--start", start.isoformat(), "--days", "5",
             "--faults", faults, "--seed", "3", "--load-rate", "2",
             "--home", str(tmp_path / "home"), "--out", str(tmp_path / "reports")]  # fmt: skip
     done = subprocess.run(argv, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=1500)
@@ -43,25 +44,24 @@ def test_days_under_faults_keep_every_ledger_check(tmp_path: Path) -> None:
     schedule = {f["kind"]: f for f in report["faults"]["schedule"]}
     assert sorted(schedule) == sorted(faults.split(","))
     days = {d["day"]: d for d in report["days"]}
-    assert len({f["day"] for f in schedule.values()}) == 6, "one fault a day, the first day left alone"
+    assert len({f["day"] for f in schedule.values()}) == 4, "one fault a day, the first day left alone"
     for fault in schedule.values():
         assert fault["injected"], fault
         assert fault["heal_s"] is not None, fault
         assert days[fault["day"]]["failed_dags"] == [], fault
         assert days[fault["day"]]["faults"] == [fault["kind"]]
-        assert days[fault["day"]]["rows_landed"] == 2 * 24, fault  # the late day too: landed once it arrived
+        assert days[fault["day"]]["rows_landed"] == 2 * 24, fault  # the refused day too: once corrected
     for killed in ("kill_task", "kill_scheduler"):  # the killed try failed; Airflow's retry ran it again
         assert schedule[killed]["hit_task"] is not None
         assert (schedule[killed]["attempts"], schedule[killed]["tries"]) == (1, 2), schedule[killed]
     assert schedule["bad_rows"]["attempts"] == 2, "the refused run, then the run an operator cleared"
     assert report["faults"]["operator_acts"] == [{"day": schedule["bad_rows"]["day"], "dag": "ingest",
                                                   "run_id": f"day__{schedule['bad_rows']['day']}"}]  # fmt: skip
-    assert schedule["late_file"]["attempts"] == 1, "Airflow's retry of the ingest read the late file"
+    assert schedule["restart_mlflow"]["notes"] == [], "a request of the task met the stopped server"
     assert {k: f["healed_by"] for k, f in schedule.items()} == {
         **{k: "automatic" for k in schedule},
         "bad_rows": "operator",
     }
-    assert schedule["restart_postgres_forecasts"]["notes"] == [], "the restart cut a write of the forecast table"
     service = report["faults"]["service"]
     assert service["overall"]["requests"] > 0
     assert [w["kind"] for w in service["per_fault"]] == [f["kind"] for f in report["faults"]["schedule"]]
