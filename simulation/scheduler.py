@@ -95,27 +95,19 @@ class Metadata:
         )
         return {str(task): (state, int(tries)) for task, state, tries in rows}
 
-    def running_run(self, dag_id: str, task_id: str, after: int) -> Run | None:
-        """The run, newer than ``after``, in which ``task_id`` of ``dag_id`` is running, if any."""
+    def running(self, dag_id: str, task_id: str, after: int) -> tuple[Run, int | None] | None:
+        """The run, newer than ``after``, in which ``task_id`` of ``dag_id`` is running now, and the
+        task's process (None until its supervisor reported it)."""
         rows = self.query(
-            "SELECT dr.id, dr.dag_id, dr.run_id, dr.state, dr.run_type FROM dag_run dr JOIN task_instance ti "
+            "SELECT dr.id, dr.dag_id, dr.run_id, dr.state, dr.run_type, ti.pid FROM dag_run dr JOIN task_instance ti "
             "ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id WHERE ti.dag_id = ? AND ti.task_id = ? AND dr.id > ? "
-            "AND ti.state = 'running' ORDER BY dr.id DESC",
+            "AND ti.state = 'running' ORDER BY ti.start_date DESC",
             dag_id, task_id, after,
         )  # fmt: skip
-        return (
-            Run(int(rows[0][0]), str(rows[0][1]), str(rows[0][2]), str(rows[0][3]), str(rows[0][4])) if rows else None
-        )
-
-    def running_pid(self, dag_id: str, task_id: str, after: int) -> int | None:
-        """The process running ``task_id`` of ``dag_id`` in a run newer than ``after``, if any."""
-        rows = self.query(
-            "SELECT ti.pid FROM task_instance ti JOIN dag_run dr ON dr.dag_id = ti.dag_id AND dr.run_id = ti.run_id "
-            "WHERE ti.dag_id = ? AND ti.task_id = ? AND dr.id > ? AND ti.state = 'running' AND ti.pid IS NOT NULL "
-            "ORDER BY ti.start_date DESC",
-            dag_id, task_id, after,
-        )  # fmt: skip
-        return int(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        number, dag, run_id, state, run_type, pid = rows[0]
+        return Run(int(number), str(dag), str(run_id), str(state), str(run_type)), None if pid is None else int(pid)
 
 
 class Airflow:

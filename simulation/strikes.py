@@ -68,7 +68,8 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
         return contextlib.nullcontext()
 
     def act(task: str) -> bool:
-        pid = airflow.metadata.running_pid(dag_id, task, watch.after) if fault.kind in KILLS else None
+        running = airflow.metadata.running(dag_id, task, watch.after) if fault.kind in KILLS else None
+        pid = running[1] if running is not None else None
         if fault.kind in KILLS and pid is None:
             return False  # the task ended in the meantime: the watch waits for another
         fault.struck, fault.hit_task, fault.injected = time.time(), task, True
@@ -119,7 +120,8 @@ def restart_mlflow(simulation: Simulation, fault: Fault, dag_id: str, task: str,
     assert stack is not None
     assert airflow is not None
     logs, port = simulation.home / "airflow" / "logs", stack.mlflow.port
-    run = airflow.metadata.running_run(dag_id, task, after)
+    running = airflow.metadata.running(dag_id, task, after)
+    run = running[0] if running is not None else None
     stack.mlflow.stop()
     try:
         deadline = time.monotonic() + MLFLOW_DOWN_SECONDS
