@@ -6,8 +6,8 @@ tasks is running (or, for the data faults, when the day's file is delivered). Th
 - ``kill_task``: the process of a running task (its task instance's pid) is SIGKILLed; the task's
   supervisor reports the try failed and Airflow retries it;
 - ``kill_scheduler``: the scheduler's container is lost mid-task: the scheduler, the LocalExecutor's
-  workers and the task they run are SIGKILLed, and a new scheduler is started; it finds the task
-  without a heartbeat, fails that try and Airflow retries it;
+  workers and the task they run are SIGKILLed, and a new scheduler is started; it finds the dead
+  one's task orphaned (or without a heartbeat) and Airflow runs it again as its next try;
 - ``restart_postgres_forecasts`` / ``restart_postgres_mlflow``: ``pg_ctl restart -m fast`` while the
   batch forecast writes the forecast table, or while a DAG logs to MLflow (its backend store);
 - ``restart_mlflow``: MLflow's tracking server is stopped while a DAG's task runs and started again
