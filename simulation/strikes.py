@@ -30,6 +30,9 @@ POSTGRES_TARGETS = {
     "restart_postgres_forecasts": ("forecasts", "forecasts"),
     "restart_postgres_mlflow": ("mlflow", "runs"),
 }
+# How long a PostgreSQL restart holds its table locked waiting for the task's statement: a task on a
+# busy machine may take a minute to import, load its model and forecast before it writes.
+POSTGRES_CATCH_SECONDS = 120.0
 # Faults in the day's data: struck only when the DAG run they were in place for failed on them.
 DATA_FAULTS = ("late_file", "bad_rows")
 # Faults that kill a task's process: struck only when Airflow failed that try (and ran another).
@@ -98,7 +101,7 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
             def ours() -> set[int]:
                 return stack.postgres.client_ports([pid for pid in roots if pid is not None])
 
-            if not stack.postgres.restart_in_a_write(database, table, ours, 30.0):
+            if not stack.postgres.restart_in_a_write(database, table, ours, POSTGRES_CATCH_SECONDS):
                 # restarted, but it cut nothing: it did not strike what it was planned for
                 fault.injected = False
                 fault.notes.append(f"no statement of the DAG on {database}.{table} was in flight at the restart")
