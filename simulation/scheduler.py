@@ -1,8 +1,8 @@
 """Airflow's own components running the simulated days on the simulation's servers.
 
 ``airflow api-server``, ``dag-processor`` and ``scheduler`` (LocalExecutor: each task a process of
-the scheduler's workers) run as processes of their own, with Airflow's metadata in the stack's
-PostgreSQL. The simulation acts only as a user and an operator would: it triggers runs over the REST
+the scheduler's workers) run as processes of their own, with Airflow's metadata in a PostgreSQL
+cluster of the stack's. The simulation acts only as a user and an operator would: it triggers runs over the REST
 API (v2) with their logical dates, and, where a run failed for good, clears it as the UI's "Clear"
 does. Everything else is Airflow's: the DAGs that consume a day's data start on their Assets, a
 failed try is retried, a killed scheduler's tasks are found orphaned by the next one.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -28,8 +27,6 @@ from typing import Any
 
 from harness.net import LOOPBACK, free_port, http_ok
 from harness.servers import Server
-
-log = logging.getLogger(__name__)
 
 COMPONENTS = ("api-server", "dag-processor", "scheduler")
 ADMIN = "admin"
@@ -224,14 +221,3 @@ class Airflow:
         """Clear every task of a run, as an operator's "Clear" of a failed run: it runs again whole."""
         body = {"dry_run": False, "dag_run_id": run_id, "only_failed": False, "reset_dag_runs": True}
         self._request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
-
-    def wait(self, dag_id: str, run_id: str, timeout: float) -> str:
-        """Block until the run finished; its state."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.metadata.query("SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", dag_id, run_id)
-            if rows and rows[0][0] in FINISHED:
-                return str(rows[0][0])
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} {run_id} not finished in {timeout:g} s (logs: {self.logs})")
-            time.sleep(1.0)
