@@ -164,16 +164,13 @@ class TaskWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True, name=f"watch-{dag_id}")
 
-    def _query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        return self.metadata.query(sql, *args)
-
     def _newest_run(self) -> int:
-        rows = self._query("SELECT max(id) FROM dag_run WHERE dag_id = ?", self.dag_id)
+        rows = self.metadata.query("SELECT max(id) FROM dag_run WHERE dag_id = ?", self.dag_id)
         return int(rows[0][0] or 0)
 
     def running_task(self) -> str | None:
         """The task of the watched DAG's newest run that is running now, if any."""
-        rows = self._query(
+        rows = self.metadata.query(
             f"{RUNS_OF_A_DAG} AND ti.state = 'running' ORDER BY ti.start_date DESC",
             self.dag_id, self.after,
         )  # fmt: skip
@@ -189,7 +186,7 @@ class TaskWatch:
         for missed in sorted(self.missed):
             sql += " AND ti.task_id <> ?"
             args.append(missed)
-        rows = self._query(sql, *args)
+        rows = self.metadata.query(sql, *args)
         return str(rows[0][0]) if rows else None
 
     def _watch(self) -> None:

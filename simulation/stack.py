@@ -192,11 +192,6 @@ class Mlflow:
     def stop(self) -> None:
         self.server.stop(grace=STOP_GRACE_SECONDS)
 
-    def restart(self) -> None:
-        """Stop (SIGTERM: requests in flight are cut) and start again; back once it answers."""
-        self.stop()
-        self.start()
-
     def pid(self) -> int | None:
         process = self.server.process
         return process.pid if process is not None and process.poll() is None else None
