@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     # where everything runs on one machine, a Redis lock where workers and pods share a cluster.
     promotion_lock: Literal["file", "redis"] = "file"
     promotion_lock_timeout_seconds: float = Field(default=60.0, gt=0)
+    task_retry_delay_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Airflow's wait before a failed I/O task's first retry (doubled on each later one, at most "
+        "10 minutes): long enough for a restarted server or a late file to come back.",
+    )
 
     # Where training runs, and the pod it runs in on Kubernetes.
     training_executor: TrainingExecutor = TrainingExecutor.LOCAL

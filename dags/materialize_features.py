@@ -12,8 +12,9 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
+from core.settings import get_settings
 from feature_store.outcomes import Materialized
-from orchestration.dags import DEFAULT_ARGS, dag_arguments, dags_for_each_dataset
+from orchestration.dags import dag_arguments, dags_for_each_dataset, default_args
 from orchestration.plan import scope
 
 
@@ -24,7 +25,7 @@ def build(name: str, config: Path) -> Any:
             "@hourly",
             ["features", name],
             f"Load `{name}` features up to the end of each hour into the online store. Config: `{config}`.",
-            default_args={**DEFAULT_ARGS, "execution_timeout": timedelta(minutes=20)},
+            default_args=default_args(get_settings(), execution_timeout=timedelta(minutes=20)),
         )
     )
     def materialize_features() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from core.dataset import DailyConfig
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 from data_pipeline.outcomes import Landed, ValidationOutcome
 from feature_drift.outcomes import DriftResult
 from feature_store.outcomes import Materialized, OfflineFeatures, TrainingSet
@@ -58,16 +58,21 @@ def allow_task_results() -> None:
         serde.allow_class(result)
 
 
-# I/O-bound tasks (files, S3, registry, online store) retry with exponential backoff.
-DEFAULT_ARGS: dict[str, Any] = {
-    "on_execute_callback": prepare_task,
-    "owner": OWNER,
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(minutes=30),
-}
+def default_args(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """The task arguments every DAG starts from: I/O-bound tasks (files, S3, registry, online store)
+    retry with exponential backoff from the settings' delay."""
+    return {
+        "on_execute_callback": prepare_task,
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=settings.task_retry_delay_seconds),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+        "execution_timeout": timedelta(minutes=30),
+        **overrides,
+    }
+
+
 # Compute-bound steps do not get better by retrying quickly.
 TRAINING_ARGS: dict[str, Any] = {"retries": 1, "execution_timeout": timedelta(hours=6)}
 # JSON-schema pattern of a form's free text: it ends up in task logs and registry tags, so one line
@@ -101,7 +106,7 @@ def dag_arguments(dag_id: str, schedule: Any, tags: list[str], doc_md: str, **ov
         "start_date": datetime(2024, 1, 1),
         "catchup": False,
         "max_active_runs": 1,
-        "default_args": DEFAULT_ARGS,
+        "default_args": default_args(get_settings()),
         "tags": tags,
         "doc_md": doc_md,
         **overrides,

@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         "--load-rate", type=float, default=20.0, help="requests per second on the service under faults (default: 20)"
     )
     parser.add_argument(
+        "--retry-delay",
+        type=float,
+        default=None,
+        help="seconds Airflow waits before a failed task's first retry (the platform's "
+        "MLOPS_TASK_RETRY_DELAY_SECONDS; default: the platform's, 30)",
+    )
+    parser.add_argument(
         "--home",
         type=Path,
         default=PROJECT_ROOT / ".mlops" / "simulation",
@@ -105,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be at least 1")
+    if args.retry_delay is not None and args.retry_delay <= 0:
+        parser.error("--retry-delay must be more than 0 seconds")
     try:
         kinds_of(args.faults)
     except ValueError as exc:
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         load_rate=args.load_rate,
         with_servers=args.servers,
+        retry_delay=args.retry_delay,
     )
     bar.close()
     report["command"] = "python -m simulation " + shlex.join(argv if argv is not None else sys.argv[1:])

@@ -94,7 +94,8 @@ class Simulation:
     """The DAGs of one dataset, run in order day after day on a home of their own (on the servers of
     ``stack`` when given, else on the embedded default)."""
 
-    def __init__(self, home: Path, dataset_config: Path, retrain_trials: int = 0, stack: Stack | None = None):
+    def __init__(self, home: Path, dataset_config: Path, retrain_trials: int = 0, stack: Stack | None = None,
+                 retry_delay: float | None = None):  # fmt: skip
         import subprocess
         import sys
 
@@ -110,7 +111,9 @@ class Simulation:
         self.source = RevealedSource(
             original, dataset_config.resolve(), home / "datasets" / "sources", probe, s3, BUCKET if s3 else None
         )
-        servers = {**stack.environment(), **stack.metadata_environment()} if stack is not None else None
+        servers = {**stack.environment(), **stack.metadata_environment()} if stack is not None else {}
+        if retry_delay is not None:
+            servers["MLOPS_TASK_RETRY_DELAY_SECONDS"] = str(retry_delay)
         prepare_environment(home, self.source.config, servers)
         get_settings.cache_clear()
         self.settings = get_settings()
@@ -354,9 +357,11 @@ def simulate(
     seed: int = 7,
     load_rate: float = 20.0,
     with_servers: bool = False,
+    retry_delay: float | None = None,
 ) -> dict[str, Any]:
     """Bootstrap, then ``days`` simulated days from ``start``, with a ``shift`` injected from the
-    ``shift_day``-th simulated day (0: the first) on; the report (JSON-ready)."""
+    ``shift_day``-th simulated day (0: the first) on; the report (JSON-ready). ``retry_delay``: the
+    platform's wait before a failed task's first retry, where not its default."""
     if shift not in SHIFTS:
         raise ValueError(f"unknown shift {shift!r}; one of {SHIFTS}")
     if shift != "none" and not 0 <= shift_day < days:
@@ -371,7 +376,7 @@ def simulate(
         stack = None
         if kinds or with_servers:
             stack = servers.enter_context(Stack(home))
-        simulation = Simulation(home, dataset_config, retrain_trials, stack)
+        simulation = Simulation(home, dataset_config, retrain_trials, stack, retry_delay)
         first = start or default_start(simulation.dataset, simulation.source.first_day())
         injected = Shift(shift, first + timedelta(days=shift_day), shift_entity) if shift != "none" else Shift()
         simulation.source.inject(injected)

@@ -233,12 +233,17 @@ def markdown(report: dict[str, Any]) -> str:
         return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
     totals = report["summary"]
+    runs = (
+        "the ingest triggered on Airflow's scheduler, which starts forecast, score, drift monitor and nightly "
+        "backtest on their Assets (and a retraining when the drift monitor triggers one)"
+        if "faults" in report
+        else "`dag.test()` of ingest, forecast, score, drift monitor and nightly backtest (and a retraining when "
+        "the drift monitor triggers one)"
+    )
     lines = [
         f"# Simulation of the daily loop: {report['dataset']}, {report['start']} + {totals['days']} days",
         "",
-        f"Command: `{report['command']}`. Each day: the source revealed up to its end, then `dag.test()` of "
-        "ingest, forecast, score, drift monitor and nightly backtest (and a retraining when the drift monitor "
-        "triggers one).",
+        f"Command: `{report['command']}`. Each day: the source revealed up to its end, then {runs}.",
         "",
         f"- realized MAE over the period: champion {cell(totals['champion_mae'])}, seasonal naive "
         f"{cell(totals['naive_mae'])}",

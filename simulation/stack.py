@@ -179,7 +179,13 @@ class Mlflow:
         argv = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(self.port),
                 "--backend-store-uri", backend_store, "--artifacts-destination", str(folder / "artifacts"),
                 "--serve-artifacts", "--workers", "1"]  # fmt: skip
-        env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+        # Without MLflow's job runner, as compose runs it (infra/compose/mlflow-server.sh): about ten huey
+        # consumer processes for GenAI jobs the platform never submits.
+        env = {
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            **os.environ,
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        }
         self.server = Server(argv, name="mlflow server", log=folder / "mlflow.log", append=True, env=env)
 
     @property

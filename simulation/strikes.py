@@ -22,7 +22,7 @@ from simulation.readings import features_of_day, reading
 
 if TYPE_CHECKING:
     from simulation.replay import Simulation
-    from simulation.scheduler import Run
+    from simulation.scheduler import Airflow, Run
     from simulation.stack import Service
 
 # The table whose statements a PostgreSQL restart cuts: (database, table) per fault.
@@ -40,6 +40,8 @@ KILLS = ("kill_task", "kill_scheduler")
 # The longest the tracking server stays down waiting for the task's request (MLflow's client retries
 # a refused request 7 times with backoff, for about two minutes).
 MLFLOW_DOWN_SECONDS = 60.0
+# How long a kill waits before it reads the task's state in Airflow's record.
+KILL_SETTLE_SECONDS = 0.5
 
 
 def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.AbstractContextManager[Any]:
@@ -71,24 +73,17 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
         return contextlib.nullcontext()
 
     def act(task: str) -> bool:
-        running = airflow.metadata.running(dag_id, task, watch.after) if fault.kind in KILLS else None
-        pid = running[1] if running is not None else None
-        if fault.kind in KILLS and pid is None:
-            return False  # the task ended in the meantime: the watch waits for another
+        if fault.kind in KILLS:
+            running = airflow.metadata.running(dag_id, task, watch.after)
+            if running is None or running[1] is None:
+                return False  # the task ended in the meantime: the watch waits for another
+            fault.struck, fault.hit_task, fault.injected = time.time(), task, True
+            if not kill(airflow, fault.kind, running[0], task, running[1]):
+                return False  # it had reported its end before the kill: the watch waits for another
+            fault.ended = time.time()
+            return True
         fault.struck, fault.hit_task, fault.injected = time.time(), task, True
-        if fault.kind == "kill_task":
-            assert pid is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        elif fault.kind == "kill_scheduler":
-            # The scheduler's container lost: the scheduler, its executor's workers and the task's
-            # process (in a process group of its own), then a new scheduler.
-            assert pid is not None
-            airflow.kill("scheduler")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            airflow.start_component("scheduler")
-        elif fault.kind == "restart_redis":
+        if fault.kind == "restart_redis":
             stack.redis.restart(fault.seconds)
         elif fault.kind == "restart_mlflow":
             restart_mlflow(simulation, fault, dag_id, task, watch.after)
@@ -113,6 +108,33 @@ def strike(simulation: Simulation, fault: Fault, day: date) -> contextlib.Abstra
 
     watch = TaskWatch(airflow.metadata, dag_id, fault.task, ("running",), act, fault.delay_s)
     return watch
+
+
+def kill(airflow: Airflow, kind: str, run: Run, task: str, pid: int) -> bool:
+    """SIGKILL the process of ``task`` (running in ``run`` as ``pid``): alone (``kill_task``: its
+    supervisor reports the try failed) or with the scheduler's whole container (``kill_scheduler``:
+    the scheduler and its executor's workers, the task's supervisors among them, then the task's
+    process, in a process group of its own; a new scheduler is started). Whether it bit: the try
+    was still running in Airflow's record once its supervisor could no longer report it, since a
+    short task may end, and report its end, between the watch seeing it and the kill."""
+    if kind == "kill_scheduler":
+        airflow.kill("scheduler")
+        time.sleep(KILL_SETTLE_SECONDS)  # a request the dead supervisor had sent is answered by now
+        bit = airflow.metadata.tasks(run.dag_id, run.run_id).get(task, (None, 0))[0] == "running"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        airflow.start_component("scheduler")
+        return bit
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + 30.0  # the supervisor reports the try's end
+    state: str | None = "running"
+    while state == "running" and time.monotonic() < deadline:
+        time.sleep(KILL_SETTLE_SECONDS)
+        state = airflow.metadata.tasks(run.dag_id, run.run_id).get(task, (None, 0))[0]
+    return state != "success"
 
 
 def restart_mlflow(simulation: Simulation, fault: Fault, dag_id: str, task: str, after: int) -> None:

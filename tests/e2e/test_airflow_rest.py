@@ -35,10 +35,12 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
-from orchestration.dags import DEFAULT_ARGS
+from core.settings import get_settings
+from orchestration.dags import default_args
 
 
-@dag(dag_id="leaky", schedule=None, start_date=datetime(2024, 1, 1), default_args={**DEFAULT_ARGS, "retries": 0})
+@dag(dag_id="leaky", schedule=None, start_date=datetime(2024, 1, 1),
+     default_args=default_args(get_settings(), retries=0))
 def leaky():
     @task
     def print_credentials() -> None:

@@ -53,6 +53,29 @@ def test_every_dag_has_owner_retries_tags_and_docs(dagbag) -> None:  # type: ign
         assert any(task.retries > 0 for task in dag.tasks), dag_id
 
 
+def test_the_retry_delay_of_every_retried_task_is_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``MLOPS_TASK_RETRY_DELAY_SECONDS`` reaches every DAG's retried tasks (Airflow doubles it per retry)."""
+    from datetime import timedelta
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from core.settings import get_settings
+
+    monkeypatch.setenv("MLOPS_TASK_RETRY_DELAY_SECONDS", "7")
+    get_settings.cache_clear()
+    try:
+        dags = DagBag(dag_folder=str(PROJECT_ROOT / "dags")).dags
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    retried = [
+        task for dag in dags.values() for task in dag.tasks if task.retries > 0 and task.retry_exponential_backoff
+    ]
+    assert {dag.dag_id.split("_")[0] for dag in dags.values()} >= {"ingest", "forecast", "score", "retrain"}
+    assert retried
+    assert {task.retry_delay for task in retried} == {timedelta(seconds=7)}
+
+
 def test_every_task_says_what_it_does(dagbag) -> None:  # type: ignore[no-untyped-def]
     """The UI shows a task's doc: a TaskFlow task's docstring, an operator's ``doc_md``."""
     undocumented = [(d, t.task_id) for d, dag in dagbag.dags.items() for t in dag.tasks if not t.doc_md]

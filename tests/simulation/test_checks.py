@@ -226,3 +226,38 @@ def test_a_tracking_server_restart_bites_only_where_a_task_retried_against_it(tm
     )
     assert retried_through(tmp_path, run, 35355)
     assert not retried_through(tmp_path, run, 3535), "another server's port"
+
+
+def test_a_kill_bites_only_where_the_try_had_not_reported_its_end() -> None:
+    """A short task may end, and report it, between the watch seeing it run and the kill: such a kill
+    missed (the watch then waits for another task), whatever it killed."""
+    import subprocess
+    import sys
+
+    from simulation import strikes
+    from simulation.scheduler import Run
+
+    run = Run(1, "ingest_synthetic", "day__2024-03-29", "running", "manual")
+    for kind, recorded, bit in [
+        ("kill_scheduler", "running", True),  # its supervisor died before it could report: orphaned
+        ("kill_scheduler", "success", False),
+        ("kill_task", "up_for_retry", True),  # the supervisor reported the killed try failed
+        ("kill_task", "success", False),
+    ]:
+        acts: list[str] = []
+        tasks = SimpleNamespace(tasks=lambda dag_id, run_id, state=recorded: {"materialize": (state, 1)})
+        airflow = SimpleNamespace(
+            metadata=tasks,
+            kill=lambda component, acts=acts: acts.append(f"kill {component}"),
+            start_component=lambda component, acts=acts: acts.append(f"start {component}"),
+        )
+        task = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            assert strikes.kill(airflow, kind, run, "materialize", task.pid) is bit, (kind, recorded)  # type: ignore[arg-type]
+            assert task.wait(timeout=10) == -9, "the task's process is killed either way"
+        finally:
+            task.kill()
+        assert acts == (["kill scheduler", "start scheduler"] if kind == "kill_scheduler" else []), kind
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert not strikes.kill(airflow, "kill_task", run, "materialize", gone.pid), "a process that had ended"  # type: ignore[arg-type]
