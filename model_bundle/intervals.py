@@ -21,6 +21,15 @@ wide. Each series' typical movement over its calibration rows (the median, or th
 series that mostly did not move) is then the unit of all its rows: widths free of each series'
 scale, as MASE's are.
 
+An entity with too few errors for widths of its own still has enough to say how large its errors
+run against the others' (in the same units): the mean absolute error over all its steps, relative to
+the median entity's (from :data:`MIN_LEVEL_ROWS` origins on). The dataset's widths are taken from
+every row's error over its entity's ratio and given back multiplied by it, so a series whose errors
+are small against its movement (a smooth daily cycle) is not given the band of one whose errors are
+large (a noisy series): one backtest fold of M4 Hourly (48 origins of 48 steps) gives each series
+enough for its ratio where a width of its own needs 100 errors per step (its 95 % band's MSIS went
+from 44.2 to 9.2, ACD 0.021 to 0.023).
+
 Time series are not exchangeable, so the nominal level is a target, not a guarantee: realized
 coverage is measured on the test split (``make bench-accuracy``) and on the forecasts scored every
 day.
@@ -42,6 +51,10 @@ if TYPE_CHECKING:
 
 INTERVALS_FILE = "intervals.json"
 MIN_CHANGES = 3  # changes among a row's lags for its own movement to be its unit (a quarterly season's lags)
+# Rows (forecast origins) an entity needs for its own error level: the steps of one origin's forecast
+# err together, so a short fold's many errors say little (M4 Weekly's 13 origins of 13 steps gave
+# levels that under-covered: ACD 0.091 against 0.037 without them).
+MIN_LEVEL_ROWS = 30
 CONFORMAL = "split_conformal_abs"
 
 
@@ -100,6 +113,9 @@ class Calibration:
     # Per entity, the median movement of its calibration rows: the unit of its rows where the lags
     # hold too few changes for a row's own movement.
     entity_movement: dict[str, float] = field(default_factory=dict)
+    # Per entity without widths of its own: its mean absolute error (in the widths' units) over the
+    # median entity's; the dataset's widths are multiplied by it (1 for an entity not listed).
+    entity_level: dict[str, float] = field(default_factory=dict)
 
     @property
     def typical_only(self) -> bool:
@@ -125,12 +141,16 @@ class Calibration:
         return self.units(movement(features[list(self.scale_columns)].to_numpy(dtype=np.float64)), entities)
 
     def half_widths(self, level: float, entities: Sequence[str] | None, rows: int) -> np.ndarray:
-        """(rows, H) half-widths at ``level``: each row's entity's own, else the dataset's."""
+        """(rows, H) half-widths at ``level``: each row's entity's own, else the dataset's times the
+        entity's error level."""
         key = level_key(level)
         shared = np.asarray(self.widths[key], dtype=np.float64)
-        if entities is None or not self.by_entity:
+        if entities is None or not (self.by_entity or self.entity_level):
             return np.broadcast_to(shared, (rows, shared.size))
-        return np.asarray([self.by_entity.get(e, {}).get(key, shared) for e in entities], dtype=np.float64)
+        return np.asarray(
+            [self.by_entity.get(e, {}).get(key, shared * self.entity_level.get(e, 1.0)) for e in entities],
+            dtype=np.float64,
+        )
 
     def bands(
         self, point: np.ndarray, entities: Sequence[str] | None = None, features: pd.DataFrame | None = None
@@ -154,6 +174,7 @@ class Calibration:
             "scale_columns": list(self.scale_columns),
             "scale_floor": self.scale_floor,
             "entity_movement": self.entity_movement,
+            "entity_level": self.entity_level,
         }
 
     @classmethod
@@ -169,6 +190,7 @@ class Calibration:
             scale_columns=tuple(data.get("scale_columns", ())),
             scale_floor=float(data.get("scale_floor", 0.0)),
             entity_movement={str(k): float(v) for k, v in data.get("entity_movement", {}).items()},
+            entity_level={str(k): float(v) for k, v in data.get("entity_level", {}).items()},
         )
 
     def save(self, directory: Path) -> None:
@@ -225,15 +247,33 @@ def calibrate(
         block = errors[labels == entity]
         if int(np.isfinite(block).sum(axis=0).min()) >= min_entity_errors:
             by_entity[entity] = widths(block)
+    level = error_levels(errors, labels)
+    per_row = np.asarray([level.get(label, 1.0) for label in labels.tolist()], dtype=np.float64)[:, None]
     return Calibration(
         levels=tuple(sorted(levels)),
-        widths=widths(errors),
+        widths=widths(errors / per_row),
         by_entity=by_entity,
         errors_per_step=int(np.isfinite(errors).sum(axis=0).min()),
         scale_columns=tuple(scale_columns),
         scale_floor=floor,
         entity_movement=typical,
+        entity_level={entity: ratio for entity, ratio in level.items() if entity not in by_entity},
     )
+
+
+def error_levels(errors: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Per entity with :data:`MIN_LEVEL_ROWS` rows of errors: its mean absolute error over the median
+    of those means (the dataset's widths are taken in, and multiplied by, these ratios)."""
+    means = {}
+    for entity in sorted(set(labels.tolist())):
+        block = np.abs(errors[labels == entity])
+        known = block[np.isfinite(block)]
+        if block.shape[0] >= MIN_LEVEL_ROWS and known.size and known.mean() > 0:
+            means[entity] = float(known.mean())
+    if not means:
+        return {}
+    middle = float(np.median(list(means.values())))
+    return {entity: mean / middle for entity, mean in means.items()}
 
 
 def _nan_aware_width(errors: np.ndarray, level: float) -> np.ndarray:

@@ -66,11 +66,40 @@ def test_an_entity_with_enough_errors_gets_its_own_widths_the_others_the_dataset
     half = calibration.half_widths(0.8, ["calm", "wild", "rare", "never seen"], 4)
     np.testing.assert_allclose(half[1], 5 * half[0], rtol=0.2)
     shared = calibration.widths[level_key(0.8)]
+    assert not calibration.entity_level, "the rare entity's 20 origins are too few for a level of its own"
     np.testing.assert_array_equal(half[2], shared)
     np.testing.assert_array_equal(half[3], shared)
-    assert half[0][0] < shared[0] < half[1][0]
+    assert half[0][0] < half[1][0]
     # without entities (a caller that cannot name them) every row gets the dataset's
     np.testing.assert_array_equal(calibration.half_widths(0.8, None, 2), [shared, shared])
+
+
+def test_series_with_few_errors_each_get_bands_as_wide_as_their_own_errors_run() -> None:
+    """Many series, each with far too few errors per step for widths of its own (40), half of them
+    with errors five times the others': each series' band is the dataset's times its error level, so
+    each covers near the nominal rate, where one shared width would over-cover the calm and
+    under-cover the wild."""
+    scales = np.linspace(1.0, 2.0, 4)
+    series = [f"s{i}" for i in range(40)]
+    factor = {name: 5.0 if i % 2 else 1.0 for i, name in enumerate(series)}
+    errors = np.vstack([normal_errors(40, factor[name] * scales, 10 + i) for i, name in enumerate(series)])
+    entities = np.repeat(series, 40)
+    calibration = calibrate(errors, entities, [0.9], 100)
+    assert not calibration.by_entity
+    coverage: dict[float, list[float]] = {1.0: [], 5.0: []}
+    for i, name in enumerate(series):
+        fresh = normal_errors(4000, factor[name] * scales, 100 + i)
+        half = calibration.half_widths(0.9, [name], 1)[0]
+        coverage[factor[name]].append(float((np.abs(fresh) <= half).mean()))
+    for kind, seen in coverage.items():  # 160 errors a series: its level is known to a few per cent
+        assert abs(np.mean(seen) - 0.9) < 0.03, (kind, np.mean(seen))
+        assert max(abs(np.asarray(seen) - 0.9)) < 0.1, (kind, seen)
+    calm, wild = normal_errors(4000, scales, 1), normal_errors(4000, 5 * scales, 2)
+    one_width = calibrate(errors, np.zeros(len(errors)).astype(str), [0.9], 10**6).widths[level_key(0.9)]
+    assert (np.abs(calm) <= one_width).mean() > 0.97, "one width for all: far too wide for the calm"
+    assert (np.abs(wild) <= one_width).mean() < 0.8, "and too narrow for the wild"
+    few = calibrate(errors[::2], entities[::2], [0.9], 100)
+    assert not few.entity_level, "20 origins a series: too few for a level of its own"
 
 
 def test_a_calibration_goes_into_a_folder_as_json_and_comes_back_equal(tmp_path: Path) -> None:
