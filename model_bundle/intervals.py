@@ -264,16 +264,19 @@ def calibrate(
 def error_levels(errors: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Per entity with :data:`MIN_LEVEL_ROWS` rows of errors: its mean absolute error over the median
     of those means (the dataset's widths are taken in, and multiplied by, these ratios)."""
-    means = {}
-    for entity in sorted(set(labels.tolist())):
-        block = np.abs(errors[labels == entity])
-        known = block[np.isfinite(block)]
-        if block.shape[0] >= MIN_LEVEL_ROWS and known.size and known.mean() > 0:
-            means[entity] = float(known.mean())
-    if not means:
+    names, inverse = np.unique(np.asarray(labels).astype(str), return_inverse=True)
+    absolute = np.abs(errors)
+    known = np.isfinite(absolute)
+    total = np.bincount(inverse, weights=np.where(known, absolute, 0.0).sum(axis=1), minlength=names.size)
+    count = np.bincount(inverse, weights=known.sum(axis=1), minlength=names.size)
+    rows = np.bincount(inverse, minlength=names.size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+    enough = (rows >= MIN_LEVEL_ROWS) & (count > 0) & (mean > 0)
+    if not enough.any():
         return {}
-    middle = float(np.median(list(means.values())))
-    return {entity: mean / middle for entity, mean in means.items()}
+    middle = float(np.median(mean[enough]))
+    return {str(name): float(value / middle) for name, value in zip(names[enough], mean[enough], strict=True)}
 
 
 def _nan_aware_width(errors: np.ndarray, level: float) -> np.ndarray:
