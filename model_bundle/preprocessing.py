@@ -60,3 +60,21 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
         return cls(columns=list(data["columns"]), medians={k: float(v) for k, v in data["medians"].items()})
+
+
+# Fewer levels than this in a row and their spread is too few changes to be its scale (two lags, as
+# weekly and yearly data have by default, hold one change: equal values give a scale of nothing).
+MIN_SPREAD_LEVELS = 4
+
+
+def row_scales(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's (mean, scale) of the target's ``levels`` it holds, (rows, 1) each: the spread of the
+    levels where a row holds at least ``MIN_SPREAD_LEVELS``, else their mean absolute level (the scale
+    DeepAR and Chronos put every series on); a scale that is nothing next to the levels is 1, as a
+    flat row's changes are nothing on any scale."""
+    mean = levels.mean(axis=1, keepdims=True)
+    if levels.shape[1] >= MIN_SPREAD_LEVELS:
+        scale = levels.std(axis=1, keepdims=True)
+    else:
+        scale = np.abs(levels).mean(axis=1, keepdims=True)
+    return mean, np.where(scale > 1e-12 * np.maximum(np.abs(mean), 1.0), scale, 1.0)

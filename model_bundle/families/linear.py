@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from model_bundle.preprocessing import Preprocessor
+from model_bundle.preprocessing import Preprocessor, row_scales
 
 
 class LinearWindowForecaster:
@@ -47,9 +47,7 @@ class LinearWindowForecaster:
         """The rows' windows standardised, and the (rows, 1) mean and scale that undo it."""
         raw = self.preprocessor.transform(features)
         if self.params.get("scaling", "dataset") == "series":
-            mean, scale = raw.mean(axis=1, keepdims=True), raw.std(axis=1, keepdims=True)
-            # A flat window is its level: any scale gives it a flat standardised window.
-            scale = np.where(scale > 1e-12 * np.maximum(np.abs(mean), 1.0), scale, 1.0)
+            mean, scale = row_scales(raw)
         else:
             mean, scale = np.full((len(raw), 1), self.mean), np.full((len(raw), 1), self.scale)
         return (raw - mean) / scale, mean, scale

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from model_bundle.preprocessing import Preprocessor
+from model_bundle.preprocessing import Preprocessor, row_scales
 
 
 class AnchoredTreeForecaster:
@@ -70,10 +70,7 @@ class AnchoredTreeForecaster:
         anchor = x[:, [self._anchor_column]].copy()
         scale = np.ones_like(anchor)
         if self.series_scale:
-            held = x[:, [self._anchor_column, *self._level_columns]]
-            mean, spread = held.mean(axis=1, keepdims=True), held.std(axis=1, keepdims=True)
-            # Flat levels are their level: any scale leaves their changes at nothing.
-            scale = np.where(spread > 1e-12 * np.maximum(np.abs(mean), 1.0), spread, 1.0)
+            mean, scale = row_scales(x[:, [self._anchor_column, *self._level_columns]])
             x[:, [self._anchor_column]] = (anchor - mean) / scale
             if not self.relative_levels:
                 x[:, self._level_columns] = (x[:, self._level_columns] - mean) / scale

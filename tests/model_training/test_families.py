@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.columns import EVENT_TIMESTAMP, feature_names, label_names
+from core.columns import EVENT_TIMESTAMP, feature_names, label_names, lag_name
 from core.dataset import DatasetConfig
 from model_bundle.families.dlinear import moving_average
 from model_training import devices, forecasters
@@ -297,3 +297,36 @@ def test_the_global_families_learn_every_series_on_its_own_scale(family: str, tm
     assert relative["series", "small"] < 1.0, relative
     assert relative["series", "big"] < 1.0, relative
     assert relative["dataset", "small"] > 10 * relative["series", "small"], relative
+
+
+@pytest.mark.parametrize("family", ["xgboost", "lightgbm"])
+def test_rows_with_two_levels_are_scaled_by_their_level_not_by_their_one_change(family: str, tmp_path: Path) -> None:
+    """Daily prices near 10,000 that often stay put, with the default lags of weekly data (the current
+    value and the one before): a row's two levels hold one change, and where it is none their spread
+    is no scale. On their mean level, rows are learnt alike and the forecast stays near the last price
+    (the best forecast of a random walk), where the spread of two equal prices blew the changes up."""
+    from feature_store.features import build_features
+    from feature_store.training_set import build_labels
+
+    rng = np.random.default_rng(7)
+    stamps = pd.date_range("2021-01-01", periods=3 * 365, freq="D", tz="UTC")
+
+    def prices() -> np.ndarray:  # a random walk that stays put on two days in five
+        moves = rng.normal(0, 50, len(stamps))
+        return 10_000 + np.cumsum(np.where(rng.random(len(stamps)) < 0.4, 0.0, moves))
+
+    raw = pd.concat(pd.DataFrame({"site": f"s{s}", "ts": stamps, "temp": prices()}) for s in range(4))
+    raw = raw.assign(load=0.0, aux=0.0)
+    written = raw.assign(ts=raw["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    config = DatasetConfig.from_yaml(write_dataset(tmp_path, written)).model_dump()
+    config |= {"frequency": "P1D", "seasonal_period": 7, "horizon": 3}
+    config["quality"] |= {"max_gap": "P1D", "value_ranges": {}}
+    config["feature_engineering"] |= {"target_lags": [0, 1], "covariate_lags": [], "rolling_windows": []}
+    dataset = DatasetConfig.model_validate(config)
+    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["site", EVENT_TIMESTAMP]).dropna()
+    train, test = split_in_time(frame.sort_values(EVENT_TIMESTAMP).reset_index(drop=True))
+    labels = label_names(dataset)
+    model = forecasters.create(family, dataset, FAST[family], device=devices.CPU).fit(train, train[labels].to_numpy())
+    actual = test[labels].to_numpy()
+    last = np.repeat(test[[lag_name("temp", 0)]].to_numpy(), len(labels), axis=1)
+    assert mae(actual, model.predict(test)) < 1.2 * mae(actual, last)
