@@ -122,7 +122,13 @@ class SelectionConfig(_Strict):
     )
     min_errors: int = Field(default=48, ge=1, description="Backtest rows a series needs for a choice of its own.")
     top_k: int = Field(default=3, ge=1, description="Candidates a combination takes.")
-    combine: Literal["median", "mean"] = Field(default="median", description="How a combination combines.")
+    combine: Literal["median", "mean", "weighted"] = Field(
+        default="median",
+        description="How a combination combines: the median or mean step by step, or weighted: each candidate "
+        "by the inverse of its squared backtest MASE on the series (the dataset's mean MASE for series without a "
+        "choice of their own; Bates and Granger's inverse-variance weights), so a candidate half as wrong counts "
+        "four times as much.",
+    )
 
 
 class TrainingConfig(_Strict):

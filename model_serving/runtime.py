@@ -41,6 +41,9 @@ class SeriesChoice:
 
     default: list[str]
     series: dict[str, list[str]]
+    combine: str | None = None  # how several candidates combine (median, mean, weighted)
+    default_weights: list[float] | None = None  # a weighted combination's, in the candidates' order
+    weights: dict[str, list[float]] | None = None
 
     def of(self, entity: str) -> list[str]:
         return self.series.get(entity, self.default)
@@ -185,7 +188,14 @@ def _family(model: Any) -> tuple[str | None, SeriesChoice | None]:
     default, series = getattr(forecaster, "default", None), getattr(forecaster, "choice", None)
     if not isinstance(default, list) or not isinstance(series, dict):
         return family, None
-    return family, SeriesChoice([str(n) for n in default], {str(e): [str(n) for n in c] for e, c in series.items()})
+    weights = getattr(forecaster, "weights", None) if getattr(forecaster, "combine", None) == "weighted" else None
+    return family, SeriesChoice(
+        [str(n) for n in default],
+        {str(e): [str(n) for n in c] for e, c in series.items()},
+        combine=getattr(forecaster, "combine", None),
+        default_weights=getattr(forecaster, "default_weights", None) if weights is not None else None,
+        weights=weights,
+    )
 
 
 def _calibration(model: Any) -> BandSource | None:

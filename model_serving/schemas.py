@@ -151,6 +151,15 @@ class ModelChoice(BaseModel):
     series: dict[str, list[str]] = Field(
         description="Per series, the candidates whose forecasts it takes (several: combined step by step)."
     )
+    combine: str | None = Field(
+        default=None, description="How several candidates combine: median, mean or weighted (null: one family)."
+    )
+    default_weights: list[float] | None = Field(
+        default=None, description="A weighted combination's weights of the default candidates, in their order."
+    )
+    weights: dict[str, list[float]] | None = Field(
+        default=None, description="A weighted combination's weights per series, in the order of its candidates."
+    )
 
 
 class ReloadResult(BaseModel):

@@ -8,8 +8,10 @@ the mean of those, so that every series counts the same whatever its level. Then
 * ``best``: the candidate of the lowest mean MASE, for every series;
 * ``per_series``: each series its own best candidate, where it has at least ``min_errors`` backtest
   rows; the dataset's best for the others (and for series that appear later);
-* ``combination``: each series the median (or mean) of its ``top_k`` candidates; the dataset's
-  ``top_k`` for series with too few rows and for new ones.
+* ``combination``: each series the median, mean or error-weighted mean (each candidate weighted by
+  the inverse of its squared MASE on the series: Bates and Granger's inverse-variance weights) of its
+  ``top_k`` candidates; the dataset's ``top_k``, weighted by their mean MASE, for series with too
+  few rows and for new ones.
 
 A choice scored on the errors it was made on would flatter itself: the ``selection`` family
 (:mod:`model_training.families.selection`) chooses inside each fold of its run's backtest, so the
@@ -19,6 +21,7 @@ judges the final one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,9 +44,29 @@ class Choice:
     by_entity: dict[str, list[str]]
     leaderboard: pd.DataFrame  # one row per candidate, best first
     mase_by_entity: pd.DataFrame = field(repr=False)  # entity x candidate
+    # The weights of a weighted combination, in the order of the candidates they weigh.
+    default_weights: list[float] = field(default_factory=list)
+    weights: dict[str, list[float]] = field(default_factory=dict)
 
     def of(self, entity: str) -> list[str]:
         return self.by_entity.get(entity, self.default)
+
+    def weights_of(self, entity: str) -> list[float]:
+        return self.weights.get(entity, self.default_weights)
+
+
+def inverse_error_weights(errors: Sequence[float]) -> list[float]:
+    """Weights in proportion to the inverse of each error squared, summing to one: Bates and Granger's
+    combination weights (the inverse of each forecast's error variance), on a scale-free error. Errors
+    of zero share all the weight (a candidate that was exact); an error that is not a number gets none,
+    unless none is (then the weights are equal)."""
+    error = np.asarray(errors, dtype=np.float64)
+    finite = np.isfinite(error)
+    if not finite.any():
+        return [1.0 / len(error)] * len(error)
+    exact = finite & (error <= 0.0)
+    weight = exact.astype(np.float64) if exact.any() else np.where(finite, 1.0 / np.where(finite, error, 1.0) ** 2, 0.0)
+    return (weight / weight.sum()).tolist()
 
 
 def series_scales(frame: pd.DataFrame, dataset: DatasetConfig) -> dict[str, float]:
@@ -90,24 +113,36 @@ def choose(
     ranked = list(mean.index)
     default = ranked[:top_k] if method == "combination" else ranked[:1]
     by_entity: dict[str, list[str]] = {}
+    weights: dict[str, list[float]] = {}
     if method != "best":
         for entity, own in mase.iterrows():
             if rows.get(entity, 0) < min_errors:
                 continue
             order = list(own.sort_values(kind="stable").index)
             by_entity[str(entity)] = order[:top_k] if method == "combination" else order[:1]
-    return Choice(default=default, by_entity=by_entity, leaderboard=leaderboard, mase_by_entity=mase)
+            weights[str(entity)] = inverse_error_weights(own[by_entity[str(entity)]].to_list())
+    return Choice(
+        default=default,
+        by_entity=by_entity,
+        leaderboard=leaderboard,
+        mase_by_entity=mase,
+        default_weights=inverse_error_weights(mean[default].to_list()),
+        weights=weights,
+    )
 
 
 def combined(entities: pd.Series, choice: Choice, forecasts: dict[str, np.ndarray], combine: str) -> np.ndarray:
     """Each row's forecast under ``choice``: its entity's candidates' ``forecasts`` of that row, combined
-    (``median`` or ``mean``) step by step where there are several."""
-    reduce = np.median if combine == "median" else np.mean
+    (``median``, ``mean`` or ``weighted`` by the choice's weights) step by step where there are several."""
     out = np.empty_like(next(iter(forecasts.values())))
     owners = entities.astype(str).to_numpy()
     for entity in np.unique(owners):
         rows = owners == entity
-        out[rows] = reduce(np.stack([forecasts[name][rows] for name in choice.of(str(entity))]), axis=0)
+        stacked = np.stack([forecasts[name][rows] for name in choice.of(str(entity))])
+        if combine == "weighted":
+            out[rows] = np.average(stacked, axis=0, weights=choice.weights_of(str(entity)))
+        else:
+            out[rows] = (np.median if combine == "median" else np.mean)(stacked, axis=0)
     return out
 
 

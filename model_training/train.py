@@ -292,7 +292,14 @@ def refit(
 
         members = {name: fit(labelled, dataset, name, device) for name in evaluated.members}
         chosen = SelectedForecaster(
-            members, evaluated.families, evaluated.default, evaluated.choice, evaluated.entity_column, evaluated.combine
+            members,
+            evaluated.families,
+            evaluated.default,
+            evaluated.choice,
+            evaluated.entity_column,
+            evaluated.combine,
+            evaluated.default_weights,
+            evaluated.weights,
         )
         chosen.params = dict(evaluated.params)
         model = chosen
@@ -415,7 +422,10 @@ def write_reports(
         board = directory / "leaderboard.csv"
         leaderboard.to_csv(board, index=False)
         choice = directory / "choice.json"
-        choice.write_text(json.dumps({"default": model.default, "series": model.choice}, indent=2))  # type: ignore[attr-defined]
+        chosen: dict[str, Any] = {"default": model.default, "series": model.choice, "combine": model.combine}  # type: ignore[attr-defined]
+        if model.combine == "weighted":  # type: ignore[attr-defined]
+            chosen |= {"default_weights": model.default_weights, "weights": model.weights}  # type: ignore[attr-defined]
+        choice.write_text(json.dumps(chosen, indent=2))
         reports += [board, plot_leaderboard(leaderboard, directory / "leaderboard.png", title), choice]
     predicted = forecasters.forecast_rows(model, newest, frame, dataset)
     forecast = plot_forecast(frame, dataset, predicted, bands, directory / "forecast.png", title)

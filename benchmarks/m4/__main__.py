@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         "--models",
         nargs="*",
         choices=list(RUNNERS),
-        default=list(RUNNERS),
-        help="the peers and platform families to run",
+        default=[*peers.RUNNERS, "platform_selection"],
+        help="the peers and platform families to run (default: the peers and the platform's selection; the "
+        "platform's single families, platform_auto_ets and the like, on request)",
     )
     parser.add_argument("--series", type=int, default=None, help="only the first N series of each frequency")
     parser.add_argument("--out", type=Path, default=Path("reports"))

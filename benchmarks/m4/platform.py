@@ -8,7 +8,8 @@ calibrated on a backtest's errors, which only the selection runs.
 
 ``platform_selection`` is the ``selection`` family as a retraining runs it: the series' rows get the
 platform's features and labels (:mod:`feature_store`), every candidate is backtested on the same
-rolling-origin folds of the newest values, each series gets its best candidate on MASE, and the
+rolling-origin folds of the newest values, each series gets its two best candidates on MASE, each
+weighted by the inverse of its squared MASE (``combine: weighted``), and the
 forecast is the bundle's predictor on each series' newest row, with the 95 % band a bundle carries:
 conformal widths from the backtest's errors of each series' choice, in units of each series' recent
 movement (:mod:`model_bundle.intervals`), as a retraining's training calibrates them. The series end
@@ -34,9 +35,10 @@ ROWS = tuple(f"platform_{family}" for family in FAMILIES)
 STEPS = {"Hourly": timedelta(hours=1), "Weekly": timedelta(days=7)}
 END = pd.Timestamp("2024-01-01", tz="UTC")  # a Monday: the weekly grid's days are Mondays
 # The selection's candidates and its backtest: one fold of one horizon of origins (its rows), each
-# scored on the next H values.
+# scored on the next H values; each series the weighted combination of its two best on that backtest.
 CANDIDATES = ["naive", "seasonal_naive", "auto_ets", "auto_theta", "mstl"]
 FOLDS = 1
+COMBINATION = {"method": "combination", "top_k": 2, "combine": "weighted"}
 LEVEL = 0.95  # the interval M4 scored
 
 
@@ -61,7 +63,7 @@ def dataset_config(spec: Frequency):  # type: ignore[no-untyped-def]
             "feature_engineering": {"covariate_lags": [], "rolling_windows": []},
             "training": {
                 "backtest": {"folds": FOLDS, "test_size": spec.horizon, "gap": spec.horizon},
-                "selection": {"candidates": CANDIDATES, "min_errors": FOLDS * spec.horizon},
+                "selection": {"candidates": CANDIDATES, "min_errors": FOLDS * spec.horizon, **COMBINATION},
             },
         }
     )

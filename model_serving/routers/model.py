@@ -40,6 +40,13 @@ def model_choice(model: Annotated[ModelHandle, Depends(get_model)]) -> ModelChoi
     if model.choice is None:
         own = [model.family] if model.family else []
         return ModelChoice(version=model.version, family=model.family, default=own, series={})
+    choice = model.choice
     return ModelChoice(
-        version=model.version, family=model.family, default=model.choice.default, series=model.choice.series
+        version=model.version,
+        family=model.family,
+        default=choice.default,
+        series=choice.series,
+        combine=choice.combine,
+        default_weights=choice.default_weights,
+        weights=choice.weights,
     )

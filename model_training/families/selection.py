@@ -89,7 +89,7 @@ class SelectionTrainer(SelectedForecaster):
         members = {name: evaluations[name].fitted(frame, self.dataset, self.device) for name in used}
         SelectedForecaster.__init__(
             self, members, {n: n for n in used}, choice.default, choice.by_entity, self.dataset.entity_column,
-            self.config.combine,
+            self.config.combine, choice.default_weights, choice.weights,
         )  # fmt: skip
         # How many series each candidate could not fit (they forecast their last value in it).
         left_out = [evaluations[name].series_left_out for name in choice.leaderboard["candidate"]]

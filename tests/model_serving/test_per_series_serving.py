@@ -22,7 +22,14 @@ from tests.utils.platform import on_registry_copy
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-SELECTION = {"candidates": ["seasonal_naive", "auto_theta"], "method": "per_series", "min_errors": 10}
+# Each series both candidates, weighted by the inverse of their backtest errors on it.
+SELECTION = {
+    "candidates": ["seasonal_naive", "auto_theta"],
+    "method": "combination",
+    "top_k": 2,
+    "combine": "weighted",
+    "min_errors": 10,
+}
 
 
 @pytest.mark.parametrize(("family", "params"), [("auto_theta", None), ("selection", SELECTION)])
@@ -81,9 +88,19 @@ def test_a_statistical_champion_answers_from_each_series_history(
             assert body["answered_by"], body
             assert set(body["answered_by"]) <= set(SELECTION["candidates"])  # type: ignore[arg-type]
             assert choice["series"][entity] == body["answered_by"], choice
+            assert choice["combine"] == "weighted"
+            assert len(choice["weights"][entity]) == 2 and sum(choice["weights"][entity]) == pytest.approx(1.0)
         else:
             assert body["answered_by"] is None
-            assert choice == {"version": version, "family": family, "default": [family], "series": {}}
+            assert choice == {
+                "version": version,
+                "family": family,
+                "default": [family],
+                "series": {},
+                "combine": None,
+                "default_weights": None,
+                "weights": None,
+            }
         online = [point["value"] for point in body["forecast"]]
         batch = [stored[(entity, step)] for step in range(1, dataset.horizon + 1)]
         np.testing.assert_allclose(online, batch, rtol=1e-9)

@@ -104,6 +104,53 @@ def test_a_bundle_of_the_choice_forecasts_each_series_with_its_own_and_loads_as_
     np.testing.assert_array_equal(restored.predict(unknown), models["seasonal_naive"].predict(unknown))
 
 
+def test_a_weighted_combination_weighs_each_series_candidates_by_their_inverse_error(backtests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each series' top two, weighted by the inverse of their squared MASE on that series: the walk leans on the
+    last value, the daily cycle on the value a day back, and the weights travel with the bundle."""
+    dataset, frame, results = backtests
+    labels = label_names(dataset)
+    scales = series_scales(frame, dataset)
+    choice = choose(results, scales, "combination", min_errors=10, top_k=2)
+    mase = choice.mase_by_entity
+    for site in ("walk", "daily"):
+        names = choice.of(site)
+        inverse = 1.0 / mase.loc[site, names].to_numpy() ** 2
+        np.testing.assert_allclose(choice.weights_of(site), inverse / inverse.sum())
+    assert choice.weights_of("walk")[choice.of("walk").index("naive")] > 0.5
+    assert choice.weights_of("daily")[choice.of("daily").index("seasonal_naive")] > 0.5
+    mean = mase.mean()[choice.default].to_numpy()
+    np.testing.assert_allclose(choice.weights_of("a new site"), (1 / mean**2) / (1 / mean**2).sum())
+
+    models = {
+        n: forecasters.create(n, dataset, device=devices.CPU).fit(frame, frame[labels].to_numpy()) for n in CANDIDATES
+    }
+    bundle = SelectedForecaster(
+        models, {n: n for n in CANDIDATES}, choice.default, choice.by_entity, "site", "weighted",
+        choice.default_weights, choice.weights,
+    )  # fmt: skip
+    newest = frame.groupby("site").tail(3)
+    predicted = bundle.predict(newest)
+    for site in ("walk", "daily", "trend"):
+        rows = (newest["site"] == site).to_numpy()
+        own = [models[n].predict(newest[rows]) for n in choice.of(site)]
+        expected = sum(w * f for w, f in zip(choice.weights_of(site), own, strict=True))
+        np.testing.assert_allclose(predicted[rows], expected)
+    bundle.save(tmp_path / "bundle")
+    restored = forecasters.load("selection", tmp_path / "bundle")
+    np.testing.assert_array_equal(restored.predict(newest), predicted)
+    with pytest.raises(ValueError, match="one weight per candidate"):
+        SelectedForecaster(models, {n: n for n in CANDIDATES}, choice.default, choice.by_entity, "site", "weighted")
+
+
+def test_inverse_error_weights_give_an_exact_candidate_everything_and_a_broken_one_nothing() -> None:
+    from model_training.selection import inverse_error_weights
+
+    assert inverse_error_weights([1.0, 3.0]) == pytest.approx([0.9, 0.1])
+    assert inverse_error_weights([0.0, 2.0, 0.0]) == [0.5, 0.0, 0.5]
+    assert inverse_error_weights([np.nan, 2.0]) == [0.0, 1.0]
+    assert inverse_error_weights([np.inf, np.nan]) == [0.5, 0.5]
+
+
 @pytest.mark.parametrize("candidates", [["naive", "seasonal_naive"], ["naive", "seasonal_naive", "auto_theta"]])
 def test_the_selection_family_chooses_in_each_fold_and_records_its_leaderboard(
     backtests, candidates: list[str], tmp_path: Path
@@ -215,7 +262,7 @@ def test_candidates_evaluated_apart_choose_as_the_nested_selection_does(backtest
     names = {p.name for p in result.reports}
     assert {"leaderboard.csv", "leaderboard.png", "choice.json"} <= names
     choice = json.loads((reports / "choice.json").read_text())
-    assert choice == {"default": model.default, "series": model.choice}  # type: ignore[attr-defined]
+    assert choice == {"default": model.default, "series": model.choice, "combine": "median"}  # type: ignore[attr-defined]
     assert len(choice["series"]["walk"]) == 2, "a combination of each series' top 2"
 
 
