@@ -89,7 +89,8 @@ def test_a_statistical_champion_answers_from_each_series_history(
             assert set(body["answered_by"]) <= set(SELECTION["candidates"])  # type: ignore[arg-type]
             assert choice["series"][entity] == body["answered_by"], choice
             assert choice["combine"] == "weighted"
-            assert len(choice["weights"][entity]) == 2 and sum(choice["weights"][entity]) == pytest.approx(1.0)
+            assert len(choice["weights"][entity]) == 2
+            assert sum(choice["weights"][entity]) == pytest.approx(1.0)
         else:
             assert body["answered_by"] is None
             assert choice == {
