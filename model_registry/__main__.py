@@ -117,8 +117,19 @@ def leaderboard_lines(board_csv: str, choice: dict[str, object]) -> list[str]:
         name = row["candidate"]
         mase, best, own = float(row["mase"]), row["series_best"], answering.get(name, 0)
         lines.append(f"    {name:<24} {mase:8.4f}  best on {best:>5}  forecasts {own:>5}")
-    lines.append(f"  {len(series)} series have a choice of their own; any other gets {choice.get('default')}")
+    lines.append(f"  {len(series)} series have a choice of their own; any other gets {default_text(choice)}")
     return lines
+
+
+def default_text(choice: dict[str, object]) -> str:
+    """What a series without a choice of its own forecasts with: ``['naive']``, or for a combination
+    its candidates and how they combine (a weighted one with each candidate's weight)."""
+    default, combine, weights = choice.get("default"), choice.get("combine"), choice.get("default_weights")
+    if not isinstance(default, list) or len(default) < 2:
+        return str(default)
+    if combine == "weighted" and isinstance(weights, list) and len(weights) == len(default):
+        return " + ".join(f"{name} x {weight:.2f}" for name, weight in zip(default, weights, strict=True))
+    return f"the {combine or 'median'} of {' and '.join(default)}"
 
 
 def champion(settings: Settings, model_name: str, plot: Path | None = None, config: str | None = None) -> int:

@@ -40,3 +40,12 @@ def test_a_selection_champion_shows_its_leaderboard() -> None:
         "    auto_ets                   1.3100  best on     0  forecasts     0",
         "  2 series have a choice of their own; any other gets ['seasonal_naive']",
     ]
+
+
+def test_a_combination_says_how_a_series_without_its_own_choice_is_forecast() -> None:
+    from model_registry.__main__ import default_text
+
+    weighted = {"default": ["mstl", "seasonal_naive"], "combine": "weighted", "default_weights": [0.6, 0.4]}
+    assert default_text(weighted) == "mstl x 0.60 + seasonal_naive x 0.40"
+    assert default_text({"default": ["mstl", "naive"], "combine": "mean"}) == "the mean of mstl and naive"
+    assert default_text({"default": ["naive"], "combine": "median"}) == "['naive']"
