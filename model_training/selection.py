@@ -30,6 +30,7 @@ import pandas as pd
 
 from core.dataset import DatasetConfig, SelectionConfig
 from core.history import seasonal_scale, target_series
+from model_bundle.families.selection import combine as combine_forecasts
 from model_training.backtest import BacktestResult, fold_frames, scored
 from model_training.candidates import Evaluation
 
@@ -138,11 +139,8 @@ def combined(entities: pd.Series, choice: Choice, forecasts: dict[str, np.ndarra
     owners = entities.astype(str).to_numpy()
     for entity in np.unique(owners):
         rows = owners == entity
-        stacked = np.stack([forecasts[name][rows] for name in choice.of(str(entity))])
-        if combine == "weighted":
-            out[rows] = np.average(stacked, axis=0, weights=choice.weights_of(str(entity)))
-        else:
-            out[rows] = (np.median if combine == "median" else np.mean)(stacked, axis=0)
+        own = [forecasts[name][rows] for name in choice.of(str(entity))]
+        out[rows] = combine_forecasts(own, combine, choice.weights_of(str(entity)))
     return out
 
 

@@ -11,6 +11,7 @@ the choice as JSON.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -18,6 +19,15 @@ import numpy as np
 import pandas as pd
 
 COMBINERS = ("median", "mean", "weighted")
+
+
+def combine(forecasts: Sequence[np.ndarray], how: str, weights: Sequence[float] | None = None) -> np.ndarray:
+    """Candidates' ``forecasts`` of the same rows combined step by step: their median, mean, or mean
+    weighted by ``weights`` (``how`` = ``weighted``)."""
+    stacked = np.stack(forecasts)
+    if how == "weighted":
+        return np.asarray(np.average(stacked, axis=0, weights=weights))
+    return np.asarray((np.median if how == "median" else np.mean)(stacked, axis=0))
 
 
 class SelectedForecaster:
@@ -86,15 +96,12 @@ class SelectedForecaster:
         for name, rows in needed.items():
             predicted = np.asarray(self.members[name].predict(features.iloc[rows]), dtype=np.float64)
             forecasts[name] = dict(zip(rows, predicted, strict=True))
-        if self.combine == "weighted":
-            return np.stack(
-                [
-                    np.average([forecasts[n][row] for n in names], axis=0, weights=self.weights_of(entities[row]))
-                    for row, names in enumerate(picks)
-                ]
-            )
-        combine = np.median if self.combine == "median" else np.mean
-        return np.stack([combine([forecasts[n][row] for n in names], axis=0) for row, names in enumerate(picks)])
+        return np.stack(
+            [
+                combine([forecasts[n][row] for n in names], self.combine, self.weights_of(entities[row]))
+                for row, names in enumerate(picks)
+            ]
+        )
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
