@@ -73,7 +73,11 @@ class QualityConfig(_Strict):
 class FeatureConfig(_Strict):
     """The features built from the raw columns, one Feast feature view that training and serving share."""
 
-    target_lags: list[int] | None = Field(default=None, description="Default: 0..seasonal_period-1 and one week back.")
+    target_lags: list[int] | None = Field(
+        default=None,
+        description="Default: 0..seasonal_period-1 and one week back; a list given must hold 0..seasonal_period-1 "
+        "(seasonal naive, every gate's baseline, forecasts from them).",
+    )
     covariate_lags: list[int] = Field(default_factory=lambda: [0, 1, 24], description="Lags (steps) of each covariate.")
     rolling_windows: list[int] = Field(
         default_factory=lambda: [24, 168], description="Windows (steps) of the target's rolling mean and std."
@@ -352,6 +356,14 @@ class DatasetConfig(_Strict):
         unknown = set(self.quality.value_ranges) - {self.target, *self.features}
         if unknown:
             raise ValueError(f"value_ranges name unknown columns: {sorted(unknown)}")
+        lags = self.feature_engineering.target_lags
+        missing = sorted(set(range(self.seasonal_period)) - set(lags or range(self.seasonal_period)))
+        if missing:
+            raise ValueError(
+                f"feature_engineering.target_lags must hold 0..{self.seasonal_period - 1} (the seasonal period "
+                f"{self.seasonal_period}): seasonal naive, the baseline every gate compares with, forecasts from "
+                f"them; missing {missing}"
+            )
         gap = self.training.backtest.gap
         if gap is not None and gap < self.horizon:
             raise ValueError(f"backtest gap ({gap}) must be >= horizon ({self.horizon})")

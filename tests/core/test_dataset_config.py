@@ -40,6 +40,18 @@ def test_gap_shorter_than_horizon_is_refused(tmp_path: Path) -> None:
         DatasetConfig.from_yaml(_write(tmp_path, training=bad))
 
 
+def test_target_lags_without_a_whole_season_are_refused_when_the_config_loads(tmp_path: Path) -> None:
+    """Seasonal naive, the baseline of every gate, forecasts from lags 0..m-1: a config without them
+    would fail at its first training, after ingest, checks and features."""
+    engineering = synthetic_config("x.csv")["feature_engineering"]
+    assert isinstance(engineering, dict)
+    engineering["target_lags"] = [0, 1, 2, 23, 24]
+    with pytest.raises(ValidationError, match=r"target_lags must hold 0\.\.23 .*missing \[3, 4, 5,"):
+        DatasetConfig.from_yaml(_write(tmp_path, seasonal_period=24, feature_engineering=engineering))
+    engineering["target_lags"] = [*range(24), 168]
+    assert DatasetConfig.from_yaml(_write(tmp_path, seasonal_period=24, feature_engineering=engineering))
+
+
 def test_long_layout_needs_a_uri(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="needs 'uri'"):
         DatasetConfig.from_yaml(_write(tmp_path, source={"layout": "long"}))

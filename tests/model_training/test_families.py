@@ -319,7 +319,7 @@ def test_rows_with_two_levels_are_scaled_by_their_level_not_by_their_one_change(
     raw = raw.assign(load=0.0, aux=0.0)
     written = raw.assign(ts=raw["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"))
     config = DatasetConfig.from_yaml(write_dataset(tmp_path, written)).model_dump()
-    config |= {"frequency": "P1D", "seasonal_period": 7, "horizon": 3}
+    config |= {"frequency": "P1D", "seasonal_period": 1, "horizon": 3}
     config["quality"] |= {"max_gap": "P1D", "value_ranges": {}}
     config["feature_engineering"] |= {"target_lags": [0, 1], "covariate_lags": [], "rolling_windows": []}
     dataset = DatasetConfig.model_validate(config)
