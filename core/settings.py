@@ -146,6 +146,16 @@ class Settings(BaseSettings):
     )
     # Where models train: auto takes a visible CUDA device, else the CPU.
     training_device: Literal["auto", "cpu", "cuda"] = "auto"
+    engine: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where per-series work runs (the statistical families' fits): in the task's own process, "
+        "or as tasks of the Ray cluster at ray_address.",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="host:port of the Ray cluster's head (its GCS port) for engine=ray; None: Ray's own "
+        "RAY_ADDRESS, else a cluster started on this machine with `ray start`.",
+    )
 
     # Prometheus Pushgateway for batch jobs' figures; None: figures are logged, not pushed.
     pushgateway_url: str | None = None

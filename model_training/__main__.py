@@ -129,12 +129,12 @@ def main(argv: list[str] | None = None) -> int:
 def _candidate(parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Any, dataset: Any) -> int:
     from core.objects import read_parquet
     from model_training import candidates
-    from model_training.devices import select
+    from model_training.devices import training_device
 
     if args.candidate is None or args.training_set is None or args.out is None:
         parser.error("candidate needs --candidate, --training-set and --out")
     frame = read_parquet(args.training_set, settings)
-    evaluation = candidates.evaluate(frame, dataset, args.candidate, select(settings.training_device))
+    evaluation = candidates.evaluate(frame, dataset, args.candidate, training_device(settings))
     written = candidates.save(evaluation, candidates.location(args.out, args.candidate), settings)
     print(f"evaluated {args.candidate} on {len(frame)} rows in {evaluation.fit_seconds:.1f}s: {written}")
     return 0

@@ -1,7 +1,9 @@
 """The one place that decides where training runs and makes it repeatable.
 
 ``auto`` takes the GPU when PyTorch sees one and the CPU otherwise; every family asks here instead of
-probing on its own, so a pod on a GPU node pool and a laptop run the same code.
+probing on its own, so a pod on a GPU node pool and a laptop run the same code. A device also names
+the engine that the per-series work of a training runs on (:mod:`core.engine`: this process, or a
+Ray cluster), which the statistical families fit their series on.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import logging
 import os
 import random
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Literal
+
+from core.engine import LOCAL, Engine, engine
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +27,10 @@ DevicePreference = Literal["auto", "cpu", "cuda"]
 
 @dataclass(frozen=True)
 class Device:
+    """Where a training's models fit (``kind``) and where its per-series work runs (``engine``)."""
+
     kind: Literal["cpu", "cuda"]
+    engine: Engine = LOCAL
 
     @property
     def is_cuda(self) -> bool:
@@ -67,18 +75,23 @@ def cuda_available() -> bool:
     return available
 
 
-def select(preference: str = "auto") -> Device:
+def training_device(settings: Settings) -> Device:
+    """The device and engine ``settings`` ask for (``MLOPS_TRAINING_DEVICE``, ``MLOPS_ENGINE``)."""
+    return select(settings.training_device, engine(settings.engine, settings.ray_address))
+
+
+def select(preference: str = "auto", engine: Engine = LOCAL) -> Device:
     """``cuda`` asked for but absent is an error (a GPU pod without a GPU is misconfigured);
-    ``auto`` falls back to the CPU with a log line."""
+    ``auto`` falls back to the CPU with a log line. The per-series work runs on ``engine``."""
     if preference not in ("auto", "cpu", "cuda"):
         raise ValueError(f"unknown training device {preference!r}: use auto, cpu or cuda")
     if preference == "cpu":
-        return CPU
+        return replace(CPU, engine=engine)
     if cuda_available():
-        return Device("cuda")
+        return Device("cuda", engine)
     if preference == "cuda":
         raise RuntimeError("training device 'cuda' requested but no CUDA device is visible")
-    return CPU
+    return replace(CPU, engine=engine)
 
 
 @cache

@@ -29,7 +29,7 @@ from model_bundle.forecasters import Predictor
 from model_bundle.intervals import BandSource, Calibration, calibrate
 from model_training import forecasters
 from model_training.backtest import BacktestResult, backtest
-from model_training.devices import Device, select
+from model_training.devices import Device, training_device
 from model_training.plots import plot_backtest, plot_forecast, plot_leaderboard
 from model_training.run_log import log_training
 
@@ -175,7 +175,7 @@ def train(
         frame = read_parquet(training_set, settings)
     else:
         frame, _ = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
-    device = select(settings.training_device)
+    device = training_device(settings)
     evaluations = None
     if candidates is not None:
         from model_training import candidates as evaluated

@@ -245,14 +245,14 @@ def tune_worker(
     default for a family that boosts so) or fold by fold; see the module's docstring. Returns the
     trials this worker ran.
     """
-    from model_training.devices import select
+    from model_training.devices import training_device
 
     base = dict(dataset.training.params.get(family, {}))
     space = search_space(dataset, family)
     if n_trials <= 0 or not space:
         log.info("no tuning for %s (trials=%d, space=%s): using configured parameters", family, n_trials, space)
         return 0
-    device = select(settings.training_device)
+    device = training_device(settings)
     rounds = boosts_in_rounds(family) if rounds is None else rounds
     cap = int(space.get("n_estimators", {}).get("high") or base.get("n_estimators") or 0)
     if rounds and cap <= 0:

@@ -7,8 +7,10 @@ gaps) gets no model and forecasts as the last value; the reason is logged and ke
 
 from __future__ import annotations
 
+import itertools
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,9 +18,11 @@ import pandas as pd
 
 from core.columns import history_name
 from core.dataset import DatasetConfig
+from core.engine import Engine, partitions
 from core.frequency import Frequency
 from core.history import target_series
 from model_bundle.families.statistical import MODELS, SeriesModel, StatisticalForecaster, Step, filled
+from model_training.devices import CPU, Device
 from model_training.forecasters import Validation
 
 log = logging.getLogger(__name__)
@@ -27,6 +31,8 @@ log = logging.getLogger(__name__)
 # any model needs more values than parameters.
 MIN_SEASONS = 2
 MIN_VALUES = 10
+# Series per partition at least: a Ray task costs a few milliseconds, a series' fit about as much or more.
+SERIES_PER_PARTITION = 8
 
 
 def _options(family: str, dataset: DatasetConfig, params: dict[str, Any], values: int) -> dict[str, Any]:
@@ -55,12 +61,68 @@ def series_step(frequency: Frequency) -> Step:
     return Step(months=frequency.months)
 
 
+@dataclass(frozen=True)
+class SeriesToFit:
+    """One series' values on the grid (gaps filled) and the time of its last value."""
+
+    entity: str
+    values: np.ndarray
+    end: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class FitPartition:
+    """A partition of series for one family to fit: what :func:`fit_partition` needs, wherever it runs."""
+
+    family: str
+    dataset: DatasetConfig
+    params: dict[str, Any]
+    season_length: int
+    series: list[SeriesToFit]
+
+
+def fit_series(
+    family: str, dataset: DatasetConfig, params: dict[str, Any], season_length: int, series: SeriesToFit
+) -> SeriesModel | str:
+    """``series``' fitted model, or the reason it has none (too short, constant, a failed fit)."""
+    from statsforecast import models
+
+    values = series.values
+    if len(values) < MIN_VALUES:
+        return f"{len(values)} values, fewer than {MIN_VALUES}"
+    if np.ptp(values) == 0:
+        return "a constant series"
+    options = _options(family, dataset, params, len(values))
+    if options.get("season_length") == []:
+        return f"{len(values)} values: not two cycles of any season of {dataset.seasonalities}"
+    model = getattr(models, MODELS[family])(**options)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(values)
+    except Exception as exc:  # one series' failed fit leaves that series out, not the run
+        return f"{type(exc).__name__}: {exc}"
+    season = season_length if family == "mstl" else int(options.get("season_length", 1))
+    return SeriesModel.from_fit(family, season, model, values, series.end, dataset.history_length)
+
+
+def fit_partition(partition: FitPartition) -> list[tuple[str, SeriesModel | str]]:
+    """Each series of ``partition`` with its model or the reason it has none, in order: the unit of
+    work an engine maps (a Ray task's whole input and output)."""
+    fit = partition.family, partition.dataset, partition.params, partition.season_length
+    return [(series.entity, fit_series(*fit, series)) for series in partition.series]
+
+
 class StatisticalTrainer(StatisticalForecaster):
     dataset: DatasetConfig
     options: dict[str, Any]
+    engine: Engine
 
     @classmethod
-    def for_dataset(cls, dataset: DatasetConfig, params: dict[str, Any] | None = None, **_: Any) -> StatisticalTrainer:
+    def for_dataset(
+        cls, dataset: DatasetConfig, params: dict[str, Any] | None = None, device: Device = CPU, **_: Any
+    ) -> StatisticalTrainer:
+        """The family's trainer for ``dataset``; its series are fitted on ``device``'s engine."""
         trainer = cls(
             family=cls.family,
             entity_column=dataset.entity_column,
@@ -69,43 +131,28 @@ class StatisticalTrainer(StatisticalForecaster):
             step=series_step(dataset.frequency),
             season_length=dataset.seasonal_period,
         )
-        trainer.dataset, trainer.options = dataset, dict(params or {})
+        trainer.dataset, trainer.options, trainer.engine = dataset, dict(params or {}), device.engine
         return trainer
 
     def fit(
         self, features: pd.DataFrame, targets: np.ndarray, validation: Validation | None = None
     ) -> StatisticalTrainer:
-        """Fit each series of ``features`` (the training rows with their labels); ``validation`` is not
-        used: each model selects on its own information criterion."""
-        from statsforecast import models
-
+        """Fit each series of ``features`` (the training rows with their labels), in partitions of
+        series on the engine; ``validation`` is not used: each model selects on its own information
+        criterion."""
+        series = [
+            SeriesToFit(entity, filled(grid.values), grid.end)
+            for entity, grid in target_series(features, self.dataset).items()
+        ]
+        parts = partitions(series, self.engine, least=SERIES_PER_PARTITION)
+        jobs = [FitPartition(self.name, self.dataset, self.options, self.season_length, part) for part in parts]
         self.models, self.skipped = {}, {}
-        for entity, grid in target_series(features, self.dataset).items():
-            values = filled(grid.values)
-            reason = None
-            if len(values) < MIN_VALUES:
-                reason = f"{len(values)} values, fewer than {MIN_VALUES}"
-            elif np.ptp(values) == 0:
-                reason = "a constant series"
-            if reason is None:
-                options = _options(self.name, self.dataset, self.options, len(values))
-                if options.get("season_length") == []:
-                    reason = f"{len(values)} values: not two cycles of any season of {self.dataset.seasonalities}"
-            if reason is None:
-                model = getattr(models, MODELS[self.name])(**options)
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        model.fit(values)
-                except Exception as exc:  # one series' failed fit leaves that series out, not the run
-                    reason = f"{type(exc).__name__}: {exc}"
-            if reason is not None:
-                self.skipped[entity] = reason
-                log.warning("%s left out %s: %s (it forecasts the last value)", self.name, entity, reason)
-                continue
-            season = self.season_length if self.name == "mstl" else int(options.get("season_length", 1))
-            keep = self.dataset.history_length
-            self.models[entity] = SeriesModel.from_fit(self.name, season, model, values, grid.end, keep)
+        for entity, fitted in itertools.chain.from_iterable(self.engine.map(fit_partition, jobs)):
+            if isinstance(fitted, str):
+                self.skipped[entity] = fitted
+                log.warning("%s left out %s: %s (it forecasts the last value)", self.name, entity, fitted)
+            else:
+                self.models[entity] = fitted
         self.params = {
             **self.params,
             **self.options,

@@ -1,0 +1,119 @@
+"""Where the per-series work runs: in this process, or as tasks of a Ray cluster.
+
+Fitting a statistical model per series (and, as the platform grows, the batch forecast and the
+scoring of many series) is the same small function over many independent partitions of series. An
+:class:`Engine` maps such a function over partitions and gives the results back in the partitions'
+order, so a caller assembles the same output whichever engine ran it:
+
+* :class:`InProcess` (``MLOPS_ENGINE=local``, the default and what ``make demo`` uses) calls the
+  function on each partition in turn, in this process;
+* :class:`RayEngine` (``MLOPS_ENGINE=ray``) submits one Ray task per partition to the cluster at
+  ``MLOPS_RAY_ADDRESS`` (a head's ``host:port``; unset, Ray's own ``RAY_ADDRESS`` or a cluster
+  started on this machine with ``ray start``) and waits for them all. A Ray task ships the function
+  by reference, so the workers need the platform's packages installed, as the training image has
+  them. Each partition is one task: enough partitions for every worker CPU several times over
+  (:func:`partitions`) keeps the workers busy when some series take longer than others.
+
+Ray is imported when a Ray engine first maps: this base layer is imported by the service and by
+model bundles, which never need it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+log = logging.getLogger(__name__)
+
+EngineKind = Literal["local", "ray"]
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Partitions per CPU of the engine: some slack for partitions slower than others.
+PARTITIONS_PER_CPU = 4
+
+
+class Engine(Protocol):
+    """Maps a function over partitions of independent work; the results come back in order."""
+
+    @property
+    def kind(self) -> EngineKind: ...
+
+    def cpus(self) -> int:
+        """How many partitions can run at once."""
+        ...
+
+    def map(self, function: Callable[[T], R], partitions: Sequence[T]) -> list[R]:
+        """``[function(p) for p in partitions]``, wherever the engine runs it."""
+        ...
+
+
+@dataclass(frozen=True)
+class InProcess:
+    """Each partition in turn, in this process."""
+
+    kind: EngineKind = "local"
+
+    def cpus(self) -> int:
+        return 1
+
+    def map(self, function: Callable[[T], R], partitions: Sequence[T]) -> list[R]:
+        return [function(partition) for partition in partitions]
+
+
+@dataclass(frozen=True)
+class RayEngine:
+    """One Ray task per partition on the cluster at ``address`` (None: Ray finds it: ``RAY_ADDRESS``,
+    else a cluster started on this machine)."""
+
+    address: str | None = None
+    kind: EngineKind = "ray"
+
+    def connect(self) -> None:
+        """Join the cluster as a driver, once per process (a second call is a no-op)."""
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address or "auto", log_to_driver=False, configure_logging=False)
+            log.info("connected to the Ray cluster at %s: %s", self.address or "auto", ray.cluster_resources())
+
+    def cpus(self) -> int:
+        import ray
+
+        self.connect()
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def map(self, function: Callable[[T], R], partitions: Sequence[T]) -> list[R]:
+        import ray
+
+        self.connect()
+        remote = ray.remote(num_cpus=1, max_retries=2)(function)
+        results: list[R] = ray.get([remote.remote(partition) for partition in partitions])
+        return results
+
+
+LOCAL = InProcess()
+
+
+def engine(kind: EngineKind = "local", address: str | None = None) -> Engine:
+    """The engine of ``MLOPS_ENGINE`` (``kind``) and ``MLOPS_RAY_ADDRESS`` (``address``)."""
+    if kind == "local":
+        return LOCAL
+    if kind == "ray":
+        return RayEngine(address)
+    raise ValueError(f"unknown engine {kind!r}: use local or ray")
+
+
+def partitions(items: Sequence[T], engine: Engine, least: int = 1) -> list[list[T]]:
+    """``items`` in contiguous partitions of about equal size: one for the in-process engine, else
+    :data:`PARTITIONS_PER_CPU` per CPU of the engine, each of at least ``least`` items."""
+    if not items:
+        return []
+    wanted = 1 if engine.kind == "local" else engine.cpus() * PARTITIONS_PER_CPU
+    count = max(1, min(wanted, len(items) // max(least, 1)))
+    size, longer = divmod(len(items), count)  # the first ``longer`` partitions take one item more
+    bounds = [part * size + min(part, longer) for part in range(count + 1)]
+    return [list(items[start:stop]) for start, stop in itertools.pairwise(bounds)]

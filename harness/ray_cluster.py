@@ -1,0 +1,89 @@
+"""A throwaway Ray cluster of separate processes on this machine, as the tests and benchmarks need it.
+
+``ray start --head`` and one ``ray start --address`` per worker node, each in the foreground
+(``--block``) in a session of its own, so that leaving the block stops every process the node
+started (its GCS, raylet, object store and worker processes) and nothing else: ``ray stop`` would
+stop every Ray on the machine, another run's included. Every port a node opens is one the system
+handed out a moment before, on the loopback address; its state and logs stay in a temporary folder
+(short: Ray's sockets live there, and a socket's path has at most 107 characters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.net import LOOPBACK, free_port, port_open
+from harness.servers import Server
+
+# Object store per node: the tests' partitions are small, and the default takes 30 % of the memory.
+OBJECT_STORE_BYTES = 200 * 1024 * 1024
+
+
+def _ray() -> str:
+    """The ``ray`` command of this interpreter's environment."""
+    return str(Path(sys.executable).with_name("ray"))
+
+
+def _node(root: Path, name: str, cpus: int, head_port: int | None) -> tuple[list[str], int]:
+    """``ray start`` of one node and the port that says it is up (the head's GCS, a worker's raylet)."""
+    manager = free_port()
+    argv = [
+        _ray(),
+        "start",
+        "--block",
+        "--disable-usage-stats",
+        f"--num-cpus={cpus}",
+        "--num-gpus=0",
+        f"--node-ip-address={LOOPBACK}",
+        f"--node-manager-port={manager}",
+        f"--object-manager-port={free_port()}",
+        f"--object-store-memory={OBJECT_STORE_BYTES}",
+        f"--metrics-export-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
+        f"--dashboard-agent-listen-port={free_port()}",
+        f"--dashboard-agent-grpc-port={free_port()}",
+    ]
+    if head_port is None:
+        gcs = free_port()
+        temp = root / name
+        temp.mkdir()
+        argv += [
+            "--head",
+            f"--port={gcs}",
+            f"--ray-client-server-port={free_port()}",
+            "--include-dashboard=false",
+            f"--temp-dir={temp}",
+        ]
+        return argv, gcs
+    return [*argv, f"--address={LOOPBACK}:{head_port}"], manager
+
+
+@contextlib.contextmanager
+def ray_cluster(workers: int = 1, cpus: int = 1, logs: Path | None = None, timeout: float = 90.0) -> Iterator[str]:
+    """A head and ``workers`` worker nodes of ``cpus`` CPUs each (the head gets none: the work goes
+    to the workers); yields the head's address (``127.0.0.1:<port>``) for ``ray.init(address=...)``.
+    ``logs``: a folder for each node's ``ray start`` output."""
+    root = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    nodes: list[Server] = []
+    try:
+        argv, gcs = _node(root, "head", 0, None)
+        head = Server(argv, name="ray head", log=None if logs is None else logs / "ray-head.log")
+        nodes.append(head)
+        head.start(lambda: port_open(gcs), timeout)
+        for number in range(workers):
+            argv, manager = _node(root, f"worker{number}", cpus, gcs)
+            name = f"ray worker {number}"
+            node = Server(argv, name=name, log=None if logs is None else logs / f"ray-worker{number}.log")
+            nodes.append(node)
+            node.start(lambda port=manager: port_open(port), timeout)  # type: ignore[misc]
+        yield f"{LOOPBACK}:{gcs}"
+    finally:
+        for node in reversed(nodes):
+            node.stop(signal.SIGINT, grace=15.0)
+        shutil.rmtree(root, ignore_errors=True)

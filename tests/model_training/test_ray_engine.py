@@ -1,0 +1,82 @@
+"""The statistical families' per-series fits on a real Ray cluster (a head and two worker nodes, each
+its own processes, started with ``ray start``): the same models as fitted in the training's own
+process, series left out for the same reasons, and the work done in the workers."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.columns import EVENT_TIMESTAMP, label_names
+from core.dataset import DatasetConfig
+from core.engine import LOCAL, RayEngine
+from core.settings import Settings
+from harness import series
+from harness.ray_cluster import ray_cluster
+from harness.wait import wait_for
+from model_training import devices, forecasters
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayEngine]:
+    import ray
+
+    with ray_cluster(workers=2, cpus=1, logs=tmp_path_factory.mktemp("ray-logs")) as address:
+        engine = RayEngine(address)
+        wait_for(lambda: engine.cpus() == 2, "both Ray workers to join", 60)
+        try:
+            yield engine
+        finally:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[DatasetConfig, pd.DataFrame]:
+    """Training rows of 30 generated daily series and one constant series (which no model fits)."""
+    from feature_store.features import build_features
+    from feature_store.training_set import build_labels
+
+    dataset = DatasetConfig.from_yaml(series.write(tmp_path_factory.mktemp("series"), 30, days=240, seed=9))
+    raw = pd.concat(series.frames(30, days=240, seed=9))
+    flat = raw[raw["series"] == "s0"].assign(series="flat", value=5.0)
+    raw = pd.concat([raw, flat], ignore_index=True)
+    frame = build_labels(raw, dataset).merge(build_features(raw, dataset), on=["series", EVENT_TIMESTAMP])
+    return dataset, frame.dropna(subset=label_names(dataset)).reset_index(drop=True)
+
+
+def fitted_json(family: str, dataset: DatasetConfig, frame: pd.DataFrame, device: devices.Device, out: Path) -> str:
+    """The bundle file of ``family`` fitted on ``frame`` with ``device``'s engine."""
+    model = forecasters.create(family, dataset, device=device)
+    model.fit(frame, frame[label_names(dataset)].to_numpy(dtype="float64")).save(out)
+    return (out / "statistical.json").read_text()
+
+
+@pytest.mark.parametrize("family", ["auto_ets", "auto_theta"])
+def test_ray_fits_the_same_models_as_the_training_process(
+    family: str, cluster: RayEngine, rows: tuple[DatasetConfig, pd.DataFrame], tmp_path: Path
+) -> None:
+    dataset, frame = rows
+    local = fitted_json(family, dataset, frame, devices.Device("cpu", LOCAL), tmp_path / "local")
+    on_ray = fitted_json(family, dataset, frame, devices.Device("cpu", cluster), tmp_path / "ray")
+    saved = json.loads(local)
+    assert len(saved["models"]) == 30
+    assert saved["skipped"] == {"flat": "a constant series"}
+    assert on_ray == local, "the same models in the same order, the same series left out: the same bundle"
+
+
+def test_the_partitions_run_in_the_clusters_workers(cluster: RayEngine) -> None:
+    pids = cluster.map(lambda part: os.getpid(), [[n] for n in range(8)])
+    assert os.getpid() not in pids
+
+
+def test_the_settings_send_the_per_series_work_to_the_cluster() -> None:
+    settings = Settings(engine="ray", ray_address="127.0.0.1:6379", training_device="cpu", _env_file=None)  # type: ignore[call-arg]
+    assert devices.training_device(settings) == devices.Device("cpu", RayEngine("127.0.0.1:6379"))
+    assert devices.training_device(Settings(training_device="cpu", _env_file=None)).engine is LOCAL  # type: ignore[call-arg]
