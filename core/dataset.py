@@ -229,6 +229,14 @@ class PromotionConfig(_Strict):
         "each nominal level (e.g. 0.05: 80% bands covering 75-85%); None: coverage is reported, not demanded.",
     )
     max_drift_share: float = Field(default=0.5, ge=0, le=1, description="Drift gate: share of drifted features.")
+    max_drifted_entities: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Drift gate and monitor: drift counts when more than this share of the entities with a verdict "
+        "have a drift share above max_drift_share (0.1: any one of fewer than ten). With many series some drift by "
+        "chance every day; a gate on any one of them would never pass.",
+    )
     drift_window: timedelta = Field(
         default=timedelta(days=7),
         description="Drift gate and monitor: the 'current' window, the newest rows the service forecasts from.",

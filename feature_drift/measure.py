@@ -2,9 +2,11 @@
 
 Each entity (transformer, store, site) is compared with its own history: pooled rows of series
 with different levels would hide a shift in one of them. Per entity, Evidently's per-feature drift
-tests decide which features drifted and give the share of drifted features; the verdict blocks when
-any entity's share is above the configured maximum, unless the run forces it, and then the override
-and its reason are recorded. Too few rows give a clear "not enough data" outcome instead of a
+tests decide which features drifted and give the share of drifted features; an entity drifted when
+its share is above ``max_drift_share``, and the verdict blocks when more than ``max_drifted_entities``
+of the entities drifted (under ten entities, any one: with many series some drift by chance every
+day, and a gate on any one of them would never pass), unless the run forces it, and then the
+override and its reason are recorded. Too few rows give a clear "not enough data" outcome instead of a
 verdict: small samples make the tests flag drift that is not there. Features are judged as the
 models see them (:func:`drift_view`): the target's levels relative to its current value.
 
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
@@ -34,6 +38,8 @@ log = logging.getLogger(__name__)
 
 
 RELATIVE = "_vs_now"  # suffix of a target level taken as a change from the current value
+T = TypeVar("T")
+LISTED = 10  # entities named in a verdict's reason (the most drifted first); the others counted
 
 
 def _relative_levels(dataset: DatasetConfig) -> tuple[str, list[str]] | None:
@@ -197,6 +203,14 @@ def reference_before(reference: pd.DataFrame, start: pd.Timestamp, dataset: Data
     return before[before[EVENT_TIMESTAMP] > newest - dataset.promotion.drift_reference_span]
 
 
+def _named(entities: Mapping[str, T], says: Callable[[T], str], separator: str = ", ") -> str:
+    """The first :data:`LISTED` entities, each followed by what ``says`` of it; past them, how many more
+    (a dataset of many series names a few, not all)."""
+    names = list(entities)
+    listed = separator.join(f"{name}{says(entities[name])}" for name in names[:LISTED])
+    return listed + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
+
+
 def drift_gate(
     settings: Settings,
     dataset: DatasetConfig,
@@ -214,6 +228,7 @@ def drift_gate(
     reference = reference_before(fit_rows, current_span(dataset, logical_date)[0], dataset)
     entities = compare_windows(reference, current, dataset, out_dir)
     judged = {name: e for name, e in entities.items() if e.drift_share is not None}
+    judged = dict(sorted(judged.items(), key=lambda item: -(item[1].drift_share or 0.0)))  # the most drifted first
     unjudged = sorted(set(entities) - set(judged))
     if not judged:
         outcome = DriftOutcome.NOT_ENOUGH_DATA
@@ -223,19 +238,31 @@ def drift_gate(
         )
         log.warning("drift gate: %s", reason)
     else:
-        shares = ", ".join(f"{name} {e.drift_share:.2f}" for name, e in judged.items())
-        over = {name: e for name, e in judged.items() if (e.drift_share or 0.0) > config.max_drift_share}
-        if over:
+        verdict = DriftResult(
+            outcome=DriftOutcome.PASSED,
+            drift_share=None,
+            entities=judged,
+            max_drift_share=config.max_drift_share,
+            max_drifted_entities=config.max_drifted_entities,
+        )
+        over = verdict.drifted_entities
+        counted = (
+            f"{len(over)} of {len(judged)} entities above it, {len(over) / len(judged):.0%}; drift counts above "
+            f"{config.max_drifted_entities:.0%}"
+        )
+        shares = f"{_named(judged, lambda e: f' {e.drift_share:.2f}')}; {counted}"
+        if verdict.drifted:
             outcome = DriftOutcome.FORCED if force else DriftOutcome.BLOCKED
-            drifted = "; ".join(f"{name}: {', '.join(e.drifted_features)}" for name, e in over.items())
-            reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {drifted}"
+            drifted = {name: judged[name] for name in over}
+            features = _named(drifted, lambda e: f": {', '.join(e.drifted_features)}", "; ")
+            reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {features}"
             if force:
                 reason += f"; promotion forced: {forced_because or 'no reason given'}"
         else:
             outcome = DriftOutcome.PASSED
             reason = f"drift share at most {config.max_drift_share:.2f} ({shares})"
         if unjudged:
-            reason += f"; not enough data for {', '.join(unjudged)}"
+            reason += f"; not enough data for {_named(dict.fromkeys(unjudged), lambda _: '')}"
         log.info("drift gate %s: %s", outcome, reason)
 
     def span(rows: pd.DataFrame) -> tuple[str, str]:
@@ -250,6 +277,7 @@ def drift_gate(
         reference_rows=len(reference),
         current_rows=len(current),
         max_drift_share=config.max_drift_share,
+        max_drifted_entities=config.max_drifted_entities,
         reason=reason,
         reference_start=reference_start,
         reference_end=reference_end,

@@ -46,6 +46,8 @@ class DriftResult(Outcome):
     reference_rows: int = 0
     current_rows: int = 0
     max_drift_share: float = 0.0
+    # Drift counts when more than this share of the entities with a verdict drifted (0: any one).
+    max_drifted_entities: float = 0.0
     reason: str = ""
     reference_start: str = ""
     reference_end: str = ""  # always before current_start: the two windows never share a row
@@ -53,8 +55,21 @@ class DriftResult(Outcome):
     current_end: str = ""
 
     @property
+    def judged(self) -> dict[str, EntityDrift]:
+        """The entities with a verdict (enough rows in both windows)."""
+        return {name: e for name, e in self.entities.items() if e.drift_share is not None}
+
+    @property
+    def drifted_entities(self) -> list[str]:
+        """The entities whose drift share is above ``max_drift_share``, the most drifted first."""
+        over = [(name, e.drift_share or 0.0) for name, e in self.judged.items()]
+        return [name for name, share in sorted(over, key=lambda item: -item[1]) if share > self.max_drift_share]
+
+    @property
     def drifted(self) -> bool:
-        return self.drift_share is not None and self.drift_share > self.max_drift_share
+        """Whether more than ``max_drifted_entities`` of the judged entities drifted."""
+        judged = len(self.judged)
+        return judged > 0 and len(self.drifted_entities) / judged > self.max_drifted_entities
 
     @property
     def report_paths(self) -> list[str]:

@@ -26,7 +26,7 @@ from typing import Any
 from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
 from core.settings import Settings
-from feature_drift.measure import drift_gate, version_evidence
+from feature_drift.measure import LISTED, drift_gate, version_evidence
 from feature_drift.outcomes import DriftOutcome, DriftResult
 from monitoring.outcomes import CheckState, MonitorOutcome
 
@@ -147,9 +147,11 @@ def check_champion(
     trigger = streak >= required
     trigger_reason = ""
     if trigger:
-        entities = ", ".join(
-            f"{name} {e.drift_share:.2f}" for name, e in result.entities.items() if e.drift_share is not None
-        )
+        judged, over = result.judged, result.drifted_entities
+        shares = sorted(judged.items(), key=lambda item: -(item[1].drift_share or 0.0))
+        entities = ", ".join(f"{name} {e.drift_share:.2f}" for name, e in shares[:LISTED])
+        if len(judged) > LISTED:  # many series: how many drifted, the most drifted named
+            entities = f"{len(over)} of {len(judged)} entities drifted; {entities} and {len(judged) - LISTED} more"
         trigger_reason = (
             f"drift monitor: drift share above {result.max_drift_share:.2f} on {streak} consecutive days of new "
             f"data up to {data_date} (champion v{version}; {entities})"

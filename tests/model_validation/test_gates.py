@@ -326,6 +326,44 @@ def test_one_entity_shifted_alone_blocks_the_gate_and_flags_only_that_entity(  #
     assert "site_0:" not in result.reason.split("drifted:")[1]
 
 
+def test_with_many_series_the_gate_counts_the_share_of_drifted_ones(  # type: ignore[no-untyped-def]
+    dataset: DatasetConfig, settings, tmp_path
+) -> None:
+    """Twelve series: one whose regime changed drifts alone (1 of 12, under the 10% that may), and the
+    gate passes naming it; a second one drifting too (2 of 12) blocks. The reason names the ten most
+    drifted series and counts the others, however many there are."""
+    from core.columns import EVENT_TIMESTAMP
+    from feature_drift.measure import drift_gate
+    from feature_store.features import offline_source_path
+
+    changed = pd.concat(_windows(dataset, {}, entity="site_1", regime_change=True))
+    calm = changed[changed["site"] == "site_0"]
+    source = offline_source_path(settings, dataset)
+    source.parent.mkdir(parents=True, exist_ok=True)
+
+    def judged(shifted: int) -> DriftResult:
+        moved = [changed[changed["site"] == "site_1"].assign(site=f"moved_{n}") for n in range(shifted)]
+        steady = [calm.assign(site=f"steady_{n}") for n in range(12 - shifted)]
+        rows = pd.concat([*moved, *steady], ignore_index=True)
+        rows.to_parquet(source)
+        cut = rows[EVENT_TIMESTAMP].max() - pd.Timedelta(days=7)
+        day = rows[EVENT_TIMESTAMP].max().date()
+        return drift_gate(settings, dataset, day, rows[rows[EVENT_TIMESTAMP] <= cut], tmp_path / str(shifted))
+
+    one = judged(1)
+    assert one.drifted_entities == ["moved_0"], one.reason
+    assert one.outcome is DriftOutcome.PASSED
+    assert not one.drifted
+    assert "1 of 12 entities above it, 8%; drift counts above 10%" in one.reason
+    assert one.reason.count("steady_") == 9, "ten named, the most drifted first"
+    assert "and 2 more" in one.reason
+    two = judged(2)
+    assert sorted(two.drifted_entities) == ["moved_0", "moved_1"]
+    assert two.outcome is DriftOutcome.BLOCKED
+    assert two.drifted
+    assert "drifted: moved_" in two.reason
+
+
 def test_a_level_that_moves_on_is_not_drift_but_wider_swings_are(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """The target of site_0 a long way up since before the current week (further back than its longest
     lag): its raw lags and means all drift, the changes from its current value (what the models see) do
