@@ -363,6 +363,11 @@ def test_drift_figures_reach_prometheus_through_the_pushgateway(
     assert float(query('mlops_drifted_features{entity="site_0"}')[0]["value"][1]) > 1  # type: ignore[index]
     rows = query('mlops_drift_window_rows{dataset="synthetic",window="current"}')
     assert {r["metric"]["entity"] for r in rows} == {"site_0", "site_1"}  # type: ignore[index]
+    counts = {r["metric"]["state"]: float(r["value"][1]) for r in query('mlops_drift_entities{dataset="synthetic"}')}  # type: ignore[index]
+    assert counts["judged"] == 2
+    assert counts["not_enough_data"] == 0
+    assert 1 <= counts["drifted"] <= 2
+    assert float(query("mlops_drift_max_drifted_entities")[0]["value"][1]) == 0.1  # type: ignore[index]
     # the newest push (after the second check) reaches Prometheus with its next scrape
     assert query('mlops_drift_consecutive_checks{dataset="synthetic"} == 2')
     checked = float(query("mlops_drift_last_check_timestamp_seconds")[0]["value"][1])  # type: ignore[index]
