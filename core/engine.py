@@ -7,11 +7,14 @@ order, so a caller assembles the same output whichever engine ran it:
 
 * :class:`InProcess` (``MLOPS_ENGINE=local``, the default and what ``make demo`` uses) calls the
   function on each partition in turn, in this process;
-* :class:`RayEngine` (``MLOPS_ENGINE=ray``) submits one Ray task per partition to the cluster at
-  ``MLOPS_RAY_ADDRESS`` (a head's ``host:port``; unset, Ray's own ``RAY_ADDRESS`` or a cluster
-  started on this machine with ``ray start``) and waits for them all. A Ray task ships the function
-  by reference, so the workers need the platform's packages installed, as the training image has
-  them. Each partition is one task: enough partitions for every worker CPU several times over
+* :class:`RayEngine` (``MLOPS_ENGINE=ray``, the compose and k8s profiles' default) submits one Ray
+  task per partition to the cluster at ``MLOPS_RAY_ADDRESS`` and waits for them all: ``ray://host:port``
+  connects through Ray Client, as Airflow's tasks and training pods do from outside the cluster (the
+  compose stack's ``ray-head``, the k8s profile's RayCluster in ``infra/k8s/ray/``); ``host:port`` of
+  the head's GCS, from one of the cluster's machines; unset, Ray's own ``RAY_ADDRESS`` or a cluster
+  started on this machine with ``ray start``. A Ray task ships the function by reference, so the
+  workers need the platform's packages installed, as the training and Airflow images have them.
+  Each partition is one task: enough partitions for every worker CPU several times over
   (:func:`partitions`) keeps the workers busy when some series take longer than others.
 
 Ray is imported when a Ray engine first maps: this base layer is imported by the service and by

@@ -56,6 +56,7 @@ _SERVICE_HOSTS: dict[Profile, dict[str, str]] = {
         "s3": "http://minio:9000",
         "postgres": "postgres",
         "pushgateway": "http://pushgateway:9091",
+        "ray": "ray://ray-head:10001",
     },
     Profile.K8S: {
         "mlflow": "http://mlflow.mlops.svc.cluster.local:5000",
@@ -63,6 +64,8 @@ _SERVICE_HOSTS: dict[Profile, dict[str, str]] = {
         "s3": "",
         "postgres": "postgres.mlops.svc.cluster.local",
         "pushgateway": "http://pushgateway.mlops.svc.cluster.local:9091",
+        # Ray Client of the RayCluster in infra/k8s/ray/ (KubeRay names its head's service <name>-head-svc).
+        "ray": "ray://mlops-ray-head-svc.mlops.svc.cluster.local:10001",
     },
 }
 
@@ -153,8 +156,9 @@ class Settings(BaseSettings):
     )
     ray_address: str | None = Field(
         default=None,
-        description="host:port of the Ray cluster's head (its GCS port) for engine=ray; None: Ray's own "
-        "RAY_ADDRESS, else a cluster started on this machine with `ray start`.",
+        description="The Ray cluster of engine=ray: ray://host:port (Ray Client, from outside the cluster: the "
+        "compose and k8s profiles' default), or host:port of the head's GCS from one of its nodes; None: Ray's "
+        "own RAY_ADDRESS, else a cluster started on this machine with `ray start`.",
     )
 
     # Prometheus Pushgateway for batch jobs' figures; None: figures are logged, not pushed.
@@ -298,6 +302,8 @@ class Settings(BaseSettings):
             "promotion_lock": "redis",
             "exchange_uri": "s3://runs",  # no filesystem is shared between tasks and pods
             "lake_uri": "s3://lake",
+            "engine": "ray",  # the per-series work on the profile's Ray cluster
+            "ray_address": hosts["ray"],
         }
         if hosts["s3"]:
             defaults["s3_endpoint_url"] = hosts["s3"]

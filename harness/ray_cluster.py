@@ -16,10 +16,12 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.net import LOOPBACK, free_port, port_open
 from harness.servers import Server
+from harness.wait import wait_for
 
 # Object store per node: the tests' partitions are small, and the default takes 30 % of the memory.
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
@@ -30,8 +32,18 @@ def _ray() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def _node(root: Path, name: str, cpus: int, head_port: int | None) -> tuple[list[str], int]:
-    """``ray start`` of one node and the port that says it is up (the head's GCS, a worker's raylet)."""
+@dataclass(frozen=True)
+class RayCluster:
+    """How a driver reaches the cluster: ``address`` (``host:port`` of the head's GCS) from one of its
+    nodes' machines, ``client_address`` (``ray://host:port``, Ray Client) from anywhere else."""
+
+    address: str
+    client_address: str
+
+
+def _node(root: Path, name: str, cpus: int, head: tuple[int, int]) -> tuple[list[str], int]:
+    """``ray start`` of node ``name`` (``head``: the head itself) and the port that says it is up (the
+    head's GCS, a worker's raylet); ``head``: the head's GCS and client ports."""
     manager = free_port()
     argv = [
         _ray(),
@@ -49,40 +61,44 @@ def _node(root: Path, name: str, cpus: int, head_port: int | None) -> tuple[list
         f"--dashboard-agent-listen-port={free_port()}",
         f"--dashboard-agent-grpc-port={free_port()}",
     ]
-    if head_port is None:
-        gcs = free_port()
+    gcs, client = head
+    if name == "head":
         temp = root / name
         temp.mkdir()
         argv += [
             "--head",
             f"--port={gcs}",
-            f"--ray-client-server-port={free_port()}",
+            f"--ray-client-server-port={client}",
             "--include-dashboard=false",
             f"--temp-dir={temp}",
         ]
         return argv, gcs
-    return [*argv, f"--address={LOOPBACK}:{head_port}"], manager
+    return [*argv, f"--address={LOOPBACK}:{gcs}"], manager
 
 
 @contextlib.contextmanager
-def ray_cluster(workers: int = 1, cpus: int = 1, logs: Path | None = None, timeout: float = 90.0) -> Iterator[str]:
+def ray_cluster(
+    workers: int = 1, cpus: int = 1, logs: Path | None = None, timeout: float = 90.0
+) -> Iterator[RayCluster]:
     """A head and ``workers`` worker nodes of ``cpus`` CPUs each (the head gets none: the work goes
-    to the workers); yields the head's address (``127.0.0.1:<port>``) for ``ray.init(address=...)``.
-    ``logs``: a folder for each node's ``ray start`` output."""
+    to the workers); yields its addresses for ``ray.init(address=...)``. ``logs``: a folder for each
+    node's ``ray start`` output."""
     root = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     nodes: list[Server] = []
     try:
-        argv, gcs = _node(root, "head", 0, None)
+        ports = free_port(), free_port()
+        argv, gcs = _node(root, "head", 0, ports)
         head = Server(argv, name="ray head", log=None if logs is None else logs / "ray-head.log")
         nodes.append(head)
         head.start(lambda: port_open(gcs), timeout)
         for number in range(workers):
-            argv, manager = _node(root, f"worker{number}", cpus, gcs)
+            argv, manager = _node(root, f"worker{number}", cpus, ports)
             name = f"ray worker {number}"
             node = Server(argv, name=name, log=None if logs is None else logs / f"ray-worker{number}.log")
             nodes.append(node)
             node.start(lambda port=manager: port_open(port), timeout)  # type: ignore[misc]
-        yield f"{LOOPBACK}:{gcs}"
+        wait_for(lambda: port_open(ports[1]), "the Ray head's client server", timeout)
+        yield RayCluster(f"{LOOPBACK}:{gcs}", f"ray://{LOOPBACK}:{ports[1]}")
     finally:
         for node in reversed(nodes):
             node.stop(signal.SIGINT, grace=15.0)

@@ -17,7 +17,7 @@ from core.dataset import DatasetConfig
 from core.engine import LOCAL, RayEngine
 from core.settings import Settings
 from harness import series
-from harness.ray_cluster import ray_cluster
+from harness.ray_cluster import RayCluster, ray_cluster
 from harness.wait import wait_for
 from model_training import devices, forecasters
 
@@ -25,16 +25,23 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayEngine]:
+def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    with ray_cluster(workers=2, cpus=1, logs=tmp_path_factory.mktemp("ray-logs")) as started:
+        yield started
+
+
+@pytest.fixture(params=["driver", "client"])
+def cluster(request: pytest.FixtureRequest, nodes: RayCluster) -> Iterator[RayEngine]:
+    """The engine as a driver on the cluster's machine (the GCS address) and through Ray Client
+    (``ray://``, as a task of Airflow or a training pod outside the cluster connects)."""
     import ray
 
-    with ray_cluster(workers=2, cpus=1, logs=tmp_path_factory.mktemp("ray-logs")) as address:
-        engine = RayEngine(address)
-        wait_for(lambda: engine.cpus() == 2, "both Ray workers to join", 60)
-        try:
-            yield engine
-        finally:
-            ray.shutdown()
+    engine = RayEngine(nodes.address if request.param == "driver" else nodes.client_address)
+    wait_for(lambda: engine.cpus() == 2, "both Ray workers to join", 60)
+    try:
+        yield engine
+    finally:
+        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
