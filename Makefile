@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup test-servers demo m4-data test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags simulate lint format serve airflow mlflow-ui up down clean docs
+.PHONY: help setup test-servers demo m4-data test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags bench-scale simulate lint format serve airflow mlflow-ui up down clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -80,6 +80,11 @@ bench-training: setup  ## fit time per family; XGBoost tuning raced: ours vs the
 
 bench-serving: setup  ## latency at fixed rates: ours vs a bare floor, feast serve and mlflow models serve -> reports/serving.{json,md,png}
 	$(BIN)/python -m benchmarks.serving --home $(abspath .mlops)/bench-serving --out reports
+
+# SCALE_ARGS="--series 1000 10000 100000" adds a count; "--stages ingest validate" runs a part.
+SCALE_ARGS ?=
+bench-scale: setup test-servers  ## each stage's wall time and peak memory for 1,000 and 10,000 daily series, growth exponents, Ray's two workers vs one -> reports/scale.{json,md,png}
+	$(BIN)/python -m benchmarks.scale --home $(abspath .mlops)/bench-scale --out reports $(SCALE_ARGS)
 
 bench-dags: setup  ## parse time of each DAG file against a one-task DAG, and Airflow's import timeout -> reports/dag_parse.{json,md}
 	$(BIN)/python -m benchmarks.dag_parse --out reports

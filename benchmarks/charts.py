@@ -3,7 +3,9 @@
 * :func:`accuracy_chart`: ``accuracy.png``, test MSE and MAE per horizon, one panel pair per series,
   ours solid against the published numbers dashed (:mod:`benchmarks.accuracy`);
 * :func:`serving_chart`: ``serving.png``, p99 latency per offered rate, one line per system
-  (:mod:`benchmarks.serving`).
+  (:mod:`benchmarks.serving`);
+* :func:`scale_chart`: ``scale.png``, each stage's wall time against the number of series, log-log
+  (:mod:`benchmarks.scale`).
 
 Both take exactly the rows their benchmark writes to JSON (so a saved report can be drawn again) and
 refuse rows without the keys they draw from: a misspelt or missing key would otherwise give a chart
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 # The keys each chart reads; every row it draws must have them (None is allowed where noted).
 ACCURACY_KEYS = ("dataset", "model", "horizon", "mse", "mae", "published_mse", "published_mae")  # published: or None
 SERVING_KEYS = ("system", "rate_rps", "p99_ms", "workers")  # p99_ms: None when nothing was answered
+SCALE_KEYS = ("series", "stage", "wall_s")  # wall_s: None for a stage that failed (not drawn)
 POOLED_ROUND = "all"  # serving rows of runs in turns: each round's row, then one pooling them all (drawn)
 LOG_SPREAD = 10.0  # a log axis once the largest value is this many times the smallest
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
@@ -207,4 +210,30 @@ def serving_chart(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+def scale_chart(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """``scale.png``: each stage's wall time against the number of series, log-log, one line per
+    stage, and a dotted line of slope 1 (linear growth) from the first stage's first point."""
+    import matplotlib.pyplot as plt
+
+    _check_keys(rows, SCALE_KEYS, "scale")
+    stages = list(dict.fromkeys(str(row["stage"]) for row in rows))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for stage, colour, marker in zip(stages, _colours(len(stages)), MARKERS * 3, strict=False):
+        points = sorted((row["series"], row["wall_s"]) for row in rows if row["stage"] == stage and row["wall_s"])
+        if points:
+            ax.plot(*zip(*points, strict=True), marker=marker, color=colour, label=stage)
+    measured = sorted((row["series"], row["wall_s"]) for row in rows if row["wall_s"])
+    if measured:
+        n0, t0 = measured[0]
+        counts = sorted({n for n, _ in measured})
+        ax.plot(counts, [t0 * n / n0 for n in counts], ":", color="grey", label="linear")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("series")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("Each stage's wall time as the series grow")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     return _save(fig, path)

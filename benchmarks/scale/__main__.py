@@ -1,0 +1,226 @@
+"""``python -m benchmarks.scale``: the scale benchmark (see :mod:`benchmarks.scale`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import benchmarks.scale
+from benchmarks.scale.stage import STAGES
+from core.settings import PROJECT_ROOT, Settings, child_environment
+
+log = logging.getLogger("benchmarks.scale")
+
+DEFAULT_HOME = PROJECT_ROOT / ".mlops" / "bench-scale"
+STAGE_TIMEOUT_SECONDS = 3600
+# What each stage needs before it: a failed stage skips the ones that need its output.
+NEEDS = {
+    "ingest": "generate",
+    "validate": "ingest",
+    "features": "validate",
+    "materialize": "features",
+    "training_set": "materialize",
+    "fit_per_series": "training_set",
+    "fit_global": "training_set",
+}
+
+
+def measure(argv: list[str], env: dict[str, str], log_path: Path) -> dict[str, Any]:
+    """Run ``argv`` to its end: its wall seconds and the JSON of its last stdout line, whose
+    ``peak_rss_mb`` is the process's own (``wait4``'s, which counts what it inherited from this
+    process at ``fork``, where it says none); a non-zero exit is a ``RuntimeError`` naming its log."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log_path.open("wb") as errors:
+        process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=errors, cwd=PROJECT_ROOT)
+        assert process.stdout is not None
+        output = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"exit code {process.returncode} (log: {log_path}): {tail[0][:300]}")
+    lines = output.decode().strip().splitlines()
+    made = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **made}  # made's peak wins
+
+
+def settings_for(home: Path, dataset: Path, data: Path, redis_port: int) -> Settings:
+    from benchmarks.serving.servers import bench_settings
+
+    return bench_settings(home, dataset, redis_port).model_copy(update={"source_roots": [data]})
+
+
+def stage_argv(stage: str, dataset: Path, day: date, family: str) -> list[str]:
+    return [sys.executable, "-m", "benchmarks.scale.stage", stage, "--dataset", str(dataset),
+            "--logical-date", str(day), "--family", family]  # fmt: skip
+
+
+def run_count(series: int, args: argparse.Namespace, redis_port: int) -> list[dict[str, Any]]:
+    """Every stage for ``series`` series, in order; a row per stage (with ``error`` where it failed)."""
+    from harness.series import END
+
+    home, data = args.home / str(series), args.home / "data" / str(series)
+    shutil.rmtree(home, ignore_errors=True)
+    logs = args.home / "logs" / str(series)
+    rows: list[dict[str, Any]] = []
+    failed: set[str] = set()
+    dataset = data / f"daily_{series}.yaml"
+    stages = [(stage, stage_argv(stage, dataset, END, args.global_family if stage == "fit_global" else args.family))
+              for stage in STAGES if stage in ("generate", *args.stages)]  # fmt: skip
+    stages[0][1].extend(["--days", str(args.days)])
+    env = child_environment(settings_for(home, dataset, data, redis_port))
+    for stage, argv in stages:
+        row: dict[str, Any] = {"series": series, "stage": stage}
+        if NEEDS.get(stage) in failed:
+            failed.add(stage)
+            rows.append({**row, "wall_s": None, "peak_rss_mb": None, "error": f"skipped: {NEEDS[stage]} failed"})
+            continue
+        try:
+            row.update(measure(argv, env, logs / f"{stage}.log"))
+        except RuntimeError as exc:
+            failed.add(stage)
+            row.update({"wall_s": None, "peak_rss_mb": None, "error": str(exc)})
+        log.info("%d series, %s: %s", series, stage, row)
+        rows.append(row)
+    return rows
+
+
+def ray_runs(series: int, args: argparse.Namespace, redis_port: int) -> dict[str, Any]:
+    """The per-series fit of ``series`` series in-process, on one Ray worker and on two (the data of
+    that count's run); seconds and the digest of each fitted bundle."""
+    from harness.ray_cluster import ray_cluster
+    from harness.series import END
+
+    home, data = args.home / str(series), args.home / "data" / str(series)
+    dataset = data / f"daily_{series}.yaml"
+    settings = settings_for(home, dataset, data, redis_port)
+    argv = [*stage_argv("fit_per_series", dataset, END, args.family), "--digest"]
+    logs = args.home / "logs" / str(series)
+    out: dict[str, Any] = {"series": series, "family": args.family}
+    out["local"] = measure(argv, child_environment(settings), logs / "ray-local.log")
+    for workers in (1, 2):
+        with ray_cluster(workers=workers, cpus=1, logs=logs / f"ray-{workers}") as cluster:
+            env = child_environment(settings, engine="ray", ray_address=cluster.address)
+            out[f"ray_{workers}"] = measure(argv, env, logs / f"ray-{workers}-workers.log")
+    digests = {key: out[key]["digest"] for key in ("local", "ray_1", "ray_2")}
+    out["same_bundles"] = len(set(digests.values())) == 1
+    out["speedup"] = round(out["ray_1"]["wall_s"] / out["ray_2"]["wall_s"], 3)
+    return out
+
+
+def exponents(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Per stage: the log-log slope of wall time over series between the two largest counts measured."""
+    slopes: dict[str, float | None] = {}
+    for stage in dict.fromkeys(row["stage"] for row in rows):
+        points = sorted((row["series"], row["wall_s"]) for row in rows if row["stage"] == stage and row["wall_s"])
+        if len(points) < 2:
+            slopes[stage] = None
+            continue
+        (n0, t0), (n1, t1) = points[-2], points[-1]
+        slopes[stage] = round(math.log(t1 / t0) / math.log(n1 / n0), 3) if t0 > 0 and t1 > 0 else None
+    return slopes
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows, counts = report["rows"], sorted({row["series"] for row in report["rows"]})
+    lines = ["# Scale: each stage's cost as the series grow", "", "![wall time per stage](scale.png)", ""]
+    lines += ["| stage | " + " | ".join(f"{n:,} series: s, MB" for n in counts) + " | exponent |"]
+    lines += ["|---|" + "---:|" * (len(counts) + 1)]
+    for stage in dict.fromkeys(row["stage"] for row in rows):
+        cells = []
+        for n in counts:
+            row = next((r for r in rows if r["stage"] == stage and r["series"] == n), None)
+            if row is None:
+                cells.append("")
+            elif row["wall_s"] is None:
+                cells.append(f"failed: {row['error'][:60]}")
+            else:
+                cells.append(f"{row['wall_s']:.1f} s, {row['peak_rss_mb']:.0f} MB")
+        slope = report["exponents"].get(stage)
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {'' if slope is None else f'{slope:.2f}'} |")
+    lines += ["", "One day's stages, summed: " + ", ".join(
+        f"{int(n):,} series {s:.0f} s" for n, s in report["day_wall_s"].items()) + "."]  # fmt: skip
+    ray = report.get("ray")
+    if ray:
+        lines += [
+            "",
+            f"Per-series fit ({ray['family']}) of {ray['series']:,} series: in-process {ray['local']['wall_s']:.1f} s, "
+            f"Ray with one worker {ray['ray_1']['wall_s']:.1f} s, with two {ray['ray_2']['wall_s']:.1f} s: "
+            f"**{ray['speedup']:.2f}x** (target 1.7x); the three bundles are "
+            + ("the same files." if ray["same_bundles"] else "**not** the same files."),
+        ]
+    largest = [r for r in rows if r["wall_s"] and r["series"] == counts[-1] and r["stage"] != "generate"]
+    biggest = max(largest, key=lambda r: r["wall_s"], default=None)
+    if biggest is not None:
+        lines += ["", f"The biggest stage at {counts[-1]:,} series: {biggest['stage']} ({biggest['wall_s']:.0f} s)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=benchmarks.scale.__doc__)
+    parser.add_argument("--series", type=int, nargs="+", default=[1000, 10000], help="the series counts to run")
+    parser.add_argument("--days", type=int, default=730, help="days of history of each series")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES), help="the stages to run "
+                        "(the series are generated in any case)")  # fmt: skip
+    parser.add_argument("--family", default="auto_ets", help="the per-series family of fit_per_series")
+    parser.add_argument("--global-family", default="lightgbm", help="the global family of fit_global")
+    parser.add_argument("--ray-series", type=int, default=None, help="series of the Ray comparison (default: the "
+                        "smallest count; 0: none)")  # fmt: skip
+    parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the benchmark's state")
+    parser.add_argument("--out", type=Path, default=Path("reports"))
+    args = parser.parse_args(argv)
+    from benchmarks.charts import scale_chart
+    from benchmarks.serving.servers import redis_server
+    from core.cli import configure_logging
+    from harness.net import free_port
+    from harness.servers import exit_on_sigterm
+
+    configure_logging()
+    logging.getLogger("benchmarks").setLevel(logging.INFO)
+    exit_on_sigterm()
+    started = datetime.now(UTC)
+    port = free_port()
+    ray_series = min(args.series) if args.ray_series is None else args.ray_series
+    rows: list[dict[str, Any]] = []
+    with redis_server(port, args.home / "logs"):
+        for series in sorted(args.series):
+            rows += run_count(series, args, port)
+        ray = ray_runs(ray_series, args, port) if ray_series and "fit_per_series" in args.stages else None
+    day = {str(n): round(sum(r["wall_s"] or 0 for r in rows if r["series"] == n and r["stage"] != "generate"), 1)
+           for n in sorted(args.series)}  # fmt: skip
+    report = {
+        "parameters": {
+            "series": sorted(args.series), "days": args.days, "family": args.family,
+            "global_family": args.global_family, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+        },
+        "rows": rows,
+        "exponents": exponents([r for r in rows if r["stage"] != "generate"]),
+        "day_wall_s": day,
+        "ray": ray,
+        "ray_speedup": None if ray is None else ray["speedup"],
+    }  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.json").write_text(json.dumps(report, indent=2))
+    (args.out / "scale.md").write_text(markdown(report))
+    scale_chart(rows, args.out / "scale.png")
+    print((args.out / "scale.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The scale benchmark: each stage's peak memory is its own process's, the growth exponents are
+log-log slopes, and a small run of every stage (and of the Ray comparison) writes the report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.charts import scale_chart
+from benchmarks.scale.__main__ import exponents, main, markdown, measure
+from benchmarks.scale.stage import STAGES
+from core.settings import PROJECT_ROOT
+
+
+def test_a_stage_is_measured_by_its_own_process_peak_memory(tmp_path: Path) -> None:
+    """A stage says its own peak (``VmHWM``); ``wait4``'s would count the driver's memory, which a
+    child inherits at ``fork``."""
+    report = "import json; from benchmarks.scale.stage import own_peak_mb; "
+    report += "print(json.dumps({'peak_rss_mb': own_peak_mb()}))"
+    grows = f"b = bytearray(300 * 2**20); {report}"
+    ballast = bytearray(400 * 2**20)  # this process, the driver, is large: its children are not
+    row = measure([sys.executable, "-c", grows], {"PYTHONPATH": str(PROJECT_ROOT)}, tmp_path / "grows.log")
+    assert 300 < row["peak_rss_mb"] < 400
+    small = measure([sys.executable, "-c", report], {"PYTHONPATH": str(PROJECT_ROOT)}, tmp_path / "small.log")
+    assert small["peak_rss_mb"] < 100
+    assert len(ballast) > 0
+    fails = "import sys; print('out of memory', file=sys.stderr); sys.exit(3)"
+    with pytest.raises(RuntimeError, match=r"exit code 3 \(log: .*fails.log\): out of memory"):
+        measure([sys.executable, "-c", fails], {}, tmp_path / "fails.log")
+
+
+def test_the_exponent_is_the_slope_between_the_two_largest_counts() -> None:
+    rows = [
+        {"series": n, "stage": stage, "wall_s": wall}
+        for n in (100, 1000, 10000)
+        for stage, wall in (("linear", 0.01 * n), ("quadratic", 1e-6 * n**2), ("failed", None if n > 100 else 1.0))
+    ]
+    slopes = exponents(rows)
+    assert slopes["linear"] == pytest.approx(1.0, abs=0.01)
+    assert slopes["quadratic"] == pytest.approx(2.0)
+    assert slopes["failed"] is None
+
+
+@pytest.mark.slow
+def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    args = ["--series", "8", "16", "--days", "120", "--ray-series", "8", "--home", str(tmp_path / "home")]
+    assert main([*args, "--out", str(out)]) == 0
+    report = json.loads((out / "scale.json").read_text())
+    stages = list(STAGES)
+    assert [(row["series"], row["stage"]) for row in report["rows"]] == [(n, s) for n in (8, 16) for s in stages]
+    for row in report["rows"]:
+        assert row["wall_s"] > 0, row
+        assert row["peak_rss_mb"] > 50, row
+    assert {row["series_fitted"] for row in report["rows"] if row["stage"] == "fit_per_series"} <= {8, 16}
+    assert set(report["exponents"]) == set(stages) - {"generate"}
+    assert set(report["day_wall_s"]) == {"8", "16"}
+    ray = report["ray"]
+    assert ray["series"] == 8
+    assert ray["same_bundles"], "in-process, one Ray worker and two: the same fitted bundle"
+    assert report["ray_speedup"] == pytest.approx(ray["ray_1"]["wall_s"] / ray["ray_2"]["wall_s"], rel=1e-2)
+    page = (out / "scale.md").read_text()
+    assert "| fit_per_series |" in page
+    assert "the three bundles are the same files" in page
+    assert (out / "scale.png").stat().st_size > 0
+
+
+def test_a_failed_stage_is_reported_and_the_chart_leaves_it_out(tmp_path: Path) -> None:
+    rows = [
+        {"series": 10, "stage": "ingest", "wall_s": 1.0, "peak_rss_mb": 10.0},
+        {"series": 100, "stage": "ingest", "wall_s": None, "peak_rss_mb": None, "error": "exit code -9 (log: x)"},
+    ]
+    report = {"rows": rows, "exponents": exponents(rows), "day_wall_s": {"10": 1.0, "100": 0.0}, "ray": None}
+    assert "failed: exit code -9" in markdown(report)
+    assert scale_chart(rows, tmp_path / "scale.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="lacks \\['wall_s'\\]"):
+        scale_chart([{"series": 1, "stage": "x"}], tmp_path / "bad.png")
