@@ -37,6 +37,11 @@ class EntityDrift(Outcome):
     report_path: str | None = None
 
 
+# Entities with metrics and figures of their own: MLflow and Prometheus hold a few series per entity
+# of a check, not a hundred thousand.
+PER_ENTITY = 20
+
+
 class DriftResult(Outcome):
     """The drift gate's result over every entity."""
 
@@ -58,6 +63,14 @@ class DriftResult(Outcome):
     def judged(self) -> dict[str, EntityDrift]:
         """The entities with a verdict (enough rows in both windows)."""
         return {name: e for name, e in self.entities.items() if e.drift_share is not None}
+
+    def ranked(self, limit: int = PER_ENTITY) -> list[str]:
+        """The ``limit`` entities that get metrics and figures of their own: the most drifted of those
+        with a verdict first, then those without one, while there is room (the counts cover them all,
+        and ``as_dict`` every entity)."""
+        judged = sorted(self.judged.items(), key=lambda item: -(item[1].drift_share or 0.0))
+        unjudged = [name for name in self.entities if name not in self.judged]
+        return ([name for name, _ in judged] + unjudged)[:limit]
 
     @property
     def drifted_entities(self) -> list[str]:

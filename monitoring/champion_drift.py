@@ -34,17 +34,6 @@ log = logging.getLogger(__name__)
 
 JOB = "drift_monitor"
 REASON_LIMIT = 500  # the retraining form's reason field takes at most this many characters
-# Entities with figures and metrics of their own (the most drifted first): Prometheus and MLflow hold
-# a few series per entity, not a hundred thousand; the counts cover them all.
-PER_ENTITY = 20
-
-
-def shown_entities(result: DriftResult) -> list[str]:
-    """The entities that get figures of their own: the :data:`PER_ENTITY` most drifted of those with a
-    verdict, then those without one, while there is room."""
-    judged = sorted(result.judged.items(), key=lambda item: -(item[1].drift_share or 0.0))
-    unjudged = [name for name in result.entities if name not in result.judged]
-    return ([name for name, _ in judged] + unjudged)[:PER_ENTITY]
 
 
 @dataclass(frozen=True)
@@ -283,7 +272,7 @@ def _record(
             metrics["drift_share"] = result.drift_share
         metrics["entities_judged"] = float(len(result.judged))
         metrics["entities_drifted"] = float(len(result.drifted_entities))
-        for entity in shown_entities(result):
+        for entity in result.ranked():
             verdict = result.entities[entity]
             if verdict.drift_share is not None:
                 metrics[f"drift_share_{entity}"] = verdict.drift_share
@@ -323,7 +312,7 @@ def push_monitor_figures(
     judged, drifted = len(result.judged), len(result.drifted_entities)
     for state, count in (("judged", judged), ("drifted", drifted), ("not_enough_data", len(result.entities) - judged)):
         figures.append(Figure("mlops_drift_entities", "Entities of the check, by verdict.", count, {"state": state}))
-    for entity in shown_entities(result):
+    for entity in result.ranked():
         verdict = result.entities[entity]
         labels = {**version, "entity": entity}
         figures += [

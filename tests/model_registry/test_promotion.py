@@ -308,6 +308,10 @@ def test_the_drift_gate_blocks_a_version_whose_evidence_predates_a_regime_change
     assert tags["force_promote_reason"] == "known outage"
     assert "promotion forced: known outage" in tags["gate_drift_reason"]
     run_id = client(settings).get_model_version(MODEL, registry.weak).run_id
+    figures = client(settings).get_run(run_id).data.metrics
+    assert figures["drift_entities_judged"] == 2
+    assert figures["drift_entities_drifted"] == len(forced.drifted_entities) >= 1
+    assert figures["drift_share_site_0"] == forced.entities["site_0"].drift_share
     reports = {a.path for a in client(settings).list_artifacts(run_id, "drift")}
     worst = max(forced.entities, key=lambda name: forced.entities[name].drift_share or 0.0)
     # the dataset asks for one report a gate: its largest share's (the run keeps each gate's)

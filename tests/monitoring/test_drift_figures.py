@@ -1,10 +1,9 @@
-"""What the drift monitor publishes per entity stays bounded: the most drifted entities get figures
-of their own, every entity is counted."""
+"""What the drift gate and monitor record per entity stays bounded: the most drifted entities get
+metrics and figures of their own, every entity is counted."""
 
 from __future__ import annotations
 
-from feature_drift.outcomes import DriftOutcome, DriftResult, EntityDrift
-from monitoring.champion_drift import PER_ENTITY, shown_entities
+from feature_drift.outcomes import PER_ENTITY, DriftOutcome, DriftResult, EntityDrift
 
 
 def result(shares: dict[str, float | None]) -> DriftResult:
@@ -17,13 +16,13 @@ def result(shares: dict[str, float | None]) -> DriftResult:
 def test_of_many_series_the_most_drifted_get_figures_of_their_own() -> None:
     shares = {f"s{n}": 0.9 - n / 100 if n < 9 else 0.3 - n / 1000 for n in range(100)}  # the larger n, the less
     many = result({"quiet": None, **dict(reversed(shares.items()))})
-    assert shown_entities(many) == [f"s{n}" for n in range(PER_ENTITY)]
+    assert many.ranked() == [f"s{n}" for n in range(PER_ENTITY)]
     assert many.drifted_entities == [f"s{n}" for n in range(9)]
     assert not many.drifted, "9 of 100 series: under the tenth that may drift"
 
 
 def test_a_few_series_are_all_shown_those_without_a_verdict_last() -> None:
     few = result({"a": 0.2, "b": None, "c": 0.7})
-    assert shown_entities(few) == ["c", "a", "b"]
+    assert few.ranked() == ["c", "a", "b"]
     assert few.drifted_entities == ["c"]
     assert few.drifted, "one of two judged entities"
