@@ -3,6 +3,9 @@
 The series are the training rows' target values on the frequency grid (:func:`core.history.target_series`:
 lag 0 and the newest row's labels). A series its model cannot fit (too short, constant, only
 gaps) gets no model and forecasts as the last value; the reason is logged and kept in the bundle.
+The series are fitted in contiguous partitions on the training's engine (:mod:`core.engine`: this
+process, or Ray tasks), each by :func:`fit_partition`, and put back in their order: the same bundle
+either way.
 """
 
 from __future__ import annotations
