@@ -78,9 +78,9 @@ def run_count(series: int, args: argparse.Namespace, redis_port: int) -> list[di
     rows: list[dict[str, Any]] = []
     failed: set[str] = set()
     dataset = data / f"daily_{series}.yaml"
-    stages = [(stage, stage_argv(stage, dataset, END, args.global_family if stage == "fit_global" else args.family))
-              for stage in STAGES if stage in ("generate", *args.stages)]  # fmt: skip
-    stages[0][1].extend(["--days", str(args.days)])
+    stages = [("generate", [*stage_argv("generate", dataset, END, args.family), "--days", str(args.days)])]
+    stages += [(stage, stage_argv(stage, dataset, END, args.global_family if stage == "fit_global" else args.family))
+               for stage in STAGES if stage != "generate" and stage in args.stages]  # fmt: skip
     env = child_environment(settings_for(home, dataset, data, redis_port))
     for stage, argv in stages:
         row: dict[str, Any] = {"series": series, "stage": stage}
@@ -115,10 +115,14 @@ def ray_runs(series: int, args: argparse.Namespace, redis_port: int) -> dict[str
         with ray_cluster(workers=workers, cpus=1, logs=logs / f"ray-{workers}") as cluster:
             env = child_environment(settings, engine="ray", ray_address=cluster.address)
             out[f"ray_{workers}"] = measure(argv, env, logs / f"ray-{workers}-workers.log")
-    digests = {key: out[key]["digest"] for key in ("local", "ray_1", "ray_2")}
-    out["same_bundles"] = len(set(digests.values())) == 1
+    out["same_bundles"] = same_bundles(out)
     out["speedup"] = round(out["ray_1"]["wall_s"] / out["ray_2"]["wall_s"], 3)
     return out
+
+
+def same_bundles(runs: dict[str, Any]) -> bool:
+    """Whether the in-process, one-worker and two-worker fits saved the same bundle (equal digests)."""
+    return len({runs[key]["digest"] for key in ("local", "ray_1", "ray_2")}) == 1
 
 
 def exponents(rows: list[dict[str, Any]]) -> dict[str, float | None]:

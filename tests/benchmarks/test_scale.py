@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.charts import scale_chart
-from benchmarks.scale.__main__ import exponents, main, markdown, measure
+from benchmarks.scale.__main__ import exponents, main, markdown, measure, same_bundles
 from benchmarks.scale.stage import STAGES
 from core.settings import PROJECT_ROOT
 
@@ -26,7 +26,7 @@ def test_a_stage_is_measured_by_its_own_process_peak_memory(tmp_path: Path) -> N
     assert 300 < row["peak_rss_mb"] < 400
     small = measure([sys.executable, "-c", report], {"PYTHONPATH": str(PROJECT_ROOT)}, tmp_path / "small.log")
     assert small["peak_rss_mb"] < 100
-    assert len(ballast) > 0
+    del ballast  # held until both children ran
     fails = "import sys; print('out of memory', file=sys.stderr); sys.exit(3)"
     with pytest.raises(RuntimeError, match=r"exit code 3 \(log: .*fails.log\): out of memory"):
         measure([sys.executable, "-c", fails], {}, tmp_path / "fails.log")
@@ -78,3 +78,12 @@ def test_a_failed_stage_is_reported_and_the_chart_leaves_it_out(tmp_path: Path) 
     assert scale_chart(rows, tmp_path / "scale.png").stat().st_size > 0
     with pytest.raises(ValueError, match="lacks \\['wall_s'\\]"):
         scale_chart([{"series": 1, "stage": "x"}], tmp_path / "bad.png")
+
+
+def test_bundles_that_differ_are_reported_as_not_the_same() -> None:
+    runs = {"local": {"digest": "a", "wall_s": 3.0}, "ray_1": {"digest": "a", "wall_s": 3.0}}
+    assert same_bundles({**runs, "ray_2": {"digest": "a", "wall_s": 2.0}})
+    assert not same_bundles({**runs, "ray_2": {"digest": "b", "wall_s": 2.0}})
+    ray = {"series": 8, "family": "auto_ets", **runs, "ray_2": {"digest": "b", "wall_s": 2.0}}
+    report = {"rows": [], "exponents": {}, "day_wall_s": {}, "ray": {**ray, "same_bundles": False, "speedup": 1.5}}
+    assert "the three bundles are **not** the same files" in markdown(report)

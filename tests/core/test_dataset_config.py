@@ -49,7 +49,8 @@ def test_target_lags_without_a_whole_season_are_refused_when_the_config_loads(tm
     with pytest.raises(ValidationError, match=r"target_lags must hold 0\.\.23 .*missing \[3, 4, 5,"):
         DatasetConfig.from_yaml(_write(tmp_path, seasonal_period=24, feature_engineering=engineering))
     engineering["target_lags"] = [*range(24), 168]
-    assert DatasetConfig.from_yaml(_write(tmp_path, seasonal_period=24, feature_engineering=engineering))
+    loaded = DatasetConfig.from_yaml(_write(tmp_path, seasonal_period=24, feature_engineering=engineering))
+    assert loaded.target_lags == [*range(24), 168]
 
 
 def test_long_layout_needs_a_uri(tmp_path: Path) -> None:
