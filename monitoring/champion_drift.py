@@ -148,8 +148,8 @@ def check_champion(
     trigger_reason = ""
     if trigger:
         judged, over = result.judged, result.drifted_entities
-        shares = sorted(judged.items(), key=lambda item: -(item[1].drift_share or 0.0))
-        entities = ", ".join(f"{name} {e.drift_share:.2f}" for name, e in shares[:LISTED])
+        named = [name for name in result.ranked(LISTED) if name in judged]
+        entities = ", ".join(f"{name} {judged[name].drift_share:.2f}" for name in named)
         if len(judged) > LISTED:  # many series: how many drifted, the most drifted named
             entities = f"{len(over)} of {len(judged)} entities drifted; {entities} and {len(judged) - LISTED} more"
         trigger_reason = (
