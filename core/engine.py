@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
@@ -37,6 +38,10 @@ R = TypeVar("R")
 
 # Partitions per CPU of the engine: some slack for partitions slower than others.
 PARTITIONS_PER_CPU = 4
+# Tries to join a cluster, and seconds before the second (doubled each time): Ray Client's server
+# starts a process per driver, which can fail on a busy head; the next try gets a new one.
+CONNECT_ATTEMPTS = 3
+CONNECT_BACKOFF_S = 2.0
 
 
 class Engine(Protocol):
@@ -80,8 +85,9 @@ class RayEngine:
         import ray
 
         if not ray.is_initialized():
-            ray.init(address=self.address or "auto", log_to_driver=False, configure_logging=False)
-            log.info("connected to the Ray cluster at %s: %s", self.address or "auto", ray.cluster_resources())
+            address = self.address or "auto"
+            retrying(lambda: ray.init(address=address, log_to_driver=False, configure_logging=False), address)
+            log.info("connected to the Ray cluster at %s: %s", address, ray.cluster_resources())
 
     def cpus(self) -> int:
         import ray
@@ -99,6 +105,25 @@ class RayEngine:
 
 
 LOCAL = InProcess()
+
+
+def retrying(
+    join: Callable[[], object], address: str, attempts: int = CONNECT_ATTEMPTS, backoff: float = CONNECT_BACKOFF_S
+) -> None:
+    """``join()`` until it connects, at most ``attempts`` times, waiting ``backoff`` seconds (doubled
+    each time) between tries; a refused or aborted connection (Ray Client's "Initialization failure
+    from server") is tried again, the last one raised. Other errors (a wrong address's
+    ``ValueError``) are raised at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            join()
+            return
+        except ConnectionError as error:
+            if attempt == attempts:
+                raise
+            wait = backoff * 2 ** (attempt - 1)
+            log.warning("joining the Ray cluster at %s failed (%s); trying again in %.0f s", address, error, wait)
+            time.sleep(wait)
 
 
 def engine(kind: EngineKind = "local", address: str | None = None) -> Engine:

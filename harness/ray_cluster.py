@@ -82,7 +82,7 @@ def ray_cluster(
 ) -> Iterator[RayCluster]:
     """A head and ``workers`` worker nodes of ``cpus`` CPUs each (the head gets none: the work goes
     to the workers); yields its addresses for ``ray.init(address=...)``. ``logs``: a folder for each
-    node's ``ray start`` output."""
+    node's ``ray start`` output and, once stopped, the head's error logs (``ray-head-session/``)."""
     root = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     nodes: list[Server] = []
     try:
@@ -102,4 +102,15 @@ def ray_cluster(
     finally:
         for node in reversed(nodes):
             node.stop(signal.SIGINT, grace=15.0)
+        if logs is not None:
+            _keep_errors(root / "head", logs / "ray-head-session")
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _keep_errors(temp: Path, into: Path) -> None:
+    """Copy what the head's processes wrote to their ``.err`` logs (its GCS, the Ray Client servers it
+    started for each driver) out of its temporary folder before that goes: a failure's cause."""
+    for err in temp.glob("session_*/logs/*.err"):
+        if err.stat().st_size:
+            into.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(err, into / err.name)

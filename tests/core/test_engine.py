@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.engine import LOCAL, PARTITIONS_PER_CPU, InProcess, RayEngine, engine, partitions
+from core.engine import LOCAL, PARTITIONS_PER_CPU, InProcess, RayEngine, engine, partitions, retrying
 
 
 class FourCpus(InProcess):
@@ -41,3 +41,28 @@ def test_the_settings_name_the_engine() -> None:
     assert engine("ray", "10.0.0.5:6379") == RayEngine("10.0.0.5:6379")
     with pytest.raises(ValueError, match="unknown engine 'dask'"):
         engine("dask")  # type: ignore[arg-type]
+
+
+def test_joining_a_cluster_tries_again_after_an_aborted_connection_and_no_more_than_asked() -> None:
+    tries: list[int] = []
+
+    def join(fail: int) -> None:
+        tries.append(1)
+        if len(tries) <= fail:
+            raise ConnectionAbortedError("Initialization failure from server")
+
+    retrying(lambda: join(2), "ray://head:10001", attempts=3, backoff=0.0)
+    assert len(tries) == 3, "two aborted tries, then the one that connects"
+    tries.clear()
+    with pytest.raises(ConnectionAbortedError):
+        retrying(lambda: join(3), "ray://head:10001", attempts=3, backoff=0.0)
+    assert len(tries) == 3
+    tries.clear()
+
+    def wrong() -> None:
+        tries.append(1)
+        raise ValueError("not a Ray address")
+
+    with pytest.raises(ValueError, match="not a Ray address"):
+        retrying(wrong, "nowhere", attempts=3, backoff=0.0)
+    assert len(tries) == 1, "an error that another try cannot fix is raised at once"
