@@ -9,15 +9,19 @@ results, the feature table). Callers hold a *location*, a string that is either,
 
 from __future__ import annotations
 
+import contextlib
 import io
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from core.files import write_atomically_bytes
+from core.files import replacing, write_atomically_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from core.settings import Settings
 
@@ -182,3 +186,146 @@ def write_parquet(frame: pd.DataFrame, location: str, settings: Settings) -> str
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return write_object(location, buffer.getvalue(), settings)
+
+
+class ParquetRows:
+    """A Parquet file read a part at a time: the rows whose ``column`` holds some values, decoded from
+    the row groups whose statistics say they can hold them (a file sorted by that column, as the
+    platform writes its tables, gives each part the row groups of its values and few more).
+
+    A local file is read where it lies; an object is downloaded once, compressed, and its parts
+    decoded from memory. Reads are on the calling thread, as :func:`parquet_frame`'s.
+    """
+
+    def __init__(self, location: str, settings: Settings) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self.location = location
+        try:
+            source = pa.BufferReader(read_object(location, settings)) if is_remote(location) else location
+            self._file = pq.ParquetFile(source)
+        except FileNotFoundError as exc:
+            raise ObjectNotFoundError(f"not found: {location}") from exc
+
+    def values(self, column: str) -> list[Any]:
+        """The distinct values of ``column``, sorted."""
+        import pyarrow.compute as pc
+
+        read = self._file.read(columns=[column], use_threads=False)[column]
+        return sorted(pc.unique(read).to_pylist())
+
+    def where(self, column: str, values: Sequence[Any]) -> pd.DataFrame:
+        """The rows whose ``column`` is one of ``values``, in the file's order."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        wanted = sorted(values)
+        groups = [g for g in range(self._file.num_row_groups) if self._may_hold(g, column, wanted[0], wanted[-1])]
+        table = self._file.read_row_groups(groups, use_threads=False)
+        kept = table.filter(pc.is_in(table[column], value_set=pa.array(wanted, type=table.schema.field(column).type)))
+        return kept.to_pandas(use_threads=False)
+
+    def since(self, column: str, start: Any, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The rows whose ``column`` is at or after ``start`` (of ``columns`` only, default all), read
+        and filtered a row group at a time: memory holds one row group and the rows kept."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        wanted = self._file.schema_arrow.names if columns is None else list(columns)
+        read = wanted if column in wanted else [*wanted, column]
+        kept = [self._file.schema_arrow.empty_table().select(wanted)]
+        for group in range(self._file.num_row_groups):
+            table = self._file.read_row_group(group, columns=read, use_threads=False)
+            bound = pa.scalar(start, type=table.schema.field(column).type)
+            kept.append(table.filter(pc.greater_equal(table[column], bound)).select(wanted))
+        return pa.concat_tables(kept).to_pandas(use_threads=False)
+
+    def _may_hold(self, group: int, column: str, low: Any, high: Any) -> bool:
+        """Whether row group ``group`` can hold a value of ``column`` in [``low``, ``high``] (no
+        statistics: it can)."""
+        chunk = self._file.metadata.row_group(group).column(self._file.schema_arrow.get_field_index(column))
+        stats = chunk.statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        return bool(stats.min <= high and stats.max >= low)
+
+
+class ParquetParts:
+    """One Parquet file written a frame at a time (a row group each): :func:`parquet_parts` yields it.
+
+    The first frame with rows fixes the schema; later frames are converted to it: an integer column
+    of one part is a float column of another when it misses values (NaN), which becomes a missing
+    integer, and a conversion that would lose values (1.5 into integers) fails. Empty frames add
+    nothing; a file written from empty frames alone has the first one's columns.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows = 0
+        self._writer: Any = None
+        self._schema: pa.Schema | None = None
+        self._empty: pd.DataFrame | None = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if frame.empty:
+            if self._empty is None:
+                self._empty = frame
+            return
+        if self._writer is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.path, self._schema)
+        else:
+            # NaN is a missing value here, so an integer column with NaN fits its integer type.
+            table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+        self._writer.write_table(table)
+        self.rows += len(frame)
+
+    def abort(self) -> None:
+        """Let the file go unfinished (its writer closed, whatever it holds not to be used)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        elif self._empty is not None:
+            self._empty.to_parquet(self.path, index=False)
+        else:
+            raise ValueError(f"nothing was written to {self.path}: not even an empty frame")
+
+
+@contextlib.contextmanager
+def parquet_parts(location: str, settings: Settings) -> Iterator[ParquetParts]:
+    """Write a Parquet file at ``location`` a frame at a time, holding one frame in memory, not the
+    table: the file appears whole when the block ends, and not at all if it raises (a local file is
+    renamed into place, an object uploaded from a temporary file)."""
+    if not is_remote(location):
+        with replacing(Path(location)) as tmp:
+            yield from _written(ParquetParts(tmp))
+        return
+    with tempfile.TemporaryDirectory(prefix="parts") as folder:
+        parts = ParquetParts(Path(folder) / "data.parquet")
+        yield from _written(parts)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split(location)
+        try:
+            s3_client(settings).upload_file(str(parts.path), bucket, key)
+        except (BotoCoreError, ClientError) as exc:
+            raise ObjectStoreError(f"cannot write {location}: {exc}") from exc
+
+
+def _written(parts: ParquetParts) -> Iterator[ParquetParts]:
+    """Yield ``parts`` to be written, then close it; a block that raises leaves it unfinished."""
+    try:
+        yield parts
+    except BaseException:
+        parts.abort()
+        raise
+    parts.close()

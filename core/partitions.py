@@ -11,18 +11,23 @@ folder without one (a failed validation, a killed first write) is no partition.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.dataset import DatasetConfig
-from core.objects import ObjectNotFoundError, join, list_locations, read_parquet
+from core.objects import ObjectNotFoundError, ParquetRows, join, list_locations, read_parquet
 from core.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DATA_FILE = "data.parquet"
+# Series per part where a stage works through many series a part at a time (features, training
+# sets): each part is read, transformed and written before the next, so a process holds one part's
+# rows and not every series' history.
+SERIES_PER_PART = 1000
 
 
 def partition_dir(root: str | Path, dataset: DatasetConfig, logical_date: date) -> Path:
@@ -93,9 +98,33 @@ def read_landed(settings: Settings, dataset: DatasetConfig, logical_date: date) 
     return _read_partition(landing_path(settings, dataset, logical_date), settings, missing)
 
 
+def _no_validated(dataset: DatasetConfig, logical_date: date) -> str:
+    return f"no validated data for {dataset.name} on {logical_date}: run validate first"
+
+
 def read_validated(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
-    missing = f"no validated data for {dataset.name} on {logical_date}: run validate first"
-    return _read_partition(validated_path(settings, dataset, logical_date), settings, missing)
+    path = validated_path(settings, dataset, logical_date)
+    return _read_partition(path, settings, _no_validated(dataset, logical_date))
+
+
+def validated_rows(settings: Settings, dataset: DatasetConfig, logical_date: date) -> ParquetRows:
+    """The validated partition of ``logical_date``, to be read a part at a time."""
+    path = validated_path(settings, dataset, logical_date)
+    try:
+        return ParquetRows(path, settings)
+    except ObjectNotFoundError as exc:
+        raise FileNotFoundError(f"{_no_validated(dataset, logical_date)} ({path})") from exc
+
+
+def validated_parts(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, per_part: int = SERIES_PER_PART
+) -> Iterator[pd.DataFrame]:
+    """The validated rows of ``per_part`` series at a time, the series in order of their names: each
+    part read from the row groups that hold it (:class:`core.objects.ParquetRows`)."""
+    rows = validated_rows(settings, dataset, logical_date)
+    names = rows.values(dataset.entity_column)
+    for start in range(0, len(names), per_part):
+        yield rows.where(dataset.entity_column, names[start : start + per_part])
 
 
 def latest_validated_date(settings: Settings, dataset: DatasetConfig) -> date:

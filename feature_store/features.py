@@ -16,8 +16,8 @@ from core.columns import EVENT_TIMESTAMP, feature_names, lag_name, numeric_featu
 from core.dataset import DatasetConfig
 from core.files import write_atomically_bytes
 from core.history import history_frame
-from core.objects import exists, join, read_object, read_parquet, write_object, write_parquet
-from core.partitions import read_validated
+from core.objects import exists, join, parquet_parts, read_object, read_parquet, write_object, write_parquet
+from core.partitions import SERIES_PER_PART, validated_parts
 from core.settings import Settings
 from feature_store.outcomes import OfflineFeatures
 
@@ -121,30 +121,40 @@ def local_offline_source(settings: Settings, dataset: DatasetConfig) -> Path:
     return path
 
 
-def write_offline_source(settings: Settings, dataset: DatasetConfig, logical_date: date) -> OfflineFeatures:
+def write_offline_source(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, per_part: int = SERIES_PER_PART
+) -> OfflineFeatures:
     """Build features from the validated partition and replace the feature table (Feast's offline
     source) with them, and the history table with each series' newest histories; a note next to the
     feature table says which day they were built from.
 
+    Both tables are built and written ``per_part`` series at a time
+    (:func:`core.partitions.validated_parts`; a row group each), so memory holds one part's rows.
     When the source already holds a later day (a backfill, or a re-run of a corrected day), only the
     day's own rows are replaced and the note keeps naming the later day: features never go back in
     time, and the day's rows are the ones its partition yields, once each; the history table, which
     holds only the newest day, stays as it is.
     """
-    validated = read_validated(settings, dataset, logical_date)
-    table = build_features(validated, dataset)
     location = feature_table_location(settings, dataset)
     holds = offline_source(settings, dataset)
+    parts = validated_parts(settings, dataset, logical_date, per_part)
     if holds is not None and holds.logical_date > logical_date:
-        table = _with_day_replaced(read_parquet(location, settings), table, dataset, logical_date)
+        built = pd.concat([build_features(validated, dataset) for validated in parts], ignore_index=True)
+        table = _with_day_replaced(read_parquet(location, settings), built, dataset, logical_date)
         write_parquet(table, location, settings)
         return OfflineFeatures(logical_date=logical_date, path=location, rows=len(table))
-    built = OfflineFeatures(logical_date=logical_date, path=location, rows=len(table))
-    # The history first: the note written last says both tables hold the day.
-    write_parquet(build_history(validated, dataset), history_table_location(settings, dataset), settings)
-    write_parquet(table, location, settings)
-    write_object(_built_from(location), built.model_dump_json().encode(), settings)
-    return built
+    # Exits in reverse: the history first, then the features; the note written last says both
+    # tables hold the day.
+    with (
+        parquet_parts(location, settings) as features,
+        parquet_parts(history_table_location(settings, dataset), settings) as histories,
+    ):
+        for validated in parts:
+            features.write(build_features(validated, dataset))
+            histories.write(build_history(validated, dataset))
+    built_from = OfflineFeatures(logical_date=logical_date, path=location, rows=features.rows)
+    write_object(_built_from(location), built_from.model_dump_json().encode(), settings)
+    return built_from
 
 
 def _with_day_replaced(held: pd.DataFrame, built: pd.DataFrame, dataset: DatasetConfig, day: date) -> pd.DataFrame:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
 from core.history import with_history
-from core.partitions import read_validated
+from core.objects import ParquetParts
+from core.partitions import SERIES_PER_PART, validated_parts
 from core.settings import Settings
 from feature_store.features import local_offline_source, on_grid
 from feature_store.outcomes import TrainingSet
@@ -33,29 +39,86 @@ def build_labels(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFram
     return table.dropna(subset=label_names(dataset)).reset_index(drop=True)
 
 
-def training_window(labels: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+def labelled_parts(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, per_part: int = SERIES_PER_PART
+) -> Iterator[pd.DataFrame]:
+    """The labelled rows of ``per_part`` series at a time (:func:`core.partitions.validated_parts`),
+    joined point-in-time with the FeatureService's features; each part's rows sorted by (entity,
+    timestamp), so that the parts make one table sorted so. Features missing at a row's time stay
+    NaN for the preprocessor to handle."""
+    local_offline_source(settings, dataset)
+    store = get_store(settings)
+    service = store.get_feature_service(feature_service_name(dataset))
+    columns = [dataset.entity_column, EVENT_TIMESTAMP, *feature_names(dataset), *label_names(dataset)]
+    for validated in validated_parts(settings, dataset, logical_date, per_part):
+        labels = build_labels(validated, dataset)
+        if labels.empty:
+            continue
+        joined = store.get_historical_features(entity_df=labels, features=service).to_df()
+        joined[EVENT_TIMESTAMP] = pd.to_datetime(joined[EVENT_TIMESTAMP], utc=True)
+        yield joined[columns].sort_values([dataset.entity_column, EVENT_TIMESTAMP]).reset_index(drop=True)
+
+
+def window_start(last: pd.Timestamp, dataset: DatasetConfig) -> pd.Timestamp | None:
+    """The time after which labelled rows are trained on (``training.window`` before the newest
+    labelled row's time ``last``); None: every row."""
     window = dataset.training.window
-    if window is None:
+    return None if window is None else last - window
+
+
+def in_window(labels: pd.DataFrame, start: pd.Timestamp | None) -> pd.DataFrame:
+    return labels if start is None else labels[labels[EVENT_TIMESTAMP] > start].reset_index(drop=True)
+
+
+def training_window(labels: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    if labels.empty:
         return labels
-    start = labels[EVENT_TIMESTAMP].max() - window
-    return labels[labels[EVENT_TIMESTAMP] > start].reset_index(drop=True)
+    return in_window(labels, window_start(labels[EVENT_TIMESTAMP].max(), dataset))
 
 
 def get_training_set(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
-    """Entity rows with labels, joined point-in-time with the FeatureService's features.
+    """Every labelled row in the training window, joined with its features (:func:`labelled_parts`),
+    sorted by (entity, timestamp): the whole table, for what needs it in memory. A training set for
+    training is written a part at a time instead (:func:`write_training_set`)."""
+    parts = list(labelled_parts(settings, dataset, logical_date))
+    if not parts:
+        raise ValueError(f"{dataset.name}: no series has {dataset.horizon} future values to label a row with")
+    return training_window(pd.concat(parts, ignore_index=True), dataset)
 
-    Rows are sorted by (timestamp, entity); features missing at a row's time stay NaN for the
-    preprocessor to handle.
-    """
-    labels = training_window(build_labels(read_validated(settings, dataset, logical_date), dataset), dataset)
-    local_offline_source(settings, dataset)
-    store = get_store(settings)
-    joined = store.get_historical_features(
-        entity_df=labels, features=store.get_feature_service(feature_service_name(dataset))
-    ).to_df()
-    joined[EVENT_TIMESTAMP] = pd.to_datetime(joined[EVENT_TIMESTAMP], utc=True)
-    columns = [dataset.entity_column, EVENT_TIMESTAMP, *feature_names(dataset), *label_names(dataset)]
-    return joined[columns].sort_values([EVENT_TIMESTAMP, dataset.entity_column]).reset_index(drop=True)
+
+@dataclass(frozen=True)
+class HoldoutBounds:
+    """Where training rows end and the holdout begins (see :func:`split_holdout`)."""
+
+    last_training: pd.Timestamp
+    holdout_start: pd.Timestamp
+
+
+def holdout_bounds(last: pd.Timestamp, dataset: DatasetConfig, start: date | None = None) -> HoldoutBounds:
+    """The bounds of :func:`split_holdout` for labelled rows whose newest time is ``last``."""
+    step = dataset.frequency
+    holdout_start = step.shift(last - dataset.promotion.holdout, 1)
+    if start is not None:
+        asked = pd.Timestamp(start).tz_localize("UTC")
+        at_least_a_day = step.shift(last - pd.Timedelta(days=1), 1)
+        holdout_start = min(max(asked, holdout_start), at_least_a_day)
+    return HoldoutBounds(step.shift(holdout_start, -dataset.horizon), holdout_start)
+
+
+def _split(frame: pd.DataFrame, bounds: HoldoutBounds, dataset: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    stamps = frame[EVENT_TIMESTAMP]
+    training = frame[stamps <= bounds.last_training].reset_index(drop=True)
+    holdout = frame[stamps >= bounds.holdout_start].reset_index(drop=True)
+    # Each holdout row's history (its series' values up to the row's time, training rows included):
+    # what a per-series model forecasts it from.
+    return training, with_history(holdout, frame, dataset)
+
+
+def _too_few(dataset: DatasetConfig, labelled: int, training: int, holdout: int) -> ValueError:
+    return ValueError(
+        f"{dataset.name}: {labelled} labelled rows leave {training} for training and {holdout} "
+        f"for the {dataset.promotion.holdout} holdout; more history or a shorter holdout is needed"
+    )
 
 
 def split_holdout(
@@ -70,24 +133,10 @@ def split_holdout(
     keeps everything before it; it never makes the holdout longer than configured, nor shorter than
     a day. The holdout rows carry their history (:mod:`core.history`).
     """
-    stamps = frame[EVENT_TIMESTAMP]
-    step = dataset.frequency
-    holdout_start = step.shift(stamps.max() - dataset.promotion.holdout, 1)
-    if start is not None:
-        asked = pd.Timestamp(start).tz_localize("UTC")
-        at_least_a_day = step.shift(stamps.max() - pd.Timedelta(days=1), 1)
-        holdout_start = min(max(asked, holdout_start), at_least_a_day)
-    last_training = step.shift(holdout_start, -dataset.horizon)
-    training = frame[stamps <= last_training].reset_index(drop=True)
-    holdout = frame[stamps >= holdout_start].reset_index(drop=True)
+    training, holdout = _split(frame, holdout_bounds(frame[EVENT_TIMESTAMP].max(), dataset, start), dataset)
     if training.empty or holdout.empty:
-        raise ValueError(
-            f"{dataset.name}: {len(frame)} labelled rows leave {len(training)} for training and {len(holdout)} "
-            f"for the {dataset.promotion.holdout} holdout; more history or a shorter holdout is needed"
-        )
-    # Each holdout row's history (its series' values up to the row's time, training rows included):
-    # what a per-series model forecasts it from.
-    return training, with_history(holdout, frame, dataset)
+        raise _too_few(dataset, len(frame), len(training), len(holdout))
+    return training, holdout
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -125,25 +174,67 @@ def labelled_location(training_set: str) -> str:
 
 
 def write_training_set(
-    settings: Settings, dataset: DatasetConfig, logical_date: date, location: str, holdout_start: date | None = None
+    settings: Settings,
+    dataset: DatasetConfig,
+    logical_date: date,
+    location: str,
+    holdout_start: date | None = None,
+    per_part: int = SERIES_PER_PART,
 ) -> TrainingSet:
     """Persist training rows and holdout (next to them), so that tuning, training (maybe in a pod) and
     the promotion gate read the same rows; ``location``: a local path or an ``s3://`` object (the
     holdout first: the training set's presence means all are there); ``holdout_start``: see
     :func:`split_holdout`. With ``training.refit``, every labelled row too (training rows, the ones
-    between them and the holdout, the holdout): what the served model is refitted on."""
-    from core.objects import write_parquet
+    between them and the holdout, the holdout): what the served model is refitted on.
 
-    labelled = get_training_set(settings, dataset, logical_date)
-    training, holdout = split_holdout(labelled, dataset, holdout_start)
-    held_out = write_parquet(holdout, holdout_location(location), settings)
-    every_row = write_parquet(labelled, labelled_location(location), settings) if dataset.training.refit else None
-    write_parquet(training, location, settings)
+    Written a part of series at a time (:func:`labelled_parts`), in two passes: the labelled parts
+    to a local spill file, noting the newest row's time; then each part read back, windowed and
+    split at the bounds that time gives, into the outputs. Memory holds one part of ``per_part``
+    series.
+    """
+    import pyarrow.parquet as pq
+
+    from core.objects import parquet_parts
+
+    with tempfile.TemporaryDirectory(prefix="training-set") as folder:
+        spill = ParquetParts(Path(folder) / "labelled.parquet")
+        last: pd.Timestamp | None = None
+        try:
+            for part in labelled_parts(settings, dataset, logical_date, per_part):
+                spill.write(part)
+                newest = part[EVENT_TIMESTAMP].max()
+                last = newest if last is None else max(last, newest)
+        except BaseException:
+            spill.abort()
+            raise
+        if last is None:
+            raise ValueError(f"{dataset.name}: no series has {dataset.horizon} future values to label a row with")
+        spill.close()
+        start, bounds = window_start(last, dataset), holdout_bounds(last, dataset, holdout_start)
+        labelled_at = labelled_location(location) if dataset.training.refit else None
+        spilled = pq.ParquetFile(spill.path)
+        # Exits in reverse: every row, then the holdout, then the training set itself.
+        with (
+            parquet_parts(location, settings) as training,
+            parquet_parts(holdout_location(location), settings) as holdout,
+            parquet_parts(labelled_at, settings) if labelled_at else contextlib.nullcontext() as every_row,
+        ):
+            labelled = 0
+            for group in range(spilled.num_row_groups):
+                part = in_window(spilled.read_row_group(group, use_threads=False).to_pandas(), start)
+                labelled += len(part)
+                trained, held = _split(part, bounds, dataset)
+                training.write(trained)
+                holdout.write(held)
+                if every_row is not None:
+                    every_row.write(part)
+            if not training.rows or not holdout.rows:
+                raise _too_few(dataset, labelled, training.rows, holdout.rows)
     return TrainingSet(
         location=location,
-        holdout_location=held_out,
-        rows=len(training),
-        holdout_rows=len(holdout),
-        labelled_location=every_row,
-        labelled_rows=len(labelled),
+        holdout_location=holdout_location(location),
+        rows=training.rows,
+        holdout_rows=holdout.rows,
+        labelled_location=labelled_at,
+        labelled_rows=labelled,
     )

@@ -158,3 +158,78 @@ def test_a_process_that_read_parquet_exits_cleanly_on_a_busy_machine(tmp_path: P
             spinner.kill()
             spinner.wait()
     assert [run.returncode for run in runs] == [0] * 12, [run.stderr.decode()[-300:] for run in runs]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_table_written_a_part_at_a_time_appears_whole_or_not_at_all(
+    where: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if where == "s3":
+        settings: Settings = request.getfixturevalue("on_s3")
+        root = settings.exchange_uri
+    else:
+        settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+        root = str(tmp_path / "exchange")
+    assert root is not None
+    table = objects.join(root, "run", "rows.parquet")
+    parts = [
+        pd.DataFrame({"series": ["a", "a"], "hour": [1, 2], "value": [1.5, 2.5]}),
+        pd.DataFrame({"series": pd.Series([], dtype=object), "hour": pd.Series([], dtype="int64"), "value": []}),
+        pd.DataFrame({"series": ["b", "c"], "hour": [3.0, float("nan")], "value": [0.5, -1.0]}),
+    ]
+
+    def killed_halfway() -> None:
+        with objects.parquet_parts(table, settings) as out:
+            out.write(parts[0])
+            raise RuntimeError("killed halfway")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        killed_halfway()
+    assert not objects.exists(table, settings), "a writer that fails publishes nothing"
+    with objects.parquet_parts(table, settings) as out:
+        for part in parts:
+            out.write(part)
+        assert not objects.exists(table, settings), "nothing is there before the last part"
+    assert out.rows == 4
+    back = objects.read_parquet(table, settings)
+    assert back["series"].tolist() == ["a", "a", "b", "c"]
+    assert back["hour"].tolist()[:3] == [1, 2, 3]
+    assert pd.isna(back["hour"].iloc[3]), "an integer column missing a value in one part keeps it missing"
+
+    rows = objects.ParquetRows(table, settings)
+    assert rows.values("series") == ["a", "b", "c"]
+    pd.testing.assert_frame_equal(rows.where("series", ["c", "a"]), back[back["series"] != "b"].reset_index(drop=True))
+    assert rows.where("series", ["z"]).empty
+    since = rows.since("hour", 2, ["series", "hour"])
+    assert (list(since.columns), since["series"].tolist(), since["hour"].tolist()) == (
+        ["series", "hour"],
+        ["a", "b"],
+        [2, 3],
+    )
+    assert rows.since("hour", 10, ["series"]).empty
+
+    def losing_values() -> None:
+        with objects.parquet_parts(table, settings) as out:
+            out.write(parts[0])
+            out.write(parts[0].assign(hour=1.5))
+
+    with pytest.raises(ValueError, match="truncated"):
+        losing_values()
+    pd.testing.assert_frame_equal(objects.read_parquet(table, settings), back)
+    with pytest.raises(objects.ObjectNotFoundError, match=r"other\.parquet"):
+        objects.ParquetRows(objects.join(root, "other.parquet"), settings)
+
+
+def test_a_file_sorted_by_a_column_is_read_a_part_at_a_time_from_its_own_row_groups(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "sorted.parquet"
+    settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+    with objects.parquet_parts(str(path), settings) as out:
+        for name in ["a", "b", "c", "d"]:
+            out.write(pd.DataFrame({"series": [name] * 3, "value": [1.0, 2.0, 3.0]}))
+    assert pq.ParquetFile(path).num_row_groups == 4, "a row group per part"
+    rows = objects.ParquetRows(str(path), settings)
+    assert [g for g in range(4) if rows._may_hold(g, "series", "b", "c")] == [1, 2]
+    assert rows.where("series", ["b", "c"])["series"].tolist() == ["b"] * 3 + ["c"] * 3
