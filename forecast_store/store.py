@@ -8,6 +8,7 @@ times are stored in UTC and handed back timezone-aware on both databases.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -103,23 +104,19 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+# Rows a day's replacement sends to the database at a time: the day's rows come from an iterable
+# (a batch forecast of many entities yields them a part at a time) and are never all in memory.
+REPLACE_CHUNK = 20_000
+
+
 def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterable[ForecastRow]) -> int:
     """Replace the forecasts a dataset's batch issued for ``data_date`` (the champion's, source
     ``batch``, and the shadow versions', source ``shadow``) with ``rows``, in one transaction; returns
-    how many were written."""
+    how many were written. ``rows`` are read :data:`REPLACE_CHUNK` at a time, each chunk inserted
+    before the next is read; a row of another day or source fails the whole replacement, and the
+    day keeps the rows it had."""
     now = datetime.now(UTC)
-    given = list(rows)
-    values = [
-        {
-            **{k: v for k, v in row.__dict__.items() if k != "intervals"},
-            "issue_time": _utc(row.issue_time),
-            "target_time": _utc(row.target_time),
-            "created_at": now,
-        }
-        for row in given
-    ]
-    if any(v["dataset"] != dataset or v["data_date"] != data_date or v["source"] not in DAILY_SOURCES for v in values):
-        raise ValueError(f"replace_day({dataset}, {data_date}) takes that day's batch and shadow forecasts only")
+    written = 0
     with engine(settings).begin() as connection:
         connection.execute(
             delete(forecasts).where(
@@ -128,7 +125,24 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
                 forecasts.c.source.in_(DAILY_SOURCES),
             )
         )  # their bands go with them (ON DELETE CASCADE)
-        if values:
+        remaining = iter(rows)
+        while given := list(itertools.islice(remaining, REPLACE_CHUNK)):
+            values = [
+                {
+                    **{k: v for k, v in row.__dict__.items() if k != "intervals"},
+                    "issue_time": _utc(row.issue_time),
+                    "target_time": _utc(row.target_time),
+                    "created_at": now,
+                }
+                for row in given
+            ]
+            if any(
+                v["dataset"] != dataset or v["data_date"] != data_date or v["source"] not in DAILY_SOURCES
+                for v in values
+            ):
+                raise ValueError(
+                    f"replace_day({dataset}, {data_date}) takes that day's batch and shadow forecasts only"
+                )
             inserted = connection.execute(
                 insert(forecasts).returning(forecasts.c.id, sort_by_parameter_order=True), values
             )
@@ -139,7 +153,8 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
             ]
             if bands:
                 connection.execute(insert(forecast_intervals), bands)
-    return len(values)
+            written += len(values)
+    return written
 
 
 _APPENDED = (

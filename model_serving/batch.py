@@ -10,14 +10,19 @@ promoted would have done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, lag_name
 from core.dataset import DatasetConfig
 from core.history import with_history
+from core.objects import ParquetRows
+from core.partitions import SERIES_PER_PART
 from core.settings import Settings
 from core.windows import end_of
 from forecast_store import store
@@ -27,21 +32,38 @@ from forecast_store.schema import BATCH, SHADOW
 log = logging.getLogger(__name__)
 
 
-def newest_features(settings: Settings, dataset: DatasetConfig, data_date: date) -> pd.DataFrame:
-    """Each entity's newest feature row before the end of ``data_date`` (from the feature table,
-    which holds every day: the online store holds only the newest), with its history where the
-    features hold the target's current value (lag 0)."""
-    from feature_store.features import read_feature_table
+def newest_feature_parts(
+    settings: Settings, dataset: DatasetConfig, data_date: date, per_part: int = SERIES_PER_PART
+) -> Iterator[pd.DataFrame]:
+    """Each entity's newest feature row before the end of ``data_date``, ``per_part`` entities at a
+    time (from the feature table, which holds every day: the online store holds only the newest;
+    each part read from the row groups that hold its entities), with its history where the features
+    hold the target's current value (lag 0). An entity with no row before then is left out; none at
+    all is a :class:`LookupError`."""
+    from feature_store.features import feature_table_location
 
-    features = read_feature_table(settings, dataset)
-    known = features[features[EVENT_TIMESTAMP] < pd.Timestamp(end_of(data_date))]
-    if known.empty:
+    table = ParquetRows(feature_table_location(settings, dataset), settings)
+    end = pd.Timestamp(end_of(data_date))
+    names = table.values(dataset.entity_column)
+    found = False
+    for start in range(0, len(names), per_part):
+        features = table.where(dataset.entity_column, names[start : start + per_part])
+        known = features[features[EVENT_TIMESTAMP] < end]
+        if known.empty:
+            continue
+        found = True
+        newest = known.sort_values(EVENT_TIMESTAMP).groupby(dataset.entity_column, sort=True).tail(1)
+        if lag_name(dataset.target, 0) not in known.columns:  # no values to build histories from
+            yield newest
+        else:  # each row's history from the table's own values (a per-series version forecasts from it)
+            yield with_history(newest, known, dataset)
+    if not found:
         raise LookupError(f"{dataset.name}: no features before the end of {data_date} to forecast from")
-    newest = known.sort_values(EVENT_TIMESTAMP).groupby(dataset.entity_column, sort=True).tail(1)
-    if lag_name(dataset.target, 0) not in known.columns:  # no values to build histories from
-        return newest
-    # Each row's history from the table's own values (a per-series version forecasts from it).
-    return with_history(newest, known, dataset)
+
+
+def newest_features(settings: Settings, dataset: DatasetConfig, data_date: date) -> pd.DataFrame:
+    """Every entity's newest feature row (:func:`newest_feature_parts`) in one frame."""
+    return pd.concat(newest_feature_parts(settings, dataset, data_date), ignore_index=True)
 
 
 def shadow_versions(settings: Settings, model_name: str, champion: str) -> list[str]:
@@ -58,69 +80,102 @@ def shadow_versions(settings: Settings, model_name: str, champion: str) -> list[
 
 
 def issue_day(
-    settings: Settings, dataset: DatasetConfig, data_date: date, dag_run_id: str | None = None
+    settings: Settings,
+    dataset: DatasetConfig,
+    data_date: date,
+    dag_run_id: str | None = None,
+    per_part: int = SERIES_PER_PART,
 ) -> IssuedForecasts:
     """Forecast every entity with the champion, and with the shadow versions, from the day's newest
     features, and store them as the day's forecasts (replacing the day's earlier ones in one
-    transaction)."""
+    transaction).
+
+    The entities go ``per_part`` at a time (:func:`newest_feature_parts`), each part forecast by
+    every version and its rows sent to the table before the next part is read: memory holds a part,
+    whatever the number of entities. A shadow version that cannot be loaded, or fails on a part,
+    forecasts nothing from then on; the champion's forecasts are stored all the same.
+    """
+    from model_bundle.outputs import pyfunc_inputs
+    from model_registry.provenance import trusted_model
     from model_registry.registry import champion_version
 
     name = settings.model_name(dataset.name)
     version = champion_version(settings, name)
     if version is None:
         raise LookupError(f"{name} has no champion to forecast with")
-    rows = newest_features(settings, dataset, data_date)
-    issued = _forecast(settings, dataset, name, version, rows, data_date, BATCH, dag_run_id)
-    shadows: list[str] = []
-    for shadow in shadow_versions(settings, name, version):
-        try:
-            issued += _forecast(settings, dataset, name, shadow, rows, data_date, SHADOW, dag_run_id)
-            shadows.append(shadow)
-        except Exception:  # a shadow that cannot forecast never keeps the champion's forecasts from the table
-            log.exception("%s v%s cannot forecast in the shadow of v%s for %s", name, shadow, version, data_date)
-    store.upgrade(settings)
-    written = store.replace_day(settings, dataset.name, data_date, issued)
-    entities = sorted(str(e) for e in rows[dataset.entity_column])
+    entities: list[str] = []
+    failed: set[str] = set()
+    with contextlib.ExitStack() as stack:
+        champion = stack.enter_context(trusted_model(settings, name, version))
+        shadows: dict[str, Any] = {}
+        for shadow in shadow_versions(settings, name, version):
+            try:
+                shadows[shadow] = stack.enter_context(trusted_model(settings, name, shadow))
+            except Exception:  # a shadow that cannot forecast never keeps the champion's forecasts from the table
+                log.exception("%s v%s cannot be loaded to forecast in the shadow of v%s", name, shadow, version)
+
+        def predicted(model: Any, rows: pd.DataFrame) -> Any:
+            return model.predict(pyfunc_inputs(model.metadata.get_input_schema(), rows, dataset.entity_column))
+
+        def day_rows() -> Iterator[store.ForecastRow]:
+            for rows in newest_feature_parts(settings, dataset, data_date, per_part):
+                entities.extend(str(e) for e in rows[dataset.entity_column])
+                output = predicted(champion, rows)
+                yield from _rows(dataset, name, version, rows, output, data_date, BATCH, dag_run_id)
+                for shadow, model in shadows.items():
+                    if shadow in failed:
+                        continue
+                    try:
+                        output = predicted(model, rows)
+                    except Exception:
+                        failed.add(shadow)
+                        log.exception(
+                            "%s v%s cannot forecast in the shadow of v%s for %s", name, shadow, version, data_date
+                        )
+                        continue
+                    yield from _rows(dataset, name, shadow, rows, output, data_date, SHADOW, dag_run_id)
+
+        store.upgrade(settings)
+        written = store.replace_day(settings, dataset.name, data_date, day_rows())
+    kept = [shadow for shadow in shadows if shadow not in failed]
     log.info(
         "issued %d forecasts of %s v%s (shadows: %s) for %s (%d entities)",
-        written, name, version, ", ".join(f"v{s}" for s in shadows) or "none", data_date, len(entities),
+        written, name, version, ", ".join(f"v{s}" for s in kept) or "none", data_date, len(entities),
     )  # fmt: skip
     return IssuedForecasts(
         dataset=dataset.name,
         data_date=data_date,
         model_name=name,
         model_version=version,
-        entities=entities,
+        entities=sorted(entities),
         rows=written,
-        shadow_versions=shadows,
+        shadow_versions=kept,
     )
 
 
-def _forecast(
-    settings: Settings,
+def _rows(
     dataset: DatasetConfig,
     name: str,
     version: str,
     rows: pd.DataFrame,
+    output: Any,
     data_date: date,
     source: str,
     dag_run_id: str | None,
-) -> list[store.ForecastRow]:
-    """One version's forecasts of every entity in ``rows``, as the table's rows."""
-    from model_bundle.outputs import bands_of, point_forecast, pyfunc_inputs
-    from model_registry.provenance import trusted_model
+) -> Iterator[store.ForecastRow]:
+    """One version's forecasts (``output``, its bundle's answer to ``rows``) as the table's rows."""
+    from model_bundle.outputs import bands_of, point_forecast
 
-    with trusted_model(settings, name, version) as model:
-        output = model.predict(pyfunc_inputs(model.metadata.get_input_schema(), rows, dataset.entity_column))
     predicted, bands = point_forecast(output), bands_of(output)
-    issued: list[store.ForecastRow] = []
-    for n, ((_, row), values) in enumerate(zip(rows.iterrows(), predicted, strict=True)):
-        issue_time = pd.Timestamp(row[EVENT_TIMESTAMP]).to_pydatetime()
+    for n, (stamp, entity, values) in enumerate(
+        zip(rows[EVENT_TIMESTAMP], rows[dataset.entity_column], predicted, strict=True)
+    ):
+        issue_time = pd.Timestamp(stamp).to_pydatetime()
         targets = dataset.frequency.ahead(issue_time, len(values))
-        issued += [
-            store.ForecastRow(
+        for step, value in enumerate(values, start=1):
+            yield store.ForecastRow(
                 dataset=dataset.name,
-                entity_id=str(row[dataset.entity_column]),
+                entity_id=str(entity),
                 data_date=data_date,
                 issue_time=issue_time,
                 step=step,
@@ -134,6 +189,3 @@ def _forecast(
                     (level, float(lower[n, step - 1]), float(upper[n, step - 1])) for level, (lower, upper) in bands
                 ),
             )
-            for step, value in enumerate(values, start=1)
-        ]
-    return issued

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -74,6 +75,28 @@ def test_a_day_with_a_duplicate_forecast_is_refused_and_the_stored_day_stays(set
     assert [v for _, _, v in values(settings)] == [11.0, 12.0, 13.0] * 2, "the failed write changed nothing"
     with pytest.raises(ValueError, match="that day's batch and shadow forecasts only"):
         store.replace_day(settings, "synthetic", DAY, rows(1.0, day=DAY + timedelta(days=1)))
+
+
+def test_a_day_is_written_a_chunk_at_a_time_and_a_bad_row_in_a_late_chunk_undoes_them_all(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "REPLACE_CHUNK", 4)
+    store.upgrade(settings)
+    taken: list[int] = []
+
+    def counted(given: list[store.ForecastRow]) -> Iterator[store.ForecastRow]:
+        for n, row in enumerate(given):
+            taken.append(n)
+            yield row
+
+    assert store.replace_day(settings, "synthetic", DAY, counted(rows(10.0, entities=("a", "b", "c")))) == 9
+    assert values(settings) == [(e, h, 10.0 + h) for e in "abc" for h in (1, 2, 3)], "three chunks, every row"
+    taken.clear()
+    late = [*rows(30.0, entities=("a", "b", "c")), *rows(1.0, day=DAY + timedelta(days=1))]
+    with pytest.raises(ValueError, match="that day's batch and shadow forecasts only"):
+        store.replace_day(settings, "synthetic", DAY, counted(late))
+    assert len(taken) == 12, "every chunk read, the third (which holds the other day's rows) refused"
+    assert [v for _, _, v in values(settings)] == [11.0, 12.0, 13.0] * 3, "the chunks before it are undone"
 
 
 def test_shadow_forecasts_are_kept_per_version_and_replaced_with_their_day(settings: Settings) -> None:

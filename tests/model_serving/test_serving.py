@@ -330,6 +330,22 @@ def test_a_newer_challenger_forecasts_in_the_champions_shadow_and_a_broken_one_i
     ]
     assert [r.value for r in shadow] == pytest.approx([r.value for r in batch])  # the same bundle, the same rows
 
+    def stored() -> list[tuple[object, ...]]:
+        return [
+            (r.source, r.model_version, r.entity_id, r.step, r.target_time, r.value, r.intervals)
+            for source in ("batch", SHADOW)
+            for r in store.issued(settings, dataset.name, data_date=SYNTHETIC_END, source=source)
+        ]
+
+    whole = stored()
+    one_at_a_time = issue_day(settings, dataset, SYNTHETIC_END, per_part=1)  # each entity a part of its own
+    assert (one_at_a_time.entities, one_at_a_time.rows, one_at_a_time.shadow_versions) == (
+        issued.entities,
+        issued.rows,
+        [twin],
+    )
+    assert stored() == whole, "forecast a part of entities at a time: the same rows, values and bands"
+
     broken = register_broken_version(registry, name, settings, tmp_path)
     registry.set_registered_model_alias(name, CHALLENGER, broken)
     again = issue_day(settings, dataset, SYNTHETIC_END)
