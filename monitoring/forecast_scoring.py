@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from core.dataset import DatasetConfig
-from core.partitions import read_validated
+from core.partitions import validated_rows
 from core.pushgateway import Figure, push_figures
 from core.settings import Settings
 from core.windows import end_of
@@ -33,9 +33,11 @@ log = logging.getLogger(__name__)
 STREAK_LOOKBACK = timedelta(days=90)  # how far back the days-above-naive streak is counted
 
 
-def _actuals(settings: Settings, dataset: DatasetConfig, data_date: date) -> pd.Series:
-    """The target by entity and time (UTC) as the day's validated partition knows it."""
-    frame = read_validated(settings, dataset, data_date)
+def _actuals(settings: Settings, dataset: DatasetConfig, data_date: date, since: pd.Timestamp) -> pd.Series:
+    """The target by entity and time (UTC) from ``since`` on, as the day's validated partition knows
+    it: the partition read a row group at a time, only the rows and columns scoring looks up."""
+    columns = [dataset.entity_column, dataset.timestamp_column, dataset.target]
+    frame = validated_rows(settings, dataset, data_date).since(dataset.timestamp_column, since, columns)
     stamps = pd.to_datetime(frame[dataset.timestamp_column], utc=True)
     index = pd.MultiIndex.from_arrays([frame[dataset.entity_column].astype(str), stamps], names=["entity", "time"])
     actuals = pd.Series(frame[dataset.target].to_numpy(dtype=np.float64), index=index).dropna()
@@ -65,11 +67,11 @@ def score_forecasts(
     due = store.due(settings, dataset.name, until=end_of(data_date), rescore_from=day_start)
     if not due:
         return []
-    actuals = _actuals(settings, dataset, data_date)
     entities = [f.entity_id for f in due]
-    actual = _lookup(actuals, entities, [pd.Timestamp(f.target_time) for f in due])
     targets = pd.DatetimeIndex([pd.Timestamp(f.target_time) for f in due])
     looked_back = dataset.frequency.shift_each(targets, [-naive_lag(dataset, f.step) for f in due])
+    actuals = _actuals(settings, dataset, data_date, min(min(looked_back), targets.min()))
+    actual = _lookup(actuals, entities, list(targets))
     naive = _lookup(actuals, entities, list(looked_back))
     scores = [
         store.Score(
