@@ -32,7 +32,7 @@ from core.files import write_text_atomically
 from core.settings import Settings
 from core.windows import end_of
 from feature_drift.outcomes import DriftOutcome, DriftResult, EntityDrift
-from feature_store.features import read_feature_table
+from feature_store.features import features_since
 
 log = logging.getLogger(__name__)
 
@@ -93,18 +93,19 @@ def measure_drift(
     so it is drawn only where it is read (:func:`write_report`).
     """
     import numpy as np
-    from evidently import Dataset
+    from evidently.core.datasets import infer_column_type
     from evidently.legacy.calculations.stattests import get_stattest
     from evidently.legacy.core import ColumnType
 
     config = dataset.promotion
-    # Column types as the report infers them from the current window: an integer column with few
-    # values is categorical, and gets a test for categories (the configured method is for numbers).
-    definition = Dataset.from_pandas(current[columns]).data_definition
     scores: dict[str, float] = {}
     drifted: list[str] = []
     for column in columns:
-        kind = definition.get_column_type(column)
+        # The column's type as the report infers it from the current window (Evidently's own
+        # inference, without the statistics a Dataset computes for every column, which cost twice
+        # the tests): an integer column with few values is categorical, and gets a test for
+        # categories (the configured method is for numbers).
+        kind = infer_column_type(current[column])
         method = config.drift_method if kind is ColumnType.Numerical else None
         ref = reference[column].replace([-np.inf, np.inf], np.nan).dropna()
         cur = current[column].replace([-np.inf, np.inf], np.nan).dropna()
@@ -180,10 +181,9 @@ def compare_windows(
 def current_window(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
     """The newest ``drift_window`` of the offline feature source, up to the end of ``logical_date``:
     the rows the online store was materialized from, so the inputs the service forecasts with."""
-    features = read_feature_table(settings, dataset)
     start, end = current_span(dataset, logical_date)
-    stamps = features[EVENT_TIMESTAMP]
-    return features[(stamps < end) & (stamps >= start)]
+    features = features_since(settings, dataset, start)
+    return features[features[EVENT_TIMESTAMP] < end]
 
 
 def current_span(dataset: DatasetConfig, logical_date: date) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -307,4 +307,6 @@ def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str
     end = data_window(dict(model_version.tags))[1]
     if end is None:
         end = mlflow_client.get_run(str(model_version.run_id)).data.params["training_end"]
-    return fit_rows_of(read_feature_table(settings, dataset), pd.Timestamp(end), dataset)
+    newest = pd.Timestamp(end)
+    reach = dataset.promotion.drift_reference_span + dataset.promotion.drift_window
+    return fit_rows_of(features_since(settings, dataset, newest - reach), newest, dataset)

@@ -16,7 +16,16 @@ from core.columns import EVENT_TIMESTAMP, feature_names, lag_name, numeric_featu
 from core.dataset import DatasetConfig
 from core.files import write_atomically_bytes
 from core.history import history_frame
-from core.objects import exists, join, parquet_parts, read_object, read_parquet, write_object, write_parquet
+from core.objects import (
+    ParquetRows,
+    exists,
+    join,
+    parquet_parts,
+    read_object,
+    read_parquet,
+    write_object,
+    write_parquet,
+)
 from core.partitions import SERIES_PER_PART, validated_parts
 from core.settings import Settings
 from feature_store.outcomes import OfflineFeatures
@@ -106,6 +115,12 @@ def feature_table_location(settings: Settings, dataset: DatasetConfig) -> str:
 
 def read_feature_table(settings: Settings, dataset: DatasetConfig) -> pd.DataFrame:
     return read_parquet(feature_table_location(settings, dataset), settings)
+
+
+def features_since(settings: Settings, dataset: DatasetConfig, start: pd.Timestamp) -> pd.DataFrame:
+    """The feature table's rows stamped at or after ``start``, read a row group at a time: a window of
+    every series' newest rows without the whole table in memory."""
+    return ParquetRows(feature_table_location(settings, dataset), settings).since(EVENT_TIMESTAMP, start)
 
 
 def local_offline_source(settings: Settings, dataset: DatasetConfig) -> Path:
