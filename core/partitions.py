@@ -27,7 +27,7 @@ DATA_FILE = "data.parquet"
 # Series per part where a stage works through many series a part at a time (features, training
 # sets): each part is read, transformed and written before the next, so a process holds one part's
 # rows and not every series' history.
-SERIES_PER_PART = 1000
+SERIES_PER_PART = 500
 
 
 def partition_dir(root: str | Path, dataset: DatasetConfig, logical_date: date) -> Path:

@@ -54,9 +54,12 @@ def labelled_parts(
         labels = build_labels(validated, dataset)
         if labels.empty:
             continue
-        joined = store.get_historical_features(entity_df=labels, features=service).to_df()
+        keys = [dataset.entity_column, EVENT_TIMESTAMP]
+        # Feast joins the keys alone: the labels, carried through its join, would only cost memory.
+        joined = store.get_historical_features(entity_df=labels[keys], features=service).to_df()
         joined[EVENT_TIMESTAMP] = pd.to_datetime(joined[EVENT_TIMESTAMP], utc=True)
-        yield joined[columns].sort_values([dataset.entity_column, EVENT_TIMESTAMP]).reset_index(drop=True)
+        joined = joined.merge(labels, on=keys, how="inner", validate="one_to_one")
+        yield joined[columns].sort_values(keys).reset_index(drop=True)
 
 
 def window_start(last: pd.Timestamp, dataset: DatasetConfig) -> pd.Timestamp | None:
