@@ -42,16 +42,22 @@ def test_locations_join_and_split() -> None:
     assert objects.is_remote("s3://runs/x")
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("where", ["local", "s3"])
-def test_frames_and_bytes_go_and_come_back_the_same(where: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    if where == "s3":
+@pytest.fixture(params=["local", "s3"])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Settings, str]:
+    """Settings and where their hand-overs go: a local folder, or a prefix in a fresh moto bucket."""
+    if request.param == "s3":
         settings: Settings = request.getfixturevalue("on_s3")
         root = settings.exchange_uri
     else:
         settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
         root = str(tmp_path / "exchange")
     assert root is not None
+    return settings, root
+
+
+@pytest.mark.integration
+def test_frames_and_bytes_go_and_come_back_the_same(place: tuple[Settings, str]) -> None:
+    settings, root = place
     frame = pd.DataFrame({"entity": ["a", "b"], "value": [1.5, -2.0]})
     rows = objects.join(root, "run", "rows.parquet")
     assert not objects.exists(rows, settings)
@@ -161,17 +167,8 @@ def test_a_process_that_read_parquet_exits_cleanly_on_a_busy_machine(tmp_path: P
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("where", ["local", "s3"])
-def test_a_table_written_a_part_at_a_time_appears_whole_or_not_at_all(
-    where: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    if where == "s3":
-        settings: Settings = request.getfixturevalue("on_s3")
-        root = settings.exchange_uri
-    else:
-        settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
-        root = str(tmp_path / "exchange")
-    assert root is not None
+def test_a_table_written_a_part_at_a_time_appears_whole_or_not_at_all(place: tuple[Settings, str]) -> None:
+    settings, root = place
     table = objects.join(root, "run", "rows.parquet")
     parts = [
         pd.DataFrame({"series": ["a", "a"], "hour": [1, 2], "value": [1.5, 2.5]}),
