@@ -170,3 +170,39 @@ def exit_on_sigterm() -> None:
     """Make SIGTERM unwind the program like an error, so every ``finally`` and context manager runs
     and the servers it started are stopped (SIGTERM's default would leave them running)."""
     signal.signal(signal.SIGTERM, _exit)
+
+
+@contextlib.contextmanager
+def postgres(databases: tuple[str, ...] = (), log: Path | None = None, timeout: float = 60.0) -> Iterator[int]:
+    """A throwaway PostgreSQL (Debian's) on a free loopback port for the duration of the block, with
+    ``databases`` created empty; yields its port (user ``mlops``, no password). Its folder is a
+    temporary one, removed at the end; as root the server runs as ``postgres`` (PostgreSQL refuses
+    root), which must be able to reach that folder. No fsync: its data is thrown away."""
+    import tempfile
+
+    from harness.net import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="pg-"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    try:
+        initdb = [*as_user, postgres_bin("initdb"), "-D", str(data), "-U", "mlops", "--auth=trust", "-E", "UTF8"]
+        subprocess.run(initdb, check=True, capture_output=True, timeout=120)
+        port = free_port()
+        argv = [*as_user, postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1"]
+        argv += ["-k", str(sockets), "-c", "fsync=off"]
+        with running(argv, lambda: postgres_accepts(port), timeout=timeout, interval=0.2, name="postgres", log=log):
+            if databases:
+                import psycopg
+
+                with psycopg.connect(f"postgresql://mlops@127.0.0.1:{port}/postgres", autocommit=True) as conn:
+                    for name in databases:
+                        conn.execute(f"CREATE DATABASE {name}")
+            yield port
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -21,11 +21,10 @@ import yaml
 
 from core.dataset import DatasetConfig
 from core.settings import PROJECT_ROOT, Settings
-from harness.servers import postgres_accepts
-from harness.wait import wait_for
+from harness.servers import postgres
 from tests.utils.data import SYNTHETIC_END, write_dataset
 from tests.utils.platform import promote_a_champion, trained_settings
-from tests.utils.servers import free_port, postgres_bin, server_process
+from tests.utils.servers import free_port, server_process
 from tests.utils.shared import made_once
 
 # Airflow reads its configuration once, at first import: point it at a throwaway home before any
@@ -161,36 +160,10 @@ def prometheus(pushgateway: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A throwaway Debian PostgreSQL on a free port; yields a SQLAlchemy URL of an empty database.
-
-    PostgreSQL refuses to run as root, so as root the server runs as the ``postgres`` user.
-    """
-    root = Path(tempfile.mkdtemp(prefix="pg-test-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_user, postgres_bin("initdb"), "-D", str(data), "-U", "mlops", "--auth=trust", "-E", "UTF8"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    port = free_port()
-    server = [*as_user, postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1"]
-    with server_process([*server, "-k", str(sockets), "-c", "fsync=off"], port, timeout=60):
-        import psycopg
-
-        wait_for(lambda: postgres_accepts(port), "PostgreSQL to accept connections", 60, 0.2)
-
-        with psycopg.connect(f"postgresql://mlops@127.0.0.1:{port}/postgres", autocommit=True) as conn:
-            conn.execute("CREATE DATABASE optuna")
+def postgres_url() -> Iterator[str]:
+    """A throwaway Debian PostgreSQL on a free port; yields a SQLAlchemy URL of an empty database."""
+    with postgres(("optuna",)) as port:
         yield f"postgresql+psycopg://mlops@127.0.0.1:{port}/optuna"
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,13 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import benchmarks.scale
-from benchmarks.scale.stage import STAGES
+from benchmarks.scale.stage import DAY_STAGES, STAGES
 from core.settings import PROJECT_ROOT, Settings, child_environment
 
 log = logging.getLogger("benchmarks.scale")
@@ -33,6 +34,10 @@ NEEDS = {
     "training_set": "materialize",
     "fit_per_series": "training_set",
     "fit_global": "training_set",
+    "champion": "training_set",
+    "batch_forecast": "champion",
+    "score": "batch_forecast",
+    "drift_monitor": "champion",
 }
 
 
@@ -57,10 +62,27 @@ def measure(argv: list[str], env: dict[str, str], log_path: Path) -> dict[str, A
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), **made}  # made's peak wins
 
 
-def settings_for(home: Path, dataset: Path, data: Path, redis_port: int) -> Settings:
+@dataclass(frozen=True)
+class Servers:
+    """The throwaway servers of a run: Redis (the online store) and PostgreSQL (the forecast table, a
+    database per series count)."""
+
+    redis_port: int
+    postgres_port: int
+
+    def forecast_db(self, series: int) -> str:
+        return f"postgresql+psycopg://mlops@127.0.0.1:{self.postgres_port}/{forecast_database(series)}"
+
+
+def forecast_database(series: int) -> str:
+    return f"forecasts_{series}"
+
+
+def settings_for(home: Path, dataset: Path, data: Path, servers: Servers, series: int) -> Settings:
     from benchmarks.serving.servers import bench_settings
 
-    return bench_settings(home, dataset, redis_port).model_copy(update={"source_roots": [data]})
+    update = {"source_roots": [data], "forecast_db": servers.forecast_db(series)}
+    return bench_settings(home, dataset, servers.redis_port).model_copy(update=update)
 
 
 def stage_argv(stage: str, dataset: Path, day: date, family: str) -> list[str]:
@@ -68,7 +90,7 @@ def stage_argv(stage: str, dataset: Path, day: date, family: str) -> list[str]:
             "--logical-date", str(day), "--family", family]  # fmt: skip
 
 
-def run_count(series: int, args: argparse.Namespace, redis_port: int) -> list[dict[str, Any]]:
+def run_count(series: int, args: argparse.Namespace, servers: Servers) -> list[dict[str, Any]]:
     """Every stage for ``series`` series, in order; a row per stage (with ``error`` where it failed)."""
     from harness.series import END
 
@@ -81,7 +103,7 @@ def run_count(series: int, args: argparse.Namespace, redis_port: int) -> list[di
     stages = [("generate", [*stage_argv("generate", dataset, END, args.family), "--days", str(args.days)])]
     stages += [(stage, stage_argv(stage, dataset, END, args.global_family if stage == "fit_global" else args.family))
                for stage in STAGES if stage != "generate" and stage in args.stages]  # fmt: skip
-    env = child_environment(settings_for(home, dataset, data, redis_port))
+    env = child_environment(settings_for(home, dataset, data, servers, series))
     for stage, argv in stages:
         row: dict[str, Any] = {"series": series, "stage": stage}
         if NEEDS.get(stage) in failed:
@@ -98,7 +120,7 @@ def run_count(series: int, args: argparse.Namespace, redis_port: int) -> list[di
     return rows
 
 
-def ray_runs(series: int, args: argparse.Namespace, redis_port: int) -> dict[str, Any]:
+def ray_runs(series: int, args: argparse.Namespace, servers: Servers) -> dict[str, Any]:
     """The per-series fit of ``series`` series in-process, on one Ray worker and on two (the data of
     that count's run); seconds and the digest of each fitted bundle."""
     from harness.ray_cluster import ray_cluster
@@ -106,7 +128,7 @@ def ray_runs(series: int, args: argparse.Namespace, redis_port: int) -> dict[str
 
     home, data = args.home / str(series), args.home / "data" / str(series)
     dataset = data / f"daily_{series}.yaml"
-    settings = settings_for(home, dataset, data, redis_port)
+    settings = settings_for(home, dataset, data, servers, series)
     argv = [*stage_argv("fit_per_series", dataset, END, args.family), "--digest"]
     logs = args.home / "logs" / str(series)
     out: dict[str, Any] = {"series": series, "family": args.family}
@@ -155,7 +177,7 @@ def markdown(report: dict[str, Any]) -> str:
                 cells.append(f"{row['wall_s']:.1f} s, {row['peak_rss_mb']:.0f} MB")
         slope = report["exponents"].get(stage)
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {'' if slope is None else f'{slope:.2f}'} |")
-    lines += ["", "One day's stages, summed: " + ", ".join(
+    lines += ["", "One day of the loop (" + ", ".join(DAY_STAGES) + "), summed: " + ", ".join(
         f"{int(n):,} series {s:.0f} s" for n, s in report["day_wall_s"].items()) + "."]  # fmt: skip
     ray = report.get("ray")
     if ray:
@@ -190,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.serving.servers import redis_server
     from core.cli import configure_logging
     from harness.net import free_port
-    from harness.servers import exit_on_sigterm
+    from harness.servers import exit_on_sigterm, postgres
 
     configure_logging()
     logging.getLogger("benchmarks").setLevel(logging.INFO)
@@ -199,11 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     ray_series = min(args.series) if args.ray_series is None else args.ray_series
     rows: list[dict[str, Any]] = []
-    with redis_server(port, args.home / "logs"):
+    databases = tuple(forecast_database(n) for n in sorted(args.series))
+    with redis_server(port, args.home / "logs"), postgres(databases, args.home / "logs" / "postgres.log") as pg:
+        servers = Servers(port, pg)
         for series in sorted(args.series):
-            rows += run_count(series, args, port)
-        ray = ray_runs(ray_series, args, port) if ray_series and "fit_per_series" in args.stages else None
-    day = {str(n): round(sum(r["wall_s"] or 0 for r in rows if r["series"] == n and r["stage"] != "generate"), 1)
+            rows += run_count(series, args, servers)
+        ray = ray_runs(ray_series, args, servers) if ray_series and "fit_per_series" in args.stages else None
+    day = {str(n): round(sum(r["wall_s"] or 0 for r in rows if r["series"] == n and r["stage"] in DAY_STAGES), 1)
            for n in sorted(args.series)}  # fmt: skip
     report = {
         "parameters": {

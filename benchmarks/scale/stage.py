@@ -16,7 +16,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-STAGES = ("generate", "ingest", "validate", "features", "materialize", "training_set", "fit_per_series", "fit_global")
+STAGES = (
+    "generate", "ingest", "validate", "features", "materialize", "training_set", "fit_per_series", "fit_global",
+    "champion", "batch_forecast", "score", "drift_monitor",
+)  # fmt: skip
+# One day of the platform's loop (the daily DAGs' steps): not the retraining's training set and fits,
+# nor the benchmark's own generate and champion.
+DAY_STAGES = ("ingest", "validate", "features", "materialize", "batch_forecast", "score", "drift_monitor")
+# The stages that read or write the model registry (MLflow, in the count's home).
+REGISTRY_STAGES = ("champion", "batch_forecast", "drift_monitor")
+# The family of the version the forecasting stages forecast with: fitted and backtested in seconds
+# at any count, so that the champion stage measures the registry's steps, not a model's fit.
+CHAMPION_FAMILY = "naive"
 
 
 def own_peak_mb() -> float:
@@ -105,7 +116,55 @@ def run(
         fitted = getattr(model, "models", None)
         made = {"rows": len(rows), "family": family, "series_fitted": None if fitted is None else len(fitted)}
         return {**made, "digest": digest(model)} if with_digest else made
+    if stage in REGISTRY_STAGES:
+        from model_registry import tracking
+
+        tracking.configure(settings)
+    if stage == "champion":
+        return {"version": promote_champion(settings, dataset, day), "family": CHAMPION_FAMILY}
+    if stage == "batch_forecast":
+        from model_serving.batch import issue_day
+
+        issued = issue_day(settings, dataset, forecast_date(dataset, day))
+        return {"rows": issued.rows, "entities": len(issued.entities), "data_date": str(issued.data_date)}
+    if stage == "score":
+        from monitoring.forecast_scoring import score_forecasts
+
+        return {"scored": len(score_forecasts(settings, dataset, day))}
+    if stage == "drift_monitor":
+        from monitoring.champion_drift import check_champion
+
+        checked = check_champion(settings, dataset, day, day)
+        judged = None if checked.drift is None else len(checked.drift.judged)
+        return {"state": checked.state, "judged": judged}
     raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+
+
+def forecast_date(dataset: Any, day: date) -> date:
+    """The day whose forecasts ``day``'s data scores: a horizon before it, so that every step's target
+    is in the data the score stage reads."""
+    import pandas as pd
+
+    issued = dataset.frequency.shift(pd.Timestamp(day, tz="UTC"), -dataset.horizon)
+    return date(issued.year, issued.month, issued.day)
+
+
+def promote_champion(settings: Any, dataset: Any, day: date) -> str:
+    """A version of :data:`CHAMPION_FAMILY`, trained on the training set the ``training_set`` stage
+    wrote, registered and promoted without gates (the forecasting stages' champion); its number."""
+    from model_registry import tracking
+    from model_registry.promotion import promote_version
+    from model_registry.registry import register_challenger
+    from model_training.train import train
+
+    tracking.configure(settings)
+    outcome = train(
+        settings, dataset, day, CHAMPION_FAMILY, training_set=str(training_set_path(settings, dataset, day))
+    )
+    name = settings.model_name(dataset.name)
+    version = register_challenger(settings, name, outcome.run_id).version
+    promote_version(settings, name, version, f"bench-scale: the {CHAMPION_FAMILY} version the forecasting stages use")
+    return str(version)
 
 
 def main(argv: list[str] | None = None) -> int:

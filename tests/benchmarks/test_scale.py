@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.charts import scale_chart
 from benchmarks.scale.__main__ import exponents, main, markdown, measure, same_bundles
-from benchmarks.scale.stage import STAGES
+from benchmarks.scale.stage import DAY_STAGES, STAGES
 from core.settings import PROJECT_ROOT
 
 
@@ -57,7 +57,15 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
         assert row["peak_rss_mb"] > 50, row
     assert {row["series_fitted"] for row in report["rows"] if row["stage"] == "fit_per_series"} <= {8, 16}
     assert set(report["exponents"]) == set(stages) - {"generate"}
-    assert set(report["day_wall_s"]) == {"8", "16"}
+    for n in (8, 16):
+        rows = {row["stage"]: row for row in report["rows"] if row["series"] == n}
+        issued = rows["batch_forecast"]
+        assert 0 < issued["entities"] <= n
+        assert issued["rows"] == issued["entities"] * 14, "every entity forecast, a horizon each (daily: 14)"
+        assert 0 < rows["score"]["scored"] <= issued["rows"], "the day's data scores the forecasts a horizon before"
+        assert rows["drift_monitor"]["judged"] is not None
+        day = sum(rows[stage]["wall_s"] for stage in DAY_STAGES)
+        assert report["day_wall_s"][str(n)] == pytest.approx(day, abs=0.1), "the day's loop: its stages alone"
     ray = report["ray"]
     assert ray["series"] == 8
     assert ray["same_bundles"], "in-process, one Ray worker and two: the same fitted bundle"
