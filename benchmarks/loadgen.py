@@ -25,7 +25,9 @@ from harness.load import LoadResult, drive
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.loadgen", description=__doc__)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--body-file", type=Path, required=True, help="the JSON body every request sends")
+    bodies = parser.add_mutually_exclusive_group(required=True)
+    bodies.add_argument("--body-file", type=Path, help="the JSON body every request sends")
+    bodies.add_argument("--bodies-file", type=Path, help="JSON bodies, one a line, sent in turn (many entities)")
     parser.add_argument("--rate", type=float, required=True, help="requests per second")
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--timeout", type=float, default=10.0, help="per request; a late answer is an error")
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"window": index, "started_s": round(index * args.window, 3), **asdict(result)}), flush=True)
 
     on_window = print_window if args.window else None
-    body = args.body_file.read_bytes()
+    body = args.body_file.read_bytes() if args.body_file else args.bodies_file.read_bytes().splitlines()
     result = uvloop.run(
         drive(args.url, body, args.rate, args.seconds, args.timeout, args.window, on_window, args.latencies_file)
     )

@@ -212,7 +212,7 @@ class _Windows:
 
 async def drive(
     url: str,
-    body: bytes,
+    body: bytes | Sequence[bytes],
     rate: float,
     seconds: float,
     timeout: float = 10.0,
@@ -222,7 +222,8 @@ async def drive(
     warmup: int = WARMUP_REQUESTS,
 ) -> LoadResult:
     """Send ``rate * seconds`` requests on a fixed schedule, after ``warmup`` unmeasured ones, then
-    wait for every answer; the run's figures.
+    wait for every answer; the run's figures. ``body``: every request's, or several sent in turn
+    (requests for many entities).
 
     With ``window``, the schedule is cut into windows of that many seconds and ``on_window`` gets each
     one's figures once its answers are in, while the schedule goes on: a long run shows how the
@@ -232,7 +233,8 @@ async def drive(
     """
     total = max(1, round(rate * seconds))
     windows = _Windows(total, total if window is None else max(1, round(rate * window)), rate, on_window)
-    await open_loop(url, [body], rate, windows.add, total=total, timeout=timeout, warmup=warmup, pause_gc=True)
+    bodies = [body] if isinstance(body, bytes) else list(body)
+    await open_loop(url, bodies, rate, windows.add, total=total, timeout=timeout, warmup=warmup, pause_gc=True)
     answers = sorted(windows.answers, key=lambda a: a.index)
     if latencies_file is not None:
         with latencies_file.open("wb") as out:

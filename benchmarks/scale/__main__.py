@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import benchmarks.scale
+from benchmarks.scale.serving import BATCH, BATCH_RATE, RATE
 from benchmarks.scale.stage import DAY_STAGES, STAGES
 from core.settings import PROJECT_ROOT, Settings, child_environment
 
@@ -25,6 +26,8 @@ log = logging.getLogger("benchmarks.scale")
 
 DEFAULT_HOME = PROJECT_ROOT / ".mlops" / "bench-scale"
 STAGE_TIMEOUT_SECONDS = 3600
+# Stages whose time is not a cost of the series: the data's making, and loads of a fixed length.
+UNTIMED = ("generate", "serve")
 # What each stage needs before it: a failed stage skips the ones that need its output.
 NEEDS = {
     "ingest": "generate",
@@ -38,6 +41,7 @@ NEEDS = {
     "batch_forecast": "champion",
     "score": "batch_forecast",
     "drift_monitor": "champion",
+    "serve": "champion",
 }
 
 
@@ -103,6 +107,8 @@ def run_count(series: int, args: argparse.Namespace, servers: Servers) -> list[d
     stages = [("generate", [*stage_argv("generate", dataset, END, args.family), "--days", str(args.days)])]
     stages += [(stage, stage_argv(stage, dataset, END, args.global_family if stage == "fit_global" else args.family))
                for stage in STAGES if stage != "generate" and stage in args.stages]  # fmt: skip
+    stages = [(stage, [*argv, "--seconds", str(args.serve_seconds)] if stage == "serve" else argv)
+              for stage, argv in stages]  # fmt: skip
     env = child_environment(settings_for(home, dataset, data, servers, series))
     for stage, argv in stages:
         row: dict[str, Any] = {"series": series, "stage": stage}
@@ -179,6 +185,21 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {'' if slope is None else f'{slope:.2f}'} |")
     lines += ["", "One day of the loop (" + ", ".join(DAY_STAGES) + "), summed: " + ", ".join(
         f"{int(n):,} series {s:.0f} s" for n, s in report["day_wall_s"].items()) + "."]  # fmt: skip
+    serving = [r for r in rows if r["stage"] == "serve" and r["wall_s"] is not None]
+    if serving:
+        lines += [
+            "",
+            f"The service under load ({RATE} requests a second of one entity; batches of {BATCH} at "
+            f"{BATCH_RATE} a second), p99 in ms:",
+            "",
+            "| series | two entities | one of all | ratio | batch of 100 | errors |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        for row in serving:
+            two, one, batch = (row[name] for name in ("two_entities", "one_of_all", "batch_100"))
+            errors = two["errors"] + one["errors"] + batch["errors"]
+            lines.append(f"| {row['entities']:,} | {two['p99_ms']:.1f} | {one['p99_ms']:.1f} | "
+                         f"{one['p99_ms'] / two['p99_ms']:.2f} | {batch['p99_ms']:.1f} | {errors} |")  # fmt: skip
     ray = report.get("ray")
     if ray:
         lines += [
@@ -188,7 +209,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"**{ray['speedup']:.2f}x** (target 1.7x); the three bundles are "
             + ("the same files." if ray["same_bundles"] else "**not** the same files."),
         ]
-    largest = [r for r in rows if r["wall_s"] and r["series"] == counts[-1] and r["stage"] != "generate"]
+    largest = [r for r in rows if r["wall_s"] and r["series"] == counts[-1] and r["stage"] not in UNTIMED]
     biggest = max(largest, key=lambda r: r["wall_s"], default=None)
     if biggest is not None:
         lines += ["", f"The biggest stage at {counts[-1]:,} series: {biggest['stage']} ({biggest['wall_s']:.0f} s)."]
@@ -205,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-family", default="lightgbm", help="the global family of fit_global")
     parser.add_argument("--ray-series", type=int, default=None, help="series of the Ray comparison (default: the "
                         "smallest count; 0: none)")  # fmt: skip
+    parser.add_argument("--serve-seconds", type=float, default=20.0, help="serve: seconds of each load at its rate")
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the benchmark's state")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
@@ -237,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
         },
         "rows": rows,
-        "exponents": exponents([r for r in rows if r["stage"] != "generate"]),
+        "exponents": exponents([r for r in rows if r["stage"] not in UNTIMED]),
         "day_wall_s": day,
         "ray": ray,
         "ray_speedup": None if ray is None else ray["speedup"],

@@ -18,7 +18,7 @@ from typing import Any
 
 STAGES = (
     "generate", "ingest", "validate", "features", "materialize", "training_set", "fit_per_series", "fit_global",
-    "champion", "batch_forecast", "score", "drift_monitor",
+    "champion", "batch_forecast", "score", "drift_monitor", "serve",
 )  # fmt: skip
 # One day of the platform's loop (the daily DAGs' steps): not the retraining's training set and fits,
 # nor the benchmark's own generate and champion.
@@ -68,7 +68,13 @@ def digest(model: Any) -> str:
 
 
 def run(
-    stage: str, dataset_path: Path, day: date, family: str, with_digest: bool = False, days: int = 730
+    stage: str,
+    dataset_path: Path,
+    day: date,
+    family: str,
+    with_digest: bool = False,
+    days: int = 730,
+    seconds: float = 20.0,
 ) -> dict[str, Any]:
     """Run ``stage`` of ``dataset_path``'s data up to ``day``; what it made, for the report. ``generate``
     writes the dataset (``daily_<series>.yaml`` and its table, ``days`` of history) first."""
@@ -137,6 +143,10 @@ def run(
         checked = check_champion(settings, dataset, day, day)
         judged = None if checked.drift is None else len(checked.drift.judged)
         return {"state": checked.state, "judged": judged}
+    if stage == "serve":
+        from benchmarks.scale.serving import serve
+
+        return serve(settings, dataset, day, seconds, Path(settings.home) / "scale" / "serve")
     raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
 
 
@@ -175,12 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", default="auto_ets", help="the model the fit stages fit")
     parser.add_argument("--digest", action="store_true", help="the fit stages: print the fitted bundle's sha256")
     parser.add_argument("--days", type=int, default=730, help="generate: days of history of each series")
+    parser.add_argument("--seconds", type=float, default=20.0, help="serve: seconds of each load")
     args = parser.parse_args(argv)
     from core.cli import configure_logging
 
     configure_logging()
     started = time.perf_counter()
-    made = run(args.stage, args.dataset, args.logical_date, args.family, args.digest, args.days)
+    made = run(args.stage, args.dataset, args.logical_date, args.family, args.digest, args.days, args.seconds)
     seconds = time.perf_counter() - started
     print(json.dumps({"stage": args.stage, "seconds": seconds, "peak_rss_mb": own_peak_mb(), **made}))
     return 0

@@ -87,8 +87,9 @@ def drain(url: str, body: bytes, idle: float) -> None:
 
 def load(url: str, body_file: Path, rate: float, seconds: float, latencies: Path | None = None) -> dict[str, Any]:
     """One fixed-rate run of :mod:`benchmarks.loadgen` in its own process (its answered latencies
-    saved to ``latencies`` when given)."""
-    argv = [sys.executable, "-m", "benchmarks.loadgen", "--url", url, "--body-file", str(body_file)]
+    saved to ``latencies`` when given); a ``.jsonl`` file holds several bodies, sent in turn."""
+    flag = "--bodies-file" if body_file.suffix == ".jsonl" else "--body-file"
+    argv = [sys.executable, "-m", "benchmarks.loadgen", "--url", url, flag, str(body_file)]
     argv += ["--rate", str(rate), "--seconds", str(seconds)]
     if latencies is not None:
         argv += ["--latencies-file", str(latencies)]

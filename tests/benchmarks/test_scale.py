@@ -47,7 +47,8 @@ def test_the_exponent_is_the_slope_between_the_two_largest_counts() -> None:
 @pytest.mark.slow
 def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    args = ["--series", "8", "16", "--days", "120", "--ray-series", "8", "--home", str(tmp_path / "home")]
+    args = ["--series", "8", "16", "--days", "120", "--ray-series", "8", "--serve-seconds", "2"]
+    args += ["--home", str(tmp_path / "home")]
     assert main([*args, "--out", str(out)]) == 0
     report = json.loads((out / "scale.json").read_text())
     stages = list(STAGES)
@@ -56,7 +57,7 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
         assert row["wall_s"] > 0, row
         assert row["peak_rss_mb"] > 50, row
     assert {row["series_fitted"] for row in report["rows"] if row["stage"] == "fit_per_series"} <= {8, 16}
-    assert set(report["exponents"]) == set(stages) - {"generate"}
+    assert set(report["exponents"]) == set(stages) - {"generate", "serve"}
     for n in (8, 16):
         rows = {row["stage"]: row for row in report["rows"] if row["series"] == n}
         issued = rows["batch_forecast"]
@@ -64,6 +65,12 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
         assert issued["rows"] == issued["entities"] * 14, "every entity forecast, a horizon each (daily: 14)"
         assert 0 < rows["score"]["scored"] <= issued["rows"], "the day's data scores the forecasts a horizon before"
         assert rows["drift_monitor"]["judged"] is not None
+        served = rows["serve"]
+        assert served["entities"] == issued["entities"], "the entities of the newest day: every one in the store"
+        for load in ("two_entities", "one_of_all", "batch_100"):
+            assert served[load]["errors"] == 0, (load, served[load])
+            assert served[load]["requests"] > 0
+            assert 0 < served[load]["p50_ms"] <= served[load]["p99_ms"]
         day = sum(rows[stage]["wall_s"] for stage in DAY_STAGES)
         assert report["day_wall_s"][str(n)] == pytest.approx(day, abs=0.1), "the day's loop: its stages alone"
     ray = report["ray"]
@@ -73,6 +80,7 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
     page = (out / "scale.md").read_text()
     assert "| fit_per_series |" in page
     assert "the three bundles are the same files" in page
+    assert "| series | two entities | one of all | ratio | batch of 100 | errors |" in page
     assert (out / "scale.png").stat().st_size > 0
 
 

@@ -138,6 +138,23 @@ def test_a_measured_run_leaves_its_warm_up_out() -> None:
     assert result.errors == 0
 
 
+def test_a_run_for_many_entities_sends_their_bodies_in_turn() -> None:
+    seen: list[bytes] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(await request.read())
+        return web.Response(status=200)
+
+    bodies = [b'{"entity_id": "s0"}', b'{"entity_id": "s1"}', b'{"entity_id": "s2"}']
+
+    async def run() -> LoadResult:
+        async with _server(handler) as url:
+            return await drive(url, bodies, 100.0, 0.1, warmup=0)
+
+    assert asyncio.run(run()).requests == 10
+    assert Counter(seen) == {bodies[0]: 4, bodies[1]: 3, bodies[2]: 3}
+
+
 def test_a_schedule_needs_an_end() -> None:
     with pytest.raises(ValueError, match="needs a stop event"):
         asyncio.run(open_loop("http://127.0.0.1:1/", [b"{}"], 10.0, lambda _: None))
