@@ -9,8 +9,10 @@ function its DAG task calls: ingest, validation (Great Expectations), the featur
 apply and materialization into Redis, the training set (Feast's point-in-time join), a per-series
 statistical fit (``auto_ets`` by default, one model per series), a global model's fit
 (``lightgbm``), a champion (a ``naive`` version trained, registered and promoted: what the next
-stages forecast with), the batch forecast of every series into the forecast table, its scoring, and
-the drift monitor. Each stage's wall time and its process's peak resident memory (the stage
+stages forecast with), the batch forecast of every series into the forecast table, its scoring, the
+drift monitor, and the service with every series in its online store under load (:mod:`.serving`:
+p99 of one entity a request, for two entities and for entities drawn from all, and of batches of
+100; its time is that of fixed loads, left out of the exponents). Each stage's wall time and its process's peak resident memory (the stage
 process's own ``VmHWM``, not that of Ray's workers) are measured; a stage that fails (out of memory,
 a timeout) is reported with its error, and the stages that need its output are not run.
 
