@@ -224,7 +224,7 @@ def write_training_set(
         ):
             labelled = 0
             for group in range(spilled.num_row_groups):
-                part = in_window(spilled.read_row_group(group, use_threads=False).to_pandas(), start)
+                part = in_window(spilled.read_row_group(group, use_threads=False).to_pandas(use_threads=False), start)
                 labelled += len(part)
                 trained, held = _split(part, bounds, dataset)
                 training.write(trained)

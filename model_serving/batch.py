@@ -92,8 +92,11 @@ def issue_day(
 
     The entities go ``per_part`` at a time (:func:`newest_feature_parts`), each part forecast by
     every version and its rows sent to the table before the next part is read: memory holds a part,
-    whatever the number of entities. A shadow version that cannot be loaded, or fails on a part,
-    forecasts nothing from then on; the champion's forecasts are stored all the same.
+    whatever the number of entities. The day's transaction lasts the whole forecast: on SQLite it
+    holds the database's write lock meanwhile, and the service's answers wait in its spool until
+    their writer gets the table again (:mod:`forecast_store.writer`); nothing is lost. A shadow
+    version that cannot be loaded, or fails on a part, forecasts nothing from then on (the parts it
+    forecast before stay); the champion's forecasts are stored all the same.
     """
     from model_bundle.outputs import pyfunc_inputs
     from model_registry.provenance import trusted_model

@@ -12,9 +12,10 @@ statistical fit (``auto_ets`` by default, one model per series), a global model'
 stages forecast with), the batch forecast of every series into the forecast table, its scoring, the
 drift monitor, and the service with every series in its online store under load (:mod:`.serving`:
 p99 of one entity a request, for two entities and for entities drawn from all, and of batches of
-100; its time is that of fixed loads, left out of the exponents). Each stage's wall time and its process's peak resident memory (the stage
-process's own ``VmHWM``, not that of Ray's workers) are measured; a stage that fails (out of memory,
-a timeout) is reported with its error, and the stages that need its output are not run.
+100; its time is that of fixed loads, left out of the exponents). Each stage's wall time and its
+process's peak resident memory (the stage process's own ``VmHWM``, not that of Ray's workers) are
+measured; a stage that fails (out of memory, a timeout) is reported with its error, and the stages
+that need its output are not run.
 
 The growth exponent of each stage is the slope of log(wall time) over log(series) between the two
 largest counts measured: 1 is linear, 2 quadratic. ``day_wall_s`` sums a count's stages of one day
