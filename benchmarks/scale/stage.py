@@ -161,13 +161,12 @@ def forecast_date(dataset: Any, day: date) -> date:
 
 def promote_champion(settings: Any, dataset: Any, day: date) -> str:
     """A version of :data:`CHAMPION_FAMILY`, trained on the training set the ``training_set`` stage
-    wrote, registered and promoted without gates (the forecasting stages' champion); its number."""
-    from model_registry import tracking
+    wrote, registered and promoted without gates (the forecasting stages' champion); its number.
+    MLflow is configured for ``settings`` already (:data:`REGISTRY_STAGES`)."""
     from model_registry.promotion import promote_version
     from model_registry.registry import register_challenger
     from model_training.train import train
 
-    tracking.configure(settings)
     outcome = train(
         settings, dataset, day, CHAMPION_FAMILY, training_set=str(training_set_path(settings, dataset, day))
     )
