@@ -64,7 +64,7 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
         assert 0 < issued["entities"] <= n
         assert issued["rows"] == issued["entities"] * 14, "every entity forecast, a horizon each (daily: 14)"
         assert 0 < rows["score"]["scored"] <= issued["rows"], "the day's data scores the forecasts a horizon before"
-        assert rows["drift_monitor"]["judged"] is not None
+        assert 0 < rows["drift_monitor"]["judged"] <= n, "the drift monitor judged the series"
         served = rows["serve"]
         assert served["entities"] == issued["entities"], "the entities of the newest day: every one in the store"
         for load in ("two_entities", "one_of_all", "batch_100"):

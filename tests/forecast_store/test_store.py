@@ -77,7 +77,7 @@ def test_a_day_with_a_duplicate_forecast_is_refused_and_the_stored_day_stays(set
         store.replace_day(settings, "synthetic", DAY, rows(1.0, day=DAY + timedelta(days=1)))
 
 
-def test_a_day_is_written_a_chunk_at_a_time_and_a_bad_row_in_a_late_chunk_undoes_them_all(
+def test_a_day_given_as_a_stream_is_written_whole_and_a_bad_row_late_in_it_undoes_it_all(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store, "REPLACE_CHUNK", 4)
