@@ -226,6 +226,13 @@ class ParquetRows:
         kept = table.filter(pc.is_in(table[column], value_set=pa.array(wanted, type=table.schema.field(column).type)))
         return kept.to_pandas(use_threads=False)
 
+    def parts(self, column: str, per_part: int) -> Iterator[pd.DataFrame]:
+        """The rows of ``per_part`` values of ``column`` at a time, the values in sorted order
+        (:meth:`where` of each run of them)."""
+        names = self.values(column)
+        for start in range(0, len(names), per_part):
+            yield self.where(column, names[start : start + per_part])
+
     def since(self, column: str, start: Any, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The rows whose ``column`` is at or after ``start`` (of ``columns`` only, default all), read
         and filtered a row group at a time: memory holds one row group and the rows kept."""

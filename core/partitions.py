@@ -121,10 +121,7 @@ def validated_parts(
 ) -> Iterator[pd.DataFrame]:
     """The validated rows of ``per_part`` series at a time, the series in order of their names: each
     part read from the row groups that hold it (:class:`core.objects.ParquetRows`)."""
-    rows = validated_rows(settings, dataset, logical_date)
-    names = rows.values(dataset.entity_column)
-    for start in range(0, len(names), per_part):
-        yield rows.where(dataset.entity_column, names[start : start + per_part])
+    yield from validated_rows(settings, dataset, logical_date).parts(dataset.entity_column, per_part)
 
 
 def latest_validated_date(settings: Settings, dataset: DatasetConfig) -> date:

@@ -44,10 +44,8 @@ def newest_feature_parts(
 
     table = ParquetRows(feature_table_location(settings, dataset), settings)
     end = pd.Timestamp(end_of(data_date))
-    names = table.values(dataset.entity_column)
     found = False
-    for start in range(0, len(names), per_part):
-        features = table.where(dataset.entity_column, names[start : start + per_part])
+    for features in table.parts(dataset.entity_column, per_part):
         known = features[features[EVENT_TIMESTAMP] < end]
         if known.empty:
             continue

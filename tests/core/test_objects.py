@@ -230,3 +230,4 @@ def test_a_file_sorted_by_a_column_is_read_a_part_at_a_time_from_its_own_row_gro
     rows = objects.ParquetRows(str(path), settings)
     assert [g for g in range(4) if rows._may_hold(g, "series", "b", "c")] == [1, 2]
     assert rows.where("series", ["b", "c"])["series"].tolist() == ["b"] * 3 + ["c"] * 3
+    assert [sorted(set(part["series"])) for part in rows.parts("series", 3)] == [["a", "b", "c"], ["d"]]
