@@ -70,7 +70,6 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
         for load in ("two_entities", "one_of_all", "batch_100"):
             assert served[load]["errors"] == 0, (load, served[load])
             assert served[load]["requests"] > 0
-            assert 0 < served[load]["p50_ms"] <= served[load]["p99_ms"]
         day = sum(rows[stage]["wall_s"] for stage in DAY_STAGES)
         assert report["day_wall_s"][str(n)] == pytest.approx(day, abs=0.1), "the day's loop: its stages alone"
     ray = report["ray"]
