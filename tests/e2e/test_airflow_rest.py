@@ -24,7 +24,10 @@ from tests.utils.data import SYNTHETIC_END
 from tests.utils.platform import PlatformEnv, promote_first_version
 from tests.utils.servers import free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.scenario]
+# How long a run may take before a test calls it stuck: a hang guard, no speed target (a training run
+# takes minutes beside the other test workers on two cores, and more on a slower machine).
+RUN_SECONDS = 1200
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.scenario, pytest.mark.timeout(3 * RUN_SECONDS)]
 
 DAG_ID = "retrain_synthetic_forecaster"
 ADMIN_PASSWORD = "airflow-admin-password"
@@ -83,6 +86,11 @@ def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
             last = exc
         time.sleep(2)
     raise TimeoutError(f"{what} not reached in {timeout}s (last: {last})")
+
+
+def _task_states(dag_url: str, run_id: str, auth: dict[str, str]) -> dict[str, str | None]:
+    tasks = requests.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", headers=auth, timeout=10).json()
+    return {t["task_id"]: t["state"] for t in tasks["task_instances"]}
 
 
 @pytest.fixture(scope="module")
@@ -279,9 +287,12 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
             state = badge.get_attribute("aria-label")
             return state if state in ("success", "failed") else None
 
-        assert _wait(finished, 600, "run finished in the grid view") == "success"
-        tasks = requests.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", headers=auth, timeout=10).json()
-        states = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+        try:
+            state = _wait(finished, RUN_SECONDS, "run finished in the grid view")
+        except TimeoutError as stuck:
+            raise TimeoutError(f"{stuck}; its tasks: {_task_states(dag_url, run_id, auth)}") from stuck
+        states = _task_states(dag_url, run_id, auth)
+        assert state == "success", states
         for task_id in states:
             assert page.get_by_test_id(f"grid-{run_id}-{task_id}").count() == 1, f"{task_id} not in the grid"
         screenshot(page, "airflow_run_succeeded")
@@ -333,7 +344,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
         done = [r for r in runs if r["state"] in ("success", "failed")]
         return done if len(done) == 3 else None
 
-    runs = sorted(_wait(backfill_runs, 600, "three backfill runs finished"), key=lambda r: r["logical_date"])
+    runs = sorted(_wait(backfill_runs, RUN_SECONDS, "three backfill runs finished"), key=lambda r: r["logical_date"])
     assert [r["state"] for r in runs] == ["success"] * 3
     assert [datetime.fromisoformat(r["data_interval_start"]).date() for r in runs] == days
     for earlier, later in itertools.pairwise(runs):
@@ -350,7 +361,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
             stored = {r.data_date for r in store.issued(settings, "synthetic")}
             return stored if set(days) <= stored else None
 
-        _wait(forecast_days, 600, "the backfilled days forecast")
+        _wait(forecast_days, RUN_SECONDS, "the backfilled days forecast")
         issued = store.issued(settings, "synthetic")
         keys = [(r.data_date, r.entity_id, r.step) for r in issued]
         assert len(keys) == len(set(keys)), "no forecast stored twice, the newest day's neither"
@@ -367,7 +378,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
         return done if len(done) >= len(days) else None
 
     for dag_id in consumers:
-        states = _wait(lambda dag_id=dag_id: consumer_runs(dag_id), 600, f"{dag_id} started by the assets")
+        states = _wait(lambda dag_id=dag_id: consumer_runs(dag_id), RUN_SECONDS, f"{dag_id} started by the assets")
         assert set(states) == {"success"}, (dag_id, states)
     with platform:
         from model_registry.tracking import client

@@ -89,9 +89,9 @@ def test_a_venv_of_the_serving_requirements_serves_a_forecast(
     env["PATH"] = f"{serving_venv / 'bin'}:{env['PATH']}"
     # Run outside the repository: the installed packages must be enough, not the source tree.
     argv = [str(serving_venv / "bin" / "python"), "-m", "model_serving"]
-    with server_process(argv, port, timeout=180, env=env, cwd=tmp_path):
+    with server_process(argv, port, timeout=420, env=env, cwd=tmp_path):
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 420
         while requests.get(f"{base}/health/ready", timeout=5).status_code != 200:
             assert time.monotonic() < deadline, "the service of the serving venv never became ready"
             time.sleep(0.5)

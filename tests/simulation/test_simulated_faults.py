@@ -15,9 +15,10 @@ import pytest
 from core.settings import PROJECT_ROOT
 from tests.utils.data import SYNTHETIC_END, write_dataset
 
-# The suite's longest test: about 5 minutes alone, twice that beside the other worker's tests on two
-# cores; its own limit is inside the test's, so a stuck day shows where it was.
-SECONDS = 1380
+# The suite's longest test: about 5 minutes alone, three times that beside the other workers' tests on
+# two cores, and more on a slower machine. The limit only catches a stuck day (its own is inside the
+# test's, so the log shows where it was); it is no speed target.
+SECONDS = 2400
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.longest, pytest.mark.timeout(SECONDS + 120)]
 
 
