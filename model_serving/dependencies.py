@@ -15,9 +15,9 @@ from fastapi.responses import JSONResponse
 from model_serving.batching import RequestBatcher
 from model_serving.metrics import ERRORS
 from model_serving.runtime import ModelHandle, ServingRuntime
-from model_serving.schemas import Forecast
+from model_serving.schemas import Answer
 
-ForecastBatcher = RequestBatcher[list[Forecast]]
+ForecastBatcher = RequestBatcher[list[Answer]]
 
 log = logging.getLogger(__name__)
 

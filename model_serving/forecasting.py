@@ -8,6 +8,10 @@ how old they are; :func:`predict` runs the model and its bands once over the adm
 Errors that concern one request (an unknown entity, stale features under the ``refuse`` policy) are
 returned for that request alone; the others in the batch are answered. A store that cannot be read
 fails the whole batch.
+
+An answer stays plain values (:class:`~model_serving.schemas.Answer`) until its body is written: a
+pydantic object per step and per band, validated field by field, cost a batch of 100 entities
+several times its read and predict together.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
-from model_serving.metrics import FEATURE_AGE, MISSING_FEATURES, PREDICTION_VALUES, STALE_FEATURES
+from model_serving.metrics import FEATURE_AGE, MISSING_FEATURES, PREDICTION_VALUES, STALE_FEATURES, observe_all
 from model_serving.online_features import OnlineRows, UnknownEntityError
 from model_serving.runtime import ModelHandle, ServingRuntime
-from model_serving.schemas import Band, Forecast, ForecastPoint
+from model_serving.schemas import Answer
 
 
 class NotReadyError(RuntimeError):
@@ -44,20 +48,14 @@ class Admitted:
 
 
 @dataclass(frozen=True)
-class Predicted:
-    """The model's forecast of one entity: each step's value and its bands, narrowest level first."""
-
-    values: list[float]
-    bands: list[list[Band]]
-
-
-@dataclass(frozen=True)
 class Predictions:
-    """One predict over a batch's admitted entities: each one's forecast by its row in the online read,
-    and what every answer of the batch says of its intervals."""
+    """One predict over a batch's admitted entities: the point forecasts (entity by step, in the order
+    of the admitted entities), each level's bands alike, and what every answer of the batch says of its
+    intervals."""
 
-    by_row: dict[int, Predicted]
-    levels: list[float]
+    index: dict[int, int]  # an entity's row in the online read -> its row here
+    values: np.ndarray
+    bands: list[tuple[float, np.ndarray, np.ndarray]]  # (level, lower, upper), narrowest level first
     note: str | None  # why there are no intervals, when there are none
 
 
@@ -65,7 +63,7 @@ class Predictions:
 Admission = list[Admitted] | Exception
 
 
-def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> list[list[Forecast] | Exception]:
+def forecast_requests(runtime: ServingRuntime, requests: list[list[str]]) -> list[list[Answer] | Exception]:
     """Each request's forecasts (or the error that concerns it alone), from one read and one predict."""
     model, reader = runtime.model, runtime.features  # read once: a swap mid-batch must not mix two versions
     if model is None or reader is None:
@@ -160,49 +158,40 @@ def predict(model: ModelHandle, rows: OnlineRows, served: list[Admitted]) -> Pre
             }
         )
     values = model.predict(inputs)
-    for value in values.ravel().tolist():
-        PREDICTION_VALUES.observe(value)
+    observe_all(PREDICTION_VALUES, values)
     bands: list[tuple[float, np.ndarray, np.ndarray]] = []
     if model.calibration is not None:
         computed = model.calibration.bands(values, [entity.entity_id for entity in served], features)
         bands = [(level, lo, hi) for level, (lo, hi) in computed.items()]
-    by_row = {}
-    for n, entity in enumerate(served):
-        per_step: list[list[Band]] = [[] for _ in range(values.shape[1])]
-        for level, lower, upper in bands:  # narrowest level first
-            for h, (lo, hi) in enumerate(zip(lower[n].tolist(), upper[n].tolist(), strict=True)):
-                per_step[h].append(Band(level=level, lower=lo, upper=hi))
-        by_row[entity.row] = Predicted(values=values[n].tolist(), bands=per_step)
     note = None if bands else f"version {model.version} was registered without interval calibration"
-    return Predictions(by_row=by_row, levels=[level for level, _, _ in bands], note=note)
+    return Predictions({entity.row: n for n, entity in enumerate(served)}, values, bands, note)
 
 
 def assemble(
     runtime: ServingRuntime, model: ModelHandle, admitted: list[Admission], predictions: Predictions
-) -> list[list[Forecast] | Exception]:
+) -> list[list[Answer] | Exception]:
     """Each request's answer: its error, or one forecast per entity, timestamped from its features'
     event time on, one step after another."""
     frequency = runtime.frequency()
+    levels = [level for level, _, _ in predictions.bands]
 
-    def forecast(entity: Admitted) -> Forecast:
-        predicted = predictions.by_row[entity.row]
-        return Forecast(
+    def forecast(entity: Admitted) -> Answer:
+        n = predictions.index[entity.row]
+        values = predictions.values[n].tolist()
+        return Answer(
             entity_id=entity.entity_id,
             model_name=model.name,
             model_version=model.version,
             feature_event_time=entity.event_time,
             feature_age_seconds=entity.age_seconds,
             stale=entity.stale,
-            interval_levels=predictions.levels,
+            interval_levels=levels,
             note=predictions.note,
             model_family=model.family,
             answered_by=None if model.choice is None else model.choice.of(entity.entity_id),
-            forecast=[
-                ForecastPoint(timestamp=target, value=value, intervals=predicted.bands[h])
-                for h, (value, target) in enumerate(
-                    zip(predicted.values, frequency.ahead(entity.event_time, len(predicted.values)), strict=True)
-                )
-            ],
+            targets=frequency.ahead(entity.event_time, len(values)),
+            values=values,
+            bands=[(lower[n].tolist(), upper[n].tolist()) for _, lower, upper in predictions.bands],
         )
 
     return [

@@ -37,7 +37,7 @@ from model_serving.metrics import (
     LEDGER_UNWRITTEN_SECONDS,
     LEDGER_WRITER_RESTARTS,
 )
-from model_serving.schemas import Forecast
+from model_serving.schemas import Answer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class ForecastLedger:
     def writer_pid(self) -> int | None:
         return self._writer.pid if self._writer is not None else None
 
-    def record(self, forecasts: Sequence[Forecast]) -> None:
+    def record(self, forecasts: Sequence[Answer]) -> None:
         """Spool answered forecasts before their answer leaves; never waits on the database. Past the
         spool's size limit, or when the disk refuses the write, they are dropped and counted."""
         if not forecasts or self._appender is None:
@@ -104,16 +104,18 @@ class ForecastLedger:
             LEDGER_DROPPED.labels(reason="spool_full").inc(len(forecasts))
             return
         # Arrays of doubles, not lists: small to pickle, and cheap to compare when the writer combines
-        # forecasts answered again.
+        # forecasts answered again. The bands run step by step, each step's levels narrowest first.
         entries: list[Answered] = [
             (
                 f.entity_id,
                 f.model_name,
                 f.model_version,
                 f.feature_event_time,
-                array.array("d", [p.value for p in f.forecast]),
+                array.array("d", f.values),
                 tuple(f.interval_levels),
-                array.array("d", [x for p in f.forecast for b in p.intervals for x in (b.lower, b.upper)]),
+                array.array(
+                    "d", [x for h in range(len(f.values)) for lower, upper in f.bands for x in (lower[h], upper[h])]
+                ),
             )
             for f in forecasts
         ]

@@ -9,10 +9,31 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from model_serving.metrics_mode import MULTIPROCESS_ENV
+
+
+def observe_all(histogram: Histogram, values: np.ndarray) -> None:
+    """``histogram.observe(v)`` for every value, counted in one pass: the same sum and buckets (a NaN
+    adds to the sum and to no bucket), without a Python call per value (a batch of 100 entities
+    observes thousands). It reaches into the histogram's value cells, as ``observe`` does; a test holds
+    the two to the same exposition."""
+    histogram._raise_if_not_observable()
+    flat = np.asarray(values, dtype=float).ravel()
+    if flat.size == 0:
+        return
+    bounds = np.asarray(histogram._upper_bounds, dtype=float)  # the last is +Inf
+    # observe() counts a value in the first bucket whose bound it does not exceed; a NaN exceeds none
+    first = np.searchsorted(bounds, flat[~np.isnan(flat)], side="left")
+    with np.errstate(invalid="ignore"):  # +inf and -inf sum to NaN, as observe() adds them
+        histogram._sum.inc(float(flat.sum()))
+    for bucket, count in enumerate(np.bincount(first, minlength=len(bounds)).tolist()):
+        if count:
+            histogram._buckets[bucket].inc(count)
+
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.api_limits import ENTITY_ID_MAX_CHARS
@@ -61,6 +63,64 @@ class Forecast(BaseModel):
         "(one: that candidate's forecast; several: their combination); naive is the last value.",
     )
     forecast: list[ForecastPoint]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One entity's forecast as the service computes it: :class:`Forecast`'s fields in plain values,
+    each step's value and each level's bands as lists. :meth:`document` is the content of its JSON
+    body: the service writes that body without a pydantic object per step and per band, which cost a
+    batch of 100 entities more than its read and predict together."""
+
+    entity_id: str
+    model_name: str
+    model_version: str
+    feature_event_time: datetime
+    feature_age_seconds: float
+    stale: bool
+    interval_levels: list[float]
+    note: str | None  # why there are no intervals, when there are none
+    model_family: str | None
+    answered_by: list[str] | None
+    targets: list[datetime]  # each step's timestamp
+    values: list[float]  # each step's point forecast
+    bands: list[tuple[list[float], list[float]]]  # per level of interval_levels: each step's (lower, upper)
+
+    def document(self) -> dict[str, Any]:
+        """The ``Forecast`` schema's content, field for field, in plain values."""
+        levels = list(zip(self.interval_levels, self.bands, strict=True))
+        return {
+            "entity_id": self.entity_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "feature_event_time": self.feature_event_time,
+            "feature_age_seconds": self.feature_age_seconds,
+            "stale": self.stale,
+            "interval_levels": self.interval_levels,
+            "note": self.note,
+            "model_family": self.model_family,
+            "answered_by": self.answered_by,
+            "forecast": [
+                {
+                    "timestamp": target,
+                    "value": value,
+                    "intervals": [
+                        {"level": level, "lower": lower[h], "upper": upper[h]} for level, (lower, upper) in levels
+                    ],
+                }
+                for h, (target, value) in enumerate(zip(self.targets, self.values, strict=True))
+            ],
+        }
+
+    def model(self) -> Forecast:
+        """The answer as the schema's object, validated."""
+        return Forecast.model_validate(self.document())
+
+
+def json_body(content: Any) -> bytes:
+    """JSON as pydantic writes a model's (``model_dump_json``): the same encoder, NaN and infinities
+    as ``null``. A test holds an answer's body to its validated model's bytes."""
+    return pydantic_core.to_json(content, inf_nan_mode="null")
 
 
 class BatchForecast(BaseModel):

@@ -10,7 +10,16 @@ from model_serving.dependencies import ForecastBatcher, Unavailable, get_ready_b
 from model_serving.forecasting import NotReadyError, StaleFeaturesError
 from model_serving.metrics import ERRORS
 from model_serving.runtime import StoreUnavailableError, UnknownEntityError
-from model_serving.schemas import BODY_ERRORS, BatchForecast, BatchForecastRequest, ErrorBody, Forecast, ForecastRequest
+from model_serving.schemas import (
+    BODY_ERRORS,
+    Answer,
+    BatchForecast,
+    BatchForecastRequest,
+    ErrorBody,
+    Forecast,
+    ForecastRequest,
+    json_body,
+)
 
 router = APIRouter(prefix="/v1", tags=["forecast"])
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -31,7 +40,7 @@ FAILURES: tuple[tuple[type[Exception], int, str, str | None], ...] = (
 )
 
 
-async def _forecast(batcher: ForecastBatcher, entity_ids: list[str]) -> list[Forecast]:
+async def _forecast(batcher: ForecastBatcher, entity_ids: list[str]) -> list[Answer]:
     """This request's forecasts, computed in one batch with the requests that arrived alongside it."""
     try:
         return await batcher.submit(entity_ids)
@@ -45,9 +54,9 @@ async def _forecast(batcher: ForecastBatcher, entity_ids: list[str]) -> list[For
 
 @router.post("/forecast", response_model=Forecast, responses=ERROR_RESPONSES)
 async def forecast(body: ForecastRequest, batcher: Annotated[ForecastBatcher, Depends(get_ready_batcher)]) -> Response:
-    # Serialized here, by pydantic: FastAPI would validate the model it was just built from again.
+    # The schema's JSON, written here: FastAPI would build and validate the response model first.
     result = (await _forecast(batcher, [body.entity_id]))[0]
-    return Response(result.model_dump_json(), media_type="application/json")
+    return Response(json_body(result.document()), media_type="application/json")
 
 
 @router.post("/forecast/batch", response_model=BatchForecast, responses=ERROR_RESPONSES)
@@ -57,5 +66,5 @@ async def forecast_batch(
     limit = batcher.max_entities
     if len(body.entity_ids) > limit:
         raise HTTPException(status_code=413, detail=f"at most {limit} entities per request")
-    result = BatchForecast(forecasts=await _forecast(batcher, list(dict.fromkeys(body.entity_ids))))
-    return Response(result.model_dump_json(), media_type="application/json")
+    answers = await _forecast(batcher, list(dict.fromkeys(body.entity_ids)))
+    return Response(json_body({"forecasts": [answer.document() for answer in answers]}), media_type="application/json")
