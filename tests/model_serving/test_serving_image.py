@@ -89,11 +89,12 @@ def test_a_venv_of_the_serving_requirements_serves_a_forecast(
     env["PATH"] = f"{serving_venv / 'bin'}:{env['PATH']}"
     # Run outside the repository: the installed packages must be enough, not the source tree.
     argv = [str(serving_venv / "bin" / "python"), "-m", "model_serving"]
-    with server_process(argv, port, timeout=420, env=env, cwd=tmp_path):
+    log = tmp_path / "service.log"
+    with server_process(argv, port, timeout=420, log=log, env=env, cwd=tmp_path):
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 420
-        while requests.get(f"{base}/health/ready", timeout=5).status_code != 200:
-            assert time.monotonic() < deadline, "the service of the serving venv never became ready"
+        while (ready := requests.get(f"{base}/health/ready", timeout=5)).status_code != 200:
+            assert time.monotonic() < deadline, f"never ready: {ready.text}\n{log.read_text()[-3000:]}"
             time.sleep(0.5)
         answer = requests.post(f"{base}/v1/forecast", json={"entity_id": "site_0"}, timeout=30)
         assert answer.status_code == 200, answer.text
