@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from model_serving.ledger import ForecastLedger
 from model_serving.limits import BodySizeLimit, RequestLatency
 from model_serving.metrics import MODEL_READY
 from model_serving.routers import admin, forecast, forecasts, health, metrics, model
-from model_serving.runtime import ServingRuntime
+from model_serving.runtime import ServingRuntime, freeze_loaded
 from model_serving.schemas import body_too_large_description
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ async def _load_until_ready(runtime: ServingRuntime) -> None:
         await run_in_threadpool(runtime.load)
         MODEL_READY.set(1 if runtime.ready else 0)
         if runtime.ready:
+            freeze_loaded()
             return
         await asyncio.sleep(delay)
         delay = min(delay * 2, RETRY_MAX_SECONDS)
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.batcher = batcher
         await run_in_threadpool(runtime.load)
         MODEL_READY.set(1 if runtime.ready else 0)
+        if runtime.ready:
+            freeze_loaded()
         tasks = [] if runtime.ready else [asyncio.create_task(_load_until_ready(runtime))]
         if settings.model_poll_seconds > 0:
             tasks.append(asyncio.create_task(_follow_champion(runtime, settings.model_poll_seconds)))
@@ -104,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         batcher.close()
+        gc.unfreeze()  # an app that ends in a longer-lived process leaves it its garbage collection
         if ledger is not None:
             await run_in_threadpool(ledger.close)  # what was answered is written before the process ends
         runtime.close()

@@ -1,16 +1,21 @@
 """An answer's body and metrics as the service writes them without a pydantic object per step: the
 same bytes as the ``Forecast`` schema's model, the same exposition as a histogram observed value by
-value."""
+value; and what the service loaded, kept out of the garbage collector's full collections."""
 
 from __future__ import annotations
 
+import gc
 import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from core.dataset import DatasetConfig
+from core.settings import Settings
+from model_serving.app import create_app
 from model_serving.metrics import observe_all
 from model_serving.schemas import Answer, BatchForecast, Forecast, json_body
 
@@ -111,3 +116,15 @@ def test_a_labelled_histogram_is_observed_through_its_children_only() -> None:
     histogram = Histogram("labelled", "test", ["route"], registry=CollectorRegistry())
     with pytest.raises(ValueError, match="missing label values"):
         observe_all(histogram, np.array([1.0]))
+
+
+@pytest.mark.slow
+def test_what_the_service_loaded_is_frozen_for_its_life(trained: tuple[Settings, DatasetConfig]) -> None:
+    """Once ready, the objects the load made sit in the collector's permanent generation (a full
+    collection no longer walks the model); when the app ends they are handed back."""
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(trained[0].model_copy(update={"model_poll_seconds": 0}))) as client:
+        assert client.get("/health/ready").status_code == 200
+        assert gc.get_freeze_count() > 0
+        assert client.post("/v1/forecast/batch", json={"entity_ids": ["site_0", "site_1"]}).status_code == 200
+    assert gc.get_freeze_count() == 0
