@@ -17,6 +17,6 @@ class IssuedForecasts(BaseModel):
     data_date: date
     model_name: str
     model_version: str
-    entities: list[str]
+    entities: int  # how many were forecast (their names are in the table, not in a value passed between tasks)
     rows: int  # the champion's and the shadow versions'
     shadow_versions: list[str] = []  # versions that forecast the same rows without serving

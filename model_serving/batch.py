@@ -104,7 +104,7 @@ def issue_day(
     version = champion_version(settings, name)
     if version is None:
         raise LookupError(f"{name} has no champion to forecast with")
-    entities: list[str] = []
+    entities = 0
     failed: set[str] = set()
     with contextlib.ExitStack() as stack:
         champion = stack.enter_context(trusted_model(settings, name, version))
@@ -119,8 +119,9 @@ def issue_day(
             return model.predict(pyfunc_inputs(model.metadata.get_input_schema(), rows, dataset.entity_column))
 
         def day_rows() -> Iterator[store.ForecastRow]:
+            nonlocal entities
             for rows in newest_feature_parts(settings, dataset, data_date, per_part):
-                entities.extend(str(e) for e in rows[dataset.entity_column])
+                entities += len(rows)
                 output = predicted(champion, rows)
                 yield from _rows(dataset, name, version, rows, output, data_date, BATCH, dag_run_id)
                 for shadow, model in shadows.items():
@@ -141,14 +142,14 @@ def issue_day(
     kept = [shadow for shadow in shadows if shadow not in failed]
     log.info(
         "issued %d forecasts of %s v%s (shadows: %s) for %s (%d entities)",
-        written, name, version, ", ".join(f"v{s}" for s in kept) or "none", data_date, len(entities),
+        written, name, version, ", ".join(f"v{s}" for s in kept) or "none", data_date, entities,
     )  # fmt: skip
     return IssuedForecasts(
         dataset=dataset.name,
         data_date=data_date,
         model_name=name,
         model_version=version,
-        entities=sorted(entities),
+        entities=entities,
         rows=written,
         shadow_versions=kept,
     )

@@ -132,7 +132,7 @@ def run(
         from model_serving.batch import issue_day
 
         issued = issue_day(settings, dataset, forecast_date(dataset, day))
-        return {"rows": issued.rows, "entities": len(issued.entities), "data_date": str(issued.data_date)}
+        return {"rows": issued.rows, "entities": issued.entities, "data_date": str(issued.data_date)}
     if stage == "score":
         from monitoring.forecast_scoring import score_forecasts
 
