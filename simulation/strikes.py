@@ -37,9 +37,11 @@ POSTGRES_CATCH_SECONDS = 120.0
 DATA_FAULTS = ("late_file", "bad_rows")
 # Faults that kill a task's process: struck only when Airflow failed that try (and ran another).
 KILLS = ("kill_task", "kill_scheduler")
-# The longest the tracking server stays down waiting for the task's request (MLflow's client retries
-# a refused request 7 times with backoff, for about two minutes).
-MLFLOW_DOWN_SECONDS = 60.0
+# The longest the tracking server stays down waiting for the task's first request. The task is
+# "running" from its process's start, and on a busy machine its imports alone may take a minute or
+# two before it asks anything; the server starts again as soon as a retried request shows, well
+# within the client's retries of a refused request (7, with backoff: about two minutes).
+MLFLOW_DOWN_SECONDS = 300.0
 # How long a kill waits before it reads the task's state in Airflow's record.
 KILL_SETTLE_SECONDS = 0.5
 

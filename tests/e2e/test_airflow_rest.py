@@ -27,6 +27,9 @@ from tests.utils.servers import free_port
 # How long a run may take before a test calls it stuck: a hang guard, no speed target (a training run
 # takes minutes beside the other test workers on two cores, and more on a slower machine).
 RUN_SECONDS = 1200
+# How long the trigger form may take to close once triggered (its request creates the run through the
+# API server, which a busy machine answers slowly): a guard against a form that never closes.
+FORM_SECONDS = 180
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.scenario, pytest.mark.timeout(3 * RUN_SECONDS)]
 
 DAG_ID = "retrain_synthetic_forecaster"
@@ -220,6 +223,7 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
     with its title and says what it does; the model family offers exactly the trainable families;
     negative trials are refused. Filled (family, trials, reason) and triggered, with the training
     window end left at the form's default, the run reaches success in the grid view."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect
 
     from model_training.forecasters import TRAINABLE
@@ -267,7 +271,10 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
         form.locator("[name=element_n_trials]").fill("1")
         form.locator("[name=element_reason]").fill("UI trigger")
         form.get_by_role("button", name="Trigger").click()
-        form.wait_for(state="hidden")
+        try:
+            form.wait_for(state="hidden", timeout=FORM_SECONDS * 1000)
+        except PlaywrightTimeout as stuck:  # an error the form shows says why
+            raise AssertionError(f"the form stayed open {FORM_SECONDS} s: {form.inner_text()[-2000:]}") from stuck
 
         runs = _wait(
             lambda: requests.get(f"{dag_url}/dagRuns", headers=auth, timeout=10).json()["dag_runs"], 60, "run created"

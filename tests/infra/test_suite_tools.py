@@ -1,5 +1,6 @@
-"""The suite's own machinery: what is made once per run is made once, whichever worker asks, and a
-scenario module keeps the order of its steps when the suite is shuffled."""
+"""The suite's own machinery: what is made once per run is made once, whichever worker asks, a
+scenario module keeps the order of its steps when the suite is shuffled, and an emulated image's
+virtualenv holds the files of what its requirements pin."""
 
 from __future__ import annotations
 
@@ -102,3 +103,47 @@ def test_a_shuffled_suite_keeps_a_scenario_modules_steps_in_order(tmp_path: Path
     assert story == written
     assert sorted(plain) == written
     assert plain != written, "the seed shuffles a plain module's tests"
+
+
+def _one_pin_image(root: Path, pin: str) -> Path:
+    """The Dockerfile of an image holding a virtualenv of a requirements file that pins ``pin`` alone
+    (its build context: the Dockerfile's folder)."""
+    (root / "context").mkdir(parents=True)
+    (root / "context" / "requirements.txt").write_text(pin + "\n")
+    dockerfile = root / "context" / "Dockerfile"
+    dockerfile.write_text(
+        "FROM python:3.11-slim\nCOPY requirements.txt /tmp/requirements.txt\n"
+        "RUN python -m venv /opt/venv && /opt/venv/bin/pip install -r /tmp/requirements.txt\n"
+    )
+    return dockerfile
+
+
+def test_an_emulated_image_takes_a_distribution_from_this_environment_whatever_the_path_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another copy's metadata on the test process's path (its files lying elsewhere) does not leave
+    the distribution's files out of the image's virtualenv; a pin this environment lacks fails the build."""
+    import importlib.metadata
+
+    from tests.utils.pods import build
+
+    version = importlib.metadata.version("colorama")
+    elsewhere = tmp_path / "elsewhere"
+    record = elsewhere / f"colorama-{version}.dist-info"
+    record.mkdir(parents=True)
+    (record / "METADATA").write_text(f"Metadata-Version: 2.1\nName: colorama\nVersion: {version}\n")
+    (record / "RECORD").write_text("../../somewhere/colorama/__init__.py,,\n")
+    monkeypatch.syspath_prepend(str(elsewhere))
+    assert importlib.metadata.distribution("colorama").locate_file("").resolve() == elsewhere.resolve()
+
+    dockerfile = _one_pin_image(tmp_path / "one", f"colorama=={version}")
+    image = build(dockerfile, tmp_path / "image", dockerfile.parent)
+    venv = image.venvs["/opt/venv"]
+    imported = subprocess.run([str(venv / "bin" / "python"), "-c", "import colorama; print(colorama.__file__)"],
+                              cwd=tmp_path, capture_output=True, text=True, check=False)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert Path(imported.stdout.strip()).is_relative_to(venv)
+
+    unknown = _one_pin_image(tmp_path / "two", "no-such-distribution==1.0")
+    with pytest.raises(ValueError, match="not installed"):
+        build(unknown, tmp_path / "image-2", unknown.parent)

@@ -46,7 +46,10 @@ def test_days_under_faults_keep_every_ledger_check(tmp_path: Path) -> None:
             simulation.wait(timeout=60)
             pytest.fail(f"the simulation ran past {SECONDS} s; where it was:\n{log.read_text()[-3000:]}")
     report = json.loads((tmp_path / "reports" / "simulation.json").read_text())
-    assert code == 0, json.dumps(report.get("checks"), indent=1) + log.read_text()[-3000:]
+    # Each fault first (what it struck, when, and why it did not), then the checks: a long log is cut.
+    struck = ["kind", "day", "dag", "task", "injected", "hit_task", "attempts", "tries", "heal_s", "notes"]
+    faults_seen = [{k: f.get(k) for k in struck} for f in report.get("faults", {}).get("schedule", [])]
+    assert code == 0, json.dumps([*faults_seen, report.get("checks")]) + log.read_text()[-3000:]
 
     assert all(report["checks"].values()), report["checks"]
     ledger = {"every_day_landed_once", "refused_days_left_nothing", "one_version_per_training_run",

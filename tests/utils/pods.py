@@ -200,25 +200,42 @@ def _site_packages(venv: Path) -> Path:
 
 
 def _link_requirements(requirements: Path, venv: Path) -> None:
-    """Every pinned distribution of ``requirements`` into ``venv``, linked from this environment."""
+    """Every pinned distribution of ``requirements`` into ``venv``, linked from this environment's
+    site-packages.
+
+    The distribution is looked up there alone, not on the test process's path (a folder on it may
+    hold another copy's metadata, whose files would lie elsewhere and be left out), and every file
+    of it that site-packages holds must be in the image afterwards: a file left out fails the build
+    here, not an import in the image's service later."""
     here = Path(sysconfig.get_path("purelib"))
     target = _site_packages(venv)
+    left_out = []
     for name, pinned in pins(requirements).items():
-        distribution = importlib.metadata.distribution(BUILDS_OF.get(name, name))
+        found = list(importlib.metadata.distributions(name=BUILDS_OF.get(name, name), path=[str(here)]))
+        if not found:
+            raise ValueError(f"{name}: pinned, not installed in {here}: run make setup")
+        distribution = found[0]
         # The same release: a local label is the build this machine has (torch's CPU wheel, +cpu).
         if Version(distribution.version).public != Version(pinned).public:
             raise ValueError(f"{name}: {pinned} pinned, {distribution.version} installed here: run make setup")
-        for file in distribution.files or []:
+        if not distribution.files:
+            raise ValueError(f"{name}: its installed files are not recorded (no RECORD): run make setup")
+        for file in distribution.files:
             origin = Path(distribution.locate_file(file))
             try:
                 relative = origin.resolve().relative_to(here.resolve())
             except ValueError:
                 continue  # scripts and data outside site-packages: the image's commands are python -m
             place = target / relative
-            if place.exists() or not origin.is_file():
-                continue
-            place.parent.mkdir(parents=True, exist_ok=True)
-            _link(str(origin), str(place))
+            if not origin.is_file():
+                continue  # recorded, never written (a bytecode file of another interpreter)
+            if not place.exists():
+                place.parent.mkdir(parents=True, exist_ok=True)
+                _link(str(origin), str(place))
+            if not place.is_file():
+                left_out.append(f"{name}: {relative}")
+    if left_out:
+        raise ValueError(f"{len(left_out)} files not in the image's virtualenv: " + "; ".join(left_out[:10]))
     problems = lock_problems(requirements)
     if problems:  # what ``pip check`` would say of the image's virtualenv
         raise ValueError(f"{requirements.name}: " + "; ".join(problems))
