@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RELATIVE = "_vs_now"  # suffix of a target level taken as a change from the current value
 T = TypeVar("T")
+Span = tuple[int, int]  # rows [start, stop) of a frame
 LISTED = 10  # entities named in a verdict's reason (the most drifted first); the others counted
 
 
@@ -92,28 +93,58 @@ def measure_drift(
     report draws a figure for every column, which costs about a hundred times the tests themselves,
     so it is drawn only where it is read (:func:`write_report`).
     """
-    import numpy as np
-    from evidently.core.datasets import infer_column_type
-    from evidently.legacy.calculations.stattests import get_stattest
-    from evidently.legacy.core import ColumnType
+    return _Windows(reference, columns).measure(
+        (0, len(reference)), _Windows(current, columns), (0, len(current)), dataset
+    )
 
-    config = dataset.promotion
-    scores: dict[str, float] = {}
-    drifted: list[str] = []
-    for column in columns:
-        # The column's type as the report infers it from the current window (Evidently's own
-        # inference, without the statistics a Dataset computes for every column, which cost twice
-        # the tests): an integer column with few values is categorical, and gets a test for
-        # categories (the configured method is for numbers).
-        kind = infer_column_type(current[column])
-        method = config.drift_method if kind is ColumnType.Numerical else None
-        ref = reference[column].replace([-np.inf, np.inf], np.nan).dropna()
-        cur = current[column].replace([-np.inf, np.inf], np.nan).dropna()
-        result = get_stattest(ref, cur, kind, method)(ref, cur, kind, config.drift_threshold)
-        scores[column] = float(result.drift_score)
-        if result.drifted:
-            drifted.append(column)
-    return (len(drifted) / len(columns) if columns else 0.0), scores, sorted(drifted)
+
+class _Windows:
+    """One window's drift columns, each a numpy array once (not a pandas selection per entity and
+    column: a hundred thousand series, a dozen columns each); an entity's rows are a slice of them."""
+
+    def __init__(self, frame: pd.DataFrame, columns: list[str]) -> None:
+        self.columns = {column: frame[column].to_numpy() for column in columns}
+        self.floats = {column: values.dtype.kind == "f" for column, values in self.columns.items()}
+
+    def values(self, column: str, rows: Span) -> pd.Series:
+        """The column's finite values in ``rows``."""
+        import numpy as np
+
+        values = self.columns[column][slice(*rows)]
+        if values.dtype.kind in "fiu":
+            return pd.Series(values[np.isfinite(values)], copy=False)
+        kept = pd.Series(values).replace([-np.inf, np.inf], np.nan).dropna()
+        return kept.reset_index(drop=True)
+
+    def measure(
+        self, rows: Span, current: _Windows, current_rows: Span, dataset: DatasetConfig
+    ) -> tuple[float, dict[str, float], list[str]]:
+        """:func:`measure_drift` of this window's ``rows`` against ``current``'s ``current_rows``."""
+        from evidently.core.datasets import infer_column_type
+        from evidently.legacy.calculations.stattests import get_stattest
+        from evidently.legacy.core import ColumnType
+
+        config = dataset.promotion
+        scores: dict[str, float] = {}
+        drifted: list[str] = []
+        for column in self.columns:
+            # The column's type as the report infers it from the current window (Evidently's own
+            # inference, without the statistics a Dataset computes for every column, which cost twice
+            # the tests): a float column is numerical whatever its values; an integer column with few
+            # values is categorical, and gets a test for categories (the configured method is for numbers).
+            kind = (
+                ColumnType.Numerical
+                if current.floats[column]
+                else infer_column_type(pd.Series(current.columns[column][slice(*current_rows)]))
+            )
+            method = config.drift_method if kind is ColumnType.Numerical else None
+            ref, cur = self.values(column, rows), current.values(column, current_rows)
+            result = get_stattest(ref, cur, kind, method)(ref, cur, kind, config.drift_threshold)
+            scores[column] = float(result.drift_score)
+            if result.drifted:
+                drifted.append(column)
+        columns = len(self.columns)
+        return (len(drifted) / columns if columns else 0.0), scores, sorted(drifted)
 
 
 def write_report(
@@ -141,6 +172,24 @@ def _file_name(entity: str) -> str:
     return "drift_" + re.sub(r"[^A-Za-z0-9_.-]", "_", entity) + ".html"
 
 
+def _by_entity(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """``frame``'s rows grouped by entity (a stable sort: each entity's rows in their order)."""
+    names = frame[key].astype(str)
+    return frame.assign(**{key: names}).sort_values(key, kind="stable").reset_index(drop=True)
+
+
+def _spans(frame: pd.DataFrame, key: str) -> dict[str, Span]:
+    """Each entity's rows [start, stop) in a frame :func:`_by_entity` sorted."""
+    import numpy as np
+
+    names = frame[key].to_numpy()
+    if len(names) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+    stops = np.r_[starts[1:], len(names)]
+    return {str(names[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
+
+
 def compare_windows(
     reference: pd.DataFrame, current: pd.DataFrame, dataset: DatasetConfig, out_dir: Path
 ) -> dict[str, EntityDrift]:
@@ -151,29 +200,33 @@ def compare_windows(
     reference = drift_view(reference, dataset).dropna(subset=columns)
     current = drift_view(current, dataset).dropna(subset=columns)
     entities: dict[str, EntityDrift] = {}
-    # One pass over each window (not one scan of it per entity: thousands of series).
-    references = dict(iter(reference.groupby(reference[key].astype(str), sort=False)))
-    currents = dict(iter(current.groupby(current[key].astype(str), sort=False)))
-    for entity in sorted(references.keys() | currents.keys()):
-        ref, cur = references.get(entity, reference.iloc[0:0]), currents.get(entity, current.iloc[0:0])
-        if len(ref) >= minimum and len(cur) >= minimum:
-            share, scores, drifted = measure_drift(ref, cur, columns, dataset)
+    # Each window sorted by entity once, its columns made arrays once: an entity's rows are a slice
+    # (not one scan of the window per entity, nor a pandas selection per entity and column).
+    reference, current = _by_entity(reference, key), _by_entity(current, key)
+    spans = {name: _spans(frame, key) for name, frame in (("reference", reference), ("current", current))}
+    windows = _Windows(reference, columns), _Windows(current, columns)
+    for entity in sorted(spans["reference"].keys() | spans["current"].keys()):
+        ref_span, cur_span = spans["reference"].get(entity, (0, 0)), spans["current"].get(entity, (0, 0))
+        ref_rows, cur_rows = ref_span[1] - ref_span[0], cur_span[1] - cur_span[0]
+        if ref_rows >= minimum and cur_rows >= minimum:
+            share, scores, drifted = windows[0].measure(ref_span, windows[1], cur_span, dataset)
             entities[entity] = EntityDrift(
                 drift_share=share,
                 drifted_features=drifted,
                 scores=scores,
-                reference_rows=len(ref),
-                current_rows=len(cur),
+                reference_rows=ref_rows,
+                current_rows=cur_rows,
             )
         else:
-            entities[entity] = EntityDrift(drift_share=None, reference_rows=len(ref), current_rows=len(cur))
+            entities[entity] = EntityDrift(drift_share=None, reference_rows=ref_rows, current_rows=cur_rows)
     # The reports a reader opens: the entities nearest to (or furthest past) the gate's limit.
     judged = sorted(
         (e for e in entities if entities[e].drift_share is not None), key=lambda e: -(entities[e].drift_share or 0.0)
     )
     for entity in judged[: dataset.promotion.drift_reports]:
         report = out_dir / _file_name(entity)
-        write_report(references[entity], currents[entity], columns, dataset, report)
+        ref_span, cur_span = spans["reference"][entity], spans["current"][entity]
+        write_report(reference.iloc[slice(*ref_span)], current.iloc[slice(*cur_span)], columns, dataset, report)
         entities[entity] = entities[entity].model_copy(update={"report_path": str(report)})
     return entities
 

@@ -287,6 +287,63 @@ def test_a_shifted_feature_is_flagged_for_its_entity_only(dataset: DatasetConfig
     assert "aux_lag_0" in (tmp_path / "drift_site_0.html").read_text()
 
 
+def _evidently_on_pandas(ref: pd.DataFrame, cur: pd.DataFrame, columns: list[str], dataset: DatasetConfig) -> dict:  # type: ignore[type-arg]
+    """Evidently's test of each column on one entity's rows as pandas selects them: the type inferred
+    from the current rows, the configured method for a number, each column's finite values."""
+    from evidently.core.datasets import infer_column_type
+    from evidently.legacy.calculations.stattests import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    scores = {}
+    for column in columns:
+        kind = infer_column_type(cur[column])
+        method = dataset.promotion.drift_method if kind is ColumnType.Numerical else None
+        r, c = (frame[column].replace([-np.inf, np.inf], np.nan).dropna() for frame in (ref, cur))
+        test = get_stattest(r, c, kind, method)
+        scores[column] = float(test(r, c, kind, dataset.promotion.drift_threshold).drift_score)
+    return scores
+
+
+def test_many_entities_interleaved_get_each_its_own_verdict(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Rows of many entities in any order, an integer column of few values (a test for categories), a
+    value that is not finite, an entity in one window only and one below the minimum rows: each
+    entity's scores are Evidently's on its own rows, as pandas would select them one by one."""
+    from feature_drift.measure import compare_windows, drift_columns, drift_view
+
+    reference, current = _windows(dataset, {"aux": 3.0})
+    copies = []
+    for copy in range(4):  # site_0 and site_1 as eight entities, each copy moved by its own amount
+        for frame in (reference, current):
+            moved = frame.assign(**{dataset.entity_column: frame[dataset.entity_column] + f"_{copy}"})
+            moved["aux_lag_0"] += copy * (frame is current)
+            copies.append(moved)
+    reference = pd.concat(copies[0::2], ignore_index=True).sample(frac=1.0, random_state=1)
+    current = pd.concat(copies[1::2], ignore_index=True).sample(frac=1.0, random_state=2)
+    for frame in (reference, current):  # a handful of values
+        frame["aux_lag_1"] = (frame["aux_lag_1"].fillna(0.0) * 2).round().clip(-2, 2).astype(int)
+    current.loc[current.index[:3], "aux_lag_0"] = np.inf
+    current = current[current[dataset.entity_column] != "site_1_3"]  # in the reference alone
+    short = current[current[dataset.entity_column] == "site_0_3"].index[dataset.promotion.min_drift_rows - 1 :]
+    current = current.drop(short)  # one row below the minimum
+
+    verdicts = compare_windows(reference, current, dataset, tmp_path)
+    columns = drift_columns(dataset)
+    assert sorted(verdicts) == sorted(f"site_{s}_{c}" for s in (0, 1) for c in range(4))
+    assert verdicts["site_1_3"].drift_share is None
+    assert verdicts["site_1_3"].current_rows == 0
+    assert verdicts["site_0_3"].drift_share is None
+    assert verdicts["site_0_3"].current_rows == dataset.promotion.min_drift_rows - 1
+    key = dataset.entity_column
+    ref_view, cur_view = (drift_view(f, dataset).dropna(subset=columns) for f in (reference, current))
+    judged = [e for e in verdicts if verdicts[e].drift_share is not None]
+    assert len(judged) == 6
+    for entity in judged:
+        ref, cur = ref_view[ref_view[key] == entity], cur_view[cur_view[key] == entity]
+        assert verdicts[entity].scores == _evidently_on_pandas(ref, cur, columns, dataset), entity
+        assert (verdicts[entity].reference_rows, verdicts[entity].current_rows) == (len(ref), len(cur))
+    assert verdicts["site_0_2"].scores["aux_lag_0"] > verdicts["site_0_0"].scores["aux_lag_0"]
+
+
 def test_a_regime_change_is_drift_and_a_clean_week_is_not(dataset: DatasetConfig, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from feature_drift.measure import compare_windows
 
