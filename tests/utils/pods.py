@@ -221,9 +221,11 @@ def _link_requirements(requirements: Path, venv: Path) -> None:
         if not distribution.files:
             raise ValueError(f"{name}: its installed files are not recorded (no RECORD): run make setup")
         for file in distribution.files:
-            origin = Path(distribution.locate_file(file))
+            # Where the record puts the file, its ``..`` folded but its links not followed (an
+            # environment whose files link elsewhere still holds them in site-packages).
+            origin = Path(os.path.normpath(distribution.locate_file(file)))
             try:
-                relative = origin.resolve().relative_to(here.resolve())
+                relative = origin.relative_to(os.path.normpath(here))
             except ValueError:
                 continue  # scripts and data outside site-packages: the image's commands are python -m
             place = target / relative
