@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.api.indexers import BaseIndexer
 
 from core.columns import EVENT_TIMESTAMP, feature_names, lag_name, numeric_feature_names, rolling_names
 from core.dataset import DatasetConfig
 from core.files import write_atomically_bytes
-from core.history import history_frame
+from core.history import LaidEnd, history_frame
 from core.objects import (
     ParquetRows,
     exists,
@@ -46,39 +49,53 @@ def on_grid(series_frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
     return series_frame.reindex(grid)
 
 
-def _entity_features(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
-    observed = frame.set_index(dataset.timestamp_column).sort_index()
-    grid = on_grid(observed, dataset)
-    out = pd.DataFrame(index=grid.index)
-    target = grid[dataset.target]
-    for lag in dataset.target_lags:
-        out[lag_name(dataset.target, lag)] = target.shift(lag)
-    for column in dataset.features:
-        for lag in dataset.feature_engineering.covariate_lags:
-            out[lag_name(column, lag)] = grid[column].shift(lag)
-    for window in dataset.feature_engineering.rolling_windows:
-        rolling = target.rolling(window, min_periods=window)
-        mean, std = rolling_names(dataset.target, window)
-        out[mean], out[std] = rolling.mean(), rolling.std()
-    stamps = out.index.to_series()
-    for name in dataset.feature_engineering.calendar:
-        out[name] = _CALENDAR[name](stamps).astype("int64")
-    # Keep only timestamps that were observed: the grid rows exist only to make lags exact.
-    return out.loc[observed.index]
+class _WithinSeries(BaseIndexer):
+    """A trailing window of ``window_size`` grid points that never reaches before its series' first
+    point (``first``: each point's): the windows a rolling statistic of one series alone would have,
+    for all the series laid end to end."""
+
+    first: np.ndarray
+
+    def get_window_bounds(
+        self, num_values: int = 0, min_periods: int | None = None, center: bool | None = None,
+        closed: str | None = None, step: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        end = np.arange(1, num_values + 1, dtype=np.int64)
+        return np.maximum(end - self.window_size, self.first), end
 
 
 def build_features(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
-    """Feature table with columns: entity, ``event_timestamp``, then :func:`feature_names`."""
-    parts = []
-    for entity, frame in validated.groupby(dataset.entity_column, sort=True):
-        features = _entity_features(frame, dataset)
-        features.insert(0, dataset.entity_column, entity)
-        parts.append(features)
-    table = pd.concat(parts).rename_axis(EVENT_TIMESTAMP).reset_index()
-    table[EVENT_TIMESTAMP] = pd.to_datetime(table[EVENT_TIMESTAMP], utc=True)
+    """Feature table with columns: entity, ``event_timestamp``, then :func:`feature_names`; a row per
+    observed (entity, time), in the order of the entities, then of the times.
+
+    Every series' grid is laid end to end in one array (:class:`core.history.LaidEnd`): a lag is the
+    value ``lag`` points back on the same series' grid, a rolling statistic one over the window of
+    grid points that ends at the row (never before its series' first point), so a gap in the data
+    gives missing values, not shifted ones. One pass over the part, whatever its number of series.
+    """
+    key, time = dataset.entity_column, dataset.timestamp_column
+    laid = LaidEnd.of(validated.sort_values(time, kind="stable"), key, time, dataset.frequency)
+    if len(laid.cell) and (np.diff(laid.cell) <= 0).any():  # within an entity, times increase
+        raise ValueError(f"{dataset.name}: an entity has two rows at one time")
+    out: dict[str, Any] = {key: laid.rows[key].to_numpy(), EVENT_TIMESTAMP: laid.stamps}
+    target = laid.grid(dataset.target)
+    for lag in dataset.target_lags:
+        out[lag_name(dataset.target, lag)] = laid.lagged(target, lag)
+    for column in dataset.features:
+        values = laid.grid(column)
+        for lag in dataset.feature_engineering.covariate_lags:
+            out[lag_name(column, lag)] = laid.lagged(values, lag)
+    for window in dataset.feature_engineering.rolling_windows:
+        rolling = pd.Series(target).rolling(_WithinSeries(window_size=window, first=laid.first), min_periods=window)
+        mean, std = rolling_names(dataset.target, window)
+        out[mean], out[std] = rolling.mean().to_numpy()[laid.cell], rolling.std().to_numpy()[laid.cell]
+    calendar = pd.DatetimeIndex(laid.rows[time]).to_series(index=laid.rows.index)
+    for name in dataset.feature_engineering.calendar:
+        out[name] = _CALENDAR[name](calendar).astype("int64").to_numpy()
+    table = pd.DataFrame(out)
     numeric = numeric_feature_names(dataset)
     table[numeric] = table[numeric].astype("float64")
-    return table[[dataset.entity_column, EVENT_TIMESTAMP, *feature_names(dataset)]]
+    return table[[key, EVENT_TIMESTAMP, *feature_names(dataset)]]
 
 
 def offline_source_path(settings: Settings, dataset: DatasetConfig) -> Path:

@@ -96,3 +96,41 @@ def test_the_seasons_of_a_multi_season_model_add_the_week_where_it_is_longer(dat
     assert seasons(timedelta(days=1), 7) == [7], "a week of days is the season itself"
     assert seasons(timedelta(days=30), 12) == [12], "no whole number of steps in a week"
     assert seasons(timedelta(hours=1), 24, [168, 24, 24]) == [24, 168], "as configured, shortest first"
+
+
+@pytest.mark.parametrize("frequency", ["PT1H", "P1M"])
+@pytest.mark.parametrize("newest_steps", [None, 10])
+def test_the_histories_of_many_series_are_each_its_own(
+    dataset: DatasetConfig, frequency: str, newest_steps: int | None
+) -> None:
+    """Series of different starts, gaps and rows in any order, on a fixed and a calendar grid: each
+    row's history is its own series' last values on the grid, NaN before it began or in a gap; with
+    ``newest``, only the rows within it of their series' newest time; in the order of the entities,
+    each one's rows in their order."""
+    from core.frequency import Frequency
+    from core.history import GridSeries, history_frame
+
+    dataset = dataset.model_copy(update={"frequency": Frequency.parse(frequency)})
+    newest = None if newest_steps is None else dataset.frequency.nominal * newest_steps
+    rng = np.random.default_rng(5)
+    frames = []
+    for series in range(5):
+        start = dataset.frequency.shift(pd.Timestamp("2020-01-01", tz="UTC"), int(rng.integers(0, 9)))
+        stamps = dataset.frequency.shift_each(pd.DatetimeIndex([start] * 30), np.arange(30))
+        frame = pd.DataFrame({"site": f"s{series}", "ts": stamps, "temp": rng.normal(0, 1, 30)})
+        frames.append(frame[rng.random(30) > 0.2])
+    raw = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=6)
+
+    built = history_frame(raw, dataset, "ts", newest)
+    expected = []
+    for name, own in raw.groupby("site", sort=True):  # a grid per series, its rows in their order
+        stamps = pd.DatetimeIndex(own["ts"])
+        values = np.full(dataset.frequency.steps_between(stamps.min(), stamps.max()) + 1, np.nan)
+        grid = GridSeries(start=stamps.min(), frequency=dataset.frequency, values=values)
+        values[grid.positions(stamps)] = own["temp"].to_numpy()
+        wanted = stamps if newest is None else stamps[stamps > stamps.max() - newest]
+        expected += [(name, stamp, window) for stamp, window in zip(wanted, grid.windows(wanted, 5), strict=True)]
+    assert list(zip(built["site"], built[EVENT_TIMESTAMP], strict=True)) == [(n, t) for n, t, _ in expected]
+    for window, (_, _, own) in zip(built[history_name(dataset)], expected, strict=True):
+        np.testing.assert_array_equal(window, own)
+    assert len(built) == len(raw) if newest is None else 5 <= len(built) < len(raw)
