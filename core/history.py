@@ -54,13 +54,26 @@ class GridSeries:
 
 def positions(frequency: Frequency, start: pd.Timestamp, stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Each timestamp's steps after ``start`` on the grid (a timestamp off the grid raises)."""
-    if frequency.is_fixed:  # the common case, without the grid's numbering
-        offsets = (pd.DatetimeIndex(stamps) - start) / frequency.fixed
-        index = np.asarray(np.round(offsets), dtype=np.int64)
-        if not np.allclose(offsets, index):
+    if frequency.is_fixed:  # the common case, without the grid's numbering: whole nanoseconds
+        offsets = np.asarray(_nanos(pd.DatetimeIndex(stamps)) - pd.Timestamp(start).value, dtype=np.int64)
+        step = frequency.fixed.value
+        if (offsets % step != 0).any():
             raise ValueError(f"timestamps off the {frequency} grid that starts at {start}")
-        return index
+        return offsets // step
     return frequency.ordinals(stamps) - frequency.ordinal(start)
+
+
+def _nanos(stamps: pd.DatetimeIndex) -> np.ndarray:
+    """Nanoseconds since the epoch (UTC for aware times), whatever the index's unit."""
+    return np.asarray(stamps.as_unit("ns").asi8, dtype=np.int64)
+
+
+def _stamps(nanos: np.ndarray, like: pd.DatetimeIndex) -> pd.DatetimeIndex:
+    """Times from :func:`_nanos` values, in ``like``'s time zone and unit."""
+    index = pd.DatetimeIndex(nanos.astype("datetime64[ns]"))
+    if like.tz is not None:
+        index = index.tz_localize("UTC").tz_convert(like.tz)
+    return index.as_unit(like.unit)
 
 
 def grid_positions(frequency: Frequency, stamps: pd.DatetimeIndex, starts: pd.DatetimeIndex) -> np.ndarray:
@@ -68,7 +81,7 @@ def grid_positions(frequency: Frequency, stamps: pd.DatetimeIndex, starts: pd.Da
     that starts there; a time off that grid raises."""
     if frequency.is_fixed:
         step = frequency.fixed.value
-        offsets = np.asarray(stamps.asi8 - starts.asi8, dtype=np.int64)
+        offsets = np.asarray(_nanos(stamps) - _nanos(starts), dtype=np.int64)
         if (offsets % step != 0).any():
             raise ValueError(f"times off the {frequency} grid of their series")
         return offsets // step
@@ -100,10 +113,10 @@ class LaidEnd:
         codes, names = pd.factorize(rows[key], sort=True)
         bounds = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else np.zeros(0, np.int64)
         counts = np.diff(np.r_[bounds, len(codes)])
-        starts = np.minimum.reduceat(stamps.asi8, bounds) if len(codes) else np.zeros(0, np.int64)
-        position = grid_positions(frequency, stamps, pd.DatetimeIndex(np.repeat(starts, counts), tz="UTC"))
+        starts = np.minimum.reduceat(_nanos(stamps), bounds) if len(codes) else np.zeros(0, np.int64)
+        position = grid_positions(frequency, stamps, _stamps(np.repeat(starts, counts), stamps))
         lengths = np.maximum.reduceat(position, bounds) + 1 if len(codes) else np.zeros(0, np.int64)
-        offsets = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+        offsets = np.asarray(np.cumsum(lengths) - lengths, dtype=np.int64)
         cell = offsets[codes] + position
         first = np.repeat(offsets, lengths)
         return cls(rows, stamps, np.asarray(names), codes, cell, first, int(lengths.sum()))
@@ -144,8 +157,8 @@ def history_frame(
     wanted = np.ones(len(laid.codes), dtype=bool)
     if newest is not None:
         bounds = np.flatnonzero(np.r_[True, laid.codes[1:] != laid.codes[:-1]])
-        ends = np.maximum.reduceat(laid.stamps.asi8, bounds)[laid.codes]
-        wanted = laid.stamps.asi8 > ends - newest.value
+        ends = np.maximum.reduceat(_nanos(laid.stamps), bounds)[laid.codes]
+        wanted = _nanos(laid.stamps) > ends - newest.value
     windows = laid.windows(laid.grid(dataset.target), dataset.history_length, laid.cell[wanted])
     return pd.DataFrame(
         {
@@ -156,35 +169,78 @@ def history_frame(
     )
 
 
-def target_series(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool = True) -> dict[str, GridSeries]:
+@dataclass(frozen=True)
+class TargetGrids:
+    """Every entity's target on its own grid, the grids laid end to end in ``values``: entity ``i``
+    (``names[i]``) starts at ``starts[i]`` and holds ``values[offsets[i] : offsets[i] + lengths[i]]``."""
+
+    frequency: Frequency
+    names: list[str]
+    starts: pd.DatetimeIndex
+    offsets: np.ndarray
+    lengths: np.ndarray
+    values: np.ndarray
+
+    def series(self) -> dict[str, GridSeries]:
+        return {
+            name: GridSeries(start=start, frequency=self.frequency, values=self.values[offset : offset + length])
+            for name, start, offset, length in zip(self.names, self.starts, self.offsets, self.lengths, strict=True)
+        }
+
+    def windows(self, entities: pd.Series, stamps: pd.DatetimeIndex, length: int) -> np.ndarray:
+        """(rows, length): the ``length`` values of each row's entity ending at its time, oldest first,
+        NaN before the series began."""
+        codes = pd.Index(self.names).get_indexer([str(e) for e in entities])
+        if (codes < 0).any():
+            raise KeyError(f"no target values of {entities.iloc[int(np.argmax(codes < 0))]!r} to forecast it from")
+        at = grid_positions(self.frequency, stamps, self.starts[codes])
+        if len(at) and ((at < 0) | (at >= self.lengths[codes])).any():
+            raise ValueError("a row's time lies outside its series")
+        points = (self.offsets[codes] + at)[:, None] + np.arange(1 - length, 1)
+        before = points < self.offsets[codes][:, None]
+        return np.where(before, np.nan, self.values[np.maximum(points, 0)])
+
+
+def target_grids(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool = True) -> TargetGrids:
     """Each entity's target as the frame's rows hold it: lag 0 at each row's time and, ``with_labels``,
-    each label at its own time (so a training set's series runs to the newest row's last label)."""
+    each label at its own time (so a training set's series runs to the newest row's last label); in
+    one pass over the rows, whatever the number of entities."""
     frequency = dataset.frequency
     lag0 = lag_name(dataset.target, 0)
     labels = label_names(dataset) if with_labels else []
     known = [c for c in labels if c in frame.columns]
     if lag0 not in frame.columns and not known:
         raise ValueError(f"rows of {dataset.name} carry neither {lag0} nor labels: no target values to forecast from")
-    out: dict[str, GridSeries] = {}
-    for entity, rows in frame.groupby(dataset.entity_column, sort=True):
-        stamps = pd.DatetimeIndex(rows[EVENT_TIMESTAMP])
-        start, newest = stamps.min(), stamps.max()
-        if lag0 not in rows.columns:
-            start = frequency.shift(start, 1)  # the first value known is the first row's y_1
-        end = frequency.shift(newest, len(known))
-        values = np.full(frequency.steps_between(start, end) + 1, np.nan)
-        base = positions(frequency, start, stamps)
-        # Labels first, lag 0 last: where both give a value for the same time, the observed one wins.
-        for offset, column in enumerate(known, start=1):
-            column_values = rows[column].to_numpy(dtype=np.float64)
-            given = ~np.isnan(column_values)
-            values[base[given] + offset] = column_values[given]
-        if lag0 in rows.columns:
-            observed = rows[lag0].to_numpy(dtype=np.float64)
-            given = ~np.isnan(observed) & (base >= 0)
-            values[base[given]] = observed[given]
-        out[str(entity)] = GridSeries(start=start, frequency=frequency, values=values)
-    return out
+    rows = frame[frame[dataset.entity_column].notna()]
+    codes, names = pd.factorize(rows[dataset.entity_column], sort=True)
+    stamps = pd.DatetimeIndex(rows[EVENT_TIMESTAMP])
+    first, newest = np.full(len(names), np.iinfo(np.int64).max), np.full(len(names), np.iinfo(np.int64).min)
+    np.minimum.at(first, codes, _nanos(stamps))
+    np.maximum.at(newest, codes, _nanos(stamps))
+    starts, ends = _stamps(first, stamps), _stamps(newest, stamps)
+    if lag0 not in rows.columns:
+        starts = frequency.shift_each(starts, np.ones(len(names), dtype=np.int64))  # the first value known: y_1
+    ends = frequency.shift_each(ends, np.full(len(names), len(known), dtype=np.int64))
+    lengths = grid_positions(frequency, ends, starts) + 1
+    offsets = np.asarray(np.cumsum(lengths) - lengths, dtype=np.int64)
+    values = np.full(int(lengths.sum()), np.nan)
+    base = grid_positions(frequency, stamps, starts[codes])
+    cell = offsets[codes] + base
+    # Labels first, lag 0 last: where both give a value for the same time, the observed one wins.
+    for offset, column in enumerate(known, start=1):
+        column_values = rows[column].to_numpy(dtype=np.float64)
+        given = ~np.isnan(column_values)
+        values[cell[given] + offset] = column_values[given]
+    if lag0 in rows.columns:
+        observed = rows[lag0].to_numpy(dtype=np.float64)
+        given = ~np.isnan(observed) & (base >= 0)
+        values[cell[given]] = observed[given]
+    return TargetGrids(frequency, [str(name) for name in names], starts, offsets, lengths, values)
+
+
+def target_series(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool = True) -> dict[str, GridSeries]:
+    """Each entity's target (:func:`target_grids`), a series of its own."""
+    return target_grids(frame, dataset, with_labels).series()
 
 
 def with_history(rows: pd.DataFrame, source: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
@@ -192,18 +248,12 @@ def with_history(rows: pd.DataFrame, source: pd.DataFrame, dataset: DatasetConfi
     ``source``'s target values (lag 0 and labels), ending at the row's own time."""
     from core.columns import history_name
 
-    series = target_series(source, dataset)
-    length = dataset.history_length
-    windows: list[np.ndarray] = [np.empty(0)] * len(rows)
-    for entity, index in rows.groupby(dataset.entity_column, sort=False).indices.items():
-        own = series.get(str(entity))
-        if own is None:
-            raise KeyError(f"no target values of {entity!r} to forecast it from")
-        block = own.windows(rows[EVENT_TIMESTAMP].iloc[index], length)
-        for position, window in zip(index, block, strict=True):
-            windows[position] = window
+    grids = target_grids(source, dataset)
+    windows = grids.windows(
+        rows[dataset.entity_column], pd.DatetimeIndex(rows[EVENT_TIMESTAMP]), dataset.history_length
+    )
     out = rows.copy()
-    out[history_name(dataset)] = pd.Series(windows, index=rows.index, dtype=object)
+    out[history_name(dataset)] = pd.Series(list(windows), index=rows.index, dtype=object)
     return out
 
 

@@ -77,7 +77,8 @@ def build_features(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFr
     laid = LaidEnd.of(validated.sort_values(time, kind="stable"), key, time, dataset.frequency)
     if len(laid.cell) and (np.diff(laid.cell) <= 0).any():  # within an entity, times increase
         raise ValueError(f"{dataset.name}: an entity has two rows at one time")
-    out: dict[str, Any] = {key: laid.rows[key].to_numpy(), EVENT_TIMESTAMP: laid.stamps}
+    # Nanoseconds, as a grid of times made by pandas is, whatever unit the part's times came in.
+    out: dict[str, Any] = {key: laid.rows[key].to_numpy(), EVENT_TIMESTAMP: laid.stamps.as_unit("ns")}
     target = laid.grid(dataset.target)
     for lag in dataset.target_lags:
         out[lag_name(dataset.target, lag)] = laid.lagged(target, lag)

@@ -120,6 +120,7 @@ def test_the_histories_of_many_series_are_each_its_own(
         frame = pd.DataFrame({"site": f"s{series}", "ts": stamps, "temp": rng.normal(0, 1, 30)})
         frames.append(frame[rng.random(30) > 0.2])
     raw = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=6)
+    raw["ts"] = raw["ts"].dt.as_unit("s")  # times in another unit than nanoseconds, as a file may give
 
     built = history_frame(raw, dataset, "ts", newest)
     expected = []
@@ -134,3 +135,32 @@ def test_the_histories_of_many_series_are_each_its_own(
     for window, (_, _, own) in zip(built[history_name(dataset)], expected, strict=True):
         np.testing.assert_array_equal(window, own)
     assert len(built) == len(raw) if newest is None else 5 <= len(built) < len(raw)
+
+
+def test_many_entities_in_one_frame_get_the_series_and_windows_each_gets_alone(dataset: DatasetConfig) -> None:
+    """Rows of several entities interleaved, with their labels, gaps and missing values: each entity's
+    series, and each row's history window, are the ones its rows alone give."""
+    rng = np.random.default_rng(8)
+    frames = []
+    for entity in "abcd":
+        hours = sorted(rng.choice(60, size=40, replace=False) + int(rng.integers(0, 20)))
+        values = list(rng.normal(0, 1, max(hours) + 10))
+        frame = rows(dataset, values, hours).assign(**{dataset.entity_column: entity})
+        frame.loc[rng.random(len(frame)) < 0.1, lag_name(dataset.target, 0)] = np.nan
+        frames.append(frame)
+    mixed = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=9)
+
+    together = target_series(mixed, dataset)
+    windows = with_history(mixed, mixed, dataset)[history_name(dataset)]
+    assert sorted(together) == list("abcd")
+    for entity in "abcd":
+        own = mixed[mixed[dataset.entity_column] == entity]
+        alone = target_series(own, dataset)[entity]
+        assert together[entity].start == alone.start
+        np.testing.assert_array_equal(together[entity].values, alone.values)
+        alone_windows = with_history(own, own, dataset)[history_name(dataset)]
+        for got, expected in zip(windows[own.index], alone_windows, strict=True):
+            np.testing.assert_array_equal(got, expected)
+    with pytest.raises(KeyError, match="'e'"):
+        with_history(mixed.assign(**{dataset.entity_column: "e"}), mixed, dataset)
+    assert target_series(mixed.iloc[0:0], dataset) == {}

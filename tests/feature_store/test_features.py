@@ -119,6 +119,7 @@ def test_many_series_in_one_pass_get_each_its_own_features(dataset: DatasetConfi
         frame.loc[rng.random(120) < 0.02, "temp"] = np.nan
         frames.append(frame[rng.random(120) > 0.03])
     validated = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=4)
+    validated["ts"] = validated["ts"].dt.as_unit("s")  # times in another unit than nanoseconds, as a file may give
 
     built = build_features(validated, dataset)
     pd.testing.assert_frame_equal(built, _one_series_at_a_time(validated, dataset), check_exact=True)
