@@ -182,8 +182,11 @@ class TargetGrids:
     values: np.ndarray
 
     def series(self) -> dict[str, GridSeries]:
+        """Each entity's series, its values an array of its own (a copy, not a view into ``values``): a
+        fit's numeric kernels may sum in another order where an array starts unaligned, so a series
+        handed to a model in this process must be laid out as one shipped to a Ray worker is."""
         return {
-            name: GridSeries(start=start, frequency=self.frequency, values=self.values[offset : offset + length])
+            name: GridSeries(start=start, frequency=self.frequency, values=self.values[offset : offset + length].copy())
             for name, start, offset, length in zip(self.names, self.starts, self.offsets, self.lengths, strict=True)
         }
 
