@@ -103,15 +103,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tasks = [] if runtime.ready else [asyncio.create_task(_load_until_ready(runtime))]
         if settings.model_poll_seconds > 0:
             tasks.append(asyncio.create_task(_follow_champion(runtime, settings.model_poll_seconds)))
-        yield
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        batcher.close()
-        gc.unfreeze()  # an app that ends in a longer-lived process leaves it its garbage collection
-        if ledger is not None:
-            await run_in_threadpool(ledger.close)  # what was answered is written before the process ends
-        runtime.close()
+        try:
+            yield
+        finally:  # an app that ends by an error closes all the same
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            batcher.close()
+            gc.unfreeze()  # an app that ends in a longer-lived process leaves it its garbage collection
+            if ledger is not None:
+                await run_in_threadpool(ledger.close)  # what was answered is written before the process ends
+            runtime.close()
 
     app = FastAPI(
         title="Forecast service",
