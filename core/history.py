@@ -54,13 +54,8 @@ class GridSeries:
 
 def positions(frequency: Frequency, start: pd.Timestamp, stamps: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Each timestamp's steps after ``start`` on the grid (a timestamp off the grid raises)."""
-    if frequency.is_fixed:  # the common case, without the grid's numbering: whole nanoseconds
-        offsets = np.asarray(_nanos(pd.DatetimeIndex(stamps)) - pd.Timestamp(start).value, dtype=np.int64)
-        step = frequency.fixed.value
-        if (offsets % step != 0).any():
-            raise ValueError(f"timestamps off the {frequency} grid that starts at {start}")
-        return offsets // step
-    return frequency.ordinals(stamps) - frequency.ordinal(start)
+    index = pd.DatetimeIndex(stamps)
+    return grid_positions(frequency, index, pd.DatetimeIndex([pd.Timestamp(start)] * len(index)))
 
 
 def _nanos(stamps: pd.DatetimeIndex) -> np.ndarray:
@@ -86,6 +81,13 @@ def grid_positions(frequency: Frequency, stamps: pd.DatetimeIndex, starts: pd.Da
             raise ValueError(f"times off the {frequency} grid of their series")
         return offsets // step
     return np.asarray(frequency.ordinals(stamps) - frequency.ordinals(starts), dtype=np.int64)
+
+
+def trailing(values: np.ndarray, ends: np.ndarray, firsts: np.ndarray, length: int) -> np.ndarray:
+    """(ends, length): the ``length`` points of ``values`` ending at each of ``ends``, oldest first;
+    NaN for a point before its series' first (``firsts``: one per end)."""
+    points = ends[:, None] + np.arange(1 - length, 1)
+    return np.where(points >= firsts[:, None], values[np.maximum(points, 0)], np.nan)
 
 
 @dataclass(frozen=True)
@@ -137,8 +139,7 @@ class LaidEnd:
     def windows(self, grid: np.ndarray, length: int, cells: np.ndarray) -> np.ndarray:
         """(cells, length): the ``length`` values ending at each of ``cells``, oldest first; NaN
         before its series began."""
-        points = cells[:, None] + np.arange(1 - length, 1)
-        return np.where(points >= self.first[cells][:, None], grid[np.maximum(points, 0)], np.nan)
+        return trailing(grid, cells, self.first[cells], length)
 
 
 def history_frame(
@@ -199,9 +200,7 @@ class TargetGrids:
         at = grid_positions(self.frequency, stamps, self.starts[codes])
         if len(at) and ((at < 0) | (at >= self.lengths[codes])).any():
             raise ValueError("a row's time lies outside its series")
-        points = (self.offsets[codes] + at)[:, None] + np.arange(1 - length, 1)
-        before = points < self.offsets[codes][:, None]
-        return np.where(before, np.nan, self.values[np.maximum(points, 0)])
+        return trailing(self.values, self.offsets[codes] + at, self.offsets[codes], length)
 
 
 def target_grids(frame: pd.DataFrame, dataset: DatasetConfig, with_labels: bool = True) -> TargetGrids:
