@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -101,6 +102,29 @@ def write_object(location: str, data: bytes, settings: Settings) -> str:
     except (BotoCoreError, ClientError) as exc:
         raise ObjectStoreError(f"cannot write {location} ({settings.s3_endpoint_url or 'AWS S3'}): {exc}") from exc
     return location
+
+
+def copy_object(source: str, target: str, settings: Settings) -> str:
+    """Copy the file or object at ``source`` to ``target``, whole or not at all (:func:`write_object`'s
+    promise); an object is copied by the store itself, a file a block at a time. Returns ``target``."""
+    if is_remote(source) and is_remote(target):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, key = split(target)
+        from_bucket, from_key = split(source)
+        try:
+            s3_client(settings).copy({"Bucket": from_bucket, "Key": from_key}, bucket, key)
+        except (BotoCoreError, ClientError) as exc:
+            raise ObjectStoreError(f"cannot copy {source} to {target}: {exc}") from exc
+        return target
+    if not is_remote(source) and not is_remote(target):
+        with replacing(Path(target)) as tmp:
+            try:
+                shutil.copyfile(source, tmp)
+            except FileNotFoundError as exc:
+                raise ObjectNotFoundError(f"not found: {source}") from exc
+        return target
+    return write_object(target, read_object(source, settings), settings)
 
 
 def exists(location: str, settings: Settings) -> bool:
@@ -208,12 +232,32 @@ class ParquetRows:
         except FileNotFoundError as exc:
             raise ObjectNotFoundError(f"not found: {location}") from exc
 
+    @property
+    def columns(self) -> list[str]:
+        return list(self._file.schema_arrow.names)
+
+    def frame(self) -> pd.DataFrame:
+        """Every row."""
+        return self._file.read(use_threads=False).to_pandas(use_threads=False)
+
+    @property
+    def rows(self) -> int:
+        """How many rows the file holds (its footer says)."""
+        return int(self._file.metadata.num_rows)
+
     def values(self, column: str) -> list[Any]:
-        """The distinct values of ``column``, sorted."""
+        """The distinct values of ``column``, sorted: read a row group at a time, so memory holds
+        one group's column and the distinct values, not the whole column."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        read = self._file.read(columns=[column], use_threads=False)[column]
-        return sorted(pc.unique(read).to_pylist())
+        seen = [
+            pc.unique(self._file.read_row_group(group, columns=[column], use_threads=False)[column])
+            for group in range(self._file.num_row_groups)
+        ]
+        if not seen:
+            return []
+        return sorted(pc.unique(pa.chunked_array(seen)).to_pylist())
 
     def where(self, column: str, values: Sequence[Any]) -> pd.DataFrame:
         """The rows whose ``column`` is one of ``values``, in the file's order."""

@@ -30,6 +30,17 @@ def read_bytes(uri: str, settings: Settings) -> bytes:
     return _read_s3(source.bucket, source.key, settings)
 
 
+def readable(uri: str, settings: Settings) -> str | bytes:
+    """What a reader opens for ``uri``: a local file's path (read a chunk at a time where it lies),
+    or an object's bytes. The source policy sees ``uri`` first, as in :func:`read_bytes`."""
+    source = check(uri, settings)
+    if source.path is not None:
+        if not source.path.is_file():
+            raise SourceError(f"source file not found: {source.path}")
+        return str(source.path)
+    return read_bytes(uri, settings)
+
+
 def _read_s3(bucket: str, key: str, settings: Settings) -> bytes:
     from botocore.exceptions import BotoCoreError, ClientError
 

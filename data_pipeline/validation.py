@@ -5,13 +5,19 @@ The suite is code, versioned with the repo. A landing partition that fails it ra
 is written to the validated area, which is the only place the feature step reads from. The
 validation result (JSON, and GE's Data Docs HTML) is written next to the run's artifacts either way,
 and the JSON also where later tasks look for it (:func:`core.partitions.state_location`).
+
+A partition of many series is checked a part at a time (whole series in each, a couple of million
+rows): GE validates each part, and the parts' results make one result of the whole
+(:func:`combined`), as if GE had seen every row at once. Memory holds one part.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import date
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +26,8 @@ import pandas as pd
 
 from core.dataset import DatasetConfig
 from core.files import write_text_atomically
-from core.objects import delete, exists, read_object, write_object, write_parquet
-from core.partitions import read_landed, run_dir, state_location, validated_path
+from core.objects import ObjectNotFoundError, ParquetRows, copy_object, delete, exists, read_object, write_object
+from core.partitions import landing_path, run_dir, state_location, validated_path
 from core.settings import Settings
 from core.windows import end_of
 from data_pipeline.outcomes import FailedExpectation, ValidationOutcome
@@ -32,6 +38,10 @@ STEP_COLUMN = "_step_seconds"
 GRID_COLUMN = "_off_grid_seconds"
 AGE_COLUMN = "_age_seconds"
 NUMERIC_TYPES = ["float64", "float32", "int64", "int32", "Float64", "Int64"]
+# Rows GE checks at a time: whole series, about this many rows in all.
+ROWS_PER_PART = 2_000_000
+# Unexpected values a combined result lists, as GE's SUMMARY format lists for one batch.
+PARTIAL_LIST = 20
 
 
 class DataValidationError(RuntimeError):
@@ -188,13 +198,20 @@ def validation_page(out_dir: Path) -> Path | None:
     return pages[-1] if pages else None
 
 
-def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date, out_dir: Path) -> ValidationOutcome:
-    """Run the suite on ``frame`` and write the result JSON and Data Docs under ``out_dir``."""
+def _suite_result(
+    parts: Iterable[pd.DataFrame], dataset: DatasetConfig, logical_date: date, out_dir: Path
+) -> tuple[Any, set[str]]:
+    """GE's result of the suite over every row of ``parts``, stored with its Data Docs page, and the
+    columns the checked rows had."""
     import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
     context = gx.get_context(mode="file", project_root_dir=str(out_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     styles = out_dir / "gx" / "plugins" / "custom_data_docs" / "styles" / "data_docs_custom_styles.css"
@@ -204,25 +221,141 @@ def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: da
     source = context.data_sources.add_or_update_pandas(name=name)
     asset = source.add_dataframe_asset(name=name)
     batch_definition = asset.add_batch_definition_whole_dataframe(name=name)
-    suite = gx.ExpectationSuite(name=name, expectations=build_expectations(dataset))
-    suite = context.suites.add_or_update(suite)
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+    suite = context.suites.add_or_update(gx.ExpectationSuite(name=name, expectations=build_expectations(dataset)))
+    results = []
+    columns: set[str] = set()
+    offset = 0
+    for part in parts:
+        checked = with_check_columns(part, dataset, logical_date)
+        columns.update(checked.columns)
+        # Row numbers of the whole partition, so the unexpected rows' index list points into it.
+        checked.index = pd.RangeIndex(offset, offset + len(checked))
+        offset += len(checked)
+        results.append(batch_definition.get_batch(batch_parameters={"dataframe": checked}).validate(suite))
+    result = combined(results)
+    run_id = RunIdentifier(run_time=datetime.now(UTC))
+    result.meta["run_id"] = run_id
+    result.meta["validation_time"] = run_id.run_time
+    suite_id = ExpectationSuiteIdentifier(name=name)
+    key = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
     )
-    checkpoint = context.checkpoints.add_or_update(
-        gx.Checkpoint(
-            name=name,
-            validation_definitions=[definition],
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs")],
-        )
-    )
-    checked = with_check_columns(frame, dataset, logical_date)
-    run = checkpoint.run(batch_parameters={"dataframe": checked})
-    validation = next(iter(run.run_results.values()))
-    payload = validation.to_json_dict()
+    context.validation_results_store.set(key, result)
+    pages: list[Any] = [key, suite_id]  # the result's page and the suite's, as GE's docs action builds
+    context.build_data_docs(resource_identifiers=pages)
+    return result, columns
+
+
+def _within(value: Any, kwargs: dict[str, Any]) -> bool:
+    """Whether ``value`` lies within an expectation's ``min_value``/``max_value`` (either may be
+    absent, either may be strict), as GE judges a table's or column's aggregate."""
+    if value is None:
+        return False
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    above = low is None or (value > low if kwargs.get("strict_min") else value >= low)
+    below = high is None or (value < high if kwargs.get("strict_max") else value <= high)
+    return bool(above and below)
+
+
+def _combined_rows(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row-level result of several parts': counts added, shares of the whole, the first
+    unexpected values (and their row numbers) listed as GE lists them."""
+    total: dict[str, Any] = {}
+    for key in ("element_count", "unexpected_count", "missing_count"):
+        if key in results[0]:
+            total[key] = sum(int(r.get(key) or 0) for r in results)
+    elements, unexpected = total["element_count"], total["unexpected_count"]
+    present = elements - total.get("missing_count", 0)
+    total["unexpected_percent"] = unexpected / present * 100 if present else None
+    if "missing_count" in total:
+        total["missing_percent"] = total["missing_count"] / elements * 100 if elements else None
+        total["unexpected_percent_total"] = unexpected / elements * 100 if elements else None
+        total["unexpected_percent_nonmissing"] = total["unexpected_percent"]
+    for key in ("partial_unexpected_list", "partial_unexpected_index_list"):
+        if key in results[0]:
+            total[key] = [v for r in results for v in r.get(key) or []][:PARTIAL_LIST]
+    if "partial_unexpected_counts" in results[0]:
+        # Counted over the values listed, as GE counts a batch's (rows of several columns as tuples).
+        listed = [tuple(v.values()) if isinstance(v, dict) else v for v in total.get("partial_unexpected_list", [])]
+        try:
+            ranked = sorted(Counter(listed).most_common(PARTIAL_LIST), key=lambda pair: (-pair[1], pair[0]))
+            total["partial_unexpected_counts"] = [{"value": value, "count": count} for value, count in ranked]
+        except TypeError:
+            total["partial_unexpected_counts"] = [{"error": "partial_exception_counts requires a hashable type"}]
+    return total
+
+
+# Aggregates of the whole from those of its parts, for the suite's expectations of one figure.
+_AGGREGATES: dict[str, Callable[[list[Any]], Any]] = {
+    "expect_table_row_count_to_be_between": sum,
+    "expect_column_min_to_be_between": min,
+    "expect_column_max_to_be_between": max,
+}
+
+
+def combined(results: list[Any]) -> Any:
+    """The suite's result over the rows of every part, from each part's result (GE's
+    ``ExpectationSuiteValidationResult``, the suite's expectations in one order in each).
+
+    Parts hold whole series, so a rule about a row and its series' neighbours (unique keys, steps)
+    holds for the whole when it holds in each part; the suite sets no ``mostly``, so a row-level rule
+    holds when it holds in every part, and its counts add up. A table's row count adds up, a column's
+    minimum is the least of the parts', each judged again against the expectation's bounds. Any
+    other rule of one figure (a column's type) holds when it holds in every part, and shows the
+    figure of the first part where it failed. An error in a part fails its expectation.
+    """
+    first = results[0]
+    if len(results) == 1:
+        return first
+    merged = []
+    for index, expectation in enumerate(first.results):
+        parts = [r.results[index] for r in results]
+        kind = expectation.expectation_config.type
+        kwargs = expectation.expectation_config.kwargs
+        raised = next((p for p in parts if p.exception_info.get("raised_exception")), None)
+        failed = next((p for p in parts if not p.success), expectation)
+        if raised is not None:
+            merged.append(raised)
+            continue
+        if "unexpected_count" in (expectation.result or {}):
+            expectation.result = _combined_rows([p.result for p in parts])
+            expectation.success = all(p.success for p in parts)
+        elif kind in _AGGREGATES:
+            figures = [p.result.get("observed_value") for p in parts]
+            known = [f for f in figures if f is not None]
+            figure = _AGGREGATES[kind](known) if known else None
+            expectation.result = {**expectation.result, "observed_value": figure}
+            expectation.success = _within(figure, kwargs)
+        else:
+            expectation = failed
+        merged.append(expectation)
+    first.results = merged
+    successful = sum(1 for r in merged if r.success)
+    first.success = successful == len(merged)
+    first.statistics = {
+        "evaluated_expectations": len(merged),
+        "successful_expectations": successful,
+        "unsuccessful_expectations": len(merged) - successful,
+        "success_percent": 100 * successful / len(merged) if merged else None,
+    }
+    return first
+
+
+def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: date, out_dir: Path) -> ValidationOutcome:
+    """Run the suite on ``frame`` and write the result JSON and Data Docs under ``out_dir``."""
+    return validate_parts([frame], dataset, logical_date, out_dir)
+
+
+def validate_parts(
+    parts: Iterable[pd.DataFrame], dataset: DatasetConfig, logical_date: date, out_dir: Path
+) -> ValidationOutcome:
+    """Run the suite on the rows of ``parts`` (each holding whole series) as on one table, and write
+    the result JSON and Data Docs under ``out_dir``."""
+    result, columns = _suite_result(parts, dataset, logical_date, out_dir)
+    payload = result.to_json_dict()
     result_path = out_dir / "validation_result.json"
     write_text_atomically(json.dumps(payload, indent=2, default=str), result_path)
-    failures = [_describe(r, set(checked.columns), logical_date) for r in payload["results"] if not r.get("success")]
+    failures = [_describe(r, columns, logical_date) for r in payload["results"] if not r.get("success")]
     return ValidationOutcome(
         success=bool(payload["success"]),
         evaluated=len(payload["results"]),
@@ -230,6 +363,19 @@ def validate_frame(frame: pd.DataFrame, dataset: DatasetConfig, logical_date: da
         result_path=str(result_path),
         data_docs_path=validation_page(out_dir),
     )
+
+
+def landed_parts(rows: ParquetRows, dataset: DatasetConfig) -> Iterator[pd.DataFrame]:
+    """The landing partition's rows, whole series at a time, about ``ROWS_PER_PART`` rows each;
+    read whole when it has no entity column to part it by (validation then says so) or no row."""
+    entity = dataset.entity_column
+    names = rows.values(entity) if entity in rows.columns and rows.rows else []
+    if not names:
+        yield rows.frame()
+        return
+    per_part = max(1, ROWS_PER_PART * len(names) // rows.rows)
+    for start in range(0, len(names), per_part):
+        yield rows.where(entity, names[start : start + per_part])
 
 
 def result_location(settings: Settings, dataset: DatasetConfig, logical_date: date) -> str:
@@ -240,10 +386,15 @@ def result_location(settings: Settings, dataset: DatasetConfig, logical_date: da
 
 def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> ValidationOutcome:
     """Validate the landing partition; on success publish it to the validated area."""
-    frame = read_landed(settings, dataset, logical_date)
+    landed = landing_path(settings, dataset, logical_date)
+    try:
+        rows = ParquetRows(landed, settings)
+    except ObjectNotFoundError as exc:
+        missing = f"no landing partition for {dataset.name} on {logical_date}: run ingest first ({landed})"
+        raise FileNotFoundError(missing) from exc
     target = validated_path(settings, dataset, logical_date)
     out_dir = run_dir(settings, dataset, logical_date) / "validation"
-    outcome = validate_frame(frame, dataset, logical_date, out_dir)
+    outcome = validate_parts(landed_parts(rows, dataset), dataset, logical_date, out_dir)
     kept = result_location(settings, dataset, logical_date)
     if outcome.result_path is not None and kept != outcome.result_path:
         write_object(kept, Path(outcome.result_path).read_bytes(), settings)
@@ -252,8 +403,8 @@ def validate(dataset: DatasetConfig, logical_date: date, settings: Settings) -> 
         # A failed re-run must not leave an earlier run's validated copy for downstream to read.
         delete(target, settings)
         raise DataValidationError(dataset.name, logical_date, outcome)
-    write_parquet(frame, target, settings)
-    log.info("validated %d rows of %s for %s -> %s", len(frame), dataset.name, logical_date, target)
+    copy_object(landed, target, settings)
+    log.info("validated %d rows of %s for %s -> %s", rows.rows, dataset.name, logical_date, target)
     return outcome.model_copy(update={"validated": target, "logical_date": logical_date})
 
 

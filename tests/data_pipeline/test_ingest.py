@@ -118,3 +118,33 @@ def test_a_day_not_yet_in_the_source_is_refused_before_anything_lands(
     # The whole day arrived (the file the retry reads): landed.
     landed = ingest(dataset, logical_date, settings, complete_day=True)
     assert pd.read_parquet(landed.path)["ts"].max() == pd.Timestamp(end_of(logical_date)) - pd.Timedelta(hours=1)
+
+
+def test_a_source_read_a_chunk_at_a_time_lands_as_if_read_whole(
+    settings: Settings, tmp_path: Path, logical_date: date, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    from data_pipeline import ingest as ingest_module
+
+    frame = synthetic_frame(entities=12, days=20).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    frame["aux"] = frame["aux"].round().astype(int)  # integers in the first chunks ...
+    frame.loc[len(frame) - 5, "aux"] = 2.5  # ... and a fraction in the last
+    again = frame.iloc[[10, 400, 2000]].assign(temp=-1.0)  # keys read twice: their order is the source's
+    frame = pd.concat([frame, again], ignore_index=True)
+    frame.loc[7, "ts"] = None  # a row without a time
+    config = DatasetConfig.from_yaml(write_dataset(tmp_path / "d", frame=frame))
+    monkeypatch.setattr(ingest_module, "CHUNK_ROWS", 1000)
+    monkeypatch.setattr(ingest_module, "ROW_GROUP_ROWS", 700)
+    landed = ingest(config, logical_date, settings)
+
+    whole = pd.read_csv(tmp_path / "d" / "series.csv")
+    whole["ts"] = pd.to_datetime(whole["ts"], utc=True)
+    whole["site"] = whole["site"].astype(str)
+    known = whole[whole["ts"] < pd.Timestamp(end_of(logical_date))]
+    expected = known.sort_values(["site", "ts"], kind="stable").reset_index(drop=True)[list(config.raw_columns)]
+    assert len(frame) > 4 * 1000  # several chunks
+    got = pd.read_parquet(landed.path)
+    pd.testing.assert_frame_equal(got, expected)
+    assert landed.rows == len(expected)
+    assert pq.ParquetFile(landed.path).num_row_groups == -(-len(expected) // 700)

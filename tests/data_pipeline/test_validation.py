@@ -2,6 +2,7 @@ import json
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -118,3 +119,106 @@ def test_a_failed_rerun_withdraws_the_earlier_validated_copy(tmp_path: Path, log
     with pytest.raises(DataValidationError):
         validate(good, logical_date, settings)
     assert not Path(validated_path(settings, good, logical_date)).exists()
+
+
+def _many_series_with_faults(tmp_path: Path) -> tuple[DatasetConfig, pd.DataFrame]:
+    """Forty generated daily series, with faults spread over several of them, in the landing
+    partition's order (by series, then time)."""
+    from harness import series
+
+    dataset = DatasetConfig.from_yaml(series.write(tmp_path / "d", 40, days=90, partition=40))
+    frame = pd.read_parquet(tmp_path / "d" / "daily_40.parquet")
+    frame["series"] = frame["series"].astype(str)
+    names = sorted(frame["series"].unique())
+    value = frame["value"].to_numpy(copy=True)
+    for name in names[3::7]:  # out of range in six series
+        value[frame.index[frame["series"] == name][5]] = -1.0
+    for name in names[5::11]:  # missing values in four
+        value[frame.index[frame["series"] == name][9]] = float("nan")
+    frame["value"] = value
+    stale = frame["series"].isin(names[:6]) & (frame["time"] > frame["time"].max() - pd.Timedelta(days=10))
+    gap = (frame["series"] == names[20]) & frame["time"].between(
+        frame["time"].max() - pd.Timedelta(days=30), frame["time"].max() - pd.Timedelta(days=25)
+    )
+    frame = frame[~stale & ~gap]
+    twice = frame[frame["series"].isin(names[10::13])].iloc[::40]  # repeated keys in three
+    frame = pd.concat([frame, twice]).sort_values(["series", "time"], kind="stable").reset_index(drop=True)
+    return dataset, frame
+
+
+def test_a_partition_checked_a_part_at_a_time_gets_the_result_of_one_check_of_every_row(tmp_path: Path) -> None:
+    from data_pipeline.validation import validate_frame, validate_parts
+
+    dataset, frame = _many_series_with_faults(tmp_path)
+    # More rows than allowed in all, fewer in any part: only the whole's count fails.
+    dataset = dataset.model_copy(update={"quality": dataset.quality.model_copy(update={"max_rows": len(frame) - 1})})
+    day = frame["time"].max().date()
+    names = sorted(frame["series"].unique())
+    parts = [frame[frame["series"].isin(names[start : start + 6])] for start in range(0, len(names), 6)]
+    assert len(parts) == 7
+    assert sum(len(p) for p in parts) == len(frame)
+
+    whole = validate_frame(frame, dataset, day, tmp_path / "whole")
+    by_parts = validate_parts(parts, dataset, day, tmp_path / "parts")
+
+    assert not whole.success
+    assert {f.expectation for f in whole.failures} == {
+        "expect_table_row_count_to_be_between",
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_between",
+        "expect_compound_columns_to_be_unique",
+    }
+    assert by_parts.failures == whole.failures
+    # The first six series stopped ten days early; the others are fresh: the whole is fresh, though
+    # the first part alone is not.
+    alone = validate_frame(parts[0], dataset, day, tmp_path / "first")
+    assert any(f.column == "_age_seconds" for f in alone.failures)
+
+    def results(outcome: Any) -> list[tuple[str, Any, bool, dict[str, Any]]]:
+        payload = json.loads(Path(outcome.result_path).read_text())
+        return [
+            (
+                r["expectation_config"]["type"],
+                r["expectation_config"]["kwargs"].get("column"),
+                r["success"],
+                r["result"],
+            )
+            for r in payload["results"]
+        ]
+
+    assert results(by_parts) == results(whole)
+    assert (
+        json.loads(Path(by_parts.result_path).read_text())["statistics"]
+        == json.loads(Path(whole.result_path).read_text())["statistics"]
+    )
+    # The Data Docs page shows the combined result: as many failed expectations as the whole's page.
+    pages = [outcome.data_docs_path for outcome in (by_parts, whole)]
+    assert all(page is not None for page in pages)
+    failed = [page.read_text().count("fa-times text-danger") for page in pages if page is not None]
+    assert failed[0] == failed[1] >= len(whole.failures)
+
+
+def test_a_landed_partition_is_read_for_its_check_in_parts_of_whole_series(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.objects import ParquetRows
+    from data_pipeline import validation
+    from harness import series
+
+    dataset = DatasetConfig.from_yaml(series.write(tmp_path / "d", 40, days=90, partition=40))
+    settings = Settings(home=tmp_path / "home", source_roots=[tmp_path], _env_file=None)  # type: ignore[call-arg]
+    day = series.END
+    landed = ingest(dataset, day, settings)
+    monkeypatch.setattr(validation, "ROWS_PER_PART", 500)
+    parts = list(validation.landed_parts(ParquetRows(landed.path, settings), dataset))
+
+    whole = pd.read_parquet(landed.path)
+    assert len(parts) == -(-whole["series"].nunique() // (500 * whole["series"].nunique() // len(whole)))
+    assert len(parts) > 5
+    held = [set(part["series"]) for part in parts]
+    assert all(not (a & b) for i, a in enumerate(held) for b in held[i + 1 :])  # each series in one part
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+
+    outcome = validate(dataset, day, settings)
+    assert outcome.success, outcome.failures
+    assert Path(validated_path(settings, dataset, day)).read_bytes() == Path(landed.path).read_bytes()
