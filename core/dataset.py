@@ -142,6 +142,13 @@ class TrainingConfig(_Strict):
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per model family: keyword arguments.")
     selection: SelectionConfig = Field(default_factory=SelectionConfig, description="The selection family's choice.")
+    max_rows: int | None = Field(
+        default=2_000_000,
+        ge=1,
+        description="The most training rows a model of all series that learns from feature rows (the tabular "
+        "families, naive) reads: past it, every test row of the backtest and a share of each series' older rows, "
+        "drawn by a hash of (entity, time). Models per series read every row. None: every row.",
+    )
     refit: bool = Field(
         default=True,
         description="Serve a model fitted on every labelled row: the training run also fits the same model (a "

@@ -237,8 +237,15 @@ class ParquetRows:
         return list(self._file.schema_arrow.names)
 
     def frame(self) -> pd.DataFrame:
-        """Every row."""
+        """Every row (a local file read as :func:`parquet_frame` reads it)."""
+        if not is_remote(self.location):
+            return parquet_frame(self.location)
         return self._file.read(use_threads=False).to_pandas(use_threads=False)
+
+    def column(self, name: str) -> Iterator[pd.Series]:
+        """The values of column ``name``, a row group at a time."""
+        for group in range(self._file.num_row_groups):
+            yield self._file.read_row_group(group, columns=[name], use_threads=False)[name].to_pandas()
 
     @property
     def rows(self) -> int:

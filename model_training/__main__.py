@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("tune", "best-params") and not args.study:
         parser.error(f"{args.command} needs --study")
     if args.command == "tune":
-        from core.objects import read_parquet
+        from model_training.rows import training_rows
         from model_training.tuning import tune_worker
 
         if args.training_set is None:
             parser.error("tune needs --training-set")
-        frame = read_parquet(args.training_set, settings)
+        frame = training_rows(args.training_set, dataset, args.model, settings)
         ran = tune_worker(
             settings, dataset, frame, args.model, args.trials, args.study, args.worker, pruning=not args.no_pruning
         )
@@ -133,6 +133,7 @@ def _candidate(parser: argparse.ArgumentParser, args: argparse.Namespace, settin
 
     if args.candidate is None or args.training_set is None or args.out is None:
         parser.error("candidate needs --candidate, --training-set and --out")
+    # Every row, whatever the family: the selection scores every candidate on the same test rows.
     frame = read_parquet(args.training_set, settings)
     evaluation = candidates.evaluate(frame, dataset, args.candidate, training_device(settings))
     written = candidates.save(evaluation, candidates.location(args.out, args.candidate), settings)

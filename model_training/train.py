@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from core.columns import EVENT_TIMESTAMP, feature_names, history_name, label_names, movement_names
 from core.dataset import DatasetConfig
-from core.objects import read_parquet
 from core.settings import Settings
 from core.version import code_version
 from feature_store.training_set import fingerprint, get_training_set, split_holdout
@@ -31,6 +30,7 @@ from model_training import forecasters
 from model_training.backtest import BacktestResult, backtest
 from model_training.devices import Device, training_device
 from model_training.plots import plot_backtest, plot_forecast, plot_leaderboard
+from model_training.rows import training_rows
 from model_training.run_log import log_training
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ def train(
     require_configured(settings)
     started = time.monotonic()
     if training_set is not None:
-        frame = read_parquet(training_set, settings)
+        frame = training_rows(training_set, dataset, family, settings)
     else:
         frame, _ = split_holdout(get_training_set(settings, dataset, logical_date), dataset)
     device = training_device(settings)
@@ -184,7 +184,7 @@ def train(
             raise ValueError(f"candidates' evaluations are for the selection family, not {family}")
         names = dataset.training.selection_with(params).candidates
         evaluations = {name: evaluated.load(evaluated.location(candidates, name), settings) for name in names}
-    every_row = read_parquet(labelled, settings) if labelled is not None else None
+    every_row = training_rows(labelled, dataset, family, settings) if labelled is not None else None
     with tempfile.TemporaryDirectory() as reports:  # the report files live until the run has logged them
         trained = fit_and_report(
             dataset, logical_date, frame, family, params, device, Path(reports), evaluations, every_row

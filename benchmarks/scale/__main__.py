@@ -27,7 +27,10 @@ log = logging.getLogger("benchmarks.scale")
 DEFAULT_HOME = PROJECT_ROOT / ".mlops" / "bench-scale"
 STAGE_TIMEOUT_SECONDS = 3600
 # Stages whose time is not a cost of the series: the data's making, and loads of a fixed length.
-UNTIMED = ("generate", "serve")
+UNTIMED = ("generate", "serve", "global_sample_accuracy")
+# Series up to which a global model is also trained on every row, to compare with its sample: past
+# it, every row is more than these 24 GB hold (the reason for the sample).
+EVERY_ROW_UP_TO = 10_000
 # What each stage needs before it: a failed stage skips the ones that need its output.
 NEEDS = {
     "ingest": "generate",
@@ -37,6 +40,7 @@ NEEDS = {
     "training_set": "materialize",
     "fit_per_series": "training_set",
     "fit_global": "training_set",
+    "global_sample_accuracy": "training_set",
     "champion": "training_set",
     "batch_forecast": "champion",
     "score": "batch_forecast",
@@ -105,8 +109,10 @@ def run_count(series: int, args: argparse.Namespace, servers: Servers) -> list[d
     failed: set[str] = set()
     dataset = data / f"daily_{series}.yaml"
     stages = [("generate", [*stage_argv("generate", dataset, END, args.family), "--days", str(args.days)])]
-    stages += [(stage, stage_argv(stage, dataset, END, args.global_family if stage == "fit_global" else args.family))
-               for stage in STAGES if stage != "generate" and stage in args.stages]  # fmt: skip
+    globals_ = ("fit_global", "global_sample_accuracy")
+    stages += [(stage, stage_argv(stage, dataset, END, args.global_family if stage in globals_ else args.family))
+               for stage in STAGES if stage != "generate" and stage in args.stages
+               and (stage != "global_sample_accuracy" or series <= EVERY_ROW_UP_TO)]  # fmt: skip
     stages = [(stage, [*argv, "--seconds", str(args.serve_seconds)] if stage == "serve" else argv)
               for stage, argv in stages]  # fmt: skip
     env = child_environment(settings_for(home, dataset, data, servers, series))
@@ -209,6 +215,16 @@ def markdown(report: dict[str, Any]) -> str:
             f"**{ray['speedup']:.2f}x** (target 1.7x); the three bundles are "
             + ("the same files." if ray["same_bundles"] else "**not** the same files."),
         ]
+    for row in rows:
+        if row["stage"] == "global_sample_accuracy" and row["wall_s"] is not None:
+            sample, every = row["sample"], row["every_row"]
+            lines += [
+                "",
+                f"{row['family']} on {row['series']:,} series, backtested on the same {sample['test_rows']:,} test "
+                f"rows: trained on the sample its training reads (training.max_rows {row['max_rows']:,}: "
+                f"{sample['rows']:,} rows), MAE {sample['mae']:.4f}; on every row ({every['rows']:,}), MAE "
+                f"{every['mae']:.4f}: **{row['mae_ratio']:.3f}x**.",
+            ]
     largest = [r for r in rows if r["wall_s"] and r["series"] == counts[-1] and r["stage"] not in UNTIMED]
     biggest = max(largest, key=lambda r: r["wall_s"], default=None)
     if biggest is not None:

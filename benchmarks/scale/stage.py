@@ -18,7 +18,7 @@ from typing import Any
 
 STAGES = (
     "generate", "ingest", "validate", "features", "materialize", "training_set", "fit_per_series", "fit_global",
-    "champion", "batch_forecast", "score", "drift_monitor", "serve",
+    "global_sample_accuracy", "champion", "batch_forecast", "score", "drift_monitor", "serve",
 )  # fmt: skip
 # One day of the platform's loop (the daily DAGs' steps): not the retraining's training set and fits,
 # nor the benchmark's own generate and champion.
@@ -41,11 +41,31 @@ def own_peak_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # elsewhere than Linux
 
 
-def training_rows(settings: Any, dataset: Any, day: date) -> Any:
-    """The training set the ``training_set`` stage wrote."""
-    from core.objects import read_parquet
+def training_rows(settings: Any, dataset: Any, day: date, family: str) -> Any:
+    """The training set the ``training_set`` stage wrote, as ``family``'s training reads it (a global
+    model past ``training.max_rows``: a sample, :mod:`model_training.rows`)."""
+    from model_training.rows import training_rows as read
 
-    return read_parquet(str(training_set_path(settings, dataset, day)), settings)
+    return read(str(training_set_path(settings, dataset, day)), dataset, family, settings)
+
+
+def sample_accuracy(settings: Any, dataset: Any, day: date, family: str) -> dict[str, Any]:
+    """The backtest of ``family`` trained on the rows its training reads (a sample past
+    ``training.max_rows``) and on every row: the same test rows scored, the MAE of each."""
+    from model_training import forecasters
+    from model_training.backtest import backtest
+    from model_training.devices import training_device
+
+    device = training_device(settings)
+    out: dict[str, Any] = {"family": family, "max_rows": dataset.training.max_rows}
+    every = dataset.model_copy(update={"training": dataset.training.model_copy(update={"max_rows": None})})
+    for name, config in (("sample", dataset), ("every_row", every)):
+        rows = training_rows(settings, config, day, family)
+        result = backtest(rows, dataset, lambda: forecasters.create(family, dataset, device=device))
+        out[name] = {"rows": len(rows), "mae": result.mean("model", "mae"), "test_rows": result.folds[0].test_rows}
+        del rows
+    out["mae_ratio"] = out["sample"]["mae"] / out["every_row"]["mae"]
+    return out
 
 
 def training_set_path(settings: Any, dataset: Any, day: date) -> Path:
@@ -117,11 +137,13 @@ def run(
         from model_training.candidates import fit
         from model_training.devices import training_device
 
-        rows = training_rows(settings, dataset, day)
+        rows = training_rows(settings, dataset, day, family)
         model = fit(rows, dataset, family, training_device(settings))
         fitted = getattr(model, "models", None)
         made = {"rows": len(rows), "family": family, "series_fitted": None if fitted is None else len(fitted)}
         return {**made, "digest": digest(model)} if with_digest else made
+    if stage == "global_sample_accuracy":
+        return sample_accuracy(settings, dataset, day, family)
     if stage in REGISTRY_STAGES:
         from model_registry import tracking
 

@@ -58,7 +58,7 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
         assert row["wall_s"] > 0, row
         assert row["peak_rss_mb"] > 50, row
     assert {row["series_fitted"] for row in report["rows"] if row["stage"] == "fit_per_series"} == {8}
-    assert set(report["exponents"]) == set(stages) - {"generate", "serve"}
+    assert set(report["exponents"]) == set(stages) - {"generate", "serve", "global_sample_accuracy"}
     n = 8
     rows = {row["stage"]: row for row in report["rows"] if row["series"] == n}
     issued = rows["batch_forecast"]
@@ -66,6 +66,10 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
     assert issued["rows"] == issued["entities"] * 14, "every entity forecast, a horizon each (daily: 14)"
     assert 0 < rows["score"]["scored"] <= issued["rows"], "the day's data scores the forecasts a horizon before"
     assert 0 < rows["drift_monitor"]["judged"] <= n, "the drift monitor judged the series"
+    accuracy = rows["global_sample_accuracy"]  # 8 series are within training.max_rows: the sample is every row
+    assert accuracy["sample"] == accuracy["every_row"]
+    assert accuracy["sample"]["test_rows"] == 8 * 14
+    assert accuracy["mae_ratio"] == 1.0
     served = rows["serve"]
     assert served["entities"] == issued["entities"], "the entities of the newest day: every one in the store"
     for load in ("two_entities", "one_of_all", "batch_100"):
@@ -80,6 +84,7 @@ def test_a_small_run_of_every_stage_writes_the_report(tmp_path: Path) -> None:
     page = (out / "scale.md").read_text()
     assert "| fit_per_series |" in page
     assert "the three bundles are the same files" in page
+    assert "backtested on the same 112 test rows" in page
     assert "| series | two entities | one of all | ratio | batch of 100 | errors |" in page
     assert (out / "scale.png").stat().st_size > 0
 
