@@ -1,9 +1,10 @@
 """Where the per-series work runs: in this process, or as tasks of a Ray cluster.
 
-Fitting a statistical model per series (and, as the platform grows, the batch forecast and the
-scoring of many series) is the same small function over many independent partitions of series. An
-:class:`Engine` maps such a function over partitions and gives the results back in the partitions'
-order, so a caller assembles the same output whichever engine ran it:
+Fitting a statistical model per series, or building the features of a part of series, is the same
+small function over many independent partitions of series. An :class:`Engine` maps such a function
+over partitions and gives the results back in the partitions' order, so a caller assembles the same
+output whichever engine ran it (``imap`` streams them: a step that reads its parts one after the
+other and writes each result as it comes holds a few parts, not all):
 
 * :class:`InProcess` (``MLOPS_ENGINE=local``, the default and what ``make demo`` uses) calls the
   function on each partition in turn, in this process;
@@ -23,12 +24,13 @@ model bundles, which never need it.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ R = TypeVar("R")
 
 # Partitions per CPU of the engine: some slack for partitions slower than others.
 PARTITIONS_PER_CPU = 4
+# Tasks out per CPU of a cluster while a step streams its partitions: each CPU has the next one
+# queued, and the step holds that many partitions and results, not all of them.
+AHEAD_PER_CPU = 2
 # Tries to join a cluster, and seconds before the second (doubled each time): Ray Client's server
 # starts a process per driver, which can fail on a busy head; the next try gets a new one.
 CONNECT_ATTEMPTS = 3
@@ -58,6 +63,12 @@ class Engine(Protocol):
         """``[function(p) for p in partitions]``, wherever the engine runs it."""
         ...
 
+    def imap(self, function: Callable[[T], R], partitions: Iterable[T]) -> Iterator[R]:
+        """``function(p)`` of each partition, yielded in order as the partitions are drawn: a few
+        partitions are out at a time, so that neither the partitions nor the results are all held
+        at once (a step that streams its parts in and its results out)."""
+        ...
+
 
 @dataclass(frozen=True)
 class InProcess:
@@ -70,6 +81,9 @@ class InProcess:
 
     def map(self, function: Callable[[T], R], partitions: Sequence[T]) -> list[R]:
         return [function(partition) for partition in partitions]
+
+    def imap(self, function: Callable[[T], R], partitions: Iterable[T]) -> Iterator[R]:
+        return (function(partition) for partition in partitions)
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,22 @@ class RayEngine:
         remote = ray.remote(num_cpus=1, max_retries=2)(function)
         results: list[R] = ray.get([remote.remote(partition) for partition in partitions])
         return results
+
+    def imap(self, function: Callable[[T], R], partitions: Iterable[T]) -> Iterator[R]:
+        """One task per partition, at most :data:`AHEAD_PER_CPU` per CPU of the cluster out at a
+        time; a result is yielded once it and those before it are done."""
+        import ray
+
+        self.connect()
+        remote = ray.remote(num_cpus=1, max_retries=2)(function)
+        ahead = self.cpus() * AHEAD_PER_CPU
+        out: collections.deque[Any] = collections.deque()
+        for partition in partitions:
+            out.append(remote.remote(partition))
+            if len(out) >= ahead:
+                yield ray.get(out.popleft())
+        while out:
+            yield ray.get(out.popleft())
 
 
 LOCAL = InProcess()

@@ -85,7 +85,7 @@ def build(name: str, config: Path) -> Any:
         @task
         def build_features(checked: ValidationOutcome) -> OfflineFeatures:
             """Rebuild Feast's offline source from the validated day."""
-            from feature_store.features import write_offline_source
+            from feature_store.build import write_offline_source
 
             assert checked.logical_date is not None
             run = scope(config)

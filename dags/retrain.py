@@ -97,7 +97,8 @@ def build_features(plan: RunPlan, checked: ValidationOutcome) -> OfflineFeatures
     """Build the features of the validated partition into Feast's offline source, unless it
     already holds them: built from this day or a later one (every day's partition holds all
     rows known at its end)."""
-    from feature_store.features import offline_source, write_offline_source
+    from feature_store.build import write_offline_source
+    from feature_store.features import offline_source
 
     run = plan.scope()
     built = offline_source(run.settings, run.dataset)

@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings, dataset, logical_date = resolve(args)
     if args.command == "build":
-        from feature_store.features import write_offline_source
+        from feature_store.build import write_offline_source
 
         print(f"offline source: {write_offline_source(settings, dataset, logical_date).path}")
     elif args.command == "apply":

@@ -7,7 +7,6 @@ position), so a gap in the data yields missing values instead of silently shifte
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,9 @@ from core.objects import (
     ParquetRows,
     exists,
     join,
-    parquet_parts,
     read_object,
     read_parquet,
-    write_object,
-    write_parquet,
 )
-from core.partitions import SERIES_PER_PART, validated_parts
 from core.settings import Settings
 from feature_store.outcomes import OfflineFeatures
 
@@ -154,62 +149,15 @@ def local_offline_source(settings: Settings, dataset: DatasetConfig) -> Path:
     return path
 
 
-def write_offline_source(
-    settings: Settings, dataset: DatasetConfig, logical_date: date, per_part: int = SERIES_PER_PART
-) -> OfflineFeatures:
-    """Build features from the validated partition and replace the feature table (Feast's offline
-    source) with them, and the history table with each series' newest histories; a note next to the
-    feature table says which day they were built from.
-
-    Both tables are built and written ``per_part`` series at a time
-    (:func:`core.partitions.validated_parts`; a row group each), so memory holds one part's rows.
-    When the source already holds a later day (a backfill, or a re-run of a corrected day), only the
-    day's own rows are replaced and the note keeps naming the later day: features never go back in
-    time, and the day's rows are the ones its partition yields, once each; the history table, which
-    holds only the newest day, stays as it is.
-    """
-    location = feature_table_location(settings, dataset)
-    holds = offline_source(settings, dataset)
-    parts = validated_parts(settings, dataset, logical_date, per_part)
-    if holds is not None and holds.logical_date > logical_date:
-        built = pd.concat([build_features(validated, dataset) for validated in parts], ignore_index=True)
-        table = _with_day_replaced(read_parquet(location, settings), built, dataset, logical_date)
-        write_parquet(table, location, settings)
-        return OfflineFeatures(logical_date=logical_date, path=location, rows=len(table))
-    # Exits in reverse: the history first, then the features; the note written last says both
-    # tables hold the day.
-    with (
-        parquet_parts(location, settings) as features,
-        parquet_parts(history_table_location(settings, dataset), settings) as histories,
-    ):
-        for validated in parts:
-            features.write(build_features(validated, dataset))
-            histories.write(build_history(validated, dataset))
-    built_from = OfflineFeatures(logical_date=logical_date, path=location, rows=features.rows)
-    write_object(_built_from(location), built_from.model_dump_json().encode(), settings)
-    return built_from
-
-
-def _with_day_replaced(held: pd.DataFrame, built: pd.DataFrame, dataset: DatasetConfig, day: date) -> pd.DataFrame:
-    """``held`` with the rows stamped within ``day`` taken from ``built`` instead."""
-    start = pd.Timestamp(day, tz="UTC")
-    end = start + pd.Timedelta(days=1)
-
-    def within(frame: pd.DataFrame) -> pd.Series:
-        return (frame[EVENT_TIMESTAMP] >= start) & (frame[EVENT_TIMESTAMP] < end)
-
-    merged = pd.concat([held[~within(held)], built[within(built)]], ignore_index=True)
-    return merged.sort_values([dataset.entity_column, EVENT_TIMESTAMP], kind="stable").reset_index(drop=True)
-
-
 def offline_source(settings: Settings, dataset: DatasetConfig) -> OfflineFeatures | None:
     """What the feature table holds now (the day it was built from), or None when nothing was built."""
     location = feature_table_location(settings, dataset)
-    note = _built_from(location)
+    note = built_from_location(location)
     if not (exists(location, settings) and exists(note, settings)):
         return None
     return OfflineFeatures.model_validate_json(read_object(note, settings))
 
 
-def _built_from(location: str) -> str:
+def built_from_location(location: str) -> str:
+    """The note next to the feature table at ``location`` that names the day it was built from."""
     return f"{location.removesuffix('.parquet')}.built_from.json"

@@ -117,7 +117,7 @@ def run(
 
         return {"expectations": validate(dataset, day, settings).evaluated}
     if stage == "features":
-        from feature_store.features import write_offline_source
+        from feature_store.build import write_offline_source
 
         return {"rows": write_offline_source(settings, dataset, day).rows}
     if stage == "materialize":

@@ -175,7 +175,7 @@ def prepare(
     from core.windows import end_of
     from data_pipeline.ingest import ingest
     from data_pipeline.validation import validate
-    from feature_store.features import write_offline_source
+    from feature_store.build import write_offline_source
     from model_registry.promotion import promote_version
     from model_registry.registry import champion_version, register_challenger
     from model_training.train import train

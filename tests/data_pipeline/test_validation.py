@@ -11,7 +11,8 @@ from core.dataset import DatasetConfig
 from core.settings import Settings
 from data_pipeline.ingest import ingest
 from data_pipeline.validation import DataValidationError, validate, validated_path
-from feature_store.features import offline_source_path, write_offline_source
+from feature_store.build import write_offline_source
+from feature_store.features import offline_source_path
 from tests.utils.data import ETT_CONFIG, synthetic_frame, write_dataset
 
 pytestmark = pytest.mark.integration

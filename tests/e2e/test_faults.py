@@ -30,7 +30,8 @@ from core.windows import end_of
 from data_pipeline.ingest import ingest
 from data_pipeline.sources import SourceError, read_bytes
 from data_pipeline.validation import DataValidationError, validate
-from feature_store.features import history_source_path, offline_source_path, write_offline_source
+from feature_store.build import write_offline_source
+from feature_store.features import history_source_path, offline_source_path
 from feature_store.repo import apply_and_materialize, feature_view_name, get_store, materialize
 from simulation.stack import FlakyS3
 from tests.utils.data import SYNTHETIC_END, synthetic_frame, write_dataset

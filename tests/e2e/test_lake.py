@@ -77,7 +77,8 @@ def test_each_data_task_in_a_fresh_pod_finds_what_the_last_one_left_in_object_st
     from data_pipeline.ingest import already_landed, ingest
     from data_pipeline.validation import DataValidationError, passed_check, validate
     from feature_drift.measure import current_window
-    from feature_store.features import offline_source, offline_source_path, read_feature_table, write_offline_source
+    from feature_store.build import write_offline_source
+    from feature_store.features import offline_source, offline_source_path, read_feature_table
     from feature_store.repo import get_store, load_day
     from feature_store.training_set import write_training_set
     from model_serving.batch import newest_features

@@ -141,7 +141,7 @@ def daily_load(settings: Settings, dataset: DatasetConfig, day: date) -> None:
     """What ``ingest_<name>`` does for a day: land, check, build the features, load them."""
     from data_pipeline.ingest import ingest
     from data_pipeline.validation import validate
-    from feature_store.features import write_offline_source
+    from feature_store.build import write_offline_source
     from feature_store.repo import load_day
 
     ingest(dataset, day, settings)

@@ -19,7 +19,7 @@ def run_data_chain(settings: Settings, dataset: DatasetConfig, logical_date: dat
     from core.windows import end_of
     from data_pipeline.ingest import ingest
     from data_pipeline.validation import validate
-    from feature_store.features import write_offline_source
+    from feature_store.build import write_offline_source
     from feature_store.repo import apply, materialize
 
     ingest(dataset, logical_date, settings)
