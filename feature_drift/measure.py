@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TypeVar
@@ -29,10 +30,12 @@ import pandas as pd
 from core.columns import EVENT_TIMESTAMP, lag_name, numeric_feature_names, target_level_names
 from core.dataset import DatasetConfig
 from core.files import write_text_atomically
+from core.objects import ParquetRows
+from core.partitions import SERIES_PER_PART
 from core.settings import Settings
 from core.windows import end_of
 from feature_drift.outcomes import DriftOutcome, DriftResult, EntityDrift
-from feature_store.features import features_since
+from feature_store.features import feature_table_location, features_since
 
 log = logging.getLogger(__name__)
 
@@ -190,19 +193,14 @@ def _spans(frame: pd.DataFrame, key: str) -> dict[str, Span]:
     return {str(names[a]): (int(a), int(b)) for a, b in zip(starts, stops, strict=True)}
 
 
-def compare_windows(
-    reference: pd.DataFrame, current: pd.DataFrame, dataset: DatasetConfig, out_dir: Path
-) -> dict[str, EntityDrift]:
-    """Per entity: a verdict, or none when either window is below the minimum; Evidently's HTML report
-    for the ``drift_reports`` entities with the largest drift shares."""
+def judge_windows(reference: pd.DataFrame, current: pd.DataFrame, dataset: DatasetConfig) -> dict[str, EntityDrift]:
+    """Per entity of either window: a verdict, or none when either window is below the minimum."""
     columns = drift_columns(dataset)
     key, minimum = dataset.entity_column, dataset.promotion.min_drift_rows
-    reference = drift_view(reference, dataset).dropna(subset=columns)
-    current = drift_view(current, dataset).dropna(subset=columns)
+    reference, current = _prepared(reference, dataset), _prepared(current, dataset)
     entities: dict[str, EntityDrift] = {}
     # Each window sorted by entity once, its columns made arrays once: an entity's rows are a slice
     # (not one scan of the window per entity, nor a pandas selection per entity and column).
-    reference, current = _by_entity(reference, key), _by_entity(current, key)
     spans = {name: _spans(frame, key) for name, frame in (("reference", reference), ("current", current))}
     windows = _Windows(reference, columns), _Windows(current, columns)
     for entity in sorted(spans["reference"].keys() | spans["current"].keys()):
@@ -219,16 +217,57 @@ def compare_windows(
             )
         else:
             entities[entity] = EntityDrift(drift_share=None, reference_rows=ref_rows, current_rows=cur_rows)
-    # The reports a reader opens: the entities nearest to (or furthest past) the gate's limit.
+    return entities
+
+
+def most_drifted(entities: Mapping[str, EntityDrift], dataset: DatasetConfig) -> list[str]:
+    """The ``drift_reports`` entities with the largest drift shares: the reports a reader opens."""
     judged = sorted(
         (e for e in entities if entities[e].drift_share is not None), key=lambda e: -(entities[e].drift_share or 0.0)
     )
-    for entity in judged[: dataset.promotion.drift_reports]:
+    return judged[: dataset.promotion.drift_reports]
+
+
+def with_reports(
+    entities: dict[str, EntityDrift],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    dataset: DatasetConfig,
+    out_dir: Path,
+) -> dict[str, EntityDrift]:
+    """``entities`` with Evidently's HTML report of each of the :func:`most_drifted` ones, drawn from
+    their rows in ``reference`` and ``current`` (windows that hold at least those entities)."""
+    key, columns = dataset.entity_column, drift_columns(dataset)
+    reported = most_drifted(entities, dataset)
+    if not reported:
+        return entities
+    windows = [_prepared(frame[frame[key].astype(str).isin(reported)], dataset) for frame in (reference, current)]
+    spans = [_spans(frame, key) for frame in windows]
+    for entity in reported:
         report = out_dir / _file_name(entity)
-        ref_span, cur_span = spans["reference"][entity], spans["current"][entity]
-        write_report(reference.iloc[slice(*ref_span)], current.iloc[slice(*cur_span)], columns, dataset, report)
+        write_report(
+            windows[0].iloc[slice(*spans[0][entity])],
+            windows[1].iloc[slice(*spans[1][entity])],
+            columns,
+            dataset,
+            report,
+        )
         entities[entity] = entities[entity].model_copy(update={"report_path": str(report)})
     return entities
+
+
+def compare_windows(
+    reference: pd.DataFrame, current: pd.DataFrame, dataset: DatasetConfig, out_dir: Path
+) -> dict[str, EntityDrift]:
+    """Per entity: a verdict, or none when either window is below the minimum (:func:`judge_windows`);
+    Evidently's HTML report for the ``drift_reports`` entities with the largest drift shares."""
+    return with_reports(judge_windows(reference, current, dataset), reference, current, dataset, out_dir)
+
+
+def _prepared(frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    """A window's rows as drift is judged on them: :func:`drift_view`, rows missing a drift column
+    left out, grouped by entity."""
+    return _by_entity(drift_view(frame, dataset).dropna(subset=drift_columns(dataset)), dataset.entity_column)
 
 
 def current_window(settings: Settings, dataset: DatasetConfig, logical_date: date) -> pd.DataFrame:
@@ -264,29 +303,112 @@ def _named(entities: Mapping[str, T], says: Callable[[T], str], separator: str =
     return listed + (f" and {len(names) - LISTED} more" if len(names) > LISTED else "")
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """The rows a version was fit on, as they lie in a Parquet file sorted by entity (the feature
+    table, or a run's training set): those stamped in (``start``, ``end``]. The drift gate reads them
+    a part of entities at a time, never the whole span of every series at once."""
+
+    location: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+    def of(self, rows: pd.DataFrame) -> pd.DataFrame:
+        stamps = rows[EVENT_TIMESTAMP]
+        return rows[(stamps > self.start) & (stamps <= self.end)]
+
+
+class _Held:
+    """Rows held in memory, read as :class:`core.objects.ParquetRows` reads a file's."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame, self.location = frame, None
+
+    def values(self, column: str) -> list[str]:
+        return sorted(self.frame[column].astype(str).unique())
+
+    def where(self, column: str, values: list[str]) -> pd.DataFrame:
+        return self.frame[self.frame[column].astype(str).isin(values)]
+
+
+@dataclass
+class _Seen:
+    """Rows and time span of the windows judged, over every part."""
+
+    rows: int = 0
+    first: pd.Timestamp | None = None
+    last: pd.Timestamp | None = None
+
+    def add(self, rows: pd.DataFrame) -> None:
+        if rows.empty:
+            return
+        stamps = rows[EVENT_TIMESTAMP]
+        self.rows += len(rows)
+        self.first = stamps.min() if self.first is None else min(self.first, stamps.min())
+        self.last = stamps.max() if self.last is None else max(self.last, stamps.max())
+
+    def span(self) -> tuple[str, str]:
+        if self.first is None or self.last is None:
+            return "", ""
+        return self.first.isoformat(), self.last.isoformat()
+
+
 def drift_gate(
     settings: Settings,
     dataset: DatasetConfig,
     logical_date: date,
-    fit_rows: pd.DataFrame,
+    fit_rows: pd.DataFrame | Evidence,
     out_dir: Path,
     force: bool = False,
     forced_because: str = "",
+    per_part: int = SERIES_PER_PART,
 ) -> DriftResult:
     """Judge the newest ``drift_window`` (the current window) against the newest rows a version was
-    fit on before it (:func:`reference_before` of ``fit_rows``); ``force`` turns a block into FORCED,
-    recorded with ``forced_because``."""
+    fit on before it (:func:`reference_before` of ``fit_rows``: a frame, or the :class:`Evidence` in a
+    file); ``force`` turns a block into FORCED, recorded with ``forced_because``.
+
+    Entities are judged ``per_part`` at a time, each part's windows read from the row groups that
+    hold its entities: memory holds a part's windows, whatever the number of series. The reports of
+    the most drifted entities are drawn at the end from their rows, read again.
+    """
     config = dataset.promotion
-    current = current_window(settings, dataset, logical_date)
-    reference = reference_before(fit_rows, current_span(dataset, logical_date)[0], dataset)
-    entities = compare_windows(reference, current, dataset, out_dir)
+    key = dataset.entity_column
+    start, end = current_span(dataset, logical_date)
+    features = ParquetRows(feature_table_location(settings, dataset), settings)
+    fitted: ParquetRows | _Held
+    if isinstance(fit_rows, Evidence):
+        fitted = features if fit_rows.location == features.location else ParquetRows(fit_rows.location, settings)
+        evidence = fit_rows
+    else:
+        fitted, evidence = _Held(fit_rows), None
+
+    def windows(names: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        rows = features.where(key, names)
+        stamps = rows[EVENT_TIMESTAMP]
+        current = rows[(stamps >= start) & (stamps < end)]
+        fit = rows if fitted is features else fitted.where(key, names)
+        reference = reference_before(fit if evidence is None else evidence.of(fit), start, dataset)
+        return reference, current
+
+    names = sorted(set(features.values(key)) | set(fitted.values(key)))
+    entities: dict[str, EntityDrift] = {}
+    seen = {"reference": _Seen(), "current": _Seen()}
+    for first in range(0, len(names), per_part):
+        reference, current = windows(names[first : first + per_part])
+        entities.update(judge_windows(reference, current, dataset))
+        seen["reference"].add(reference)
+        seen["current"].add(current)
+    reported = most_drifted(entities, dataset)
+    if reported:
+        entities = with_reports(entities, *windows(reported), dataset, out_dir)
     judged = {name: e for name, e in entities.items() if e.drift_share is not None}
     judged = dict(sorted(judged.items(), key=lambda item: -(item[1].drift_share or 0.0)))  # the most drifted first
     unjudged = sorted(set(entities) - set(judged))
     if not judged:
         outcome = DriftOutcome.NOT_ENOUGH_DATA
         reason = (
-            f"not enough data: {len(current)} current and {len(reference)} reference rows; every entity needs "
+            f"not enough data: {seen['current'].rows} current and {seen['reference'].rows} reference rows; every "
+            "entity needs "
             f"at least {config.min_drift_rows} in each window for a verdict"
         )
         log.warning("drift gate: %s", reason)
@@ -307,8 +429,8 @@ def drift_gate(
         if verdict.drifted:
             outcome = DriftOutcome.FORCED if force else DriftOutcome.BLOCKED
             drifted = {name: judged[name] for name in over}
-            features = _named(drifted, lambda e: f": {', '.join(e.drifted_features)}", "; ")
-            reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {features}"
+            named = _named(drifted, lambda e: f": {', '.join(e.drifted_features)}", "; ")
+            reason = f"drift share above {config.max_drift_share:.2f} ({shares}); drifted: {named}"
             if force:
                 reason += f"; promotion forced: {forced_because or 'no reason given'}"
         else:
@@ -318,17 +440,13 @@ def drift_gate(
             reason += f"; not enough data for {_named(dict.fromkeys(unjudged), lambda _: '')}"
         log.info("drift gate %s: %s", outcome, reason)
 
-    def span(rows: pd.DataFrame) -> tuple[str, str]:
-        stamps = rows[EVENT_TIMESTAMP]
-        return (stamps.min().isoformat(), stamps.max().isoformat()) if len(rows) else ("", "")
-
-    (reference_start, reference_end), (current_start, current_end) = span(reference), span(current)
+    (reference_start, reference_end), (current_start, current_end) = seen["reference"].span(), seen["current"].span()
     return DriftResult(
         outcome=outcome,
         drift_share=max((e.drift_share or 0.0) for e in judged.values()) if judged else None,
         entities=entities,
-        reference_rows=len(reference),
-        current_rows=len(current),
+        reference_rows=seen["reference"].rows,
+        current_rows=seen["current"].rows,
         max_drift_share=config.max_drift_share,
         max_drifted_entities=config.max_drifted_entities,
         reason=reason,
@@ -348,7 +466,13 @@ def fit_rows_of(features: pd.DataFrame, end: pd.Timestamp, dataset: DatasetConfi
     return features[(stamps > end - reach) & (stamps <= end)]
 
 
-def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> pd.DataFrame:
+def evidence_of(location: str, end: pd.Timestamp, dataset: DatasetConfig) -> Evidence:
+    """The rows of the file at ``location`` that a version fit on rows up to ``end`` may be judged
+    against (:func:`fit_rows_of`'s)."""
+    return Evidence(location, end - (dataset.promotion.drift_reference_span + dataset.promotion.drift_window), end)
+
+
+def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str, version: str) -> Evidence:
     """The newest rows a registered version was fit on, read back from the offline feature source up to
     the end of its ``data_window`` tag (a refit: every labelled row; otherwise its training rows), or its
     run's ``training_end`` for a version registered without that tag."""
@@ -360,6 +484,4 @@ def version_evidence(settings: Settings, dataset: DatasetConfig, model_name: str
     end = data_window(dict(model_version.tags))[1]
     if end is None:
         end = mlflow_client.get_run(str(model_version.run_id)).data.params["training_end"]
-    newest = pd.Timestamp(end)
-    reach = dataset.promotion.drift_reference_span + dataset.promotion.drift_window
-    return fit_rows_of(features_since(settings, dataset, newest - reach), newest, dataset)
+    return evidence_of(feature_table_location(settings, dataset), pd.Timestamp(end), dataset)

@@ -19,7 +19,7 @@ from core.columns import EVENT_TIMESTAMP
 from core.dataset import DatasetConfig
 from core.partitions import latest_validated_date
 from core.settings import Settings
-from feature_drift.measure import drift_columns, drift_gate, drift_view, fit_rows_of, version_evidence
+from feature_drift.measure import drift_columns, drift_gate, drift_view, evidence_of, version_evidence
 from feature_drift.outcomes import DriftOutcome, DriftResult
 
 
@@ -40,7 +40,7 @@ def gate_version(
     never sharing a row; reports and figures to the version's run, outcome to its tags."""
     from mlflow.entities import Metric
 
-    from core.objects import exists, read_parquet
+    from core.objects import ParquetRows, exists
     from feature_store.training_set import labelled_location
     from model_registry.tracking import client
 
@@ -50,8 +50,9 @@ def gate_version(
     else:
         every_row = labelled_location(training_set)
         refit = dataset.training.refit and exists(every_row, settings)
-        rows = read_parquet(every_row if refit else training_set, settings)
-        fit_rows = fit_rows_of(rows, rows[EVENT_TIMESTAMP].max(), dataset)
+        location = every_row if refit else training_set
+        last = max(group.max() for group in ParquetRows(location, settings).column(EVENT_TIMESTAMP))
+        fit_rows = evidence_of(location, last, dataset)
     newest = max(logical_date, latest_validated_date(settings, dataset))
     result = drift_gate(settings, dataset, newest, fit_rows, out_dir, force, forced_because)
     mlflow_client = client(settings)

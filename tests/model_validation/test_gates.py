@@ -1,4 +1,5 @@
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -503,6 +504,48 @@ def test_the_reference_is_each_entitys_newest_span_before_the_window_judged(data
         assert rows.max() == newest
         assert rows.min() == newest - span + dataset.frequency.fixed
     assert (reference[EVENT_TIMESTAMP] < start).all()
+
+
+def test_the_gate_judged_a_part_of_series_at_a_time_gives_the_verdict_of_one_judgement(  # type: ignore[no-untyped-def]
+    dataset: DatasetConfig, settings, tmp_path
+) -> None:
+    """Twelve series, three of them moved, judged three at a time from the feature table (sorted by
+    series, in small row groups) and against rows read back from it: the same verdict, entity by
+    entity, counts, spans and reasons, as all judged at once from frames held whole; the reports are
+    those of the most drifted, wherever their part."""
+    from core.columns import EVENT_TIMESTAMP
+    from feature_drift.measure import drift_gate, evidence_of
+    from feature_store.features import feature_table_location, offline_source_path
+
+    changed = pd.concat(_windows(dataset, {}, entity="site_1", regime_change=True))
+    moved = [changed[changed["site"] == "site_1"].assign(site=f"moved_{n}") for n in range(3)]
+    steady = [changed[changed["site"] == "site_0"].assign(site=f"steady_{n}") for n in range(9)]
+    rows = pd.concat([*steady, *moved], ignore_index=True).sort_values(["site", EVENT_TIMESTAMP], ignore_index=True)
+    source = offline_source_path(settings, dataset)
+    source.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_parquet(source, row_group_size=len(rows) // 12)
+    end = rows[EVENT_TIMESTAMP].max() - pd.Timedelta(days=7)
+    day = rows[EVENT_TIMESTAMP].max().date()
+    reporting = dataset.model_copy(update={"promotion": dataset.promotion.model_copy(update={"drift_reports": 2})})
+
+    whole = drift_gate(settings, reporting, day, rows[rows[EVENT_TIMESTAMP] <= end], tmp_path / "whole")
+    evidence = evidence_of(feature_table_location(settings, dataset), end, reporting)
+    parts = drift_gate(settings, reporting, day, evidence, tmp_path / "parts", per_part=3)
+
+    assert whole.outcome is DriftOutcome.BLOCKED, whole.reason
+    assert sorted(whole.drifted_entities) == ["moved_0", "moved_1", "moved_2"]
+    assert len(whole.judged) == 12
+
+    def named(result: DriftResult) -> dict[str, object]:
+        plain = result.model_dump()
+        for verdict in plain["entities"].values():
+            verdict["report_path"] = verdict["report_path"] and Path(verdict["report_path"]).name
+        return plain
+
+    assert named(parts) == named(whole)
+    assert [Path(p).name for p in parts.report_paths] == [Path(p).name for p in whole.report_paths]
+    assert len(parts.report_paths) == 2
+    assert all(Path(p).is_file() and Path(p).parent == tmp_path / "parts" for p in parts.report_paths)
 
 
 def test_the_window_judged_is_never_part_of_its_reference(dataset: DatasetConfig, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
