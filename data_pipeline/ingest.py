@@ -147,6 +147,11 @@ def require_day(newest: pd.Series, dataset: DatasetConfig, logical_date: date) -
         )
 
 
+def _quoted(column: str) -> str:
+    """``column`` as a SQL identifier, whatever characters the dataset's config gave its name."""
+    return '"' + column.replace('"', '""') + '"'
+
+
 class _Spool:
     """The source's rows known at the end of a date, written as they are read: one local Parquet
     file per chunk, each row numbered in source order so that the ordering is stable."""
@@ -194,7 +199,7 @@ class _Spool:
 
         ts, entity = self.dataset.timestamp_column, self.dataset.entity_column
         assert self.empty is not None
-        keys = [f'"{c}"' for c in (entity, ts) if c in self.empty.columns]
+        keys = [_quoted(c) for c in (entity, ts) if c in self.empty.columns]
         spilled = self.folder / "sort"
         connection = duckdb.connect(config={"memory_limit": SORT_MEMORY, "temp_directory": str(spilled), "threads": 1})
         try:

@@ -148,3 +148,19 @@ def test_a_source_read_a_chunk_at_a_time_lands_as_if_read_whole(
     pd.testing.assert_frame_equal(got, expected)
     assert landed.rows == len(expected)
     assert pq.ParquetFile(landed.path).num_row_groups == -(-len(expected) // 700)
+
+
+def test_a_key_column_whose_name_needs_quoting_lands_ordered(
+    settings: Settings, tmp_path: Path, logical_date: date
+) -> None:
+    import yaml
+
+    frame = synthetic_frame(entities=3, days=5).sample(frac=1.0, random_state=1).rename(columns={"site": 'si"te'})
+    path = write_dataset(tmp_path / "d", frame=frame)
+    config = yaml.safe_load(path.read_text())
+    config["entity_column"] = 'si"te'
+    path.write_text(yaml.safe_dump(config))
+    landed = pd.read_parquet(ingest(DatasetConfig.from_yaml(path), logical_date, settings).path)
+    stamps = pd.to_datetime(landed["ts"])
+    assert list(landed['si"te'].unique()) == ["site_0", "site_1", "site_2"]
+    assert stamps.groupby(landed['si"te']).is_monotonic_increasing.all()
