@@ -110,6 +110,9 @@ def test_the_compose_profile_retrains_and_serves_on_real_servers(
 
     compose = {
         "MLOPS_PROFILE": "compose",
+        # The stack's ray-head is not started here: the steps that map parts of series (the feature
+        # build) run in the task. Their Ray runs are test_ray_engine's, on a real cluster.
+        "MLOPS_ENGINE": "local",
         # The compose file's service names, pointed at the local servers.
         "MLOPS_MLFLOW_TRACKING_URI": mlflow_server,
         "MLOPS_REDIS_HOST": "127.0.0.1",

@@ -142,6 +142,9 @@ def worker_env(tmp_path: Path, stack: dict[str, str], redis_server: int, pushgat
     return {
         "MLOPS_TRAINING_KUBE_CONFIG": str(kube_config),
         "MLOPS_PROFILE": "k8s",
+        # The profile's Ray cluster is not started here: the steps that map parts of series (the
+        # feature build) run in the task. Their Ray runs are test_ray_engine's, on a real cluster.
+        "MLOPS_ENGINE": "local",
         "MLOPS_TRAINING_EXECUTOR": "kubernetes",
         "MLOPS_TRAINING_GPUS": "0",  # this machine has none; the GPU pod's spec is held to its template
         # The emulated node is this machine, two tuning pods at once on its two cores: a CPU each, and
