@@ -38,12 +38,6 @@ _CALENDAR = {
 }
 
 
-def on_grid(series_frame: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
-    """Reindex one entity's rows (indexed by timestamp) onto the regular frequency grid."""
-    grid = dataset.frequency.range(series_frame.index.min(), series_frame.index.max())
-    return series_frame.reindex(grid)
-
-
 class _WithinSeries(BaseIndexer):
     """A trailing window of ``window_size`` grid points that never reaches before its series' first
     point (``first``: each point's): the windows a rolling statistic of one series alone would have,

@@ -3,40 +3,62 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from core.columns import EVENT_TIMESTAMP, feature_names, label_names
 from core.dataset import DatasetConfig
-from core.history import with_history
-from core.objects import ParquetParts
+from core.history import LaidEnd, with_history
+from core.objects import parquet_parts
 from core.partitions import SERIES_PER_PART, validated_parts
 from core.settings import Settings
-from feature_store.features import local_offline_source, on_grid
+from feature_store.features import local_offline_source
 from feature_store.outcomes import TrainingSet
 from feature_store.repo import feature_service_name, get_store
 
 
 def build_labels(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
-    """One row per (entity, t) whose H future targets all exist: ``y_h`` = target at t + h periods."""
-    parts = []
-    for entity, frame in validated.groupby(dataset.entity_column, sort=True):
-        observed = frame.set_index(dataset.timestamp_column).sort_index()
-        target = on_grid(observed, dataset)[dataset.target]
-        labels = pd.DataFrame(
-            {f"y_{step}": target.shift(-step) for step in range(1, dataset.horizon + 1)},
-            index=target.index,
-        ).loc[observed.index]
-        labels.insert(0, dataset.entity_column, entity)
-        parts.append(labels)
-    table = pd.concat(parts).rename_axis(EVENT_TIMESTAMP).reset_index()
-    table[EVENT_TIMESTAMP] = pd.to_datetime(table[EVENT_TIMESTAMP], utc=True)
+    """One row per observed (entity, t) whose H future targets all exist: ``y_h`` = target at t + h
+    periods on the frequency grid (a gap or a missing value there leaves the row out). In the order
+    of the entities, then of the times.
+
+    Every series' grid is laid end to end (:class:`core.history.LaidEnd`), as the features' are: a
+    label is the value ``h`` points ahead on the row's own series, in one pass over the part
+    whatever its number of series.
+    """
+    key, time = dataset.entity_column, dataset.timestamp_column
+    laid = LaidEnd.of(validated.sort_values(time, kind="stable"), key, time, dataset.frequency)
+    if len(laid.cell) and (np.diff(laid.cell) <= 0).any():  # within an entity, times increase
+        raise ValueError(f"{dataset.name}: an entity has two rows at one time")
+    target = laid.grid(dataset.target)
+    bounds = np.flatnonzero(np.r_[True, laid.codes[1:] != laid.codes[:-1]]) if len(laid.codes) else laid.codes
+    last = np.maximum.reduceat(laid.cell, bounds)[laid.codes] if len(laid.codes) else laid.cell
+    out: dict[str, Any] = {key: laid.rows[key].to_numpy(), EVENT_TIMESTAMP: laid.stamps.as_unit("ns")}
+    for step in range(1, dataset.horizon + 1):
+        ahead = laid.cell + step
+        out[f"y_{step}"] = np.where(ahead <= last, target[np.minimum(ahead, max(laid.size - 1, 0))], np.nan)
+    table = pd.DataFrame(out)
     return table.dropna(subset=label_names(dataset)).reset_index(drop=True)
+
+
+def newest_label_time(
+    settings: Settings, dataset: DatasetConfig, logical_date: date, per_part: int
+) -> pd.Timestamp | None:
+    """The newest time of a labelled row (:func:`build_labels` of each part of validated series);
+    None: no row has all its labels."""
+    newest: pd.Timestamp | None = None
+    columns = [dataset.entity_column, dataset.timestamp_column, dataset.target]
+    for validated in validated_parts(settings, dataset, logical_date, per_part):
+        labels = build_labels(validated[columns], dataset)
+        if not labels.empty:
+            last = labels[EVENT_TIMESTAMP].max()
+            newest = last if newest is None else max(newest, last)
+    return newest
 
 
 def labelled_parts(
@@ -190,49 +212,34 @@ def write_training_set(
     :func:`split_holdout`. With ``training.refit``, every labelled row too (training rows, the ones
     between them and the holdout, the holdout): what the served model is refitted on.
 
-    Written a part of series at a time (:func:`labelled_parts`), in two passes: the labelled parts
-    to a local spill file, noting the newest row's time; then each part read back, windowed and
-    split at the bounds that time gives, into the outputs. Memory holds one part of ``per_part``
-    series.
+    Written a part of series at a time, in two passes: the labels alone, for the newest labelled
+    row's time (:func:`newest_label_time`), which places the window and the holdout; then each part
+    labelled and joined with its features (:func:`labelled_parts`), windowed and split at those
+    bounds, into the outputs. Memory holds one part of ``per_part`` series, and the disk the outputs
+    alone.
     """
-    import pyarrow.parquet as pq
-
-    from core.objects import parquet_parts
-
-    with tempfile.TemporaryDirectory(prefix="training-set") as folder:
-        spill = ParquetParts(Path(folder) / "labelled.parquet")
-        last: pd.Timestamp | None = None
-        try:
-            for part in labelled_parts(settings, dataset, logical_date, per_part):
-                spill.write(part)
-                newest = part[EVENT_TIMESTAMP].max()
-                last = newest if last is None else max(last, newest)
-        except BaseException:
-            spill.abort()
-            raise
-        if last is None:
-            raise ValueError(f"{dataset.name}: no series has {dataset.horizon} future values to label a row with")
-        spill.close()
-        start, bounds = window_start(last, dataset), holdout_bounds(last, dataset, holdout_start)
-        labelled_at = labelled_location(location) if dataset.training.refit else None
-        spilled = pq.ParquetFile(spill.path)
-        # Exits in reverse: every row, then the holdout, then the training set itself.
-        with (
-            parquet_parts(location, settings) as training,
-            parquet_parts(holdout_location(location), settings) as holdout,
-            parquet_parts(labelled_at, settings) if labelled_at else contextlib.nullcontext() as every_row,
-        ):
-            labelled = 0
-            for group in range(spilled.num_row_groups):
-                part = in_window(spilled.read_row_group(group, use_threads=False).to_pandas(use_threads=False), start)
-                labelled += len(part)
-                trained, held = _split(part, bounds, dataset)
-                training.write(trained)
-                holdout.write(held)
-                if every_row is not None:
-                    every_row.write(part)
-            if not training.rows or not holdout.rows:
-                raise _too_few(dataset, labelled, training.rows, holdout.rows)
+    last = newest_label_time(settings, dataset, logical_date, per_part)
+    if last is None:
+        raise ValueError(f"{dataset.name}: no series has {dataset.horizon} future values to label a row with")
+    start, bounds = window_start(last, dataset), holdout_bounds(last, dataset, holdout_start)
+    labelled_at = labelled_location(location) if dataset.training.refit else None
+    # Exits in reverse: every row, then the holdout, then the training set itself.
+    with (
+        parquet_parts(location, settings) as training,
+        parquet_parts(holdout_location(location), settings) as holdout,
+        parquet_parts(labelled_at, settings) if labelled_at else contextlib.nullcontext() as every_row,
+    ):
+        labelled = 0
+        for joined in labelled_parts(settings, dataset, logical_date, per_part):
+            part = in_window(joined, start)
+            labelled += len(part)
+            trained, held = _split(part, bounds, dataset)
+            training.write(trained)
+            holdout.write(held)
+            if every_row is not None:
+                every_row.write(part)
+        if not training.rows or not holdout.rows:
+            raise _too_few(dataset, labelled, training.rows, holdout.rows)
     return TrainingSet(
         location=location,
         holdout_location=holdout_location(location),

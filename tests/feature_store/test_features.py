@@ -99,11 +99,29 @@ def _one_series_at_a_time(validated: pd.DataFrame, dataset: DatasetConfig) -> pd
     return table[[dataset.entity_column, EVENT_TIMESTAMP, *feature_names(dataset)]]
 
 
+def _labels_one_series_at_a_time(validated: pd.DataFrame, dataset: DatasetConfig) -> pd.DataFrame:
+    """The labels as a frame per series gives them: its target reindexed onto its own frequency grid,
+    shifted back by each step, the observed times kept, rows missing a label dropped."""
+    parts = []
+    for entity, frame in validated.groupby(dataset.entity_column, sort=True):
+        observed = frame.set_index(dataset.timestamp_column).sort_index()
+        grid = observed.reindex(dataset.frequency.range(observed.index.min(), observed.index.max()))
+        target = grid[dataset.target]
+        labels = pd.DataFrame({f"y_{h}": target.shift(-h) for h in range(1, dataset.horizon + 1)}, index=grid.index)
+        labels = labels.loc[observed.index]
+        labels.insert(0, dataset.entity_column, entity)
+        parts.append(labels)
+    table = pd.concat(parts).rename_axis(EVENT_TIMESTAMP).reset_index()
+    table[EVENT_TIMESTAMP] = table[EVENT_TIMESTAMP].dt.as_unit("ns")
+    table = table[[dataset.entity_column, EVENT_TIMESTAMP, *label_names(dataset)]]
+    return table.dropna(subset=label_names(dataset)).reset_index(drop=True)
+
+
 @pytest.mark.parametrize("frequency", ["PT1H", "P1D", "P1M"])
 def test_many_series_in_one_pass_get_each_its_own_features(dataset: DatasetConfig, frequency: str) -> None:
     """Series of different starts and lengths, gaps, missing targets and rows in any order, on a fixed
-    and a calendar grid: the one pass over the part gives each series the features a frame of its own
-    gives it, value for value; two rows of one series at one time are refused."""
+    and a calendar grid: the one pass over the part gives each series the features and the labels a
+    frame of its own gives it, value for value; two rows of one series at one time are refused."""
     from core.frequency import Frequency
 
     dataset = dataset.model_copy(update={"frequency": Frequency.parse(frequency)})
@@ -124,7 +142,12 @@ def test_many_series_in_one_pass_get_each_its_own_features(dataset: DatasetConfi
     built = build_features(validated, dataset)
     pd.testing.assert_frame_equal(built, _one_series_at_a_time(validated, dataset), check_exact=True)
     assert len(built) == len(validated)
+    labels = build_labels(validated, dataset)
+    pd.testing.assert_frame_equal(labels, _labels_one_series_at_a_time(validated, dataset), check_exact=True)
+    assert 0 < len(labels) < len(validated)  # rows whose next steps miss a value are left out
 
     twice = pd.concat([validated, validated.iloc[:1]], ignore_index=True)
     with pytest.raises(ValueError, match="two rows at one time"):
         build_features(twice, dataset)
+    with pytest.raises(ValueError, match="two rows at one time"):
+        build_labels(twice, dataset)
