@@ -31,6 +31,9 @@ UNTIMED = ("generate", "serve", "global_sample_accuracy")
 # Series up to which a global model is also trained on every row, to compare with its sample: past
 # it, every row is more than these 24 GB hold (the reason for the sample).
 EVERY_ROW_UP_TO = 10_000
+# The retraining's fits: hours at the largest counts on a small machine, so a run may stop them at a
+# count (``--fits-up-to``) and measure the day's stages past it.
+FITS = ("fit_per_series", "fit_global")
 # What each stage needs before it: a failed stage skips the ones that need its output.
 NEEDS = {
     "ingest": "generate",
@@ -112,7 +115,8 @@ def run_count(series: int, args: argparse.Namespace, servers: Servers) -> list[d
     globals_ = ("fit_global", "global_sample_accuracy")
     stages += [(stage, stage_argv(stage, dataset, END, args.global_family if stage in globals_ else args.family))
                for stage in STAGES if stage != "generate" and stage in args.stages
-               and (stage != "global_sample_accuracy" or series <= EVERY_ROW_UP_TO)]  # fmt: skip
+               and (stage != "global_sample_accuracy" or series <= EVERY_ROW_UP_TO)
+               and (stage not in FITS or args.fits_up_to is None or series <= args.fits_up_to)]  # fmt: skip
     stages = [(stage, [*argv, "--seconds", str(args.serve_seconds)] if stage == "serve" else argv)
               for stage, argv in stages]  # fmt: skip
     env = child_environment(settings_for(home, dataset, data, servers, series))
@@ -242,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-family", default="lightgbm", help="the global family of fit_global")
     parser.add_argument("--ray-series", type=int, default=None, help="series of the Ray comparison (default: the "
                         "smallest count; 0: none)")  # fmt: skip
+    parser.add_argument("--fits-up-to", type=int, default=None, help="fit_per_series and fit_global only up to "
+                        "this many series (default: at every count)")  # fmt: skip
     parser.add_argument("--serve-seconds", type=float, default=20.0, help="serve: seconds of each load at its rate")
     parser.add_argument("--home", type=Path, default=DEFAULT_HOME, help="the benchmark's state")
     parser.add_argument("--out", type=Path, default=Path("reports"))
