@@ -247,6 +247,26 @@ class ParquetRows:
         for group in range(self._file.num_row_groups):
             yield self._file.read_row_group(group, columns=[name], use_threads=False)[name].to_pandas()
 
+    def bounds(self, column: str) -> tuple[Any, Any]:
+        """The least and the greatest value of ``column``: from the row groups' statistics where each
+        group has them, else read a row group at a time. A file without rows has no bounds
+        (``ValueError``)."""
+        chunks = [
+            self._file.metadata.row_group(g).column(self._index(column)) for g in range(self._file.num_row_groups)
+        ]
+        stats = [chunk.statistics for chunk in chunks]
+        if all(s is not None and s.has_min_max for s in stats):
+            lows, highs = [s.min for s in stats], [s.max for s in stats]
+        else:
+            read = list(self.column(column))
+            lows, highs = [v.min() for v in read if len(v)], [v.max() for v in read if len(v)]
+        if not lows:
+            raise ValueError(f"{self.location} holds no values of {column}")
+        return min(lows), max(highs)
+
+    def _index(self, column: str) -> int:
+        return int(self._file.schema_arrow.get_field_index(column))
+
     @property
     def rows(self) -> int:
         """How many rows the file holds (its footer says)."""
@@ -277,10 +297,11 @@ class ParquetRows:
         kept = table.filter(pc.is_in(table[column], value_set=pa.array(wanted, type=table.schema.field(column).type)))
         return kept.to_pandas(use_threads=False)
 
-    def parts(self, column: str, per_part: int) -> Iterator[pd.DataFrame]:
+    def parts(self, column: str, per_part: int, values: Sequence[Any] | None = None) -> Iterator[pd.DataFrame]:
         """The rows of ``per_part`` values of ``column`` at a time, the values in sorted order
-        (:meth:`where` of each run of them)."""
-        names = self.values(column)
+        (:meth:`where` of each run of them); ``values``: the column's :meth:`values`, where the
+        caller read them already."""
+        names = self.values(column) if values is None else values
         for start in range(0, len(names), per_part):
             yield self.where(column, names[start : start + per_part])
 
@@ -302,7 +323,7 @@ class ParquetRows:
     def _may_hold(self, group: int, column: str, low: Any, high: Any) -> bool:
         """Whether row group ``group`` can hold a value of ``column`` in [``low``, ``high``] (no
         statistics: it can)."""
-        chunk = self._file.metadata.row_group(group).column(self._file.schema_arrow.get_field_index(column))
+        chunk = self._file.metadata.row_group(group).column(self._index(column))
         stats = chunk.statistics
         if stats is None or not stats.has_min_max:
             return True

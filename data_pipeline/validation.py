@@ -373,9 +373,7 @@ def landed_parts(rows: ParquetRows, dataset: DatasetConfig) -> Iterator[pd.DataF
     if not names:
         yield rows.frame()
         return
-    per_part = max(1, ROWS_PER_PART * len(names) // rows.rows)
-    for start in range(0, len(names), per_part):
-        yield rows.where(entity, names[start : start + per_part])
+    yield from rows.parts(entity, max(1, ROWS_PER_PART * len(names) // rows.rows), names)
 
 
 def result_location(settings: Settings, dataset: DatasetConfig, logical_date: date) -> str:

@@ -322,7 +322,7 @@ class _Held:
     """Rows held in memory, read as :class:`core.objects.ParquetRows` reads a file's."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame, self.location = frame, None
+        self.frame = frame
 
     def values(self, column: str) -> list[str]:
         return sorted(self.frame[column].astype(str).unique())

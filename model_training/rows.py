@@ -54,6 +54,10 @@ def test_start(first: pd.Timestamp, last: pd.Timestamp, dataset: DatasetConfig) 
     return min(fold.cutoff for fold in folds)
 
 
+def _utc(stamp: pd.Timestamp) -> pd.Timestamp:
+    return stamp if stamp.tzinfo is not None else stamp.tz_localize("UTC")
+
+
 def training_rows(location: str, dataset: DatasetConfig, family: str, settings: Settings) -> pd.DataFrame:
     """The training set at ``location`` as ``family`` trains on it: every row, or for a model that
     learns from rows (:func:`learns_from_rows`) a sample of at most about ``training.max_rows``."""
@@ -63,8 +67,7 @@ def training_rows(location: str, dataset: DatasetConfig, family: str, settings: 
     rows = ParquetRows(location, settings)
     if rows.rows <= budget:
         return rows.frame()
-    first = min(group.min() for group in rows.column(EVENT_TIMESTAMP))
-    last = max(group.max() for group in rows.column(EVENT_TIMESTAMP))
+    first, last = (_utc(pd.Timestamp(bound)) for bound in rows.bounds(EVENT_TIMESTAMP))
     cutoff = test_start(first, last, dataset)
     tested = sum(int((group > cutoff).sum()) for group in rows.column(EVENT_TIMESTAMP))
     keep_tested = min(1.0, TEST_SHARE * budget / tested) if tested else 1.0

@@ -231,3 +231,21 @@ def test_a_file_sorted_by_a_column_is_read_a_part_at_a_time_from_its_own_row_gro
     assert [g for g in range(4) if rows._may_hold(g, "series", "b", "c")] == [1, 2]
     assert rows.where("series", ["b", "c"])["series"].tolist() == ["b"] * 3 + ["c"] * 3
     assert [sorted(set(part["series"])) for part in rows.parts("series", 3)] == [["a", "b", "c"], ["d"]]
+
+
+def test_a_columns_bounds_come_from_the_row_groups_statistics_or_from_its_values(tmp_path: Path) -> None:
+    """The least and greatest time of a file: from its row groups' statistics, and the same from the
+    values themselves where the file was written without statistics; a file of no rows has none."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+    stamps = pd.date_range("2024-01-01", periods=9, freq="D", tz="UTC")
+    table = pa.Table.from_pandas(pd.DataFrame({"t": stamps[[4, 0, 8, 2, 6, 1, 7, 3, 5]]}), preserve_index=False)
+    for name, statistics in (("with.parquet", True), ("without.parquet", False)):
+        pq.write_table(table, tmp_path / name, row_group_size=4, write_statistics=statistics)
+        rows = objects.ParquetRows(str(tmp_path / name), settings)
+        assert rows.bounds("t") == (stamps[0], stamps[-1]), name
+    pq.write_table(table.slice(0, 0), tmp_path / "empty.parquet")
+    with pytest.raises(ValueError, match="no values of t"):
+        objects.ParquetRows(str(tmp_path / "empty.parquet"), settings).bounds("t")
