@@ -151,8 +151,8 @@ class Settings(BaseSettings):
     training_device: Literal["auto", "cpu", "cuda"] = "auto"
     engine: Literal["local", "ray"] = Field(
         default="local",
-        description="Where per-series work runs (the statistical families' fits, the feature build): in the "
-        "task's own process, or as tasks of the Ray cluster at ray_address.",
+        description="Where per-series work runs (the statistical families' fits, the feature build, the batch "
+        "forecast's predictions): in the task's own process, or as tasks of the Ray cluster at ray_address.",
     )
     ray_address: str | None = Field(
         default=None,

@@ -10,9 +10,12 @@ promoted would have done.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
+import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -77,6 +80,81 @@ def shadow_versions(settings: Settings, model_name: str, champion: str) -> list[
     return [str(v) for v in shadows]
 
 
+@dataclass(frozen=True)
+class PartToForecast:
+    """A part of entities' newest feature rows (:func:`newest_feature_parts`), to be forecast by each
+    of ``versions`` of ``model_name`` (the champion first): one task of the engine."""
+
+    settings: Settings
+    model_name: str
+    versions: tuple[str, ...]
+    rows: pd.DataFrame
+    entity_column: str
+
+
+@dataclass(frozen=True)
+class PartForecasts:
+    """What each version answered for a part (its bundle's output), and why the others did not."""
+
+    outputs: dict[str, Any]
+    errors: dict[str, str]
+
+
+class _Loaded:
+    """The versions loaded in this process, the last few used kept: an engine's worker forecasts part
+    after part with the same versions, and loads each once. A version's bundle is verified and
+    copied by :func:`model_registry.provenance.trusted_model`, and its copy removed when it leaves."""
+
+    KEEP = 4
+
+    def __init__(self) -> None:
+        self._held: collections.OrderedDict[tuple[str, str, str], tuple[contextlib.ExitStack, Any]] = (
+            collections.OrderedDict()
+        )
+
+    def model(self, settings: Settings, name: str, version: str) -> Any:
+        from model_registry import tracking
+        from model_registry.provenance import trusted_model
+
+        key = (settings.tracking_uri, name, version)
+        if key in self._held:
+            self._held.move_to_end(key)
+            return self._held[key][1]
+        tracking.configure(settings)  # a worker of the engine has not been pointed at the registry
+        stack = contextlib.ExitStack()
+        model = stack.enter_context(trusted_model(settings, name, version))
+        self._held[key] = (stack, model)
+        while len(self._held) > self.KEEP:
+            self._held.popitem(last=False)[1][0].close()
+        return model
+
+    def release(self) -> None:
+        while self._held:
+            self._held.popitem()[1][0].close()
+
+
+_LOADED = _Loaded()
+
+
+def forecast_part(part: PartToForecast) -> PartForecasts:
+    """Each version's forecasts of the part (run by the engine, in this process or a Ray worker). A
+    shadow version that cannot load or forecast says why; the champion's failure raises."""
+    from model_bundle.outputs import pyfunc_inputs
+
+    outputs: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for n, version in enumerate(part.versions):
+        try:
+            model = _LOADED.model(part.settings, part.model_name, version)
+            inputs = pyfunc_inputs(model.metadata.get_input_schema(), part.rows, part.entity_column)
+            outputs[version] = model.predict(inputs)
+        except Exception:
+            if n == 0:
+                raise
+            errors[version] = traceback.format_exc()
+    return PartForecasts(outputs, errors)
+
+
 def issue_day(
     settings: Settings,
     dataset: DatasetConfig,
@@ -88,57 +166,57 @@ def issue_day(
     features, and store them as the day's forecasts (replacing the day's earlier ones in one
     transaction).
 
-    The entities go ``per_part`` at a time (:func:`newest_feature_parts`), each part forecast by
-    every version and its rows sent to the table before the next part is read: memory holds a part,
-    whatever the number of entities. The day's transaction lasts the whole forecast: on SQLite it
-    holds the database's write lock meanwhile, and the service's answers wait in its spool until
-    their writer gets the table again (:mod:`forecast_store.writer`); nothing is lost. A shadow
-    version that cannot be loaded, or fails on a part, forecasts nothing from then on (the parts it
-    forecast before stay); the champion's forecasts are stored all the same.
+    The entities go ``per_part`` at a time (:func:`newest_feature_parts`): each part is forecast by
+    every version on the settings' engine (:mod:`core.engine`: in this process, or a Ray task, where
+    a per-series model's forecasts of many series spread over the cluster's workers), and its rows
+    are sent to the table as its forecasts come back, in the parts' order: memory holds the few
+    parts out, whatever the number of entities. The day's transaction lasts the whole forecast: on
+    SQLite it holds the database's write lock meanwhile, and the service's answers wait in its spool
+    until their writer gets the table again (:mod:`forecast_store.writer`); nothing is lost. A
+    shadow version that cannot be loaded, or fails on a part, forecasts nothing from then on (the
+    parts it forecast before stay); the champion's forecasts are stored all the same.
     """
-    from model_bundle.outputs import pyfunc_inputs
-    from model_registry.provenance import trusted_model
+    from core.engine import engine
     from model_registry.registry import champion_version
 
     name = settings.model_name(dataset.name)
     version = champion_version(settings, name)
     if version is None:
         raise LookupError(f"{name} has no champion to forecast with")
-    entities = 0
+    shadows = shadow_versions(settings, name, version)
     failed: set[str] = set()
-    with contextlib.ExitStack() as stack:
-        champion = stack.enter_context(trusted_model(settings, name, version))
-        shadows: dict[str, Any] = {}
-        for shadow in shadow_versions(settings, name, version):
-            try:
-                shadows[shadow] = stack.enter_context(trusted_model(settings, name, shadow))
-            except Exception:  # a shadow that cannot forecast never keeps the champion's forecasts from the table
-                log.exception("%s v%s cannot be loaded to forecast in the shadow of v%s", name, shadow, version)
+    drawn: collections.deque[pd.DataFrame] = collections.deque()
+    entities = 0
 
-        def predicted(model: Any, rows: pd.DataFrame) -> Any:
-            return model.predict(pyfunc_inputs(model.metadata.get_input_schema(), rows, dataset.entity_column))
+    def parts() -> Iterator[PartToForecast]:
+        for rows in newest_feature_parts(settings, dataset, data_date, per_part):
+            drawn.append(rows)
+            versions = (version, *(shadow for shadow in shadows if shadow not in failed))
+            yield PartToForecast(settings, name, versions, rows, dataset.entity_column)
 
-        def day_rows() -> Iterator[store.ForecastRow]:
-            nonlocal entities
-            for rows in newest_feature_parts(settings, dataset, data_date, per_part):
-                entities += len(rows)
-                output = predicted(champion, rows)
-                yield from _rows(dataset, name, version, rows, output, data_date, BATCH, dag_run_id)
-                for shadow, model in shadows.items():
-                    if shadow in failed:
-                        continue
-                    try:
-                        output = predicted(model, rows)
-                    except Exception:
-                        failed.add(shadow)
-                        log.exception(
-                            "%s v%s cannot forecast in the shadow of v%s for %s", name, shadow, version, data_date
-                        )
-                        continue
-                    yield from _rows(dataset, name, shadow, rows, output, data_date, SHADOW, dag_run_id)
+    def day_rows() -> Iterator[store.ForecastRow]:
+        nonlocal entities
+        for made in engine(settings.engine, settings.ray_address).imap(forecast_part, parts()):
+            rows = drawn.popleft()
+            entities += len(rows)
+            yield from _rows(dataset, name, version, rows, made.outputs[version], data_date, BATCH, dag_run_id)
+            for shadow in shadows:
+                if shadow in failed:
+                    continue
+                if shadow in made.errors:
+                    failed.add(shadow)
+                    log.error(
+                        "%s v%s cannot forecast in the shadow of v%s for %s:\n%s",
+                        name, shadow, version, data_date, made.errors[shadow],
+                    )  # fmt: skip
+                    continue
+                yield from _rows(dataset, name, shadow, rows, made.outputs[shadow], data_date, SHADOW, dag_run_id)
 
-        store.upgrade(settings)
+    store.upgrade(settings)
+    try:
         written = store.replace_day(settings, dataset.name, data_date, day_rows())
+    finally:
+        _LOADED.release()  # the bundles this process loaded (the in-process engine's)
     kept = [shadow for shadow in shadows if shadow not in failed]
     log.info(
         "issued %d forecasts of %s v%s (shadows: %s) for %s (%d entities)",

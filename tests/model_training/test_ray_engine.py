@@ -1,6 +1,7 @@
-"""The statistical families' per-series fits on a real Ray cluster (a head and two worker nodes, each
-its own processes, started with ``ray start``): the same models as fitted in the training's own
-process, series left out for the same reasons, and the work done in the workers."""
+"""The per-series work on a real Ray cluster (a head and two worker nodes, each its own processes,
+started with ``ray start``): the statistical families' fits (the same models as fitted in the
+training's own process, series left out for the same reasons), the feature build and the batch
+forecast (the same tables and rows), and the work done in the workers."""
 
 from __future__ import annotations
 
@@ -128,3 +129,41 @@ def test_ray_builds_the_same_feature_and_history_tables_as_the_process(cluster: 
     (local_features, local_history), (ray_features, ray_history) = tables
     pd.testing.assert_frame_equal(ray_features, local_features, check_exact=True)
     pd.testing.assert_frame_equal(ray_history, local_history, check_exact=True)
+
+
+def test_ray_issues_the_same_forecasts_as_the_process(
+    cluster: RayEngine, tmp_path: Path, trained: tuple[Settings, DatasetConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch forecast's parts predicted in the cluster's workers, by the champion and by a shadow
+    version: the same rows, values and bands stored as when the process predicts them; on Ray the
+    driver loads no bundle (its loader refuses to, and the day is issued all the same)."""
+    from forecast_store import store
+    from forecast_store.schema import BATCH, SHADOW
+    from model_registry.tracking import CHALLENGER
+    from model_registry.tracking import client as registry_client
+    from model_serving import batch
+    from tests.utils.data import SYNTHETIC_END
+    from tests.utils.platform import on_registry_copy
+
+    settings, dataset = on_registry_copy(trained[0], tmp_path), trained[1]
+    name = settings.model_name(dataset.name)
+    registry = registry_client(settings)
+    champion = registry.get_model_version(name, "1")
+    twin = str(registry.create_model_version(name, champion.source, run_id=champion.run_id, tags=champion.tags).version)
+    registry.set_registered_model_alias(name, CHALLENGER, twin)
+    stored = {}
+    for kind in ("local", "ray"):
+        run = settings.model_copy(
+            update={"engine": kind, "ray_address": cluster.address, "forecast_db": f"sqlite:///{tmp_path / kind}.db"}
+        )
+        if kind == "ray":
+            monkeypatch.setattr(batch._LOADED, "model", lambda *args: pytest.fail("the driver loaded a bundle"))
+        issued = batch.issue_day(run, dataset, SYNTHETIC_END, per_part=1)  # each entity a part, a task of its own
+        assert (issued.entities, issued.shadow_versions) == (2, [twin])
+        stored[kind] = [
+            (r.source, r.model_version, r.entity_id, r.step, r.target_time, r.value, r.intervals)
+            for source in (BATCH, SHADOW)
+            for r in store.issued(run, dataset.name, data_date=SYNTHETIC_END, source=source)
+        ]
+    assert len(stored["local"]) == 2 * 2 * dataset.horizon
+    assert stored["ray"] == stored["local"]
