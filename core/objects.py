@@ -287,15 +287,34 @@ class ParquetRows:
         return sorted(pc.unique(pa.chunked_array(seen)).to_pylist())
 
     def where(self, column: str, values: Sequence[Any]) -> pd.DataFrame:
-        """The rows whose ``column`` is one of ``values``, in the file's order."""
+        """The rows whose ``column`` is one of ``values``, in the file's order; values of another type
+        than the column's (text naming an integer key) are taken as the column's (a value that is none
+        of its values matches nothing)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        wanted = sorted(values)
+        wanted = sorted(self._typed(column, values))
+        if not wanted:
+            return self._file.schema_arrow.empty_table().to_pandas()
         groups = [g for g in range(self._file.num_row_groups) if self._may_hold(g, column, wanted[0], wanted[-1])]
         table = self._file.read_row_groups(groups, use_threads=False)
         kept = table.filter(pc.is_in(table[column], value_set=pa.array(wanted, type=table.schema.field(column).type)))
         return kept.to_pandas(use_threads=False)
+
+    def _typed(self, column: str, values: Sequence[Any]) -> list[Any]:
+        """``values`` as values of ``column``'s type, those that cannot be one left out."""
+        import pyarrow as pa
+
+        kind = self._file.schema_arrow.field(column).type
+        if not values or pa.array(values).type == kind:
+            return list(values)
+        typed = []
+        for value in values:
+            try:
+                typed.append(pa.array([value]).cast(kind)[0].as_py())
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+                continue
+        return typed
 
     def parts(self, column: str, per_part: int, values: Sequence[Any] | None = None) -> Iterator[pd.DataFrame]:
         """The rows of ``per_part`` values of ``column`` at a time, the values in sorted order

@@ -152,7 +152,8 @@ class Settings(BaseSettings):
     engine: Literal["local", "ray"] = Field(
         default="local",
         description="Where per-series work runs (the statistical families' fits, the feature build, the batch "
-        "forecast's predictions): in the task's own process, or as tasks of the Ray cluster at ray_address.",
+        "forecast's predictions, the scoring): in the task's own process, or as tasks of the Ray cluster at "
+        "ray_address.",
     )
     ray_address: str | None = Field(
         default=None,

@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, create_engine, delete, event, func, insert, inspect, or_, select
+from sqlalchemy import Engine, Select, and_, case, create_engine, delete, event, func, insert, inspect, or_, select
 
 from core.settings import Settings
 from forecast_store.schema import (
@@ -337,12 +337,29 @@ def _due_query(dataset: str, until: datetime) -> Select[Any]:
     )
 
 
-def due(settings: Settings, dataset: str, until: datetime, rescore_from: datetime) -> list[DueForecast]:
-    """Forecasts whose target time is before ``until`` that have no score yet, and those whose target
-    time is at or after ``rescore_from`` (scored or not: their actuals just arrived, maybe corrected)."""
-    query = _due_query(dataset, until).where(
+def _due(dataset: str, until: datetime, rescore_from: datetime) -> Select[Any]:
+    return _due_query(dataset, until).where(
         or_(forecast_scores.c.id.is_(None), forecasts.c.target_time >= _utc(rescore_from))
     )
+
+
+def due_entities(settings: Settings, dataset: str, until: datetime, rescore_from: datetime) -> list[str]:
+    """The entities that have :func:`due` forecasts, sorted."""
+    due_rows = _due(dataset, until, rescore_from).subquery()
+    query = select(due_rows.c.entity_id).distinct()
+    with engine(settings).connect() as connection:
+        return sorted(str(name) for name in connection.execute(query).scalars())
+
+
+def due(
+    settings: Settings, dataset: str, until: datetime, rescore_from: datetime, entities: list[str] | None = None
+) -> list[DueForecast]:
+    """Forecasts whose target time is before ``until`` that have no score yet, and those whose target
+    time is at or after ``rescore_from`` (scored or not: their actuals just arrived, maybe corrected);
+    of ``entities`` only, where given."""
+    query = _due(dataset, until, rescore_from)
+    if entities is not None:
+        query = query.where(forecasts.c.entity_id.in_(entities))
     with engine(settings).connect() as connection:
         found = connection.execute(query.order_by(forecasts.c.id)).mappings().all()
     return [
@@ -443,3 +460,150 @@ def scored_intervals(
         query = query.where(forecast_scores.c.target_date <= target_to)
     with engine(settings).connect() as connection:
         return [dict(row) for row in connection.execute(query).mappings().all()]
+
+
+# What a scored forecast's accuracy is summed up by (``level``: a band's, for :func:`band_accuracy`).
+ACCURACY_KEYS = {
+    "source": forecasts.c.source,
+    "step": forecasts.c.step,
+    "entity_id": forecasts.c.entity_id,
+    "model_name": forecasts.c.model_name,
+    "model_version": forecasts.c.model_version,
+    "target_date": forecast_scores.c.target_date,
+    "level": forecast_intervals.c.level,
+}
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """The scored forecasts of one group (``key``: its values of the columns grouped by): how many,
+    their MAE, and on the targets seasonal naive could forecast (``fair`` of them) naive's MAE and
+    theirs."""
+
+    key: tuple[Any, ...]
+    forecasts: int
+    mae: float
+    fair: int
+    naive_mae: float | None
+    mae_on_naive_targets: float | None
+
+
+@dataclass(frozen=True)
+class BandAccuracy:
+    """One group's bands (``key`` ends with their level): how many, the share of actuals inside, the
+    mean width and the mean interval score (:func:`model_bundle.intervals.score_bands`)."""
+
+    key: tuple[Any, ...]
+    forecasts: int
+    coverage: float
+    mean_width: float
+    interval_score: float
+
+
+def _scored_between(
+    query: Select[Any], dataset: str, target_from: date, target_to: date, sources: Iterable[str] | None
+) -> Select[Any]:
+    query = query.where(
+        forecast_scores.c.dataset == dataset,
+        forecast_scores.c.target_date >= target_from,
+        forecast_scores.c.target_date <= target_to,
+    )
+    return query if sources is None else query.where(forecasts.c.source.in_(list(sources)))
+
+
+def accuracy(
+    settings: Settings,
+    dataset: str,
+    by: list[str],
+    target_from: date,
+    target_to: date,
+    sources: Iterable[str] | None = None,
+) -> list[Accuracy]:
+    """The scored forecasts of the target days from ``target_from`` to ``target_to`` (of ``sources``,
+    default all), summed up per group of the :data:`ACCURACY_KEYS` ``by``, in their order: the sums
+    are the database's, so a day of a hundred thousand series' forecasts never comes back row by row."""
+    keys = [ACCURACY_KEYS[name] for name in by]
+    error, naive = func.abs(forecast_scores.c.error), func.abs(forecast_scores.c.naive_error)
+    fair = forecast_scores.c.naive_error.is_not(None)
+    query = (
+        _scored_between(
+            select(
+                *keys,
+                func.count(),
+                func.avg(error),
+                func.count(forecast_scores.c.naive_error),
+                func.avg(naive),
+                func.avg(case((fair, error))),
+            ).select_from(forecasts.join(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id)),
+            dataset,
+            target_from,
+            target_to,
+            sources,
+        )
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    with engine(settings).connect() as connection:
+        found = connection.execute(query).all()
+    width = len(keys)
+    return [
+        Accuracy(
+            key=tuple(row[:width]),
+            forecasts=int(row[width]),
+            mae=float(row[width + 1]),
+            fair=int(row[width + 2]),
+            naive_mae=None if row[width + 3] is None else float(row[width + 3]),
+            mae_on_naive_targets=None if row[width + 4] is None else float(row[width + 4]),
+        )
+        for row in found
+    ]
+
+
+def band_accuracy(
+    settings: Settings,
+    dataset: str,
+    by: list[str],
+    target_from: date,
+    target_to: date,
+    sources: Iterable[str] | None = None,
+) -> list[BandAccuracy]:
+    """The bands of the scored forecasts of the target days from ``target_from`` to ``target_to`` (of
+    ``sources``, default all), summed up per group of the :data:`ACCURACY_KEYS` ``by`` and level, in
+    their order; in the database, as :func:`accuracy`."""
+    keys = [ACCURACY_KEYS[name] for name in by if name != "level"] + [forecast_intervals.c.level]
+    lower, upper, actual = forecast_intervals.c.lower, forecast_intervals.c.upper, forecast_scores.c.actual
+    inside = case((and_(lower <= actual, actual <= upper), 1.0), else_=0.0)
+    miss = case((actual < lower, lower - actual), else_=0.0) + case((actual > upper, actual - upper), else_=0.0)
+    joined = forecasts.join(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id).join(
+        forecast_intervals, forecast_intervals.c.forecast_id == forecasts.c.id
+    )
+    query = (
+        _scored_between(
+            select(
+                *keys,
+                func.count(),
+                func.avg(inside),
+                func.avg(upper - lower),
+                func.avg(upper - lower + 2.0 / (1.0 - forecast_intervals.c.level) * miss),
+            ).select_from(joined),
+            dataset,
+            target_from,
+            target_to,
+            sources,
+        )
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    with engine(settings).connect() as connection:
+        found = connection.execute(query).all()
+    width = len(keys)
+    return [
+        BandAccuracy(
+            key=tuple(row[:width]),
+            forecasts=int(row[width]),
+            coverage=float(row[width + 1]),
+            mean_width=float(row[width + 2]),
+            interval_score=float(row[width + 3]),
+        )
+        for row in found
+    ]

@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, date, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from core.dataset import DatasetConfig
-from core.partitions import validated_rows
+from core.partitions import SERIES_PER_PART, validated_rows
 from core.pushgateway import Figure, push_figures
 from core.settings import Settings
 from core.windows import end_of
 from forecast_store import store
 from forecast_store.schema import BATCH, DAILY_SOURCES
-from model_bundle.intervals import level_key, score_bands
+from model_bundle.intervals import level_key
 from monitoring.outcomes import IntervalAccuracy, RealizedAccuracy, ScoredForecasts
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,15 @@ log = logging.getLogger(__name__)
 STREAK_LOOKBACK = timedelta(days=90)  # how far back the days-above-naive streak is counted
 
 
-def _actuals(settings: Settings, dataset: DatasetConfig, data_date: date, since: pd.Timestamp) -> pd.Series:
-    """The target by entity and time (UTC) from ``since`` on, as the day's validated partition knows
-    it: the partition read a row group at a time, only the rows and columns scoring looks up."""
-    columns = [dataset.entity_column, dataset.timestamp_column, dataset.target]
-    frame = validated_rows(settings, dataset, data_date).since(dataset.timestamp_column, since, columns)
+def _actuals(
+    settings: Settings, dataset: DatasetConfig, data_date: date, entities: list[str], since: pd.Timestamp
+) -> pd.Series:
+    """The target of ``entities`` by entity and time (UTC) from ``since`` on, as the day's validated
+    partition knows it: read from the row groups that hold those entities (the partition is sorted
+    by entity), only the columns scoring looks up."""
+    rows = validated_rows(settings, dataset, data_date)
+    frame = rows.where(dataset.entity_column, entities)
+    frame = frame[pd.to_datetime(frame[dataset.timestamp_column], utc=True) >= since]
     stamps = pd.to_datetime(frame[dataset.timestamp_column], utc=True)
     index = pd.MultiIndex.from_arrays([frame[dataset.entity_column].astype(str), stamps], names=["entity", "time"])
     actuals = pd.Series(frame[dataset.target].to_numpy(dtype=np.float64), index=index).dropna()
@@ -56,21 +62,37 @@ def naive_lag(dataset: DatasetConfig, step: int) -> int:
     return seasons * dataset.seasonal_period
 
 
-def score_forecasts(
-    settings: Settings, dataset: DatasetConfig, data_date: date, dag_run_id: str | None = None
-) -> list[store.Score]:
-    """Score what ``data_date``'s validated data can score, store the scores and return them: the
-    forecasts whose target is in that day (scored again: the day may have been corrected) and those
-    before it that have no score yet. A forecast whose target has no actual stays unscored."""
-    store.upgrade(settings)
+@dataclass(frozen=True)
+class PartToScore:
+    """The due forecasts of some entities, to be scored with ``data_date``'s actuals: one task of the
+    engine."""
+
+    settings: Settings
+    dataset: DatasetConfig
+    data_date: date
+    entities: list[str]
+    dag_run_id: str | None
+
+
+@dataclass(frozen=True)
+class PartScores:
+    due: int
+    scores: list[store.Score]
+
+
+def score_part(part: PartToScore) -> PartScores:
+    """The scores of a part's due forecasts (run by the engine, in this process or a Ray worker):
+    those whose target is in the day (scored again: the day may have been corrected) and those before
+    it without a score; a forecast whose target has no actual stays unscored."""
+    settings, dataset, data_date = part.settings, part.dataset, part.data_date
     day_start = end_of(data_date) - timedelta(days=1)
-    due = store.due(settings, dataset.name, until=end_of(data_date), rescore_from=day_start)
+    due = store.due(settings, dataset.name, until=end_of(data_date), rescore_from=day_start, entities=part.entities)
     if not due:
-        return []
+        return PartScores(0, [])
     entities = [f.entity_id for f in due]
     targets = pd.DatetimeIndex([pd.Timestamp(f.target_time) for f in due])
     looked_back = dataset.frequency.shift_each(targets, [-naive_lag(dataset, f.step) for f in due])
-    actuals = _actuals(settings, dataset, data_date, min(min(looked_back), targets.min()))
+    actuals = _actuals(settings, dataset, data_date, part.entities, min(min(looked_back), targets.min()))
     actual = _lookup(actuals, entities, list(targets))
     naive = _lookup(actuals, entities, list(looked_back))
     scores = [
@@ -83,80 +105,134 @@ def score_forecasts(
             naive_value=None if np.isnan(n) else float(n),
             naive_error=None if np.isnan(n) else float(n) - float(a),
             actuals_date=data_date,
-            dag_run_id=dag_run_id,
+            dag_run_id=part.dag_run_id,
         )
         for f, a, n in zip(due, actual, naive, strict=True)
         if not np.isnan(a)
     ]
-    store.replace_scores(settings, scores)
-    log.info(
-        "scored %d of %d due forecasts of %s with the actuals of %s", len(scores), len(due), dataset.name, data_date
+    return PartScores(len(due), scores)
+
+
+def score_forecasts(
+    settings: Settings,
+    dataset: DatasetConfig,
+    data_date: date,
+    dag_run_id: str | None = None,
+    per_part: int = SERIES_PER_PART,
+) -> int:
+    """Score what ``data_date``'s validated data can score and store the scores (:func:`score_part`);
+    returns how many were scored.
+
+    The entities with due forecasts go ``per_part`` at a time through the settings' engine
+    (:mod:`core.engine`): a part's due forecasts and actuals are read and scored in a task, and its
+    scores stored as they come back, a transaction a part (a re-run scores the same forecasts
+    again and replaces their scores): memory holds a few parts, whatever the number of series."""
+    from core.engine import engine
+
+    store.upgrade(settings)
+    day_start = end_of(data_date) - timedelta(days=1)
+    names = store.due_entities(settings, dataset.name, until=end_of(data_date), rescore_from=day_start)
+    parts = (
+        PartToScore(settings, dataset, data_date, names[start : start + per_part], dag_run_id)
+        for start in range(0, len(names), per_part)
     )
-    return scores
+    due = scored = 0
+    for made in engine(settings.engine, settings.ray_address).imap(score_part, parts):
+        due += made.due
+        scored += store.replace_scores(settings, made.scores)
+    log.info("scored %d of %d due forecasts of %s with the actuals of %s", scored, due, dataset.name, data_date)
+    return scored
 
 
-def _mae(errors: pd.Series) -> float | None:
-    errors = errors.dropna()
-    return float(errors.abs().mean()) if len(errors) else None
+def realized(
+    settings: Settings,
+    dataset: str,
+    by: list[str],
+    target_from: date,
+    target_to: date,
+    sources: list[str] | None = None,
+) -> dict[tuple[Any, ...], RealizedAccuracy]:
+    """Per group of the columns ``by`` (:data:`forecast_store.store.ACCURACY_KEYS`), the MAE of the
+    scored forecasts of the target days from ``target_from`` to ``target_to`` and seasonal naive's
+    on the same targets (those naive could forecast), in all and per step, entity and model version:
+    summed up by the database (:func:`forecast_store.store.accuracy`), whatever the number of
+    forecasts."""
+
+    def per(column: str) -> dict[tuple[Any, ...], list[store.Accuracy]]:
+        groups: dict[tuple[Any, ...], list[store.Accuracy]] = {}
+        for group in store.accuracy(settings, dataset, [*by, column], target_from, target_to, sources):
+            groups.setdefault(group.key[: len(by)], []).append(group)
+        return groups
+
+    steps, entities, versions = per("step"), per("entity_id"), per("model_version")
+    return {
+        whole.key: RealizedAccuracy(
+            forecasts=whole.forecasts,
+            mae=whole.mae,
+            naive_mae=whole.naive_mae,
+            mae_on_naive_targets=whole.mae_on_naive_targets,
+            mae_per_step={str(g.key[-1]): g.mae for g in steps[whole.key]},
+            naive_mae_per_step={str(g.key[-1]): g.naive_mae for g in steps[whole.key] if g.naive_mae is not None},
+            mae_per_entity={str(g.key[-1]): g.mae for g in entities[whole.key]},
+            mae_per_version={str(g.key[-1]): g.mae for g in versions[whole.key]},
+        )
+        for whole in store.accuracy(settings, dataset, by, target_from, target_to, sources)
+    }
 
 
-def realized(frame: pd.DataFrame) -> RealizedAccuracy | None:
-    """MAE of scored forecasts and seasonal naive's on the same targets (those naive could forecast),
-    in all and per step, entity and model version."""
-    if frame.empty:
-        return None
-    fair = frame[frame["naive_error"].notna()]
-
-    def by(column: str) -> dict[str, float]:
-        return {str(key): float(group["error"].abs().mean()) for key, group in frame.groupby(column, sort=True)}
-
-    return RealizedAccuracy(
-        forecasts=len(frame),
-        mae=float(frame["error"].abs().mean()),
-        naive_mae=_mae(fair["naive_error"]),
-        mae_on_naive_targets=_mae(fair["error"]),
-        mae_per_step=by("step"),
-        naive_mae_per_step={
-            str(key): float(group["naive_error"].abs().mean()) for key, group in fair.groupby("step", sort=True)
-        },
-        mae_per_entity=by("entity_id"),
-        mae_per_version=by("model_version"),
-    )
-
-
-def interval_accuracy(frame: pd.DataFrame) -> list[IntervalAccuracy]:
-    """Each level's coverage, mean width and interval score over ``frame`` (rows of
-    :func:`forecast_store.store.scored_intervals`), narrowest level first."""
-    out = []
-    for level, group in frame.groupby("level", sort=True):
-        lower, upper, actual = (group[c].to_numpy(dtype=np.float64) for c in ("lower", "upper", "actual"))
-        scores = score_bands(lower, upper, actual, float(level))
-        steps = group.assign(inside=scores.inside, width=scores.width).groupby("step", sort=True)
-        out.append(
+def interval_accuracy(
+    settings: Settings,
+    dataset: str,
+    by: list[str],
+    target_from: date,
+    target_to: date,
+    sources: list[str] | None = None,
+) -> dict[tuple[Any, ...], list[IntervalAccuracy]]:
+    """Per group of the columns ``by``, each level's coverage, mean width and interval score of the
+    bands of the scored forecasts of the target days from ``target_from`` to ``target_to``, in all
+    and per step, narrowest level first; summed up by the database
+    (:func:`forecast_store.store.band_accuracy`)."""
+    steps: dict[tuple[Any, ...], list[store.BandAccuracy]] = {}
+    for group in store.band_accuracy(settings, dataset, [*by, "step"], target_from, target_to, sources):
+        key = (*group.key[: len(by)], group.key[-1])  # the group's and the level's
+        steps.setdefault(key, []).append(group)
+    out: dict[tuple[Any, ...], list[IntervalAccuracy]] = {}
+    for whole in store.band_accuracy(settings, dataset, by, target_from, target_to, sources):
+        level = whole.key[-1]
+        of_steps = steps[whole.key]
+        out.setdefault(whole.key[:-1], []).append(
             IntervalAccuracy(
                 level=float(level),
-                forecasts=len(group),
-                coverage=float(scores.inside.mean()),
-                mean_width=float(scores.width.mean()),
-                interval_score=float(scores.interval_score.mean()),
-                coverage_per_step={str(k): float(v) for k, v in steps["inside"].mean().items()},
-                width_per_step={str(k): float(v) for k, v in steps["width"].mean().items()},
+                forecasts=whole.forecasts,
+                coverage=whole.coverage,
+                mean_width=whole.mean_width,
+                interval_score=whole.interval_score,
+                coverage_per_step={str(g.key[-2]): g.coverage for g in of_steps},
+                width_per_step={str(g.key[-2]): g.mean_width for g in of_steps},
             )
         )
     return out
 
 
-def days_above_naive(frame: pd.DataFrame, data_date: date) -> int:
+def days_above_naive(daily: dict[date, tuple[float, float]], data_date: date) -> int:
     """How many days in a row, up to ``data_date``, the batch forecasts' realized MAE was above
-    seasonal naive's on the same targets (a day without scores ends the streak)."""
-    fair = frame[(frame["source"] == BATCH) & frame["naive_error"].notna()]
-    daily = fair.groupby("target_date").agg(
-        mae=("error", lambda e: e.abs().mean()), naive=("naive_error", lambda e: e.abs().mean())
-    )
+    seasonal naive's on the same targets (``daily``: each day's pair of them; a day without such
+    targets ends the streak)."""
     streak, day = 0, data_date
-    while day in daily.index and daily.loc[day, "mae"] > daily.loc[day, "naive"]:
+    while day in daily and daily[day][0] > daily[day][1]:
         streak, day = streak + 1, day - timedelta(days=1)
     return streak
+
+
+def batch_against_naive(settings: Settings, dataset: str, data_date: date) -> dict[date, tuple[float, float]]:
+    """Per target day of the :data:`STREAK_LOOKBACK` up to ``data_date``, the batch forecasts' MAE and
+    seasonal naive's, on the targets naive could forecast."""
+    days = store.accuracy(settings, dataset, ["target_date"], data_date - STREAK_LOOKBACK, data_date, [BATCH])
+    return {
+        day.key[0]: (day.mae_on_naive_targets, day.naive_mae)
+        for day in days
+        if day.mae_on_naive_targets is not None and day.naive_mae is not None
+    }
 
 
 def score_day(
@@ -164,24 +240,25 @@ def score_day(
 ) -> ScoredForecasts:
     """The scoring job of one day: score, then sum up the day's targets per source."""
     scored = score_forecasts(settings, dataset, data_date, dag_run_id)
-    recent = pd.DataFrame(store.scored(settings, dataset.name, target_from=data_date - STREAK_LOOKBACK))
-    columns = ["source", "target_date", "error", "naive_error", "step", "entity_id", "model_version"]
-    recent = recent if not recent.empty else pd.DataFrame(columns=columns)
-    of_day = recent[recent["target_date"] == data_date]
-    by_source = {str(source): realized(group) for source, group in of_day.groupby("source", sort=True)}
-    since = data_date - timedelta(days=6)
-    bands = store.scored_intervals(settings, dataset.name, target_from=since, target_to=data_date)
-    week = pd.DataFrame(bands, columns=["source", "step", "target_date", "level", "lower", "upper", "actual"])
-    of_day_bands = week[week["target_date"] == data_date]
+    name, week = dataset.name, data_date - timedelta(days=6)
     return ScoredForecasts(
-        dataset=dataset.name,
+        dataset=name,
         data_date=data_date,
-        scored=len(scored),
-        unscored_due=store.count_due_unscored(settings, dataset.name, end_of(data_date)),
-        realized={source: accuracy for source, accuracy in by_source.items() if accuracy is not None},
-        days_above_naive=days_above_naive(recent, data_date),
-        intervals={str(source): interval_accuracy(group) for source, group in of_day_bands.groupby("source")},
-        coverage_7d={level_key(a.level): a.coverage for a in interval_accuracy(week[week["source"] == BATCH])},
+        scored=scored,
+        unscored_due=store.count_due_unscored(settings, name, end_of(data_date)),
+        realized={
+            str(key[0]): found for key, found in realized(settings, name, ["source"], data_date, data_date).items()
+        },
+        days_above_naive=days_above_naive(batch_against_naive(settings, name, data_date), data_date),
+        intervals={
+            str(key[0]): levels
+            for key, levels in interval_accuracy(settings, name, ["source"], data_date, data_date).items()
+        },
+        coverage_7d={
+            level_key(level.level): level.coverage
+            for levels in interval_accuracy(settings, name, [], week, data_date, [BATCH]).values()
+            for level in levels
+        },
     )
 
 
@@ -193,17 +270,14 @@ def log_to_versions(settings: Settings, dataset: DatasetConfig, data_date: date)
     from model_registry.tracking import client, require_configured
 
     require_configured(settings)
-    frame = pd.DataFrame(store.scored(settings, dataset.name, target_from=data_date, target_to=data_date))
-    if frame.empty:
-        return []
-    frame = frame[frame["source"].isin(DAILY_SOURCES)]
+    versions = realized(
+        settings, dataset.name, ["model_name", "model_version"], data_date, data_date, list(DAILY_SOURCES)
+    )
     mlflow = client(settings)
     stamp = int(end_of(data_date).timestamp() * 1000)
     step = (data_date - date(1970, 1, 1)).days  # the day, as MLflow's integer step
     logged = []
-    for (name, version), group in frame.groupby(["model_name", "model_version"], sort=True):
-        accuracy = realized(group)
-        assert accuracy is not None
+    for (name, version), accuracy in versions.items():
         figures = {"realized_mae": accuracy.mae, "realized_forecasts": float(accuracy.forecasts)}
         if accuracy.naive_mae is not None:
             figures["realized_naive_mae"] = accuracy.naive_mae

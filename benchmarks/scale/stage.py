@@ -156,9 +156,9 @@ def run(
         issued = issue_day(settings, dataset, forecast_date(dataset, day))
         return {"rows": issued.rows, "entities": issued.entities, "data_date": str(issued.data_date)}
     if stage == "score":
-        from monitoring.forecast_scoring import score_forecasts
+        from monitoring.forecast_scoring import score_day
 
-        return {"scored": len(score_forecasts(settings, dataset, day))}
+        return {"scored": score_day(settings, dataset, day).scored}
     if stage == "drift_monitor":
         from monitoring.champion_drift import check_champion
 

@@ -249,3 +249,17 @@ def test_a_columns_bounds_come_from_the_row_groups_statistics_or_from_its_values
     pq.write_table(table.slice(0, 0), tmp_path / "empty.parquet")
     with pytest.raises(ValueError, match="no values of t"):
         objects.ParquetRows(str(tmp_path / "empty.parquet"), settings).bounds("t")
+
+
+def test_rows_of_an_integer_key_are_found_by_its_text(tmp_path: Path) -> None:
+    """A key column of integers is read by the keys' text, as the forecast table stores them; text
+    that names no integer matches nothing, and no key at all gives no row."""
+    settings = Settings(home=tmp_path / "home", _env_file=None)  # type: ignore[call-arg]
+    path = tmp_path / "ints.parquet"
+    pd.DataFrame({"store": [1, 1, 2, 3, 3, 3], "value": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}).to_parquet(path)
+    rows = objects.ParquetRows(str(path), settings)
+    assert rows.where("store", ["3", "1"])["value"].tolist() == [1.0, 2.0, 4.0, 5.0, 6.0]
+    assert rows.where("store", [2])["value"].tolist() == [3.0]
+    assert rows.where("store", ["two", "2"])["value"].tolist() == [3.0]
+    assert rows.where("store", ["two"]).empty
+    assert list(rows.where("store", []).columns) == ["store", "value"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -297,3 +297,80 @@ def test_a_forecasts_bands_are_stored_with_it_and_replaced_with_its_day(settings
     assert [r.intervals for r in store.issued(settings, "synthetic", data_date=DAY)] == [()] * len(banded)
     with store.engine(settings).connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(schema.forecast_intervals)).scalar() == 0
+
+
+def test_the_databases_sums_of_accuracy_are_those_of_the_scored_rows(settings: Settings) -> None:
+    """Accuracy and bands summed up by the database, per any grouping the scoring uses, equal the
+    same sums over the scored rows read back one by one: counts, MAE, naive's MAE on the targets it
+    could forecast (none where it could forecast none), coverage, width and interval score."""
+    import numpy as np
+    import pandas as pd
+
+    from model_bundle.intervals import score_bands
+
+    rng = np.random.default_rng(7)
+    store.upgrade(settings)
+    for offset in range(3):  # three days of batch and shadow forecasts, two bands each
+        day = DAY - timedelta(days=offset)
+        issued = ISSUED - timedelta(days=offset)
+        made = []
+        for e in range(12):
+            for h in range(1, 5):
+                for source, version in (("batch", "2"), ("shadow", "3")):
+                    v = float(rng.normal(10, 3))
+                    made.append(store.ForecastRow(
+                        "synthetic", f"e{e}", day, issued, h, issued + timedelta(hours=h), v, "m", version,
+                        source=source, intervals=((0.8, v - 2.0, v + 2.0), (0.95, v - 5.0, v + 5.0)),
+                    ))  # fmt: skip
+        store.replace_day(settings, "synthetic", day, made)
+    due = store.due(settings, "synthetic", until=ISSUED + timedelta(days=2), rescore_from=ISSUED)
+    naive = [None if rng.random() < 0.3 else float(rng.normal(10, 3)) for _ in due]
+    actual = [f.value + float(rng.normal(0, 3)) for f in due]  # inside a band or not, by chance
+    scores = [
+        store.Score(f.id, "synthetic", f.target_time.date(), a, f.value - a, n, None if n is None else n - a, DAY)
+        for f, a, n in zip(due, actual, naive, strict=True)
+    ]
+    assert store.replace_scores(settings, scores) == 12 * 4 * 2 * 3
+    frame = pd.DataFrame(store.scored(settings, "synthetic"))
+    first, last = DAY - timedelta(days=1), DAY + timedelta(days=1)
+    frame = frame[(frame["target_date"] >= first) & (frame["target_date"] <= last)]
+    for by in (
+        ["source"],
+        ["source", "step"],
+        ["source", "entity_id"],
+        ["model_name", "model_version"],
+        ["target_date"],
+    ):
+        summed = store.accuracy(settings, "synthetic", by, first, last)
+        expected = []
+        for key, group in frame.groupby(by, sort=True):
+            fair = group[group["naive_error"].notna()]
+            expected.append((tuple(key), len(group), group["error"].abs().mean(), len(fair),
+                             fair["naive_error"].abs().mean() if len(fair) else None,
+                             fair["error"].abs().mean() if len(fair) else None))  # fmt: skip
+        got = [(a.key, a.forecasts, a.mae, a.fair, a.naive_mae, a.mae_on_naive_targets) for a in summed]
+        assert_same_groups(got, expected)
+    assert store.accuracy(settings, "synthetic", ["source"], first, last, ["shadow"])[0].key == ("shadow",)
+
+    bands = pd.DataFrame(store.scored_intervals(settings, "synthetic", target_from=first, target_to=last))
+    for by in (["source"], ["source", "step"]):
+        wanted = []
+        for key, group in bands.groupby([*by, "level"], sort=True):
+            lower, upper, actuals = (group[c].to_numpy() for c in ("lower", "upper", "actual"))
+            scored = score_bands(lower, upper, actuals, float(key[-1]))
+            wanted.append(
+                (tuple(key), len(group), scored.inside.mean(), scored.width.mean(), scored.interval_score.mean())
+            )
+        banded = store.band_accuracy(settings, "synthetic", by, first, last)
+        found = [(b.key, b.forecasts, b.coverage, b.mean_width, b.interval_score) for b in banded]
+        assert_same_groups(found, wanted)
+        assert min(b.coverage for b in banded) > 0
+        assert max(b.coverage for b in banded) < 1
+
+
+def assert_same_groups(got: Sequence[tuple[object, ...]], expected: Sequence[tuple[object, ...]]) -> None:
+    """The same group keys (in any order), each with the same figures (to rounding)."""
+    ours, theirs = sorted(got, key=lambda r: str(r[0])), sorted(expected, key=lambda r: str(r[0]))
+    assert [r[0] for r in ours] == [r[0] for r in theirs]
+    for found, wanted in zip(ours, theirs, strict=True):
+        assert found[1:] == pytest.approx(wanted[1:]), found[0]

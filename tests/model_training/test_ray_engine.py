@@ -131,17 +131,21 @@ def test_ray_builds_the_same_feature_and_history_tables_as_the_process(cluster: 
     pd.testing.assert_frame_equal(ray_history, local_history, check_exact=True)
 
 
-def test_ray_issues_the_same_forecasts_as_the_process(
+def test_ray_issues_and_scores_the_same_forecasts_as_the_process(
     cluster: RayEngine, tmp_path: Path, trained: tuple[Settings, DatasetConfig], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The batch forecast's parts predicted in the cluster's workers, by the champion and by a shadow
-    version: the same rows, values and bands stored as when the process predicts them; on Ray the
-    driver loads no bundle (its loader refuses to, and the day is issued all the same)."""
+    version, then the next day's scoring of them a part of entities at a time: the same rows,
+    values, bands and scores stored as when the process does both; on Ray the driver loads no
+    bundle and reads no actuals (it refuses to, and the day is issued and scored all the same)."""
+    from datetime import timedelta
+
     from forecast_store import store
     from forecast_store.schema import BATCH, SHADOW
     from model_registry.tracking import CHALLENGER
     from model_registry.tracking import client as registry_client
     from model_serving import batch
+    from monitoring import forecast_scoring
     from tests.utils.data import SYNTHETIC_END
     from tests.utils.platform import on_registry_copy
 
@@ -151,19 +155,24 @@ def test_ray_issues_the_same_forecasts_as_the_process(
     champion = registry.get_model_version(name, "1")
     twin = str(registry.create_model_version(name, champion.source, run_id=champion.run_id, tags=champion.tags).version)
     registry.set_registered_model_alias(name, CHALLENGER, twin)
-    stored = {}
+    issued_on = SYNTHETIC_END - timedelta(days=1)
+    stored, scores = {}, {}
     for kind in ("local", "ray"):
         run = settings.model_copy(
             update={"engine": kind, "ray_address": cluster.address, "forecast_db": f"sqlite:///{tmp_path / kind}.db"}
         )
         if kind == "ray":
             monkeypatch.setattr(batch._LOADED, "model", lambda *args: pytest.fail("the driver loaded a bundle"))
-        issued = batch.issue_day(run, dataset, SYNTHETIC_END, per_part=1)  # each entity a part, a task of its own
+            monkeypatch.setattr(forecast_scoring, "_actuals", lambda *args: pytest.fail("the driver read actuals"))
+        issued = batch.issue_day(run, dataset, issued_on, per_part=1)  # each entity a part, a task of its own
         assert (issued.entities, issued.shadow_versions) == (2, [twin])
         stored[kind] = [
             (r.source, r.model_version, r.entity_id, r.step, r.target_time, r.value, r.intervals)
             for source in (BATCH, SHADOW)
-            for r in store.issued(run, dataset.name, data_date=SYNTHETIC_END, source=source)
+            for r in store.issued(run, dataset.name, data_date=issued_on, source=source)
         ]
+        assert forecast_scoring.score_forecasts(run, dataset, SYNTHETIC_END, per_part=1) > 0
+        scores[kind] = [{k: v for k, v in row.items() if k != "scored_at"} for row in store.scored(run, dataset.name)]
     assert len(stored["local"]) == 2 * 2 * dataset.horizon
     assert stored["ray"] == stored["local"]
+    assert scores["ray"] == scores["local"]

@@ -13,7 +13,7 @@ from core.files import write_atomically
 from core.partitions import validated_path
 from core.settings import Settings
 from forecast_store import store
-from monitoring.forecast_scoring import days_above_naive, naive_lag, score_day
+from monitoring.forecast_scoring import days_above_naive, naive_lag, score_day, score_forecasts
 from tests.utils.data import synthetic_config
 
 DAY = date(2024, 3, 31)
@@ -118,14 +118,13 @@ def test_a_target_without_an_actual_stays_unscored(case: tuple[Settings, Dataset
 
 
 def test_the_streak_counts_consecutive_days_above_naive() -> None:
-    def day(offset: int, error: float, naive_error: float) -> dict[str, object]:
-        return {"source": "batch", "target_date": DAY - timedelta(days=offset), "error": error,
-                "naive_error": naive_error}  # fmt: skip
-
-    frame = pd.DataFrame([day(0, 3, 1), day(1, -3, 2), day(2, 1, 2), day(3, 5, 1)])
-    assert days_above_naive(frame, DAY) == 2
-    assert days_above_naive(frame, DAY - timedelta(days=2)) == 0
-    assert days_above_naive(frame[frame["target_date"] != DAY - timedelta(days=1)], DAY) == 1, "a gap ends it"
+    # Each day: (the batch forecasts' MAE, naive's) on the targets naive could forecast.
+    daily = {DAY: (3.0, 1.0), DAY - timedelta(days=1): (3.0, 2.0), DAY - timedelta(days=2): (1.0, 2.0)}
+    daily[DAY - timedelta(days=3)] = (5.0, 1.0)
+    assert days_above_naive(daily, DAY) == 2
+    assert days_above_naive(daily, DAY - timedelta(days=2)) == 0
+    del daily[DAY - timedelta(days=1)]
+    assert days_above_naive(daily, DAY) == 1, "a gap ends it"
 
 
 def test_bands_are_scored_for_coverage_width_and_interval_score_by_hand(case: tuple[Settings, DatasetConfig]) -> None:
@@ -151,3 +150,35 @@ def test_bands_are_scored_for_coverage_width_and_interval_score_by_hand(case: tu
     assert (ninety_five.coverage, ninety_five.mean_width, ninety_five.interval_score) == (1.0, 6.0, 6.0)
     # Over the week: step 1 too (actual 23 below [23.5, 26.5]): one of three inside at 80 %.
     assert outcome.coverage_7d == pytest.approx({"80": 1 / 3, "95": 1.0})
+
+
+def test_scoring_a_part_of_entities_at_a_time_gives_the_scores_of_one_pass(
+    case: tuple[Settings, DatasetConfig], tmp_path: Path
+) -> None:
+    """Three entities' forecasts (one without actuals at some targets), scored an entity a part and all
+    in one part, each in a table of its own: the same scores."""
+    from forecast_store.schema import BATCH
+
+    settings, dataset = case
+    stamps = pd.date_range(MIDNIGHT - timedelta(days=1), periods=48, freq="h")
+    frames = [
+        pd.DataFrame({"site": site, "ts": stamps, "load": 1.0, "aux": 1.0, "temp": [float(i * k) for i in range(48)]})
+        for k, site in enumerate(["a", "b", "c"], start=1)
+    ]
+    frames[1].loc[25:30, "temp"] = float("nan")
+    write_atomically(pd.concat(frames, ignore_index=True), Path(validated_path(settings, dataset, DAY)))
+    issued = MIDNIGHT - timedelta(hours=2)
+    rows = [
+        store.ForecastRow("synthetic", site, DAY - timedelta(days=1), issued, h, issued + timedelta(hours=h),
+                          10.0 * h, "m", "1", source=BATCH)
+        for site in ("a", "b", "c") for h in (1, 2, 3)
+    ]  # fmt: skip
+    scored = {}
+    for per_part in (1, 500):
+        own = settings.model_copy(update={"forecast_db": f"sqlite:///{tmp_path / f'{per_part}.db'}"})
+        store.upgrade(own)
+        store.replace_day(own, "synthetic", DAY - timedelta(days=1), rows)
+        assert score_forecasts(own, dataset, DAY, per_part=per_part) == 8  # b's hour 25 has no actual
+        scored[per_part] = store.scored(own, "synthetic")
+    assert scored[1] == scored[500]
+    assert {r["entity_id"] for r in scored[1]} == {"a", "b", "c"}
