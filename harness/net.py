@@ -6,6 +6,7 @@ before: runs in parallel (tests, a benchmark beside a simulation) never fight ov
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import urllib.error
 import urllib.request
@@ -22,6 +23,17 @@ def free_port(host: str = LOOPBACK) -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` different free ports (:func:`free_port`), found with their sockets all open at once:
+    one at a time, the system may hand a port closed a moment before out again, and a server given
+    the same port twice fails to start."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def port_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.net import LOOPBACK, free_port, port_open
+from harness.net import LOOPBACK, free_ports, port_open
 from harness.servers import Server
 from harness.wait import wait_for
 
@@ -44,7 +44,7 @@ class RayCluster:
 def _node(root: Path, name: str, cpus: int, head: tuple[int, int]) -> tuple[list[str], int]:
     """``ray start`` of node ``name`` (``head``: the head itself) and the port that says it is up (the
     head's GCS, a worker's raylet); ``head``: the head's GCS and client ports."""
-    manager = free_port()
+    manager, objects, metrics, runtime_env, agent, agent_grpc = free_ports(6)
     argv = [
         _ray(),
         "start",
@@ -54,12 +54,12 @@ def _node(root: Path, name: str, cpus: int, head: tuple[int, int]) -> tuple[list
         "--num-gpus=0",
         f"--node-ip-address={LOOPBACK}",
         f"--node-manager-port={manager}",
-        f"--object-manager-port={free_port()}",
+        f"--object-manager-port={objects}",
         f"--object-store-memory={OBJECT_STORE_BYTES}",
-        f"--metrics-export-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
+        f"--metrics-export-port={metrics}",
+        f"--runtime-env-agent-port={runtime_env}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
     ]
     gcs, client = head
     if name == "head":
@@ -86,7 +86,8 @@ def ray_cluster(
     root = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
     nodes: list[Server] = []
     try:
-        ports = free_port(), free_port()
+        gcs_port, client_port = free_ports(2)
+        ports = gcs_port, client_port
         argv, gcs = _node(root, "head", 0, ports)
         head = Server(argv, name="ray head", log=None if logs is None else logs / "ray-head.log")
         nodes.append(head)

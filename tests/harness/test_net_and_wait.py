@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from harness.net import free_port, port_open
+from harness.net import free_port, free_ports, port_open
 from harness.wait import wait_for
 
 
@@ -49,3 +49,9 @@ def test_a_condition_that_raises_ends_the_wait_at_once() -> None:
 
     with pytest.raises(RuntimeError, match="the server exited"):
         wait_for(gone, "a server that will never come", timeout=30)
+
+
+def test_ports_found_together_are_all_different_and_free() -> None:
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    assert not any(port_open(port) for port in ports)
