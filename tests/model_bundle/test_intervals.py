@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from model_bundle.intervals import Calibration, calibrate, conformal_width, level_key
+from model_bundle.intervals import Calibration, _nan_aware_width, calibrate, conformal_width, level_key
 
 LEVELS = (0.8, 0.95)
 
@@ -226,3 +226,28 @@ def test_with_one_change_among_the_lags_each_series_typical_movement_is_its_unit
     unseen = stepping.row_scales(pd.DataFrame({"x_lag_0": [5.0], "x_lag_1": [0.0]}), 1, ["new"])
     assert unseen.tolist() == [[5.0]]
     assert Calibration.from_dict(calibration.to_dict()) == calibration
+
+
+def test_many_entities_shuffled_get_the_widths_a_mask_per_entity_gives() -> None:
+    """Rows of 300 entities in any order, some errors missing, adaptive and plain: each entity's
+    widths and movement are those of its own rows picked out one entity at a time."""
+    rng = np.random.default_rng(11)
+    labels = rng.choice([f"e{n}" for n in range(300)], size=6000)
+    errors = rng.normal(0, rng.uniform(0.5, 3, size=(6000, 1)), size=(6000, 4))
+    errors[rng.random(errors.shape) < 0.05] = np.nan
+    scales = rng.uniform(0.5, 2.0, 6000)
+    for columns in ((), ("value_std_7",)):
+        got = calibrate(errors, labels, [0.8, 0.95], 10, scales if columns else None, columns)
+        units = got.units(scales.reshape(-1, 1), labels.tolist()) if columns else np.ones((6000, 1))
+        for entity in sorted(set(labels.tolist())):
+            own = (errors / units)[labels == entity]
+            if int(np.isfinite(own).sum(axis=0).min()) >= 10:
+                for level in (0.8, 0.95):
+                    key = level_key(level)
+                    np.testing.assert_array_equal(got.by_entity[entity][key], _nan_aware_width(own, level))
+            else:
+                assert entity not in got.by_entity
+            if columns:
+                moved = scales[labels == entity]
+                assert got.entity_movement[entity] == float(np.median(moved))
+        assert len(got.by_entity) > 100
