@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous"
+# Series up to which a run carries a metric per series (``backtest_mae_<series>``, the gate's
+# ``holdout_mae_<series>``): past it the run's table of series holds them. MLflow reads a run's
+# metrics back one key at a time (a model logged to the run fetches each one's history), and its
+# UI lists them all: a hundred thousand series' metrics made one training's logging take hours.
+ENTITY_METRICS_UP_TO = 100
 
 
 def literal(value: str) -> str:

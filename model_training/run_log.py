@@ -46,6 +46,7 @@ def log_training(
         for step, metrics in trained.fold_metrics:
             mlflow.log_metrics(metrics, step=step)
         mlflow.log_metrics(trained.entity_metrics)
+        mlflow.log_table(trained.entity_table(), "mae_by_series.json")
         for report in trained.reports:
             mlflow.log_artifact(str(report))
         mlflow.log_metrics(trained.interval_widths)

@@ -132,11 +132,27 @@ class TrainingResult:
 
     @property
     def entity_metrics(self) -> dict[str, float]:
-        """Each entity's backtest MAE, the model's and the baseline's."""
+        """Each entity's backtest MAE, the model's and the baseline's, as metrics: up to
+        :data:`~model_registry.tracking.ENTITY_METRICS_UP_TO` entities (every entity's are in
+        :meth:`entity_table`)."""
+        from model_registry.tracking import ENTITY_METRICS_UP_TO
+
+        model, baseline = self.backtest.mean_by_entity("model"), self.backtest.mean_by_entity("baseline")
+        if len(model) > ENTITY_METRICS_UP_TO:
+            return {}
         return {
-            **{f"backtest_mae_{entity}": v for entity, v in self.backtest.mean_by_entity("model").items()},
-            **{f"baseline_mae_{entity}": v for entity, v in self.backtest.mean_by_entity("baseline").items()},
+            **{f"backtest_mae_{entity}": v for entity, v in model.items()},
+            **{f"baseline_mae_{entity}": v for entity, v in baseline.items()},
         }
+
+    def entity_table(self) -> pd.DataFrame:
+        """Each entity's backtest MAE, the model's and the baseline's: the run's ``mae_by_series.json``."""
+        import pandas as pd
+
+        model, baseline = self.backtest.mean_by_entity("model"), self.backtest.mean_by_entity("baseline")
+        return pd.DataFrame(
+            {"series": list(model), "mae": list(model.values()), "baseline_mae": [baseline.get(e) for e in model]}
+        )
 
     @property
     def interval_widths(self) -> dict[str, float]:

@@ -15,6 +15,7 @@ tags on its model version.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -274,12 +275,27 @@ def evaluate_challenger(
     return decision
 
 
+# MLflow's most metrics in one log_batch call.
+METRICS_PER_BATCH = 1000
+
+
+def per_entity(values: dict[str, float]) -> dict[str, float]:
+    """``values`` of each entity, as metrics of their own up to
+    :data:`~model_registry.tracking.ENTITY_METRICS_UP_TO` entities (every entity's are in the
+    decision's file), none past it."""
+    from model_registry.tracking import ENTITY_METRICS_UP_TO
+
+    return values if len(values) <= ENTITY_METRICS_UP_TO else {}
+
+
 def _word(passed: bool) -> str:
     return "passed" if passed else "failed"
 
 
 def _record(settings: Settings, model_name: str, decision: GateDecision) -> None:
     """Metrics and the decision file on the challenger's run; decision and thresholds as version tags."""
+    from mlflow.entities import Metric
+
     mlflow_client = client(settings)
     run_id = str(mlflow_client.get_model_version(model_name, decision.version).run_id)
     metrics = {
@@ -290,7 +306,7 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
         "holdout_series_worse_than_seasonal_naive": decision.series_worse_than_seasonal_naive,
         "gate_min_improvement": decision.min_improvement,
         "gate_champion_challenger_passed": float(decision.passed),
-        **{f"holdout_mae_{entity}": value for entity, value in decision.challenger_mae_by_entity.items()},
+        **{f"holdout_mae_{entity}": value for entity, value in per_entity(decision.challenger_mae_by_entity).items()},
         **{f"holdout_{name.replace(' ', '_')}_mae": value for name, value in decision.baseline_maes.items()},
         **{f"holdout_coverage_{key}": value for key, value in decision.coverage.items()},
     }
@@ -298,9 +314,11 @@ def _record(settings: Settings, model_name: str, decision: GateDecision) -> None
         metrics["holdout_champion_mae"] = decision.champion_mae
         metrics["holdout_champion_mase"] = decision.champion_mase or 0.0
         metrics["gate_champion_bound"] = decision.champion_bound
-        metrics.update({f"holdout_champion_mae_{e}": v for e, v in decision.champion_mae_by_entity.items()})
-    for key, value in metrics.items():
-        mlflow_client.log_metric(run_id, key, value)
+        metrics.update({f"holdout_champion_mae_{e}": v for e, v in per_entity(decision.champion_mae_by_entity).items()})
+    stamp = int(time.time() * 1000)
+    listed = [Metric(key, float(value), stamp, 0) for key, value in metrics.items()]
+    for start in range(0, len(listed), METRICS_PER_BATCH):
+        mlflow_client.log_batch(run_id, metrics=listed[start : start + METRICS_PER_BATCH])
     mlflow_client.log_dict(run_id, decision.as_dict(), GATE_ARTIFACT)
     tags = {
         "gate_champion_challenger": _word(decision.passed),

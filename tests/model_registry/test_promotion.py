@@ -6,6 +6,7 @@ weak model; later tests add versions and a week of shifted data, so their order 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -127,8 +128,16 @@ def test_the_first_champion_passes_on_the_baseline_rule_and_carries_its_lineage(
     assert {"holdout_mae", "holdout_baseline_mae", "holdout_mae_site_0", "gate_min_improvement"} <= set(
         run.data.metrics
     )
+    assert {"backtest_mae_site_0", "baseline_mae_site_0"} <= set(run.data.metrics)  # few series: a metric each
     artifacts = {a.path for a in mlflow.list_artifacts(version.run_id, "gates")}
     assert artifacts == {"gates/champion_challenger.json"}
+    # Every series' backtest MAE in the run's table, as many series as there are.
+    (registry.settings.home / "tables").mkdir(exist_ok=True)
+    table = mlflow.download_artifacts(version.run_id, "mae_by_series.json", str(registry.settings.home / "tables"))
+    rows = json.loads(Path(table).read_text())
+    assert [row[0] for row in rows["data"]] == ["site_0", "site_1"]
+    assert rows["columns"] == ["series", "mae", "baseline_mae"]
+    assert all(row[1] > 0 and row[2] > 0 for row in rows["data"])
 
 
 def test_a_worse_challenger_is_not_promoted_and_the_champion_keeps_serving(

@@ -629,3 +629,15 @@ def test_reports_are_drawn_for_the_entities_with_the_largest_shares_only(dataset
     quiet = compare_windows(reference, current, dataset.model_copy(update={"promotion": none}), tmp_path / "none")
     assert [e.report_path for e in quiet.values()] == [None, None]
     assert {name: e.drift_share for name, e in quiet.items()} == {name: e.drift_share for name, e in one.items()}
+
+
+def test_a_metric_per_series_up_to_a_hundred_series_none_past_them() -> None:
+    """The gate's run gets a metric per series for a few series; past
+    ``ENTITY_METRICS_UP_TO``, none (MLflow reads a run's metrics one key at a time): its decision
+    file holds every series' figures."""
+    from model_registry.tracking import ENTITY_METRICS_UP_TO
+    from model_validation.champion import per_entity
+
+    few = {f"s{n}": float(n) for n in range(ENTITY_METRICS_UP_TO)}
+    assert per_entity(few) == few
+    assert per_entity({**few, "one more": 1.0}) == {}
