@@ -68,8 +68,9 @@ class DriftResult(Outcome):
         """The ``limit`` entities that get metrics and figures of their own: the most drifted of those
         with a verdict first, then those without one, while there is room (the counts cover them all,
         and ``as_dict`` every entity)."""
-        judged = sorted(self.judged.items(), key=lambda item: -(item[1].drift_share or 0.0))
-        unjudged = [name for name in self.entities if name not in self.judged]
+        verdicts = self.judged  # built once: a lookup per entity into a fresh copy walked them all each time
+        judged = sorted(verdicts.items(), key=lambda item: -(item[1].drift_share or 0.0))
+        unjudged = [name for name in self.entities if name not in verdicts]
         return ([name for name, _ in judged] + unjudged)[:limit]
 
     @property
