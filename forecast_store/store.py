@@ -500,15 +500,33 @@ class BandAccuracy:
     interval_score: float
 
 
-def _scored_between(
-    query: Select[Any], dataset: str, target_from: date, target_to: date, sources: Iterable[str] | None
-) -> Select[Any]:
-    query = query.where(
-        forecast_scores.c.dataset == dataset,
-        forecast_scores.c.target_date >= target_from,
-        forecast_scores.c.target_date <= target_to,
+def _grouped(
+    settings: Settings,
+    dataset: str,
+    keys: list[Any],
+    sums: list[Any],
+    joined: Any,
+    target_from: date,
+    target_to: date,
+    sources: Iterable[str] | None,
+) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """``sums`` per group of ``keys`` over ``joined``'s scored forecasts of the target days from
+    ``target_from`` to ``target_to`` (of ``sources``, default all), in the keys' order: each group's
+    key and its sums, as the database computes them."""
+    query = (
+        select(*keys, *sums)
+        .select_from(joined)
+        .where(
+            forecast_scores.c.dataset == dataset,
+            forecast_scores.c.target_date >= target_from,
+            forecast_scores.c.target_date <= target_to,
+        )
     )
-    return query if sources is None else query.where(forecasts.c.source.in_(list(sources)))
+    if sources is not None:
+        query = query.where(forecasts.c.source.in_(list(sources)))
+    with engine(settings).connect() as connection:
+        found = connection.execute(query.group_by(*keys).order_by(*keys)).all()
+    return [(tuple(row[: len(keys)]), tuple(row[len(keys) :])) for row in found]
 
 
 def accuracy(
@@ -522,40 +540,24 @@ def accuracy(
     """The scored forecasts of the target days from ``target_from`` to ``target_to`` (of ``sources``,
     default all), summed up per group of the :data:`ACCURACY_KEYS` ``by``, in their order: the sums
     are the database's, so a day of a hundred thousand series' forecasts never comes back row by row."""
-    keys = [ACCURACY_KEYS[name] for name in by]
     error, naive = func.abs(forecast_scores.c.error), func.abs(forecast_scores.c.naive_error)
     fair = forecast_scores.c.naive_error.is_not(None)
-    query = (
-        _scored_between(
-            select(
-                *keys,
-                func.count(),
-                func.avg(error),
-                func.count(forecast_scores.c.naive_error),
-                func.avg(naive),
-                func.avg(case((fair, error))),
-            ).select_from(forecasts.join(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id)),
-            dataset,
-            target_from,
-            target_to,
-            sources,
-        )
-        .group_by(*keys)
-        .order_by(*keys)
-    )
-    with engine(settings).connect() as connection:
-        found = connection.execute(query).all()
-    width = len(keys)
+    sums = [func.count(), func.avg(error), func.count(forecast_scores.c.naive_error), func.avg(naive),
+            func.avg(case((fair, error)))]  # fmt: skip
+    joined = forecasts.join(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id)
+    keys = [ACCURACY_KEYS[name] for name in by]
     return [
         Accuracy(
-            key=tuple(row[:width]),
-            forecasts=int(row[width]),
-            mae=float(row[width + 1]),
-            fair=int(row[width + 2]),
-            naive_mae=None if row[width + 3] is None else float(row[width + 3]),
-            mae_on_naive_targets=None if row[width + 4] is None else float(row[width + 4]),
+            key=key,
+            forecasts=int(count),
+            mae=float(mae),
+            fair=int(fair_count),
+            naive_mae=None if naive_mae is None else float(naive_mae),
+            mae_on_naive_targets=None if on_fair is None else float(on_fair),
         )
-        for row in found
+        for key, (count, mae, fair_count, naive_mae, on_fair) in _grouped(
+            settings, dataset, keys, sums, joined, target_from, target_to, sources
+        )
     ]
 
 
@@ -577,33 +579,17 @@ def band_accuracy(
     joined = forecasts.join(forecast_scores, forecast_scores.c.forecast_id == forecasts.c.id).join(
         forecast_intervals, forecast_intervals.c.forecast_id == forecasts.c.id
     )
-    query = (
-        _scored_between(
-            select(
-                *keys,
-                func.count(),
-                func.avg(inside),
-                func.avg(upper - lower),
-                func.avg(upper - lower + 2.0 / (1.0 - forecast_intervals.c.level) * miss),
-            ).select_from(joined),
-            dataset,
-            target_from,
-            target_to,
-            sources,
-        )
-        .group_by(*keys)
-        .order_by(*keys)
-    )
-    with engine(settings).connect() as connection:
-        found = connection.execute(query).all()
-    width = len(keys)
+    sums = [func.count(), func.avg(inside), func.avg(upper - lower),
+            func.avg(upper - lower + 2.0 / (1.0 - forecast_intervals.c.level) * miss)]  # fmt: skip
     return [
         BandAccuracy(
-            key=tuple(row[:width]),
-            forecasts=int(row[width]),
-            coverage=float(row[width + 1]),
-            mean_width=float(row[width + 2]),
-            interval_score=float(row[width + 3]),
+            key=key,
+            forecasts=int(count),
+            coverage=float(coverage),
+            mean_width=float(width),
+            interval_score=float(score),
         )
-        for row in found
+        for key, (count, coverage, width, score) in _grouped(
+            settings, dataset, keys, sums, joined, target_from, target_to, sources
+        )
     ]
