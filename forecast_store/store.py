@@ -16,7 +16,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, case, create_engine, delete, event, func, insert, inspect, or_, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    case,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+)
+from sqlalchemy.exc import DBAPIError
 
 from core.settings import Settings
 from forecast_store.schema import (
@@ -104,6 +119,12 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+_APPENDED = (
+    "dataset", "entity_id", "source", "data_date", "issue_time", "step", "target_time", "value", "model_name",
+    "model_version", "dag_run_id", "created_at", "answers",
+)  # fmt: skip
+
+
 # Rows a day's replacement sends to the database at a time: the day's rows come from an iterable
 # (a batch forecast of many entities yields them a part at a time) and are never all in memory.
 REPLACE_CHUNK = 20_000
@@ -143,24 +164,51 @@ def replace_day(settings: Settings, dataset: str, data_date: date, rows: Iterabl
                 raise ValueError(
                     f"replace_day({dataset}, {data_date}) takes that day's batch and shadow forecasts only"
                 )
-            inserted = connection.execute(
-                insert(forecasts).returning(forecasts.c.id, sort_by_parameter_order=True), values
-            )
-            bands = [
-                {"forecast_id": forecast_id, "level": level, "lower": lower, "upper": upper}
-                for forecast_id, row in zip(inserted.scalars().all(), given, strict=True)
-                for level, lower, upper in row.intervals
-            ]
-            if bands:
-                connection.execute(insert(forecast_intervals), bands)
+            if connection.dialect.name == "postgresql":
+                _copy_day_rows(connection, values, given)
+            else:
+                inserted = connection.execute(
+                    insert(forecasts).returning(forecasts.c.id, sort_by_parameter_order=True), values
+                )
+                bands = [
+                    {"forecast_id": forecast_id, "level": level, "lower": lower, "upper": upper}
+                    for forecast_id, row in zip(inserted.scalars().all(), given, strict=True)
+                    for level, lower, upper in row.intervals
+                ]
+                if bands:
+                    connection.execute(insert(forecast_intervals), bands)
             written += len(values)
     return written
 
 
-_APPENDED = (
-    "dataset", "entity_id", "source", "data_date", "issue_time", "step", "target_time", "value", "model_name",
-    "model_version", "dag_run_id", "created_at", "answers",
-)  # fmt: skip
+_COPIED = ("id", *_APPENDED)
+_BANDS = ("forecast_id", "level", "lower", "upper")
+
+
+def _copy_day_rows(connection: Connection, values: list[dict[str, Any]], given: list[ForecastRow]) -> None:
+    """PostgreSQL: a chunk of a day's rows and their bands through ``COPY``, in the connection's
+    transaction. The rows' ids are drawn from the table's own sequence first (what an insert takes
+    them from), so that the bands can name their forecasts. An ``INSERT`` of many rows costs about
+    ten times as much: the driver rewrites every batch's statement with its thousands of parameters
+    before it sends it (a day of 100,000 series is 1.4 million rows and their bands)."""
+    import psycopg
+
+    driver: Any = connection.connection.driver_connection  # psycopg's, in the transaction of ``connection``
+    with driver.cursor() as cursor:
+        try:
+            drawn = cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('forecasts', 'id')) FROM generate_series(1, %s)", (len(values),)
+            )
+            ids = [int(row[0]) for row in drawn.fetchall()]
+            with cursor.copy(f"COPY forecasts ({', '.join(_COPIED)}) FROM STDIN") as copy:
+                for forecast_id, value in zip(ids, values, strict=True):
+                    copy.write_row((forecast_id, *(value[column] for column in _APPENDED)))
+            with cursor.copy(f"COPY forecast_intervals ({', '.join(_BANDS)}) FROM STDIN") as copy:
+                for forecast_id, row in zip(ids, given, strict=True):
+                    for band in row.intervals:
+                        copy.write_row((forecast_id, *band))
+        except psycopg.Error as error:  # as SQLAlchemy raises it for an insert: a duplicate is an IntegrityError
+            raise DBAPIError.instance("COPY forecasts", None, error, psycopg.Error) from error
 
 
 def append(settings: Settings, rows: Iterable[ForecastRow], mark: tuple[str, int] | None = None) -> int:

@@ -282,6 +282,40 @@ def test_the_migration_collapses_online_rows_stored_per_answer_into_one(settings
         assert connection.execute(sa.text("SELECT forecast_id FROM forecast_scores")).scalars().all() == [first]
 
 
+def test_a_day_written_in_bulk_reads_back_field_for_field_beside_online_answers(settings: Settings) -> None:
+    """On PostgreSQL a day goes in through ``COPY``, its ids drawn from the table's sequence: every
+    field reads back as given (times in UTC whatever zone they came in), online answers appended
+    before and after it and a re-run of the day all get ids of their own, and each band stays with
+    its forecast."""
+    from dataclasses import replace
+
+    store.upgrade(settings)
+    store.append(settings, online(1.0))
+    plus_two = timezone(timedelta(hours=2))
+    day = [
+        replace(r, issue_time=ISSUED.astimezone(plus_two), dag_run_id=None if r.entity_id == "b" else "run 1",
+                intervals=((0.8, r.value - r.step, r.value + r.step),))
+        for r in rows(10.0, entities=("a", "b", "c"))
+    ]  # fmt: skip
+    assert store.replace_day(settings, "synthetic", DAY, day) == 9
+    store.append(settings, online(5.0, version="3"))
+    assert store.replace_day(settings, "synthetic", DAY, day) == 9  # again: the first rows' ids are not reused
+    back = store.issued(settings, "synthetic", data_date=DAY)
+    assert [(r.entity_id, r.data_date, r.issue_time, r.step, r.target_time, r.value, r.model_name, r.model_version,
+             r.source, r.dag_run_id, r.answers, r.intervals) for r in back] == [
+        (r.entity_id, r.data_date, ISSUED, r.step, r.target_time, r.value, r.model_name, r.model_version, r.source,
+         r.dag_run_id, 1, r.intervals)
+        for r in day
+    ]  # fmt: skip
+    assert all(r.issue_time.utcoffset() == timedelta(0) for r in back)
+    assert len(store.issued(settings, "synthetic", source="online")) == 4
+    with store.engine(settings).connect() as connection:
+        ids = connection.execute(sa.select(schema.forecasts.c.id)).scalars().all()
+        assert len(ids) == len(set(ids)) == 13
+        bands = connection.execute(sa.select(sa.func.count()).select_from(schema.forecast_intervals)).scalar()
+        assert bands == 9 + 4 * 2
+
+
 def test_a_forecasts_bands_are_stored_with_it_and_replaced_with_its_day(settings: Settings) -> None:
     store.upgrade(settings)
     banded = [
