@@ -170,7 +170,9 @@ def issue_day(
     every version on the settings' engine (:mod:`core.engine`: in this process, or a Ray task, where
     a per-series model's forecasts of many series spread over the cluster's workers), and its rows
     are sent to the table as its forecasts come back, in the parts' order: memory holds the few
-    parts out, whatever the number of entities. The day's transaction lasts the whole forecast: on
+    parts out, whatever the number of entities. On the in-process engine the versions' bundles load
+    before the transaction starts (:func:`_load_before_writing`); the day's transaction lasts the
+    forecast of its parts: on
     SQLite it holds the database's write lock meanwhile, and the service's answers wait in its spool
     until their writer gets the table again (:mod:`forecast_store.writer`); nothing is lost. A
     shadow version that cannot be loaded, or fails on a part, forecasts nothing from then on (the
@@ -196,7 +198,7 @@ def issue_day(
 
     def day_rows() -> Iterator[store.ForecastRow]:
         nonlocal entities
-        for made in engine(settings.engine, settings.ray_address).imap(forecast_part, parts()):
+        for made in run.imap(forecast_part, parts()):
             rows = drawn.popleft()
             entities += len(rows)
             yield from _rows(dataset, name, version, rows, made.outputs[version], data_date, BATCH, dag_run_id)
@@ -213,7 +215,10 @@ def issue_day(
                 yield from _rows(dataset, name, shadow, rows, made.outputs[shadow], data_date, SHADOW, dag_run_id)
 
     store.upgrade(settings)
+    run = engine(settings.engine, settings.ray_address)
     try:
+        if run.kind == "local":  # the parts run here: the versions load before the day's transaction starts
+            _load_before_writing(settings, name, version, shadows, failed)
         written = store.replace_day(settings, dataset.name, data_date, day_rows())
     finally:
         _LOADED.release()  # the bundles this process loaded (the in-process engine's)
@@ -231,6 +236,22 @@ def issue_day(
         rows=written,
         shadow_versions=kept,
     )
+
+
+def _load_before_writing(settings: Settings, name: str, version: str, shadows: list[str], failed: set[str]) -> None:
+    """Load the champion and the shadow versions in this process before the day's rows are written.
+    Loading a bundle (its artifacts fetched from the registry, verified, its libraries imported) can
+    take tens of seconds; inside the day's transaction it would hold SQLite's write lock as long, and
+    every other writer and reader of the table waits at most its busy timeout (the service's ledger
+    writer, the scoring, a person's query). A champion that cannot load fails the day before the
+    table is touched; a shadow that cannot load forecasts nothing this day."""
+    _LOADED.model(settings, name, version)
+    for shadow in shadows:
+        try:
+            _LOADED.model(settings, name, shadow)
+        except Exception:  # a shadow never keeps the champion's forecasts from the table
+            failed.add(shadow)
+            log.exception("%s v%s cannot be loaded to forecast in the shadow of v%s", name, shadow, version)
 
 
 def _rows(

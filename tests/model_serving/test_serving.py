@@ -301,6 +301,38 @@ def test_stored_forecasts_are_answered_as_they_were_issued(
         assert "no stored forecast of site_0 issued on 2024-01-01" in missing.json()["detail"]
 
 
+def test_the_forecast_table_is_free_while_the_days_bundles_load(
+    tmp_path: Path, own_registry: tuple[Settings, DatasetConfig], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading a version's bundle takes seconds (tens on a busy machine): on SQLite, a load inside
+    the day's transaction would hold the database's write lock as long, and the service's ledger
+    writer, the scoring or a person's query would wait past their busy timeout. While each bundle
+    loads, another connection takes the write lock at once."""
+    import sqlite3
+
+    from model_serving import batch
+
+    settings, dataset = own_registry
+    database = tmp_path / "forecasts.db"
+    settings = settings.model_copy(update={"forecast_db": f"sqlite:///{database}"})
+    loaded = batch._Loaded.model
+    taken: list[str] = []
+
+    def load_and_write_meanwhile(self: batch._Loaded, settings: Settings, name: str, version: str) -> object:
+        if (settings.tracking_uri, name, version) not in self._held:  # a load, not the cache
+            with sqlite3.connect(database, timeout=0) as other:  # no wait: the lock is free or this raises
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+            taken.append(version)
+        return loaded(self, settings, name, version)
+
+    monkeypatch.setattr(batch._Loaded, "model", load_and_write_meanwhile)
+    issued = batch.issue_day(settings, dataset, SYNTHETIC_END)
+    assert issued.rows == 2 * dataset.horizon
+    batch.issue_day(settings, dataset, SYNTHETIC_END)  # again: the table holds a day while the bundle loads
+    assert taken == ["1", "1"], "the champion loaded once a day, the table free meanwhile"
+
+
 def test_a_newer_challenger_forecasts_in_the_champions_shadow_and_a_broken_one_is_left_out(
     tmp_path: Path, own_registry: tuple[Settings, DatasetConfig]
 ) -> None:
