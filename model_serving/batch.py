@@ -172,11 +172,10 @@ def issue_day(
     are sent to the table as its forecasts come back, in the parts' order: memory holds the few
     parts out, whatever the number of entities. On the in-process engine the versions' bundles load
     before the transaction starts (:func:`_load_before_writing`); the day's transaction lasts the
-    forecast of its parts: on
-    SQLite it holds the database's write lock meanwhile, and the service's answers wait in its spool
-    until their writer gets the table again (:mod:`forecast_store.writer`); nothing is lost. A
-    shadow version that cannot be loaded, or fails on a part, forecasts nothing from then on (the
-    parts it forecast before stay); the champion's forecasts are stored all the same.
+    forecast of its parts: on SQLite it holds the database's write lock meanwhile, and the service's
+    answers wait in its spool until their writer gets the table again (:mod:`forecast_store.writer`);
+    nothing is lost. A shadow version that cannot be loaded, or fails on a part, forecasts nothing
+    from then on (the parts it forecast before stay); the champion's forecasts are stored all the same.
     """
     from core.engine import engine
     from model_registry.registry import champion_version
