@@ -31,12 +31,15 @@ test-servers:  ## the servers the tests start (Debian packages): installs them a
 # The suite on TEST_WORKERS processes (pytest-xdist), each with its own temporary folders, ports and
 # Airflow home; a module's tests stay on one worker (--dist loadfile), so what a module shares is made
 # once, and the trained champion the serving and registry tests read is trained once per run
-# (tests/utils/shared.py). Most tests wait on servers and subprocesses, so more workers than cores pay.
+# (tests/utils/shared.py). Most tests wait on servers and subprocesses, so more workers than cores pay,
+# except for the modules that start a whole platform (marked heavy): no more than TEST_HEAVY_LIMIT of
+# them run at once, the other workers taking the light modules meanwhile (tests/utils/scheduling.py).
 # OpenMP threads (XGBoost, LightGBM, torch) that spin while they wait for work take the cores from the
 # other workers (a tuning test ran 20 times slower so): passive waiting changes no result, only what an
 # idle thread does, and the servers and training subprocesses the tests start inherit it.
 TEST_WORKERS ?= 4
-TEST_ENV   := OMP_WAIT_POLICY=PASSIVE
+TEST_HEAVY_LIMIT ?= 2
+TEST_ENV   := OMP_WAIT_POLICY=PASSIVE TEST_HEAVY_LIMIT=$(TEST_HEAVY_LIMIT)
 FAST       := not slow and not integration and not e2e and not gpu
 
 test: setup test-servers lint  ## lint, types and layer contracts, then the whole suite (unit, real servers, e2e) on TEST_WORKERS workers

@@ -25,7 +25,7 @@ from harness.servers import postgres
 from tests.utils.data import SYNTHETIC_END, write_dataset
 from tests.utils.platform import promote_a_champion, trained_settings
 from tests.utils.servers import free_port, server_process
-from tests.utils.shared import made_once
+from tests.utils.shared import made_once, run_folder
 
 # Airflow reads its configuration once, at first import: point it at a throwaway home before any
 # test imports it, so tests never touch a developer's own Airflow.
@@ -43,7 +43,18 @@ os.environ.update(
 os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile`` with at most ``TEST_HEAVY_LIMIT`` (default 2) ``heavy`` modules at once
+    (``tests/utils/scheduling.py``); other distributions are xdist's own."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from tests.utils.scheduling import HeavyLimitedScheduling
+
+    limit = int(os.environ.get("TEST_HEAVY_LIMIT", "2"))
+    return HeavyLimitedScheduling(config, log, config._tmp_path_factory.getbasetemp(), limit)  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The longest modules first, and a ``scenario`` module's steps in the order written.
 
     pytest-xdist hands the workers whole files in collection order (``--dist loadfile``): files
@@ -66,6 +77,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for place, item in zip(places, written, strict=True):
             items[place] = item
     items.sort(key=lambda item: weights[item.module])  # stable: each module's tests stay together, in order
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller's scheduler reads which modules are heavy
+        from tests.utils.scheduling import write_heavy_modules
+
+        write_heavy_modules(run_folder(config._tmp_path_factory), items)  # type: ignore[attr-defined]
 
 
 @pytest.fixture

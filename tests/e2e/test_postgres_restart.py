@@ -42,7 +42,7 @@ CONF = {"training_window_end": SYNTHETIC_END.isoformat(), "n_trials": 0, "reason
 # A run (one to four minutes here, by how busy the machine is) still going after this long is hung, not slow.
 RUN_TIMEOUT = 600.0
 # The first run and the retry, each within its limit, and the checks between and after them.
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(2 * RUN_TIMEOUT + 300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.heavy, pytest.mark.timeout(2 * RUN_TIMEOUT + 300)]
 WATCHER = "restart-watcher"
 FINISHED_TI_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
 # What a task's log says when it lost its database, as psycopg and PostgreSQL word it.

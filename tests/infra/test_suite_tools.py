@@ -1,6 +1,7 @@
 """The suite's own machinery: what is made once per run is made once, whichever worker asks, a
-scenario module keeps the order of its steps when the suite is shuffled, and an emulated image's
-virtualenv holds the files of what its requirements pin."""
+scenario module keeps the order of its steps when the suite is shuffled, an emulated image's
+virtualenv holds the files of what its requirements pin, and no more heavy modules run at once than
+``make test`` allows."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -147,3 +149,61 @@ def test_an_emulated_image_takes_a_distribution_from_this_environment_whatever_t
     unknown = _one_pin_image(tmp_path / "two", "no-such-distribution==1.0")
     with pytest.raises(ValueError, match="not installed"):
         build(unknown, tmp_path / "image-2", unknown.parent)
+
+
+class _Worker:
+    """What the scheduler sees of an xdist worker: the test indexes sent to it, and whether it was
+    told to finish."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.queue, self.shutting_down = name, list[int](), False
+        self.gateway = SimpleNamespace(id=name)
+
+    def send_runtest_some(self, indexes: list[int]) -> None:
+        self.queue += indexes
+
+    def shutdown(self) -> None:
+        self.shutting_down = True
+
+
+@pytest.mark.parametrize("limit", [1, 2])
+def test_no_more_heavy_modules_run_at_once_than_the_limit_and_every_test_runs(tmp_path: Path, limit: int) -> None:
+    """The scheduler of ``make test`` driven as xdist drives it: four workers, heavy files first in
+    the queue as the suite orders them. A worker runs a test only once it knows the next or is told
+    to finish (as xdist's do). At every step at most ``limit`` workers are in a heavy file; every test
+    runs once, and every worker is told to finish (nothing waits forever). Plain ``--dist loadfile``
+    puts the four heavy files on the four workers at once, so the check can fail."""
+    from xdist.scheduler import LoadFileScheduling
+
+    from tests.utils.scheduling import HEAVY_MODULES, HeavyLimitedScheduling
+
+    heavy = [f"tests/test_heavy_{n}.py" for n in range(4)]
+    # Few light files: workers run out of them and wait for a heavy one.
+    files = {**{name: 3 for name in heavy}, **{f"tests/test_light_{n}.py": 1 + n for n in range(3)}}
+    collection = [f"{name}::test_{t}" for name, tests in files.items() for t in range(tests)]
+    (tmp_path / HEAVY_MODULES).write_text(__import__("json").dumps(heavy))
+    config = SimpleNamespace(option=SimpleNamespace(loadscopereorder=False), getvalue={"tx": ["4*popen"]}.get)
+
+    def most_heavy_at_once(scheduler: LoadFileScheduling) -> tuple[int, list[str]]:
+        workers = [_Worker(f"gw{n}") for n in range(4)]
+        for worker in workers:
+            scheduler.add_node(worker)  # type: ignore[arg-type]
+            scheduler.add_node_collection(worker, collection)  # type: ignore[arg-type]
+        scheduler.schedule()
+        ran, most = [], 0
+        while any(w.queue for w in workers):
+            runnable = [w for w in workers if len(w.queue) > 1 or (w.queue and w.shutting_down)]
+            assert runnable, "every worker waits for work that never comes"
+            in_heavy = {w.name for w in workers if w.queue and collection[w.queue[0]].split("::")[0] in heavy}
+            most = max(most, len(in_heavy))
+            worker = runnable[len(ran) % len(runnable)]
+            index = worker.queue.pop(0)
+            ran.append(collection[index])
+            scheduler.mark_test_complete(worker, index)  # type: ignore[arg-type]
+        assert all(w.shutting_down for w in workers)
+        return most, ran
+
+    most, ran = most_heavy_at_once(HeavyLimitedScheduling(config, None, tmp_path, limit))  # type: ignore[arg-type]
+    assert sorted(ran) == sorted(collection)
+    assert most <= limit
+    assert most_heavy_at_once(LoadFileScheduling(config))[0] == 4  # type: ignore[arg-type]

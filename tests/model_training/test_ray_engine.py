@@ -38,7 +38,8 @@ def cluster(request: pytest.FixtureRequest, nodes: RayCluster) -> Iterator[RayEn
     import ray
 
     engine = RayEngine(nodes.address if request.param == "driver" else nodes.client_address)
-    wait_for(lambda: engine.cpus() == 2, "both Ray workers to join", 60)
+    # A hang guard, no speed target: the workers join in seconds alone, in minutes on a busy machine.
+    wait_for(lambda: engine.cpus() == 2, "both Ray workers to join", 300)
     try:
         yield engine
     finally:

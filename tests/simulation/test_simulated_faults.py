@@ -19,7 +19,13 @@ from tests.utils.data import SYNTHETIC_END, write_dataset
 # two cores, and more on a slower machine. The limit only catches a stuck day (its own is inside the
 # test's, so the log shows where it was); it is no speed target.
 SECONDS = 2400
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.longest, pytest.mark.timeout(SECONDS + 120)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.longest,
+    pytest.mark.heavy,
+    pytest.mark.timeout(SECONDS + 120),
+]
 
 
 def test_days_under_faults_keep_every_ledger_check(tmp_path: Path) -> None:

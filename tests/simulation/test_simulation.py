@@ -14,7 +14,7 @@ import pytest
 from core.settings import PROJECT_ROOT
 from tests.utils.data import SYNTHETIC_END, write_dataset
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.heavy]
 
 
 def test_two_simulated_days_forecast_score_and_pass_their_checks(tmp_path: Path) -> None:
