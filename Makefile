@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup test-servers demo m4-data test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags bench-scale simulate lint format serve airflow mlflow-ui up down clean docs
+.PHONY: help setup test-servers demo m4-data test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags bench-scale simulate lint format serve airflow mlflow-ui images up down clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -142,6 +142,14 @@ mlflow-ui: setup  ## open MLflow's UI on the local tracking database
 clean:  ## remove local state and caches (keeps .venv)
 	rm -rf .mlops reports site .pytest_cache .mypy_cache .ruff_cache
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +
+
+# The images: on the official Python image, or on one made from Debian's packages where no registry
+# answers (BASE=debian-local; auto picks). Build time and size per image: reports/images.json.
+BASE   ?= auto
+IMAGES ?= airflow mlflow serving training
+
+images:  ## build the platform's images (BASE=auto|official|debian-local, IMAGES=...) -> reports/images.json
+	BASE=$(BASE) infra/docker/images.sh $(IMAGES)
 
 up:  ## the whole stack in containers (needs Docker with compose, and .env from .env.example)
 	test -f .env || { echo "copy .env.example to .env and set the compose passwords first"; exit 1; }

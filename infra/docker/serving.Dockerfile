@@ -1,12 +1,15 @@
 # The forecasting service: FastAPI + the model libraries, without Airflow, Great Expectations or
 # Evidently (requirements-serving.txt; a test imports the service with those requirements alone).
-# Build from the repository root: docker build -f infra/docker/serving.Dockerfile .
-FROM python:3.11-slim-bookworm AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
-COPY requirements-serving.txt /tmp/requirements-serving.txt
+# Build from the repository root: infra/docker/images.sh serving (or docker build -f infra/docker/serving.Dockerfile .).
+# BASE: the official Python image, or the one made from Debian's packages (infra/docker/debian-base.sh).
+ARG BASE=python:3.11-slim-bookworm
+FROM ${BASE} AS build
 # CPU torch: the service predicts on CPUs; PyPI's default Linux wheel carries CUDA (several GB).
-RUN /opt/venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu -r /tmp/requirements-serving.txt
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+COPY requirements-serving.txt /tmp/requirements-serving.txt
+RUN --mount=type=secret,id=pip-ca --mount=type=bind,source=infra/docker/wheels,target=/wheels \
+    --mount=type=bind,source=infra/docker/pip-install.sh,target=/usr/local/bin/pip-install \
+    pip-install /opt/venv -r /tmp/requirements-serving.txt
 WORKDIR /src
 COPY pyproject.toml README.md ./
 # What the service imports (an import-linter contract keeps it so): the base layer, the online-feature
@@ -19,9 +22,10 @@ COPY forecast_store forecast_store
 COPY model_bundle model_bundle
 COPY model_registry model_registry
 COPY model_serving model_serving
-RUN /opt/venv/bin/pip install --no-deps --no-build-isolation .
+RUN --mount=type=bind,source=infra/docker/pip-install.sh,target=/usr/local/bin/pip-install \
+    pip-install /opt/venv --no-deps --no-build-isolation --no-index .
 
-FROM python:3.11-slim-bookworm
+FROM ${BASE}
 COPY --from=build /opt/venv /opt/venv
 # The dataset configs travel inside the installed configs package; /app holds the service's local
 # state (the generated Feast repo config, the forecast ledger's spool), so it belongs to the service's
@@ -38,4 +42,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     MLOPS_FORECAST_LEDGER_SPOOL=/app/ledger-spool \
     MLOPS_CODE_VERSION=$CODE_VERSION
 EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --retries=10 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8000/health/live', timeout=3)"]
 ENTRYPOINT ["python", "-m", "model_serving"]

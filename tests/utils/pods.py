@@ -95,10 +95,13 @@ def build(dockerfile: Path, root: Path, context: Path = PROJECT_ROOT) -> Image:
         elif keyword == "COPY":
             _copy(image, context, shlex.split(rest), stages)
         elif keyword == "RUN":
-            for command in rest.split("&&"):
+            # A build's mounts (the CA secret, the wheels folder, pip-install.sh) are this machine's own.
+            for command in re.sub(r"^(--mount=\S+\s+)+", "", rest).split("&&"):
                 _run(image, shlex.split(command))
-        elif keyword in ("USER", "EXPOSE"):
-            continue  # this machine's user runs the process, its files its own; a port is documentation
+        elif keyword in ("USER", "EXPOSE", "HEALTHCHECK", "CMD"):
+            # This machine's user runs the process, its files its own; a port and a healthcheck are
+            # the engine's; the tests give a container its command.
+            continue
         elif keyword == "ENTRYPOINT":
             image.entrypoint = list(json.loads(rest))
         else:
@@ -169,6 +172,11 @@ def _run(image: Image, argv: list[str]) -> None:
         for folder in argv[1:]:
             if not folder.startswith("-"):
                 image.path(folder).mkdir(parents=True, exist_ok=True)
+        return
+    if argv[0] == "pip-install":  # infra/docker/pip-install.sh VENV ARGS: the venv made first if missing
+        if argv[1] not in image.venvs:
+            _run(image, ["python", "-m", "venv", argv[1]])
+        _run(image, [f"{argv[1]}/bin/pip", "install", *argv[2:]])
         return
     if argv[:3] == ["python", "-m", "venv"]:
         venv = image.path(argv[3])
