@@ -2,6 +2,7 @@
 from the UI's form in a real browser and runs to success; REST refuses a conf the form's schema
 refuses; a day of data starts the DAGs that consume it."""
 
+import contextlib
 import itertools
 import json
 import os
@@ -30,6 +31,8 @@ RUN_SECONDS = 1200
 # How long the trigger form may take to close once triggered (its request creates the run through the
 # API server, which a busy machine answers slowly): a guard against a form that never closes.
 FORM_SECONDS = 180
+# How long the UI check waits for an element to show (a hang guard, as the others).
+UI_SECONDS = 120
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
@@ -165,11 +168,14 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         assert json.loads(passwords.read_text()) == {"admin": ADMIN_PASSWORD}  # kept, not regenerated
         yield base, {"Authorization": f"Bearer {token}"}, platform
     finally:
+        # Standalone's components are its children, in its process group: SIGTERM to all, then
+        # SIGKILL to whatever is left (a DAG processor once outlived standalone and the whole run).
         os.killpg(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         log.close()
         metadata.stop()
 
@@ -239,6 +245,9 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
     _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
     params = requests.get(f"{dag_url}/details", headers=auth, timeout=10).json()["params"]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # Each wait for an element, longer than Playwright's 30 s: a busy machine's Chromium took longer to
+    # load and compile the form's JSON editor (a lazily loaded bundle of several MB).
+    context.set_default_timeout(UI_SECONDS * 1000)
     page = context.new_page()
     try:
         _log_in(page, base, f"/dags/{DAG_ID}")
@@ -255,7 +264,7 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
         trials = form.locator("[name=element_n_trials]")
         trials.fill("-3")
         trials.press("Tab")  # leave the field as a person does; the form clamps on leaving
-        expect(trials).to_have_value("0")  # polls until the form has clamped, within its timeout
+        expect(trials).to_have_value("0", timeout=UI_SECONDS * 1000)  # polls until the form has clamped
         form.get_by_text("Advanced Options").click()
         form.locator(".monaco-editor .view-lines").click()
         page.keyboard.press("Control+A")

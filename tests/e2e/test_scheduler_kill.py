@@ -6,6 +6,7 @@ it again; the run ends in success with the day landed and validated once, and no
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -85,13 +86,16 @@ class Airflow:
         process.wait(timeout=30)
 
     def stop(self) -> None:
+        """SIGTERM to each component's process group, then SIGKILL to whatever of it is left: a
+        component's children may outlive it (they would run on after the test, on a deleted home)."""
         for component in list(self.processes):
             process = self.processes.pop(component)
             os.killpg(process.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         with sqlite3.connect(f"file:{self.home / 'airflow.db'}?mode=ro", uri=True, timeout=10) as conn:
