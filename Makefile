@@ -151,9 +151,8 @@ IMAGES ?= airflow mlflow serving training
 images:  ## build the platform's images (BASE=auto|official|debian-local, IMAGES=...) -> reports/images.json
 	BASE=$(BASE) infra/docker/images.sh $(IMAGES)
 
-up:  ## the whole stack in containers (needs Docker with compose, and .env from .env.example)
-	test -f .env || { echo "copy .env.example to .env and set the compose passwords first"; exit 1; }
-	docker compose up --detach --build
+up:  ## the whole stack in containers, images built where missing; waits for health, prints the UIs (.env from .env.example)
+	BASE=$(BASE) infra/docker/stack.sh up
 
 down:  ## stop the stack (its volumes stay; docker compose down --volumes drops them)
-	docker compose down
+	BASE=$(BASE) infra/docker/stack.sh down

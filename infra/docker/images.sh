@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The platform's images, built from this repository (make images):
 #
-#   infra/docker/images.sh [IMAGE...]      IMAGE: airflow mlflow serving training (default: all)
+#   infra/docker/images.sh [IMAGE...]      IMAGE: airflow mlflow serving training (default: these four),
+#                                          or postgres redis prometheus pushgateway s3: the infrastructure
+#                                          made of Debian's packages (infra/docker/debian/) for make up
+#                                          where the registry's images cannot be pulled
 #
 #   BASE=auto          the official Python image when it can be pulled, else the Debian-made one (default)
 #   BASE=official      python:3.11-slim-bookworm, pulled from the registry
@@ -22,14 +25,18 @@ TAG="${TAG:-local}"
 REPORT="${REPORT:-reports/images.json}"
 OFFICIAL=python:3.11-slim-bookworm
 LOCAL=mlops-python:3.11-bookworm
-ALL=(airflow mlflow serving training)
+PLATFORM=(airflow mlflow serving training)
+DEBIAN=(postgres redis prometheus pushgateway s3)
 IMAGES=("$@")
-[ "${#IMAGES[@]}" -gt 0 ] || IMAGES=("${ALL[@]}")
+[ "${#IMAGES[@]}" -gt 0 ] || IMAGES=("${PLATFORM[@]}")
 
 fail() { echo "images: $*" >&2; exit 1; }
 
+dockerfile() {
+    if [ -f "infra/docker/$1.Dockerfile" ]; then echo "infra/docker/$1.Dockerfile"; else echo "infra/docker/debian/$1.Dockerfile"; fi
+}
 for image in "${IMAGES[@]}"; do
-    [ -f "infra/docker/$image.Dockerfile" ] || fail "no image named $image (one of: ${ALL[*]})"
+    [ -f "$(dockerfile "$image")" ] || fail "no image named $image (one of: ${PLATFORM[*]} ${DEBIAN[*]})"
 done
 
 command -v docker >/dev/null || fail "no docker client: install Docker (Debian: apt-get install docker.io)"
@@ -92,7 +99,7 @@ for image in "${IMAGES[@]}"; do
     log="$(mktemp "/tmp/image-$image.XXXXXX.log")"
     echo "images: building mlops-$image:$TAG on $base (log: $log)"
     started="$(date +%s)"
-    "${build[@]}" --file "infra/docker/$image.Dockerfile" --tag "mlops-$image:$TAG" \
+    "${build[@]}" --file "$(dockerfile "$image")" --tag "mlops-$image:$TAG" \
         --build-arg "BASE=$base" --build-arg "CODE_VERSION=$version" "${torch_arg[@]}" \
         "${secret[@]}" . >"$log" 2>&1 \
         || { tail -n 30 "$log"; fail "mlops-$image:$TAG did not build; the whole log: $log"; }

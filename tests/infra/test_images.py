@@ -61,4 +61,5 @@ def test_without_a_daemon_the_scripts_say_to_start_it(tmp_path: Path, script: st
 def test_an_image_that_does_not_exist_is_named_with_the_ones_that_do() -> None:
     done = _run("images.sh", "airflw", env=dict(os.environ))
     assert done.returncode == 1
-    assert done.stderr.strip() == "images: no image named airflw (one of: airflow mlflow serving training)"
+    names = "airflow mlflow serving training postgres redis prometheus pushgateway s3"
+    assert done.stderr.strip() == f"images: no image named airflw (one of: {names})"
