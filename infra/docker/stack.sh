@@ -97,7 +97,7 @@ while :; do
             '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}}' "$container")
         case "$status/$health" in
             running/healthy | running/none) ;;
-            exited/*) [ "$code" = 0 ] || fail "${name#/} exited with $code: ${compose[*]} logs ${name#/}" ;;
+            exited/*) [ "$code" = 0 ] || fail "${name#/} exited with $code: docker logs ${name#/}" ;;
             */unhealthy) fail "${name#/} is unhealthy: docker logs ${name#/}" ;;
             *) waiting+=("${name#/}") ;;
         esac
