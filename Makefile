@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: help setup test-servers demo m4-data test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags bench-scale simulate lint format serve airflow mlflow-ui images up down clean docs
+.PHONY: help setup test-servers demo m4-data test test-fast test-random test-gpu audit bench-accuracy bench-m4 bench-training bench-serving bench-soak bench-dags bench-scale simulate lint format serve airflow mlflow-ui images up down stack-smoke clean docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -156,3 +156,6 @@ up:  ## the whole stack in containers, images built where missing; waits for hea
 
 down:  ## stop the stack (its volumes stay; docker compose down --volumes drops them)
 	BASE=$(BASE) infra/docker/stack.sh down
+
+stack-smoke: setup  ## through the stack: retrain over Airflow's REST API, champion served, stored and scraped, then down and up
+	BASE=$(BASE) $(BIN)/pytest -m stack tests/stack

@@ -44,7 +44,8 @@ fi
 # Published ports (127.0.0.1:PORT:...) that something else holds already, unless it is this stack.
 if [ "$action" = up ] && [ -z "$("${compose[@]}" ps --quiet 2>/dev/null || true)" ]; then
     for port in $(sed -n 's/.*"127\.0\.0\.1:\([0-9]*\):.*/\1/p' docker-compose.yml); do
-        python3 -c "import socket, sys; socket.socket().bind(('127.0.0.1', int(sys.argv[1])))" "$port" 2>/dev/null \
+        # SO_REUSEADDR, as servers bind: connections closing on the port (TIME_WAIT) hold nothing.
+        python3 -c "import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1])))" "$port" 2>/dev/null \
             || fail "port $port is taken on 127.0.0.1: stop what listens there (ss -ltnp 'sport = :$port'), then make up again"
     done
 fi
