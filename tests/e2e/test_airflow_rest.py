@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,7 @@ from simulation.stack import Postgres
 from tests.utils.browser import screenshot
 from tests.utils.data import SYNTHETIC_END
 from tests.utils.platform import PlatformEnv, promote_first_version
-from tests.utils.servers import free_port
+from tests.utils.servers import answered, free_port
 
 # How long a run may take before a test calls it stuck: a hang guard, no speed target (a training run
 # takes minutes beside the other test workers on two cores, and more on a slower machine).
@@ -86,20 +85,6 @@ def _post(url: str, body: dict[str, Any], auth: dict[str, str]) -> Any:
     return answer.json()
 
 
-def _wait(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except requests.RequestException as exc:
-            last = exc
-        time.sleep(2)
-    raise TimeoutError(f"{what} not reached in {timeout}s (last: {last})")
-
-
 def _task_states(dag_url: str, run_id: str, auth: dict[str, str]) -> dict[str, str | None]:
     tasks = requests.get(f"{dag_url}/dagRuns/{run_id}/taskInstances", headers=auth, timeout=10).json()
     return {t["task_id"]: t["state"] for t in tasks["task_instances"]}
@@ -159,7 +144,7 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait(lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok, 240, "Airflow API up")
+        answered(lambda: requests.get(f"{base}/api/v2/monitor/health", timeout=5).ok, 240, "Airflow API up")
         wrong = requests.post(f"{base}/auth/token", json={"username": "admin", "password": "admin"}, timeout=10)
         assert wrong.status_code == 401
         token = requests.post(
@@ -215,7 +200,7 @@ def _trigger_form(page: Any) -> Any:
 def test_bad_conf_over_rest_is_refused_before_a_run_exists(airflow_api) -> None:  # type: ignore[no-untyped-def]
     base, auth, _ = airflow_api
     dag_url = f"{base}/api/v2/dags/{DAG_ID}"
-    _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
+    answered(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
     assert requests.get(dag_url, timeout=5).status_code == 401  # no token, no access
 
     def runs() -> int:
@@ -242,7 +227,7 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
 
     base, auth, platform = airflow_api
     dag_url = f"{base}/api/v2/dags/{DAG_ID}"
-    _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
+    answered(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "DAG parsed")
     params = requests.get(f"{dag_url}/details", headers=auth, timeout=10).json()["params"]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     # Each wait for an element, longer than Playwright's 30 s: a busy machine's Chromium took longer to
@@ -291,7 +276,7 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
         except PlaywrightTimeout as stuck:  # an error the form shows says why
             raise AssertionError(f"the form stayed open {FORM_SECONDS} s: {form.inner_text()[-2000:]}") from stuck
 
-        runs = _wait(
+        runs = answered(
             lambda: requests.get(f"{dag_url}/dagRuns", headers=auth, timeout=10).json()["dag_runs"], 60, "run created"
         )
         assert len(runs) == 1
@@ -313,7 +298,7 @@ def test_retraining_triggered_from_the_ui_form_succeeds(airflow_api, browser) ->
             return state if state in ("success", "failed") else None
 
         try:
-            state = _wait(finished, RUN_SECONDS, "run finished in the grid view")
+            state = answered(finished, RUN_SECONDS, "run finished in the grid view")
         except TimeoutError as stuck:
             raise TimeoutError(f"{stuck}; its tasks: {_task_states(dag_url, run_id, auth)}") from stuck
         states = _task_states(dag_url, run_id, auth)
@@ -350,7 +335,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
     dags = f"{base}/api/v2/dags"
     consumers = ("drift_monitor_synthetic", "nightly_backtest_synthetic", "forecast_synthetic", "score_synthetic")
     for dag_id in ("ingest_synthetic", *consumers):
-        _wait(lambda dag_id=dag_id: requests.get(f"{dags}/{dag_id}", headers=auth, timeout=5).ok, 180, dag_id)
+        answered(lambda dag_id=dag_id: requests.get(f"{dags}/{dag_id}", headers=auth, timeout=5).ok, 180, dag_id)
         _unpause(f"{dags}/{dag_id}", auth)
     days = [SYNTHETIC_END - timedelta(days=n) for n in (3, 2, 1)]
     start = datetime(days[0].year, days[0].month, days[0].day, tzinfo=UTC)
@@ -369,7 +354,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
         done = [r for r in runs if r["state"] in ("success", "failed")]
         return done if len(done) == 3 else None
 
-    runs = sorted(_wait(backfill_runs, RUN_SECONDS, "three backfill runs finished"), key=lambda r: r["logical_date"])
+    runs = sorted(answered(backfill_runs, RUN_SECONDS, "three backfill runs finished"), key=lambda r: r["logical_date"])
     assert [r["state"] for r in runs] == ["success"] * 3
     assert [datetime.fromisoformat(r["data_interval_start"]).date() for r in runs] == days
     for earlier, later in itertools.pairwise(runs):
@@ -386,7 +371,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
             stored = {r.data_date for r in store.issued(settings, "synthetic")}
             return stored if set(days) <= stored else None
 
-        _wait(forecast_days, RUN_SECONDS, "the backfilled days forecast")
+        answered(forecast_days, RUN_SECONDS, "the backfilled days forecast")
         issued = store.issued(settings, "synthetic")
         keys = [(r.data_date, r.entity_id, r.step) for r in issued]
         assert len(keys) == len(set(keys)), "no forecast stored twice, the newest day's neither"
@@ -403,7 +388,7 @@ def test_a_backfill_fills_days_in_order_and_the_consumers_follow(airflow_api, ch
         return done if len(done) >= len(days) else None
 
     for dag_id in consumers:
-        states = _wait(lambda dag_id=dag_id: consumer_runs(dag_id), RUN_SECONDS, f"{dag_id} started by the assets")
+        states = answered(lambda dag_id=dag_id: consumer_runs(dag_id), RUN_SECONDS, f"{dag_id} started by the assets")
         assert set(states) == {"success"}, (dag_id, states)
     with platform:
         from model_registry.tracking import client
@@ -420,7 +405,7 @@ def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(ai
     before each task: Airflow masks only its own connections' secrets by itself."""
     base, auth, _ = airflow_api
     dag_url = f"{base}/api/v2/dags/leaky"
-    _wait(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "leaky DAG parsed")
+    answered(lambda: requests.get(dag_url, headers=auth, timeout=5).ok, 180, "leaky DAG parsed")
     _unpause(dag_url, auth)
     created = _post(f"{dag_url}/dagRuns", {"logical_date": None}, auth)
     run_url = f"{dag_url}/dagRuns/{created['dag_run_id']}"
@@ -429,7 +414,7 @@ def test_a_task_that_prints_platform_credentials_shows_them_masked_in_its_log(ai
         state = requests.get(run_url, headers=auth, timeout=10).json()["state"]
         return state if state in ("success", "failed") else None
 
-    assert _wait(finished, 300, "leaky run finished") == "success"
+    assert answered(finished, 300, "leaky run finished") == "success"
     answer = requests.get(f"{run_url}/taskInstances/print_credentials/logs/1", headers=auth, timeout=30)
     assert answer.ok, answer.text
     log = answer.text

@@ -10,8 +10,6 @@ features are still there. The stack's own ``.env`` gives the logins."""
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ import requests
 from dotenv import dotenv_values
 
 from core.settings import PROJECT_ROOT
+from tests.utils.servers import answered
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(3600)]
 
@@ -29,19 +28,6 @@ RUN_SECONDS = 1800  # a hang guard: a retraining took about two minutes here
 
 def _stack(action: str) -> None:
     subprocess.run(["bash", str(PROJECT_ROOT / "infra" / "docker" / "stack.sh"), action], check=True, timeout=1800)
-
-
-def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except requests.RequestException as error:
-            last = error
-        time.sleep(3)
-    raise TimeoutError(f"{what} not reached in {timeout:g} s (last: {last})")
 
 
 def _stored_answers() -> int:
@@ -88,7 +74,7 @@ def test_a_retraining_in_the_stack_is_served_stored_scraped_and_outlives_a_resta
     ).json()["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     dag = f"{AIRFLOW}/api/v2/dags/{DAG_ID}"
-    _wait(lambda: requests.get(dag, headers=auth, timeout=10).ok, 300, "the retraining DAG parsed")
+    answered(lambda: requests.get(dag, headers=auth, timeout=10).ok, 300, "the retraining DAG parsed")
     requests.patch(dag, json={"is_paused": False}, headers=auth, timeout=30).raise_for_status()
     conf = {"model_family": "xgboost", "n_trials": 1, "reason": "stack smoke"}
     created = requests.post(f"{dag}/dagRuns", json={"logical_date": None, "conf": conf}, headers=auth, timeout=30)
@@ -99,7 +85,7 @@ def test_a_retraining_in_the_stack_is_served_stored_scraped_and_outlives_a_resta
         state: str = requests.get(run, headers=auth, timeout=30).json()["state"]
         return state if state in ("success", "failed") else None
 
-    assert _wait(finished, RUN_SECONDS, "the retraining run finished") == "success"
+    assert answered(finished, RUN_SECONDS, "the retraining run finished") == "success"
 
     # The registry names the champion; the service loads it by itself (it polls the registry).
     login = (str(stack["MLFLOW_ADMIN_USER"]), str(stack["MLFLOW_ADMIN_PASSWORD"]))
@@ -109,26 +95,26 @@ def test_a_retraining_in_the_stack_is_served_stored_scraped_and_outlives_a_resta
     )  # fmt: skip
     assert alias.ok, alias.text
     champion = alias.json()["model_version"]["version"]
-    _wait(lambda: _served_version() == champion, 300, f"the service serving version {champion}")
+    answered(lambda: _served_version() == champion, 300, f"the service serving version {champion}")
 
     stored_before = _stored_answers()
     answer = _forecast("ETTh1")
     assert answer["model_version"] == champion
     assert len(answer["forecast"]) == 24
-    _wait(lambda: _stored_answers() > stored_before, 120, "the answer in the stack's forecast table")
+    answered(lambda: _stored_answers() > stored_before, 120, "the answer in the stack's forecast table")
 
     def scraped() -> bool:
         query = 'sum(forecast_http_request_duration_seconds_count{route="/v1/forecast"})'
         result = requests.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=10).json()
         return bool(result["data"]["result"]) and float(result["data"]["result"][0]["value"][1]) >= 1
 
-    _wait(scraped, 120, "the service's requests in the stack's Prometheus")
+    answered(scraped, 120, "the service's requests in the stack's Prometheus")
 
     # Down and up again: named volumes keep the registry, its artifacts, the features and the table.
     stored = _stored_answers()
     _stack("down")
     _stack("up")
-    _wait(lambda: _served_version() == champion, 300, f"the service serving version {champion} again")
+    answered(lambda: _served_version() == champion, 300, f"the service serving version {champion} again")
     again = _forecast("ETTh2")
     assert again["model_version"] == champion
     assert _stored_answers() >= stored

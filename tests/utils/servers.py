@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,26 @@ from harness.net import port_open
 from harness.servers import postgres_bin as postgres_bin
 from harness.servers import running, wait_until_ready
 from harness.wait import wait_for as wait_for
+
+
+def answered(check: Callable[[], Any], timeout: float, what: str, interval: float = 2.0) -> Any:
+    """The first truthy value of ``check()``, asked every ``interval`` seconds; a request to a server
+    that does not answer yet (``requests.RequestException``) counts as not yet. After ``timeout``
+    seconds, :class:`TimeoutError` names ``what`` and the last value or error seen."""
+    import requests
+
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except requests.RequestException as error:
+            last = error
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached in {timeout:g} s (last: {last})")
+
 
 MISSING_HINT = "run infra/scripts/test-servers.sh (as root it installs the test servers from Debian's packages)"
 
